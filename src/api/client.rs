@@ -1,0 +1,359 @@
+//! One HTTP client for the Admin API: builds URLs, authenticates, retries,
+//! and streams the pages of a listing.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::{self, BoxStream, StreamExt};
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::paging::{Envelope, next_cursor};
+use super::retry::{RetryPolicy, is_retryable};
+use super::{ApiError, ApiKey, api_message};
+
+/// The only POSTs the client may send: searches that read.
+const READ_ONLY_POSTS: [&str; 3] = [
+    "/admin/v2/orgs/{orgId}/directories/{directoryId}/users/search",
+    "/admin/v2/orgs/{orgId}/directories/{directoryId}/groups/search",
+    "/admin/v2/orgs/{orgId}/workspaces",
+];
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Without the `/admin` part, e.g. `https://api.atlassian.com`.
+    pub base_url: String,
+    pub org_id: String,
+    pub api_key: ApiKey,
+    pub retry: RetryPolicy,
+    pub timeout: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(base_url: impl Into<String>, org_id: impl Into<String>, api_key: ApiKey) -> Self {
+        Self {
+            base_url: base_url.into(),
+            org_id: org_id.into(),
+            api_key,
+            retry: RetryPolicy::default(),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Where the cursor of the next page goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CursorIn {
+    /// `?cursor=`, with the other query parameters sent again (events lose
+    /// their filters otherwise).
+    Query,
+    /// The POST body's `cursor`; `keep_filters: false` when the endpoint wants
+    /// the cursor alone (workspaces).
+    Body { keep_filters: bool },
+}
+
+/// One listing call: an endpoint template and what to send with every page.
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    pub method: Method,
+    /// Path template as in the spec, e.g. `/admin/v1/orgs/{orgId}/events`.
+    pub template: &'static str,
+    /// Values for placeholders other than `{orgId}`.
+    pub path_params: Vec<(&'static str, String)>,
+    pub query: Vec<(String, String)>,
+    pub body: Option<Value>,
+    pub cursor_in: CursorIn,
+}
+
+impl PageRequest {
+    pub fn get(template: &'static str) -> Self {
+        Self {
+            method: Method::GET,
+            template,
+            path_params: Vec::new(),
+            query: Vec::new(),
+            body: None,
+            cursor_in: CursorIn::Query,
+        }
+    }
+
+    pub fn post(template: &'static str, body: Value, cursor_in: CursorIn) -> Self {
+        Self {
+            method: Method::POST,
+            template,
+            path_params: Vec::new(),
+            query: Vec::new(),
+            body: Some(body),
+            cursor_in,
+        }
+    }
+
+    pub fn path_param(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.path_params.push((name, value.into()));
+        self
+    }
+
+    pub fn query(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.query.push((name.to_string(), value.into()));
+        self
+    }
+
+    /// `GET /admin/v1/orgs/{orgId}/events`: how errors and logs name it.
+    pub fn endpoint(&self) -> String {
+        format!("{} {}", self.method, self.template)
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base_url: Url,
+    org_id: String,
+    auth: HeaderValue,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.inner.base_url.as_str())
+            .field("org_id", &self.inner.org_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub fn new(config: ClientConfig) -> Result<Self, ApiError> {
+        let endpoint = || "configuration".to_string();
+        let base_url =
+            Url::parse(config.base_url.trim_end_matches('/')).map_err(|e| ApiError::Transport {
+                endpoint: endpoint(),
+                detail: format!("--base-url {:?} is not a URL: {e}", config.base_url),
+            })?;
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.api_key.expose()))
+            .map_err(|_| ApiError::Transport {
+                endpoint: endpoint(),
+                detail: "the API key holds characters that cannot go in an HTTP header".to_string(),
+            })?;
+        auth.set_sensitive(true);
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .user_agent(concat!("orgsql/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ApiError::Transport {
+                endpoint: endpoint(),
+                detail: e.to_string(),
+            })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base_url,
+                org_id: config.org_id,
+                auth,
+                retry: config.retry,
+            }),
+        })
+    }
+
+    pub fn org_id(&self) -> &str {
+        &self.inner.org_id
+    }
+
+    /// Every page of a listing, fetched one at a time as the stream is polled.
+    /// Each item is the page's `data`. A cursor seen twice ends the stream with an error.
+    pub fn pages<T>(&self, request: PageRequest) -> BoxStream<'static, Result<T, ApiError>>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        struct State {
+            client: Client,
+            request: PageRequest,
+            cursor: Option<String>,
+            seen: HashSet<String>,
+            done: bool,
+        }
+        let state = State {
+            client: self.clone(),
+            request,
+            cursor: None,
+            seen: HashSet::new(),
+            done: false,
+        };
+        stream::try_unfold(state, |mut state| async move {
+            if state.done {
+                return Ok(None);
+            }
+            let body = state
+                .client
+                .send(&state.request, state.cursor.as_deref())
+                .await?;
+            let decode_error = |detail: String| ApiError::Decode {
+                endpoint: state.request.endpoint(),
+                detail,
+            };
+            let page: Envelope<T> =
+                serde_json::from_slice(&body).map_err(|e| decode_error(e.to_string()))?;
+            match next_cursor(&page).map_err(decode_error)? {
+                Some(next) => {
+                    if !state.seen.insert(next.clone()) {
+                        return Err(ApiError::RepeatedCursor {
+                            endpoint: state.request.endpoint(),
+                        });
+                    }
+                    state.cursor = Some(next);
+                }
+                None => state.done = true,
+            }
+            Ok(Some((page.data, state)))
+        })
+        .boxed()
+    }
+
+    /// One page, with retries. Returns the raw body of a 2xx answer.
+    pub async fn send(
+        &self,
+        request: &PageRequest,
+        cursor: Option<&str>,
+    ) -> Result<Bytes, ApiError> {
+        let endpoint = request.endpoint();
+        if request.method != Method::GET && !READ_ONLY_POSTS.contains(&request.template) {
+            return Err(ApiError::NotReadOnly { endpoint });
+        }
+        let url = self.url(request)?;
+        let policy = &self.inner.retry;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self.build(request, url.clone(), cursor).send().await;
+            let (status, detail, headers) = match result {
+                Ok(response) if response.status().is_success() => {
+                    return response.bytes().await.map_err(|e| ApiError::Transport {
+                        endpoint: endpoint.clone(),
+                        detail: e.without_url().to_string(),
+                    });
+                }
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let headers = response.headers().clone();
+                    let body = response.bytes().await.unwrap_or_default();
+                    let message = api_message(&body);
+                    if !is_retryable(status) {
+                        return Err(ApiError::Status {
+                            endpoint,
+                            status,
+                            message,
+                        });
+                    }
+                    (status, format!("HTTP {status}: {message}"), Some(headers))
+                }
+                Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
+                    (0, e.without_url().to_string(), None)
+                }
+                Err(e) => {
+                    return Err(ApiError::Transport {
+                        endpoint,
+                        detail: e.without_url().to_string(),
+                    });
+                }
+            };
+            if attempt >= policy.max_attempts {
+                return Err(match status {
+                    0 => ApiError::Transport {
+                        endpoint,
+                        detail: format!("{detail} (after {attempt} attempts)"),
+                    },
+                    _ => ApiError::RetriesExhausted {
+                        endpoint,
+                        status,
+                        attempts: attempt,
+                        detail,
+                    },
+                });
+            }
+            tokio::time::sleep(policy.delay(attempt, headers.as_ref(), chrono::Utc::now())).await;
+        }
+    }
+
+    fn build(
+        &self,
+        request: &PageRequest,
+        url: Url,
+        cursor: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let mut builder = self
+            .inner
+            .http
+            .request(request.method.clone(), url)
+            .header(AUTHORIZATION, self.inner.auth.clone())
+            .header(ACCEPT, "application/json")
+            .query(&request.query);
+        let body = match (request.cursor_in, cursor) {
+            (_, None) => request.body.clone(),
+            (CursorIn::Query, Some(cursor)) => {
+                builder = builder.query(&[("cursor", cursor)]);
+                request.body.clone()
+            }
+            (
+                CursorIn::Body {
+                    keep_filters: false,
+                },
+                Some(cursor),
+            ) => Some(serde_json::json!({ "cursor": cursor })),
+            (CursorIn::Body { keep_filters: true }, Some(cursor)) => {
+                let mut body = request
+                    .body
+                    .clone()
+                    .unwrap_or_else(|| serde_json::json!({}));
+                if let Some(map) = body.as_object_mut() {
+                    map.insert("cursor".to_string(), Value::String(cursor.to_string()));
+                }
+                Some(body)
+            }
+        };
+        if let Some(body) = body {
+            builder = builder.json(&body);
+        }
+        builder
+    }
+
+    fn url(&self, request: &PageRequest) -> Result<Url, ApiError> {
+        let mut url = self.inner.base_url.clone();
+        {
+            let mut segments = url.path_segments_mut().map_err(|_| ApiError::Transport {
+                endpoint: request.endpoint(),
+                detail: "the base URL cannot carry a path".to_string(),
+            })?;
+            segments.pop_if_empty();
+            for part in request.template.split('/').filter(|s| !s.is_empty()) {
+                let value = match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                    Some("orgId") => self.inner.org_id.as_str(),
+                    Some("directoryId") => request
+                        .path_params
+                        .iter()
+                        .find(|(name, _)| *name == "directoryId")
+                        .map_or("-", |(_, v)| v.as_str()),
+                    Some(name) => request
+                        .path_params
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .map(|(_, v)| v.as_str())
+                        .ok_or_else(|| ApiError::Decode {
+                            endpoint: request.endpoint(),
+                            detail: format!("no value for path parameter {name}"),
+                        })?,
+                    None => part,
+                };
+                segments.push(value);
+            }
+        }
+        Ok(url)
+    }
+}

@@ -1,0 +1,117 @@
+//! One error type for everything the Admin API can answer, with a hint for the user.
+
+use serde_json::Value;
+
+/// What went wrong talking to the Admin API. Every variant names the endpoint
+/// (method and path template, never ids or keys) so the user knows where.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{endpoint}: HTTP {status}: {message}{}", hint_for(*status))]
+    Status {
+        endpoint: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{endpoint}: {detail} (gave up after {attempts} attempts){}", hint_for(*status))]
+    RetriesExhausted {
+        endpoint: String,
+        status: u16,
+        attempts: u32,
+        detail: String,
+    },
+    #[error("{endpoint}: could not reach the API: {detail}. Check --base-url and the network")]
+    Transport { endpoint: String, detail: String },
+    #[error(
+        "{endpoint}: the API returned the same page cursor twice; stopping instead of looping \
+         forever. The listing would be incomplete, so the query fails"
+    )]
+    RepeatedCursor { endpoint: String },
+    #[error("{endpoint}: unexpected response body: {detail}")]
+    Decode { endpoint: String, detail: String },
+    #[error("{endpoint}: refused: orgsql only calls read endpoints")]
+    NotReadOnly { endpoint: String },
+}
+
+fn hint_for(status: u16) -> &'static str {
+    match status {
+        401 => {
+            ". Hint: check the API key (ATLASSIAN_API_KEY or --api-key-file) and that it is an \
+             organization API key from admin.atlassian.com > Settings > API keys, not a personal API token"
+        }
+        403 => {
+            ". Hint: the key may not read this resource; create an org-admin \"API key without scopes\" \
+             in admin.atlassian.com > Settings > API keys"
+        }
+        404 => {
+            ". Hint: check the organization id (--org-id or ATLASSIAN_ORG_ID); it is the UUID in \
+             admin.atlassian.com/o/<org id>/overview"
+        }
+        429 => {
+            ". Hint: the rate limit did not reset in time; try again later or raise --max-retries"
+        }
+        _ => "",
+    }
+}
+
+/// The API's own message from any of its error envelopes: JSON:API `errors[]`,
+/// gateway `{code, message}`, Spring `{error, message}`, `{key}`, SCIM `{detail}`.
+pub fn api_message(body: &[u8]) -> String {
+    let Ok(json) = serde_json::from_slice::<Value>(body) else {
+        let text = String::from_utf8_lossy(body);
+        let text = text.trim();
+        return if text.is_empty() {
+            "(empty body)".to_string()
+        } else {
+            text.chars().take(200).collect()
+        };
+    };
+    if let Some(errors) = json.get("errors").and_then(Value::as_array) {
+        let parts: Vec<String> = errors
+            .iter()
+            .map(|e| {
+                let text = ["detail", "title", "message"]
+                    .iter()
+                    .find_map(|k| e.get(*k).and_then(Value::as_str))
+                    .unwrap_or("error");
+                match e.get("code").and_then(Value::as_str) {
+                    Some(code) => format!("{text} ({code})"),
+                    None => text.to_string(),
+                }
+            })
+            .collect();
+        if !parts.is_empty() {
+            return parts.join("; ");
+        }
+    }
+    for key in ["message", "detail", "key", "error"] {
+        if let Some(text) = json.get(key).and_then(Value::as_str) {
+            return text.to_string();
+        }
+    }
+    json.to_string().chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::api_message;
+
+    #[test]
+    fn reads_every_envelope() {
+        let jsonapi = br#"{"errors":[{"id":"1","status":"404","code":"ADMIN-404-2","title":"Not Found","detail":"Organization not found"}]}"#;
+        assert_eq!(api_message(jsonapi), "Organization not found (ADMIN-404-2)");
+        assert_eq!(
+            api_message(br#"{"code":429,"message":"Too many requests"}"#),
+            "Too many requests"
+        );
+        assert_eq!(api_message(br#"{"key":"unauthorized"}"#), "unauthorized");
+        let spring = br#"{"timestamp":"2025-06-06T06:03:27.122+00:00","status":403,"error":"Forbidden","message":"User has no permission to access resource."}"#;
+        assert_eq!(
+            api_message(spring),
+            "User has no permission to access resource."
+        );
+        assert_eq!(
+            api_message(b"<html>bad gateway</html>"),
+            "<html>bad gateway</html>"
+        );
+    }
+}

@@ -1,0 +1,34 @@
+//! The Atlassian Admin API client: auth, base URL, paging, retries, errors.
+
+mod client;
+mod error;
+mod paging;
+mod retry;
+
+pub use client::{Client, ClientConfig, CursorIn, PageRequest};
+pub use error::{ApiError, api_message};
+pub use paging::{Envelope, next_cursor};
+pub use retry::RetryPolicy;
+
+use std::fmt;
+
+/// An organization API key. Debug and errors never show it; it leaves the
+/// process only in the `Authorization` header.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into().trim().to_string())
+    }
+
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}

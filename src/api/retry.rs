@@ -1,0 +1,141 @@
+//! When to retry and how long to wait: `Retry-After`, then `X-RateLimit-Reset`,
+//! then exponential backoff with jitter.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use reqwest::header::HeaderMap;
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first one included.
+    pub max_attempts: u32,
+    /// First backoff step when the server gives no hint; doubles each attempt.
+    pub base_delay: Duration,
+    /// Longest single wait, whatever the server asks for.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(90),
+        }
+    }
+}
+
+/// Statuses worth another attempt: rate limited, or a gateway that may recover.
+pub fn is_retryable(status: u16) -> bool {
+    matches!(status, 429 | 502 | 503 | 504)
+}
+
+impl RetryPolicy {
+    /// How long to wait before attempt `attempt + 1`, given the failed response's headers.
+    pub fn delay(&self, attempt: u32, headers: Option<&HeaderMap>, now: DateTime<Utc>) -> Duration {
+        let hinted = headers.and_then(|h| retry_after(h, now).or_else(|| rate_limit_reset(h, now)));
+        let wait = hinted.unwrap_or_else(|| self.backoff(attempt));
+        wait.min(self.max_delay)
+    }
+
+    /// Exponential backoff with "equal jitter": half fixed, half random, so many
+    /// clients hitting one limit do not retry in lockstep.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(self.max_delay);
+        let half = exp / 2;
+        let jitter = rand::rng().random_range(0..=half.as_millis() as u64);
+        half + Duration::from_millis(jitter)
+    }
+}
+
+/// `Retry-After`: delay in seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let value = headers.get("retry-after")?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = DateTime::parse_from_rfc2822(value).ok()?;
+    Some(until(at.with_timezone(&Utc), now))
+}
+
+/// `X-RateLimit-Reset`: an ISO 8601 time, seen with and without seconds
+/// (`2023-10-11T05:12Z`), so parse leniently. Only used when nothing remains.
+fn rate_limit_reset(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let remaining = headers.get("x-ratelimit-remaining")?.to_str().ok()?;
+    if remaining.trim().parse::<i64>().ok()? > 0 {
+        return None;
+    }
+    let value = headers.get("x-ratelimit-reset")?.to_str().ok()?.trim();
+    let at = DateTime::parse_from_rfc3339(value)
+        .ok()
+        .or_else(|| DateTime::parse_from_str(value, "%Y-%m-%dT%H:%M%#z").ok())?;
+    Some(until(at.with_timezone(&Utc), now))
+}
+
+fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    (at - now).to_std().unwrap_or(Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn server_hints_win_over_backoff() {
+        let now = DateTime::parse_from_rfc3339("2026-01-01T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let policy = RetryPolicy::default();
+        let h = headers(&[("retry-after", "7")]);
+        assert_eq!(policy.delay(1, Some(&h), now), Duration::from_secs(7));
+        let h = headers(&[("retry-after", "Thu, 01 Jan 2026 10:00:30 GMT")]);
+        assert_eq!(policy.delay(1, Some(&h), now), Duration::from_secs(30));
+        let h = headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "2026-01-01T10:01Z"),
+        ]);
+        assert_eq!(policy.delay(1, Some(&h), now), Duration::from_secs(60));
+        let h = headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "2026-01-01T10:00:05.5Z"),
+        ]);
+        assert_eq!(policy.delay(1, Some(&h), now), Duration::from_millis(5500));
+        // A huge hint is capped.
+        let h = headers(&[("retry-after", "100000")]);
+        assert_eq!(policy.delay(1, Some(&h), now), policy.max_delay);
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_bounded() {
+        let now = Utc::now();
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        };
+        for attempt in 1..10 {
+            let d = policy.delay(attempt, None, now);
+            let full =
+                (Duration::from_millis(100) * (1 << (attempt - 1))).min(Duration::from_secs(1));
+            assert!(
+                d >= full / 2 && d <= full,
+                "attempt {attempt}: {d:?} not in [{:?}, {full:?}]",
+                full / 2
+            );
+        }
+    }
+}

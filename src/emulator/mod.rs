@@ -1,0 +1,163 @@
+//! An emulator of the Atlassian Admin API on 127.0.0.1: the same paths, JSON
+//! shapes, paging styles, page-size limits and error bodies as the real API,
+//! serving a generated organization. Used by `--demo`, the tests and the
+//! benchmarks, and as `orgsql emulator` by anyone else.
+
+mod org;
+mod routes;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub use org::{
+    Directory, Domain, Event, EventAction, Group, Location, Org, OrgSpec, Policy, ProductAccess,
+    User, Workspace,
+};
+
+use crate::api::{ApiKey, ClientConfig};
+
+/// Faults to inject, deterministically, so tests need no luck.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Added before every answer.
+    pub latency: Duration,
+    /// Every n-th request fails, alternately with 429 (rate limited) and 503.
+    pub fail_every: Option<u64>,
+    /// `Retry-After` seconds sent with an injected 429.
+    pub retry_after_secs: u64,
+    /// Hand out the same next-page cursor again and again (a broken API).
+    pub repeat_cursor: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EmulatorConfig {
+    pub org: OrgSpec,
+    pub faults: Faults,
+    /// Cap every page size below the API's own maxima, to exercise paging on small orgs.
+    pub page_size_cap: Option<usize>,
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+}
+
+pub(crate) struct State {
+    org: Org,
+    base_url: String,
+    api_key: String,
+    config: EmulatorConfig,
+    counter: AtomicU64,
+    /// Requests served, by "METHOD template".
+    requests: Mutex<BTreeMap<String, u64>>,
+}
+
+/// A running emulator; stops when dropped.
+pub struct Emulator {
+    addr: SocketAddr,
+    state: Arc<State>,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Emulator {
+    pub async fn start(config: EmulatorConfig) -> std::io::Result<Self> {
+        let org = Org::generate(&config.org);
+        let api_key = format!("emulator-key-{}", config.org.seed);
+        let listener = TcpListener::bind(("127.0.0.1", config.port)).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            org,
+            base_url: format!("http://{addr}"),
+            api_key,
+            config,
+            counter: AtomicU64::new(0),
+            requests: Mutex::new(BTreeMap::new()),
+        });
+        let app = axum::Router::new()
+            .fallback(routes::handle)
+            .with_state(state.clone());
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(e) = serve.await {
+                eprintln!("emulator stopped: {e}");
+            }
+        });
+        Ok(Self {
+            addr,
+            state,
+            shutdown: Some(shutdown),
+        })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn org(&self) -> &Org {
+        &self.state.org
+    }
+
+    /// The one key the emulator accepts.
+    pub fn api_key(&self) -> ApiKey {
+        ApiKey::new(self.state.api_key.clone())
+    }
+
+    /// A client configuration pointed at this emulator.
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig::new(self.base_url(), self.state.org.id.clone(), self.api_key())
+    }
+
+    /// The `{"base_url", "org_id", "api_key"}` line `orgsql emulator` prints.
+    pub fn connection_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "base_url": self.base_url(),
+            "org_id": self.state.org.id,
+            "api_key": self.state.api_key,
+        })
+    }
+
+    /// Requests served so far whose "METHOD template" ends with `suffix`
+    /// (e.g. "/events"); every request when `suffix` is empty.
+    pub fn requests(&self, suffix: &str) -> u64 {
+        let requests = self
+            .state
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        requests
+            .iter()
+            .filter(|(k, _)| k.ends_with(suffix))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    pub fn reset_requests(&self) {
+        self.state
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+impl State {
+    fn count(&self, endpoint: &str) -> u64 {
+        let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        *requests.entry(endpoint.to_string()).or_default() += 1;
+        self.counter.fetch_add(1, Ordering::SeqCst) + 1
+    }
+}

@@ -1,0 +1,952 @@
+//! The emulated organization: generated deterministically from a seed and a
+//! size, with the variety an auditor meets (managed and unmanaged accounts,
+//! users without MFA, suspended and deactivated ones, admins, policies, an
+//! audit log over the last 90 days).
+
+use chrono::{DateTime, Duration, Utc};
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+
+/// How big an organization to generate, and from which seed.
+#[derive(Debug, Clone)]
+pub struct OrgSpec {
+    pub seed: u64,
+    pub users: usize,
+    pub events: usize,
+    /// "Now" for the generated history: events fall in the 90 days before it.
+    pub now: DateTime<Utc>,
+}
+
+impl Default for OrgSpec {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            users: 250,
+            events: 3000,
+            now: Utc::now(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Org {
+    pub id: String,
+    pub name: String,
+    pub directories: Vec<Directory>,
+    pub domains: Vec<Domain>,
+    pub users: Vec<User>,
+    pub groups: Vec<Group>,
+    pub workspaces: Vec<Workspace>,
+    pub policies: Vec<Policy>,
+    /// Newest first, as the API returns them.
+    pub events: Vec<Event>,
+    pub event_actions: Vec<EventAction>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Directory {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Domain {
+    pub id: String,
+    pub name: String,
+    pub claim_type: &'static str,
+    pub claim_status: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub account_id: String,
+    pub name: String,
+    pub nickname: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub account_status: &'static str,
+    pub membership_status: &'static str,
+    pub status: &'static str,
+    pub claim_status: &'static str,
+    pub management_source: Option<&'static str>,
+    pub mfa_enabled: Option<bool>,
+    pub added_to_org: DateTime<Utc>,
+    pub job_title: Option<&'static str>,
+    pub department: Option<&'static str>,
+    pub organization: Option<&'static str>,
+    pub location: Option<&'static str>,
+    pub time_zone: &'static str,
+    pub directory: usize,
+    pub platform_roles: Vec<&'static str>,
+    pub product_access: Vec<ProductAccess>,
+    /// Indices into `Org::groups`.
+    pub groups: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProductAccess {
+    /// Index into `Org::workspaces`.
+    pub workspace: usize,
+    pub last_active: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub id: String,
+    pub directory: usize,
+    pub name: String,
+    pub description: Option<String>,
+    pub external_synced: bool,
+    pub managed_by: &'static str,
+    pub resource_count: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    pub type_key: &'static str,
+    pub type_name: &'static str,
+    pub host_url: Option<String>,
+    pub status: &'static str,
+    pub realm: &'static str,
+    pub regions: Vec<&'static str>,
+    pub sandbox: &'static str,
+    pub created_at: DateTime<Utc>,
+    pub created_by: Option<String>,
+    pub usage: Option<i64>,
+    pub capacity: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub id: String,
+    pub kind: &'static str,
+    pub name: &'static str,
+    pub status: &'static str,
+    pub rule: Value,
+    /// (workspace ARI, application status)
+    pub resources: Vec<(String, &'static str)>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: String,
+    pub time: DateTime<Utc>,
+    pub action: &'static str,
+    pub actor_id: String,
+    pub actor_name: String,
+    pub actor_email: Option<String>,
+    /// (authType, tokenId) when the actor used a token.
+    pub auth: Option<(&'static str, String)>,
+    pub context: Vec<Value>,
+    pub container: Vec<Value>,
+    pub location: Option<Location>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Location {
+    pub ip: String,
+    pub city: &'static str,
+    pub region: &'static str,
+    pub country: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventAction {
+    pub id: String,
+    pub display_name: &'static str,
+    pub group_display_name: &'static str,
+}
+
+const FIRST: &[&str] = &[
+    "Olivia",
+    "Liam",
+    "Emma",
+    "Noah",
+    "Ava",
+    "Oliver",
+    "Sophia",
+    "Elijah",
+    "Isabella",
+    "James",
+    "Mia",
+    "William",
+    "Amelia",
+    "Benjamin",
+    "Harper",
+    "Lucas",
+    "Evelyn",
+    "Henry",
+    "Abigail",
+    "Alexander",
+    "Priya",
+    "Arjun",
+    "Mei",
+    "Hiroshi",
+    "Fatima",
+    "Omar",
+    "Chloe",
+    "Mateo",
+    "Sofia",
+    "Diego",
+    "Aisha",
+    "Kwame",
+    "Ingrid",
+    "Lars",
+    "Zoe",
+    "Nikolai",
+    "Yuki",
+    "Ananya",
+    "Gabriel",
+    "Lena",
+];
+const LAST: &[&str] = &[
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Patel",
+    "Nguyen",
+    "Kim",
+    "Chen",
+    "Singh",
+    "Okafor",
+    "Rossi",
+    "Novak",
+    "Larsen",
+    "Tanaka",
+    "Costa",
+    "Schmidt",
+    "Dubois",
+    "Kowalski",
+    "Haddad",
+    "Mensah",
+    "Ivanova",
+    "Sato",
+    "Fischer",
+    "Walsh",
+];
+const TITLES: &[&str] = &[
+    "Software Engineer",
+    "Senior Software Engineer",
+    "Product Manager",
+    "Designer",
+    "Engineering Manager",
+    "Support Engineer",
+    "Account Executive",
+    "Data Analyst",
+    "IT Administrator",
+    "Security Analyst",
+    "Recruiter",
+    "QA Engineer",
+    "Site Reliability Engineer",
+    "Marketing Manager",
+    "Finance Analyst",
+];
+const DEPARTMENTS: &[&str] = &[
+    "Engineering",
+    "Product",
+    "Design",
+    "Support",
+    "Sales",
+    "Marketing",
+    "Finance",
+    "People",
+    "IT",
+    "Security",
+];
+const PLACES: &[(&str, &str, &str, &str)] = &[
+    (
+        "San Francisco",
+        "California",
+        "United States",
+        "America/Los_Angeles",
+    ),
+    ("Austin", "Texas", "United States", "America/Chicago"),
+    ("New York", "New York", "United States", "America/New_York"),
+    ("Sydney", "New South Wales", "Australia", "Australia/Sydney"),
+    ("London", "England", "United Kingdom", "Europe/London"),
+    ("Berlin", "Berlin", "Germany", "Europe/Berlin"),
+    (
+        "Amsterdam",
+        "North Holland",
+        "Netherlands",
+        "Europe/Amsterdam",
+    ),
+    ("Bengaluru", "Karnataka", "India", "Asia/Kolkata"),
+    ("Tokyo", "Tokyo", "Japan", "Asia/Tokyo"),
+    ("Toronto", "Ontario", "Canada", "America/Toronto"),
+];
+/// Claimed domains (verified) and one still being verified.
+const CLAIMED: &[(&str, &str, &str)] = &[
+    ("acme.com", "dns", "verified"),
+    ("acme.io", "http", "verified"),
+    ("acme-labs.com", "dns", "verified"),
+    ("acme-eu.com", "dns", "unverified"),
+];
+const OUTSIDE: &[&str] = &[
+    "gmail.com",
+    "outlook.com",
+    "contractor-hub.io",
+    "partnerco.com",
+];
+const GROUP_NAMES: &[(&str, &str)] = &[
+    ("org-admins", "Organization administrators"),
+    ("site-admins", "Site administrators for every product"),
+    (
+        "jira-administrators",
+        "This group provides admin access to Jira.",
+    ),
+    ("jira-software-users", "Grants access to Jira Software"),
+    (
+        "confluence-administrators",
+        "This group provides admin access to Confluence.",
+    ),
+    ("confluence-users", "Grants access to Confluence"),
+    ("jira-servicemanagement-users", "Agents of the service desk"),
+    ("bitbucket-users", "Grants access to Bitbucket"),
+    ("engineering", "All engineers"),
+    ("product", "Product management"),
+    ("design", "Design team"),
+    ("support", "Customer support"),
+    ("sales", "Sales"),
+    ("marketing", "Marketing"),
+    ("finance", "Finance"),
+    ("people", "People team"),
+    ("security", "Security team"),
+    ("it-ops", "IT operations"),
+    ("sre", "Site reliability"),
+    ("data-platform", "Data platform team"),
+    ("mobile", "Mobile apps team"),
+    ("leadership", "Leadership team"),
+    (
+        "legacy-admins",
+        "Old admin group kept for the migration; should be empty",
+    ),
+];
+
+/// Actions of the generated audit log, with a weight, a display name and a group.
+const ACTIONS: &[(&str, u32, &str, &str)] = &[
+    ("user_login", 300, "User logged in", "User sessions"),
+    ("user_logout", 60, "User logged out", "User sessions"),
+    (
+        "user_added_to_group",
+        80,
+        "User added to group",
+        "Group management",
+    ),
+    (
+        "user_removed_from_group",
+        30,
+        "User removed from group",
+        "Group management",
+    ),
+    (
+        "user_granted_product_access",
+        60,
+        "User granted product access",
+        "Product access",
+    ),
+    (
+        "user_revoked_product_access",
+        20,
+        "User revoked product access",
+        "Product access",
+    ),
+    (
+        "user_granted_role",
+        25,
+        "User granted role",
+        "User management",
+    ),
+    (
+        "user_revoked_role",
+        10,
+        "User revoked role",
+        "User management",
+    ),
+    ("group_created", 8, "Group created", "Group management"),
+    ("group_deleted", 3, "Group deleted", "Group management"),
+    ("api_token_created", 15, "API token created", "API tokens"),
+    ("api_token_revoked", 6, "API token revoked", "API tokens"),
+    ("user_invited", 20, "User invited", "User management"),
+    ("user_created", 15, "User created", "User management"),
+    (
+        "twosv_enabled_for_user",
+        12,
+        "Two-step verification enabled",
+        "Security",
+    ),
+    (
+        "twosv_disabled_for_user",
+        4,
+        "Two-step verification disabled",
+        "Security",
+    ),
+    ("password_change", 20, "Password changed", "Security"),
+    (
+        "added_org_admin",
+        2,
+        "Organization admin added",
+        "Organization",
+    ),
+    (
+        "removed_org_admin",
+        1,
+        "Organization admin removed",
+        "Organization",
+    ),
+    ("policy_updated", 3, "Policy updated", "Policies"),
+    ("export_audit_log", 2, "Audit log exported", "Organization"),
+    (
+        "managed_account_deactivated",
+        4,
+        "Managed account deactivated",
+        "User management",
+    ),
+    ("domain_claimed", 1, "Domain claimed", "Domains"),
+];
+
+struct Gen {
+    rng: ChaCha8Rng,
+}
+
+impl Gen {
+    fn uuid(&mut self) -> String {
+        let b: [u8; 16] = self.rng.random();
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            u16::from_be_bytes([b[4], b[5]]),
+            u16::from_be_bytes([b[6], b[7]]) & 0x0fff,
+            (u16::from_be_bytes([b[8], b[9]]) & 0x3fff) | 0x8000,
+            u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]]),
+        )
+    }
+
+    /// Account ids come in three shapes; none is a UUID.
+    fn account_id(&mut self) -> String {
+        match self.rng.random_range(0..10) {
+            0..3 => format!(
+                "{:012x}{:012x}",
+                self.rng.random::<u64>() >> 16,
+                self.rng.random::<u64>() >> 16
+            ),
+            3..6 => format!("557057:{}", self.uuid()),
+            _ => format!("712020:{}", self.uuid()),
+        }
+    }
+
+    fn chance(&mut self, percent: u32) -> bool {
+        self.rng.random_range(0..100) < percent
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        *items.choose(&mut self.rng).unwrap_or(&items[0])
+    }
+
+    fn before(&mut self, now: DateTime<Utc>, max_days: i64) -> DateTime<Utc> {
+        let ms = self.rng.random_range(0..max_days * 86_400_000);
+        // Whole milliseconds, as the API prints them.
+        now - Duration::milliseconds(ms)
+    }
+}
+
+impl Org {
+    pub fn generate(spec: &OrgSpec) -> Org {
+        let mut g = Gen {
+            rng: ChaCha8Rng::seed_from_u64(spec.seed),
+        };
+        let now = spec.now;
+        let id = g.uuid();
+        let directories = vec![
+            Directory {
+                id: g.uuid(),
+                name: "Acme Employees".to_string(),
+            },
+            Directory {
+                id: g.uuid(),
+                name: "Contractors and Partners".to_string(),
+            },
+        ];
+        let domains = CLAIMED
+            .iter()
+            .map(|(name, claim_type, claim_status)| Domain {
+                id: name.to_string(),
+                name: name.to_string(),
+                claim_type,
+                claim_status,
+            })
+            .collect();
+        let workspaces = workspaces(&mut g, now);
+        let groups: Vec<Group> = GROUP_NAMES
+            .iter()
+            .enumerate()
+            .map(|(i, (name, description))| Group {
+                id: g.uuid(),
+                // The last few groups live in the contractors' directory.
+                directory: usize::from(i % 7 == 6),
+                name: name.to_string(),
+                description: Some(description.to_string()),
+                external_synced: i % 3 == 0,
+                managed_by: if i % 3 == 0 { "external" } else { "admins" },
+                resource_count: g.rng.random_range(0..6),
+            })
+            .collect();
+        let users = users(&mut g, spec, &groups, workspaces.len());
+        let policies = policies(&mut g, now, &workspaces);
+        let event_actions = ACTIONS
+            .iter()
+            .map(|(key, _, display, group)| EventAction {
+                id: key.to_uppercase(),
+                display_name: display,
+                group_display_name: group,
+            })
+            .collect();
+        let mut org = Org {
+            id,
+            name: "Acme Corporation".to_string(),
+            directories,
+            domains,
+            users,
+            groups,
+            workspaces,
+            policies,
+            events: Vec::new(),
+            event_actions,
+        };
+        org.events = events(&mut g, spec, &org);
+        org
+    }
+
+    pub fn members_of(&self, group: usize) -> impl Iterator<Item = &User> {
+        self.users.iter().filter(move |u| u.groups.contains(&group))
+    }
+}
+
+fn workspaces(g: &mut Gen, now: DateTime<Utc>) -> Vec<Workspace> {
+    let main_site = g.uuid();
+    // name, type key, product name, ARI product, status, realm, sandbox, (usage, capacity)
+    type Seed = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<(i64, i64)>,
+    );
+    let rows: [Seed; 8] = [
+        (
+            "acme",
+            "jira-software",
+            "Jira",
+            "jira",
+            "online",
+            "us",
+            "NONE",
+            None,
+        ),
+        (
+            "acme",
+            "confluence",
+            "Confluence",
+            "confluence",
+            "online",
+            "us",
+            "NONE",
+            None,
+        ),
+        (
+            "acme-support",
+            "jira-servicedesk",
+            "Jira Service Management",
+            "jira",
+            "online",
+            "us",
+            "NONE",
+            None,
+        ),
+        (
+            "acme-eu",
+            "jira-software",
+            "Jira",
+            "jira",
+            "online",
+            "eu",
+            "NONE",
+            None,
+        ),
+        (
+            "acme-code",
+            "bitbucket",
+            "Bitbucket",
+            "bitbucket",
+            "online",
+            "us",
+            "NONE",
+            Some((41, 100)),
+        ),
+        (
+            "acme-ops", "opsgenie", "Opsgenie", "opsgenie", "online", "us", "NONE", None,
+        ),
+        (
+            "acme-sandbox",
+            "confluence",
+            "Confluence",
+            "confluence",
+            "offline",
+            "us",
+            "CHILD",
+            None,
+        ),
+        (
+            "acme-status",
+            "statuspage",
+            "Statuspage",
+            "statuspage",
+            "deprecated",
+            "us",
+            "NONE",
+            None,
+        ),
+    ];
+    rows.iter()
+        .enumerate()
+        .map(
+            |(i, (name, type_key, type_name, ari_product, status, realm, sandbox, usage))| {
+                let site = if i < 2 { main_site.clone() } else { g.uuid() };
+                let resource = if *ari_product == "bitbucket" {
+                    "workspace"
+                } else {
+                    "site"
+                };
+                let regions = if *realm == "eu" {
+                    vec!["eu-central-1", "eu-west-1"]
+                } else {
+                    vec!["us-east-1"]
+                };
+                Workspace {
+                    id: format!("ari:cloud:{ari_product}::{resource}/{site}"),
+                    name: name.to_string(),
+                    type_key,
+                    type_name,
+                    host_url: (*ari_product != "bitbucket")
+                        .then(|| format!("{name}.atlassian.net")),
+                    status,
+                    realm,
+                    regions,
+                    sandbox,
+                    created_at: g.before(now, 1500),
+                    created_by: Some(format!("ari:cloud:identity::user/712020:{}", g.uuid())),
+                    usage: usage.map(|u| u.0),
+                    capacity: usage.map(|u| u.1),
+                }
+            },
+        )
+        .collect()
+}
+
+fn users(g: &mut Gen, spec: &OrgSpec, groups: &[Group], workspace_count: usize) -> Vec<User> {
+    let mut seen = std::collections::HashSet::new();
+    let mut users = Vec::with_capacity(spec.users);
+    for i in 0..spec.users {
+        let first = g.pick(FIRST);
+        let last = g.pick(LAST);
+        let outside = i > 0 && g.chance(18);
+        let domain = if outside {
+            g.pick(OUTSIDE)
+        } else {
+            g.pick(&CLAIMED[..3]).0
+        };
+        let mut local = format!("{}.{}", first.to_lowercase(), last.to_lowercase());
+        if !seen.insert(format!("{local}@{domain}")) {
+            local = format!("{local}{i}");
+            seen.insert(format!("{local}@{domain}"));
+        }
+        let managed = !outside;
+        let directory = usize::from(outside && g.chance(80));
+        // The first user is the org's owner: active, managed, an org admin.
+        let (account_status, membership_status, status) = if i == 0 {
+            ("active", "active", "active")
+        } else {
+            match g.rng.random_range(0..100) {
+                0..4 => ("active", "suspended", "suspended"),
+                4..8 => ("inactive", "active", "deactivated"),
+                8..10 => ("closed", "no_membership", "for_deletion"),
+                10..12 => ("active", "active", "not_invited"),
+                _ => ("active", "active", "active"),
+            }
+        };
+        let mfa_enabled = match g.rng.random_range(0..100) {
+            _ if i == 0 => Some(true),
+            0..4 => None,
+            n if managed => Some(n >= 16),
+            n => Some(n >= 50),
+        };
+        let place = g.pick(PLACES);
+        let platform_roles = match i {
+            0 => vec!["atlassian/org-admin", "atlassian/site-admin"],
+            _ if i % 97 == 13 => vec!["atlassian/org-admin"],
+            _ if i % 41 == 7 => vec!["atlassian/site-admin"],
+            _ if i % 89 == 5 => vec!["atlassian/user-access-admin"],
+            _ => Vec::new(),
+        };
+        let mut product_access = Vec::new();
+        if status != "not_invited" {
+            let mut ws: Vec<usize> = (0..workspace_count).collect();
+            ws.shuffle(&mut g.rng);
+            let n = g.rng.random_range(1..=4);
+            for &workspace in ws.iter().take(n) {
+                let last_active = (!g.chance(15)).then(|| g.before(spec.now, 200));
+                product_access.push(ProductAccess {
+                    workspace,
+                    last_active,
+                });
+            }
+            product_access.sort_by_key(|p| p.workspace);
+        }
+        let mut member_of: Vec<usize> = Vec::new();
+        let eligible: Vec<usize> = (0..groups.len())
+            .filter(|&gi| groups[gi].directory == directory && groups[gi].name != "legacy-admins")
+            .collect();
+        if !eligible.is_empty() {
+            let n = g.rng.random_range(1..=4).min(eligible.len());
+            member_of.extend(eligible.choose_multiple(&mut g.rng, n).copied());
+        }
+        if platform_roles.contains(&"atlassian/org-admin") {
+            member_of.push(0);
+        }
+        member_of.sort_unstable();
+        member_of.dedup();
+        users.push(User {
+            account_id: g.account_id(),
+            name: format!("{first} {last}"),
+            nickname: first.to_string(),
+            email: format!("{local}@{domain}"),
+            email_verified: i == 0 || g.chance(96),
+            account_status,
+            membership_status,
+            status,
+            claim_status: if managed { "managed" } else { "unmanaged" },
+            management_source: match (managed, g.rng.random_range(0..10)) {
+                (_, 0) => None,
+                (true, _) => Some("synced"),
+                (false, _) => Some("invited"),
+            },
+            mfa_enabled,
+            added_to_org: g.before(spec.now, 1500),
+            job_title: (!g.chance(10)).then(|| g.pick(TITLES)),
+            department: (!g.chance(10)).then(|| g.pick(DEPARTMENTS)),
+            organization: managed.then_some("Acme Corporation"),
+            location: (!g.chance(20)).then_some(place.0),
+            time_zone: place.3,
+            directory,
+            platform_roles,
+            product_access,
+            groups: member_of,
+        });
+    }
+    users
+}
+
+fn policies(g: &mut Gen, now: DateTime<Utc>, workspaces: &[Workspace]) -> Vec<Policy> {
+    let mut policy =
+        |kind, name, status, rule: Value, resources: Vec<(String, &'static str)>, updated: bool| {
+            let created_at = g.before(now, 900);
+            let updated_at =
+                updated.then(|| created_at + Duration::days(g.rng.random_range(1..60)));
+            Policy {
+                id: g.uuid(),
+                kind,
+                name,
+                status,
+                rule,
+                resources,
+                created_at,
+                updated_at,
+            }
+        };
+    vec![
+        policy(
+            "ip-allowlist",
+            "Office and VPN networks",
+            "enabled",
+            json!({"in": ["203.0.113.0/24", "198.51.100.0/24"]}),
+            vec![
+                (workspaces[0].id.clone(), "applied"),
+                (workspaces[1].id.clone(), "applied"),
+            ],
+            true,
+        ),
+        policy(
+            "data-residency",
+            "EU data residency",
+            "enabled",
+            json!({"in": ["eu"]}),
+            vec![(workspaces[3].id.clone(), "applied")],
+            false,
+        ),
+        policy(
+            "data-residency",
+            "US data residency",
+            "enabled",
+            json!({"in": ["us"]}),
+            vec![
+                (workspaces[0].id.clone(), "applied"),
+                (workspaces[2].id.clone(), "applying"),
+            ],
+            true,
+        ),
+        policy(
+            "data-security",
+            "Block public links",
+            "disabled",
+            json!({"in": ["public-links"]}),
+            vec![],
+            true,
+        ),
+        policy(
+            "ip-allowlist",
+            "Contractor network (draft)",
+            "disabled",
+            json!({"in": ["192.0.2.0/24"]}),
+            vec![],
+            false,
+        ),
+    ]
+}
+
+fn events(g: &mut Gen, spec: &OrgSpec, org: &Org) -> Vec<Event> {
+    let admins: Vec<&User> = org
+        .users
+        .iter()
+        .filter(|u| !u.platform_roles.is_empty())
+        .collect();
+    let total_weight: u32 = ACTIONS.iter().map(|a| a.1).sum();
+    let mut events = Vec::with_capacity(spec.events);
+    for _ in 0..spec.events {
+        let mut roll = g.rng.random_range(0..total_weight);
+        let action = ACTIONS
+            .iter()
+            .find(|a| {
+                let hit = roll < a.1;
+                roll = roll.saturating_sub(a.1);
+                hit
+            })
+            .map_or("user_login", |a| a.0);
+        let subject = &org.users[g.rng.random_range(0..org.users.len())];
+        let self_service = matches!(
+            action,
+            "user_login" | "user_logout" | "password_change" | "twosv_enabled_for_user"
+        );
+        let actor = if self_service || admins.is_empty() {
+            subject
+        } else {
+            admins[g.rng.random_range(0..admins.len())]
+        };
+        let auth = (!self_service && g.chance(20)).then(|| {
+            (
+                "api-token",
+                format!("asp_{:016x}", g.rng.random::<u64>() >> 8),
+            )
+        });
+        // Each actor mostly works from one address; a few events come from elsewhere.
+        let actor_hash = actor
+            .account_id
+            .bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+        let stray = g.chance(3);
+        let place = PLACES[if stray {
+            g.rng.random_range(0..PLACES.len())
+        } else {
+            actor_hash as usize % PLACES.len()
+        }];
+        let ip = if stray {
+            format!(
+                "198.18.{}.{}",
+                g.rng.random_range(0..256),
+                g.rng.random_range(1..255)
+            )
+        } else {
+            format!("203.0.113.{}", actor_hash % 250 + 1)
+        };
+        let user_object = json!({
+            "id": subject.account_id, "type": "users",
+            "attributes": {"name": subject.name, "email": subject.email, "accountType": "atlassian"},
+            "links": {"self": format!("https://api.atlassian.com/users/{}/manage/profile", subject.account_id)}
+        });
+        let mut context = vec![user_object];
+        let mut message = format!("{} for {}", action.replace('_', " "), subject.email);
+        if action.contains("group") && !subject.groups.is_empty() {
+            let group = &org.groups[subject.groups[g.rng.random_range(0..subject.groups.len())]];
+            context.insert(0, json!({"id": group.id, "type": "groups", "attributes": {"name": group.name, "groupName": group.name}, "links": {"alt": format!("https://admin.atlassian.com/o/{}/groups/{}", org.id, group.id)}}));
+            message = format!(
+                "{} {} ({})",
+                action.replace('_', " "),
+                subject.email,
+                group.name
+            );
+        }
+        let site = &org.workspaces[g.rng.random_range(0..org.workspaces.len())];
+        let container = if action.contains("org_admin")
+            || action.starts_with("policy")
+            || action.starts_with("domain")
+        {
+            vec![
+                json!({"id": org.id, "type": "orgs", "attributes": {"name": org.name}, "links": {"alt": format!("https://admin.atlassian.com/o/{}", org.id)}}),
+            ]
+        } else {
+            let host = site
+                .host_url
+                .clone()
+                .unwrap_or_else(|| format!("bitbucket.org/{}", site.name));
+            vec![
+                json!({"id": site.id, "type": "sites", "attributes": {"siteHostName": format!("https://{host}"), "siteName": site.name, "name": site.name}, "links": {"alt": format!("https://{host}")}}),
+            ]
+        };
+        events.push(Event {
+            id: g.uuid(),
+            time: g.before(spec.now, 90),
+            action,
+            actor_id: actor.account_id.clone(),
+            actor_name: actor.name.clone(),
+            actor_email: Some(actor.email.clone()),
+            auth,
+            context,
+            container,
+            location: (!g.chance(4)).then_some(Location {
+                ip,
+                city: place.0,
+                region: place.1,
+                country: place.2,
+            }),
+            message,
+        });
+    }
+    events.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.id.cmp(&b.id)));
+    events
+}

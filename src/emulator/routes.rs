@@ -1,0 +1,886 @@
+//! The emulator's endpoints: routing, auth, fault injection, paging and the
+//! JSON the real Admin API sends (v1 JSON:API snake_case, v2 camelCase).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State as AxumState;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+
+use super::State;
+use super::org::{Event, Group, Org, User, Workspace};
+
+type Reply = Result<Value, ApiFailure>;
+
+/// An error answer: status and the JSON body of the right envelope.
+struct ApiFailure {
+    status: StatusCode,
+    body: Value,
+    retry_after: Option<u64>,
+}
+
+impl IntoResponse for ApiFailure {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body)).into_response();
+        if let Some(secs) = self.retry_after {
+            let headers = response.headers_mut();
+            headers.insert("retry-after", HeaderValue::from(secs));
+            headers.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+        }
+        response
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Version {
+    V1,
+    V2,
+}
+
+/// The endpoints served, by path shape.
+#[derive(Clone, Copy)]
+enum Route<'a> {
+    Orgs,
+    Org(&'a str),
+    Domains(&'a str),
+    Directories(&'a str),
+    UsersSearch(&'a str, &'a str),
+    GroupsSearch(&'a str, &'a str),
+    Workspaces(&'a str),
+    Events(&'a str),
+    EventActions(&'a str),
+    Policies(&'a str),
+}
+
+impl<'a> Route<'a> {
+    fn parse(method: &Method, segments: &[&'a str]) -> Option<Self> {
+        let get = method == Method::GET;
+        let post = method == Method::POST;
+        Some(match segments {
+            ["admin", "v1", "orgs"] if get => Route::Orgs,
+            ["admin", "v1", "orgs", org] if get => Route::Org(org),
+            ["admin", "v1", "orgs", org, "domains"] if get => Route::Domains(org),
+            ["admin", "v1", "orgs", org, "events"] if get => Route::Events(org),
+            ["admin", "v1", "orgs", org, "event-actions"] if get => Route::EventActions(org),
+            ["admin", "v1", "orgs", org, "policies"] if get => Route::Policies(org),
+            ["admin", "v2", "orgs", org, "directories"] if get => Route::Directories(org),
+            [
+                "admin",
+                "v2",
+                "orgs",
+                org,
+                "directories",
+                dir,
+                "users",
+                "search",
+            ] if post => Route::UsersSearch(org, dir),
+            [
+                "admin",
+                "v2",
+                "orgs",
+                org,
+                "directories",
+                dir,
+                "groups",
+                "search",
+            ] if post => Route::GroupsSearch(org, dir),
+            ["admin", "v2", "orgs", org, "workspaces"] if post => Route::Workspaces(org),
+            _ => return None,
+        })
+    }
+
+    fn template(self) -> &'static str {
+        match self {
+            Route::Orgs => "GET /admin/v1/orgs",
+            Route::Org(_) => "GET /admin/v1/orgs/{orgId}",
+            Route::Domains(_) => "GET /admin/v1/orgs/{orgId}/domains",
+            Route::Events(_) => "GET /admin/v1/orgs/{orgId}/events",
+            Route::EventActions(_) => "GET /admin/v1/orgs/{orgId}/event-actions",
+            Route::Policies(_) => "GET /admin/v1/orgs/{orgId}/policies",
+            Route::Directories(_) => "GET /admin/v2/orgs/{orgId}/directories",
+            Route::UsersSearch(..) => {
+                "POST /admin/v2/orgs/{orgId}/directories/{directoryId}/users/search"
+            }
+            Route::GroupsSearch(..) => {
+                "POST /admin/v2/orgs/{orgId}/directories/{directoryId}/groups/search"
+            }
+            Route::Workspaces(_) => "POST /admin/v2/orgs/{orgId}/workspaces",
+        }
+    }
+
+    fn org(self) -> Option<&'a str> {
+        match self {
+            Route::Orgs => None,
+            Route::Org(o)
+            | Route::Domains(o)
+            | Route::Events(o)
+            | Route::EventActions(o)
+            | Route::Policies(o) => Some(o),
+            Route::Directories(o)
+            | Route::UsersSearch(o, _)
+            | Route::GroupsSearch(o, _)
+            | Route::Workspaces(o) => Some(o),
+        }
+    }
+
+    fn version(self) -> Version {
+        if self.template().contains("/v2/") {
+            Version::V2
+        } else {
+            Version::V1
+        }
+    }
+}
+
+pub(crate) async fn handle(
+    AxumState(state): AxumState<Arc<State>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let faults = &state.config.faults;
+    if !faults.latency.is_zero() {
+        tokio::time::sleep(faults.latency).await;
+    }
+    let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
+    let Some(route) = Route::parse(&method, &segments) else {
+        return error(
+            Version::V1,
+            StatusCode::NOT_FOUND,
+            "ADMIN-404-1",
+            "Unknown resource",
+        )
+        .into_response();
+    };
+    let version = route.version();
+    let n = state.count(route.template());
+    if let Some(every) = faults.fail_every.filter(|&e| e > 0 && n % e == 0) {
+        let failure = if (n / every) % 2 == 1 {
+            let throttled = gateway(StatusCode::TOO_MANY_REQUESTS, "Too many requests", version);
+            ApiFailure {
+                retry_after: Some(faults.retry_after_secs),
+                ..throttled
+            }
+        } else {
+            gateway(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service unavailable",
+                version,
+            )
+        };
+        return failure.into_response();
+    }
+    let authorized = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|key| key == state.api_key);
+    if !authorized {
+        return gateway(StatusCode::UNAUTHORIZED, "Unauthorized", version).into_response();
+    }
+    if route.org().is_some_and(|org| org != state.org.id) {
+        return error(
+            version,
+            StatusCode::NOT_FOUND,
+            "ADMIN-404-2",
+            "Organization not found",
+        )
+        .into_response();
+    }
+    let query: Vec<(String, String)> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let request = Request {
+        state: &state,
+        query,
+        body: &body,
+        version,
+    };
+    let reply = match route {
+        Route::Orgs => Ok(
+            json!({"data": [org_json(&request)], "links": {"self": request.url("/admin/v1/orgs")}, "meta": null}),
+        ),
+        Route::Org(_) => Ok(json!({"data": org_json(&request)})),
+        Route::Domains(_) => domains(&request),
+        Route::Directories(_) => directories(&request),
+        Route::UsersSearch(_, dir) => users_search(&request, dir),
+        Route::GroupsSearch(_, dir) => groups_search(&request, dir),
+        Route::Workspaces(_) => workspaces(&request),
+        Route::Events(_) => events(&request),
+        Route::EventActions(_) => Ok(event_actions(&state.org)),
+        Route::Policies(_) => policies(&request),
+    };
+    match reply {
+        Ok(value) => {
+            let mut response = axum::Json(value).into_response();
+            rate_limit_headers(response.headers_mut(), n);
+            response
+        }
+        Err(failure) => failure.into_response(),
+    }
+}
+
+struct Request<'a> {
+    state: &'a State,
+    query: Vec<(String, String)>,
+    body: &'a [u8],
+    version: Version,
+}
+
+impl Request<'_> {
+    fn org(&self) -> &Org {
+        &self.state.org
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.state.base_url, path)
+    }
+
+    fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Array parameters, repeated (`?ip=a&ip=b`) or comma-separated (`?ip=a,b`).
+    fn params(&self, name: &str) -> Vec<String> {
+        self.query
+            .iter()
+            .filter(|(k, _)| k == name)
+            .flat_map(|(_, v)| v.split(',').map(str::to_string).collect::<Vec<_>>())
+            .filter(|v| !v.is_empty())
+            .collect()
+    }
+
+    fn json_body(&self) -> Result<Map<String, Value>, ApiFailure> {
+        if self.body.is_empty() {
+            return Ok(Map::new());
+        }
+        match serde_json::from_slice::<Value>(self.body) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(self.bad_request("ADMIN-400-24", "Invalid request body")),
+        }
+    }
+
+    fn bad_request(&self, code: &str, detail: &str) -> ApiFailure {
+        error(self.version, StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    /// `limit` between 1 and the endpoint's maximum, else the API's 400.
+    fn limit(&self, value: Option<i64>, default: usize, max: usize) -> Result<usize, ApiFailure> {
+        let limit = match value {
+            None => default,
+            Some(n) if n >= 1 && n as usize <= max => n as usize,
+            Some(n) => {
+                return Err(self.bad_request(
+                    "ADMIN-400-24",
+                    &format!("limit must be between 1 and {max}, got {n}"),
+                ));
+            }
+        };
+        Ok(self
+            .state
+            .config
+            .page_size_cap
+            .map_or(limit, |cap| limit.min(cap.max(1))))
+    }
+
+    fn query_limit(&self, default: usize, max: usize) -> Result<usize, ApiFailure> {
+        let value = match self.param("limit") {
+            None => None,
+            Some(text) => Some(
+                text.parse::<i64>()
+                    .map_err(|_| self.bad_request("ADMIN-400-24", "limit must be a number"))?,
+            ),
+        };
+        self.limit(value, default, max)
+    }
+
+    /// One page of `items` from the cursor on; the next cursor when more remain.
+    fn page<'t, T>(
+        &self,
+        items: &'t [T],
+        cursor: Option<&str>,
+        size: usize,
+    ) -> Result<(&'t [T], Option<String>), ApiFailure> {
+        let offset = match cursor {
+            None => 0,
+            Some(c) => decode_cursor(c)
+                .filter(|&o| o <= items.len())
+                .ok_or_else(|| self.bad_request("ADMIN-400-1", "Invalid page cursor"))?,
+        };
+        let end = (offset + size).min(items.len());
+        let next = if self.state.config.faults.repeat_cursor {
+            Some(encode_cursor(size))
+        } else {
+            (end < items.len()).then(|| encode_cursor(end))
+        };
+        Ok((&items[offset..end], next))
+    }
+}
+
+fn encode_cursor(offset: usize) -> String {
+    format!("page:{offset}")
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn decode_cursor(cursor: &str) -> Option<usize> {
+    let bytes: Option<Vec<u8>> = (0..cursor.len())
+        .step_by(2)
+        .map(|i| {
+            cursor
+                .get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect();
+    String::from_utf8(bytes?)
+        .ok()?
+        .strip_prefix("page:")?
+        .parse()
+        .ok()
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// v1 application errors and all v2 errors: the JSON:API `errors` envelope.
+fn error(version: Version, status: StatusCode, code: &str, detail: &str) -> ApiFailure {
+    let mut item = json!({
+        "id": format!("emulator-{}", status.as_u16()),
+        "status": status.as_u16().to_string(),
+        "code": code,
+        "detail": detail,
+    });
+    if version == Version::V1 {
+        item["title"] = json!(status.canonical_reason().unwrap_or("Error"));
+    }
+    ApiFailure {
+        status,
+        body: json!({ "errors": [item] }),
+        retry_after: None,
+    }
+}
+
+/// The gateway's answers (401, 429, 503): `{code, message}` on v1, the
+/// `errors` envelope on v2.
+fn gateway(status: StatusCode, message: &str, version: Version) -> ApiFailure {
+    match version {
+        Version::V1 => ApiFailure {
+            status,
+            body: json!({ "code": status.as_u16(), "message": message }),
+            retry_after: None,
+        },
+        Version::V2 => error(
+            version,
+            status,
+            &format!("ADMIN-{}", status.as_u16()),
+            message,
+        ),
+    }
+}
+
+fn rate_limit_headers(headers: &mut HeaderMap, served: u64) {
+    const LIMIT: u64 = 1000;
+    let reset = (Utc::now() + chrono::Duration::minutes(1))
+        .format("%Y-%m-%dT%H:%MZ")
+        .to_string();
+    headers.insert("x-ratelimit-limit", HeaderValue::from(LIMIT));
+    headers.insert(
+        "x-ratelimit-remaining",
+        HeaderValue::from(LIMIT - served % LIMIT),
+    );
+    if let Ok(value) = HeaderValue::from_str(&reset) {
+        headers.insert("x-ratelimit-reset", value);
+    }
+}
+
+fn org_json(r: &Request) -> Value {
+    let org = r.org();
+    let base = r.url(&format!("/admin/v1/orgs/{}", org.id));
+    json!({
+        "id": org.id,
+        "type": "orgs",
+        "attributes": {"name": org.name},
+        "relationships": {
+            "domains": {"links": {"related": format!("{base}/domains")}},
+            "users": {"links": {"related": format!("{base}/users")}},
+        },
+        "links": {"self": base},
+    })
+}
+
+/// v1 lists: `links.next` is a full URL carrying the cursor.
+fn v1_links(r: &Request, path: &str, next: Option<String>) -> Value {
+    let mut links = json!({ "self": r.url(path) });
+    if let Some(next) = next {
+        links["next"] = json!(r.url(&format!("{path}?cursor={next}")));
+    }
+    links
+}
+
+fn domains(r: &Request) -> Reply {
+    let org = r.org();
+    let size = r.limit(None, 20, 20)?;
+    let (page, next) = r.page(&org.domains, r.param("cursor"), size)?;
+    let path = format!("/admin/v1/orgs/{}/domains", org.id);
+    let data: Vec<Value> = page
+        .iter()
+        .map(|d| {
+            json!({
+                "id": d.id, "type": "domains",
+                "attributes": {"name": d.name, "claim": {"type": d.claim_type, "status": d.claim_status}},
+                "links": {"self": r.url(&format!("{path}/{}", d.id))},
+            })
+        })
+        .collect();
+    Ok(json!({ "data": data, "links": v1_links(r, &path, next) }))
+}
+
+fn directories(r: &Request) -> Reply {
+    let size = r.query_limit(20, 100)?;
+    let (page, next) = r.page(&r.org().directories, r.param("cursor"), size)?;
+    let data: Vec<Value> = page
+        .iter()
+        .map(|d| json!({"directoryId": d.id, "name": d.name, "icon": "https://admin.atlassian.com/icons/directory.svg"}))
+        .collect();
+    Ok(v2_page(data, next))
+}
+
+/// v2 lists: `links.next` is a bare cursor, absent on the last page.
+fn v2_page(data: Vec<Value>, next: Option<String>) -> Value {
+    let mut links = Map::new();
+    if let Some(next) = next {
+        links.insert("next".to_string(), json!(next));
+    }
+    json!({ "data": data, "links": links })
+}
+
+fn directory_filter(r: &Request, dir: &str) -> Result<Option<usize>, ApiFailure> {
+    if dir == "-" {
+        return Ok(None);
+    }
+    r.org()
+        .directories
+        .iter()
+        .position(|d| d.id == dir)
+        .map(Some)
+        .ok_or_else(|| {
+            error(
+                r.version,
+                StatusCode::NOT_FOUND,
+                "ADMIN-404-11",
+                "Directory not found",
+            )
+        })
+}
+
+fn strings(
+    body: &Map<String, Value>,
+    key: &str,
+    max: usize,
+    r: &Request,
+) -> Result<Option<Vec<String>>, ApiFailure> {
+    let Some(value) = body.get(key) else {
+        return Ok(None);
+    };
+    let list: Option<Vec<String>> = value.as_array().map(|a| {
+        a.iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    });
+    match list {
+        Some(list) if !list.is_empty() && list.len() <= max => Ok(Some(list)),
+        _ => Err(r.bad_request(
+            "ADMIN-400-24",
+            &format!("{key} must be an array of 1 to {max} strings"),
+        )),
+    }
+}
+
+fn cursor_of(body: &Map<String, Value>) -> Option<&str> {
+    body.get("cursor").and_then(Value::as_str)
+}
+
+fn users_search(r: &Request, dir: &str) -> Reply {
+    let org = r.org();
+    let body = r.json_body()?;
+    let directory = directory_filter(r, dir)?;
+    let size = r.limit(body.get("limit").and_then(Value::as_i64), 50, 100)?;
+    let expand = strings(&body, "expand", 4, r)?.unwrap_or_default();
+    let account_ids = strings(&body, "accountIds", 10, r)?;
+    let emails = strings(&body, "emails", 100, r)?;
+    let account_status = strings(&body, "accountStatus", 3, r)?;
+    let membership_status = strings(&body, "membershipStatus", 3, r)?;
+    let status = strings(&body, "status", 4, r)?;
+    let group_ids = strings(&body, "groupIds", 10, r)?;
+    let directory_ids = strings(&body, "directoryIds", 10, r)?;
+    let claim_status = body.get("claimStatus").and_then(Value::as_str);
+    let mfa = body.get("mfaEnabled").and_then(Value::as_bool);
+    let has = |list: &Option<Vec<String>>, value: &str| {
+        list.as_ref().is_none_or(|l| l.iter().any(|v| v == value))
+    };
+    let matching: Vec<&User> = org
+        .users
+        .iter()
+        .filter(|u| directory.is_none_or(|d| u.directory == d))
+        .filter(|u| has(&account_ids, &u.account_id))
+        .filter(|u| {
+            emails
+                .as_ref()
+                .is_none_or(|l| l.iter().any(|e| e.eq_ignore_ascii_case(&u.email)))
+        })
+        .filter(|u| has(&account_status, u.account_status))
+        .filter(|u| has(&membership_status, u.membership_status))
+        .filter(|u| has(&status, u.status))
+        .filter(|u| has(&directory_ids, &org.directories[u.directory].id))
+        .filter(|u| {
+            group_ids
+                .as_ref()
+                .is_none_or(|l| u.groups.iter().any(|&g| l.contains(&org.groups[g].id)))
+        })
+        .filter(|u| claim_status.is_none_or(|c| c == u.claim_status))
+        .filter(|u| mfa.is_none_or(|m| u.mfa_enabled == Some(m)))
+        .collect();
+    let (page, next) = r.page(&matching, cursor_of(&body), size)?;
+    let data = page
+        .iter()
+        .map(|u| user_json(org, u, &expand, directory))
+        .collect();
+    Ok(v2_page(data, next))
+}
+
+fn user_json(org: &Org, u: &User, expand: &[String], directory: Option<usize>) -> Value {
+    let mut user = json!({
+        "accountId": u.account_id,
+        "accountType": "atlassian",
+        "accountStatus": u.account_status,
+        "membershipStatus": u.membership_status,
+        "status": u.status,
+        "claimStatus": u.claim_status,
+        "addedToOrg": time(u.added_to_org),
+        "name": u.name,
+        "nickname": u.nickname,
+        "email": u.email,
+        "emailVerified": u.email_verified,
+        "picture": format!("https://avatar-management.services.atlassian.com/{}/128", u.account_id),
+        "avatar": format!("https://avatar-management.services.atlassian.com/{}/48", u.account_id),
+        "managementSource": u.management_source,
+        "timeZone": u.time_zone,
+        "links": {"self": encode_cursor(0)},
+    });
+    let optional = [
+        ("mfaEnabled", u.mfa_enabled.map(Value::from)),
+        ("jobTitle", u.job_title.map(Value::from)),
+        ("department", u.department.map(Value::from)),
+        ("organization", u.organization.map(Value::from)),
+        ("location", u.location.map(Value::from)),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            user[key] = value;
+        }
+    }
+    let wants = |part: &str| expand.iter().any(|e| e == part);
+    if wants("platformRoles") {
+        user["platformRoles"] = json!(u.platform_roles);
+    }
+    if wants("counts.resources") {
+        user["counts"] = json!({"resources": u.product_access.len()});
+    }
+    if wants("productAccess") {
+        let access: Vec<Value> = u
+            .product_access
+            .iter()
+            .map(|p| {
+                let w = &org.workspaces[p.workspace];
+                let mut item = json!({"id": w.id, "key": w.type_key});
+                if let Some(t) = p.last_active {
+                    item["lastActiveTimestamp"] = json!(time(t));
+                }
+                item
+            })
+            .collect();
+        user["productAccess"] = json!(access);
+    }
+    if wants("groups") {
+        // Only the groups within the requested directory.
+        let groups: Vec<Value> = u
+            .groups
+            .iter()
+            .map(|&g| &org.groups[g])
+            .filter(|g| directory.is_none_or(|d| g.directory == d))
+            .map(|g| json!({"id": format!("ari:cloud:identity::group/{}", g.id), "name": g.name}))
+            .collect();
+        user["groups"] = json!(groups);
+    }
+    user
+}
+
+fn groups_search(r: &Request, dir: &str) -> Reply {
+    let org = r.org();
+    let body = r.json_body()?;
+    let directory = directory_filter(r, dir)?;
+    let size = r.limit(body.get("limit").and_then(Value::as_i64), 20, 100)?;
+    let expand = strings(&body, "expand", 2, r)?.unwrap_or_default();
+    let group_ids = strings(&body, "groupIds", 10, r)?;
+    let group_names = strings(&body, "groupNames", 100, r)?;
+    if group_ids.is_some() && group_names.is_some() {
+        return Err(r.bad_request(
+            "ADMIN-400-24",
+            "groupIds and groupNames cannot be used together",
+        ));
+    }
+    let account_ids = strings(&body, "accountIds", 10, r)?;
+    let matching: Vec<(usize, &Group)> = org
+        .groups
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| directory.is_none_or(|d| g.directory == d))
+        .filter(|(_, g)| group_ids.as_ref().is_none_or(|l| l.contains(&g.id)))
+        .filter(|(_, g)| {
+            group_names
+                .as_ref()
+                .is_none_or(|l| l.iter().any(|n| n.eq_ignore_ascii_case(&g.name)))
+        })
+        .filter(|(i, _)| {
+            account_ids
+                .as_ref()
+                .is_none_or(|l| org.members_of(*i).any(|u| l.contains(&u.account_id)))
+        })
+        .collect();
+    let (page, next) = r.page(&matching, cursor_of(&body), size)?;
+    let data = page
+        .iter()
+        .map(|(i, g)| {
+            let mut group = json!({
+                "id": g.id,
+                "name": g.name,
+                "description": g.description,
+                "directoryId": org.directories[g.directory].id,
+                "externalSynced": g.external_synced,
+                "managedBy": g.managed_by,
+                "managementAccess": {"readable": true, "modifiable": !g.external_synced, "deletable": !g.external_synced},
+                "links": {"self": encode_cursor(0)},
+            });
+            let mut counts = Map::new();
+            if expand.iter().any(|e| e == "counts.users") {
+                counts.insert("users".to_string(), json!(org.members_of(*i).count()));
+            }
+            if expand.iter().any(|e| e == "counts.resources") {
+                counts.insert("resources".to_string(), json!(g.resource_count));
+            }
+            if !counts.is_empty() {
+                group["counts"] = Value::Object(counts);
+            }
+            group
+        })
+        .collect();
+    Ok(v2_page(data, next))
+}
+
+fn workspaces(r: &Request) -> Reply {
+    let org = r.org();
+    let body = r.json_body()?;
+    let cursor = body.get("cursor").and_then(Value::as_str);
+    if cursor.is_some() && body.len() > 1 {
+        return Err(r.bad_request(
+            "ADMIN-400-24",
+            "When a cursor is provided in the request body, no other properties may be present",
+        ));
+    }
+    // The cursor remembers the page size, as the real one does.
+    let (cursor, size) = match cursor {
+        Some(c) => {
+            let (offset, size) = c
+                .split_once('.')
+                .ok_or_else(|| r.bad_request("ADMIN-400-1", "Invalid page cursor"))?;
+            (
+                Some(offset.to_string()),
+                size.parse()
+                    .map_err(|_| r.bad_request("ADMIN-400-1", "Invalid page cursor"))?,
+            )
+        }
+        None => (
+            None,
+            r.limit(body.get("limit").and_then(Value::as_i64), 20, 1000)?,
+        ),
+    };
+    let (page, next) = r.page(&org.workspaces, cursor.as_deref(), size)?;
+    let path = format!("/admin/v2/orgs/{}/workspaces", org.id);
+    let data: Vec<Value> = page.iter().map(|w| workspace_json(r, w)).collect();
+    let mut links = json!({ "self": r.url(&path) });
+    if let Some(next) = next {
+        links["next"] = json!(r.url(&format!("{path}?cursor={next}.{size}")));
+    }
+    Ok(json!({
+        "data": data,
+        "links": links,
+        "meta": {"pageSize": size, "total": org.workspaces.len()},
+    }))
+}
+
+fn workspace_json(r: &Request, w: &Workspace) -> Value {
+    json!({
+        "id": w.id,
+        "type": "workspaces",
+        "attributes": {
+            "name": w.name,
+            "typeKey": w.type_key,
+            "type": w.type_name,
+            "owner": null,
+            "status": w.status,
+            "statusDetails": [],
+            "icons": {},
+            "avatars": {},
+            "labels": [],
+            "sandbox": {"type": w.sandbox},
+            "usage": w.usage,
+            "capacity": w.capacity,
+            "createdAt": time(w.created_at),
+            "createdBy": w.created_by,
+            "hostUrl": w.host_url,
+            "realm": w.realm,
+            "regions": w.regions,
+        },
+        "links": {"self": r.url(&format!("/admin/v2/orgs/{}/workspaces/{}", r.org().id, w.id))},
+        "relationships": {
+            "entitlements": [{"id": format!("{}-entitlement", w.name), "type": "entitlement",
+                              "attributes": {"key": w.type_key, "plan": "standard", "planKey": "STANDARD"}}]
+        },
+    })
+}
+
+fn events(r: &Request) -> Reply {
+    let org = r.org();
+    let size = r.query_limit(30, 500)?;
+    let epoch = |name: &str| -> Result<Option<i64>, ApiFailure> {
+        match r.param(name) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| r.bad_request("ADMIN-400-3", "Invalid time date")),
+        }
+    };
+    let (from, to) = (epoch("from")?, epoch("to")?);
+    let action = r.param("action");
+    let actors = r.params("actor");
+    let ips = r.params("ip");
+    let q = r.param("q").map(str::to_lowercase);
+    let matching: Vec<&Event> = org
+        .events
+        .iter()
+        .filter(|e| from.is_none_or(|f| e.time.timestamp_millis() >= f))
+        .filter(|e| to.is_none_or(|t| e.time.timestamp_millis() <= t))
+        .filter(|e| action.is_none_or(|a| a.eq_ignore_ascii_case(e.action)))
+        .filter(|e| actors.is_empty() || actors.contains(&e.actor_id))
+        .filter(|e| ips.is_empty() || e.location.as_ref().is_some_and(|l| ips.contains(&l.ip)))
+        .filter(|e| {
+            q.as_ref()
+                .is_none_or(|q| e.message.to_lowercase().contains(q))
+        })
+        .collect();
+    let (page, next) = r.page(&matching, r.param("cursor"), size)?;
+    let path = format!("/admin/v1/orgs/{}/events", org.id);
+    let data: Vec<Value> = page.iter().map(|e| event_json(r, e)).collect();
+    let mut meta = json!({ "page_size": page.len() });
+    let links = match next {
+        Some(next) => {
+            meta["next"] = json!(next);
+            // Like the real API, the next link carries the cursor but not the filters.
+            v1_links(r, &path, Some(next))
+        }
+        None => json!({}),
+    };
+    Ok(json!({ "data": data, "links": links, "meta": meta }))
+}
+
+fn event_json(r: &Request, e: &Event) -> Value {
+    let mut actor = json!({
+        "id": e.actor_id,
+        "name": e.actor_name,
+        "links": {"self": format!("https://api.atlassian.com/users/{}/manage/profile", e.actor_id)},
+    });
+    if let Some(email) = &e.actor_email {
+        actor["email"] = json!(email);
+    }
+    if let Some((auth_type, token_id)) = &e.auth {
+        actor["auth"] =
+            json!({"authType": auth_type, "tokenId": token_id, "tokenLabel": "automation"});
+    }
+    let mut attributes = json!({
+        "time": time(e.time),
+        "action": e.action,
+        "actor": actor,
+        "context": e.context,
+        "container": e.container,
+    });
+    if let Some(l) = &e.location {
+        attributes["location"] =
+            json!({"ip": l.ip, "city": l.city, "regionName": l.region, "countryName": l.country});
+    }
+    json!({
+        "id": e.id,
+        "type": "events",
+        "attributes": attributes,
+        "links": {"self": r.url(&format!("/admin/v1/orgs/{}/events/{}", r.org().id, e.id))},
+        "message": {"content": e.message, "format": "simple"},
+    })
+}
+
+fn event_actions(org: &Org) -> Value {
+    let data: Vec<Value> = org
+        .event_actions
+        .iter()
+        .map(|a| {
+            json!({"id": a.id, "type": "eventActions",
+                   "attributes": {"displayName": a.display_name, "groupDisplayName": a.group_display_name}})
+        })
+        .collect();
+    json!({ "data": data })
+}
+
+fn policies(r: &Request) -> Reply {
+    let org = r.org();
+    let size = r.limit(None, 10, 10)?;
+    let kind = r.param("type");
+    let matching: Vec<_> = org
+        .policies
+        .iter()
+        .filter(|p| kind.is_none_or(|k| k == p.kind))
+        .collect();
+    let (page, next) = r.page(&matching, r.param("cursor"), size)?;
+    let path = format!("/admin/v1/orgs/{}/policies", org.id);
+    let data: Vec<Value> = page
+        .iter()
+        .map(|p| {
+            let resources: Vec<Value> = p
+                .resources
+                .iter()
+                .map(|(id, status)| json!({"id": id, "applicationStatus": status}))
+                .collect();
+            json!({
+                "id": p.id,
+                "type": "policy",
+                "attributes": {
+                    "type": p.kind, "name": p.name, "status": p.status, "rule": p.rule,
+                    "resources": resources,
+                    "createdAt": time(p.created_at),
+                    "updatedAt": p.updated_at.map(time),
+                },
+                "links": null,
+                "relations": null,
+            })
+        })
+        .collect();
+    let links = v1_links(r, &path, next.clone());
+    Ok(json!({ "data": data, "links": links, "meta": {"next": next, "page_size": page.len()} }))
+}

@@ -1,0 +1,24 @@
+//! orgsql: an Atlassian Cloud organization as SQL tables on Apache DataFusion.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod emulator;
+pub mod tables;
+
+use datafusion::error::Result;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use api::Client;
+
+/// A DataFusion session with every organization table registered.
+pub fn session(client: &Client) -> Result<SessionContext> {
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        // A round-robin repartition above a scan polls it eagerly and would page
+        // through the whole listing even when a LIMIT needs one page.
+        .set_bool("datafusion.optimizer.enable_round_robin_repartition", false);
+    let ctx = SessionContext::new_with_config(config);
+    tables::register_all(&ctx, client)?;
+    Ok(ctx)
+}

@@ -1,0 +1,194 @@
+//! `orgsql`: parse the command line and dispatch. Nothing else lives here.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use orgsql::api::{Client, ClientConfig};
+use orgsql::cli::{self, Format};
+use orgsql::emulator::{Emulator, EmulatorConfig, Faults, OrgSpec};
+
+/// SQL over an Atlassian Cloud organization: users, groups, workspaces, audit
+/// events and policies as tables, paged lazily from the Admin API.
+#[derive(Parser)]
+#[command(name = "orgsql", version, after_help = AFTER_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// SQL to run (several statements separated by ';'); repeatable
+    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    sql: Vec<String>,
+    /// File of SQL statements to run; repeatable
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    files: Vec<PathBuf>,
+    /// How results are printed
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Run against a built-in emulated demo organization (no account needed)
+    #[arg(long)]
+    demo: bool,
+    /// Organization id (the UUID in admin.atlassian.com/o/<id>/...)
+    #[arg(long, env = "ATLASSIAN_ORG_ID", value_name = "ID")]
+    org_id: Option<String>,
+    /// File holding the organization API key (else ATLASSIAN_API_KEY is read)
+    #[arg(long, value_name = "PATH")]
+    api_key_file: Option<PathBuf>,
+    /// Admin API base URL
+    #[arg(
+        long,
+        env = "ORGSQL_BASE_URL",
+        default_value = "https://api.atlassian.com",
+        value_name = "URL"
+    )]
+    base_url: String,
+    /// Retries of a rate-limited or failed request before the query fails
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    max_retries: u32,
+}
+
+const AFTER_HELP: &str = "\
+Credentials: set ATLASSIAN_ORG_ID and ATLASSIAN_API_KEY (an organization API key
+without scopes, from admin.atlassian.com > Settings > API keys), or pass
+--org-id and --api-key-file. Try it first with --demo.
+
+Examples:
+  orgsql --demo -c \"SELECT name, email FROM users WHERE mfa_enabled = false\"
+  orgsql -f audit.sql --format csv";
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the Admin API emulator on 127.0.0.1 until stopped; prints one JSON
+    /// line with base_url, org_id and api_key first
+    Emulator(EmulatorArgs),
+}
+
+#[derive(Args)]
+struct EmulatorArgs {
+    /// Port on 127.0.0.1 (0 picks a free one)
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Seed of the generated organization
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Number of users
+    #[arg(long, default_value_t = 250)]
+    users: usize,
+    /// Number of audit events over the last 90 days
+    #[arg(long, default_value_t = 3000)]
+    events: usize,
+    /// Latency added to every response, in milliseconds
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    latency_ms: u64,
+    /// Fail every N-th request, alternately with 429 and 503
+    #[arg(long, value_name = "N")]
+    fail_every: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    if let Some(Command::Emulator(args)) = cli.command {
+        return serve_emulator(args).await;
+    }
+    let scripts = scripts(&cli)?;
+    // Kept alive for the whole run in --demo mode.
+    let mut demo = None;
+    let mut config = if cli.demo {
+        let emulator = Emulator::start(EmulatorConfig::default())
+            .await
+            .context("starting the demo emulator")?;
+        let config = emulator.client_config();
+        demo = Some(emulator);
+        config
+    } else {
+        let env_key = std::env::var("ATLASSIAN_API_KEY").ok();
+        let (org_id, api_key) =
+            orgsql::config::credentials(cli.org_id.clone(), cli.api_key_file.as_deref(), env_key)?;
+        ClientConfig::new(cli.base_url.clone(), org_id, api_key)
+    };
+    config.retry.max_attempts = cli.max_retries + 1;
+    let client = Client::new(config)?;
+    let ctx = orgsql::session(&client)?;
+    let mut stdout = std::io::stdout().lock();
+    for (origin, sql) in scripts {
+        cli::run_sql(&ctx, &sql, cli.format, &mut stdout)
+            .await
+            .map_err(|e| anyhow::anyhow!("{origin}: {}", cli::error_message(&e)))?;
+    }
+    drop(demo);
+    Ok(())
+}
+
+/// The SQL to run, with where it came from for error messages.
+fn scripts(cli: &Cli) -> Result<Vec<(String, String)>> {
+    let mut scripts: Vec<(String, String)> = cli
+        .sql
+        .iter()
+        .map(|s| ("-c".to_string(), s.clone()))
+        .collect();
+    for path in &cli.files {
+        let sql = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read SQL file {}", path.display()))?;
+        scripts.push((path.display().to_string(), sql));
+    }
+    if scripts.is_empty() {
+        if std::io::stdin().is_terminal() {
+            bail!(
+                "nothing to run: give SQL with -c \"SQL\" or -f FILE (try: orgsql --demo -c \"SELECT * FROM users LIMIT 5\")"
+            );
+        }
+        let mut sql = String::new();
+        std::io::stdin()
+            .read_to_string(&mut sql)
+            .context("cannot read SQL from standard input")?;
+        scripts.push(("stdin".to_string(), sql));
+    }
+    Ok(scripts)
+}
+
+async fn serve_emulator(args: EmulatorArgs) -> Result<()> {
+    let config = EmulatorConfig {
+        org: OrgSpec {
+            seed: args.seed,
+            users: args.users,
+            events: args.events,
+            ..OrgSpec::default()
+        },
+        faults: Faults {
+            latency: Duration::from_millis(args.latency_ms),
+            fail_every: args.fail_every,
+            retry_after_secs: 1,
+            repeat_cursor: false,
+        },
+        page_size_cap: None,
+        port: args.port,
+    };
+    let emulator = Emulator::start(config)
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
+    println!("{}", emulator.connection_json());
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! `directories`: the organization's user directories (v2).
+
+use serde::{Deserialize, Serialize};
+
+use super::provider::{Column, Resource, Scan};
+use crate::api::PageRequest;
+
+pub struct Directories;
+
+const MAX_PAGE: usize = 100;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiDirectory {
+    directory_id: String,
+    name: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct DirectoryRow {
+    org_id: String,
+    directory_id: String,
+    name: Option<String>,
+}
+
+impl Resource for Directories {
+    type Data = Vec<ApiDirectory>;
+    type Row = DirectoryRow;
+
+    const NAME: &'static str = "directories";
+    const DESCRIPTION: &'static str = "User directories of the organization";
+
+    fn columns() -> Vec<Column> {
+        vec![
+            Column::org_id(),
+            Column::key("directory_id", "Directory id (UUID)"),
+            Column::text("name", "Directory name"),
+        ]
+    }
+
+    fn requests(scan: &Scan) -> Vec<PageRequest> {
+        vec![
+            PageRequest::get("/admin/v2/orgs/{orgId}/directories")
+                .query("limit", scan.page_size(MAX_PAGE).to_string()),
+        ]
+    }
+
+    fn push_rows(org_id: &str, data: Vec<ApiDirectory>, rows: &mut Vec<DirectoryRow>) {
+        rows.extend(data.into_iter().map(|d| DirectoryRow {
+            org_id: org_id.to_string(),
+            directory_id: d.directory_id,
+            name: d.name,
+        }));
+    }
+}

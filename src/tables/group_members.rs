@@ -1,0 +1,66 @@
+//! `group_members`: one row per (group, user). The API has no members
+//! endpoint, so this is `users/search` with the `groups` expansion.
+
+use serde::Serialize;
+
+use super::provider::{Column, Resource, Scan};
+use super::users::{ApiUser, users_search};
+use crate::api::PageRequest;
+
+pub struct GroupMembers;
+
+/// A user's expanded `groups[].id` is an ARI; group search gives the bare UUID.
+const GROUP_ARI_PREFIX: &str = "ari:cloud:identity::group/";
+
+#[derive(Serialize)]
+pub struct GroupMemberRow {
+    org_id: String,
+    group_id: String,
+    account_id: String,
+    group_name: Option<String>,
+}
+
+impl Resource for GroupMembers {
+    type Data = Vec<ApiUser>;
+    type Row = GroupMemberRow;
+
+    const NAME: &'static str = "group_members";
+    const DESCRIPTION: &'static str = "Group memberships: one row per user in a group";
+
+    fn columns() -> Vec<Column> {
+        vec![
+            Column::org_id(),
+            Column::key("group_id", "Group id (bare UUID, joins groups.group_id)"),
+            Column::key("account_id", "Member's account id (joins users.account_id)"),
+            Column::text("group_name", "Group name"),
+        ]
+    }
+
+    fn requests(scan: &Scan) -> Vec<PageRequest> {
+        // A LIMIT counts membership rows, not users: page at full size.
+        let scan = Scan {
+            columns: scan.columns.clone(),
+            filters: scan.filters,
+            limit: None,
+        };
+        vec![users_search(&scan, &["groups"])]
+    }
+
+    fn push_rows(org_id: &str, data: Vec<ApiUser>, rows: &mut Vec<GroupMemberRow>) {
+        for user in data {
+            for group in user.groups {
+                let group_id = group
+                    .id
+                    .strip_prefix(GROUP_ARI_PREFIX)
+                    .unwrap_or(&group.id)
+                    .to_string();
+                rows.push(GroupMemberRow {
+                    org_id: org_id.to_string(),
+                    group_id,
+                    account_id: user.account_id.clone(),
+                    group_name: group.name,
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! `orgs`: the configured organization itself (one row).
+
+use serde::{Deserialize, Serialize};
+
+use super::provider::{Column, Resource, Scan};
+use crate::api::PageRequest;
+
+pub struct Orgs;
+
+#[derive(Debug, Deserialize)]
+pub struct ApiOrg {
+    id: String,
+    attributes: OrgAttributes,
+}
+
+#[derive(Debug, Deserialize)]
+struct OrgAttributes {
+    name: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct OrgRow {
+    org_id: String,
+    name: Option<String>,
+}
+
+impl Resource for Orgs {
+    type Data = ApiOrg;
+    type Row = OrgRow;
+
+    const NAME: &'static str = "orgs";
+    const DESCRIPTION: &'static str = "The organization orgsql is pointed at";
+
+    fn columns() -> Vec<Column> {
+        vec![Column::org_id(), Column::text("name", "Organization name")]
+    }
+
+    fn requests(_scan: &Scan) -> Vec<PageRequest> {
+        vec![PageRequest::get("/admin/v1/orgs/{orgId}")]
+    }
+
+    fn push_rows(_org_id: &str, org: ApiOrg, rows: &mut Vec<OrgRow>) {
+        rows.push(OrgRow {
+            org_id: org.id,
+            name: org.attributes.name,
+        });
+    }
+}

@@ -1,0 +1,86 @@
+//! `policies`: organization policies (IP allowlist, data residency, ...), v1.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::provider::{Column, Resource, Scan};
+use crate::api::PageRequest;
+
+pub struct Policies;
+
+#[derive(Debug, Deserialize)]
+pub struct ApiPolicy {
+    id: String,
+    attributes: PolicyAttributes,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PolicyAttributes {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    name: Option<String>,
+    status: Option<String>,
+    #[serde(default)]
+    rule: Value,
+    created_at: Option<String>,
+    updated_at: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct PolicyRow {
+    org_id: String,
+    policy_id: String,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    name: Option<String>,
+    status: Option<String>,
+    rule: Option<String>,
+    created_at: Option<String>,
+    updated_at: Option<String>,
+}
+
+impl Resource for Policies {
+    type Data = Vec<ApiPolicy>;
+    type Row = PolicyRow;
+
+    const NAME: &'static str = "policies";
+    const DESCRIPTION: &'static str =
+        "Organization policies: IP allowlists, data residency, data security";
+
+    fn columns() -> Vec<Column> {
+        vec![
+            Column::org_id(),
+            Column::key("policy_id", "Policy id (UUID)"),
+            Column::text("type", "ip-allowlist, data-residency, data-security, ..."),
+            Column::text("name", "Policy name"),
+            Column::text("status", "enabled or disabled"),
+            Column::text(
+                "rule",
+                "The policy rule as JSON text, e.g. {\"in\":[\"eu\"]}",
+            ),
+            Column::time("created_at", "When the policy was created"),
+            Column::time("updated_at", "When the policy was last changed"),
+        ]
+    }
+
+    fn requests(_scan: &Scan) -> Vec<PageRequest> {
+        vec![PageRequest::get("/admin/v1/orgs/{orgId}/policies")]
+    }
+
+    fn push_rows(org_id: &str, data: Vec<ApiPolicy>, rows: &mut Vec<PolicyRow>) {
+        rows.extend(data.into_iter().map(|p| {
+            let a = p.attributes;
+            PolicyRow {
+                org_id: org_id.to_string(),
+                policy_id: p.id,
+                kind: a.kind,
+                name: a.name,
+                status: a.status,
+                rule: (!a.rule.is_null()).then(|| a.rule.to_string()),
+                created_at: a.created_at,
+                updated_at: a.updated_at,
+            }
+        }));
+    }
+}

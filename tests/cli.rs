@@ -1,0 +1,177 @@
+//! The real `orgsql` binary, end to end.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+use orgsql::emulator::Faults;
+
+fn orgsql() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orgsql"));
+    for var in ["ATLASSIAN_ORG_ID", "ATLASSIAN_API_KEY", "ORGSQL_BASE_URL"] {
+        command.env_remove(var);
+    }
+    command
+}
+
+async fn run(mut command: Command) -> Output {
+    tokio::task::spawn_blocking(move || command.output().expect("orgsql runs"))
+        .await
+        .expect("join")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn demo_counts_users_without_credentials() {
+    let mut command = orgsql();
+    command.args(["--demo", "-c", "SELECT count(*) AS n FROM users"]);
+    let output = run(command).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("| 250 |"), "{stdout}");
+    assert!(stdout.contains("(1 row)"), "{stdout}");
+}
+
+#[tokio::test]
+async fn a_wrong_key_gives_the_401_message_exit_1_and_never_echoes_the_key() {
+    let emu = emulator(spec(5, 5), Faults::default(), None).await;
+    let secret = "sekrit-4f1d2c-not-the-key";
+    let mut command = orgsql();
+    command
+        .args([
+            "--base-url",
+            &emu.base_url(),
+            "--org-id",
+            &emu.org().id,
+            "-c",
+            "SELECT * FROM users",
+        ])
+        .env("ATLASSIAN_API_KEY", secret);
+    let output = run(command).await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("HTTP 401"), "{stderr}");
+    assert!(stderr.contains("check the API key"), "{stderr}");
+    assert!(stderr.contains("organization API key"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one-line error: {stderr}");
+    assert!(!stderr.contains(secret) && !text(&output.stdout).contains(secret));
+}
+
+#[tokio::test]
+async fn missing_credentials_say_how_to_set_them() {
+    let mut command = orgsql();
+    command.args(["-c", "SELECT 1"]);
+    let output = run(command).await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    for needle in [
+        "ATLASSIAN_ORG_ID",
+        "ATLASSIAN_API_KEY",
+        "--api-key-file",
+        "--demo",
+    ] {
+        assert!(stderr.contains(needle), "{needle} missing from: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn key_file_and_script_file_with_several_statements_as_csv_and_json() {
+    let emu = emulator(spec(12, 5), Faults::default(), None).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key_file = dir.path().join("key");
+    std::fs::write(
+        &key_file,
+        format!(
+            "{}\n",
+            emu.connection_json()["api_key"].as_str().expect("key")
+        ),
+    )
+    .expect("write");
+    let script = dir.path().join("audit.sql");
+    std::fs::write(
+        &script,
+        "SELECT name FROM domains ORDER BY name;\nSELECT count(*) AS n FROM users;\n",
+    )
+    .expect("write");
+    let base = ["--base-url", &emu.base_url(), "--org-id", &emu.org().id];
+
+    let mut command = orgsql();
+    command.args(base).args([
+        "--api-key-file",
+        key_file.to_str().expect("utf-8"),
+        "-f",
+        script.to_str().expect("utf-8"),
+    ]);
+    command.args(["--format", "csv"]);
+    let output = run(command).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stdout),
+        "name\nacme-eu.com\nacme-labs.com\nacme.com\nacme.io\nn\n12\n"
+    );
+
+    let mut command = orgsql();
+    command.args(base).args([
+        "--api-key-file",
+        key_file.to_str().expect("utf-8"),
+        "--format",
+        "json",
+    ]);
+    command.args(["-c", "SELECT count(*) AS n FROM users"]);
+    let output = run(command).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout).trim(), r#"[{"n":12}]"#);
+}
+
+#[tokio::test]
+async fn sql_errors_exit_1_with_one_line() {
+    let mut command = orgsql();
+    command.args(["--demo", "-c", "SELECT nope FROM users"]);
+    let output = run(command).await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.starts_with("error: -c: "), "{stderr}");
+    assert!(stderr.contains("nope"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_emulator_subcommand_serves_other_clients() {
+    let mut child = orgsql()
+        .args(["emulator", "--port", "0", "--users", "33", "--events", "10"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("emulator starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .expect("join")
+    .expect("first line");
+    let connection: serde_json::Value = serde_json::from_str(&line).expect("one JSON line");
+    let field = |name: &str| connection[name].as_str().expect("field").to_string();
+
+    let mut command = orgsql();
+    command
+        .args([
+            "--base-url",
+            &field("base_url"),
+            "--org-id",
+            &field("org_id"),
+            "--format",
+            "csv",
+        ])
+        .args(["-c", "SELECT count(*) AS n FROM users"])
+        .env("ATLASSIAN_API_KEY", field("api_key"));
+    let output = run(command).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "n\n33\n");
+}

@@ -1,0 +1,100 @@
+//! Shared by the integration tests: an emulator, a client on it, SQL to rows.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::prelude::SessionContext;
+use orgsql::api::{Client, ClientConfig, RetryPolicy};
+use orgsql::emulator::{Emulator, EmulatorConfig, Faults, OrgSpec};
+
+/// A fixed "now", so two emulators with one seed generate the same org.
+pub fn fixed_now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-20T12:00:00Z")
+        .expect("valid time")
+        .to_utc()
+}
+
+pub fn spec(users: usize, events: usize) -> OrgSpec {
+    OrgSpec {
+        seed: 7,
+        users,
+        events,
+        now: fixed_now(),
+    }
+}
+
+pub async fn emulator(org: OrgSpec, faults: Faults, page_size_cap: Option<usize>) -> Emulator {
+    Emulator::start(EmulatorConfig {
+        org,
+        faults,
+        page_size_cap,
+        port: 0,
+    })
+    .await
+    .expect("emulator starts")
+}
+
+/// Retries without real waiting: the emulator's Retry-After is 0 in tests.
+pub fn fast_retries(mut config: ClientConfig) -> ClientConfig {
+    config.retry = RetryPolicy {
+        max_attempts: 6,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+    };
+    config
+}
+
+pub fn session(config: ClientConfig) -> SessionContext {
+    let client = Client::new(fast_retries(config)).expect("client");
+    orgsql::session(&client).expect("session")
+}
+
+pub async fn query(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<Vec<RecordBatch>> {
+    ctx.sql(sql).await?.collect().await
+}
+
+/// Rows as text, NULL as "NULL", one Vec per row.
+pub fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut rows = Vec::new();
+    for batch in batches {
+        let formatters: Vec<ArrayFormatter> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formatter"))
+            .collect();
+        for row in 0..batch.num_rows() {
+            rows.push(
+                formatters
+                    .iter()
+                    .map(|f| f.value(row).to_string())
+                    .collect(),
+            );
+        }
+    }
+    rows
+}
+
+pub async fn sql_rows(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {
+    match query(ctx, sql).await {
+        Ok(batches) => rows(&batches),
+        Err(e) => panic!("{sql}: {e}"),
+    }
+}
+
+/// The first column of every row.
+pub async fn column(ctx: &SessionContext, sql: &str) -> Vec<String> {
+    sql_rows(ctx, sql)
+        .await
+        .into_iter()
+        .map(|mut r| r.swap_remove(0))
+        .collect()
+}
+
+/// How the tables print a time the emulator generated.
+pub fn time_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -3,6 +3,7 @@
 mod directories;
 mod domains;
 mod events;
+mod filters;
 mod group_members;
 mod groups;
 mod orgs;

@@ -1,0 +1,224 @@
+//! Reading the filters DataFusion offers a scan: the few predicate shapes the
+//! Admin API can apply. One place, so every table recognises them alike.
+
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
+use datafusion::scalar::ScalarValue;
+
+/// The column an expression names, looking through casts.
+fn column(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Column(c) => Some(c.name.as_str()),
+        Expr::Cast(c) => column(&c.expr),
+        Expr::TryCast(c) => column(&c.expr),
+        _ => None,
+    }
+}
+
+fn literal(expr: &Expr) -> Option<&ScalarValue> {
+    match expr {
+        Expr::Literal(value, _) => Some(value),
+        Expr::Cast(c) => literal(&c.expr),
+        _ => None,
+    }
+}
+
+/// `col = v`, `v = col`, an OR chain of those on one column (what a short
+/// `IN` list becomes), or `col IN (v, ...)`: the column and its text values.
+pub fn equals_any(expr: &Expr) -> Option<(&str, Vec<String>)> {
+    match expr {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Eq,
+            right,
+        }) => {
+            let (col, value) = match (column(left), column(right)) {
+                (Some(col), None) => (col, literal(right)?),
+                (None, Some(col)) => (col, literal(left)?),
+                _ => return None,
+            };
+            Some((col, vec![text(value)?]))
+        }
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Or,
+            right,
+        }) => {
+            let (left_col, mut values) = equals_any(left)?;
+            let (right_col, more) = equals_any(right)?;
+            (left_col == right_col).then(|| {
+                values.extend(more);
+                (left_col, values)
+            })
+        }
+        Expr::InList(list) if !list.negated => {
+            let col = column(&list.expr)?;
+            let values = list
+                .list
+                .iter()
+                .map(|e| literal(e).and_then(text))
+                .collect::<Option<Vec<_>>>()?;
+            Some((col, values))
+        }
+        _ => None,
+    }
+}
+
+fn text(value: &ScalarValue) -> Option<String> {
+    match value {
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// A bound on a time column: `col op timestamp`, either way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeBound {
+    /// The column is at or after this many microseconds since the epoch.
+    From(i64),
+    /// The column is at or before this many microseconds since the epoch.
+    To(i64),
+    /// Both (`=`).
+    At(i64),
+}
+
+pub fn time_bound(expr: &Expr) -> Option<(&str, TimeBound)> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
+        return None;
+    };
+    let (col, op, value) = match (column(left), column(right)) {
+        (Some(col), None) => (col, *op, literal(right)?),
+        (None, Some(col)) => (col, op.swap()?, literal(left)?),
+        _ => return None,
+    };
+    let micros = micros(value)?;
+    let bound = match op {
+        Operator::Gt | Operator::GtEq => TimeBound::From(micros),
+        Operator::Lt | Operator::LtEq => TimeBound::To(micros),
+        Operator::Eq => TimeBound::At(micros),
+        _ => return None,
+    };
+    Some((col, bound))
+}
+
+fn micros(value: &ScalarValue) -> Option<i64> {
+    match value {
+        ScalarValue::TimestampSecond(Some(v), _) => v.checked_mul(1_000_000),
+        ScalarValue::TimestampMillisecond(Some(v), _) => v.checked_mul(1_000),
+        ScalarValue::TimestampMicrosecond(Some(v), _) => Some(*v),
+        ScalarValue::TimestampNanosecond(Some(v), _) => Some(v.div_euclid(1_000)),
+        _ => None,
+    }
+}
+
+/// The inclusive time window all bounds on `col` allow, in microseconds.
+pub fn time_window(filters: &[Expr], col: &str) -> (Option<i64>, Option<i64>) {
+    let (mut from, mut to) = (None::<i64>, None::<i64>);
+    for (name, bound) in filters.iter().filter_map(time_bound) {
+        if name != col {
+            continue;
+        }
+        let (lower, upper) = match bound {
+            TimeBound::From(t) => (Some(t), None),
+            TimeBound::To(t) => (None, Some(t)),
+            TimeBound::At(t) => (Some(t), Some(t)),
+        };
+        from = from.max(lower);
+        to = match (to, upper) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    (from, to)
+}
+
+/// The values every equality filter on `col` allows (their intersection), or
+/// `None` when no filter restricts it.
+pub fn allowed_values(filters: &[Expr], col: &str) -> Option<Vec<String>> {
+    let mut allowed: Option<Vec<String>> = None;
+    for (name, values) in filters.iter().filter_map(equals_any) {
+        if name != col {
+            continue;
+        }
+        allowed = Some(match allowed {
+            None => values,
+            Some(previous) => previous
+                .into_iter()
+                .filter(|v| values.contains(v))
+                .collect(),
+        });
+    }
+    allowed.map(|mut values| {
+        values.sort();
+        values.dedup();
+        values
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::{col, lit};
+
+    fn ts(micros: i64) -> Expr {
+        Expr::Literal(
+            ScalarValue::TimestampMicrosecond(Some(micros), Some("UTC".into())),
+            None,
+        )
+    }
+
+    #[test]
+    fn equalities_or_chains_and_in_lists() {
+        assert_eq!(
+            equals_any(&col("a").eq(lit("x"))),
+            Some(("a", vec!["x".to_string()]))
+        );
+        assert_eq!(
+            equals_any(&lit("x").eq(col("a"))),
+            Some(("a", vec!["x".to_string()]))
+        );
+        let or = col("a").eq(lit("x")).or(col("a").eq(lit("y")));
+        assert_eq!(
+            equals_any(&or),
+            Some(("a", vec!["x".to_string(), "y".to_string()]))
+        );
+        assert_eq!(
+            equals_any(&col("a").eq(lit("x")).or(col("b").eq(lit("y")))),
+            None
+        );
+        let list = col("a").in_list(vec![lit("x"), lit("y"), lit("z"), lit("w")], false);
+        assert_eq!(equals_any(&list).map(|(_, v)| v.len()), Some(4));
+        assert_eq!(equals_any(&col("a").in_list(vec![lit("x")], true)), None);
+        assert_eq!(equals_any(&col("a").not_eq(lit("x"))), None);
+    }
+
+    #[test]
+    fn time_windows_from_every_comparison_shape() {
+        let filters = vec![
+            col("time").gt_eq(ts(100)),
+            ts(900).gt(col("time")),
+            col("time").lt(ts(500)),
+        ];
+        assert_eq!(time_window(&filters, "time"), (Some(100), Some(500)));
+        let ns = Expr::Literal(
+            ScalarValue::TimestampNanosecond(Some(7_000_999), None),
+            None,
+        );
+        assert_eq!(
+            time_bound(&col("time").eq(ns)),
+            Some(("time", TimeBound::At(7_000)))
+        );
+        assert_eq!(time_window(&[col("other").gt(ts(1))], "time"), (None, None));
+    }
+
+    #[test]
+    fn allowed_values_intersect() {
+        let filters = vec![
+            col("a").in_list(vec![lit("x"), lit("y"), lit("z"), lit("w")], false),
+            col("a").eq(lit("y")),
+        ];
+        assert_eq!(allowed_values(&filters, "a"), Some(vec!["y".to_string()]));
+        assert_eq!(allowed_values(&filters, "b"), None);
+    }
+}

@@ -142,3 +142,72 @@ async fn sql_semantics_hold_where_the_api_is_looser() {
         vec![logins.to_string()]
     );
 }
+
+#[tokio::test]
+async fn user_filters_go_to_users_search_and_long_lists_are_split() {
+    let emu = emulator(spec(200, 10), Faults::default(), None).await;
+    let org = emu.org().clone();
+    let ctx = session(emu.client_config());
+
+    // Twelve account ids: more than the 10 one call takes, so two calls.
+    let ids: Vec<String> = org
+        .users
+        .iter()
+        .step_by(15)
+        .take(12)
+        .map(|u| u.account_id.clone())
+        .collect();
+    let list = ids
+        .iter()
+        .map(|id| format!("'{id}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut got = column(
+        &ctx,
+        &format!("SELECT account_id FROM users WHERE account_id IN ({list})"),
+    )
+    .await;
+    got.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(got, expected);
+    assert_eq!(emu.requests("/users/search"), 2);
+
+    emu.reset_requests();
+    let expected: Vec<String> = org
+        .users
+        .iter()
+        .filter(|u| {
+            u.status == "active" && u.mfa_enabled == Some(false) && u.claim_status == "managed"
+        })
+        .map(|u| u.email.clone())
+        .collect();
+    assert!(!expected.is_empty());
+    let sql = "SELECT email FROM users WHERE status = 'active' AND NOT mfa_enabled AND claim_status = 'managed'";
+    assert_eq!(column(&ctx, sql).await, expected);
+    assert_eq!(
+        emu.requests("/users/search"),
+        1,
+        "one page of matching users"
+    );
+
+    // A value outside the API's enum matches nothing and costs nothing.
+    emu.reset_requests();
+    assert_eq!(
+        column(&ctx, "SELECT count(*) FROM users WHERE status = 'ACTIVE'").await,
+        vec!["0".to_string()]
+    );
+    assert_eq!(emu.requests("/users/search"), 0);
+
+    // The members of one group: only users in it are listed.
+    emu.reset_requests();
+    let group = &org.groups[3];
+    let mut expected: Vec<String> = org.members_of(3).map(|u| u.account_id.clone()).collect();
+    expected.sort();
+    let sql = format!(
+        "SELECT account_id FROM group_members WHERE group_id = '{}' ORDER BY account_id",
+        group.id
+    );
+    assert_eq!(column(&ctx, &sql).await, expected);
+    assert_eq!(emu.requests("/users/search"), 1);
+}

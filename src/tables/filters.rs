@@ -63,6 +63,29 @@ pub fn equals_any(expr: &Expr) -> Option<(&str, Vec<String>)> {
     }
 }
 
+/// `col`, `NOT col`, `col = true|false` (either way round): the column and the value it must have.
+pub fn bool_equals(expr: &Expr) -> Option<(&str, bool)> {
+    match expr {
+        Expr::Not(inner) => column(inner).map(|col| (col, false)),
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Eq,
+            right,
+        }) => {
+            let (col, value) = match (column(left), column(right)) {
+                (Some(col), None) => (col, literal(right)?),
+                (None, Some(col)) => (col, literal(left)?),
+                _ => return None,
+            };
+            match value {
+                ScalarValue::Boolean(Some(b)) => Some((col, *b)),
+                _ => None,
+            }
+        }
+        other => column(other).map(|col| (col, true)),
+    }
+}
+
 fn text(value: &ScalarValue) -> Option<String> {
     match value {
         ScalarValue::Utf8(Some(s))

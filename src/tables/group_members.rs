@@ -1,10 +1,11 @@
 //! `group_members`: one row per (group, user). The API has no members
 //! endpoint, so this is `users/search` with the `groups` expansion.
 
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use serde::Serialize;
 
 use super::provider::{Column, Resource, Scan};
-use super::users::{ApiUser, users_search};
+use super::users::{ApiUser, users_pushdown, users_search};
 use crate::api::PageRequest;
 
 pub struct GroupMembers;
@@ -43,7 +44,16 @@ impl Resource for GroupMembers {
             filters: scan.filters,
             limit: None,
         };
-        vec![users_search(&scan, &["groups"])]
+        users_search(&scan, &["groups"])
+    }
+
+    /// account_id narrows to those users; group_id to the members of those
+    /// groups (their other groups are filtered out again by DataFusion).
+    fn pushdown(filter: &Expr) -> TableProviderFilterPushDown {
+        match super::filters::equals_any(filter) {
+            Some(("account_id" | "group_id", _)) => users_pushdown(filter),
+            _ => TableProviderFilterPushDown::Unsupported,
+        }
     }
 
     fn push_rows(org_id: &str, data: Vec<ApiUser>, rows: &mut Vec<GroupMemberRow>) {

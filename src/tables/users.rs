@@ -1,8 +1,10 @@
 //! `users`: every directory user, managed or not (`POST users/search`).
 
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 
+use super::filters::{allowed_values, bool_equals, equals_any};
 use super::provider::{Column, Resource, Scan};
 use crate::api::{CursorIn, PageRequest};
 
@@ -12,14 +14,114 @@ const USERS_SEARCH: &str = "/admin/v2/orgs/{orgId}/directories/{directoryId}/use
 /// users/search answers at most 100 users a page.
 const MAX_PAGE: usize = 100;
 
-/// A `users/search` call over all directories, asking for the `expand` parts
-/// that the scan's columns need. Shared by the tables built from this call.
-pub(crate) fn users_search(scan: &Scan, expand: &[&str]) -> PageRequest {
+/// Equality filters users/search applies: column, body field, the values the
+/// API accepts (`None`: any), the most values one call takes.
+const LIST_FILTERS: [(&str, &str, Option<&[&str]>, usize); 6] = [
+    ("account_id", "accountIds", None, 10),
+    ("email", "emails", None, 100),
+    (
+        "account_status",
+        "accountStatus",
+        Some(&["active", "inactive", "closed"]),
+        3,
+    ),
+    (
+        "membership_status",
+        "membershipStatus",
+        Some(&["active", "suspended", "no_membership"]),
+        3,
+    ),
+    (
+        "status",
+        "status",
+        Some(&[
+            "active",
+            "suspended",
+            "not_invited",
+            "deactivated",
+            "for_deletion",
+        ]),
+        4,
+    ),
+    ("group_id", "groupIds", None, 10),
+];
+
+/// Whether users/search can narrow by this filter. Inexact: email matching
+/// may ignore case at the API, and SQL must not.
+pub(crate) fn users_pushdown(filter: &Expr) -> TableProviderFilterPushDown {
+    let pushable = equals_any(filter).is_some_and(|(col, _)| {
+        col == "claim_status" || LIST_FILTERS.iter().any(|(c, ..)| *c == col)
+    }) || bool_equals(filter).is_some_and(|(col, _)| col == "mfa_enabled");
+    if pushable {
+        TableProviderFilterPushDown::Inexact
+    } else {
+        TableProviderFilterPushDown::Unsupported
+    }
+}
+
+/// `users/search` calls over all directories, narrowed by the scan's filters
+/// and asking for the `expand` parts its columns need. Lists longer than the
+/// API takes in one call are split over several calls. Shared by the tables
+/// built from this call.
+pub(crate) fn users_search(scan: &Scan, expand: &[&str]) -> Vec<PageRequest> {
     let mut body = json!({ "limit": scan.page_size(MAX_PAGE) });
     if !expand.is_empty() {
         body["expand"] = json!(expand);
     }
-    PageRequest::post(USERS_SEARCH, body, CursorIn::Body { keep_filters: true })
+    let mut bodies = vec![body];
+    for (col, field, valid, max) in LIST_FILTERS {
+        let Some(mut values) = allowed_values(scan.filters, col) else {
+            continue;
+        };
+        if let Some(valid) = valid {
+            // A value outside the API's enum matches nothing.
+            values.retain(|v| valid.contains(&v.as_str()));
+            if values.len() == valid.len() {
+                continue;
+            }
+        }
+        if values.is_empty() {
+            return Vec::new();
+        }
+        bodies = bodies
+            .into_iter()
+            .flat_map(|body| {
+                values.chunks(max).map(move |chunk| {
+                    let mut body = body.clone();
+                    body[field] = json!(chunk);
+                    body
+                })
+            })
+            .collect();
+    }
+    let claim = allowed_values(scan.filters, "claim_status");
+    let mfa: Vec<bool> = scan
+        .filters
+        .iter()
+        .filter_map(bool_equals)
+        .filter(|(col, _)| *col == "mfa_enabled")
+        .map(|(_, value)| value)
+        .collect();
+    for body in &mut bodies {
+        match claim.as_deref() {
+            Some([one]) if one == "managed" || one == "unmanaged" => {
+                body["claimStatus"] = json!(one)
+            }
+            Some([_]) | Some([]) => return Vec::new(),
+            _ => {}
+        }
+        match mfa.as_slice() {
+            [] => {}
+            [first, rest @ ..] if rest.iter().all(|v| v == first) => {
+                body["mfaEnabled"] = Value::Bool(*first)
+            }
+            _ => return Vec::new(),
+        }
+    }
+    bodies
+        .into_iter()
+        .map(|body| PageRequest::post(USERS_SEARCH, body, CursorIn::Body { keep_filters: true }))
+        .collect()
 }
 
 /// One user as `users/search` returns it (v2, camelCase; every field optional
@@ -151,7 +253,11 @@ impl Resource for Users {
         } else {
             &[]
         };
-        vec![users_search(scan, expand)]
+        users_search(scan, expand)
+    }
+
+    fn pushdown(filter: &Expr) -> TableProviderFilterPushDown {
+        users_pushdown(filter)
     }
 
     fn push_rows(org_id: &str, data: Vec<ApiUser>, rows: &mut Vec<UserRow>) {

@@ -318,3 +318,28 @@ async fn a_wrong_org_id_names_the_org_id_problem() {
         );
     }
 }
+
+#[tokio::test]
+async fn expansions_are_requested_only_for_columns_a_query_reads() {
+    let emu = emulator(spec(10, 5), Faults::default(), None).await;
+    let ctx = session(emu.client_config());
+    let expand = |suffix: &str| emu.last_body(suffix).map(|body| body["expand"].clone());
+
+    sql_rows(&ctx, "SELECT account_id, email FROM users").await;
+    assert_eq!(expand("/users/search"), Some(serde_json::Value::Null));
+    sql_rows(&ctx, "SELECT sum(resource_count) FROM users").await;
+    assert_eq!(
+        expand("/users/search"),
+        Some(serde_json::json!(["counts.resources"]))
+    );
+    sql_rows(&ctx, "SELECT group_id FROM group_members").await;
+    assert_eq!(expand("/users/search"), Some(serde_json::json!(["groups"])));
+
+    sql_rows(&ctx, "SELECT name FROM groups").await;
+    assert_eq!(expand("/groups/search"), Some(serde_json::Value::Null));
+    sql_rows(&ctx, "SELECT name, user_count FROM groups").await;
+    assert_eq!(
+        expand("/groups/search"),
+        Some(serde_json::json!(["counts.users"]))
+    );
+}

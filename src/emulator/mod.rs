@@ -53,6 +53,8 @@ pub(crate) struct State {
     counter: AtomicU64,
     /// Requests served, by "METHOD template".
     requests: Mutex<BTreeMap<String, u64>>,
+    /// The last JSON body received, by "METHOD template".
+    last_bodies: Mutex<BTreeMap<String, serde_json::Value>>,
 }
 
 /// A running emulator; stops when dropped.
@@ -75,6 +77,7 @@ impl Emulator {
             config,
             counter: AtomicU64::new(0),
             requests: Mutex::new(BTreeMap::new()),
+            last_bodies: Mutex::new(BTreeMap::new()),
         });
         let app = axum::Router::new()
             .fallback(routes::handle)
@@ -137,6 +140,19 @@ impl Emulator {
             .sum()
     }
 
+    /// The last JSON body sent to an endpoint whose "METHOD template" ends with `suffix`.
+    pub fn last_body(&self, suffix: &str) -> Option<serde_json::Value> {
+        let bodies = self
+            .state
+            .last_bodies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        bodies
+            .iter()
+            .find(|(k, _)| k.ends_with(suffix))
+            .map(|(_, v)| v.clone())
+    }
+
     pub fn reset_requests(&self) {
         self.state
             .requests
@@ -155,6 +171,13 @@ impl Drop for Emulator {
 }
 
 impl State {
+    fn remember_body(&self, endpoint: &str, body: &[u8]) {
+        if let Ok(json) = serde_json::from_slice(body) {
+            let mut bodies = self.last_bodies.lock().unwrap_or_else(|e| e.into_inner());
+            bodies.insert(endpoint.to_string(), json);
+        }
+    }
+
     fn count(&self, endpoint: &str) -> u64 {
         let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
         *requests.entry(endpoint.to_string()).or_default() += 1;

@@ -158,6 +158,7 @@ pub(crate) async fn handle(
     };
     let version = route.version();
     let n = state.count(route.template());
+    state.remember_body(route.template(), &body);
     if let Some(every) = faults.fail_every.filter(|&e| e > 0 && n % e == 0) {
         let failure = if (n / every) % 2 == 1 {
             let throttled = gateway(StatusCode::TOO_MANY_REQUESTS, "Too many requests", version);

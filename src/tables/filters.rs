@@ -22,20 +22,31 @@ fn literal(expr: &Expr) -> Option<&ScalarValue> {
     }
 }
 
+/// `col = literal`, either way round.
+fn column_equals(expr: &Expr) -> Option<(&str, &ScalarValue)> {
+    let Expr::BinaryExpr(BinaryExpr {
+        left,
+        op: Operator::Eq,
+        right,
+    }) = expr
+    else {
+        return None;
+    };
+    match (column(left), column(right)) {
+        (Some(col), None) => Some((col, literal(right)?)),
+        (None, Some(col)) => Some((col, literal(left)?)),
+        _ => None,
+    }
+}
+
 /// `col = v`, `v = col`, an OR chain of those on one column (what a short
 /// `IN` list becomes), or `col IN (v, ...)`: the column and its text values.
 pub fn equals_any(expr: &Expr) -> Option<(&str, Vec<String>)> {
     match expr {
         Expr::BinaryExpr(BinaryExpr {
-            left,
-            op: Operator::Eq,
-            right,
+            op: Operator::Eq, ..
         }) => {
-            let (col, value) = match (column(left), column(right)) {
-                (Some(col), None) => (col, literal(right)?),
-                (None, Some(col)) => (col, literal(left)?),
-                _ => return None,
-            };
+            let (col, value) = column_equals(expr)?;
             Some((col, vec![text(value)?]))
         }
         Expr::BinaryExpr(BinaryExpr {
@@ -68,15 +79,9 @@ pub fn bool_equals(expr: &Expr) -> Option<(&str, bool)> {
     match expr {
         Expr::Not(inner) => column(inner).map(|col| (col, false)),
         Expr::BinaryExpr(BinaryExpr {
-            left,
-            op: Operator::Eq,
-            right,
+            op: Operator::Eq, ..
         }) => {
-            let (col, value) = match (column(left), column(right)) {
-                (Some(col), None) => (col, literal(right)?),
-                (None, Some(col)) => (col, literal(left)?),
-                _ => return None,
-            };
+            let (col, value) = column_equals(expr)?;
             match value {
                 ScalarValue::Boolean(Some(b)) => Some((col, *b)),
                 _ => None,

@@ -12,7 +12,9 @@ use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::paging::{Envelope, next_cursor};
+use super::cache::PageCache;
+use super::log::{RequestLog, RequestRecord};
+use super::paging::{Envelope, PageItems, next_cursor};
 use super::retry::{RetryPolicy, is_retryable};
 use super::{ApiError, ApiKey, api_message};
 
@@ -31,7 +33,17 @@ pub struct ClientConfig {
     pub api_key: ApiKey,
     pub retry: RetryPolicy,
     pub timeout: Duration,
+    /// Requests a fan-out table (one call per user or group) keeps in flight.
+    pub concurrency: usize,
+    /// How long a fetched page is reused; `None` turns the cache off.
+    pub cache_ttl: Option<Duration>,
 }
+
+/// Fan-out requests in flight by default: quick on a large org while staying
+/// far below the rates at which the Admin API starts answering 429.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+/// Pages are reused for five minutes by default.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 
 impl ClientConfig {
     pub fn new(base_url: impl Into<String>, org_id: impl Into<String>, api_key: ApiKey) -> Self {
@@ -41,6 +53,8 @@ impl ClientConfig {
             api_key,
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(60),
+            concurrency: DEFAULT_CONCURRENCY,
+            cache_ttl: Some(DEFAULT_CACHE_TTL),
         }
     }
 }
@@ -67,6 +81,8 @@ pub struct PageRequest {
     pub query: Vec<(String, String)>,
     pub body: Option<Value>,
     pub cursor_in: CursorIn,
+    /// The table whose scan sends it, for `orgsql_requests`.
+    pub table: &'static str,
 }
 
 impl PageRequest {
@@ -78,6 +94,7 @@ impl PageRequest {
             query: Vec::new(),
             body: None,
             cursor_in: CursorIn::Query,
+            table: "",
         }
     }
 
@@ -89,6 +106,7 @@ impl PageRequest {
             query: Vec::new(),
             body: Some(body),
             cursor_in,
+            table: "",
         }
     }
 
@@ -119,6 +137,9 @@ struct Inner {
     org_id: String,
     auth: HeaderValue,
     retry: RetryPolicy,
+    concurrency: usize,
+    cache: PageCache,
+    log: RequestLog,
 }
 
 impl std::fmt::Debug for Client {
@@ -159,6 +180,9 @@ impl Client {
                 org_id: config.org_id,
                 auth,
                 retry: config.retry,
+                concurrency: config.concurrency.max(1),
+                cache: PageCache::new(config.cache_ttl),
+                log: RequestLog::default(),
             }),
         })
     }
@@ -167,11 +191,26 @@ impl Client {
         &self.inner.org_id
     }
 
+    /// Requests a fan-out scan keeps in flight.
+    pub fn concurrency(&self) -> usize {
+        self.inner.concurrency
+    }
+
+    /// Every request sent so far, retries included; cache hits are not requests.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.inner.log.snapshot()
+    }
+
+    /// Forget cached pages: the next scans fetch afresh.
+    pub fn clear_cache(&self) {
+        self.inner.cache.clear();
+    }
+
     /// Every page of a listing, fetched one at a time as the stream is polled.
     /// Each item is the page's `data`. A cursor seen twice ends the stream with an error.
     pub fn pages<T>(&self, request: PageRequest) -> BoxStream<'static, Result<T, ApiError>>
     where
-        T: DeserializeOwned + Send + 'static,
+        T: DeserializeOwned + PageItems + Send + 'static,
     {
         struct State {
             client: Client,
@@ -191,7 +230,7 @@ impl Client {
             if state.done {
                 return Ok(None);
             }
-            let body = state
+            let (body, logged) = state
                 .client
                 .send(&state.request, state.cursor.as_deref())
                 .await?;
@@ -201,6 +240,13 @@ impl Client {
             };
             let page: Envelope<T> =
                 serde_json::from_slice(&body).map_err(|e| decode_error(e.to_string()))?;
+            if let Some(index) = logged {
+                state
+                    .client
+                    .inner
+                    .log
+                    .set_rows(index, page.data.item_count());
+            }
             match next_cursor(&page).map_err(decode_error)? {
                 Some(next) => {
                     if !state.seen.insert(next.clone()) {
@@ -217,31 +263,81 @@ impl Client {
         .boxed()
     }
 
-    /// One page, with retries. Returns the raw body of a 2xx answer.
+    /// One page: from the session cache, or fetched with retries. Returns the
+    /// raw body of a 2xx answer and, when a request was sent, its log index.
     pub async fn send(
         &self,
         request: &PageRequest,
         cursor: Option<&str>,
-    ) -> Result<Bytes, ApiError> {
+    ) -> Result<(Bytes, Option<usize>), ApiError> {
         let endpoint = request.endpoint();
         if request.method != Method::GET && !READ_ONLY_POSTS.contains(&request.template) {
             return Err(ApiError::NotReadOnly { endpoint });
         }
         let url = self.url(request)?;
+        let key = format!(
+            "{} {url} {:?} {:?} {}",
+            request.method,
+            request.query,
+            cursor,
+            request
+                .body
+                .as_ref()
+                .map(Value::to_string)
+                .unwrap_or_default()
+        );
+        let slot = self.inner.cache.slot(key);
+        let mut logged = None;
+        let body = slot
+            .get_or_try_init(|| async {
+                let (body, index) = self.fetch(request, url, cursor).await?;
+                logged = Some(index);
+                Ok::<_, ApiError>(body)
+            })
+            .await?;
+        Ok((body.clone(), logged))
+    }
+
+    /// Send one request, retrying what is worth retrying; every attempt is logged.
+    async fn fetch(
+        &self,
+        request: &PageRequest,
+        url: Url,
+        cursor: Option<&str>,
+    ) -> Result<(Bytes, usize), ApiError> {
+        let endpoint = request.endpoint();
         let policy = &self.inner.retry;
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let started_at = chrono::Utc::now();
+            let clock = std::time::Instant::now();
             let result = self.build(request, url.clone(), cursor).send().await;
+            let log = |status: Option<u16>| {
+                self.inner.log.push(RequestRecord {
+                    started_at,
+                    method: request.method.to_string(),
+                    endpoint: request.template,
+                    status,
+                    duration_ms: clock.elapsed().as_secs_f64() * 1000.0,
+                    attempt,
+                    rows: None,
+                    table_name: request.table,
+                })
+            };
             let (status, detail, headers) = match result {
                 Ok(response) if response.status().is_success() => {
-                    return response.bytes().await.map_err(|e| ApiError::Transport {
+                    let status = response.status().as_u16();
+                    let body = response.bytes().await.map_err(|e| ApiError::Transport {
                         endpoint: endpoint.clone(),
                         detail: e.without_url().to_string(),
                     });
+                    let index = log(Some(status));
+                    return body.map(|b| (b, index));
                 }
                 Ok(response) => {
                     let status = response.status().as_u16();
+                    log(Some(status));
                     let headers = response.headers().clone();
                     let body = response.bytes().await.unwrap_or_default();
                     let message = api_message(&body);
@@ -255,9 +351,11 @@ impl Client {
                     (status, format!("HTTP {status}: {message}"), Some(headers))
                 }
                 Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
+                    log(None);
                     (0, e.without_url().to_string(), None)
                 }
                 Err(e) => {
+                    log(None);
                     return Err(ApiError::Transport {
                         endpoint,
                         detail: e.without_url().to_string(),

@@ -1,13 +1,18 @@
 //! The Atlassian Admin API client: auth, base URL, paging, retries, errors.
 
+mod cache;
 mod client;
 mod error;
+mod log;
 mod paging;
 mod retry;
 
-pub use client::{Client, ClientConfig, CursorIn, PageRequest};
+pub use client::{
+    Client, ClientConfig, CursorIn, DEFAULT_CACHE_TTL, DEFAULT_CONCURRENCY, PageRequest,
+};
 pub use error::{ApiError, api_message};
-pub use paging::{Envelope, next_cursor};
+pub use log::RequestRecord;
+pub use paging::{Envelope, PageItems, next_cursor};
 pub use retry::RetryPolicy;
 
 use std::fmt;

@@ -26,6 +26,23 @@ pub struct Meta {
     pub next: Option<String>,
 }
 
+/// How many items a page's `data` holds, for the request log.
+pub trait PageItems {
+    fn item_count(&self) -> usize;
+}
+
+impl<T> PageItems for Vec<T> {
+    fn item_count(&self) -> usize {
+        self.len()
+    }
+}
+
+impl PageItems for serde_json::Value {
+    fn item_count(&self) -> usize {
+        self.as_array().map_or(1, Vec::len)
+    }
+}
+
 /// The cursor for the next page, or `None` on the last page (`next` missing,
 /// null or empty, `links: {}`). A URL yields its `cursor` query parameter.
 pub fn next_cursor<T>(page: &Envelope<T>) -> Result<Option<String>, String> {

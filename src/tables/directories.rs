@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::provider::{Column, Resource, Scan};
+use super::provider::{Column, Fetch, Origin, Resource, Scan};
 use crate::api::PageRequest;
 
 pub struct Directories;
@@ -38,16 +38,17 @@ impl Resource for Directories {
         ]
     }
 
-    fn requests(scan: &Scan) -> Vec<PageRequest> {
+    fn fetch(scan: &Scan) -> Fetch {
         vec![
             PageRequest::get("/admin/v2/orgs/{orgId}/directories")
                 .query("limit", scan.page_size(MAX_PAGE).to_string()),
         ]
+        .into()
     }
 
-    fn push_rows(org_id: &str, data: Vec<ApiDirectory>, rows: &mut Vec<DirectoryRow>) {
+    fn push_rows(origin: &Origin, data: Vec<ApiDirectory>, rows: &mut Vec<DirectoryRow>) {
         rows.extend(data.into_iter().map(|d| DirectoryRow {
-            org_id: org_id.to_string(),
+            org_id: origin.org_id.to_string(),
             directory_id: d.directory_id,
             name: d.name,
         }));

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::provider::{Column, Resource, Scan};
+use super::provider::{Column, Fetch, Origin, Resource, Scan};
 use crate::api::PageRequest;
 
 pub struct Domains;
@@ -55,18 +55,18 @@ impl Resource for Domains {
         ]
     }
 
-    fn requests(_scan: &Scan) -> Vec<PageRequest> {
-        vec![PageRequest::get("/admin/v1/orgs/{orgId}/domains")]
+    fn fetch(_scan: &Scan) -> Fetch {
+        vec![PageRequest::get("/admin/v1/orgs/{orgId}/domains")].into()
     }
 
-    fn push_rows(org_id: &str, data: Vec<ApiDomain>, rows: &mut Vec<DomainRow>) {
+    fn push_rows(origin: &Origin, data: Vec<ApiDomain>, rows: &mut Vec<DomainRow>) {
         rows.extend(data.into_iter().map(|d| {
             let (claim_type, claim_status) = d
                 .attributes
                 .claim
                 .map_or((None, None), |c| (c.kind, c.status));
             DomainRow {
-                org_id: org_id.to_string(),
+                org_id: origin.org_id.to_string(),
                 domain_id: d.id,
                 name: d.attributes.name,
                 claim_type,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::filters::{allowed_values, equals_any, time_bound, time_window};
-use super::provider::{Column, Resource, Scan};
+use super::provider::{Column, Fetch, Origin, Resource, Scan};
 use crate::api::PageRequest;
 
 pub struct Events;
@@ -15,27 +15,27 @@ const MAX_PAGE: usize = 500;
 
 #[derive(Debug, Deserialize)]
 pub struct ApiEvent {
-    id: String,
-    attributes: EventAttributes,
+    pub(crate) id: String,
+    pub(crate) attributes: EventAttributes,
     message: Option<Message>,
 }
 
 #[derive(Debug, Deserialize)]
-struct EventAttributes {
-    time: Option<String>,
-    action: Option<String>,
-    actor: Option<Actor>,
+pub(crate) struct EventAttributes {
+    pub(crate) time: Option<String>,
+    pub(crate) action: Option<String>,
+    pub(crate) actor: Option<Actor>,
     #[serde(default)]
-    context: Value,
+    pub(crate) context: Value,
     #[serde(default)]
-    container: Value,
+    pub(crate) container: Value,
     location: Option<Location>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Actor {
-    id: Option<String>,
+pub(crate) struct Actor {
+    pub(crate) id: Option<String>,
     name: Option<String>,
     email: Option<String>,
     auth: Option<ActorAuth>,
@@ -94,6 +94,58 @@ fn json_text(value: Value) -> Option<String> {
     (!value.is_null()).then(|| value.to_string())
 }
 
+/// Time bounds become `from`/`to`, and equalities on action, actor and ip
+/// become the API's filters. All Inexact: the API's case rules and bound
+/// inclusiveness are not documented, so DataFusion checks every row again.
+pub(crate) fn events_pushdown(filter: &Expr) -> TableProviderFilterPushDown {
+    let pushable = match (time_bound(filter), equals_any(filter)) {
+        (Some((col, _)), _) => col == "time",
+        (_, Some((col, _))) => matches!(col, "action" | "actor_id" | "ip"),
+        _ => false,
+    };
+    if pushable {
+        TableProviderFilterPushDown::Inexact
+    } else {
+        TableProviderFilterPushDown::Unsupported
+    }
+}
+
+/// The listings of the events a scan wants; shared with `event_context`.
+pub(crate) fn events_requests(scan: &Scan) -> Vec<PageRequest> {
+    let mut request = PageRequest::get("/admin/v1/orgs/{orgId}/events")
+        .query("limit", scan.page_size(MAX_PAGE).to_string());
+    // The API takes epoch milliseconds; widen each bound by a millisecond so
+    // that neither an inclusive nor an exclusive API bound loses a row.
+    let (from, to) = time_window(scan.filters, "time");
+    if let (Some(from), Some(to)) = (from, to)
+        && from > to
+    {
+        return Vec::new();
+    }
+    if let Some(from) = from {
+        request = request.query("from", (from.div_euclid(1000) - 1).to_string());
+    }
+    if let Some(to) = to {
+        request = request.query("to", (to.div_euclid(1000) + 2).to_string());
+    }
+    for (col, param) in [("actor_id", "actor"), ("ip", "ip")] {
+        if let Some(values) = allowed_values(scan.filters, col) {
+            if values.is_empty() {
+                return Vec::new();
+            }
+            request = request.query(param, values.join(","));
+        }
+    }
+    // The API filters one action a call: one listing per wanted action.
+    match allowed_values(scan.filters, "action") {
+        None => vec![request],
+        Some(actions) => actions
+            .into_iter()
+            .map(|a| request.clone().query("action", a))
+            .collect(),
+    }
+}
+
 impl Resource for Events {
     type Data = Vec<ApiEvent>;
     type Row = EventRow;
@@ -132,58 +184,15 @@ impl Resource for Events {
         ]
     }
 
-    /// Time bounds become `from`/`to`, and equalities on action, actor and ip
-    /// become the API's filters. All Inexact: the API's case rules and bound
-    /// inclusiveness are not documented, so DataFusion checks every row again.
     fn pushdown(filter: &Expr) -> TableProviderFilterPushDown {
-        let pushable = match (time_bound(filter), equals_any(filter)) {
-            (Some((col, _)), _) => col == "time",
-            (_, Some((col, _))) => matches!(col, "action" | "actor_id" | "ip"),
-            _ => false,
-        };
-        if pushable {
-            TableProviderFilterPushDown::Inexact
-        } else {
-            TableProviderFilterPushDown::Unsupported
-        }
+        events_pushdown(filter)
     }
 
-    fn requests(scan: &Scan) -> Vec<PageRequest> {
-        let mut request = PageRequest::get("/admin/v1/orgs/{orgId}/events")
-            .query("limit", scan.page_size(MAX_PAGE).to_string());
-        // The API takes epoch milliseconds; widen each bound by a millisecond so
-        // that neither an inclusive nor an exclusive API bound loses a row.
-        let (from, to) = time_window(scan.filters, "time");
-        if let (Some(from), Some(to)) = (from, to)
-            && from > to
-        {
-            return Vec::new();
-        }
-        if let Some(from) = from {
-            request = request.query("from", (from.div_euclid(1000) - 1).to_string());
-        }
-        if let Some(to) = to {
-            request = request.query("to", (to.div_euclid(1000) + 2).to_string());
-        }
-        for (col, param) in [("actor_id", "actor"), ("ip", "ip")] {
-            if let Some(values) = allowed_values(scan.filters, col) {
-                if values.is_empty() {
-                    return Vec::new();
-                }
-                request = request.query(param, values.join(","));
-            }
-        }
-        // The API filters one action a call: one listing per wanted action.
-        match allowed_values(scan.filters, "action") {
-            None => vec![request],
-            Some(actions) => actions
-                .into_iter()
-                .map(|a| request.clone().query("action", a))
-                .collect(),
-        }
+    fn fetch(scan: &Scan) -> Fetch {
+        events_requests(scan).into()
     }
 
-    fn push_rows(org_id: &str, data: Vec<ApiEvent>, rows: &mut Vec<EventRow>) {
+    fn push_rows(origin: &Origin, data: Vec<ApiEvent>, rows: &mut Vec<EventRow>) {
         rows.extend(data.into_iter().map(|e| {
             let a = e.attributes;
             let actor = a.actor;
@@ -197,7 +206,7 @@ impl Resource for Events {
                 (l.ip, l.city, l.region_name, l.country_name)
             });
             EventRow {
-                org_id: org_id.to_string(),
+                org_id: origin.org_id.to_string(),
                 event_id: e.id,
                 time: a.time,
                 action: a.action,

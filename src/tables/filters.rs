@@ -1,7 +1,14 @@
 //! Reading the filters DataFusion offers a scan: the few predicate shapes the
 //! Admin API can apply. One place, so every table recognises them alike.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::ScalarFunctionExpr;
+use datafusion::physical_expr::expressions::{self as physical, InListExpr};
+use datafusion::physical_expr_common::physical_expr::snapshot_physical_expr;
 use datafusion::scalar::ScalarValue;
 
 /// The column an expression names, looking through casts.
@@ -182,6 +189,114 @@ pub fn allowed_values(filters: &[Expr], col: &str) -> Option<Vec<String>> {
         values.dedup();
         values
     })
+}
+
+/// The key values a hash join's dynamic filter allows, by column: from
+/// `col IN (...)`, `struct(a, b) IN (...)` (a join on several keys),
+/// `col = v`, or `col >= v AND col <= v`. A column not pinned to a list of
+/// text values is left out: the scan then reads it all.
+pub fn join_key_values(expr: &Arc<dyn PhysicalExpr>) -> Vec<(String, Vec<String>)> {
+    let Ok(expr) = snapshot_physical_expr(Arc::clone(expr)) else {
+        return Vec::new();
+    };
+    let mut conjuncts = Vec::new();
+    split_and(&expr, &mut conjuncts);
+    let mut values: HashMap<String, Vec<String>> = HashMap::new();
+    let mut lower: HashMap<String, String> = HashMap::new();
+    let mut upper: HashMap<String, String> = HashMap::new();
+    for conjunct in conjuncts {
+        if let Some(list) = conjunct.downcast_ref::<InListExpr>() {
+            for (column, found) in in_list_values(list) {
+                values.entry(column).or_insert(found);
+            }
+        } else if let Some(binary) = conjunct.downcast_ref::<physical::BinaryExpr>() {
+            let (Some(column), Some(value)) = (
+                physical_column(binary.left()),
+                physical_text(binary.right()),
+            ) else {
+                continue;
+            };
+            match binary.op() {
+                Operator::Eq => {
+                    values.insert(column, vec![value]);
+                }
+                Operator::GtEq => {
+                    lower.insert(column, value);
+                }
+                Operator::LtEq => {
+                    upper.insert(column, value);
+                }
+                _ => {}
+            }
+        }
+    }
+    for (column, low) in lower {
+        if upper.get(&column) == Some(&low) {
+            values.entry(column).or_insert_with(|| vec![low]);
+        }
+    }
+    values.into_iter().collect()
+}
+
+fn split_and<'a>(expr: &'a Arc<dyn PhysicalExpr>, out: &mut Vec<&'a Arc<dyn PhysicalExpr>>) {
+    match expr.downcast_ref::<physical::BinaryExpr>() {
+        Some(binary) if *binary.op() == Operator::And => {
+            split_and(binary.left(), out);
+            split_and(binary.right(), out);
+        }
+        _ => out.push(expr),
+    }
+}
+
+fn in_list_values(list: &InListExpr) -> Vec<(String, Vec<String>)> {
+    if list.negated() {
+        return Vec::new();
+    }
+    if let Some(column) = physical_column(list.expr()) {
+        let values: Option<Vec<String>> = list.list().iter().map(physical_text).collect();
+        return values.map(|v| vec![(column, v)]).unwrap_or_default();
+    }
+    // A join on several keys: `struct(k1, k2) IN ({k1: .., k2: ..}, ...)`.
+    let Some(function) = list.expr().downcast_ref::<ScalarFunctionExpr>() else {
+        return Vec::new();
+    };
+    if function.name() != "struct" {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (field, arg) in function.args().iter().enumerate() {
+        let Some(column) = physical_column(arg) else {
+            continue;
+        };
+        let values: Option<Vec<String>> = list
+            .list()
+            .iter()
+            .map(|item| match physical_literal(item)? {
+                ScalarValue::Struct(array) => {
+                    let value = ScalarValue::try_from_array(array.column(field), 0).ok()?;
+                    text(&value)
+                }
+                _ => None,
+            })
+            .collect();
+        if let Some(values) = values {
+            out.push((column, values));
+        }
+    }
+    out
+}
+
+fn physical_column(expr: &Arc<dyn PhysicalExpr>) -> Option<String> {
+    expr.downcast_ref::<physical::Column>()
+        .map(|c| c.name().to_string())
+}
+
+fn physical_literal(expr: &Arc<dyn PhysicalExpr>) -> Option<&ScalarValue> {
+    expr.downcast_ref::<physical::Literal>().map(|l| l.value())
+}
+
+fn physical_text(expr: &Arc<dyn PhysicalExpr>) -> Option<String> {
+    text(physical_literal(expr)?)
 }
 
 #[cfg(test)]

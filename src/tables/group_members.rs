@@ -4,9 +4,8 @@
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use serde::Serialize;
 
-use super::provider::{Column, Resource, Scan};
+use super::provider::{Column, Fetch, Origin, Resource, Scan};
 use super::users::{ApiUser, users_pushdown, users_search};
-use crate::api::PageRequest;
 
 pub struct GroupMembers;
 
@@ -37,14 +36,14 @@ impl Resource for GroupMembers {
         ]
     }
 
-    fn requests(scan: &Scan) -> Vec<PageRequest> {
+    fn fetch(scan: &Scan) -> Fetch {
         // A LIMIT counts membership rows, not users: page at full size.
         let scan = Scan {
             columns: scan.columns.clone(),
             filters: scan.filters,
             limit: None,
         };
-        users_search(&scan, &["groups"])
+        users_search(&scan, &["groups"]).into()
     }
 
     /// account_id narrows to those users; group_id to the members of those
@@ -56,7 +55,7 @@ impl Resource for GroupMembers {
         }
     }
 
-    fn push_rows(org_id: &str, data: Vec<ApiUser>, rows: &mut Vec<GroupMemberRow>) {
+    fn push_rows(origin: &Origin, data: Vec<ApiUser>, rows: &mut Vec<GroupMemberRow>) {
         for user in data {
             for group in user.groups {
                 let group_id = group
@@ -65,7 +64,7 @@ impl Resource for GroupMembers {
                     .unwrap_or(&group.id)
                     .to_string();
                 rows.push(GroupMemberRow {
-                    org_id: org_id.to_string(),
+                    org_id: origin.org_id.to_string(),
                     group_id,
                     account_id: user.account_id.clone(),
                     group_name: group.name,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::provider::{Column, Resource, Scan};
+use super::provider::{Column, Fetch, Origin, Resource, Scan};
 use crate::api::{CursorIn, PageRequest};
 
 pub struct Groups;
@@ -87,7 +87,7 @@ impl Resource for Groups {
         ]
     }
 
-    fn requests(scan: &Scan) -> Vec<PageRequest> {
+    fn fetch(scan: &Scan) -> Fetch {
         let mut expand = Vec::new();
         if scan.needs("user_count") {
             expand.push("counts.users");
@@ -104,9 +104,10 @@ impl Resource for Groups {
             body,
             CursorIn::Body { keep_filters: true },
         )]
+        .into()
     }
 
-    fn push_rows(org_id: &str, data: Vec<ApiGroup>, rows: &mut Vec<GroupRow>) {
+    fn push_rows(origin: &Origin, data: Vec<ApiGroup>, rows: &mut Vec<GroupRow>) {
         rows.extend(data.into_iter().map(|g| {
             let access = g.management_access;
             let (readable, modifiable, deletable) = access.map_or((None, None, None), |a| {
@@ -115,7 +116,7 @@ impl Resource for Groups {
             let (user_count, resource_count) =
                 g.counts.map_or((None, None), |c| (c.users, c.resources));
             GroupRow {
-                org_id: org_id.to_string(),
+                org_id: origin.org_id.to_string(),
                 group_id: g.id,
                 directory_id: g.directory_id,
                 name: g.name,

@@ -24,7 +24,9 @@ pub use group_members::GroupMembers;
 pub use groups::Groups;
 pub use orgs::Orgs;
 pub use policies::Policies;
-pub use provider::{ApiTable, Column, Resource, Scan, decode_page, schema_of};
+pub use provider::{
+    ApiTable, Column, FanOut, Fetch, Origin, Parents, Resource, Scan, decode_page, schema_of,
+};
 pub use users::Users;
 pub use workspaces::Workspaces;
 

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::provider::{Column, Resource, Scan};
+use super::provider::{Column, Fetch, Origin, Resource, Scan};
 use crate::api::PageRequest;
 
 pub struct Orgs;
@@ -24,6 +24,13 @@ pub struct OrgRow {
     name: Option<String>,
 }
 
+/// `GET /orgs/{orgId}` answers one organization.
+impl crate::api::PageItems for ApiOrg {
+    fn item_count(&self) -> usize {
+        1
+    }
+}
+
 impl Resource for Orgs {
     type Data = ApiOrg;
     type Row = OrgRow;
@@ -35,11 +42,11 @@ impl Resource for Orgs {
         vec![Column::org_id(), Column::text("name", "Organization name")]
     }
 
-    fn requests(_scan: &Scan) -> Vec<PageRequest> {
-        vec![PageRequest::get("/admin/v1/orgs/{orgId}")]
+    fn fetch(_scan: &Scan) -> Fetch {
+        vec![PageRequest::get("/admin/v1/orgs/{orgId}")].into()
     }
 
-    fn push_rows(_org_id: &str, org: ApiOrg, rows: &mut Vec<OrgRow>) {
+    fn push_rows(_origin: &Origin, org: ApiOrg, rows: &mut Vec<OrgRow>) {
         rows.push(OrgRow {
             org_id: org.id,
             name: org.attributes.name,

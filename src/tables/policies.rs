@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::provider::{Column, Resource, Scan};
+use super::provider::{Column, Fetch, Origin, Resource, Scan};
 use crate::api::PageRequest;
 
 pub struct Policies;
@@ -64,15 +64,15 @@ impl Resource for Policies {
         ]
     }
 
-    fn requests(_scan: &Scan) -> Vec<PageRequest> {
-        vec![PageRequest::get("/admin/v1/orgs/{orgId}/policies")]
+    fn fetch(_scan: &Scan) -> Fetch {
+        vec![PageRequest::get("/admin/v1/orgs/{orgId}/policies")].into()
     }
 
-    fn push_rows(org_id: &str, data: Vec<ApiPolicy>, rows: &mut Vec<PolicyRow>) {
+    fn push_rows(origin: &Origin, data: Vec<ApiPolicy>, rows: &mut Vec<PolicyRow>) {
         rows.extend(data.into_iter().map(|p| {
             let a = p.attributes;
             PolicyRow {
-                org_id: org_id.to_string(),
+                org_id: origin.org_id.to_string(),
                 policy_id: p.id,
                 kind: a.kind,
                 name: a.name,

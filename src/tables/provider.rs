@@ -1,6 +1,8 @@
 //! The one generic DataFusion table provider. A resource file says what its
 //! columns are, which API calls produce its rows and how an API item becomes
-//! rows; this file does the rest: schema, pushdown answers, lazy streaming scan.
+//! rows; this file does the rest: schema, pushdown answers, and a lazy scan
+//! that streams one batch per page, fans out per user or group with bounded
+//! concurrency, and narrows that fan-out by the keys a join has already seen.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,19 +14,25 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 use datafusion::arrow::json::ReaderBuilder;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::physical_expr::LexOrdering;
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::filter_pushdown::{
+    ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation, PushedDown,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
-use futures::StreamExt;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use futures::stream::{self, BoxStream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::{Client, PageRequest};
+use super::filters::join_key_values;
+use crate::api::{ApiError, Client, PageItems, PageRequest};
 
 /// One table column: its name, Arrow type, whether it may be NULL, and the
 /// description `\d` shows.
@@ -106,10 +114,56 @@ impl Scan<'_> {
     }
 }
 
+/// How a scan gets its pages.
+pub enum Fetch {
+    /// These listings, one after another.
+    Listings(Vec<PageRequest>),
+    /// One listing per parent (a user, a group), several in flight at once.
+    PerParent(FanOut),
+}
+
+impl From<Vec<PageRequest>> for Fetch {
+    fn from(requests: Vec<PageRequest>) -> Self {
+        Fetch::Listings(requests)
+    }
+}
+
+/// A fan-out: the parents' ids, and the call made for each.
+pub struct FanOut {
+    pub parents: Parents,
+    /// The per-parent call, without the parent's path parameter.
+    pub child: PageRequest,
+    /// The path parameter that takes the parent's id, e.g. `accountId`.
+    pub param: &'static str,
+}
+
+pub enum Parents {
+    /// Named by the query (`WHERE account_id IN (...)`, or a join's keys).
+    Ids(Vec<String>),
+    /// Every parent a listing returns; `key` is the id field of its items.
+    Listing {
+        requests: Vec<PageRequest>,
+        key: &'static str,
+    },
+}
+
+/// Where a page came from: its organization and, in a fan-out, its parent's id.
+pub struct Origin<'a> {
+    pub org_id: &'a str,
+    pub parent: Option<&'a str>,
+}
+
+impl Origin<'_> {
+    /// The parent's id (fan-out tables only; empty otherwise).
+    pub fn parent(&self) -> String {
+        self.parent.unwrap_or_default().to_string()
+    }
+}
+
 /// One Admin API resource exposed as a table.
 pub trait Resource: Send + Sync + 'static {
     /// A page's `data` as the API sends it.
-    type Data: DeserializeOwned + Send + 'static;
+    type Data: DeserializeOwned + PageItems + Send + 'static;
     /// One row; field names are column names (arrow-json maps them).
     type Row: Serialize + Send + 'static;
 
@@ -119,10 +173,10 @@ pub trait Resource: Send + Sync + 'static {
     fn columns() -> Vec<Column>;
 
     /// The API calls whose pages hold this scan's rows.
-    fn requests(scan: &Scan) -> Vec<PageRequest>;
+    fn fetch(scan: &Scan) -> Fetch;
 
     /// Append the rows one page's data holds.
-    fn push_rows(org_id: &str, data: Self::Data, rows: &mut Vec<Self::Row>);
+    fn push_rows(origin: &Origin, data: Self::Data, rows: &mut Vec<Self::Row>);
 
     /// How a filter reaches the API: `Exact` only when the API applies it fully.
     fn pushdown(_filter: &Expr) -> TableProviderFilterPushDown {
@@ -152,16 +206,25 @@ pub fn schema_of<R: Resource>() -> SchemaRef {
 pub fn decode_page<R: Resource>(org_id: &str, body: &[u8]) -> Result<Option<RecordBatch>> {
     let page: crate::api::Envelope<R::Data> = serde_json::from_slice(body)
         .map_err(|e| DataFusionError::Execution(format!("{}: cannot decode page: {e}", R::NAME)))?;
-    rows_to_batch::<R>(&schema_of::<R>(), org_id, page.data)
+    let origin = Origin {
+        org_id,
+        parent: None,
+    };
+    rows_to_batch::<R>(&schema_of::<R>(), &origin, page.data)
 }
 
 fn rows_to_batch<R: Resource>(
     schema: &SchemaRef,
-    org_id: &str,
+    origin: &Origin,
     data: R::Data,
 ) -> Result<Option<RecordBatch>> {
     let mut rows = Vec::new();
-    R::push_rows(org_id, data, &mut rows);
+    R::push_rows(origin, data, &mut rows);
+    rows_of::<R>(schema, rows)
+}
+
+/// Rows to one record batch through arrow-json; `None` when there are none.
+fn rows_of<R: Resource>(schema: &SchemaRef, rows: Vec<R::Row>) -> Result<Option<RecordBatch>> {
     if rows.is_empty() {
         return Ok(None);
     }
@@ -226,69 +289,326 @@ impl<R: Resource> TableProvider for ApiTable<R> {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let fields = self.schema.fields();
-        let columns = match projection {
-            Some(indices) => indices.iter().map(|&i| fields[i].name().as_str()).collect(),
-            None => fields.iter().map(|f| f.name().as_str()).collect(),
+        let projection = projection.cloned();
+        let projected = match &projection {
+            Some(indices) => Arc::new(self.schema.project(indices)?),
+            None => self.schema.clone(),
         };
-        let requests = R::requests(&Scan {
-            columns,
-            filters,
-            limit,
-        });
-        let partition = Arc::new(ApiPartition::<R> {
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(projected),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Ok(Arc::new(ApiScanExec::<R> {
             client: self.client.clone(),
             schema: self.schema.clone(),
-            requests,
-            resource: PhantomData,
-        });
-        let exec = StreamingTableExec::try_new(
-            self.schema.clone(),
-            vec![partition],
             projection,
-            Vec::<LexOrdering>::new(),
-            false,
+            filters: filters.to_vec(),
             limit,
-        )?;
-        Ok(Arc::new(exec))
+            join_filters: Vec::new(),
+            properties: Arc::new(properties),
+            resource: PhantomData,
+        }))
     }
 }
 
-/// The scan's single partition: the requests' pages, one after another,
-/// fetched only as DataFusion polls for the next batch.
-struct ApiPartition<R> {
+/// The scan: one partition whose pages are fetched only as DataFusion polls.
+/// It also takes the filters a hash join derives from its build side
+/// (DataFusion's dynamic filters) and, when they name a column the API can
+/// narrow by, asks only for those keys.
+struct ApiScanExec<R> {
     client: Client,
     schema: SchemaRef,
-    requests: Vec<PageRequest>,
+    projection: Option<Vec<usize>>,
+    filters: Vec<Expr>,
+    limit: Option<usize>,
+    join_filters: Vec<Arc<dyn PhysicalExpr>>,
+    properties: Arc<PlanProperties>,
     resource: PhantomData<fn() -> R>,
 }
 
-impl<R> fmt::Debug for ApiPartition<R> {
+impl<R> Clone for ApiScanExec<R> {
+    fn clone(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+            schema: self.schema.clone(),
+            projection: self.projection.clone(),
+            filters: self.filters.clone(),
+            limit: self.limit,
+            join_filters: self.join_filters.clone(),
+            properties: self.properties.clone(),
+            resource: PhantomData,
+        }
+    }
+}
+
+impl<R: Resource> fmt::Debug for ApiScanExec<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiPartition")
-            .field("requests", &self.requests.len())
+        f.debug_struct("ApiScanExec")
+            .field("table", &R::NAME)
             .finish_non_exhaustive()
     }
 }
 
-impl<R: Resource> PartitionStream for ApiPartition<R> {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
+impl<R: Resource> DisplayAs for ApiScanExec<R> {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "ApiScan: table={}", R::NAME)?;
+        if let Some(indices) = &self.projection {
+            let names: Vec<&str> = indices
+                .iter()
+                .map(|&i| self.schema.field(i).name().as_str())
+                .collect();
+            write!(f, ", projection=[{}]", names.join(", "))?;
+        }
+        if !self.filters.is_empty() {
+            let filters: Vec<String> = self.filters.iter().map(ToString::to_string).collect();
+            write!(f, ", filters=[{}]", filters.join(", "))?;
+        }
+        if let Some(limit) = self.limit {
+            write!(f, ", limit={limit}")?;
+        }
+        if !self.join_filters.is_empty() {
+            write!(f, ", join_filters={}", self.join_filters.len())?;
+        }
+        Ok(())
+    }
+}
+
+impl<R: Resource> ExecutionPlan for ApiScanExec<R> {
+    fn name(&self) -> &str {
+        "ApiScanExec"
     }
 
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let client = self.client.clone();
-        let org_id = client.org_id().to_string();
-        let schema = self.schema.clone();
-        let pages = futures::stream::iter(self.requests.clone())
-            .flat_map(move |request| client.pages::<R::Data>(request));
-        let batches = pages.filter_map(move |page| {
-            let result = page
-                .map_err(|e| DataFusionError::External(Box::new(e)))
-                .and_then(|data| rows_to_batch::<R>(&schema, &org_id, data))
-                .transpose();
-            futures::future::ready(result)
-        });
-        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), batches))
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
     }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        // A hash join computes its dynamic filter only if a node holds it.
+        for expr in &self.join_filters {
+            if f(expr)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn handle_child_pushdown_result(
+        &self,
+        phase: FilterPushdownPhase,
+        child_pushdown_result: ChildPushdownResult,
+        _config: &ConfigOptions,
+    ) -> Result<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
+        let offered: Vec<Arc<dyn PhysicalExpr>> = child_pushdown_result
+            .parent_filters
+            .into_iter()
+            .map(|f| f.filter)
+            .collect();
+        // We only narrow API calls by them; DataFusion still applies every one.
+        let answers = vec![PushedDown::No; offered.len()];
+        if phase != FilterPushdownPhase::Post || offered.is_empty() {
+            return Ok(FilterPushdownPropagation::with_parent_pushdown_result(
+                answers,
+            ));
+        }
+        let mut node = self.clone();
+        node.join_filters.extend(offered);
+        Ok(
+            FilterPushdownPropagation::with_parent_pushdown_result(answers)
+                .with_updated_node(Arc::new(node)),
+        )
+    }
+
+    fn execute(
+        &self,
+        _partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let scan = self.clone();
+        let projected = self.properties.eq_properties.schema().clone();
+        // Deciding the calls waits for the first poll: by then a hash join has
+        // built its table and its dynamic filter holds the keys it saw.
+        let batches = stream::once(async move { scan.batches() }).flatten();
+        let projection = self.projection.clone();
+        let batches = batches.map(move |batch| match &projection {
+            Some(indices) => Ok(batch?.project(indices)?),
+            None => batch,
+        });
+        let batches = match self.limit {
+            Some(limit) => limited(batches.boxed(), limit),
+            None => batches.boxed(),
+        };
+        Ok(Box::pin(RecordBatchStreamAdapter::new(projected, batches)))
+    }
+}
+
+impl<R: Resource> ApiScanExec<R> {
+    /// The scan's filters plus `col IN (keys)` for each join key column the
+    /// resource can push to the API.
+    fn effective_filters(&self) -> Vec<Expr> {
+        let mut filters = self.filters.clone();
+        for expr in &self.join_filters {
+            for (column, values) in join_key_values(expr) {
+                let list = values.into_iter().map(datafusion::prelude::lit).collect();
+                let filter = datafusion::prelude::col(column).in_list(list, false);
+                if R::pushdown(&filter) != TableProviderFilterPushDown::Unsupported {
+                    filters.push(filter);
+                }
+            }
+        }
+        filters
+    }
+
+    fn batches(self) -> BoxStream<'static, Result<RecordBatch>> {
+        let filters = self.effective_filters();
+        let columns = match &self.projection {
+            Some(indices) => indices
+                .iter()
+                .map(|&i| self.schema.field(i).name().as_str())
+                .collect(),
+            None => self
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect(),
+        };
+        let fetch = R::fetch(&Scan {
+            columns,
+            filters: &filters,
+            limit: self.limit,
+        });
+        let client = self.client.clone();
+        let schema = self.schema.clone();
+        match fetch {
+            Fetch::Listings(requests) => {
+                let org_id = client.org_id().to_string();
+                stream::iter(requests)
+                    .flat_map(move |request| client.pages::<R::Data>(tagged::<R>(request)))
+                    .filter_map(move |page| {
+                        let origin = Origin {
+                            org_id: &org_id,
+                            parent: None,
+                        };
+                        let batch = page
+                            .map_err(external)
+                            .and_then(|data| rows_to_batch::<R>(&schema, &origin, data))
+                            .transpose();
+                        futures::future::ready(batch)
+                    })
+                    .boxed()
+            }
+            Fetch::PerParent(fan_out) => fan_out_batches::<R>(client, schema, fan_out),
+        }
+    }
+}
+
+fn external(e: ApiError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+fn tagged<R: Resource>(mut request: PageRequest) -> PageRequest {
+    request.table = R::NAME;
+    request
+}
+
+/// Stop after `limit` rows, cutting the last batch.
+fn limited(
+    batches: BoxStream<'static, Result<RecordBatch>>,
+    limit: usize,
+) -> BoxStream<'static, Result<RecordBatch>> {
+    batches
+        .scan(limit, |remaining, batch| {
+            let item = match batch {
+                _ if *remaining == 0 => None,
+                Ok(batch) => {
+                    let take = batch.num_rows().min(*remaining);
+                    *remaining -= take;
+                    Some(Ok(batch.slice(0, take)))
+                }
+                Err(e) => Some(Err(e)),
+            };
+            futures::future::ready(item)
+        })
+        .boxed()
+}
+
+/// One listing per parent, `client.concurrency()` of them in flight, in the
+/// parents' order. A parent that is gone (404) has no rows.
+fn fan_out_batches<R: Resource>(
+    client: Client,
+    schema: SchemaRef,
+    fan_out: FanOut,
+) -> BoxStream<'static, Result<RecordBatch>> {
+    let FanOut {
+        parents,
+        child,
+        param,
+    } = fan_out;
+    let ids: BoxStream<'static, Result<String>> = match parents {
+        Parents::Ids(ids) => stream::iter(ids.into_iter().map(Ok)).boxed(),
+        Parents::Listing { requests, key } => {
+            let client = client.clone();
+            stream::iter(requests)
+                .flat_map(move |request| {
+                    client.pages::<Vec<serde_json::Value>>(tagged::<R>(request))
+                })
+                .flat_map(move |page| {
+                    let ids: Vec<Result<String>> = match page {
+                        Ok(items) => items
+                            .iter()
+                            .filter_map(|item| item.get(key)?.as_str().map(|id| Ok(id.to_string())))
+                            .collect(),
+                        Err(e) => vec![Err(external(e))],
+                    };
+                    stream::iter(ids)
+                })
+                .boxed()
+        }
+    };
+    let concurrency = client.concurrency();
+    ids.map(move |id| {
+        let client = client.clone();
+        let schema = schema.clone();
+        let request = tagged::<R>(
+            child
+                .clone()
+                .path_param(param, id.as_deref().unwrap_or_default()),
+        );
+        async move {
+            let id = id?;
+            let origin = Origin {
+                org_id: client.org_id(),
+                parent: Some(&id),
+            };
+            let mut rows = Vec::new();
+            let mut pages = client.pages::<R::Data>(request);
+            while let Some(page) = pages.next().await {
+                match page {
+                    Ok(data) => R::push_rows(&origin, data, &mut rows),
+                    Err(ApiError::Status { status: 404, .. }) => return Ok(None),
+                    Err(e) => return Err(external(e)),
+                }
+            }
+            rows_of::<R>(&schema, rows)
+        }
+    })
+    .buffered(concurrency)
+    .filter_map(|batch| futures::future::ready(batch.transpose()))
+    .boxed()
 }

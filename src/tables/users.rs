@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::filters::{allowed_values, bool_equals, equals_any};
-use super::provider::{Column, Resource, Scan};
+use super::provider::{Column, Fetch, Origin, Resource, Scan};
 use crate::api::{CursorIn, PageRequest};
 
 pub struct Users;
@@ -247,22 +247,22 @@ impl Resource for Users {
         ]
     }
 
-    fn requests(scan: &Scan) -> Vec<PageRequest> {
+    fn fetch(scan: &Scan) -> Fetch {
         let expand: &[&str] = if scan.needs("resource_count") {
             &["counts.resources"]
         } else {
             &[]
         };
-        users_search(scan, expand)
+        users_search(scan, expand).into()
     }
 
     fn pushdown(filter: &Expr) -> TableProviderFilterPushDown {
         users_pushdown(filter)
     }
 
-    fn push_rows(org_id: &str, data: Vec<ApiUser>, rows: &mut Vec<UserRow>) {
+    fn push_rows(origin: &Origin, data: Vec<ApiUser>, rows: &mut Vec<UserRow>) {
         rows.extend(data.into_iter().map(|u| UserRow {
-            org_id: org_id.to_string(),
+            org_id: origin.org_id.to_string(),
             account_id: u.account_id,
             name: u.name,
             nickname: u.nickname,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::provider::{Column, Resource, Scan};
+use super::provider::{Column, Fetch, Origin, Resource, Scan};
 use crate::api::{CursorIn, PageRequest};
 
 pub struct Workspaces;
@@ -92,7 +92,7 @@ impl Resource for Workspaces {
         ]
     }
 
-    fn requests(scan: &Scan) -> Vec<PageRequest> {
+    fn fetch(scan: &Scan) -> Fetch {
         // Later pages carry the cursor alone in the body.
         let body = json!({ "limit": scan.page_size(MAX_PAGE) });
         vec![PageRequest::post(
@@ -102,13 +102,14 @@ impl Resource for Workspaces {
                 keep_filters: false,
             },
         )]
+        .into()
     }
 
-    fn push_rows(org_id: &str, data: Vec<ApiWorkspace>, rows: &mut Vec<WorkspaceRow>) {
+    fn push_rows(origin: &Origin, data: Vec<ApiWorkspace>, rows: &mut Vec<WorkspaceRow>) {
         rows.extend(data.into_iter().map(|w| {
             let a = w.attributes;
             WorkspaceRow {
-                org_id: org_id.to_string(),
+                org_id: origin.org_id.to_string(),
                 workspace_id: w.id,
                 name: a.name,
                 type_key: a.type_key,

@@ -1,0 +1,50 @@
+//! Every HTTP request the session sends, for the `orgsql_requests` table.
+
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    pub started_at: DateTime<Utc>,
+    pub method: String,
+    /// The path template, never ids.
+    pub endpoint: &'static str,
+    /// HTTP status; `None` when no answer came (connection error, timeout).
+    pub status: Option<u16>,
+    pub duration_ms: f64,
+    /// 1 for the first try, 2 for the first retry, ...
+    pub attempt: u32,
+    /// Items in the page's `data`, once decoded.
+    pub rows: Option<usize>,
+    /// The table whose scan sent it.
+    pub table_name: &'static str,
+}
+
+#[derive(Debug, Default)]
+pub struct RequestLog {
+    records: Mutex<Vec<RequestRecord>>,
+}
+
+impl RequestLog {
+    /// Append a record; its index lets the caller fill in `rows` later.
+    pub fn push(&self, record: RequestRecord) -> usize {
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        records.push(record);
+        records.len() - 1
+    }
+
+    pub fn set_rows(&self, index: usize, rows: usize) {
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(record) = records.get_mut(index) {
+            record.rows = Some(rows);
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<RequestRecord> {
+        self.records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}

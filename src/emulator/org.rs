@@ -157,6 +157,80 @@ pub struct Location {
     pub country: &'static str,
 }
 
+/// A role a group grants on one resource.
+#[derive(Debug, Clone)]
+pub struct GroupRole {
+    pub resource_id: String,
+    pub resource_owner: &'static str,
+    pub roles: Vec<&'static str>,
+    pub default_role: Option<&'static str>,
+}
+
+/// A role a user holds on one resource, and how it was assigned.
+#[derive(Debug, Clone)]
+pub struct UserRole {
+    pub resource_id: String,
+    pub resource_owner: &'static str,
+    /// `None` for platform roles (org-admin, site-admin), as the API says.
+    pub directory: Option<usize>,
+    pub role: &'static str,
+    pub methods: Vec<&'static str>,
+}
+
+/// What a group's role is granted on.
+enum Target {
+    Org,
+    /// Every workspace with a site (a host URL).
+    Sites,
+    /// Workspaces of these product type keys.
+    Products(&'static [&'static str]),
+}
+
+/// The roles groups grant: group name, role, where, and whether the group is
+/// the product's default group for that role. `legacy-admins` is empty yet
+/// still grants org-admin: a finding the compliance pack should report.
+const GROUP_GRANTS: &[(&str, &str, Target, bool)] = &[
+    ("org-admins", "atlassian/org-admin", Target::Org, false),
+    ("legacy-admins", "atlassian/org-admin", Target::Org, false),
+    ("site-admins", "atlassian/site-admin", Target::Sites, false),
+    (
+        "jira-administrators",
+        "atlassian/admin",
+        Target::Products(&["jira-software", "jira-servicedesk"]),
+        false,
+    ),
+    (
+        "jira-software-users",
+        "atlassian/user",
+        Target::Products(&["jira-software"]),
+        true,
+    ),
+    (
+        "confluence-administrators",
+        "atlassian/admin",
+        Target::Products(&["confluence"]),
+        false,
+    ),
+    (
+        "confluence-users",
+        "atlassian/user",
+        Target::Products(&["confluence"]),
+        true,
+    ),
+    (
+        "jira-servicemanagement-users",
+        "atlassian/user",
+        Target::Products(&["jira-servicedesk"]),
+        true,
+    ),
+    (
+        "bitbucket-users",
+        "atlassian/user",
+        Target::Products(&["bitbucket"]),
+        true,
+    ),
+];
+
 #[derive(Debug, Clone)]
 pub struct EventAction {
     pub id: String,
@@ -544,6 +618,97 @@ impl Org {
     pub fn members_of(&self, group: usize) -> impl Iterator<Item = &User> {
         self.users.iter().filter(move |u| u.groups.contains(&group))
     }
+
+    /// The organization as a role's resource.
+    pub fn ari(&self) -> String {
+        format!("ari:cloud:platform::org/{}", self.id)
+    }
+
+    /// The roles a group grants, one entry per resource.
+    pub fn group_roles(&self, group: usize) -> Vec<GroupRole> {
+        let name = self.groups[group].name.as_str();
+        let Some((_, role, target, default)) = GROUP_GRANTS.iter().find(|(n, ..)| *n == name)
+        else {
+            return Vec::new();
+        };
+        let on = |resource_id: String, resource_owner: &'static str| GroupRole {
+            resource_id,
+            resource_owner,
+            roles: vec![*role],
+            default_role: default.then_some(*role),
+        };
+        match target {
+            Target::Org => vec![on(self.ari(), "platform")],
+            Target::Sites => self
+                .workspaces
+                .iter()
+                .filter(|w| w.host_url.is_some())
+                .map(|w| on(w.id.clone(), w.type_key))
+                .collect(),
+            Target::Products(keys) => self
+                .workspaces
+                .iter()
+                .filter(|w| keys.contains(&w.type_key))
+                .map(|w| on(w.id.clone(), w.type_key))
+                .collect(),
+        }
+    }
+
+    /// A user's roles: platform roles held directly, roles their groups
+    /// grant, and product access given to them directly; one entry per
+    /// resource and role, with every way it was assigned.
+    pub fn user_roles(&self, user: &User) -> Vec<UserRole> {
+        let mut roles: Vec<UserRole> = Vec::new();
+        let mut add = |resource_id: String,
+                       resource_owner: &'static str,
+                       platform: bool,
+                       role: &'static str,
+                       method: &'static str| {
+            match roles
+                .iter_mut()
+                .find(|r| r.resource_id == resource_id && r.role == role)
+            {
+                Some(found) if !found.methods.contains(&method) => found.methods.push(method),
+                Some(_) => {}
+                None => roles.push(UserRole {
+                    resource_id,
+                    resource_owner,
+                    directory: (!platform).then_some(user.directory),
+                    role,
+                    methods: vec![method],
+                }),
+            }
+        };
+        for &role in &user.platform_roles {
+            if role == "atlassian/site-admin" {
+                for w in self.workspaces.iter().filter(|w| w.host_url.is_some()) {
+                    add(w.id.clone(), w.type_key, true, role, "direct");
+                }
+            } else {
+                add(self.ari(), "platform", true, role, "direct");
+            }
+        }
+        for &group in &user.groups {
+            for grant in self.group_roles(group) {
+                let platform = grant.resource_owner == "platform"
+                    || grant.roles.contains(&"atlassian/site-admin");
+                for role in grant.roles {
+                    add(
+                        grant.resource_id.clone(),
+                        grant.resource_owner,
+                        platform,
+                        role,
+                        "group_direct",
+                    );
+                }
+            }
+        }
+        for access in &user.product_access {
+            let w = &self.workspaces[access.workspace];
+            add(w.id.clone(), w.type_key, false, "atlassian/user", "direct");
+        }
+        roles
+    }
 }
 
 fn workspaces(g: &mut Gen, now: DateTime<Utc>) -> Vec<Workspace> {
@@ -730,8 +895,15 @@ fn users(g: &mut Gen, spec: &OrgSpec, groups: &[Group], workspace_count: usize) 
             product_access.sort_by_key(|p| p.workspace);
         }
         let mut member_of: Vec<usize> = Vec::new();
+        // Admin groups are given below, to the admins only.
         let eligible: Vec<usize> = (0..groups.len())
-            .filter(|&gi| groups[gi].directory == directory && groups[gi].name != "legacy-admins")
+            .filter(|&gi| {
+                groups[gi].directory == directory
+                    && !matches!(
+                        groups[gi].name.as_str(),
+                        "org-admins" | "site-admins" | "legacy-admins"
+                    )
+            })
             .collect();
         if !eligible.is_empty() {
             let n = g.rng.random_range(1..=4).min(eligible.len());
@@ -739,6 +911,9 @@ fn users(g: &mut Gen, spec: &OrgSpec, groups: &[Group], workspace_count: usize) 
         }
         if platform_roles.contains(&"atlassian/org-admin") {
             member_of.push(0);
+        }
+        if platform_roles.contains(&"atlassian/site-admin") {
+            member_of.push(1);
         }
         member_of.sort_unstable();
         member_of.dedup();

@@ -11,7 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
 use super::State;
-use super::org::{Event, Group, Org, User, Workspace};
+use super::org::{Event, Group, Org, User, UserRole, Workspace};
 
 type Reply = Result<Value, ApiFailure>;
 
@@ -53,6 +53,10 @@ enum Route<'a> {
     Events(&'a str),
     EventActions(&'a str),
     Policies(&'a str),
+    ManagedAccounts(&'a str),
+    LastActiveDates(&'a str, &'a str),
+    UserRoleAssignments(&'a str, &'a str, &'a str),
+    GroupRoleAssignments(&'a str, &'a str, &'a str),
 }
 
 impl<'a> Route<'a> {
@@ -66,6 +70,39 @@ impl<'a> Route<'a> {
             ["admin", "v1", "orgs", org, "events"] if get => Route::Events(org),
             ["admin", "v1", "orgs", org, "event-actions"] if get => Route::EventActions(org),
             ["admin", "v1", "orgs", org, "policies"] if get => Route::Policies(org),
+            ["admin", "v1", "orgs", org, "users"] if get => Route::ManagedAccounts(org),
+            [
+                "admin",
+                "v1",
+                "orgs",
+                org,
+                "directory",
+                "users",
+                account,
+                "last-active-dates",
+            ] if get => Route::LastActiveDates(org, account),
+            [
+                "admin",
+                "v2",
+                "orgs",
+                org,
+                "directories",
+                dir,
+                "users",
+                account,
+                "role-assignments",
+            ] if get => Route::UserRoleAssignments(org, dir, account),
+            [
+                "admin",
+                "v2",
+                "orgs",
+                org,
+                "directories",
+                dir,
+                "groups",
+                group,
+                "role-assignments",
+            ] if get => Route::GroupRoleAssignments(org, dir, group),
             ["admin", "v2", "orgs", org, "directories"] if get => Route::Directories(org),
             [
                 "admin",
@@ -108,6 +145,16 @@ impl<'a> Route<'a> {
                 "POST /admin/v2/orgs/{orgId}/directories/{directoryId}/groups/search"
             }
             Route::Workspaces(_) => "POST /admin/v2/orgs/{orgId}/workspaces",
+            Route::ManagedAccounts(_) => "GET /admin/v1/orgs/{orgId}/users",
+            Route::LastActiveDates(..) => {
+                "GET /admin/v1/orgs/{orgId}/directory/users/{accountId}/last-active-dates"
+            }
+            Route::UserRoleAssignments(..) => {
+                "GET /admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}/role-assignments"
+            }
+            Route::GroupRoleAssignments(..) => {
+                "GET /admin/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}/role-assignments"
+            }
         }
     }
 
@@ -118,7 +165,10 @@ impl<'a> Route<'a> {
             | Route::Domains(o)
             | Route::Events(o)
             | Route::EventActions(o)
-            | Route::Policies(o) => Some(o),
+            | Route::Policies(o)
+            | Route::ManagedAccounts(o)
+            | Route::LastActiveDates(o, _) => Some(o),
+            Route::UserRoleAssignments(o, ..) | Route::GroupRoleAssignments(o, ..) => Some(o),
             Route::Directories(o)
             | Route::UsersSearch(o, _)
             | Route::GroupsSearch(o, _)
@@ -214,6 +264,12 @@ pub(crate) async fn handle(
         Route::Events(_) => events(&request),
         Route::EventActions(_) => Ok(event_actions(&state.org)),
         Route::Policies(_) => policies(&request),
+        Route::ManagedAccounts(_) => managed_accounts(&request),
+        Route::LastActiveDates(_, account) => last_active_dates(&request, account),
+        Route::UserRoleAssignments(_, dir, account) => {
+            user_role_assignments(&request, dir, account)
+        }
+        Route::GroupRoleAssignments(_, dir, group) => group_role_assignments(&request, dir, group),
     };
     match reply {
         Ok(value) => {
@@ -884,4 +940,214 @@ fn policies(r: &Request) -> Reply {
         .collect();
     let links = v1_links(r, &path, next.clone());
     Ok(json!({ "data": data, "links": links, "meta": {"next": next, "page_size": page.len()} }))
+}
+
+/// The v1 product key of a workspace type key (the enums differ in one place).
+fn product_key(type_key: &str) -> &str {
+    match type_key {
+        "jira-servicedesk" => "jira-service-desk",
+        other => other,
+    }
+}
+
+fn not_found(r: &Request, code: &str, what: &str) -> ApiFailure {
+    error(
+        r.version,
+        StatusCode::NOT_FOUND,
+        code,
+        &format!("{what} not found"),
+    )
+}
+
+fn find_user<'o>(r: &'o Request, account: &str) -> Result<&'o User, ApiFailure> {
+    r.state
+        .org
+        .users
+        .iter()
+        .find(|u| u.account_id == account)
+        .ok_or_else(|| not_found(r, "ADMIN-404-8", "User"))
+}
+
+/// v1 managed accounts: users on claimed domains, snake_case, product names and URLs.
+fn managed_accounts(r: &Request) -> Reply {
+    let org = r.org();
+    let size = r.limit(None, 50, 50)?;
+    let managed: Vec<&User> = org
+        .users
+        .iter()
+        .filter(|u| u.claim_status == "managed")
+        .collect();
+    let (page, next) = r.page(&managed, r.param("cursor"), size)?;
+    let path = format!("/admin/v1/orgs/{}/users", org.id);
+    let data: Vec<Value> = page
+        .iter()
+        .map(|u| {
+            let access: Vec<Value> = u
+                .product_access
+                .iter()
+                .map(|p| {
+                    let w = &org.workspaces[p.workspace];
+                    let mut item = json!({
+                        "key": product_key(w.type_key),
+                        "name": w.type_name,
+                        "url": w.host_url.as_ref().map(|h| format!("https://{h}")),
+                    });
+                    if let Some(t) = p.last_active {
+                        item["last_active"] = json!(time(t));
+                    }
+                    item
+                })
+                .collect();
+            let mut user = json!({
+                "account_id": u.account_id,
+                "account_type": "atlassian",
+                "account_status": u.account_status,
+                "name": u.name,
+                "picture": format!("https://avatar-management.services.atlassian.com/{}/128", u.account_id),
+                "email": u.email,
+                "access_billable": u.status == "active" && !u.product_access.is_empty(),
+                "product_access": access,
+                "links": {"self": r.url(&format!("{path}/{}", u.account_id))},
+            });
+            if let Some(last) = u.product_access.iter().filter_map(|p| p.last_active).max() {
+                user["last_active"] = json!(time(last));
+            }
+            user
+        })
+        .collect();
+    Ok(json!({
+        "data": data,
+        "links": v1_links(r, &path, next),
+        "meta": {"total": managed.len()},
+    }))
+}
+
+/// Per user: when each product was last used, and when the user joined.
+fn last_active_dates(r: &Request, account: &str) -> Reply {
+    let org = r.org();
+    let user = find_user(r, account)?;
+    let access: Vec<Value> = user
+        .product_access
+        .iter()
+        .filter_map(|p| {
+            let w = &org.workspaces[p.workspace];
+            let t = p.last_active?;
+            Some(json!({
+                "id": w.id.rsplit('/').next().unwrap_or(&w.id),
+                "key": product_key(w.type_key),
+                "last_active": t.format("%Y-%m-%d").to_string(),
+                "last_active_timestamp": t.to_rfc3339_opts(SecondsFormat::Secs, true),
+            }))
+        })
+        .collect();
+    Ok(json!({
+        "data": {
+            "product_access": access,
+            "added_to_org": user.added_to_org.format("%Y-%m-%d").to_string(),
+            "added_to_org_timestamp": user.added_to_org.to_rfc3339_opts(SecondsFormat::Secs, true),
+        },
+        "links": {},
+    }))
+}
+
+/// The role-assignment filters both role endpoints take, as repeated or
+/// comma-joined query parameters; too many values is the API's 400.
+fn role_filters(r: &Request) -> Result<[Vec<String>; 3], ApiFailure> {
+    let mut out = [Vec::new(), Vec::new(), Vec::new()];
+    for (slot, (name, max)) in
+        out.iter_mut()
+            .zip([("roleIds", 10), ("resourceIds", 20), ("resourceOwners", 10)])
+    {
+        *slot = r.params(name);
+        if slot.len() > max {
+            return Err(r.bad_request(
+                "ADMIN-400-24",
+                &format!("{name} takes at most {max} values"),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn keep(list: &[String], value: &str) -> bool {
+    list.is_empty() || list.iter().any(|v| v == value)
+}
+
+fn user_role_assignments(r: &Request, dir: &str, account: &str) -> Reply {
+    let org = r.org();
+    directory_filter(r, dir)?;
+    let user = find_user(r, account)?;
+    let size = r.query_limit(20, 100)?;
+    let [roles, resources, owners] = role_filters(r)?;
+    // One item per resource, its roles grouped, as the API sends them.
+    let mut items: Vec<(String, &'static str, Option<usize>, Vec<UserRole>)> = Vec::new();
+    for role in org.user_roles(user) {
+        if !keep(&roles, role.role)
+            || !keep(&resources, &role.resource_id)
+            || !keep(&owners, role.resource_owner)
+        {
+            continue;
+        }
+        match items.iter_mut().find(|i| i.0 == role.resource_id) {
+            Some(item) => item.3.push(role),
+            None => items.push((
+                role.resource_id.clone(),
+                role.resource_owner,
+                role.directory,
+                vec![role],
+            )),
+        }
+    }
+    let (page, next) = r.page(&items, r.param("cursor"), size)?;
+    let data = page
+        .iter()
+        .map(|(resource_id, owner, directory, roles)| {
+            json!({
+                "resourceId": resource_id,
+                "resourceOwner": owner,
+                "directoryId": directory.map(|d| org.directories[d].id.clone()),
+                "userDirectoryStatus": directory.map(|_| user.membership_status),
+                "roleAssignments": roles.iter().map(|role| json!({
+                    "role": role.role,
+                    "roleAssignmentMethods": role.methods,
+                })).collect::<Vec<_>>(),
+                "roles": roles.iter().map(|role| role.role).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(v2_page(data, next))
+}
+
+fn group_role_assignments(r: &Request, dir: &str, group: &str) -> Reply {
+    let org = r.org();
+    directory_filter(r, dir)?;
+    let index = org
+        .groups
+        .iter()
+        .position(|g| g.id == group)
+        .ok_or_else(|| not_found(r, "ADMIN-404-10", "Group"))?;
+    let size = r.query_limit(20, 100)?;
+    let [roles, resources, owners] = role_filters(r)?;
+    let items: Vec<_> = org
+        .group_roles(index)
+        .into_iter()
+        .filter(|g| {
+            g.roles.iter().any(|role| keep(&roles, role))
+                && keep(&resources, &g.resource_id)
+                && keep(&owners, g.resource_owner)
+        })
+        .collect();
+    let (page, next) = r.page(&items, r.param("cursor"), size)?;
+    let data = page
+        .iter()
+        .map(|g| {
+            json!({
+                "resourceId": g.resource_id,
+                "resourceOwner": g.resource_owner,
+                "roles": g.roles,
+                "defaultRole": g.default_role,
+            })
+        })
+        .collect();
+    Ok(v2_page(data, next))
 }

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::ScalarFunctionExpr;
-use datafusion::physical_expr::expressions::{self as physical, InListExpr};
+use datafusion::physical_expr::expressions::{self as physical, CaseExpr, InListExpr};
 use datafusion::physical_expr_common::physical_expr::snapshot_physical_expr;
 use datafusion::scalar::ScalarValue;
 
@@ -78,6 +78,20 @@ pub fn equals_any(expr: &Expr) -> Option<(&str, Vec<String>)> {
             Some((col, values))
         }
         _ => None,
+    }
+}
+
+/// How an equality filter (`=`, `IN`, an OR chain) reaches the API: `Exact`
+/// for the columns in `exact`, `Inexact` for those in `inexact`.
+pub fn equality_pushdown(
+    filter: &Expr,
+    exact: &[&str],
+    inexact: &[&str],
+) -> TableProviderFilterPushDown {
+    match equals_any(filter) {
+        Some((col, _)) if exact.contains(&col) => TableProviderFilterPushDown::Exact,
+        Some((col, _)) if inexact.contains(&col) => TableProviderFilterPushDown::Inexact,
+        _ => TableProviderFilterPushDown::Unsupported,
     }
 }
 
@@ -193,14 +207,48 @@ pub fn allowed_values(filters: &[Expr], col: &str) -> Option<Vec<String>> {
 
 /// The key values a hash join's dynamic filter allows, by column: from
 /// `col IN (...)`, `struct(a, b) IN (...)` (a join on several keys),
-/// `col = v`, or `col >= v AND col <= v`. A column not pinned to a list of
-/// text values is left out: the scan then reads it all.
+/// `col = v`, `col >= v AND col <= v`, and a partitioned join's
+/// `CASE partition WHEN .. THEN <one of those>` (the union of its branches).
+/// A column not pinned to a list of text values is left out: the scan then
+/// reads it all.
 pub fn join_key_values(expr: &Arc<dyn PhysicalExpr>) -> Vec<(String, Vec<String>)> {
-    let Ok(expr) = snapshot_physical_expr(Arc::clone(expr)) else {
-        return Vec::new();
-    };
+    match snapshot_physical_expr(Arc::clone(expr)) {
+        Ok(expr) => key_values(&expr).unwrap_or_default().into_iter().collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// `None` when the expression is `false` (no key passes).
+fn key_values(expr: &Arc<dyn PhysicalExpr>) -> Option<HashMap<String, Vec<String>>> {
+    if let Some(ScalarValue::Boolean(Some(false))) = physical_literal(expr) {
+        return None;
+    }
+    if let Some(case) = expr.downcast_ref::<CaseExpr>() {
+        let branches = case
+            .when_then_expr()
+            .iter()
+            .map(|(_, then)| then)
+            .chain(case.else_expr());
+        let mut union: Option<HashMap<String, Vec<String>>> = None;
+        for branch in branches {
+            let Some(keys) = key_values(branch) else {
+                continue;
+            };
+            union = Some(match union {
+                None => keys,
+                Some(mut acc) => {
+                    acc.retain(|column, _| keys.contains_key(column));
+                    for (column, values) in acc.iter_mut() {
+                        values.extend(keys[column].iter().cloned());
+                    }
+                    acc
+                }
+            });
+        }
+        return Some(union.unwrap_or_default());
+    }
     let mut conjuncts = Vec::new();
-    split_and(&expr, &mut conjuncts);
+    split_and(expr, &mut conjuncts);
     let mut values: HashMap<String, Vec<String>> = HashMap::new();
     let mut lower: HashMap<String, String> = HashMap::new();
     let mut upper: HashMap<String, String> = HashMap::new();
@@ -235,7 +283,7 @@ pub fn join_key_values(expr: &Arc<dyn PhysicalExpr>) -> Vec<(String, Vec<String>
             values.entry(column).or_insert_with(|| vec![low]);
         }
     }
-    values.into_iter().collect()
+    Some(values)
 }
 
 fn split_and<'a>(expr: &'a Arc<dyn PhysicalExpr>, out: &mut Vec<&'a Arc<dyn PhysicalExpr>>) {

@@ -37,13 +37,7 @@ impl Resource for GroupMembers {
     }
 
     fn fetch(scan: &Scan) -> Fetch {
-        // A LIMIT counts membership rows, not users: page at full size.
-        let scan = Scan {
-            columns: scan.columns.clone(),
-            filters: scan.filters,
-            limit: None,
-        };
-        users_search(&scan, &["groups"]).into()
+        users_search(&scan.without_limit(), &["groups"]).into()
     }
 
     /// account_id narrows to those users; group_id to the members of those

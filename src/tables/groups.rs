@@ -1,8 +1,10 @@
 //! `groups`: every group in the organization's directories (`POST groups/search`).
 
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::filters::{allowed_values, equality_pushdown};
 use super::provider::{Column, Fetch, Origin, Resource, Scan};
 use crate::api::{CursorIn, PageRequest};
 
@@ -53,6 +55,43 @@ pub struct GroupRow {
     deletable: Option<bool>,
 }
 
+/// `groups/search` calls narrowed by group ids (10 a call) or, when no ids
+/// are given, by names (100 a call; the API takes one or the other), asking for
+/// the counts only when read. Shared with `group_role_assignments`.
+pub(crate) fn groups_search(scan: &Scan) -> Vec<PageRequest> {
+    let mut expand = Vec::new();
+    if scan.needs("user_count") {
+        expand.push("counts.users");
+    }
+    if scan.needs("resource_count") {
+        expand.push("counts.resources");
+    }
+    let mut body = json!({ "limit": scan.page_size(MAX_PAGE) });
+    if !expand.is_empty() {
+        body["expand"] = json!(expand);
+    }
+    let (field, values, max) = match (
+        allowed_values(scan.filters, "group_id"),
+        allowed_values(scan.filters, "name"),
+    ) {
+        (Some(ids), _) => ("groupIds", ids, 10),
+        (None, Some(names)) => ("groupNames", names, 100),
+        (None, None) => return vec![search(body)],
+    };
+    values
+        .chunks(max)
+        .map(|chunk| {
+            let mut body = body.clone();
+            body[field] = json!(chunk);
+            search(body)
+        })
+        .collect()
+}
+
+fn search(body: serde_json::Value) -> PageRequest {
+    PageRequest::post(GROUPS_SEARCH, body, CursorIn::Body { keep_filters: true })
+}
+
 impl Resource for Groups {
     type Data = Vec<ApiGroup>;
     type Row = GroupRow;
@@ -87,24 +126,14 @@ impl Resource for Groups {
         ]
     }
 
+    /// group_id is matched exactly by groupIds; names are matched ignoring
+    /// case by groupNames, so DataFusion checks them again.
+    fn pushdown(filter: &Expr) -> TableProviderFilterPushDown {
+        equality_pushdown(filter, &["group_id"], &["name"])
+    }
+
     fn fetch(scan: &Scan) -> Fetch {
-        let mut expand = Vec::new();
-        if scan.needs("user_count") {
-            expand.push("counts.users");
-        }
-        if scan.needs("resource_count") {
-            expand.push("counts.resources");
-        }
-        let mut body = json!({ "limit": scan.page_size(MAX_PAGE) });
-        if !expand.is_empty() {
-            body["expand"] = json!(expand);
-        }
-        vec![PageRequest::post(
-            GROUPS_SEARCH,
-            body,
-            CursorIn::Body { keep_filters: true },
-        )]
-        .into()
+        groups_search(scan).into()
     }
 
     fn push_rows(origin: &Origin, data: Vec<ApiGroup>, rows: &mut Vec<GroupRow>) {

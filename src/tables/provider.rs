@@ -4,7 +4,6 @@
 //! that streams one batch per page, fans out per user or group with bounded
 //! concurrency, and narrows that fan-out by the keys a join has already seen.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -75,6 +74,10 @@ impl Column {
         Self::new(name, DataType::Int64, description)
     }
 
+    pub fn float(name: &'static str, description: &'static str) -> Self {
+        Self::new(name, DataType::Float64, description)
+    }
+
     /// A point in time, microseconds, UTC.
     pub fn time(name: &'static str, description: &'static str) -> Self {
         Self::new(
@@ -103,7 +106,26 @@ pub struct Scan<'a> {
     pub limit: Option<usize>,
 }
 
-impl Scan<'_> {
+impl<'a> Scan<'a> {
+    /// Every row, no column in particular: how a fan-out lists its parents.
+    pub fn everything() -> Scan<'static> {
+        Scan {
+            columns: Vec::new(),
+            filters: &[],
+            limit: None,
+        }
+    }
+
+    /// The same scan without its LIMIT, for tables that make several rows of
+    /// one API item (a LIMIT counts rows, so pages must be full size).
+    pub fn without_limit(&self) -> Scan<'a> {
+        Scan {
+            columns: self.columns.clone(),
+            filters: self.filters,
+            limit: None,
+        }
+    }
+
     pub fn needs(&self, column: &str) -> bool {
         self.columns.contains(&column)
     }
@@ -184,21 +206,20 @@ pub trait Resource: Send + Sync + 'static {
     }
 }
 
-/// The Arrow schema of a resource; descriptions travel as field metadata.
+/// The Arrow schema of a resource.
 pub fn schema_of<R: Resource>() -> SchemaRef {
-    let fields: Vec<Field> = R::columns()
+    schema_from(R::columns())
+}
+
+/// A table's schema from its columns. Descriptions are not attached as field
+/// metadata: DataFusion 55 rejects a UNION whose sides' metadata differ, so
+/// they live in `tables::catalog()` instead.
+pub fn schema_from(columns: Vec<Column>) -> SchemaRef {
+    let fields: Vec<Field> = columns
         .into_iter()
-        .map(|c| {
-            Field::new(c.name, c.data_type, c.nullable).with_metadata(HashMap::from([(
-                "description".to_string(),
-                c.description.to_string(),
-            )]))
-        })
+        .map(|c| Field::new(c.name, c.data_type, c.nullable))
         .collect();
-    Arc::new(Schema::new(fields).with_metadata(HashMap::from([(
-        "description".to_string(),
-        R::DESCRIPTION.to_string(),
-    )])))
+    Arc::new(Schema::new(fields))
 }
 
 /// Decode one page of API JSON into the resource's rows, as a record batch

@@ -46,6 +46,15 @@ const LIST_FILTERS: [(&str, &str, Option<&[&str]>, usize); 6] = [
     ("group_id", "groupIds", None, 10),
 ];
 
+/// users/search as the source of a per-user child table: only `account_id`
+/// is a column there, and it narrows the search.
+pub(crate) fn child_pushdown(filter: &Expr) -> TableProviderFilterPushDown {
+    match equals_any(filter) {
+        Some(("account_id", _)) => users_pushdown(filter),
+        _ => TableProviderFilterPushDown::Unsupported,
+    }
+}
+
 /// Whether users/search can narrow by this filter. Inexact: email matching
 /// may ignore case at the API, and SQL must not.
 pub(crate) fn users_pushdown(filter: &Expr) -> TableProviderFilterPushDown {
@@ -152,6 +161,17 @@ pub struct ApiUser {
     pub platform_roles: Vec<String>,
     #[serde(default)]
     pub groups: Vec<UserGroup>,
+    #[serde(default)]
+    pub product_access: Vec<UserProductAccess>,
+}
+
+/// A product in a user's `productAccess` expansion; `id` is the site's ARI.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserProductAccess {
+    pub id: String,
+    pub key: Option<String>,
+    pub last_active_timestamp: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,116 @@
+//! `orgsql_requests`: every API request this session has sent, retries
+//! included, read from the client's log when a query scans it. Cache hits send
+//! nothing and so are not listed.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    ArrayRef, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::{MemTable, TableType};
+use datafusion::error::Result;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::provider::{Column, schema_from};
+use crate::api::Client;
+
+pub const NAME: &str = "orgsql_requests";
+pub const DESCRIPTION: &str =
+    "Every Admin API request this session has sent, retries included (cache hits send none)";
+
+pub fn columns() -> Vec<Column> {
+    vec![
+        Column::time("started_at", "When the request was sent"),
+        Column::key("method", "HTTP method"),
+        Column::key(
+            "endpoint",
+            "Endpoint path template, without ids, e.g. /admin/v1/orgs/{orgId}/events",
+        ),
+        Column::count(
+            "status",
+            "HTTP status; NULL when no answer came (connection error, timeout)",
+        ),
+        Column::float("duration_ms", "Time to the whole answer, in milliseconds"),
+        Column::count("attempt", "1 for the first try, 2 for the first retry, ..."),
+        Column::count(
+            "rows",
+            "Items in the answer's page; NULL for failed requests",
+        ),
+        Column::text("table_name", "The table whose scan sent the request"),
+    ]
+}
+
+#[derive(Debug)]
+pub struct RequestsTable {
+    client: Client,
+    schema: SchemaRef,
+}
+
+impl RequestsTable {
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            schema: schema_from(columns()),
+        }
+    }
+
+    fn batch(&self) -> Result<RecordBatch> {
+        let records = self.client.requests();
+        let text = |f: &dyn Fn(&crate::api::RequestRecord) -> Option<String>| -> ArrayRef {
+            Arc::new(records.iter().map(f).collect::<StringArray>())
+        };
+        let count = |f: &dyn Fn(&crate::api::RequestRecord) -> Option<i64>| -> ArrayRef {
+            Arc::new(records.iter().map(f).collect::<Int64Array>())
+        };
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(
+                records
+                    .iter()
+                    .map(|r| Some(r.started_at.timestamp_micros()))
+                    .collect::<TimestampMicrosecondArray>()
+                    .with_timezone("UTC"),
+            ),
+            text(&|r| Some(r.method.clone())),
+            text(&|r| Some(r.endpoint.to_string())),
+            count(&|r| r.status.map(i64::from)),
+            Arc::new(
+                records
+                    .iter()
+                    .map(|r| Some(r.duration_ms))
+                    .collect::<Float64Array>(),
+            ),
+            count(&|r| Some(i64::from(r.attempt))),
+            count(&|r| r.rows.and_then(|n| i64::try_from(n).ok())),
+            text(&|r| (!r.table_name.is_empty()).then(|| r.table_name.to_string())),
+        ];
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+    }
+}
+
+#[async_trait]
+impl TableProvider for RequestsTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        // The log as it is now: requests this very scan causes come after.
+        let table = MemTable::try_new(self.schema.clone(), vec![vec![self.batch()?]])?;
+        table.scan(state, projection, filters, limit).await
+    }
+}

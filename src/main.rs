@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
-use orgsql::api::{Client, ClientConfig};
+use orgsql::api::{Client, ClientConfig, DEFAULT_CACHE_TTL, DEFAULT_CONCURRENCY};
 use orgsql::cli::{self, Format};
 use orgsql::emulator::{Emulator, EmulatorConfig, Faults, OrgSpec};
 
@@ -48,6 +48,16 @@ struct Cli {
     /// Retries of a rate-limited or failed request before the query fails
     #[arg(long, default_value_t = 5, value_name = "N")]
     max_retries: u32,
+    /// Requests in flight for tables with one call per user or group
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
+    /// Seconds a fetched page is reused within this session
+    #[arg(long, default_value_t = DEFAULT_CACHE_TTL.as_secs(), value_name = "SECS")]
+    cache_ttl: u64,
+    /// Fetch every page afresh, even within one session
+    #[arg(long)]
+    no_cache: bool,
 }
 
 const AFTER_HELP: &str = "\
@@ -127,6 +137,8 @@ async fn run(cli: Cli) -> Result<()> {
         ClientConfig::new(cli.base_url.clone(), org_id, api_key)
     };
     config.retry.max_attempts = cli.max_retries + 1;
+    config.concurrency = usize::from(cli.concurrency);
+    config.cache_ttl = (!cli.no_cache).then(|| Duration::from_secs(cli.cache_ttl));
     let client = Client::new(config)?;
     let ctx = orgsql::session(&client)?;
     let mut stdout = std::io::stdout().lock();

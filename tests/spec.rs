@@ -118,6 +118,9 @@ async fn every_emulated_response_validates_against_the_published_spec() {
         .as_str()
         .expect("key")
         .to_string();
+    // The owner holds org-admin and site-admin; group 1 (site-admins) grants roles.
+    let owner = emu.org().users[0].account_id.clone();
+    let admins = emu.org().groups[1].id.clone();
     let users_search = "/v2/orgs/{orgId}/directories/{directoryId}/users/search";
     let groups_search = "/v2/orgs/{orgId}/directories/{directoryId}/groups/search";
     let cases: Vec<(&str, &str, String, Option<Value>)> = vec![
@@ -183,6 +186,30 @@ async fn every_emulated_response_validates_against_the_published_spec() {
             "get",
             "/v1/orgs/{orgId}/policies",
             "/v1/orgs/{orgId}/policies".into(),
+            None,
+        ),
+        (
+            "get",
+            "/v1/orgs/{orgId}/users",
+            "/v1/orgs/{orgId}/users".into(),
+            None,
+        ),
+        (
+            "get",
+            "/v1/orgs/{orgId}/directory/users/{accountId}/last-active-dates",
+            format!("/v1/orgs/{{orgId}}/directory/users/{owner}/last-active-dates"),
+            None,
+        ),
+        (
+            "get",
+            "/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}/role-assignments",
+            format!("/v2/orgs/{{orgId}}/directories/-/users/{owner}/role-assignments?limit=2"),
+            None,
+        ),
+        (
+            "get",
+            "/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}/role-assignments",
+            format!("/v2/orgs/{{orgId}}/directories/-/groups/{admins}/role-assignments"),
             None,
         ),
     ];

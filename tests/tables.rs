@@ -343,3 +343,38 @@ async fn expansions_are_requested_only_for_columns_a_query_reads() {
         Some(serde_json::json!(["counts.users"]))
     );
 }
+
+#[tokio::test]
+async fn every_table_and_column_is_documented() {
+    let emu = emulator(spec(5, 5), Faults::default(), None).await;
+    let ctx = session(emu.client_config());
+    let catalog = orgsql::tables::catalog();
+    let mut documented: Vec<&str> = catalog.iter().map(|t| t.name).collect();
+    documented.sort();
+    let registered = column(
+        &ctx,
+        "SELECT table_name FROM information_schema.tables \
+         WHERE table_schema = 'public' ORDER BY table_name",
+    )
+    .await;
+    assert_eq!(registered, documented);
+    for table in &catalog {
+        assert!(!table.description.is_empty(), "{}", table.name);
+        let sql = format!(
+            "SELECT column_name FROM information_schema.columns \
+             WHERE table_name = '{}' ORDER BY ordinal_position",
+            table.name
+        );
+        let columns: Vec<&str> = table.columns.iter().map(|c| c.name).collect();
+        assert_eq!(column(&ctx, &sql).await, columns, "{}", table.name);
+        // The contract: every organization table starts with org_id.
+        if table.name != "orgsql_requests" {
+            assert_eq!(columns.first(), Some(&"org_id"), "{}", table.name);
+        }
+        assert!(
+            table.columns.iter().all(|c| !c.description.is_empty()),
+            "{}",
+            table.name
+        );
+    }
+}

@@ -41,7 +41,7 @@ pub struct ClientConfig {
 
 /// Fan-out requests in flight by default: quick on a large org while staying
 /// far below the rates at which the Admin API starts answering 429.
-pub const DEFAULT_CONCURRENCY: usize = 8;
+pub const DEFAULT_CONCURRENCY: u16 = 8;
 /// Pages are reused for five minutes by default.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 
@@ -53,7 +53,7 @@ impl ClientConfig {
             api_key,
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(60),
-            concurrency: DEFAULT_CONCURRENCY,
+            concurrency: usize::from(DEFAULT_CONCURRENCY),
             cache_ttl: Some(DEFAULT_CACHE_TTL),
         }
     }

@@ -16,8 +16,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub use org::{
-    Directory, Domain, Event, EventAction, Group, Location, Org, OrgSpec, Policy, ProductAccess,
-    User, Workspace,
+    Directory, Domain, Event, EventAction, Group, GroupRole, Location, Org, OrgSpec, Policy,
+    ProductAccess, User, UserRole, Workspace,
 };
 
 use crate::api::{ApiKey, ClientConfig};
@@ -55,6 +55,10 @@ pub(crate) struct State {
     requests: Mutex<BTreeMap<String, u64>>,
     /// The last JSON body received, by "METHOD template".
     last_bodies: Mutex<BTreeMap<String, serde_json::Value>>,
+    /// The last query string received, by "METHOD template".
+    last_queries: Mutex<BTreeMap<String, String>>,
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
 }
 
 /// A running emulator; stops when dropped.
@@ -78,6 +82,9 @@ impl Emulator {
             counter: AtomicU64::new(0),
             requests: Mutex::new(BTreeMap::new()),
             last_bodies: Mutex::new(BTreeMap::new()),
+            last_queries: Mutex::new(BTreeMap::new()),
+            in_flight: AtomicU64::new(0),
+            max_in_flight: AtomicU64::new(0),
         });
         let app = axum::Router::new()
             .fallback(routes::handle)
@@ -153,6 +160,24 @@ impl Emulator {
             .map(|(_, v)| v.clone())
     }
 
+    /// The last query string sent to an endpoint whose "METHOD template" ends with `suffix`.
+    pub fn last_query(&self, suffix: &str) -> Option<String> {
+        let queries = self
+            .state
+            .last_queries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        queries
+            .iter()
+            .find(|(k, _)| k.ends_with(suffix))
+            .map(|(_, v)| v.clone())
+    }
+
+    /// The most requests it has been serving at one time.
+    pub fn max_in_flight(&self) -> u64 {
+        self.state.max_in_flight.load(Ordering::SeqCst)
+    }
+
     pub fn reset_requests(&self) {
         self.state
             .requests
@@ -170,7 +195,27 @@ impl Drop for Emulator {
     }
 }
 
+/// Counts a request as in flight until dropped.
+pub(crate) struct InFlight<'a>(&'a State);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl State {
+    fn enter(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(self)
+    }
+
+    fn remember_query(&self, endpoint: &str, query: &str) {
+        let mut queries = self.last_queries.lock().unwrap_or_else(|e| e.into_inner());
+        queries.insert(endpoint.to_string(), query.to_string());
+    }
+
     fn remember_body(&self, endpoint: &str, body: &[u8]) {
         if let Ok(json) = serde_json::from_slice(body) {
             let mut bodies = self.last_bodies.lock().unwrap_or_else(|e| e.into_inner());

@@ -192,6 +192,7 @@ pub(crate) async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let _in_flight = state.enter();
     let faults = &state.config.faults;
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
@@ -209,6 +210,7 @@ pub(crate) async fn handle(
     let version = route.version();
     let n = state.count(route.template());
     state.remember_body(route.template(), &body);
+    state.remember_query(route.template(), uri.query().unwrap_or(""));
     if let Some(every) = faults.fail_every.filter(|&e| e > 0 && n % e == 0) {
         let failure = if (n / every) % 2 == 1 {
             let throttled = gateway(StatusCode::TOO_MANY_REQUESTS, "Too many requests", version);
@@ -990,7 +992,11 @@ fn managed_accounts(r: &Request) -> Reply {
                     let mut item = json!({
                         "key": product_key(w.type_key),
                         "name": w.type_name,
-                        "url": w.host_url.as_ref().map(|h| format!("https://{h}")),
+                        // Bitbucket workspaces have no site host.
+                        "url": match &w.host_url {
+                            Some(host) => format!("https://{host}"),
+                            None => format!("https://bitbucket.org/{}", w.name),
+                        },
                     });
                     if let Some(t) = p.last_active {
                         item["last_active"] = json!(time(t));

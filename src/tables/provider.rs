@@ -495,8 +495,7 @@ impl<R: Resource> ApiScanExec<R> {
         filters
     }
 
-    fn batches(self) -> BoxStream<'static, Result<RecordBatch>> {
-        let filters = self.effective_filters();
+    fn fetch(&self, filters: &[Expr]) -> Fetch {
         let columns = match &self.projection {
             Some(indices) => indices
                 .iter()
@@ -509,11 +508,24 @@ impl<R: Resource> ApiScanExec<R> {
                 .map(|f| f.name().as_str())
                 .collect(),
         };
-        let fetch = R::fetch(&Scan {
+        R::fetch(&Scan {
             columns,
-            filters: &filters,
+            filters,
             limit: self.limit,
-        });
+        })
+    }
+
+    fn batches(self) -> BoxStream<'static, Result<RecordBatch>> {
+        // Join keys narrow only a fan-out over every parent, where each parent
+        // costs a call; a listing returns everything in a few pages, which
+        // beats splitting a long key list into calls of ten.
+        let fetch = match self.fetch(&self.filters) {
+            Fetch::PerParent(FanOut {
+                parents: Parents::Listing { .. },
+                ..
+            }) if !self.join_filters.is_empty() => self.fetch(&self.effective_filters()),
+            fetch => fetch,
+        };
         let client = self.client.clone();
         let schema = self.schema.clone();
         match fetch {

@@ -175,3 +175,28 @@ async fn the_emulator_subcommand_serves_other_clients() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(text(&output.stdout), "n\n33\n");
 }
+
+#[tokio::test]
+async fn a_script_reuses_pages_unless_told_not_to() {
+    let script = [
+        "-c",
+        "SELECT count(*) FROM users",
+        "-c",
+        "SELECT count(*) FROM users u JOIN group_members m USING (org_id, account_id)",
+        "-c",
+        "SELECT count(*) AS requests FROM orgsql_requests WHERE table_name = 'users'",
+        "--format",
+        "csv",
+    ];
+    let mut cached = orgsql();
+    cached.arg("--demo").args(script);
+    let mut uncached = orgsql();
+    uncached.args(["--demo", "--no-cache"]).args(script);
+    // 250 demo users, 100 a page: three pages a listing of users, read twice.
+    for (command, requests) in [(cached, "3"), (uncached, "6")] {
+        let output = run(command).await;
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let stdout = text(&output.stdout);
+        assert_eq!(stdout.lines().last(), Some(requests), "{stdout}");
+    }
+}

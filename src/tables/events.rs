@@ -4,7 +4,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::filters::{allowed_values, equals_any, time_bound, time_window};
+use super::filters::{allowed_values, case_folded, equals_any, time_bound, time_window};
 use super::provider::{Column, Fetch, Origin, Resource, Scan};
 use crate::api::PageRequest;
 
@@ -136,10 +136,12 @@ pub(crate) fn events_requests(scan: &Scan) -> Vec<PageRequest> {
             request = request.query(param, values.join(","));
         }
     }
-    // The API filters one action a call: one listing per wanted action.
+    // The API filters one action a call: one listing per wanted action. It
+    // matches actions ignoring case, so `IN ('x', 'X')` must be one listing,
+    // or every event would come twice.
     match allowed_values(scan.filters, "action") {
         None => vec![request],
-        Some(actions) => actions
+        Some(actions) => case_folded(actions)
             .into_iter()
             .map(|a| request.clone().query("action", a))
             .collect(),

@@ -21,6 +21,13 @@ fn column(expr: &Expr) -> Option<&str> {
     }
 }
 
+fn bare_column(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Column(c) => Some(c.name.as_str()),
+        _ => None,
+    }
+}
+
 fn literal(expr: &Expr) -> Option<&ScalarValue> {
     match expr {
         Expr::Literal(value, _) => Some(value),
@@ -136,7 +143,9 @@ pub fn time_bound(expr: &Expr) -> Option<(&str, TimeBound)> {
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
         return None;
     };
-    let (col, op, value) = match (column(left), column(right)) {
+    // Only the bare column: a cast may truncate (to whole seconds, to a
+    // date), and a bound on the truncated value is not a bound on the time.
+    let (col, op, value) = match (bare_column(left), bare_column(right)) {
         (Some(col), None) => (col, *op, literal(right)?),
         (None, Some(col)) => (col, op.swap()?, literal(left)?),
         _ => return None,
@@ -203,6 +212,15 @@ pub fn allowed_values(filters: &[Expr], col: &str) -> Option<Vec<String>> {
         values.dedup();
         values
     })
+}
+
+/// Values for an API filter that ignores case: lowercased, each once, so no
+/// two calls return the same rows.
+pub fn case_folded(values: Vec<String>) -> Vec<String> {
+    let mut folded: Vec<String> = values.into_iter().map(|v| v.to_lowercase()).collect();
+    folded.sort();
+    folded.dedup();
+    folded
 }
 
 /// The key values a hash join's dynamic filter allows, by column: from

@@ -4,7 +4,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::filters::{allowed_values, equality_pushdown};
+use super::filters::{allowed_values, case_folded, equality_pushdown};
 use super::provider::{Column, Fetch, Origin, Resource, Scan};
 use crate::api::{CursorIn, PageRequest};
 
@@ -75,7 +75,8 @@ pub(crate) fn groups_search(scan: &Scan) -> Vec<PageRequest> {
         allowed_values(scan.filters, "name"),
     ) {
         (Some(ids), _) => ("groupIds", ids, 10),
-        (None, Some(names)) => ("groupNames", names, 100),
+        // Names are matched ignoring case: one spelling each.
+        (None, Some(names)) => ("groupNames", case_folded(names), 100),
         (None, None) => return vec![search(body)],
     };
     values

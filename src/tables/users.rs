@@ -4,7 +4,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::filters::{allowed_values, bool_equals, equals_any};
+use super::filters::{allowed_values, bool_equals, case_folded, equals_any};
 use super::provider::{Column, Fetch, Origin, Resource, Scan};
 use crate::api::{CursorIn, PageRequest};
 
@@ -82,6 +82,11 @@ pub(crate) fn users_search(scan: &Scan, expand: &[&str]) -> Vec<PageRequest> {
         let Some(mut values) = allowed_values(scan.filters, col) else {
             continue;
         };
+        if col == "email" {
+            // The API matches emails ignoring case: one spelling each, or a
+            // user could come back from two calls.
+            values = case_folded(values);
+        }
         if let Some(valid) = valid {
             // A value outside the API's enum matches nothing.
             values.retain(|v| valid.contains(&v.as_str()));

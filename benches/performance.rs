@@ -1,0 +1,251 @@
+//! `cargo bench`: the numbers in the README's Performance section, measured
+//! against the emulator on 127.0.0.1 with latency switched on.
+//!
+//! - pushdown: a one-day question over a 90-day audit log of 200,000 events
+//!   costs about one request per 500 matching events, not the whole log;
+//! - fan-out: role assignments of 2,000 users at 20 ms a call, against the
+//!   ideal 2,000 x 20 ms / concurrency;
+//! - decode: JSON pages to Arrow batches, in MB/s of JSON on one core,
+//!   against serde_json alone on the same pages.
+//!
+//! `cargo bench -- decode` runs only the benches whose name contains "decode".
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use datafusion::prelude::SessionContext;
+use orgsql::api::{Client, ClientConfig, Envelope};
+use orgsql::emulator::{Emulator, EmulatorConfig, Faults, OrgSpec};
+use orgsql::tables::{Events, Resource, Users, decode_page};
+
+const EVENTS_PAGE: usize = 500;
+
+#[tokio::main]
+async fn main() {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    if wanted("pushdown") {
+        pushdown().await;
+    }
+    if wanted("fanout") {
+        fan_out().await;
+    }
+    if wanted("decode") {
+        decode().await;
+    }
+}
+
+async fn emulator(users: usize, events: usize, latency_ms: u64) -> Emulator {
+    Emulator::start(EmulatorConfig {
+        org: OrgSpec {
+            seed: 42,
+            users,
+            events,
+            now: Utc::now(),
+        },
+        faults: Faults {
+            latency: Duration::from_millis(latency_ms),
+            ..Faults::default()
+        },
+        page_size_cap: None,
+        port: 0,
+    })
+    .await
+    .expect("emulator starts")
+}
+
+fn session(config: ClientConfig) -> SessionContext {
+    let client = Client::new(config).expect("client");
+    orgsql::session(&client).expect("session")
+}
+
+async fn count(ctx: &SessionContext, sql: &str) -> i64 {
+    let batches = ctx
+        .sql(sql)
+        .await
+        .expect("plans")
+        .collect()
+        .await
+        .expect("runs");
+    let column = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Int64Array>()
+        .expect("a count");
+    column.value(0)
+}
+
+async fn pushdown() {
+    let emu = emulator(200, 200_000, 10).await;
+    let since = Utc::now() - chrono::Duration::days(1);
+    let matching = emu.org().events.iter().filter(|e| e.time >= since).count();
+    let ctx = session(emu.client_config());
+    let started = Instant::now();
+    let counted = count(
+        &ctx,
+        "SELECT count(*) FROM events WHERE time >= now() - interval '1 day'",
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let requests = emu.requests("/events");
+    let minimum = matching.div_ceil(EVENTS_PAGE) as u64 + 1;
+    let whole_log = emu.org().events.len().div_ceil(EVENTS_PAGE);
+    println!(
+        "pushdown: 200,000 events over 90 days, 10 ms a request: last day = {counted} events \
+         (emulator: {matching}); {requests} requests (bound ceil({matching}/500)+1 = {minimum}; \
+         the whole log would be {whole_log}); {:.0} ms",
+        elapsed.as_secs_f64() * 1000.0
+    );
+}
+
+async fn fan_out() {
+    const USERS: usize = 2000;
+    const LATENCY_MS: u64 = 20;
+    let emu = emulator(USERS, 10, LATENCY_MS).await;
+    let expected: usize = emu
+        .org()
+        .users
+        .iter()
+        .map(|u| emu.org().user_roles(u).len())
+        .sum();
+    for concurrency in [8, 16] {
+        emu.reset_requests();
+        let mut config = emu.client_config();
+        config.concurrency = concurrency;
+        let ctx = session(config);
+        let started = Instant::now();
+        let rows = count(&ctx, "SELECT count(*) FROM user_role_assignments").await;
+        let elapsed = started.elapsed().as_secs_f64();
+        assert_eq!(rows as usize, expected);
+        let ideal = USERS as f64 * LATENCY_MS as f64 / 1000.0 / concurrency as f64;
+        println!(
+            "fanout: user_role_assignments of {USERS} users, {LATENCY_MS} ms a request, concurrency \
+             {concurrency}: {rows} rows, {} role calls + {} user pages in {elapsed:.2} s; \
+             ideal {ideal:.2} s; ratio {:.2}",
+            emu.requests("/role-assignments"),
+            emu.requests("/users/search"),
+            elapsed / ideal
+        );
+    }
+}
+
+/// Raw pages, as the API sends them.
+async fn pages(
+    emu: &Emulator,
+    path: &str,
+    body: Option<serde_json::Value>,
+    n: usize,
+) -> Vec<Vec<u8>> {
+    let http = reqwest::Client::new();
+    let url = format!(
+        "{}{}",
+        emu.base_url(),
+        path.replace("{orgId}", &emu.org().id)
+    );
+    let key = emu.connection_json()["api_key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    while out.len() < n {
+        let request = match &body {
+            Some(body) => {
+                let mut body = body.clone();
+                if let Some(c) = &cursor {
+                    body["cursor"] = c.clone().into();
+                }
+                http.post(&url).json(&body)
+            }
+            None => match &cursor {
+                Some(c) => http
+                    .get(&url)
+                    .query(&[("limit", "500"), ("cursor", c.as_str())]),
+                None => http.get(&url).query(&[("limit", "500")]),
+            },
+        };
+        let bytes = request
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("answer")
+            .bytes()
+            .await
+            .expect("body");
+        let page: Envelope<serde_json::Value> = serde_json::from_slice(&bytes).expect("a page");
+        cursor = orgsql::api::next_cursor(&page).expect("cursor");
+        out.push(bytes.to_vec());
+        if cursor.is_none() {
+            break;
+        }
+    }
+    out
+}
+
+/// Repeat `f` over the pages for about a second; (MB/s, rows/s).
+fn throughput(pages: &[Vec<u8>], rows_per_pass: usize, mut f: impl FnMut(&[u8])) -> (f64, f64) {
+    let bytes: usize = pages.iter().map(Vec::len).sum();
+    for page in pages {
+        f(page);
+    }
+    let started = Instant::now();
+    let mut passes = 0;
+    while started.elapsed() < Duration::from_secs(1) {
+        for page in pages {
+            f(page);
+        }
+        passes += 1;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    (
+        (bytes * passes) as f64 / secs / 1e6,
+        (rows_per_pass * passes) as f64 / secs,
+    )
+}
+
+fn report<R: Resource>(label: &str, pages: &[Vec<u8>], org_id: &str) {
+    let rows: usize = pages
+        .iter()
+        .map(|p| {
+            decode_page::<R>(org_id, p)
+                .expect("decodes")
+                .map_or(0, |b| b.num_rows())
+        })
+        .sum();
+    let (arrow_mb, arrow_rows) = throughput(pages, rows, |page| {
+        black_box(decode_page::<R>(org_id, black_box(page)).expect("decodes"));
+    });
+    let (typed_mb, _) = throughput(pages, rows, |page| {
+        black_box(serde_json::from_slice::<Envelope<R::Data>>(black_box(page)).expect("parses"));
+    });
+    let (value_mb, _) = throughput(pages, rows, |page| {
+        black_box(serde_json::from_slice::<serde_json::Value>(black_box(page)).expect("parses"));
+    });
+    let bytes: usize = pages.iter().map(Vec::len).sum();
+    println!(
+        "decode {label}: {} pages, {:.1} MB, {rows} rows: JSON -> Arrow {arrow_mb:.0} MB/s \
+         ({:.0} rows/s); serde_json alone: typed {typed_mb:.0} MB/s, serde_json::Value {value_mb:.0} MB/s",
+        pages.len(),
+        bytes as f64 / 1e6,
+        arrow_rows
+    );
+}
+
+async fn decode() {
+    let emu = emulator(2000, 20_000, 0).await;
+    let org_id = emu.org().id.clone();
+    let users = pages(
+        &emu,
+        "/admin/v2/orgs/{orgId}/directories/-/users/search",
+        Some(serde_json::json!({"limit": 100, "expand": ["counts.resources"]})),
+        20,
+    )
+    .await;
+    report::<Users>("users (users/search, 100 a page)", &users, &org_id);
+    let events = pages(&emu, "/admin/v1/orgs/{orgId}/events", None, 40).await;
+    report::<Events>("events (/events, 500 a page)", &events, &org_id);
+}

@@ -617,7 +617,6 @@ fn fan_out_batches<R: Resource>(
     let concurrency = client.concurrency();
     ids.map(move |id| {
         let client = client.clone();
-        let schema = schema.clone();
         let request = tagged::<R>(
             child
                 .clone()
@@ -634,14 +633,23 @@ fn fan_out_batches<R: Resource>(
             while let Some(page) = pages.next().await {
                 match page {
                     Ok(data) => R::push_rows(&origin, data, &mut rows),
-                    Err(ApiError::Status { status: 404, .. }) => return Ok(None),
+                    Err(ApiError::Status { status: 404, .. }) => return Ok(Vec::new()),
                     Err(e) => return Err(external(e)),
                 }
             }
-            rows_of::<R>(&schema, rows)
+            Ok(rows)
         }
     })
     .buffered(concurrency)
-    .filter_map(|batch| futures::future::ready(batch.transpose()))
+    // The parents that have answered by now make one batch: a batch per
+    // parent would be a few rows each.
+    .ready_chunks(concurrency.max(16))
+    .filter_map(move |answers| {
+        let batch = answers
+            .into_iter()
+            .collect::<Result<Vec<Vec<R::Row>>>>()
+            .and_then(|rows| rows_of::<R>(&schema, rows.into_iter().flatten().collect()));
+        futures::future::ready(batch.transpose())
+    })
     .boxed()
 }

@@ -581,8 +581,8 @@ fn limited(
         .boxed()
 }
 
-/// One listing per parent, `client.concurrency()` of them in flight, in the
-/// parents' order. A parent that is gone (404) has no rows.
+/// One listing per parent, `client.concurrency()` of them in flight, rows in
+/// the order the answers come. A parent that is gone (404) has no rows.
 fn fan_out_batches<R: Resource>(
     client: Client,
     schema: SchemaRef,
@@ -597,10 +597,14 @@ fn fan_out_batches<R: Resource>(
         Parents::Ids(ids) => stream::iter(ids.into_iter().map(Ok)).boxed(),
         Parents::Listing { requests, key } => {
             let client = client.clone();
-            stream::iter(requests)
+            let pages = stream::iter(requests)
                 .flat_map(move |request| {
                     client.pages::<Vec<serde_json::Value>>(tagged::<R>(request))
                 })
+                .boxed();
+            // The next page of parents is fetched while this one's calls run,
+            // so the calls never wait for it.
+            read_ahead(pages, 2)
                 .flat_map(move |page| {
                     let ids: Vec<Result<String>> = match page {
                         Ok(items) => items
@@ -640,7 +644,8 @@ fn fan_out_batches<R: Resource>(
             Ok(rows)
         }
     })
-    .buffered(concurrency)
+    // Unordered: a slow answer must not hold a slot that another call could use.
+    .buffer_unordered(concurrency)
     // The parents that have answered by now make one batch: a batch per
     // parent would be a few rows each.
     .ready_chunks(concurrency.max(16))
@@ -650,6 +655,26 @@ fn fan_out_batches<R: Resource>(
             .collect::<Result<Vec<Vec<R::Row>>>>()
             .and_then(|rows| rows_of::<R>(&schema, rows.into_iter().flatten().collect()));
         futures::future::ready(batch.transpose())
+    })
+    .boxed()
+}
+
+/// Poll `source` in a task of its own, up to `ahead` items before they are
+/// asked for. The task ends when the stream ends or its reader goes away.
+fn read_ahead<T: Send + 'static>(
+    mut source: BoxStream<'static, T>,
+    ahead: usize,
+) -> BoxStream<'static, T> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(ahead.max(1));
+    tokio::spawn(async move {
+        while let Some(item) = source.next().await {
+            if sender.send(item).await.is_err() {
+                break;
+            }
+        }
+    });
+    stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
     })
     .boxed()
 }

@@ -4,9 +4,9 @@
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use serde::{Deserialize, Serialize};
 
-use super::filters::{allowed_values, equality_pushdown};
-use super::groups::groups_search;
-use super::provider::{Column, FanOut, Fetch, Origin, Parents, Resource, Scan};
+use super::filters::equality_pushdown;
+use super::groups::groups_named;
+use super::provider::{Column, FanOut, Fetch, Origin, Resource, Scan};
 use super::user_role_assignments::role_assignments_request;
 
 pub struct GroupRoleAssignments;
@@ -70,15 +70,8 @@ impl Resource for GroupRoleAssignments {
     }
 
     fn fetch(scan: &Scan) -> Fetch {
-        let parents = match allowed_values(scan.filters, "group_id") {
-            Some(ids) => Parents::Ids(ids),
-            None => Parents::Listing {
-                requests: groups_search(&Scan::everything()),
-                key: "id",
-            },
-        };
         Fetch::PerParent(FanOut {
-            parents,
+            parents: groups_named(scan),
             child: role_assignments_request(
                 "/admin/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}/role-assignments",
                 scan,

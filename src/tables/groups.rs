@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::filters::{allowed_values, case_folded, equality_pushdown};
-use super::provider::{Column, Fetch, Origin, Resource, Scan};
+use super::provider::{Column, Fetch, Origin, Parents, Resource, Scan};
 use crate::api::{CursorIn, PageRequest};
 
 pub struct Groups;
@@ -87,6 +87,18 @@ pub(crate) fn groups_search(scan: &Scan) -> Vec<PageRequest> {
             search(body)
         })
         .collect()
+}
+
+/// The groups a per-group table calls for: those its `group_id` filter
+/// names, else every group.
+pub(crate) fn groups_named(scan: &Scan) -> Parents {
+    match allowed_values(scan.filters, "group_id") {
+        Some(ids) => Parents::Ids(ids),
+        None => Parents::Listing {
+            requests: groups_search(&Scan::everything()),
+            key: "id",
+        },
+    }
 }
 
 fn search(body: serde_json::Value) -> PageRequest {

@@ -5,9 +5,9 @@
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use serde::{Deserialize, Serialize};
 
-use super::filters::{allowed_values, equality_pushdown};
-use super::provider::{Column, FanOut, Fetch, Origin, Parents, Resource, Scan};
-use super::users::users_search;
+use super::filters::equality_pushdown;
+use super::provider::{Column, FanOut, Fetch, Origin, Resource, Scan};
+use super::users::users_named;
 use crate::api::{PageItems, PageRequest};
 
 pub struct UserLastActive;
@@ -79,15 +79,8 @@ impl Resource for UserLastActive {
     }
 
     fn fetch(scan: &Scan) -> Fetch {
-        let parents = match allowed_values(scan.filters, "account_id") {
-            Some(ids) => Parents::Ids(ids),
-            None => Parents::Listing {
-                requests: users_search(&Scan::everything(), &[]),
-                key: "accountId",
-            },
-        };
         Fetch::PerParent(FanOut {
-            parents,
+            parents: users_named(scan),
             child: PageRequest::get(
                 "/admin/v1/orgs/{orgId}/directory/users/{accountId}/last-active-dates",
             ),

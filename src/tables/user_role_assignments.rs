@@ -7,8 +7,8 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use serde::{Deserialize, Serialize};
 
 use super::filters::{allowed_values, equality_pushdown};
-use super::provider::{Column, FanOut, Fetch, Origin, Parents, Resource, Scan};
-use super::users::users_search;
+use super::provider::{Column, FanOut, Fetch, Origin, Resource, Scan};
+use super::users::users_named;
 use crate::api::PageRequest;
 
 pub struct UserRoleAssignments;
@@ -121,15 +121,8 @@ impl Resource for UserRoleAssignments {
     }
 
     fn fetch(scan: &Scan) -> Fetch {
-        let parents = match allowed_values(scan.filters, "account_id") {
-            Some(ids) => Parents::Ids(ids),
-            None => Parents::Listing {
-                requests: users_search(&Scan::everything(), &[]),
-                key: "accountId",
-            },
-        };
         Fetch::PerParent(FanOut {
-            parents,
+            parents: users_named(scan),
             child: role_assignments_request(
                 "/admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}/role-assignments",
                 scan,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::filters::{allowed_values, bool_equals, case_folded, equals_any};
-use super::provider::{Column, Fetch, Origin, Resource, Scan};
+use super::provider::{Column, Fetch, Origin, Parents, Resource, Scan};
 use crate::api::{CursorIn, PageRequest};
 
 pub struct Users;
@@ -136,6 +136,18 @@ pub(crate) fn users_search(scan: &Scan, expand: &[&str]) -> Vec<PageRequest> {
         .into_iter()
         .map(|body| PageRequest::post(USERS_SEARCH, body, CursorIn::Body { keep_filters: true }))
         .collect()
+}
+
+/// The users a per-user table calls for: those its `account_id` filter
+/// names, else every user.
+pub(crate) fn users_named(scan: &Scan) -> Parents {
+    match allowed_values(scan.filters, "account_id") {
+        Some(ids) => Parents::Ids(ids),
+        None => Parents::Listing {
+            requests: users_search(&Scan::everything(), &[]),
+            key: "accountId",
+        },
+    }
 }
 
 /// One user as `users/search` returns it (v2, camelCase; every field optional

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use orgsql::api::{Client, ClientConfig, DEFAULT_CACHE_TTL, DEFAULT_CONCURRENCY};
@@ -120,7 +120,12 @@ async fn run(cli: Cli) -> Result<()> {
     if let Some(Command::Emulator(args)) = cli.command {
         return serve_emulator(args).await;
     }
-    let scripts = scripts(&cli)?;
+    let interactive = cli.sql.is_empty() && cli.files.is_empty() && std::io::stdin().is_terminal();
+    let scripts = if interactive {
+        Vec::new()
+    } else {
+        scripts(&cli)?
+    };
     // Kept alive for the whole run in --demo mode.
     let mut demo = None;
     let mut config = if cli.demo {
@@ -141,6 +146,11 @@ async fn run(cli: Cli) -> Result<()> {
     config.cache_ttl = (!cli.no_cache).then(|| Duration::from_secs(cli.cache_ttl));
     let client = Client::new(config)?;
     let ctx = orgsql::session(&client)?;
+    if interactive {
+        cli::repl::run(ctx, client, cli.format).await?;
+        drop(demo);
+        return Ok(());
+    }
     let mut stdout = std::io::stdout().lock();
     for (origin, sql) in scripts {
         cli::run_sql(&ctx, &sql, cli.format, &mut stdout)
@@ -164,11 +174,6 @@ fn scripts(cli: &Cli) -> Result<Vec<(String, String)>> {
         scripts.push((path.display().to_string(), sql));
     }
     if scripts.is_empty() {
-        if std::io::stdin().is_terminal() {
-            bail!(
-                "nothing to run: give SQL with -c \"SQL\" or -f FILE (try: orgsql --demo -c \"SELECT * FROM users LIMIT 5\")"
-            );
-        }
         let mut sql = String::new();
         std::io::stdin()
             .read_to_string(&mut sql)

@@ -16,7 +16,8 @@ type Slot = Arc<OnceCell<Bytes>>;
 #[derive(Debug)]
 pub struct PageCache {
     ttl: Option<Duration>,
-    slots: Mutex<HashMap<String, (Instant, Slot)>>,
+    /// By request: when fetched, which table asked, the answer.
+    slots: Mutex<HashMap<String, (Instant, &'static str, Slot)>>,
 }
 
 impl PageCache {
@@ -30,13 +31,15 @@ impl PageCache {
 
     /// The slot for `key`: a fresh one when caching is off, the key is new, or
     /// its answer is older than the time to live.
-    pub fn slot(&self, key: String) -> Slot {
+    pub fn slot(&self, key: String, table: &'static str) -> Slot {
         let Some(ttl) = self.ttl else {
             return Slot::default();
         };
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        let (created, slot) = slots.entry(key).or_insert_with(|| (now, Slot::default()));
+        let (created, _, slot) = slots
+            .entry(key)
+            .or_insert_with(|| (now, table, Slot::default()));
         if now.duration_since(*created) > ttl {
             *created = now;
             *slot = Slot::default();
@@ -44,8 +47,12 @@ impl PageCache {
         slot.clone()
     }
 
-    /// Forget every cached page (the REPL's refresh).
-    pub fn clear(&self) {
-        self.slots.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    /// Forget the cached pages of one table, or of all (the REPL's `\refresh`).
+    pub fn clear(&self, table: Option<&str>) {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        match table {
+            Some(table) => slots.retain(|_, (_, owner, _)| *owner != table),
+            None => slots.clear(),
+        }
     }
 }

@@ -201,9 +201,9 @@ impl Client {
         self.inner.log.snapshot()
     }
 
-    /// Forget cached pages: the next scans fetch afresh.
-    pub fn clear_cache(&self) {
-        self.inner.cache.clear();
+    /// Forget cached pages, of one table or all: the next scans fetch afresh.
+    pub fn clear_cache(&self, table: Option<&str>) {
+        self.inner.cache.clear(table);
     }
 
     /// Every page of a listing, fetched one at a time as the stream is polled.
@@ -286,7 +286,7 @@ impl Client {
                 .map(Value::to_string)
                 .unwrap_or_default()
         );
-        let slot = self.inner.cache.slot(key);
+        let slot = self.inner.cache.slot(key, request.table);
         let mut logged = None;
         let body = slot
             .get_or_try_init(|| async {
@@ -322,6 +322,7 @@ impl Client {
                     duration_ms: clock.elapsed().as_secs_f64() * 1000.0,
                     attempt,
                     rows: None,
+                    bytes: None,
                     table_name: request.table,
                 })
             };
@@ -333,6 +334,9 @@ impl Client {
                         detail: e.without_url().to_string(),
                     });
                     let index = log(Some(status));
+                    if let Ok(body) = &body {
+                        self.inner.log.set_bytes(index, body.len());
+                    }
                     return body.map(|b| (b, index));
                 }
                 Ok(response) => {

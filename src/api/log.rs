@@ -17,6 +17,8 @@ pub struct RequestRecord {
     pub attempt: u32,
     /// Items in the page's `data`, once decoded.
     pub rows: Option<usize>,
+    /// Size of the answer's body, for successful requests.
+    pub bytes: Option<usize>,
     /// The table whose scan sent it.
     pub table_name: &'static str,
 }
@@ -38,6 +40,13 @@ impl RequestLog {
         let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(record) = records.get_mut(index) {
             record.rows = Some(rows);
+        }
+    }
+
+    pub fn set_bytes(&self, index: usize, bytes: usize) {
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(record) = records.get_mut(index) {
+            record.bytes = Some(bytes);
         }
     }
 

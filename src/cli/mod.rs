@@ -1,6 +1,7 @@
 //! The command line's front doors, beside `main.rs` which only parses and dispatches.
 
 pub mod output;
+pub mod repl;
 
 use std::io::Write;
 
@@ -25,7 +26,7 @@ pub async fn run_sql(
         let frame = ctx.execute_logical_plan(plan).await?;
         let schema = frame.schema().inner().clone();
         let batches = frame.collect().await?;
-        output::print(out, format, &schema, &batches)?;
+        output::print(out, format, &schema, &batches, None)?;
         out.flush()?;
     }
     Ok(())

@@ -5,10 +5,7 @@ use std::io::Write;
 use clap::ValueEnum;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::util::display::FormatOptions;
-use datafusion::arrow::util::pretty::{
-    pretty_format_batches_with_options, pretty_format_batches_with_schema,
-};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::arrow::{csv, json};
 use datafusion::error::Result;
 
@@ -19,25 +16,19 @@ pub enum Format {
     Json,
 }
 
+/// Print a result. `width`: the terminal's, for a table that must fit it
+/// (long text is cut with `…`); `None` prints every cell whole.
 pub fn print(
     out: &mut dyn Write,
     format: Format,
     schema: &SchemaRef,
     batches: &[RecordBatch],
+    width: Option<usize>,
 ) -> Result<()> {
     match format {
         Format::Table => {
-            let table = if batches.is_empty() {
-                pretty_format_batches_with_schema(schema.clone(), batches)?.to_string()
-            } else {
-                pretty_format_batches_with_options(
-                    batches,
-                    &FormatOptions::default().with_null("NULL"),
-                )?
-                .to_string()
-            };
+            table(out, schema, batches, width)?;
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-            writeln!(out, "{table}")?;
             writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" })?;
         }
         Format::Csv => {
@@ -62,4 +53,95 @@ pub fn print(
         }
     }
     Ok(())
+}
+
+/// Narrowest a column is cut to when a table must fit the terminal.
+const MIN_COLUMN: usize = 6;
+
+fn table(
+    out: &mut dyn Write,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    width: Option<usize>,
+) -> Result<()> {
+    let options = FormatOptions::default().with_null("NULL");
+    let header: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for batch in batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        for row in 0..batch.num_rows() {
+            // One line a row: a newline in a value is shown, not printed.
+            rows.push(
+                formatters
+                    .iter()
+                    .map(|f| f.value(row).to_string().replace('\n', "\\n"))
+                    .collect(),
+            );
+        }
+    }
+    let mut widths: Vec<usize> = header.iter().map(|h| measure(h)).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(measure(cell));
+        }
+    }
+    if let Some(max) = width {
+        fit(&mut widths, max);
+    }
+    let border: String = widths.iter().fold("+".to_string(), |mut line, w| {
+        line.push_str(&"-".repeat(w + 2));
+        line.push('+');
+        line
+    });
+    let line = |cells: &[String]| -> String {
+        cells
+            .iter()
+            .zip(&widths)
+            .fold("|".to_string(), |mut line, (cell, &w)| {
+                line.push(' ');
+                line.push_str(&cut(cell, w));
+                line.push_str(" |");
+                line
+            })
+    };
+    writeln!(out, "{border}")?;
+    writeln!(out, "{}", line(&header))?;
+    writeln!(out, "{border}")?;
+    for row in &rows {
+        writeln!(out, "{}", line(row))?;
+    }
+    if !rows.is_empty() {
+        writeln!(out, "{border}")?;
+    }
+    Ok(())
+}
+
+fn measure(text: &str) -> usize {
+    console::measure_text_width(text)
+}
+
+/// Narrow the widest columns until the table fits `max` characters.
+fn fit(widths: &mut [usize], max: usize) {
+    let total = |w: &[usize]| w.iter().map(|c| c + 3).sum::<usize>() + 1;
+    while total(widths) > max {
+        let Some(widest) = widths.iter_mut().filter(|w| **w > MIN_COLUMN).max() else {
+            break;
+        };
+        *widest -= 1;
+    }
+}
+
+/// The cell padded to `width`, or cut to it with a `…` marker.
+fn cut(cell: &str, width: usize) -> String {
+    if measure(cell) <= width {
+        let pad = width - measure(cell);
+        return format!("{cell}{}", " ".repeat(pad));
+    }
+    let kept = console::truncate_str(cell, width, "…");
+    let pad = width.saturating_sub(measure(&kept));
+    format!("{kept}{}", " ".repeat(pad))
 }

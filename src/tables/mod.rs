@@ -26,8 +26,10 @@ mod workspaces;
 
 use std::sync::Arc;
 
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::Result;
-use datafusion::prelude::SessionContext;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::prelude::{SessionContext, col};
 
 pub use directories::Directories;
 pub use domains::Domains;
@@ -59,6 +61,10 @@ pub struct TableInfo {
     pub name: &'static str,
     pub description: &'static str,
     pub columns: Vec<Column>,
+    /// What it calls the API once for ("user", "group"), if it fans out.
+    pub fan_out: Option<&'static str>,
+    /// How a filter on it reaches the API.
+    pub pushdown: fn(&Expr) -> TableProviderFilterPushDown,
 }
 
 fn info<R: Resource>() -> TableInfo {
@@ -66,6 +72,41 @@ fn info<R: Resource>() -> TableInfo {
         name: R::NAME,
         description: R::DESCRIPTION,
         columns: R::columns(),
+        fan_out: R::FAN_OUT,
+        pushdown: R::pushdown,
+    }
+}
+
+/// For tables that are not API listings: nothing reaches the API directly.
+fn no_pushdown(_filter: &Expr) -> TableProviderFilterPushDown {
+    TableProviderFilterPushDown::Unsupported
+}
+
+/// The view's filters reach both sides, `principal_id` as `account_id` on
+/// one and `group_id` on the other; a filter is as good as its weaker side.
+fn role_view_pushdown(filter: &Expr) -> TableProviderFilterPushDown {
+    use TableProviderFilterPushDown::{Exact, Inexact, Unsupported};
+    let side = |id: &str| {
+        filter
+            .clone()
+            .transform(|e| {
+                Ok(match e {
+                    Expr::Column(c) if c.name == "principal_id" => Transformed::yes(col(id)),
+                    other => Transformed::no(other),
+                })
+            })
+            .map(|t| t.data)
+    };
+    let (Ok(user), Ok(group)) = (side("account_id"), side("group_id")) else {
+        return Unsupported;
+    };
+    match (
+        UserRoleAssignments::pushdown(&user),
+        GroupRoleAssignments::pushdown(&group),
+    ) {
+        (Unsupported, _) | (_, Unsupported) => Unsupported,
+        (Exact, Exact) => Exact,
+        _ => Inexact,
     }
 }
 
@@ -89,6 +130,8 @@ pub fn catalog() -> Vec<TableInfo> {
             name: role_assignments::NAME,
             description: role_assignments::DESCRIPTION,
             columns: role_assignments::columns(),
+            fan_out: Some("user and group"),
+            pushdown: role_view_pushdown,
         },
         info::<UserLastActive>(),
         info::<Events>(),
@@ -100,6 +143,8 @@ pub fn catalog() -> Vec<TableInfo> {
             name: orgsql_requests::NAME,
             description: orgsql_requests::DESCRIPTION,
             columns: orgsql_requests::columns(),
+            fan_out: None,
+            pushdown: no_pushdown,
         },
     ]
 }

@@ -42,6 +42,10 @@ pub fn columns() -> Vec<Column> {
             "Items in the answer's page; NULL for failed requests",
         ),
         Column::text("table_name", "The table whose scan sent the request"),
+        Column::count(
+            "bytes",
+            "Size of the answer's body; NULL for failed requests",
+        ),
     ]
 }
 
@@ -87,6 +91,7 @@ impl RequestsTable {
             count(&|r| Some(i64::from(r.attempt))),
             count(&|r| r.rows.and_then(|n| i64::try_from(n).ok())),
             text(&|r| (!r.table_name.is_empty()).then(|| r.table_name.to_string())),
+            count(&|r| r.bytes.and_then(|n| i64::try_from(n).ok())),
         ];
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }

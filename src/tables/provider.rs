@@ -191,6 +191,8 @@ pub trait Resource: Send + Sync + 'static {
 
     const NAME: &'static str;
     const DESCRIPTION: &'static str;
+    /// What the table calls the API once for ("user", "group"), if it fans out.
+    const FAN_OUT: Option<&'static str> = None;
 
     fn columns() -> Vec<Column>;
 

@@ -51,6 +51,7 @@ impl Resource for UserLastActive {
     const NAME: &'static str = "user_last_active";
     const DESCRIPTION: &'static str =
         "Last activity per user and product (one call per user; the API delays it up to 24 h)";
+    const FAN_OUT: Option<&'static str> = Some("user");
 
     fn columns() -> Vec<Column> {
         vec![

@@ -1,0 +1,624 @@
+//! The interactive REPL: multi-line SQL ending with `;`, psql-style
+//! meta-commands, tab completion, progress while a scan pages, Ctrl-C to
+//! cancel a query and keep the session.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::prelude::{SessionContext, col, lit};
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::parser::DFParser;
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use indicatif::{ProgressBar, ProgressStyle};
+use rustyline::completion::{Completer, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::DefaultHistory;
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::{Context, Editor, Helper};
+
+use super::{Format, error_message, output};
+use crate::api::Client;
+use crate::tables::{TableInfo, catalog};
+
+const PROMPT: &str = "orgsql> ";
+
+const HELP: &str = "\
+SQL statements end with ';' and may span lines. Ctrl-C cancels a running query
+(or the line being typed), Ctrl-D or \\q quits.
+
+  \\d              tables, what they are, which call the API once per user or group
+  \\d TABLE        columns, types, descriptions, and which filters reach the API
+  \\timing         show how long each statement took (on/off)
+  \\format FORMAT  table, csv or json
+  \\o FILE         write results to FILE;  \\o  back to the screen
+  \\i FILE         run the SQL in FILE
+  \\refresh [TABLE] forget fetched pages (of TABLE), so the next query asks the API
+  \\stats          requests this session: pages, retries, 429s, bytes
+  \\?              this help
+  \\q              quit";
+
+/// Where the REPL keeps its history (SQL only): `$XDG_DATA_HOME/orgsql/history`,
+/// else `~/.local/share/orgsql/history`.
+pub fn history_path() -> Option<PathBuf> {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share")))?;
+    Some(data.join("orgsql").join("history"))
+}
+
+struct Repl {
+    ctx: SessionContext,
+    client: Client,
+    format: Format,
+    timing: bool,
+    /// `\o FILE`: results go there instead of the screen.
+    output: Option<(PathBuf, File)>,
+    /// Ctrl-C while a query runs. Installed once, at start: until a handler
+    /// is installed, Ctrl-C would end the process.
+    interrupts: Signal,
+}
+
+#[cfg(unix)]
+type Signal = tokio::signal::unix::Signal;
+
+#[cfg(unix)]
+fn interrupts() -> std::io::Result<Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+}
+
+#[cfg(unix)]
+async fn interrupted(signal: &mut Signal) {
+    signal.recv().await;
+}
+
+#[cfg(not(unix))]
+type Signal = ();
+
+#[cfg(not(unix))]
+fn interrupts() -> std::io::Result<Signal> {
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn interrupted(_signal: &mut Signal) {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Run the REPL until `\q` or Ctrl-D.
+pub async fn run(ctx: SessionContext, client: Client, format: Format) -> anyhow::Result<()> {
+    let mut editor: Editor<SqlHelper, DefaultHistory> = Editor::new()?;
+    editor.set_helper(Some(SqlHelper::new()));
+    let history = history_path();
+    if let Some(path) = &history {
+        // A missing history file is a first run, not an error.
+        let _ = editor.load_history(path);
+    }
+    let mut repl = Repl {
+        ctx,
+        client,
+        format,
+        timing: false,
+        output: None,
+        interrupts: interrupts()?,
+    };
+    eprintln!(
+        "orgsql {}: \\? for help, \\q to quit",
+        env!("CARGO_PKG_VERSION")
+    );
+    loop {
+        let line = tokio::task::block_in_place(|| editor.readline(PROMPT));
+        let text = match line {
+            Ok(text) => text,
+            Err(ReadlineError::Interrupted) => {
+                eprintln!("^C");
+                continue;
+            }
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let text = text.trim();
+        if text.is_empty() {
+            continue;
+        }
+        if let Some(command) = text.strip_prefix('\\') {
+            match repl.meta(command).await {
+                Ok(Flow::Quit) => break,
+                Ok(Flow::Continue) => {}
+                Err(message) => eprintln!("error: {message}"),
+            }
+            continue;
+        }
+        let _ = editor.add_history_entry(text);
+        if let Some(path) = &history {
+            save_history(&mut editor, path);
+        }
+        if let Err(message) = repl.run_sql(text).await {
+            eprintln!("error: {message}");
+        }
+    }
+    Ok(())
+}
+
+fn save_history(editor: &mut Editor<SqlHelper, DefaultHistory>, path: &Path) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Err(e) = editor.append_history(path) {
+        eprintln!("warning: cannot write history {}: {e}", path.display());
+    }
+}
+
+enum Flow {
+    Continue,
+    Quit,
+}
+
+impl Repl {
+    async fn meta(&mut self, command: &str) -> std::result::Result<Flow, String> {
+        let mut words = command.split_whitespace();
+        let name = words.next().unwrap_or_default();
+        let arg = words.next();
+        match (name, arg) {
+            ("q", _) => return Ok(Flow::Quit),
+            ("?", _) => println!("{HELP}"),
+            ("d", None) => self.print_text(&describe_tables())?,
+            ("d", Some(table)) => self.print_text(&describe_table(table)?)?,
+            ("timing", _) => {
+                self.timing = !self.timing;
+                println!("Timing is {}.", if self.timing { "on" } else { "off" });
+            }
+            ("format", Some(format)) => {
+                self.format = match format {
+                    "table" => Format::Table,
+                    "csv" => Format::Csv,
+                    "json" => Format::Json,
+                    other => return Err(format!("\\format {other}: use table, csv or json")),
+                };
+                println!("Output format is {format}.");
+            }
+            ("format", None) => return Err("\\format needs table, csv or json".to_string()),
+            ("o", Some(path)) => {
+                let file = File::create(path).map_err(|e| format!("\\o {path}: {e}"))?;
+                self.output = Some((PathBuf::from(path), file));
+                println!("Results go to {path}.");
+            }
+            ("o", None) => {
+                if let Some((path, _)) = self.output.take() {
+                    println!(
+                        "Results go to the screen again ({} closed).",
+                        path.display()
+                    );
+                }
+            }
+            ("i", Some(path)) => {
+                let sql = std::fs::read_to_string(path).map_err(|e| format!("\\i {path}: {e}"))?;
+                self.run_sql(&sql).await?;
+            }
+            ("i", None) => return Err("\\i needs a file".to_string()),
+            ("refresh", table) => {
+                self.client.clear_cache(table);
+                match table {
+                    Some(table) => println!("Pages of {table} will be fetched again."),
+                    None => println!("Every page will be fetched again."),
+                }
+            }
+            ("stats", _) => self.print_text(&self.stats())?,
+            (other, _) => return Err(format!("unknown command \\{other}; \\? lists them")),
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Text output follows `\o` too, so a session can be captured whole.
+    fn print_text(&mut self, text: &str) -> std::result::Result<(), String> {
+        match &mut self.output {
+            Some((path, file)) => {
+                writeln!(file, "{text}").map_err(|e| format!("{}: {e}", path.display()))
+            }
+            None => {
+                println!("{text}");
+                Ok(())
+            }
+        }
+    }
+
+    fn stats(&self) -> String {
+        let log = self.client.requests();
+        let pages = log
+            .iter()
+            .filter(|r| r.status.is_some_and(|s| (200..300).contains(&s)))
+            .count();
+        let retries = log.iter().filter(|r| r.attempt > 1).count();
+        let throttled = log.iter().filter(|r| r.status == Some(429)).count();
+        let bytes: usize = log.iter().filter_map(|r| r.bytes).sum();
+        format!(
+            "{} requests this session: {pages} pages, {retries} retries, {throttled} answered 429, {:.1} MB",
+            log.len(),
+            bytes as f64 / 1e6
+        )
+    }
+
+    /// Run each statement; print each result; Ctrl-C cancels the statement
+    /// running and the ones after it.
+    async fn run_sql(&mut self, sql: &str) -> std::result::Result<(), String> {
+        let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
+            .map_err(|e| error_message(&e))?;
+        for statement in statements {
+            let started = Instant::now();
+            let progress = Progress::start(&self.client);
+            let run = async {
+                let plan = self.ctx.state().statement_to_plan(statement).await?;
+                let frame = self.ctx.execute_logical_plan(plan).await?;
+                let schema = frame.schema().inner().clone();
+                let batches = frame.collect().await?;
+                Ok::<_, DataFusionError>((schema, batches))
+            };
+            // A Ctrl-C pressed between queries is not meant for this one.
+            #[cfg(unix)]
+            while futures::FutureExt::now_or_never(self.interrupts.recv()).is_some() {}
+            let result = tokio::select! {
+                result = run => Some(result),
+                _ = interrupted(&mut self.interrupts) => None,
+            };
+            progress.finish();
+            let Some(result) = result else {
+                return Err("cancelled; no more pages are fetched".to_string());
+            };
+            let (schema, batches) = result.map_err(|e| error_message(&e))?;
+            let elapsed = started.elapsed();
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            let printed = match &mut self.output {
+                Some((path, file)) => output::print(file, self.format, &schema, &batches, None)
+                    .map_err(|e| format!("{}: {}", path.display(), error_message(&e))),
+                None => {
+                    let stdout = std::io::stdout();
+                    // A terminal that does not say its size is not fitted.
+                    let width = stdout
+                        .is_terminal()
+                        .then(|| console::Term::stdout().size_checked())
+                        .flatten()
+                        .map(|(_, columns)| usize::from(columns))
+                        .filter(|&columns| columns >= 20);
+                    let mut out = stdout.lock();
+                    output::print(&mut out, self.format, &schema, &batches, width)
+                        .map_err(|e| error_message(&e))
+                }
+            };
+            printed?;
+            if self.timing {
+                eprintln!("Time: {:.3} s ({rows} rows)", elapsed.as_secs_f64());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A line on stderr while a query runs: tables paging, pages, rows, retries,
+/// elapsed. Drawn only on a terminal; gone before results print.
+struct Progress {
+    bar: ProgressBar,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+impl Progress {
+    fn start(client: &Client) -> Self {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        let client = client.clone();
+        let first = client.requests().len();
+        let shown = bar.clone();
+        let ticker = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(120));
+            loop {
+                tick.tick().await;
+                let log = client.requests();
+                let new = log.get(first..).unwrap_or_default();
+                if new.is_empty() {
+                    continue;
+                }
+                let mut tables: Vec<&str> = new.iter().map(|r| r.table_name).collect();
+                tables.sort_unstable();
+                tables.dedup();
+                let pages = new.iter().filter(|r| r.rows.is_some()).count();
+                let rows: usize = new.iter().filter_map(|r| r.rows).sum();
+                let retries = new.iter().filter(|r| r.attempt > 1).count();
+                shown.set_message(format!(
+                    "{}: {pages} pages, {rows} rows, {retries} retries",
+                    tables.join(", ")
+                ));
+                shown.tick();
+            }
+        });
+        Self { bar, ticker }
+    }
+
+    fn finish(self) {
+        self.ticker.abort();
+        self.bar.finish_and_clear();
+    }
+}
+
+/// `\d`: every table, whether it fans out, and what it is.
+fn describe_tables() -> String {
+    let tables = catalog();
+    let width = tables.iter().map(|t| t.name.len()).max().unwrap_or(0);
+    let mut text = format!("{:width$}  {:22}  description\n", "table", "API calls");
+    for table in &tables {
+        let calls = match table.fan_out {
+            Some(per) => format!("one per {per}"),
+            None if table.name == "orgsql_requests" => "none (this session)".to_string(),
+            None => "listing".to_string(),
+        };
+        text.push_str(&format!(
+            "{:width$}  {calls:22}  {}\n",
+            table.name, table.description
+        ));
+    }
+    text.pop();
+    text
+}
+
+/// `\d TABLE`: columns, types, descriptions, and which filters reach the API.
+fn describe_table(name: &str) -> std::result::Result<String, String> {
+    let tables = catalog();
+    let table = tables
+        .iter()
+        .find(|t| t.name.eq_ignore_ascii_case(name))
+        .ok_or_else(|| format!("no table {name}; \\d lists them"))?;
+    let rows: Vec<[String; 4]> = table
+        .columns
+        .iter()
+        .map(|c| {
+            [
+                c.name.to_string(),
+                type_name(&c.data_type),
+                pushed(table, c.name, &c.data_type),
+                c.description.to_string(),
+            ]
+        })
+        .collect();
+    let header = ["column", "type", "filter sent to the API", "description"];
+    let widths: Vec<usize> = (0..3)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: [&str; 4]| {
+        format!(
+            "{:w0$}  {:w1$}  {:w2$}  {}",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        )
+    };
+    let mut text = format!("{}: {}", table.name, table.description);
+    if let Some(per) = table.fan_out {
+        text.push_str(&format!(
+            "\nCalls the API once per {per}: filter on the id, or join from a narrowed table."
+        ));
+    }
+    text.push_str("\n\n");
+    text.push_str(&line(header));
+    for row in &rows {
+        text.push('\n');
+        text.push_str(&line([&row[0], &row[1], &row[2], &row[3]]));
+    }
+    Ok(text)
+}
+
+fn type_name(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Utf8 => "text".to_string(),
+        DataType::Boolean => "boolean".to_string(),
+        DataType::Int64 => "bigint".to_string(),
+        DataType::Float64 => "double".to_string(),
+        DataType::Date32 => "date".to_string(),
+        DataType::Timestamp(_, _) => "timestamp (UTC)".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Ask the table itself: which filter shapes on this column reach the API.
+fn pushed(table: &TableInfo, column: &str, data_type: &DataType) -> String {
+    let value = match data_type {
+        DataType::Boolean => lit(true),
+        DataType::Int64 => lit(1_i64),
+        DataType::Timestamp(_, _) => lit(ScalarValue::TimestampMicrosecond(
+            Some(0),
+            Some("UTC".into()),
+        )),
+        _ => lit("x"),
+    };
+    let probes: [(&str, Expr); 2] = [
+        ("=, IN", col(column).eq(value.clone())),
+        ("<, >, BETWEEN", col(column).gt_eq(value)),
+    ];
+    let mut exact = Vec::new();
+    let mut narrows = Vec::new();
+    for (shape, probe) in probes {
+        match (table.pushdown)(&probe) {
+            TableProviderFilterPushDown::Exact => exact.push(shape),
+            TableProviderFilterPushDown::Inexact => narrows.push(shape),
+            TableProviderFilterPushDown::Unsupported => {}
+        }
+    }
+    match (exact.is_empty(), narrows.is_empty()) {
+        (true, true) => "-".to_string(),
+        (false, true) => format!("{} (exact)", exact.join(", ")),
+        (true, false) => format!("{} (API narrows)", narrows.join(", ")),
+        (false, false) => format!(
+            "{} (exact); {} (API narrows)",
+            exact.join(", "),
+            narrows.join(", ")
+        ),
+    }
+}
+
+const KEYWORDS: &[&str] = &[
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "AND",
+    "OR",
+    "NOT",
+    "IN",
+    "IS",
+    "NULL",
+    "AS",
+    "JOIN",
+    "LEFT",
+    "RIGHT",
+    "FULL",
+    "INNER",
+    "OUTER",
+    "ON",
+    "USING",
+    "GROUP",
+    "BY",
+    "ORDER",
+    "HAVING",
+    "LIMIT",
+    "OFFSET",
+    "DISTINCT",
+    "COUNT",
+    "SUM",
+    "MIN",
+    "MAX",
+    "AVG",
+    "CASE",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "LIKE",
+    "ILIKE",
+    "BETWEEN",
+    "EXISTS",
+    "UNION",
+    "ALL",
+    "WITH",
+    "DESC",
+    "ASC",
+    "COPY",
+    "TO",
+    "EXPLAIN",
+    "INTERVAL",
+    "TIMESTAMP",
+    "CAST",
+    "TRUE",
+    "FALSE",
+    "CREATE",
+    "VIEW",
+    "SHOW",
+    "TABLES",
+    "COLUMNS",
+    "DESCRIBE",
+    "FILTER",
+    "OVER",
+    "PARTITION",
+];
+
+/// Completion of keywords, table names and the columns of the tables a
+/// statement names; a statement is complete when it ends with `;`.
+struct SqlHelper {
+    tables: Vec<TableInfo>,
+}
+
+impl SqlHelper {
+    fn new() -> Self {
+        Self { tables: catalog() }
+    }
+}
+
+impl Completer for SqlHelper {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let before = &line[..pos];
+        let start = before
+            .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .map_or(0, |i| i + 1);
+        let word = &before[start..];
+        if word.is_empty() {
+            return Ok((pos, Vec::new()));
+        }
+        let lower = word.to_lowercase();
+        let words: Vec<String> = line
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .map(str::to_lowercase)
+            .collect();
+        let mut names: Vec<String> = Vec::new();
+        for table in &self.tables {
+            names.push(table.name.to_string());
+            if words.iter().any(|w| w == table.name) {
+                names.extend(table.columns.iter().map(|c| c.name.to_string()));
+            }
+        }
+        let upper = word.chars().next().is_some_and(char::is_uppercase);
+        names.extend(KEYWORDS.iter().map(|k| {
+            if upper {
+                k.to_string()
+            } else {
+                k.to_lowercase()
+            }
+        }));
+        names.sort();
+        names.dedup();
+        let candidates = names
+            .into_iter()
+            .filter(|n| n.to_lowercase().starts_with(&lower) && n.len() > word.len())
+            .map(|n| Pair {
+                display: n.clone(),
+                replacement: n,
+            })
+            .collect();
+        Ok((start, candidates))
+    }
+}
+
+impl Validator for SqlHelper {
+    fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
+        let input = ctx.input().trim();
+        if input.is_empty() || input.starts_with('\\') || input.ends_with(';') {
+            Ok(ValidationResult::Valid(None))
+        } else {
+            Ok(ValidationResult::Incomplete)
+        }
+    }
+}
+
+impl Hinter for SqlHelper {
+    type Hint = String;
+}
+
+impl Highlighter for SqlHelper {
+    fn highlight<'l>(&self, line: &'l str, _pos: usize) -> Cow<'l, str> {
+        Cow::Borrowed(line)
+    }
+}
+
+impl Helper for SqlHelper {}

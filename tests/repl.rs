@@ -1,0 +1,147 @@
+//! The REPL, driven through a pseudo-terminal as a user would: the real
+//! binary against the emulator.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use orgsql::emulator::Faults;
+use rexpect::reader::Options;
+use rexpect::session::{PtySession, spawn_with_options};
+
+const PROMPT: &str = "orgsql> ";
+
+fn repl(emu: &orgsql::emulator::Emulator, home: &std::path::Path) -> PtySession {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orgsql"));
+    command
+        .args([
+            "--base-url",
+            &emu.base_url(),
+            "--org-id",
+            &emu.org().id,
+            "--concurrency",
+            "1",
+        ])
+        .env(
+            "ATLASSIAN_API_KEY",
+            emu.connection_json()["api_key"].as_str().expect("key"),
+        )
+        .env("XDG_DATA_HOME", home)
+        .env("COLUMNS", "200")
+        .env_remove("ORGSQL_BASE_URL");
+    let options = Options {
+        timeout_ms: Some(60_000),
+        strip_ansi_escape_codes: true,
+    };
+    spawn_with_options(command, options).expect("orgsql starts in a pty")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_auditor_session() {
+    // Every answer takes 50 ms: a fan-out over 200 users, one call at a time,
+    // takes ten seconds, long enough to interrupt.
+    let faults = Faults {
+        latency: Duration::from_millis(50),
+        ..Faults::default()
+    };
+    let emu = emulator(spec(200, 20), faults, None).await;
+    let org = emu.org().clone();
+    let home = tempfile::tempdir().expect("temp dir");
+    let out_file = home.path().join("admins.csv");
+    let with_members = (0..org.groups.len())
+        .filter(|&g| org.members_of(g).next().is_some())
+        .count();
+    let without_mfa = org
+        .users
+        .iter()
+        .filter(|u| u.mfa_enabled == Some(false))
+        .count();
+    let home_path = home.path().to_path_buf();
+    let out_path = out_file.clone();
+
+    let role_calls = tokio::task::spawn_blocking(move || {
+        let mut p = repl(&emu, &home_path);
+        p.exp_string(PROMPT).expect("a prompt");
+
+        // A join, over two lines.
+        p.send_line("SELECT g.name, count(*) AS members FROM groups g").expect("send");
+        p.send_line("JOIN group_members m USING (org_id, group_id) GROUP BY g.name;")
+            .expect("send");
+        p.exp_string(&format!("({with_members} rows)")).expect("the join's rows");
+
+        // \d users: columns, types, descriptions, what reaches the API.
+        // (rustyline redraws the prompt as keys arrive: wait for output, not prompts.)
+        p.send_line("\\d users").expect("send");
+        p.exp_string("users: Every user").expect("the table's description");
+        let described = p.exp_string("resource_count").expect("the last column");
+        assert!(described.contains("mfa_enabled"), "{described}");
+        assert!(described.contains("boolean"), "{described}");
+        assert!(described.contains("Two-step verification"), "{described}");
+        assert!(described.contains("API narrows"), "{described}");
+
+        // Tab completes a column of the table the statement names.
+        p.send("SELECT count(*) AS n FROM users WHERE mfa_ena").expect("send");
+        p.send("\t").expect("tab");
+        p.send_line(" = false;").expect("send");
+        let answer = p.exp_string("(1 row)").expect("the count");
+        assert!(answer.contains("WHERE mfa_enabled"), "completed: {answer}");
+        assert!(answer.contains(&format!("| {without_mfa} ")), "{answer}");
+
+        // CSV, into a file and back.
+        p.send_line("\\format csv").expect("send");
+        p.exp_string("Output format is csv.").expect("csv");
+        p.send_line(&format!("\\o {}", out_path.display())).expect("send");
+        p.exp_string("Results go to").expect("to the file");
+        // \timing marks the end of a statement whose result went to the file.
+        p.send_line("\\timing").expect("send");
+        p.exp_string("Timing is on.").expect("timing");
+        p.send_line("SELECT account_id FROM user_platform_roles WHERE role = 'atlassian/org-admin' ORDER BY 1;")
+            .expect("send");
+        p.exp_string("Time: ").expect("the statement ran");
+        p.send_line("\\o").expect("send");
+        p.exp_string("Results go to the screen again").expect("back to the screen");
+
+        // Ctrl-C during a slow scan stops it; the session goes on.
+        p.send_line("SELECT count(*) FROM user_role_assignments;").expect("send");
+        p.exp_string("user_role_assignments:").expect("progress while it pages");
+        p.send_control('c').expect("Ctrl-C");
+        p.exp_string("cancelled").expect("the query is cancelled");
+        let calls_at_cancel = emu.requests("/role-assignments");
+        p.send_line("SELECT count(*) AS domains FROM domains;").expect("send");
+        p.exp_string("domains\r\n4\r\n").expect("the next query works, in CSV");
+
+        p.send_line("\\q").expect("send");
+        p.exp_eof().expect("orgsql ends");
+        (calls_at_cancel, emu.requests("/role-assignments"))
+    })
+    .await
+    .expect("the session ran");
+
+    let (at_cancel, at_end) = role_calls;
+    assert!(at_end < 200, "{at_end} of 200 role calls: paging went on");
+    assert!(
+        at_end <= at_cancel + 1,
+        "{at_cancel} at Ctrl-C, {at_end} at the end"
+    );
+
+    let mut admins: Vec<String> = org
+        .users
+        .iter()
+        .filter(|u| u.platform_roles.contains(&"atlassian/org-admin"))
+        .map(|u| u.account_id.clone())
+        .collect();
+    admins.sort();
+    let written = std::fs::read_to_string(&out_file).expect("\\o wrote the file");
+    let expected = format!("account_id\n{}\n", admins.join("\n"));
+    assert_eq!(written, expected);
+
+    let history =
+        std::fs::read_to_string(home.path().join("orgsql/history")).expect("history written");
+    assert!(history.contains("FROM user_role_assignments;"), "{history}");
+    assert!(
+        !history.contains("\\format"),
+        "only SQL in the history: {history}"
+    );
+}

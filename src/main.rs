@@ -66,6 +66,7 @@ without scopes, from admin.atlassian.com > Settings > API keys), or pass
 --org-id and --api-key-file. Try it first with --demo.
 
 Examples:
+  orgsql --demo                      (an interactive session; \\? for help)
   orgsql --demo -c \"SELECT name, email FROM users WHERE mfa_enabled = false\"
   orgsql -f audit.sql --format csv";
 

@@ -36,7 +36,7 @@ SQL statements end with ';' and may span lines. Ctrl-C cancels a running query
 
   \\d              tables, what they are, which call the API once per user or group
   \\d TABLE        columns, types, descriptions, and which filters reach the API
-  \\timing         show how long each statement took (on/off)
+  \\timing         show how long each statement took (on/off; on at start)
   \\format FORMAT  table, csv or json
   \\o FILE         write results to FILE;  \\o  back to the screen
   \\i FILE         run the SQL in FILE
@@ -106,7 +106,7 @@ pub async fn run(ctx: SessionContext, client: Client, format: Format) -> anyhow:
         ctx,
         client,
         format,
-        timing: false,
+        timing: true,
         output: None,
         interrupts: interrupts()?,
     };
@@ -274,7 +274,6 @@ impl Repl {
             };
             let (schema, batches) = result.map_err(|e| error_message(&e))?;
             let elapsed = started.elapsed();
-            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
             let printed = match &mut self.output {
                 Some((path, file)) => output::print(file, self.format, &schema, &batches, None)
                     .map_err(|e| format!("{}: {}", path.display(), error_message(&e))),
@@ -294,7 +293,7 @@ impl Repl {
             };
             printed?;
             if self.timing {
-                eprintln!("Time: {:.3} s ({rows} rows)", elapsed.as_secs_f64());
+                eprintln!("Time: {:.3} s", elapsed.as_secs_f64());
             }
         }
         Ok(())

@@ -224,7 +224,13 @@ impl Repl {
                 writeln!(file, "{text}").map_err(|e| format!("{}: {e}", path.display()))
             }
             None => {
-                println!("{text}");
+                // Long lines are cut to the terminal, as result tables are.
+                match terminal_width() {
+                    Some(width) => text
+                        .lines()
+                        .for_each(|line| println!("{}", console::truncate_str(line, width, "…"))),
+                    None => println!("{text}"),
+                }
                 Ok(())
             }
         }
@@ -279,15 +285,8 @@ impl Repl {
                     .map_err(|e| format!("{}: {}", path.display(), error_message(&e))),
                 None => {
                     let stdout = std::io::stdout();
-                    // A terminal that does not say its size is not fitted.
-                    let width = stdout
-                        .is_terminal()
-                        .then(|| console::Term::stdout().size_checked())
-                        .flatten()
-                        .map(|(_, columns)| usize::from(columns))
-                        .filter(|&columns| columns >= 20);
                     let mut out = stdout.lock();
-                    output::print(&mut out, self.format, &schema, &batches, width)
+                    output::print(&mut out, self.format, &schema, &batches, terminal_width())
                         .map_err(|e| error_message(&e))
                 }
             };
@@ -298,6 +297,17 @@ impl Repl {
         }
         Ok(())
     }
+}
+
+/// The width to fit output to: the terminal's, if stdout is one that says
+/// its size.
+fn terminal_width() -> Option<usize> {
+    std::io::stdout()
+        .is_terminal()
+        .then(|| console::Term::stdout().size_checked())
+        .flatten()
+        .map(|(_, columns)| usize::from(columns))
+        .filter(|&columns| columns >= 20)
 }
 
 /// A line on stderr while a query runs: tables paging, pages, rows, retries,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use orgsql::api::{Client, ClientConfig, DEFAULT_CACHE_TTL, DEFAULT_CONCURRENCY};
@@ -25,9 +25,13 @@ struct Cli {
     /// File of SQL statements to run; repeatable
     #[arg(short = 'f', long = "file", value_name = "PATH")]
     files: Vec<PathBuf>,
-    /// How results are printed
+    /// How results are printed (parquet: only with --output)
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
+    /// Write the last statement's result to FILE (atomically: a failed query
+    /// leaves no file and an existing one untouched)
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
     /// Run against a built-in emulated demo organization (no account needed)
     #[arg(long)]
     demo: bool,
@@ -121,6 +125,9 @@ async fn run(cli: Cli) -> Result<()> {
     if let Some(Command::Emulator(args)) = cli.command {
         return serve_emulator(args).await;
     }
+    if cli.format == Format::Parquet && cli.output.is_none() {
+        bail!("--format parquet writes a file: add --output FILE");
+    }
     let interactive = cli.sql.is_empty() && cli.files.is_empty() && std::io::stdin().is_terminal();
     let scripts = if interactive {
         Vec::new()
@@ -154,7 +161,7 @@ async fn run(cli: Cli) -> Result<()> {
     }
     let mut stdout = std::io::stdout().lock();
     for (origin, sql) in scripts {
-        cli::run_sql(&ctx, &sql, cli.format, &mut stdout)
+        cli::run_sql(&ctx, &sql, cli.format, &mut stdout, cli.output.as_deref())
             .await
             .map_err(|e| anyhow::anyhow!("{origin}: {}", cli::error_message(&e)))?;
     }

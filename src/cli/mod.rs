@@ -1,5 +1,6 @@
 //! The command line's front doors, beside `main.rs` which only parses and dispatches.
 
+pub mod export;
 pub mod output;
 pub mod repl;
 
@@ -12,22 +13,33 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 pub use output::Format;
 
-/// Run every statement of `sql` in order and print each result. Stops at the
-/// first failing statement.
+/// Run every statement of `sql` in order and print each result, or, with
+/// `file` (`--output`), write the last statement's result there atomically.
+/// Stops at the first failing statement.
 pub async fn run_sql(
     ctx: &SessionContext,
     sql: &str,
     format: Format,
     out: &mut dyn Write,
+    file: Option<&std::path::Path>,
 ) -> Result<()> {
     let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?;
-    for statement in statements {
-        let plan = ctx.state().statement_to_plan(statement).await?;
-        let frame = ctx.execute_logical_plan(plan).await?;
-        let schema = frame.schema().inner().clone();
-        let batches = frame.collect().await?;
-        output::print(out, format, &schema, &batches, None)?;
-        out.flush()?;
+    let last = statements.len().saturating_sub(1);
+    for (i, statement) in statements.into_iter().enumerate() {
+        let (schema, batches) = export::execute(ctx, statement).await?;
+        match file {
+            Some(path) if i == last => export::write_file(path, format, &schema, &batches)?,
+            _ => {
+                // Parquet goes only to files; anything else on the way prints as a table.
+                let shown = if format == Format::Parquet {
+                    Format::Table
+                } else {
+                    format
+                };
+                output::print(out, shown, &schema, &batches, None)?;
+                out.flush()?;
+            }
+        }
     }
     Ok(())
 }

@@ -14,6 +14,8 @@ pub enum Format {
     Table,
     Csv,
     Json,
+    /// Only into a file (`--output`).
+    Parquet,
 }
 
 /// Print a result. `width`: the terminal's, for a table that must fit it
@@ -39,6 +41,11 @@ pub fn print(
             for batch in batches {
                 writer.write(batch)?;
             }
+        }
+        Format::Parquet => {
+            return Err(datafusion::error::DataFusionError::Plan(
+                "Parquet is written to a file: add --output FILE".to_string(),
+            ));
         }
         Format::Json => {
             let mut writer = json::ArrayWriter::new(&mut *out);

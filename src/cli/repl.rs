@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::prelude::{SessionContext, col, lit};
 use datafusion::scalar::ScalarValue;
@@ -260,13 +259,7 @@ impl Repl {
         for statement in statements {
             let started = Instant::now();
             let progress = Progress::start(&self.client);
-            let run = async {
-                let plan = self.ctx.state().statement_to_plan(statement).await?;
-                let frame = self.ctx.execute_logical_plan(plan).await?;
-                let schema = frame.schema().inner().clone();
-                let batches = frame.collect().await?;
-                Ok::<_, DataFusionError>((schema, batches))
-            };
+            let run = super::export::execute(&self.ctx, statement);
             // A Ctrl-C pressed between queries is not meant for this one.
             #[cfg(unix)]
             while futures::FutureExt::now_or_never(self.interrupts.recv()).is_some() {}

@@ -4,6 +4,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod emulator;
+pub mod snapshot;
 pub mod tables;
 
 use datafusion::error::Result;
@@ -13,12 +14,22 @@ use api::Client;
 
 /// A DataFusion session with every organization table registered.
 pub fn session(client: &Client) -> Result<SessionContext> {
+    let ctx = session_context();
+    tables::register_all(&ctx, client)?;
+    Ok(ctx)
+}
+
+/// orgsql's session settings, with no tables yet.
+pub fn session_context() -> SessionContext {
     let config = SessionConfig::new()
         .with_information_schema(true)
         // A round-robin repartition above a scan polls it eagerly and would page
         // through the whole listing even when a LIMIT needs one page.
-        .set_bool("datafusion.optimizer.enable_round_robin_repartition", false);
-    let ctx = SessionContext::new_with_config(config);
-    tables::register_all(&ctx, client)?;
-    Ok(ctx)
+        .set_bool("datafusion.optimizer.enable_round_robin_repartition", false)
+        // Snapshots read back as the live tables' types (Utf8, not Utf8View).
+        .set_bool(
+            "datafusion.execution.parquet.schema_force_view_types",
+            false,
+        );
+    SessionContext::new_with_config(config)
 }

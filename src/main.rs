@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
+use datafusion::prelude::SessionContext;
 use orgsql::api::{Client, ClientConfig, DEFAULT_CACHE_TTL, DEFAULT_CONCURRENCY};
 use orgsql::cli::{self, Format};
 use orgsql::emulator::{Emulator, EmulatorConfig, Faults, OrgSpec};
@@ -62,6 +63,9 @@ struct Cli {
     /// Fetch every page afresh, even within one session
     #[arg(long)]
     no_cache: bool,
+    /// Query a folder written by `orgsql export` instead of the API (offline)
+    #[arg(long, value_name = "DIR", conflicts_with = "demo")]
+    snapshot: Option<PathBuf>,
 }
 
 const AFTER_HELP: &str = "\
@@ -72,13 +76,30 @@ without scopes, from admin.atlassian.com > Settings > API keys), or pass
 Examples:
   orgsql --demo                      (an interactive session; \\? for help)
   orgsql --demo -c \"SELECT name, email FROM users WHERE mfa_enabled = false\"
-  orgsql -f audit.sql --format csv";
+  orgsql -f audit.sql --format csv
+  orgsql --demo export --out snap/ && orgsql --snapshot snap/ -c \"SELECT count(*) FROM users\"";
 
 #[derive(Subcommand)]
 enum Command {
     /// Serve the Admin API emulator on 127.0.0.1 until stopped; prints one JSON
     /// line with base_url, org_id and api_key first
     Emulator(EmulatorArgs),
+    /// Write every table (or some) as Parquet into a folder, with manifest.json;
+    /// query it later with --snapshot DIR
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// The folder to write (created if missing)
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Only these tables, comma-separated
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    tables: Option<Vec<String>>,
+    /// Only events at or after this time, e.g. 2026-11-01 or 2026-11-01T00:00:00Z
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
 }
 
 #[derive(Args)]
@@ -125,15 +146,15 @@ async fn run(cli: Cli) -> Result<()> {
     if let Some(Command::Emulator(args)) = cli.command {
         return serve_emulator(args).await;
     }
+    if let Some(dir) = &cli.snapshot {
+        let ctx = orgsql::snapshot::session(dir)
+            .await
+            .map_err(|e| anyhow::anyhow!("--snapshot: {}", cli::error_message(&e)))?;
+        return run_sessions(&cli, ctx, None).await;
+    }
     if cli.format == Format::Parquet && cli.output.is_none() {
         bail!("--format parquet writes a file: add --output FILE");
     }
-    let interactive = cli.sql.is_empty() && cli.files.is_empty() && std::io::stdin().is_terminal();
-    let scripts = if interactive {
-        Vec::new()
-    } else {
-        scripts(&cli)?
-    };
     // Kept alive for the whole run in --demo mode.
     let mut demo = None;
     let mut config = if cli.demo {
@@ -154,18 +175,40 @@ async fn run(cli: Cli) -> Result<()> {
     config.cache_ttl = (!cli.no_cache).then(|| Duration::from_secs(cli.cache_ttl));
     let client = Client::new(config)?;
     let ctx = orgsql::session(&client)?;
-    if interactive {
-        cli::repl::run(ctx, client, cli.format).await?;
+    if let Some(Command::Export(args)) = &cli.command {
+        let options = cli::export::ExportOptions {
+            out: args.out.clone(),
+            tables: args.tables.clone(),
+            since: args.since.clone(),
+        };
+        let manifest = cli::export::export(&ctx, &client, &options, &mut std::io::stderr())
+            .await
+            .map_err(|e| anyhow::anyhow!("export: {}", cli::error_message(&e)))?;
+        eprintln!(
+            "wrote {} tables to {}",
+            manifest.tables.len(),
+            args.out.display()
+        );
         drop(demo);
         return Ok(());
     }
+    run_sessions(&cli, ctx, Some(client)).await?;
+    drop(demo);
+    Ok(())
+}
+
+/// The REPL on a terminal with no SQL given, else the scripts.
+async fn run_sessions(cli: &Cli, ctx: SessionContext, client: Option<Client>) -> Result<()> {
+    let interactive = cli.sql.is_empty() && cli.files.is_empty() && std::io::stdin().is_terminal();
+    if interactive {
+        return cli::repl::run(ctx, client, cli.format).await;
+    }
     let mut stdout = std::io::stdout().lock();
-    for (origin, sql) in scripts {
+    for (origin, sql) in scripts(cli)? {
         cli::run_sql(&ctx, &sql, cli.format, &mut stdout, cli.output.as_deref())
             .await
             .map_err(|e| anyhow::anyhow!("{origin}: {}", cli::error_message(&e)))?;
     }
-    drop(demo);
     Ok(())
 }
 

@@ -1,20 +1,23 @@
-//! Writing results to files, never half: `COPY ... TO` and `--output` write
-//! beside the target and rename onto it only when the whole result is in, so
-//! a failed query leaves no partial file and an existing file untouched.
+//! Writing results to files, never half: `COPY ... TO`, `--output` and
+//! `orgsql export` write beside the target and rename onto it only when the
+//! whole result is in, so a failed query leaves no partial file and an
+//! existing file untouched.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::Statement;
+use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 use super::output::{self, Format};
+use crate::snapshot::{ColumnEntry, MANIFEST, Manifest, TableEntry};
 
 /// A path to write instead of `target`, renamed onto it by `commit`; removed
 /// when dropped uncommitted.
@@ -151,4 +154,133 @@ pub fn write_file(
         }
     }
     atomic.commit().map_err(io)
+}
+
+/// What `orgsql export` writes.
+pub struct ExportOptions {
+    pub out: PathBuf,
+    /// Only these tables; every table when `None`.
+    pub tables: Option<Vec<String>>,
+    /// Only events (and their context) at or after this time.
+    pub since: Option<String>,
+}
+
+/// Tables an export can write: every organization table (not the view,
+/// which a snapshot rebuilds, nor the session's own request log).
+fn exportable() -> Vec<&'static str> {
+    crate::tables::catalog()
+        .into_iter()
+        .map(|t| t.name)
+        .filter(|&name| name != "orgsql_requests" && name != crate::tables::role_assignments::NAME)
+        .collect()
+}
+
+/// Write each table as Parquet into `options.out` (events partitioned by day,
+/// hive-style), then `manifest.json`. Each file appears whole or not at all.
+/// Reports a line per table to `log`.
+pub async fn export(
+    ctx: &SessionContext,
+    client: &crate::api::Client,
+    options: &ExportOptions,
+    log: &mut dyn Write,
+) -> Result<Manifest> {
+    let all = exportable();
+    let tables: Vec<&str> = match &options.tables {
+        None => all.clone(),
+        Some(wanted) => wanted
+            .iter()
+            .map(|name| {
+                all.iter().copied().find(|t| t == name).ok_or_else(|| {
+                    DataFusionError::Plan(format!(
+                        "--tables: no table {name}; tables: {}",
+                        all.join(", ")
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?,
+    };
+    let io =
+        |e: std::io::Error| DataFusionError::Execution(format!("{}: {e}", options.out.display()));
+    std::fs::create_dir_all(&options.out).map_err(io)?;
+    let since = match &options.since {
+        Some(time) => format!(" WHERE time >= TIMESTAMP '{}'", time.replace('\'', "''")),
+        None => String::new(),
+    };
+    let exported_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut entries = Vec::new();
+    for name in tables {
+        let started = client.requests().len();
+        let (path, copy) = match name {
+            "events" => (
+                "events".to_string(),
+                format!(
+                    "COPY (SELECT *, CAST(time AS DATE) AS date FROM events{since}) TO '{}/' \
+                     STORED AS PARQUET PARTITIONED BY (date)",
+                    options.out.join("events").display()
+                ),
+            ),
+            "event_context" => (
+                "event_context.parquet".to_string(),
+                format!(
+                    "COPY (SELECT * FROM event_context{since}) TO '{}'",
+                    options.out.join("event_context.parquet").display()
+                ),
+            ),
+            other => (
+                format!("{other}.parquet"),
+                format!(
+                    "COPY {other} TO '{}'",
+                    options.out.join(format!("{other}.parquet")).display()
+                ),
+            ),
+        };
+        let statement = DFParser::parse_sql_with_dialect(&copy, &GenericDialect {})?
+            .pop_front()
+            .ok_or_else(|| DataFusionError::Internal(format!("no statement in {copy}")))?;
+        let (_, batches) = execute(ctx, statement)
+            .await
+            .map_err(|e| e.context(format!("exporting {name}")))?;
+        let rows = batches
+            .first()
+            .and_then(|b| b.column(0).as_any().downcast_ref::<UInt64Array>())
+            .map_or(0, |counts| counts.value(0));
+        let requests = client
+            .requests()
+            .get(started..)
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.table_name == name)
+            .count() as u64;
+        let schema = ctx.table_provider(name).await?.schema();
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| ColumnEntry {
+                name: f.name().clone(),
+                data_type: f.data_type().to_string(),
+                nullable: f.is_nullable(),
+            })
+            .collect();
+        writeln!(log, "{name}: {rows} rows, {requests} requests -> {path}").map_err(io)?;
+        entries.push(TableEntry {
+            name: name.to_string(),
+            path,
+            rows,
+            requests,
+            columns,
+        });
+    }
+    let manifest = Manifest {
+        org_id: client.org_id().to_string(),
+        exported_at,
+        orgsql_version: env!("CARGO_PKG_VERSION").to_string(),
+        tables: entries,
+    };
+    let text = serde_json::to_string_pretty(&manifest)
+        .map_err(|e| DataFusionError::Execution(format!("manifest: {e}")))?;
+    let target = options.out.join(MANIFEST);
+    let atomic = AtomicPath::new(&target).map_err(io)?;
+    std::fs::write(atomic.temp(), text + "\n").map_err(io)?;
+    atomic.commit().map_err(io)?;
+    Ok(manifest)
 }

@@ -56,7 +56,8 @@ pub fn history_path() -> Option<PathBuf> {
 
 struct Repl {
     ctx: SessionContext,
-    client: Client,
+    /// `None` on a snapshot: nothing is fetched.
+    client: Option<Client>,
     format: Format,
     timing: bool,
     /// `\o FILE`: results go there instead of the screen.
@@ -93,7 +94,11 @@ async fn interrupted(_signal: &mut Signal) {
 }
 
 /// Run the REPL until `\q` or Ctrl-D.
-pub async fn run(ctx: SessionContext, client: Client, format: Format) -> anyhow::Result<()> {
+pub async fn run(
+    ctx: SessionContext,
+    client: Option<Client>,
+    format: Format,
+) -> anyhow::Result<()> {
     let mut editor: Editor<SqlHelper, DefaultHistory> = Editor::new()?;
     editor.set_helper(Some(SqlHelper::new()));
     let history = history_path();
@@ -203,8 +208,13 @@ impl Repl {
                 self.run_sql(&sql).await?;
             }
             ("i", None) => return Err("\\i needs a file".to_string()),
+            ("refresh", _) if self.client.is_none() => {
+                return Err("a snapshot is read from files: there are no pages to refresh".into());
+            }
             ("refresh", table) => {
-                self.client.clear_cache(table);
+                if let Some(client) = &self.client {
+                    client.clear_cache(table);
+                }
                 match table {
                     Some(table) => println!("Pages of {table} will be fetched again."),
                     None => println!("Every page will be fetched again."),
@@ -236,7 +246,10 @@ impl Repl {
     }
 
     fn stats(&self) -> String {
-        let log = self.client.requests();
+        let Some(client) = &self.client else {
+            return "A snapshot is read from files: no API requests.".to_string();
+        };
+        let log = client.requests();
         let pages = log
             .iter()
             .filter(|r| r.status.is_some_and(|s| (200..300).contains(&s)))
@@ -258,7 +271,7 @@ impl Repl {
             .map_err(|e| error_message(&e))?;
         for statement in statements {
             let started = Instant::now();
-            let progress = Progress::start(&self.client);
+            let progress = self.client.as_ref().map(Progress::start);
             let run = super::export::execute(&self.ctx, statement);
             // A Ctrl-C pressed between queries is not meant for this one.
             #[cfg(unix)]
@@ -267,7 +280,9 @@ impl Repl {
                 result = run => Some(result),
                 _ = interrupted(&mut self.interrupts) => None,
             };
-            progress.finish();
+            if let Some(progress) = progress {
+                progress.finish();
+            }
             let Some(result) = result else {
                 return Err("cancelled; no more pages are fetched".to_string());
             };

@@ -16,7 +16,7 @@ mod orgsql_requests;
 mod policies;
 mod policy_resources;
 mod provider;
-mod role_assignments;
+pub mod role_assignments;
 mod user_last_active;
 mod user_platform_roles;
 mod user_product_access;

@@ -20,8 +20,20 @@ pub const NAME: &str = "role_assignments";
 pub const DESCRIPTION: &str =
     "Every role held on every resource, by users directly or through groups";
 
-/// The view's plan: each side renamed to the principal columns, then unioned.
+/// The view over the live tables.
 pub fn view(client: &Client) -> Result<Arc<dyn TableProvider>> {
+    view_of(
+        Arc::new(ApiTable::<UserRoleAssignments>::new(client.clone())),
+        Arc::new(ApiTable::<GroupRoleAssignments>::new(client.clone())),
+    )
+}
+
+/// The view's plan over any two tables with the sides' columns (live, or a
+/// snapshot's): each side renamed to the principal columns, then unioned.
+pub fn view_of(
+    users: Arc<dyn TableProvider>,
+    groups: Arc<dyn TableProvider>,
+) -> Result<Arc<dyn TableProvider>> {
     let side = |table: &str, provider: Arc<dyn TableProvider>, kind: &str, id: &str| {
         LogicalPlanBuilder::scan(table, provider_as_source(provider), None)?
             .project(vec![
@@ -34,18 +46,8 @@ pub fn view(client: &Client) -> Result<Arc<dyn TableProvider>> {
             ])?
             .build()
     };
-    let users = side(
-        UserRoleAssignments::NAME,
-        Arc::new(ApiTable::<UserRoleAssignments>::new(client.clone())),
-        "user",
-        "account_id",
-    )?;
-    let groups = side(
-        GroupRoleAssignments::NAME,
-        Arc::new(ApiTable::<GroupRoleAssignments>::new(client.clone())),
-        "group",
-        "group_id",
-    )?;
+    let users = side(UserRoleAssignments::NAME, users, "user", "account_id")?;
+    let groups = side(GroupRoleAssignments::NAME, groups, "group", "group_id")?;
     let plan = LogicalPlanBuilder::from(users).union(groups)?.build()?;
     Ok(Arc::new(ViewTable::new(plan, None)))
 }

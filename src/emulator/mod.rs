@@ -46,7 +46,8 @@ pub struct EmulatorConfig {
 }
 
 pub(crate) struct State {
-    org: Org,
+    /// The organization served; `Emulator::change` swaps in a changed copy.
+    org: Mutex<Arc<Org>>,
     base_url: String,
     api_key: String,
     config: EmulatorConfig,
@@ -75,7 +76,7 @@ impl Emulator {
         let listener = TcpListener::bind(("127.0.0.1", config.port)).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
-            org,
+            org: Mutex::new(Arc::new(org)),
             base_url: format!("http://{addr}"),
             api_key,
             config,
@@ -109,8 +110,18 @@ impl Emulator {
         format!("http://{}", self.addr)
     }
 
-    pub fn org(&self) -> &Org {
-        &self.state.org
+    /// The organization as it is being served now.
+    pub fn org(&self) -> Arc<Org> {
+        self.state.org()
+    }
+
+    /// Change the organization between queries (add a user, grant a role,
+    /// change a policy): requests after this see the changed org.
+    pub fn change(&self, edit: impl FnOnce(&mut Org)) {
+        let mut current = self.state.org.lock().unwrap_or_else(|e| e.into_inner());
+        let mut org = Org::clone(&current);
+        edit(&mut org);
+        *current = Arc::new(org);
     }
 
     /// The one key the emulator accepts.
@@ -120,14 +131,14 @@ impl Emulator {
 
     /// A client configuration pointed at this emulator.
     pub fn client_config(&self) -> ClientConfig {
-        ClientConfig::new(self.base_url(), self.state.org.id.clone(), self.api_key())
+        ClientConfig::new(self.base_url(), self.org().id.clone(), self.api_key())
     }
 
     /// The `{"base_url", "org_id", "api_key"}` line `orgsql emulator` prints.
     pub fn connection_json(&self) -> serde_json::Value {
         serde_json::json!({
             "base_url": self.base_url(),
-            "org_id": self.state.org.id,
+            "org_id": self.org().id,
             "api_key": self.state.api_key,
         })
     }
@@ -205,6 +216,10 @@ impl Drop for InFlight<'_> {
 }
 
 impl State {
+    pub(crate) fn org(&self) -> Arc<Org> {
+        self.org.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     fn enter(&self) -> InFlight<'_> {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);

@@ -235,7 +235,8 @@ pub(crate) async fn handle(
     if !authorized {
         return gateway(StatusCode::UNAUTHORIZED, "Unauthorized", version).into_response();
     }
-    if route.org().is_some_and(|org| org != state.org.id) {
+    let org = state.org();
+    if route.org().is_some_and(|id| id != org.id) {
         return error(
             version,
             StatusCode::NOT_FOUND,
@@ -249,6 +250,7 @@ pub(crate) async fn handle(
         .collect();
     let request = Request {
         state: &state,
+        org: org.clone(),
         query,
         body: &body,
         version,
@@ -264,7 +266,7 @@ pub(crate) async fn handle(
         Route::GroupsSearch(_, dir) => groups_search(&request, dir),
         Route::Workspaces(_) => workspaces(&request),
         Route::Events(_) => events(&request),
-        Route::EventActions(_) => Ok(event_actions(&state.org)),
+        Route::EventActions(_) => Ok(event_actions(&org)),
         Route::Policies(_) => policies(&request),
         Route::ManagedAccounts(_) => managed_accounts(&request),
         Route::LastActiveDates(_, account) => last_active_dates(&request, account),
@@ -285,6 +287,8 @@ pub(crate) async fn handle(
 
 struct Request<'a> {
     state: &'a State,
+    /// The org as it was when the request came in.
+    org: Arc<Org>,
     query: Vec<(String, String)>,
     body: &'a [u8],
     version: Version,
@@ -292,7 +296,7 @@ struct Request<'a> {
 
 impl Request<'_> {
     fn org(&self) -> &Org {
-        &self.state.org
+        &self.org
     }
 
     fn url(&self, path: &str) -> String {
@@ -962,8 +966,7 @@ fn not_found(r: &Request, code: &str, what: &str) -> ApiFailure {
 }
 
 fn find_user<'o>(r: &'o Request, account: &str) -> Result<&'o User, ApiFailure> {
-    r.state
-        .org
+    r.org()
         .users
         .iter()
         .find(|u| u.account_id == account)

@@ -27,23 +27,24 @@ struct Cli {
     #[arg(short = 'f', long = "file", value_name = "PATH")]
     files: Vec<PathBuf>,
     /// How results are printed (parquet: only with --output)
-    #[arg(long, value_enum, default_value = "table")]
+    #[arg(global = true, long, value_enum, default_value = "table")]
     format: Format,
     /// Write the last statement's result to FILE (atomically: a failed query
     /// leaves no file and an existing one untouched)
-    #[arg(long, value_name = "FILE")]
+    #[arg(global = true, long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Run against a built-in emulated demo organization (no account needed)
-    #[arg(long)]
+    #[arg(global = true, long)]
     demo: bool,
     /// Organization id (the UUID in admin.atlassian.com/o/<id>/...)
-    #[arg(long, env = "ATLASSIAN_ORG_ID", value_name = "ID")]
+    #[arg(global = true, long, env = "ATLASSIAN_ORG_ID", value_name = "ID")]
     org_id: Option<String>,
     /// File holding the organization API key (else ATLASSIAN_API_KEY is read)
-    #[arg(long, value_name = "PATH")]
+    #[arg(global = true, long, value_name = "PATH")]
     api_key_file: Option<PathBuf>,
     /// Admin API base URL
     #[arg(
+        global = true,
         long,
         env = "ORGSQL_BASE_URL",
         default_value = "https://api.atlassian.com",
@@ -51,21 +52,24 @@ struct Cli {
     )]
     base_url: String,
     /// Retries of a rate-limited or failed request before the query fails
-    #[arg(long, default_value_t = 5, value_name = "N")]
+    #[arg(global = true, long, default_value_t = 5, value_name = "N")]
     max_retries: u32,
     /// Requests in flight for tables with one call per user or group
-    #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_name = "N",
+    #[arg(global = true, long, default_value_t = DEFAULT_CONCURRENCY, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=64))]
     concurrency: u16,
     /// Seconds a fetched page is reused within this session
-    #[arg(long, default_value_t = DEFAULT_CACHE_TTL.as_secs(), value_name = "SECS")]
+    #[arg(global = true, long, default_value_t = DEFAULT_CACHE_TTL.as_secs(), value_name = "SECS")]
     cache_ttl: u64,
     /// Fetch every page afresh, even within one session
-    #[arg(long)]
+    #[arg(global = true, long)]
     no_cache: bool,
     /// Query a folder written by `orgsql export` instead of the API (offline)
     #[arg(long, value_name = "DIR", conflicts_with = "demo")]
     snapshot: Option<PathBuf>,
+    /// Also attach a snapshot as schema NAME (e.g. old=snap1/ gives old.users); repeatable
+    #[arg(long, value_name = "NAME=DIR")]
+    attach: Vec<String>,
 }
 
 const AFTER_HELP: &str = "\
@@ -87,6 +91,17 @@ enum Command {
     /// Write every table (or some) as Parquet into a folder, with manifest.json;
     /// query it later with --snapshot DIR
     Export(ExportArgs),
+    /// What changed between two snapshots: rows added, removed and changed
+    /// (naming the columns), per table; --format table|csv|json|ndjson
+    Diff(DiffArgs),
+}
+
+#[derive(Args)]
+struct DiffArgs {
+    /// The earlier snapshot folder
+    old: PathBuf,
+    /// The later snapshot folder
+    new: PathBuf,
 }
 
 #[derive(Args)]
@@ -146,10 +161,17 @@ async fn run(cli: Cli) -> Result<()> {
     if let Some(Command::Emulator(args)) = cli.command {
         return serve_emulator(args).await;
     }
+    if let Some(Command::Diff(args)) = &cli.command {
+        return diff(&cli, args).await;
+    }
     if let Some(dir) = &cli.snapshot {
+        if matches!(cli.command, Some(Command::Export(_))) {
+            bail!("export reads the API; --snapshot DIR is already an export");
+        }
         let ctx = orgsql::snapshot::session(dir)
             .await
             .map_err(|e| anyhow::anyhow!("--snapshot: {}", cli::error_message(&e)))?;
+        attach(&cli, &ctx).await?;
         return run_sessions(&cli, ctx, None).await;
     }
     if cli.format == Format::Parquet && cli.output.is_none() {
@@ -192,9 +214,47 @@ async fn run(cli: Cli) -> Result<()> {
         drop(demo);
         return Ok(());
     }
+    attach(&cli, &ctx).await?;
     run_sessions(&cli, ctx, Some(client)).await?;
     drop(demo);
     Ok(())
+}
+
+/// `--attach NAME=DIR`: snapshots as schemas beside the session's tables.
+async fn attach(cli: &Cli, ctx: &SessionContext) -> Result<()> {
+    for spec in &cli.attach {
+        let (name, dir) = spec
+            .split_once('=')
+            .filter(|(name, dir)| !name.is_empty() && !dir.is_empty())
+            .ok_or_else(|| anyhow::anyhow!("--attach {spec}: use NAME=DIR, e.g. old=snap1/"))?;
+        orgsql::snapshot::attach(ctx, name, std::path::Path::new(dir))
+            .await
+            .map_err(|e| anyhow::anyhow!("--attach {spec}: {}", cli::error_message(&e)))?;
+    }
+    Ok(())
+}
+
+/// `orgsql diff OLD NEW`: the changes, printed in --format.
+async fn diff(cli: &Cli, args: &DiffArgs) -> Result<()> {
+    let ctx = orgsql::session_context();
+    for (name, dir) in [("old", &args.old), ("new", &args.new)] {
+        orgsql::snapshot::attach(&ctx, name, dir)
+            .await
+            .map_err(|e| anyhow::anyhow!("diff: {}", cli::error_message(&e)))?;
+    }
+    let changes = orgsql::snapshot::diff(&ctx, "old", "new")
+        .await
+        .map_err(|e| anyhow::anyhow!("diff: {}", cli::error_message(&e)))?;
+    let schema = match changes.first() {
+        Some(batch) => batch.schema(),
+        None => std::sync::Arc::new(orgsql::snapshot::diff_schema()),
+    };
+    let mut stdout = std::io::stdout().lock();
+    match &cli.output {
+        Some(path) => cli::export::write_file(path, cli.format, &schema, &changes),
+        None => cli::output::print(&mut stdout, cli.format, &schema, &changes, None),
+    }
+    .map_err(|e| anyhow::anyhow!("diff: {}", cli::error_message(&e)))
 }
 
 /// The REPL on a terminal with no SQL given, else the scripts.

@@ -3,12 +3,16 @@
 //! offline under the same table names and schemas.
 
 use std::path::Path;
+use std::sync::Arc;
 
+use datafusion::arrow::array::RecordBatch;
+use datafusion::catalog::MemorySchemaProvider;
+use datafusion::common::TableReference;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde::{Deserialize, Serialize};
 
-use crate::tables::role_assignments;
+use crate::tables::{TableInfo, catalog, role_assignments};
 
 /// `manifest.json`: what a snapshot holds and how it was made.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,8 +65,31 @@ impl Manifest {
 /// A session over a snapshot folder: every exported table under its own
 /// name, and the `role_assignments` view when both its sides were exported.
 pub async fn session(dir: &Path) -> Result<SessionContext> {
-    let manifest = Manifest::read(dir)?;
     let ctx = crate::session_context();
+    register(&ctx, None, dir).await?;
+    Ok(ctx)
+}
+
+/// Attach a snapshot as schema `name` (`old.users`, `new.users`) of a session.
+pub async fn attach(ctx: &SessionContext, name: &str, dir: &Path) -> Result<Manifest> {
+    let catalog = ctx
+        .catalog("datafusion")
+        .ok_or_else(|| DataFusionError::Internal("no default catalog".to_string()))?;
+    if catalog.schema(name).is_some() {
+        return Err(DataFusionError::Plan(format!(
+            "--attach {name}: a schema {name} exists already"
+        )));
+    }
+    catalog.register_schema(name, Arc::new(MemorySchemaProvider::new()))?;
+    register(ctx, Some(name), dir).await
+}
+
+async fn register(ctx: &SessionContext, schema: Option<&str>, dir: &Path) -> Result<Manifest> {
+    let manifest = Manifest::read(dir)?;
+    let qualified = |table: &str| match schema {
+        Some(schema) => TableReference::partial(schema, table),
+        None => TableReference::bare(table),
+    };
     for table in &manifest.tables {
         let path = dir.join(&table.path);
         let location = path.to_str().ok_or_else(|| {
@@ -75,16 +102,141 @@ pub async fn session(dir: &Path) -> Result<SessionContext> {
         } else {
             location.to_string()
         };
-        ctx.register_parquet(&table.name, &location, ParquetReadOptions::default())
-            .await?;
+        ctx.register_parquet(
+            qualified(&table.name),
+            &location,
+            ParquetReadOptions::default(),
+        )
+        .await?;
     }
     let has = |name: &str| manifest.tables.iter().any(|t| t.name == name);
     if has("user_role_assignments") && has("group_role_assignments") {
         let view = role_assignments::view_of(
-            ctx.table_provider("user_role_assignments").await?,
-            ctx.table_provider("group_role_assignments").await?,
+            ctx.table_provider(qualified("user_role_assignments"))
+                .await?,
+            ctx.table_provider(qualified("group_role_assignments"))
+                .await?,
         )?;
-        ctx.register_table(role_assignments::NAME, view)?;
+        ctx.register_table(qualified(role_assignments::NAME), view)?;
     }
-    Ok(ctx)
+    Ok(manifest)
+}
+
+/// What changed from snapshot schema `old` to `new`, for every table both
+/// hold that has a key: one row per change, with the table, `added`,
+/// `removed` or `changed`, the row's key (values joined by `/`) and, for a
+/// changed row, the columns that changed.
+pub async fn diff(ctx: &SessionContext, old: &str, new: &str) -> Result<Vec<RecordBatch>> {
+    let mut batches = Vec::new();
+    for table in catalog() {
+        if table.key.is_empty()
+            || !ctx.table_exist(TableReference::partial(old, table.name))?
+            || !ctx.table_exist(TableReference::partial(new, table.name))?
+        {
+            continue;
+        }
+        for sql in diff_queries(&table, old, new) {
+            for batch in ctx.sql(&sql).await?.collect().await? {
+                batches.push(as_diff_batch(&batch)?);
+            }
+        }
+    }
+    Ok(batches)
+}
+
+/// Every answer in one schema (the queries' literals and NULLs type loosely).
+fn as_diff_batch(batch: &RecordBatch) -> Result<RecordBatch> {
+    use datafusion::arrow::compute::cast;
+    use datafusion::arrow::datatypes::DataType;
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| cast(c, &DataType::Utf8))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(Arc::new(diff_schema()), columns)?)
+}
+
+/// The columns of `diff`'s answer.
+pub fn diff_schema() -> datafusion::arrow::datatypes::Schema {
+    use datafusion::arrow::datatypes::{DataType, Field};
+    datafusion::arrow::datatypes::Schema::new(vec![
+        Field::new("table_name", DataType::Utf8, false),
+        Field::new("change", DataType::Utf8, false),
+        Field::new("key", DataType::Utf8, true),
+        Field::new("columns", DataType::Utf8, true),
+    ])
+}
+
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn diff_queries(table: &TableInfo, old: &str, new: &str) -> [String; 3] {
+    let name = table.name;
+    let (old_t, new_t) = (
+        format!("{}.{}", quoted(old), quoted(name)),
+        format!("{}.{}", quoted(new), quoted(name)),
+    );
+    let on: Vec<String> = table
+        .key
+        .iter()
+        .map(|k| format!("o.{k} = n.{k}", k = quoted(k)))
+        .collect();
+    let on = on.join(" AND ");
+    let key = |side: &str| {
+        let parts: Vec<String> = table
+            .key
+            .iter()
+            .map(|k| format!("CAST({side}.{} AS VARCHAR)", quoted(k)))
+            .collect();
+        format!("concat_ws('/', {})", parts.join(", "))
+    };
+    let values: Vec<&str> = table
+        .columns
+        .iter()
+        .map(|c| c.name)
+        .filter(|c| !table.key.contains(c))
+        .collect();
+    let differs: Vec<String> = values
+        .iter()
+        .map(|c| format!("(o.{c} IS DISTINCT FROM n.{c})", c = quoted(c)))
+        .collect();
+    let which: Vec<String> = values
+        .iter()
+        .map(|c| {
+            format!(
+                "CASE WHEN o.{q} IS DISTINCT FROM n.{q} THEN '{c}' END",
+                q = quoted(c)
+            )
+        })
+        .collect();
+    let nothing = "CAST(NULL AS VARCHAR)";
+    let changed = if differs.is_empty() {
+        format!(
+            "SELECT '{name}' AS table_name, 'changed' AS change, '' AS key, {nothing} AS columns \
+             WHERE false"
+        )
+    } else {
+        format!(
+            "SELECT '{name}' AS table_name, 'changed' AS change, {} AS key, \
+             concat_ws(', ', {}) AS columns \
+             FROM {new_t} n JOIN {old_t} o ON {on} WHERE {}",
+            key("n"),
+            which.join(", "),
+            differs.join(" OR ")
+        )
+    };
+    [
+        format!(
+            "SELECT '{name}' AS table_name, 'added' AS change, {} AS key, {nothing} AS columns \
+             FROM {new_t} n LEFT ANTI JOIN {old_t} o ON {on} ORDER BY key",
+            key("n")
+        ),
+        format!(
+            "SELECT '{name}' AS table_name, 'removed' AS change, {} AS key, {nothing} AS columns \
+             FROM {old_t} o LEFT ANTI JOIN {new_t} n ON {on} ORDER BY key",
+            key("o")
+        ),
+        format!("{changed} ORDER BY key"),
+    ]
 }

@@ -378,3 +378,33 @@ async fn every_table_and_column_is_documented() {
         );
     }
 }
+
+#[tokio::test]
+async fn keys_identify_rows() {
+    // `orgsql diff` matches rows by these keys: each must be unique.
+    let emu = emulator(spec(80, 300), Faults::default(), None).await;
+    let ctx = session(emu.client_config());
+    for table in orgsql::tables::catalog() {
+        if table.key.is_empty() {
+            continue;
+        }
+        let key = table.key.join(", ");
+        let sql = format!(
+            "SELECT count(*) FROM (SELECT {key} FROM {name} GROUP BY {key} HAVING count(*) > 1)",
+            name = table.name
+        );
+        assert_eq!(
+            column(&ctx, &sql).await,
+            vec!["0"],
+            "{}: key ({key})",
+            table.name
+        );
+        let sql = format!("SELECT count(*) > 0 FROM {}", table.name);
+        assert_eq!(
+            column(&ctx, &sql).await,
+            vec!["true"],
+            "{} has rows",
+            table.name
+        );
+    }
+}

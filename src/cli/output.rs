@@ -14,6 +14,8 @@ pub enum Format {
     Table,
     Csv,
     Json,
+    /// One JSON object per line.
+    Ndjson,
     /// Only into a file (`--output`).
     Parquet,
 }
@@ -46,6 +48,13 @@ pub fn print(
             return Err(datafusion::error::DataFusionError::Plan(
                 "Parquet is written to a file: add --output FILE".to_string(),
             ));
+        }
+        Format::Ndjson => {
+            let mut writer = json::LineDelimitedWriter::new(&mut *out);
+            for batch in batches {
+                writer.write(batch)?;
+            }
+            writer.finish()?;
         }
         Format::Json => {
             let mut writer = json::ArrayWriter::new(&mut *out);

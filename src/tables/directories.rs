@@ -29,6 +29,7 @@ impl Resource for Directories {
 
     const NAME: &'static str = "directories";
     const DESCRIPTION: &'static str = "User directories of the organization";
+    const KEY: &'static [&'static str] = &["directory_id"];
 
     fn columns() -> Vec<Column> {
         vec![

@@ -41,6 +41,7 @@ impl Resource for Domains {
 
     const NAME: &'static str = "domains";
     const DESCRIPTION: &'static str = "Domains of the organization and how they were claimed";
+    const KEY: &'static [&'static str] = &["domain_id"];
 
     fn columns() -> Vec<Column> {
         vec![

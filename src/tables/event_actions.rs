@@ -34,6 +34,7 @@ impl Resource for EventActions {
 
     const NAME: &'static str = "event_actions";
     const DESCRIPTION: &'static str = "The audit log's actions, with display names";
+    const KEY: &'static [&'static str] = &["action_id"];
 
     fn columns() -> Vec<Column> {
         vec![

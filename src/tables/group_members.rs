@@ -26,6 +26,7 @@ impl Resource for GroupMembers {
 
     const NAME: &'static str = "group_members";
     const DESCRIPTION: &'static str = "Group memberships: one row per user in a group";
+    const KEY: &'static [&'static str] = &["group_id", "account_id"];
 
     fn columns() -> Vec<Column> {
         vec![

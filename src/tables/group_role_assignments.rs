@@ -38,6 +38,7 @@ impl Resource for GroupRoleAssignments {
     const NAME: &'static str = "group_role_assignments";
     const DESCRIPTION: &'static str =
         "Roles each group grants its members on each resource (one call per group)";
+    const KEY: &'static [&'static str] = &["group_id", "resource_id", "role"];
     const FAN_OUT: Option<&'static str> = Some("group");
 
     fn columns() -> Vec<Column> {

@@ -112,6 +112,7 @@ impl Resource for Groups {
     const NAME: &'static str = "groups";
     const DESCRIPTION: &'static str =
         "Groups in the organization's directories, with member and resource counts";
+    const KEY: &'static [&'static str] = &["group_id"];
 
     fn columns() -> Vec<Column> {
         vec![

@@ -25,6 +25,7 @@ impl Resource for ManagedAccountProductAccess {
 
     const NAME: &'static str = "managed_account_product_access";
     const DESCRIPTION: &'static str = "Products each managed account uses, with last activity";
+    const KEY: &'static [&'static str] = &["account_id", "product_key", "url"];
 
     fn columns() -> Vec<Column> {
         vec![

@@ -52,6 +52,7 @@ impl Resource for ManagedAccounts {
     const NAME: &'static str = "managed_accounts";
     const DESCRIPTION: &'static str =
         "Managed accounts (users on claimed domains), with billing status and last activity";
+    const KEY: &'static [&'static str] = &["account_id"];
 
     fn columns() -> Vec<Column> {
         vec![

@@ -65,6 +65,8 @@ pub struct TableInfo {
     pub fan_out: Option<&'static str>,
     /// How a filter on it reaches the API.
     pub pushdown: fn(&Expr) -> TableProviderFilterPushDown,
+    /// The columns that identify a row (empty: not compared by `orgsql diff`).
+    pub key: &'static [&'static str],
 }
 
 fn info<R: Resource>() -> TableInfo {
@@ -74,6 +76,7 @@ fn info<R: Resource>() -> TableInfo {
         columns: R::columns(),
         fan_out: R::FAN_OUT,
         pushdown: R::pushdown,
+        key: R::KEY,
     }
 }
 
@@ -132,6 +135,7 @@ pub fn catalog() -> Vec<TableInfo> {
             columns: role_assignments::columns(),
             fan_out: Some("user and group"),
             pushdown: role_view_pushdown,
+            key: &[],
         },
         info::<UserLastActive>(),
         info::<Events>(),
@@ -145,6 +149,7 @@ pub fn catalog() -> Vec<TableInfo> {
             columns: orgsql_requests::columns(),
             fan_out: None,
             pushdown: no_pushdown,
+            key: &[],
         },
     ]
 }

@@ -37,6 +37,7 @@ impl Resource for Orgs {
 
     const NAME: &'static str = "orgs";
     const DESCRIPTION: &'static str = "The organization orgsql is pointed at";
+    const KEY: &'static [&'static str] = &["org_id"];
 
     fn columns() -> Vec<Column> {
         vec![Column::org_id(), Column::text("name", "Organization name")]

@@ -71,6 +71,7 @@ impl Resource for Policies {
     const NAME: &'static str = "policies";
     const DESCRIPTION: &'static str =
         "Organization policies: IP allowlists, data residency, data security";
+    const KEY: &'static [&'static str] = &["policy_id"];
 
     fn columns() -> Vec<Column> {
         vec![

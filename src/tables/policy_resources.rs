@@ -25,6 +25,7 @@ impl Resource for PolicyResources {
 
     const NAME: &'static str = "policy_resources";
     const DESCRIPTION: &'static str = "Resources (product sites) each policy applies to";
+    const KEY: &'static [&'static str] = &["policy_id", "resource_id"];
 
     fn columns() -> Vec<Column> {
         vec![

@@ -193,6 +193,9 @@ pub trait Resource: Send + Sync + 'static {
     const DESCRIPTION: &'static str;
     /// What the table calls the API once for ("user", "group"), if it fans out.
     const FAN_OUT: Option<&'static str> = None;
+    /// The columns that identify a row, for `orgsql diff`; empty for the
+    /// audit log, which only grows.
+    const KEY: &'static [&'static str] = &[];
 
     fn columns() -> Vec<Column>;
 

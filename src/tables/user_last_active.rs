@@ -51,6 +51,8 @@ impl Resource for UserLastActive {
     const NAME: &'static str = "user_last_active";
     const DESCRIPTION: &'static str =
         "Last activity per user and product (one call per user; the API delays it up to 24 h)";
+    // One site can host two products: the id alone is not unique.
+    const KEY: &'static [&'static str] = &["account_id", "product_id", "product_key"];
     const FAN_OUT: Option<&'static str> = Some("user");
 
     fn columns() -> Vec<Column> {

@@ -23,6 +23,7 @@ impl Resource for UserPlatformRoles {
     const NAME: &'static str = "user_platform_roles";
     const DESCRIPTION: &'static str =
         "Platform roles users hold: org-admin, site-admin, user-access-admin, ai-access";
+    const KEY: &'static [&'static str] = &["account_id", "role"];
 
     fn columns() -> Vec<Column> {
         vec![

@@ -24,6 +24,7 @@ impl Resource for UserProductAccess {
 
     const NAME: &'static str = "user_product_access";
     const DESCRIPTION: &'static str = "Product sites each user can access, with last activity";
+    const KEY: &'static [&'static str] = &["account_id", "product_id"];
 
     fn columns() -> Vec<Column> {
         vec![

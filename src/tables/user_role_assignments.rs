@@ -78,6 +78,7 @@ impl Resource for UserRoleAssignments {
     const NAME: &'static str = "user_role_assignments";
     const DESCRIPTION: &'static str =
         "Roles each user holds on each resource, and how they were assigned (one call per user)";
+    const KEY: &'static [&'static str] = &["account_id", "resource_id", "role"];
     const FAN_OUT: Option<&'static str> = Some("user");
 
     fn columns() -> Vec<Column> {

@@ -234,6 +234,7 @@ impl Resource for Users {
     const NAME: &'static str = "users";
     const DESCRIPTION: &'static str =
         "Every user in the organization's directories, managed or not";
+    const KEY: &'static [&'static str] = &["account_id"];
 
     fn columns() -> Vec<Column> {
         vec![

@@ -68,6 +68,7 @@ impl Resource for Workspaces {
     const NAME: &'static str = "workspaces";
     const DESCRIPTION: &'static str =
         "Product workspaces (Jira, Confluence, ... sites) of the organization";
+    const KEY: &'static [&'static str] = &["workspace_id"];
 
     fn columns() -> Vec<Column> {
         vec![

@@ -195,6 +195,10 @@ async fn run(cli: Cli) -> Result<()> {
     config.retry.max_attempts = cli.max_retries + 1;
     config.concurrency = usize::from(cli.concurrency);
     config.cache_ttl = (!cli.no_cache).then(|| Duration::from_secs(cli.cache_ttl));
+    if matches!(cli.command, Some(Command::Export(_))) {
+        // An export reads each listing once; caching would hold it all in memory.
+        config.cache_ttl = None;
+    }
     let client = Client::new(config)?;
     let ctx = orgsql::session(&client)?;
     if let Some(Command::Export(args)) = &cli.command {

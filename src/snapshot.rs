@@ -33,6 +33,10 @@ pub struct TableEntry {
     pub rows: u64,
     /// API requests the export of this table made.
     pub requests: u64,
+    /// events: the newest event's time; the next export fetches only what
+    /// came after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest: Option<String>,
     pub columns: Vec<ColumnEntry>,
 }
 

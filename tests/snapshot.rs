@@ -109,3 +109,65 @@ async fn since_and_tables_narrow_an_export() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_second_export_fetches_only_the_new_events() {
+    let emu = emulator(spec(20, 2000), Faults::default(), None).await;
+    let client = orgsql::api::Client::new(emu.client_config()).expect("client");
+    let live = orgsql::session(&client).expect("session");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = ExportOptions {
+        out: dir.path().to_path_buf(),
+        tables: Some(vec!["events".to_string()]),
+        since: None,
+    };
+    export(&live, &client, &options, &mut Vec::new())
+        .await
+        .expect("first export");
+    let full = emu.requests("/events");
+    assert!(full >= 4, "2000 events are at least four pages: {full}");
+
+    // Three events happen after the export.
+    let newer: Vec<String> = (1..=3)
+        .map(|i| format!("00000000-0000-4000-8000-00000000000{i}"))
+        .collect();
+    let ids = newer.clone();
+    emu.change(move |org| {
+        for (i, id) in ids.into_iter().enumerate() {
+            let mut event = org.events[0].clone();
+            event.id = id;
+            event.time += chrono::Duration::minutes(i as i64 + 1);
+            org.events.insert(0, event);
+        }
+    });
+
+    emu.reset_requests();
+    // A fresh session: nothing cached from the first run.
+    let client = orgsql::api::Client::new(emu.client_config()).expect("client");
+    let live = orgsql::session(&client).expect("session");
+    let manifest = export(&live, &client, &options, &mut Vec::new())
+        .await
+        .expect("second export");
+    assert_eq!(
+        emu.requests("/events"),
+        1,
+        "one page of new events, not the log again"
+    );
+    assert_eq!(manifest.tables[0].rows, 2003);
+
+    let offline = orgsql::snapshot::session(dir.path())
+        .await
+        .expect("snapshot");
+    assert_eq!(
+        sql_rows(
+            &offline,
+            "SELECT count(*), count(DISTINCT event_id) FROM events"
+        )
+        .await,
+        vec![vec!["2003".to_string(), "2003".to_string()]]
+    );
+    let sql = "SELECT event_id FROM events ORDER BY time DESC LIMIT 3";
+    let mut latest = column(&offline, sql).await;
+    latest.sort();
+    assert_eq!(latest, newer);
+}

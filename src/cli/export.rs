@@ -8,7 +8,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use datafusion::arrow::array::{RecordBatch, UInt64Array};
+use datafusion::arrow::array::{Array, RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::parquet::arrow::ArrowWriter;
@@ -207,9 +207,31 @@ pub async fn export(
         None => String::new(),
     };
     let exported_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // The audit log only grows: with events already in the folder (and no
+    // --since), fetch only those after the newest one there.
+    let previous = Manifest::read(&options.out)
+        .ok()
+        .and_then(|m| m.tables.into_iter().find(|t| t.name == "events"))
+        .filter(|t| t.newest.is_some() && options.out.join(&t.path).is_dir())
+        .filter(|_| options.since.is_none());
     let mut entries = Vec::new();
     for name in tables {
         let started = client.requests().len();
+        if name == "events"
+            && let Some(previous) = &previous
+        {
+            let entry = append_events(ctx, client, &options.out, previous, started).await?;
+            writeln!(
+                log,
+                "events: {} new rows, {} requests -> events (now {} rows)",
+                entry.rows - previous.rows,
+                entry.requests,
+                entry.rows
+            )
+            .map_err(io)?;
+            entries.push(entry);
+            continue;
+        }
         let (path, copy) = match name {
             "events" => (
                 "events".to_string(),
@@ -262,11 +284,16 @@ pub async fn export(
             })
             .collect();
         writeln!(log, "{name}: {rows} rows, {requests} requests -> {path}").map_err(io)?;
+        let newest = match name {
+            "events" => newest_event(ctx, &options.out.join(&path)).await?,
+            _ => None,
+        };
         entries.push(TableEntry {
             name: name.to_string(),
             path,
             rows,
             requests,
+            newest,
             columns,
         });
     }
@@ -283,4 +310,100 @@ pub async fn export(
     std::fs::write(atomic.temp(), text + "\n").map_err(io)?;
     atomic.commit().map_err(io)?;
     Ok(manifest)
+}
+
+/// The newest event time in an exported events folder, as text SQL reads back.
+async fn newest_event(ctx: &SessionContext, events: &Path) -> Result<Option<String>> {
+    const TABLE: &str = "orgsql_exported_events";
+    ctx.register_parquet(TABLE, &format!("{}/", events.display()), Default::default())
+        .await?;
+    let batches = ctx
+        .sql(&format!("SELECT CAST(max(time) AS VARCHAR) FROM {TABLE}"))
+        .await?
+        .collect()
+        .await;
+    ctx.deregister_table(TABLE)?;
+    let batches = batches?;
+    let Some(column) = batches
+        .first()
+        .map(|b| b.column(0))
+        .filter(|c| !c.is_null(0))
+    else {
+        return Ok(None);
+    };
+    Ok(Some(
+        datafusion::arrow::util::display::array_value_to_string(column, 0)?,
+    ))
+}
+
+/// Add the events newer than the export already in `out` to its partitions:
+/// the time window goes to the API, events already there (same time as the
+/// newest) are left out, and new files are moved into place one by one.
+async fn append_events(
+    ctx: &SessionContext,
+    client: &crate::api::Client,
+    out: &Path,
+    previous: &TableEntry,
+    started: usize,
+) -> Result<TableEntry> {
+    let io = |e: std::io::Error| DataFusionError::Execution(format!("{}: {e}", out.display()));
+    let events = out.join(&previous.path);
+    let newest = previous
+        .newest
+        .clone()
+        .unwrap_or_default()
+        .replace('\'', "''");
+    const EXPORTED: &str = "orgsql_exported_events";
+    ctx.register_parquet(
+        EXPORTED,
+        &format!("{}/", events.display()),
+        Default::default(),
+    )
+    .await?;
+    let staging = AtomicPath::new(&out.join("events-new")).map_err(io)?;
+    let copy = format!(
+        "COPY (SELECT *, CAST(time AS DATE) AS date FROM events \
+               WHERE time >= TIMESTAMP '{newest}' \
+               AND event_id NOT IN (SELECT event_id FROM {EXPORTED} WHERE time >= TIMESTAMP '{newest}')) \
+         TO '{}/' STORED AS PARQUET PARTITIONED BY (date)",
+        staging.temp().display()
+    );
+    let result = ctx.sql(&copy).await;
+    let result = match result {
+        Ok(frame) => frame.collect().await,
+        Err(e) => Err(e),
+    };
+    ctx.deregister_table(EXPORTED)?;
+    let batches = result.map_err(|e| e.context("exporting new events"))?;
+    let added = batches
+        .first()
+        .and_then(|b| b.column(0).as_any().downcast_ref::<UInt64Array>())
+        .map_or(0, |counts| counts.value(0));
+    // Each new file into its day's folder; the staging folder goes on drop.
+    if staging.temp().is_dir() {
+        for day in std::fs::read_dir(staging.temp()).map_err(io)? {
+            let day = day.map_err(io)?;
+            let target = events.join(day.file_name());
+            std::fs::create_dir_all(&target).map_err(io)?;
+            for file in std::fs::read_dir(day.path()).map_err(io)? {
+                let file = file.map_err(io)?;
+                std::fs::rename(file.path(), target.join(file.file_name())).map_err(io)?;
+            }
+        }
+    }
+    let requests = client
+        .requests()
+        .get(started..)
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.table_name == "events")
+        .count() as u64;
+    Ok(TableEntry {
+        rows: previous.rows + added,
+        requests,
+        newest: newest_event(ctx, &events)
+            .await?
+            .or_else(|| previous.newest.clone()),
+        ..previous.clone()
+    })
 }

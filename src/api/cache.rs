@@ -1,7 +1,9 @@
 //! The session's page cache: an answer already fetched is reused until its
 //! time to live runs out, so a self-join or a second query over the same table
 //! makes no new requests. Concurrent scans asking for the same page share one
-//! request.
+//! request. It holds at most `MAX_BYTES` of answers: pages beyond that are
+//! fetched again when asked again, rather than filling memory with a long
+//! audit log.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,11 +15,35 @@ use tokio::sync::OnceCell;
 /// One page's answer, filled by the first request that asks for it.
 type Slot = Arc<OnceCell<Bytes>>;
 
-#[derive(Debug)]
+/// The most answer bytes kept.
+pub const MAX_BYTES: usize = 256 * 1024 * 1024;
+
+struct Entry {
+    created: Instant,
+    /// The table whose scan asked, for `\refresh TABLE`.
+    table: &'static str,
+    slot: Slot,
+    bytes: usize,
+}
+
+#[derive(Default)]
+struct Slots {
+    entries: HashMap<String, Entry>,
+    bytes: usize,
+}
+
 pub struct PageCache {
     ttl: Option<Duration>,
-    /// By request: when fetched, which table asked, the answer.
-    slots: Mutex<HashMap<String, (Instant, &'static str, Slot)>>,
+    max_bytes: usize,
+    slots: Mutex<Slots>,
+}
+
+impl std::fmt::Debug for PageCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageCache")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PageCache {
@@ -25,34 +51,86 @@ impl PageCache {
     pub fn new(ttl: Option<Duration>) -> Self {
         Self {
             ttl,
-            slots: Mutex::new(HashMap::new()),
+            max_bytes: MAX_BYTES,
+            slots: Mutex::new(Slots::default()),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The slot for `key`: a fresh one when caching is off, the key is new, or
     /// its answer is older than the time to live.
-    pub fn slot(&self, key: String, table: &'static str) -> Slot {
+    pub fn slot(&self, key: &str, table: &'static str) -> Slot {
         let Some(ttl) = self.ttl else {
             return Slot::default();
         };
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slots = self.lock();
         let now = Instant::now();
-        let (created, _, slot) = slots
-            .entry(key)
-            .or_insert_with(|| (now, table, Slot::default()));
-        if now.duration_since(*created) > ttl {
-            *created = now;
-            *slot = Slot::default();
+        let expired = slots
+            .entries
+            .get(key)
+            .is_some_and(|e| now.duration_since(e.created) > ttl);
+        if expired && let Some(old) = slots.entries.remove(key) {
+            slots.bytes -= old.bytes;
         }
-        slot.clone()
+        let entry = slots
+            .entries
+            .entry(key.to_string())
+            .or_insert_with(|| Entry {
+                created: now,
+                table,
+                slot: Slot::default(),
+                bytes: 0,
+            });
+        entry.slot.clone()
+    }
+
+    /// A page was fetched for `key`: keep it if it fits, else forget the slot.
+    pub fn admit(&self, key: &str, bytes: usize) {
+        let mut slots = self.lock();
+        if slots.bytes + bytes > self.max_bytes {
+            if let Some(old) = slots.entries.remove(key) {
+                slots.bytes -= old.bytes;
+            }
+            return;
+        }
+        if let Some(entry) = slots.entries.get_mut(key) {
+            entry.bytes = bytes;
+            slots.bytes += bytes;
+        }
     }
 
     /// Forget the cached pages of one table, or of all (the REPL's `\refresh`).
     pub fn clear(&self, table: Option<&str>) {
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slots = self.lock();
         match table {
-            Some(table) => slots.retain(|_, (_, owner, _)| *owner != table),
-            None => slots.clear(),
+            Some(table) => slots.entries.retain(|_, e| e.table != table),
+            None => slots.entries.clear(),
         }
+        slots.bytes = slots.entries.values().map(|e| e.bytes).sum();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_beyond_the_byte_budget_are_not_kept() {
+        let mut cache = PageCache::new(Some(Duration::from_secs(60)));
+        cache.max_bytes = 10;
+        let first = cache.slot("a", "users");
+        assert!(first.set(Bytes::from_static(b"123456")).is_ok());
+        cache.admit("a", 6);
+        let second = cache.slot("b", "users");
+        assert!(second.set(Bytes::from_static(b"123456")).is_ok());
+        cache.admit("b", 6);
+        // "a" is kept: the same slot, already answered; "b" did not fit.
+        assert!(cache.slot("a", "users").initialized());
+        assert!(!cache.slot("b", "users").initialized());
+        cache.clear(Some("users"));
+        assert!(!cache.slot("a", "users").initialized());
     }
 }

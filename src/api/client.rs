@@ -286,7 +286,7 @@ impl Client {
                 .map(Value::to_string)
                 .unwrap_or_default()
         );
-        let slot = self.inner.cache.slot(key, request.table);
+        let slot = self.inner.cache.slot(&key, request.table);
         let mut logged = None;
         let body = slot
             .get_or_try_init(|| async {
@@ -295,6 +295,9 @@ impl Client {
                 Ok::<_, ApiError>(body)
             })
             .await?;
+        if logged.is_some() {
+            self.inner.cache.admit(&key, body.len());
+        }
         Ok((body.clone(), logged))
     }
 

@@ -6,7 +6,9 @@
 //! - fan-out: role assignments of 2,000 users at 20 ms a call, against the
 //!   ideal 2,000 x 20 ms / concurrency;
 //! - decode: JSON pages to Arrow batches, in MB/s of JSON on one core,
-//!   against serde_json alone on the same pages.
+//!   against serde_json alone on the same pages;
+//! - export: `orgsql export` of 1,000,000 events (the emulator in a child
+//!   process), with the exporting process's peak memory.
 //!
 //! `cargo bench -- decode` runs only the benches whose name contains "decode".
 
@@ -28,6 +30,10 @@ async fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    // First: its peak memory is this process's high-water mark so far.
+    if wanted("export") {
+        export_memory().await;
+    }
     if wanted("pushdown") {
         pushdown().await;
     }
@@ -248,4 +254,65 @@ async fn decode() {
     report::<Users>("users (users/search, 100 a page)", &users, &org_id);
     let events = pages(&emu, "/admin/v1/orgs/{orgId}/events", None, 40).await;
     report::<Events>("events (/events, 500 a page)", &events, &org_id);
+}
+
+/// The process's peak resident memory so far, in MB (Linux).
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+async fn export_memory() {
+    use std::io::BufRead;
+    const EVENTS: usize = 1_000_000;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_orgsql"))
+        .args([
+            "emulator",
+            "--users",
+            "100",
+            "--events",
+            &EVENTS.to_string(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the emulator starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the connection line");
+    let connection: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    let text = |key: &str| connection[key].as_str().expect(key).to_string();
+    let mut config = ClientConfig::new(
+        text("base_url"),
+        text("org_id"),
+        orgsql::api::ApiKey::new(text("api_key")),
+    );
+    config.cache_ttl = None;
+    let client = Client::new(config).expect("client");
+    let ctx = orgsql::session(&client).expect("session");
+    let out = tempfile::tempdir().expect("temp dir");
+    let options = orgsql::cli::export::ExportOptions {
+        out: out.path().to_path_buf(),
+        tables: Some(vec!["events".to_string()]),
+        since: None,
+    };
+    let before = peak_rss_mb().unwrap_or(0.0);
+    let started = Instant::now();
+    let manifest = orgsql::cli::export::export(&ctx, &client, &options, &mut Vec::new())
+        .await
+        .expect("export");
+    let elapsed = started.elapsed().as_secs_f64();
+    let _ = child.kill();
+    let days = std::fs::read_dir(out.path().join("events"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    println!(
+        "export: {} events in {days} day partitions, {} requests, {elapsed:.1} s; \
+         peak memory of the exporting process {:.0} MB ({before:.0} MB before)",
+        manifest.tables[0].rows,
+        manifest.tables[0].requests,
+        peak_rss_mb().unwrap_or(f64::NAN)
+    );
 }

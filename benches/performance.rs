@@ -305,6 +305,7 @@ async fn export_memory() {
         .expect("export");
     let elapsed = started.elapsed().as_secs_f64();
     let _ = child.kill();
+    let _ = child.wait();
     let days = std::fs::read_dir(out.path().join("events"))
         .map(|d| d.count())
         .unwrap_or(0);

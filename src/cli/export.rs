@@ -207,10 +207,6 @@ pub async fn export(
     let io =
         |e: std::io::Error| DataFusionError::Execution(format!("{}: {e}", options.out.display()));
     std::fs::create_dir_all(&options.out).map_err(io)?;
-    let since = match &options.since {
-        Some(time) => format!(" WHERE time >= TIMESTAMP '{}'", time.replace('\'', "''")),
-        None => String::new(),
-    };
     let exported_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     // The audit log only grows: with events already in the folder (and no
     // --since), fetch only those after the newest one there.
@@ -222,85 +218,17 @@ pub async fn export(
     let mut entries = Vec::new();
     for name in tables {
         let started = client.requests().len();
-        if name == "events"
-            && let Some(previous) = &previous
-        {
-            let entry = append_events(ctx, client, &options.out, previous, started).await?;
-            writeln!(
-                log,
-                "events: {} new rows, {} requests -> events (now {} rows)",
-                entry.rows - previous.rows,
-                entry.requests,
-                entry.rows
-            )
-            .map_err(io)?;
-            entries.push(entry);
-            continue;
-        }
-        let (path, copy) = match name {
-            "events" => (
-                "events".to_string(),
-                format!(
-                    "COPY (SELECT *, CAST(time AS DATE) AS date FROM events{since}) TO '{}/' \
-                     STORED AS PARQUET PARTITIONED BY (date) {ROW_GROUPS}",
-                    options.out.join("events").display()
-                ),
-            ),
-            "event_context" => (
-                "event_context.parquet".to_string(),
-                format!(
-                    "COPY (SELECT * FROM event_context{since}) TO '{}'",
-                    options.out.join("event_context.parquet").display()
-                ),
-            ),
-            other => (
-                format!("{other}.parquet"),
-                format!(
-                    "COPY {other} TO '{}'",
-                    options.out.join(format!("{other}.parquet")).display()
-                ),
-            ),
-        };
-        let statement = DFParser::parse_sql_with_dialect(&copy, &GenericDialect {})?
-            .pop_front()
-            .ok_or_else(|| DataFusionError::Internal(format!("no statement in {copy}")))?;
-        let (_, batches) = execute(ctx, statement)
-            .await
-            .map_err(|e| e.context(format!("exporting {name}")))?;
-        let rows = batches
-            .first()
-            .and_then(|b| b.column(0).as_any().downcast_ref::<UInt64Array>())
-            .map_or(0, |counts| counts.value(0));
-        let requests = client
-            .requests()
-            .get(started..)
-            .unwrap_or_default()
-            .iter()
-            .filter(|r| r.table_name == name)
-            .count() as u64;
-        let schema = ctx.table_provider(name).await?.schema();
-        let columns = schema
-            .fields()
-            .iter()
-            .map(|f| ColumnEntry {
-                name: f.name().clone(),
-                data_type: f.data_type().to_string(),
-                nullable: f.is_nullable(),
-            })
-            .collect();
-        writeln!(log, "{name}: {rows} rows, {requests} requests -> {path}").map_err(io)?;
-        let newest = match name {
-            "events" => newest_event(ctx, &options.out.join(&path)).await?,
-            _ => None,
-        };
-        entries.push(TableEntry {
-            name: name.to_string(),
-            path,
-            rows,
-            requests,
-            newest,
-            columns,
-        });
+        let progress = super::progress::Progress::start(client);
+        let result = export_table(ctx, client, options, name, &previous, started).await;
+        progress.finish();
+        let entry = result?;
+        writeln!(
+            log,
+            "{name}: {} rows, {} requests -> {}",
+            entry.rows, entry.requests, entry.path
+        )
+        .map_err(io)?;
+        entries.push(entry);
     }
     let manifest = Manifest {
         org_id: client.org_id().to_string(),
@@ -396,13 +324,7 @@ async fn append_events(
             }
         }
     }
-    let requests = client
-        .requests()
-        .get(started..)
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| r.table_name == "events")
-        .count() as u64;
+    let requests = requests_of(client, "events", started);
     Ok(TableEntry {
         rows: previous.rows + added,
         requests,
@@ -411,4 +333,93 @@ async fn append_events(
             .or_else(|| previous.newest.clone()),
         ..previous.clone()
     })
+}
+
+/// Export one table; the events of an earlier export are added to, not
+/// fetched again.
+async fn export_table(
+    ctx: &SessionContext,
+    client: &crate::api::Client,
+    options: &ExportOptions,
+    name: &str,
+    previous: &Option<TableEntry>,
+    started: usize,
+) -> Result<TableEntry> {
+    if name == "events"
+        && let Some(previous) = previous
+    {
+        return append_events(ctx, client, &options.out, previous, started).await;
+    }
+    let since = match &options.since {
+        Some(time) => format!(" WHERE time >= TIMESTAMP '{}'", time.replace('\'', "''")),
+        None => String::new(),
+    };
+    let (path, copy) = match name {
+        "events" => (
+            "events".to_string(),
+            format!(
+                "COPY (SELECT *, CAST(time AS DATE) AS date FROM events{since}) TO '{}/' \
+                 STORED AS PARQUET PARTITIONED BY (date) {ROW_GROUPS}",
+                options.out.join("events").display()
+            ),
+        ),
+        "event_context" => (
+            "event_context.parquet".to_string(),
+            format!(
+                "COPY (SELECT * FROM event_context{since}) TO '{}'",
+                options.out.join("event_context.parquet").display()
+            ),
+        ),
+        other => (
+            format!("{other}.parquet"),
+            format!(
+                "COPY {other} TO '{}'",
+                options.out.join(format!("{other}.parquet")).display()
+            ),
+        ),
+    };
+    let statement = DFParser::parse_sql_with_dialect(&copy, &GenericDialect {})?
+        .pop_front()
+        .ok_or_else(|| DataFusionError::Internal(format!("no statement in {copy}")))?;
+    let (_, batches) = execute(ctx, statement)
+        .await
+        .map_err(|e| e.context(format!("exporting {name}")))?;
+    let rows = batches
+        .first()
+        .and_then(|b| b.column(0).as_any().downcast_ref::<UInt64Array>())
+        .map_or(0, |counts| counts.value(0));
+    let requests = requests_of(client, name, started);
+    let schema = ctx.table_provider(name).await?.schema();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| ColumnEntry {
+            name: f.name().clone(),
+            data_type: f.data_type().to_string(),
+            nullable: f.is_nullable(),
+        })
+        .collect();
+    let newest = match name {
+        "events" => newest_event(ctx, &options.out.join(&path)).await?,
+        _ => None,
+    };
+    Ok(TableEntry {
+        name: name.to_string(),
+        path,
+        rows,
+        requests,
+        newest,
+        columns,
+    })
+}
+
+/// Requests a table's scans sent since log entry `started`.
+fn requests_of(client: &crate::api::Client, table: &str, started: usize) -> u64 {
+    client
+        .requests()
+        .get(started..)
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.table_name == table)
+        .count() as u64
 }

@@ -2,6 +2,7 @@
 
 pub mod export;
 pub mod output;
+pub mod progress;
 pub mod repl;
 
 use std::io::Write;

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::fs::File;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
@@ -14,7 +14,6 @@ use datafusion::prelude::{SessionContext, col, lit};
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::DFParser;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
-use indicatif::{ProgressBar, ProgressStyle};
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
@@ -23,6 +22,7 @@ use rustyline::history::DefaultHistory;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Context, Editor, Helper};
 
+use super::progress::Progress;
 use super::{Format, error_message, output};
 use crate::api::Client;
 use crate::tables::{TableInfo, catalog};
@@ -316,54 +316,6 @@ fn terminal_width() -> Option<usize> {
         .flatten()
         .map(|(_, columns)| usize::from(columns))
         .filter(|&columns| columns >= 20)
-}
-
-/// A line on stderr while a query runs: tables paging, pages, rows, retries,
-/// elapsed. Drawn only on a terminal; gone before results print.
-struct Progress {
-    bar: ProgressBar,
-    ticker: tokio::task::JoinHandle<()>,
-}
-
-impl Progress {
-    fn start(client: &Client) -> Self {
-        let bar = ProgressBar::new_spinner();
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        let client = client.clone();
-        let first = client.requests().len();
-        let shown = bar.clone();
-        let ticker = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(120));
-            loop {
-                tick.tick().await;
-                let log = client.requests();
-                let new = log.get(first..).unwrap_or_default();
-                if new.is_empty() {
-                    continue;
-                }
-                let mut tables: Vec<&str> = new.iter().map(|r| r.table_name).collect();
-                tables.sort_unstable();
-                tables.dedup();
-                let pages = new.iter().filter(|r| r.rows.is_some()).count();
-                let rows: usize = new.iter().filter_map(|r| r.rows).sum();
-                let retries = new.iter().filter(|r| r.attempt > 1).count();
-                shown.set_message(format!(
-                    "{}: {pages} pages, {rows} rows, {retries} retries",
-                    tables.join(", ")
-                ));
-                shown.tick();
-            }
-        });
-        Self { bar, ticker }
-    }
-
-    fn finish(self) {
-        self.ticker.abort();
-        self.bar.finish_and_clear();
-    }
 }
 
 /// `\d`: every table, whether it fans out, and what it is.

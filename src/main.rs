@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use datafusion::prelude::SessionContext;
 use orgsql::api::{Client, ClientConfig, DEFAULT_CACHE_TTL, DEFAULT_CONCURRENCY};
+use orgsql::cli::check::{self, Report};
 use orgsql::cli::{self, Format};
 use orgsql::emulator::{Emulator, EmulatorConfig, Faults, OrgSpec};
 
@@ -21,13 +22,19 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     /// SQL to run (several statements separated by ';'); repeatable
-    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    // SQL may start with a comment (`-- ...`), which is not an option.
+    #[arg(
+        short = 'c',
+        long = "command",
+        value_name = "SQL",
+        allow_hyphen_values = true
+    )]
     sql: Vec<String>,
     /// File of SQL statements to run; repeatable
     #[arg(short = 'f', long = "file", value_name = "PATH")]
     files: Vec<PathBuf>,
     /// How results are printed (parquet: only with --output)
-    #[arg(global = true, long, value_enum, default_value = "table")]
+    #[arg(long, value_enum, default_value = "table")]
     format: Format,
     /// Write the last statement's result to FILE (atomically: a failed query
     /// leaves no file and an existing one untouched)
@@ -94,6 +101,9 @@ enum Command {
     /// What changed between two snapshots: rows added, removed and changed
     /// (naming the columns), per table; --format table|csv|json|ndjson
     Diff(DiffArgs),
+    /// Run the compliance pack (queries/*.sql): exit 0 when every control
+    /// passes, 1 when any alarms, 2 when one cannot run
+    Check(CheckArgs),
 }
 
 #[derive(Args)]
@@ -102,6 +112,25 @@ struct DiffArgs {
     old: PathBuf,
     /// The later snapshot folder
     new: PathBuf,
+    /// How the changes are printed
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Only these controls, comma-separated ids
+    #[arg(long, value_name = "ID,...", value_delimiter = ',')]
+    controls: Vec<String>,
+    /// How the report is written
+    #[arg(long, value_enum, default_value = "table")]
+    format: Report,
+    /// List the controls and stop
+    #[arg(long)]
+    list: bool,
+    /// Also run the controls in this folder (.sql files in the pack's format)
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -148,21 +177,35 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // `check` says "could not check" with 2, apart from "an alarm" (1).
+    let failure = match cli.command {
+        Some(Command::Check(_)) => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            failure
         }
     }
 }
 
-async fn run(cli: Cli) -> Result<()> {
+async fn run(cli: Cli) -> Result<ExitCode> {
     if let Some(Command::Emulator(args)) = cli.command {
-        return serve_emulator(args).await;
+        serve_emulator(args).await?;
+        return Ok(ExitCode::SUCCESS);
     }
     if let Some(Command::Diff(args)) = &cli.command {
-        return diff(&cli, args).await;
+        diff(&cli, args).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(Command::Check(args)) = &cli.command
+        && args.list
+    {
+        let controls = check::load(args.dir.as_deref()).map_err(anyhow::Error::msg)?;
+        check::list(&mut std::io::stdout().lock(), &controls)?;
+        return Ok(ExitCode::SUCCESS);
     }
     if let Some(dir) = &cli.snapshot {
         if matches!(cli.command, Some(Command::Export(_))) {
@@ -172,7 +215,11 @@ async fn run(cli: Cli) -> Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("--snapshot: {}", cli::error_message(&e)))?;
         attach(&cli, &ctx).await?;
-        return run_sessions(&cli, ctx, None).await;
+        if let Some(Command::Check(args)) = &cli.command {
+            return run_check(&cli, args, &ctx).await;
+        }
+        run_sessions(&cli, ctx, None).await?;
+        return Ok(ExitCode::SUCCESS);
     }
     if cli.format == Format::Parquet && cli.output.is_none() {
         bail!("--format parquet writes a file: add --output FILE");
@@ -216,12 +263,39 @@ async fn run(cli: Cli) -> Result<()> {
             args.out.display()
         );
         drop(demo);
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
     attach(&cli, &ctx).await?;
+    if let Some(Command::Check(args)) = &cli.command {
+        let code = run_check(&cli, args, &ctx).await;
+        drop(demo);
+        return code;
+    }
     run_sessions(&cli, ctx, Some(client)).await?;
     drop(demo);
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `orgsql check`: run the controls, report, and say with the exit code.
+async fn run_check(cli: &Cli, args: &CheckArgs, ctx: &SessionContext) -> Result<ExitCode> {
+    let controls = check::load(args.dir.as_deref())
+        .and_then(|all| check::select(all, &args.controls))
+        .map_err(anyhow::Error::msg)?;
+    let results = check::run(ctx, controls).await;
+    match &cli.output {
+        Some(path) => {
+            let atomic = cli::export::AtomicPath::new(path)
+                .with_context(|| format!("--output {}", path.display()))?;
+            let mut file = std::fs::File::create(atomic.temp())
+                .with_context(|| format!("--output {}", path.display()))?;
+            check::write_report(&mut file, args.format, &results)?;
+            atomic
+                .commit()
+                .with_context(|| format!("--output {}", path.display()))?;
+        }
+        None => check::write_report(&mut std::io::stdout().lock(), args.format, &results)?,
+    }
+    Ok(ExitCode::from(check::exit_code(&results)))
 }
 
 /// `--attach NAME=DIR`: snapshots as schemas beside the session's tables.
@@ -255,8 +329,8 @@ async fn diff(cli: &Cli, args: &DiffArgs) -> Result<()> {
     };
     let mut stdout = std::io::stdout().lock();
     match &cli.output {
-        Some(path) => cli::export::write_file(path, cli.format, &schema, &changes),
-        None => cli::output::print(&mut stdout, cli.format, &schema, &changes, None),
+        Some(path) => cli::export::write_file(path, args.format, &schema, &changes),
+        None => cli::output::print(&mut stdout, args.format, &schema, &changes, None),
     }
     .map_err(|e| anyhow::anyhow!("diff: {}", cli::error_message(&e)))
 }

@@ -1,0 +1,31 @@
+-- id: admins_unmanaged_accounts
+-- title: Administrators use managed accounts
+-- severity: high
+-- rationale: An admin on an unmanaged account (personal or partner address) is outside the organization's authentication policies, SSO and offboarding. If that mailbox is lost or taken over, so are the admin rights.
+-- remediation: Give administrators admin roles only on accounts on a verified, claimed domain. Move the rights from the unmanaged account to a managed one and remove them from the unmanaged account.
+WITH admin_roles AS (
+  SELECT org_id, account_id, role, resource_id, assignment_methods
+  FROM user_role_assignments
+  WHERE role IN ('atlassian/org-admin', 'atlassian/site-admin', 'atlassian/admin', 'atlassian/user-access-admin')
+),
+admins AS (
+  SELECT org_id, account_id,
+         string_agg(DISTINCT CASE role WHEN 'atlassian/admin' THEN 'product-admin' ELSE split_part(role, '/', 2) END, ', '
+                    ORDER BY CASE role WHEN 'atlassian/admin' THEN 'product-admin' ELSE split_part(role, '/', 2) END) AS roles
+  FROM admin_roles
+  GROUP BY org_id, account_id
+)
+SELECT
+  coalesce(u.email, a.account_id) AS resource,
+  CASE WHEN u.claim_status = 'managed' THEN 'ok' ELSE 'alarm' END AS status,
+  CASE
+    WHEN u.claim_status = 'managed' THEN 'Admin (' || a.roles || ') on a managed account'
+    ELSE 'Admin (' || a.roles || ') on an unmanaged account'
+  END AS reason,
+  a.account_id,
+  a.roles,
+  u.status AS user_status
+FROM admins a
+JOIN users u USING (org_id, account_id)
+WHERE u.status = 'active'
+ORDER BY status, resource;

@@ -1,0 +1,31 @@
+-- id: api_token_unknown_ip
+-- title: API tokens are used only from known networks
+-- severity: high
+-- rationale: An API token acting from an address that no person of the organization has used is the typical sign of a leaked token (scripts, CI logs, laptops). Token actions skip two-step verification.
+-- remediation: Confirm the automation behind each address. Revoke and rotate the token if nobody owns it, and restrict admin API access with an IP allowlist.
+WITH ev AS (
+  SELECT time, action, actor_email, actor_auth_type, actor_token_id, ip, country
+  FROM events
+  WHERE time >= now() - interval '90 days'
+),
+known AS (
+  SELECT DISTINCT ip FROM ev
+  WHERE ip IS NOT NULL AND (actor_auth_type IS NULL OR actor_auth_type NOT LIKE '%token%')
+)
+SELECT
+  t.ip AS resource,
+  'alarm' AS status,
+  count(*) || ' API-token action(s) in the last 30 days from an address (' || coalesce(max(t.country), 'unknown country')
+    || ') that no interactive session used in 90 days, by '
+    || string_agg(DISTINCT coalesce(t.actor_email, 'unknown actor'), ', ') AS reason,
+  min(t.time) AS first_seen,
+  max(t.time) AS last_seen,
+  string_agg(DISTINCT t.action, ', ') AS actions,
+  string_agg(DISTINCT t.actor_token_id, ', ') AS token_ids
+FROM ev t
+WHERE t.actor_auth_type = 'api-token'
+  AND t.time >= now() - interval '30 days'
+  AND t.ip IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM known k WHERE k.ip = t.ip)
+GROUP BY t.ip
+ORDER BY status, resource;

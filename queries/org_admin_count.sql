@@ -1,0 +1,33 @@
+-- id: org_admin_count
+-- title: No more than 3 users hold the organization admin role
+-- severity: high
+-- rationale: Organization admins control every product, user, policy and API key of the organization. Each extra holder is another account whose takeover compromises everything.
+-- remediation: Keep org-admin to a named few (2 or 3 break-glass and owner accounts). Give day-to-day administrators user-access-admin or product admin roles instead.
+WITH admin_roles AS (
+  SELECT org_id, account_id, role, resource_id, assignment_methods
+  FROM user_role_assignments
+  WHERE role IN ('atlassian/org-admin', 'atlassian/site-admin', 'atlassian/admin', 'atlassian/user-access-admin')
+),
+holders AS (
+  SELECT org_id, account_id,
+         string_agg(DISTINCT assignment_methods, ',') FILTER (WHERE role = 'atlassian/org-admin') AS assignment_methods
+  FROM admin_roles
+  GROUP BY org_id, account_id
+  HAVING count(*) FILTER (WHERE role = 'atlassian/org-admin') > 0
+),
+counted AS (
+  SELECT h.*, count(*) OVER () AS holders FROM holders h
+)
+SELECT
+  coalesce(u.email, c.account_id) AS resource,
+  CASE WHEN c.holders > 3 THEN 'alarm' ELSE 'ok' END AS status,
+  CASE
+    WHEN c.holders > 3 THEN c.holders || ' users hold org-admin, more than the 3 allowed: confirm this one needs it'
+    ELSE 'One of ' || c.holders || ' org-admins (at most 3 allowed)'
+  END AS reason,
+  c.account_id,
+  u.status AS user_status,
+  c.assignment_methods
+FROM counted c
+LEFT JOIN users u USING (org_id, account_id)
+ORDER BY status, resource;

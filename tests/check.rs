@@ -1,0 +1,234 @@
+//! `orgsql check` through the real binary: exit codes for cron and CI, the
+//! JUnit report, users' own controls, and the pack on the demo org.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::*;
+use orgsql::emulator::{Emulator, Faults};
+
+fn check(emu: &Emulator, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_orgsql"))
+        .args([
+            "--base-url",
+            &emu.base_url(),
+            "--org-id",
+            &emu.org().id,
+            "check",
+        ])
+        .args(args)
+        .env(
+            "ATLASSIAN_API_KEY",
+            emu.connection_json()["api_key"].as_str().expect("key"),
+        )
+        .env_remove("ORGSQL_BASE_URL")
+        .output()
+        .expect("orgsql runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const HEADER: &str =
+    "-- title: {title}\n-- severity: high\n-- rationale: A test.\n-- remediation: None.\n";
+
+fn control(dir: &std::path::Path, id: &str, title: &str, sql: &str) {
+    let text = format!("-- id: {id}\n{}{sql}\n", HEADER.replace("{title}", title));
+    std::fs::write(dir.join(format!("{id}.sql")), text).expect("write control");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exit_codes_reports_and_own_controls() {
+    let emu = emulator(spec(100, 10), Faults::default(), None).await;
+    let org = emu.org();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let suspended: Vec<&str> = org
+        .users
+        .iter()
+        .filter(|u| u.status == "suspended")
+        .map(|u| u.email.as_str())
+        .collect();
+    assert!(!suspended.is_empty());
+    control(
+        dir.path(),
+        "test_suspended",
+        "No suspended users",
+        "SELECT email AS resource, 'alarm' AS status, 'suspended' AS reason \
+         FROM users WHERE status = 'suspended' ORDER BY resource",
+    );
+    control(
+        dir.path(),
+        "test_one_org",
+        "Exactly one organization",
+        "SELECT name AS resource, 'ok' AS status, 'the org' AS reason FROM orgs",
+    );
+    let dir_arg = dir.path().display().to_string();
+
+    // Passing only: exit 0.
+    let output = check(&emu, &["--dir", &dir_arg, "--controls", "test_one_org"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("1 controls: 1 passed, 0 alarmed"));
+
+    // An alarm: exit 1, the resources named.
+    let output = check(
+        &emu,
+        &[
+            "--dir",
+            &dir_arg,
+            "--controls",
+            "test_one_org,test_suspended",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let report = text(&output.stdout);
+    assert!(
+        report.contains("ALARM  high      test_suspended"),
+        "{report}"
+    );
+    for email in &suspended {
+        assert!(
+            report.contains(&format!("- {email}: suspended")),
+            "{report}"
+        );
+    }
+
+    // JUnit: well-formed XML, one test case per control, the alarm a failure.
+    let output = check(
+        &emu,
+        &[
+            "--dir",
+            &dir_arg,
+            "--controls",
+            "test_one_org,test_suspended",
+            "--format",
+            "junit",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let xml = text(&output.stdout);
+    let doc = roxmltree::Document::parse(&xml).expect("JUnit is XML");
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    assert_eq!(cases.len(), 2);
+    let failed: Vec<&str> = cases
+        .iter()
+        .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
+        .filter_map(|c| c.attribute("name"))
+        .collect();
+    assert_eq!(failed, vec!["test_suspended: No suspended users"]);
+
+    // A control that cannot run: exit 2, the others still reported.
+    control(
+        dir.path(),
+        "test_broken",
+        "Broken",
+        "SELECT no_such_column FROM users",
+    );
+    let output = check(
+        &emu,
+        &["--dir", &dir_arg, "--controls", "test_one_org,test_broken"],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let report = text(&output.stdout);
+    assert!(report.contains("ERROR"), "{report}");
+    assert!(report.contains("PASS   high      test_one_org"), "{report}");
+
+    // An unknown control id is an error too.
+    let output = check(&emu, &["--controls", "no_such_control"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("no control no_such_control"));
+}
+
+/// The pack on the demo organization (seed 42, 250 users, the clock now):
+/// exactly the planted findings alarm, naming the resources the generator
+/// put there.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pack_on_the_demo_org_alarms_exactly_on_its_findings() {
+    let emu = emulator(
+        orgsql::emulator::OrgSpec::default(),
+        Faults::default(),
+        None,
+    )
+    .await;
+    let org = emu.org();
+    let output = check(&emu, &["--format", "json"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    let controls = report.as_array().expect("one entry per control");
+    assert!(controls.len() >= 15, "{} controls", controls.len());
+    let outcome = |c: &serde_json::Value| c["outcome"].as_str().unwrap_or_default().to_string();
+    let id = |c: &serde_json::Value| c["id"].as_str().unwrap_or_default().to_string();
+    let errors: Vec<String> = controls
+        .iter()
+        .filter(|c| outcome(c) == "error")
+        .map(id)
+        .collect();
+    assert!(errors.is_empty(), "controls that cannot run: {errors:?}");
+    let passing: Vec<String> = controls
+        .iter()
+        .filter(|c| outcome(c) == "pass")
+        .map(id)
+        .collect();
+    // The demo org has 7 site admins, under the control's threshold of 10.
+    assert_eq!(passing, vec!["site_admin_count"]);
+    let alarms = |control: &str| -> Vec<String> {
+        let entry = controls.iter().find(|c| id(c) == control).expect(control);
+        let mut found: Vec<String> = entry["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter(|f| f["status"] == "alarm")
+            .map(|f| f["resource"].as_str().unwrap_or_default().to_string())
+            .collect();
+        found.sort();
+        found
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+
+    // Facts the generator plants (src/emulator/org.rs).
+    assert_eq!(alarms("unverified_domains"), vec!["acme-eu.com"]);
+    assert_eq!(
+        alarms("groups_with_roles_no_members"),
+        vec!["legacy-admins"]
+    );
+    let not_online = org
+        .workspaces
+        .iter()
+        .filter(|w| w.status != "online")
+        .map(|w| format!("{} ({})", w.name, w.type_key))
+        .collect();
+    assert_eq!(alarms("workspaces_not_online"), sorted(not_online));
+    let disabled = org
+        .policies
+        .iter()
+        .filter(|p| p.status == "disabled")
+        .map(|p| format!("{} ({})", p.name, p.kind))
+        .collect();
+    assert_eq!(alarms("disabled_policies"), sorted(disabled));
+    let org_admins = org
+        .users
+        .iter()
+        .filter(|u| {
+            !org.user_roles(u)
+                .iter()
+                .all(|r| r.role != "atlassian/org-admin")
+        })
+        .map(|u| u.email.clone())
+        .collect::<Vec<_>>();
+    assert!(org_admins.len() > 3);
+    assert_eq!(alarms("org_admin_count"), sorted(org_admins));
+    let without_mfa = org
+        .users
+        .iter()
+        .filter(|u| u.status == "active" && u.mfa_enabled != Some(true))
+        .map(|u| u.email.clone())
+        .collect();
+    assert_eq!(alarms("mfa_active_users"), sorted(without_mfa));
+}

@@ -168,7 +168,7 @@ pub struct ExportOptions {
 /// Every day's writer stays open until the log is read to its end, and a
 /// writer holds a row group in memory: small row groups keep an export of a
 /// long audit log within a few hundred MB.
-const ROW_GROUPS: &str = "OPTIONS ('format.max_row_group_size' '8192')";
+const ROW_GROUPS: &str = "OPTIONS ('format.max_row_group_size' '1024')";
 
 /// Tables an export can write: every organization table (not the view,
 /// which a snapshot rebuilds, nor the session's own request log).

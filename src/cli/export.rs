@@ -165,11 +165,6 @@ pub struct ExportOptions {
     pub since: Option<String>,
 }
 
-/// Every day's writer stays open until the log is read to its end, and a
-/// writer holds a row group in memory: small row groups keep an export of a
-/// long audit log within a few hundred MB.
-const ROW_GROUPS: &str = "OPTIONS ('format.max_row_group_size' '1024')";
-
 /// Tables an export can write: every organization table (not the view,
 /// which a snapshot rebuilds, nor the session's own request log).
 fn exportable() -> Vec<&'static str> {
@@ -294,24 +289,13 @@ async fn append_events(
     )
     .await?;
     let staging = AtomicPath::new(&out.join("events-new")).map_err(io)?;
-    let copy = format!(
-        "COPY (SELECT *, CAST(time AS DATE) AS date FROM events \
-               WHERE time >= TIMESTAMP '{newest}' \
-               AND event_id NOT IN (SELECT event_id FROM {EXPORTED} WHERE time >= TIMESTAMP '{newest}')) \
-         TO '{}/' STORED AS PARQUET PARTITIONED BY (date) {ROW_GROUPS}",
-        staging.temp().display()
+    let select = format!(
+        "SELECT * FROM events WHERE time >= TIMESTAMP '{newest}' \
+         AND event_id NOT IN (SELECT event_id FROM {EXPORTED} WHERE time >= TIMESTAMP '{newest}')"
     );
-    let result = ctx.sql(&copy).await;
-    let result = match result {
-        Ok(frame) => frame.collect().await,
-        Err(e) => Err(e),
-    };
+    let result = write_by_day(ctx, &select, staging.temp()).await;
     ctx.deregister_table(EXPORTED)?;
-    let batches = result.map_err(|e| e.context("exporting new events"))?;
-    let added = batches
-        .first()
-        .and_then(|b| b.column(0).as_any().downcast_ref::<UInt64Array>())
-        .map_or(0, |counts| counts.value(0));
+    let added = result.map_err(|e| e.context("exporting new events"))?;
     // Each new file into its day's folder; the staging folder goes on drop.
     if staging.temp().is_dir() {
         for day in std::fs::read_dir(staging.temp()).map_err(io)? {
@@ -354,15 +338,27 @@ async fn export_table(
         Some(time) => format!(" WHERE time >= TIMESTAMP '{}'", time.replace('\'', "''")),
         None => String::new(),
     };
-    let (path, copy) = match name {
-        "events" => (
+    if name == "events" {
+        let io = |e: std::io::Error| {
+            DataFusionError::Execution(format!("{}: {e}", options.out.display()))
+        };
+        let staging = AtomicPath::new(&options.out.join("events")).map_err(io)?;
+        let rows = write_by_day(ctx, &format!("SELECT * FROM events{since}"), staging.temp())
+            .await
+            .map_err(|e| e.context("exporting events"))?;
+        staging.commit().map_err(io)?;
+        return table_entry(
+            ctx,
+            client,
+            options,
+            name,
             "events".to_string(),
-            format!(
-                "COPY (SELECT *, CAST(time AS DATE) AS date FROM events{since}) TO '{}/' \
-                 STORED AS PARQUET PARTITIONED BY (date) {ROW_GROUPS}",
-                options.out.join("events").display()
-            ),
-        ),
+            rows,
+            started,
+        )
+        .await;
+    }
+    let (path, copy) = match name {
         "event_context" => (
             "event_context.parquet".to_string(),
             format!(
@@ -388,6 +384,19 @@ async fn export_table(
         .first()
         .and_then(|b| b.column(0).as_any().downcast_ref::<UInt64Array>())
         .map_or(0, |counts| counts.value(0));
+    table_entry(ctx, client, options, name, path, rows, started).await
+}
+
+/// The manifest's entry for a table just written.
+async fn table_entry(
+    ctx: &SessionContext,
+    client: &crate::api::Client,
+    options: &ExportOptions,
+    name: &str,
+    path: String,
+    rows: u64,
+    started: usize,
+) -> Result<TableEntry> {
     let requests = requests_of(client, name, started);
     let schema = ctx.table_provider(name).await?.schema();
     let columns = schema
@@ -422,4 +431,80 @@ fn requests_of(client: &crate::api::Client, table: &str, started: usize) -> u64 
         .iter()
         .filter(|r| r.table_name == table)
         .count() as u64
+}
+
+/// Write a query's events into `dir/date=YYYY-MM-DD/` folders as it streams.
+/// The API sends events newest first, so a day is finished once an older day
+/// appears: its file is closed then, and only a day or two are open at a time
+/// (DataFusion's partitioned COPY keeps every day's writer open to the end).
+/// Out of order, a day gets another file. Returns the rows written.
+async fn write_by_day(ctx: &SessionContext, select: &str, dir: &Path) -> Result<u64> {
+    use datafusion::arrow::array::{BooleanArray, TimestampMicrosecondArray};
+    use datafusion::arrow::compute::filter_record_batch;
+    use futures::StreamExt;
+    use std::collections::BTreeMap;
+
+    let io = |e: std::io::Error| DataFusionError::Execution(format!("{}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let frame = ctx.sql(select).await?;
+    let schema: SchemaRef = frame.schema().inner().clone();
+    let time = schema.index_of("time")?;
+    let mut stream = frame.execute_stream().await?;
+    // Open files by day (days since 1970; None: no time).
+    let mut open: BTreeMap<Option<i64>, ArrowWriter<File>> = BTreeMap::new();
+    let mut files = 0_u64;
+    let mut rows = 0_u64;
+    const MICROS_PER_DAY: i64 = 86_400_000_000;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let times = batch
+            .column(time)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .ok_or_else(|| DataFusionError::Internal("events.time is not microseconds".into()))?;
+        let day_of =
+            |i: usize| (!times.is_null(i)).then(|| times.value(i).div_euclid(MICROS_PER_DAY));
+        let mut days: Vec<Option<i64>> = (0..batch.num_rows()).map(day_of).collect();
+        days.sort_unstable();
+        days.dedup();
+        for day in &days {
+            let keep: BooleanArray = (0..batch.num_rows())
+                .map(|i| Some(day_of(i) == *day))
+                .collect();
+            let part = filter_record_batch(&batch, &keep)?;
+            if !open.contains_key(day) {
+                let folder = match day {
+                    Some(d) => chrono::DateTime::from_timestamp(d * 86_400, 0)
+                        .map(|t| format!("date={}", t.format("%Y-%m-%d")))
+                        .unwrap_or_else(|| "date=__HIVE_DEFAULT_PARTITION__".to_string()),
+                    None => "date=__HIVE_DEFAULT_PARTITION__".to_string(),
+                };
+                std::fs::create_dir_all(dir.join(&folder)).map_err(io)?;
+                files += 1;
+                let file = File::create(dir.join(&folder).join(format!("part-{files:05}.parquet")))
+                    .map_err(io)?;
+                open.insert(*day, ArrowWriter::try_new(file, schema.clone(), None)?);
+            }
+            if let Some(writer) = open.get_mut(day) {
+                writer.write(&part)?;
+            }
+            rows += part.num_rows() as u64;
+        }
+        // Days newer than this batch's newest are done (input newest first).
+        let newest = days.iter().max().copied().flatten();
+        let done: Vec<Option<i64>> = open
+            .keys()
+            .filter(|d| matches!((d, newest), (Some(d), Some(n)) if *d > n))
+            .copied()
+            .collect();
+        for day in done {
+            if let Some(writer) = open.remove(&day) {
+                writer.close()?;
+            }
+        }
+    }
+    for (_, writer) in open {
+        writer.close()?;
+    }
+    Ok(rows)
 }

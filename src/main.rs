@@ -283,16 +283,12 @@ async fn run_check(cli: &Cli, args: &CheckArgs, ctx: &SessionContext) -> Result<
         .map_err(anyhow::Error::msg)?;
     let results = check::run(ctx, controls).await;
     match &cli.output {
-        Some(path) => {
-            let atomic = cli::export::AtomicPath::new(path)
-                .with_context(|| format!("--output {}", path.display()))?;
-            let mut file = std::fs::File::create(atomic.temp())
-                .with_context(|| format!("--output {}", path.display()))?;
-            check::write_report(&mut file, args.format, &results)?;
-            atomic
-                .commit()
-                .with_context(|| format!("--output {}", path.display()))?;
-        }
+        Some(path) => cli::export::write_atomically(path, |mut file| {
+            check::write_report(&mut file, args.format, &results).map_err(|e| {
+                datafusion::error::DataFusionError::Execution(format!("{}: {e}", path.display()))
+            })
+        })
+        .map_err(|e| anyhow::anyhow!("--output: {}", cli::error_message(&e)))?,
         None => check::write_report(&mut std::io::stdout().lock(), args.format, &results)?,
     }
     Ok(ExitCode::from(check::exit_code(&results)))

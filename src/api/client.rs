@@ -198,7 +198,17 @@ impl Client {
 
     /// Every request sent so far, retries included; cache hits are not requests.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        self.inner.log.snapshot()
+        self.inner.log.since(0)
+    }
+
+    /// The requests sent after the first `start` (a count from `request_count`).
+    pub fn requests_since(&self, start: usize) -> Vec<RequestRecord> {
+        self.inner.log.since(start)
+    }
+
+    /// How many requests the session has sent.
+    pub fn request_count(&self) -> usize {
+        self.inner.log.len()
     }
 
     /// Forget cached pages, of one table or all: the next scans fetch afresh.

@@ -50,10 +50,13 @@ impl RequestLog {
         }
     }
 
-    pub fn snapshot(&self) -> Vec<RequestRecord> {
-        self.records
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// The records from index `start` on (all of them from 0).
+    pub fn since(&self, start: usize) -> Vec<RequestRecord> {
+        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        records.get(start..).unwrap_or_default().to_vec()
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }

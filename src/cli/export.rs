@@ -129,6 +129,18 @@ fn is_local(target: &str) -> bool {
     target.starts_with("file://") || !target.contains("://")
 }
 
+/// An I/O error, naming the path it happened at.
+fn io_at(path: &Path) -> impl Fn(std::io::Error) -> DataFusionError + Copy + '_ {
+    move |e| DataFusionError::Execution(format!("{}: {e}", path.display()))
+}
+
+/// Write the file `path` through `write`, atomically.
+pub fn write_atomically(path: &Path, write: impl FnOnce(File) -> Result<()>) -> Result<()> {
+    let atomic = AtomicPath::new(path).map_err(io_at(path))?;
+    write(File::create(atomic.temp()).map_err(io_at(path))?)?;
+    atomic.commit().map_err(io_at(path))
+}
+
 /// `--output FILE`: the result in `format` (Parquet too), written atomically.
 pub fn write_file(
     path: &Path,
@@ -136,24 +148,23 @@ pub fn write_file(
     schema: &SchemaRef,
     batches: &[RecordBatch],
 ) -> Result<()> {
-    let io = |e: std::io::Error| DataFusionError::Execution(format!("{}: {e}", path.display()));
-    let atomic = AtomicPath::new(path).map_err(io)?;
-    let file = File::create(atomic.temp()).map_err(io)?;
-    match format {
-        Format::Parquet => {
-            let mut writer = ArrowWriter::try_new(file, schema.clone(), None)?;
-            for batch in batches {
-                writer.write(batch)?;
+    write_atomically(path, |file| {
+        match format {
+            Format::Parquet => {
+                let mut writer = ArrowWriter::try_new(file, schema.clone(), None)?;
+                for batch in batches {
+                    writer.write(batch)?;
+                }
+                writer.close()?;
             }
-            writer.close()?;
+            other => {
+                let mut out = BufWriter::new(file);
+                output::print(&mut out, other, schema, batches, None)?;
+                out.flush().map_err(io_at(path))?;
+            }
         }
-        other => {
-            let mut out = BufWriter::new(file);
-            output::print(&mut out, other, schema, batches, None)?;
-            out.flush().map_err(io)?;
-        }
-    }
-    atomic.commit().map_err(io)
+        Ok(())
+    })
 }
 
 /// What `orgsql export` writes.
@@ -199,8 +210,7 @@ pub async fn export(
             })
             .collect::<Result<_>>()?,
     };
-    let io =
-        |e: std::io::Error| DataFusionError::Execution(format!("{}: {e}", options.out.display()));
+    let io = io_at(&options.out);
     std::fs::create_dir_all(&options.out).map_err(io)?;
     let exported_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     // The audit log only grows: with events already in the folder (and no
@@ -212,7 +222,7 @@ pub async fn export(
         .filter(|_| options.since.is_none());
     let mut entries = Vec::new();
     for name in tables {
-        let started = client.requests().len();
+        let started = client.request_count();
         let progress = super::progress::Progress::start(client);
         let result = export_table(ctx, client, options, name, &previous, started).await;
         progress.finish();
@@ -234,9 +244,9 @@ pub async fn export(
     let text = serde_json::to_string_pretty(&manifest)
         .map_err(|e| DataFusionError::Execution(format!("manifest: {e}")))?;
     let target = options.out.join(MANIFEST);
-    let atomic = AtomicPath::new(&target).map_err(io)?;
-    std::fs::write(atomic.temp(), text + "\n").map_err(io)?;
-    atomic.commit().map_err(io)?;
+    write_atomically(&target, |mut file| {
+        writeln!(file, "{text}").map_err(io_at(&target))
+    })?;
     Ok(manifest)
 }
 
@@ -274,7 +284,7 @@ async fn append_events(
     previous: &TableEntry,
     started: usize,
 ) -> Result<TableEntry> {
-    let io = |e: std::io::Error| DataFusionError::Execution(format!("{}: {e}", out.display()));
+    let io = io_at(out);
     let events = out.join(&previous.path);
     let newest = previous
         .newest
@@ -339,9 +349,7 @@ async fn export_table(
         None => String::new(),
     };
     if name == "events" {
-        let io = |e: std::io::Error| {
-            DataFusionError::Execution(format!("{}: {e}", options.out.display()))
-        };
+        let io = io_at(&options.out);
         let staging = AtomicPath::new(&options.out.join("events")).map_err(io)?;
         let rows = write_by_day(ctx, &format!("SELECT * FROM events{since}"), staging.temp())
             .await
@@ -425,9 +433,7 @@ async fn table_entry(
 /// Requests a table's scans sent since log entry `started`.
 fn requests_of(client: &crate::api::Client, table: &str, started: usize) -> u64 {
     client
-        .requests()
-        .get(started..)
-        .unwrap_or_default()
+        .requests_since(started)
         .iter()
         .filter(|r| r.table_name == table)
         .count() as u64
@@ -444,7 +450,7 @@ async fn write_by_day(ctx: &SessionContext, select: &str, dir: &Path) -> Result<
     use futures::StreamExt;
     use std::collections::BTreeMap;
 
-    let io = |e: std::io::Error| DataFusionError::Execution(format!("{}: {e}", dir.display()));
+    let io = io_at(dir);
     std::fs::create_dir_all(dir).map_err(io)?;
     let frame = ctx.sql(select).await?;
     let schema: SchemaRef = frame.schema().inner().clone();

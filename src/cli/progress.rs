@@ -21,14 +21,13 @@ impl Progress {
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         let client = client.clone();
-        let first = client.requests().len();
+        let first = client.request_count();
         let shown = bar.clone();
         let ticker = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(120));
             loop {
                 tick.tick().await;
-                let log = client.requests();
-                let new = log.get(first..).unwrap_or_default();
+                let new = client.requests_since(first);
                 if new.is_empty() {
                     continue;
                 }

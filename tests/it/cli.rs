@@ -1,11 +1,9 @@
 //! The real `orgsql` binary, end to end.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 
-use common::*;
+use crate::common::*;
 use orgsql::emulator::Faults;
 
 fn orgsql() -> Command {

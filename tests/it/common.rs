@@ -1,5 +1,4 @@
 //! Shared by the integration tests: an emulator, a client on it, SQL to rows.
-#![allow(dead_code)]
 
 use std::time::Duration;
 
@@ -92,9 +91,4 @@ pub async fn column(ctx: &SessionContext, sql: &str) -> Vec<String> {
         .into_iter()
         .map(|mut r| r.swap_remove(0))
         .collect()
-}
-
-/// How the tables print a time the emulator generated.
-pub fn time_text(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

@@ -1,9 +1,7 @@
 //! `orgsql diff`: between two exports of an organization that changed, the
 //! diff reports exactly the changes made, and both can be queried as schemas.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use orgsql::cli::export::{ExportOptions, export};
 use orgsql::emulator::{Emulator, Faults};
 

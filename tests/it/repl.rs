@@ -1,12 +1,10 @@
 //! The REPL, driven through a pseudo-terminal as a user would: the real
 //! binary against the emulator.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use orgsql::emulator::Faults;
 use rexpect::reader::Options;
 use rexpect::session::{PtySession, spawn_with_options};

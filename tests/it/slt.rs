@@ -2,11 +2,9 @@
 //! organization (the demo org's seed and size, with a pinned clock), each file
 //! in a fresh session on a fresh client (its own page cache and request log).
 //!
-//! `SLT_COMPLETE=1 cargo test --test slt` rewrites the expected output in
+//! `SLT_COMPLETE=1 cargo test slt` rewrites the expected output in
 //! place; only for authoring: every expected value must be justified by the
 //! generator or be a self-check (see the comments in the files).
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,7 +27,7 @@ struct OrgDb {
 
 impl OrgDb {
     fn new(config: ClientConfig) -> Result<Self, DataFusionError> {
-        let client = Client::new(common::fast_retries(config))
+        let client = Client::new(crate::common::fast_retries(config))
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         Ok(Self {
             ctx: orgsql::session(&client)?,
@@ -65,7 +63,7 @@ impl AsyncDB for OrgDb {
             .iter()
             .map(|f| column_type(f.data_type()))
             .collect();
-        let rows = common::rows(&batches)
+        let rows = crate::common::rows(&batches)
             .into_iter()
             .map(|row| {
                 row.into_iter()
@@ -104,15 +102,15 @@ fn slt_files() -> Vec<PathBuf> {
     files
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() {
+#[tokio::test(flavor = "multi_thread")]
+async fn every_slt_file_passes() {
     let spec = OrgSpec {
         seed: 42,
         users: 250,
         events: 3000,
-        now: common::fixed_now(),
+        now: crate::common::fixed_now(),
     };
-    let emu = common::emulator(spec, Faults::default(), None).await;
+    let emu = crate::common::emulator(spec, Faults::default(), None).await;
     let complete = std::env::var("SLT_COMPLETE").is_ok_and(|v| v == "1");
     let files = slt_files();
     assert!(!files.is_empty(), "no tests/slt/*.slt files");
@@ -152,8 +150,5 @@ async fn main() {
         }
         runner.shutdown_async().await;
     }
-    if failed > 0 {
-        eprintln!("{failed} of {} slt files failed", files.len());
-        std::process::exit(1);
-    }
+    assert_eq!(failed, 0, "{failed} of {} slt files failed", files.len());
 }

@@ -1,11 +1,9 @@
 //! `orgsql check` through the real binary: exit codes for cron and CI, the
 //! JUnit report, users' own controls, and the pack on the demo org.
 
-mod common;
-
 use std::process::{Command, Output};
 
-use common::*;
+use crate::common::*;
 use orgsql::emulator::{Emulator, Faults};
 
 fn check(emu: &Emulator, args: &[&str]) -> Output {

@@ -1,11 +1,9 @@
 //! Results written to files: read back by an independent reader, and never
 //! half-written — a failing query leaves no file and an old file untouched.
 
-mod common;
-
 use std::fs::File;
 
-use common::*;
+use crate::common::*;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::prelude::SessionContext;
 use orgsql::api::{Client, RetryPolicy};

@@ -1,10 +1,8 @@
 //! Filters reach the API: a bounded question costs requests in proportion to
 //! its answer, not to the whole audit log. Proven by the emulator's counts.
 
-mod common;
-
+use crate::common::*;
 use chrono::Duration;
-use common::*;
 use orgsql::emulator::Faults;
 
 /// /events answers at most 500 events a page.

@@ -1,11 +1,9 @@
 //! Real SQL through the real HTTP client against the emulator: every table
 //! returns the emulator's rows, across pages.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::*;
+use crate::common::*;
 use orgsql::emulator::Faults;
 
 #[tokio::test]

@@ -3,11 +3,9 @@
 //! configured, and a gone user is no rows rather than a failed query.
 //! Request counts come from the emulator.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use orgsql::emulator::Faults;
 
 const USER_ROLES: &str = "/users/{accountId}/role-assignments";

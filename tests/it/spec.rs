@@ -1,13 +1,11 @@
 //! The emulator's responses validate against Atlassian's published OpenAPI
 //! spec (a copy in tests/fixtures/spec), success and error bodies alike.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use orgsql::emulator::{Emulator, Faults};
 use serde_json::{Value, json};
 
-const SPEC: &str = include_str!("fixtures/spec/organization.openapi.2026-08-21.json");
+const SPEC: &str = include_str!("../fixtures/spec/organization.openapi.2026-08-21.json");
 
 /// OpenAPI 3.0 schemas are JSON Schema but for `nullable`: turn it into a
 /// type that admits null, everywhere.

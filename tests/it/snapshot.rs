@@ -1,9 +1,7 @@
 //! `orgsql export` and `--snapshot`: an export read back offline answers as
 //! the live organization does, with the same table names and schemas.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use orgsql::cli::export::{ExportOptions, export};
 use orgsql::emulator::Faults;
 

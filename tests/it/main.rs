@@ -1,0 +1,17 @@
+//! The integration tests, one binary (each test binary links DataFusion):
+//! the emulator on loopback, the library, and the real `orgsql` binary.
+
+mod common;
+
+mod check;
+mod cli;
+mod diff;
+mod export;
+mod fanout;
+mod fixtures;
+mod pushdown;
+mod repl;
+mod slt;
+mod snapshot;
+mod spec;
+mod tables;

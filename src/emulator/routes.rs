@@ -1088,15 +1088,11 @@ fn user_role_assignments(r: &Request, dir: &str, account: &str) -> Reply {
     let user = find_user(r, account)?;
     let size = r.query_limit(20, 100)?;
     let [roles, resources, owners] = role_filters(r)?;
-    // One item per resource, its roles grouped, as the API sends them.
+    // One item per resource, its roles grouped, as the API sends them. The
+    // item's fields describe the resource, whichever of its roles the
+    // filters keep.
     let mut items: Vec<(String, &'static str, Option<usize>, Vec<UserRole>)> = Vec::new();
     for role in org.user_roles(user) {
-        if !keep(&roles, role.role)
-            || !keep(&resources, &role.resource_id)
-            || !keep(&owners, role.resource_owner)
-        {
-            continue;
-        }
         match items.iter_mut().find(|i| i.0 == role.resource_id) {
             Some(item) => item.3.push(role),
             None => items.push((
@@ -1107,6 +1103,12 @@ fn user_role_assignments(r: &Request, dir: &str, account: &str) -> Reply {
             )),
         }
     }
+    for item in &mut items {
+        item.3.retain(|role| keep(&roles, role.role));
+    }
+    items.retain(|(resource, owner, _, roles)| {
+        !roles.is_empty() && keep(&resources, resource) && keep(&owners, owner)
+    });
     let (page, next) = r.page(&items, r.param("cursor"), size)?;
     let data = page
         .iter()

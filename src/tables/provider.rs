@@ -4,14 +4,18 @@
 //! that streams one batch per page, fans out per user or group with bounded
 //! concurrency, and narrows that fan-out by the keys a join has already seen.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::array::BooleanArray;
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::json::ReaderBuilder;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -536,6 +540,15 @@ impl<R: Resource> ApiScanExec<R> {
         match fetch {
             Fetch::Listings(requests) => {
                 let org_id = client.org_id().to_string();
+                // Calls that split one filter list can return the same item
+                // twice (a user in groups of two chunks): keep a row once.
+                let mut seen = match (requests.len() > 1 && !R::KEY.is_empty())
+                    .then(|| SeenKeys::new(&schema, R::KEY))
+                    .transpose()
+                {
+                    Ok(seen) => seen,
+                    Err(e) => return stream::once(async move { Err(e) }).boxed(),
+                };
                 stream::iter(requests)
                     .flat_map(move |request| client.pages::<R::Data>(tagged::<R>(request)))
                     .filter_map(move |page| {
@@ -546,6 +559,10 @@ impl<R: Resource> ApiScanExec<R> {
                         let batch = page
                             .map_err(external)
                             .and_then(|data| rows_to_batch::<R>(&schema, &origin, data))
+                            .and_then(|batch| match (batch, seen.as_mut()) {
+                                (Some(batch), Some(seen)) => seen.first_sightings(&batch),
+                                (batch, _) => Ok(batch),
+                            })
                             .transpose();
                         futures::future::ready(batch)
                     })
@@ -553,6 +570,49 @@ impl<R: Resource> ApiScanExec<R> {
             }
             Fetch::PerParent(fan_out) => fan_out_batches::<R>(client, schema, fan_out),
         }
+    }
+}
+
+/// The keys of the rows a scan has yielded, to drop a row seen before.
+struct SeenKeys {
+    columns: Vec<usize>,
+    converter: RowConverter,
+    keys: HashSet<OwnedRow>,
+}
+
+impl SeenKeys {
+    fn new(schema: &SchemaRef, key: &[&str]) -> Result<Self> {
+        let columns = key
+            .iter()
+            .map(|name| schema.index_of(name))
+            .collect::<std::result::Result<Vec<usize>, _>>()?;
+        let fields = columns
+            .iter()
+            .map(|&i| SortField::new(schema.field(i).data_type().clone()))
+            .collect();
+        Ok(Self {
+            columns,
+            converter: RowConverter::new(fields)?,
+            keys: HashSet::new(),
+        })
+    }
+
+    /// The rows of `batch` whose key has not been seen; `None` if none is new.
+    fn first_sightings(&mut self, batch: &RecordBatch) -> Result<Option<RecordBatch>> {
+        let arrays: Vec<_> = self
+            .columns
+            .iter()
+            .map(|&i| batch.column(i).clone())
+            .collect();
+        let rows = self.converter.convert_columns(&arrays)?;
+        let fresh: BooleanArray = rows
+            .iter()
+            .map(|row| Some(self.keys.insert(row.owned())))
+            .collect();
+        if fresh.true_count() == 0 {
+            return Ok(None);
+        }
+        Ok(Some(filter_record_batch(batch, &fresh)?))
     }
 }
 

@@ -59,6 +59,7 @@ async fn emulator(users: usize, events: usize, latency_ms: u64) -> Emulator {
         },
         page_size_cap: None,
         port: 0,
+        limits: None,
     })
     .await
     .expect("emulator starts")

@@ -12,7 +12,7 @@ use datafusion::prelude::SessionContext;
 use orgsql::api::{Client, ClientConfig, DEFAULT_CACHE_TTL, DEFAULT_CONCURRENCY};
 use orgsql::cli::check::{self, Report};
 use orgsql::cli::{self, Format};
-use orgsql::emulator::{Emulator, EmulatorConfig, Faults, OrgSpec};
+use orgsql::emulator::{Emulator, EmulatorConfig, Faults, OrgSpec, RateLimits};
 
 /// SQL over an Atlassian Cloud organization: users, groups, workspaces, audit
 /// events and policies as tables, paged lazily from the Admin API.
@@ -166,6 +166,31 @@ struct EmulatorArgs {
     /// Fail every N-th request, alternately with 429 and 503
     #[arg(long, value_name = "N")]
     fail_every: Option<u64>,
+    /// Enforce the API's documented rate budgets (429 when one is spent)
+    #[arg(long, value_enum, default_value = "on", value_name = "on|off")]
+    rate_limits: Switch,
+    /// Run the budgets' clock this many times faster (60: a documented
+    /// minute lasts one second)
+    #[arg(long, default_value_t = 1.0, value_name = "X", value_parser = time_scale)]
+    time_scale: f64,
+    /// Requests a minute allowed to endpoints whose budget is not published
+    #[arg(long, default_value_t = RateLimits::DEFAULT_PER_MINUTE, value_name = "N")]
+    default_limit: u32,
+}
+
+fn time_scale(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!(
+            "{text:?} is not a positive number (1 is real time, 60 a minute a second)"
+        )),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 fn main() -> ExitCode {
@@ -227,7 +252,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     // Kept alive for the whole run in --demo mode.
     let mut demo = None;
     let mut config = if cli.demo {
-        let emulator = Emulator::start(EmulatorConfig::default())
+        let emulator = Emulator::start(EmulatorConfig::demo())
             .await
             .context("starting the demo emulator")?;
         let config = emulator.client_config();
@@ -384,6 +409,10 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<()> {
         },
         page_size_cap: None,
         port: args.port,
+        limits: (args.rate_limits == Switch::On).then_some(RateLimits {
+            time_scale: args.time_scale,
+            default_per_minute: args.default_limit,
+        }),
     };
     let emulator = Emulator::start(config)
         .await

@@ -33,11 +33,26 @@ pub struct TableEntry {
     pub rows: u64,
     /// API requests the export of this table made.
     pub requests: u64,
-    /// events: the newest event's time; the next export fetches only what
-    /// came after it.
+    /// events: the newest event's time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newest: Option<String>,
+    /// events and event_context: where the polling audit API stood when the
+    /// export ended; the next export into the folder starts there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamPosition>,
     pub columns: Vec<ColumnEntry>,
+}
+
+/// A position in `/events-stream`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamPosition {
+    /// The last page's `meta.next`: asked again, it answers with the events
+    /// processed since.
+    pub cursor: String,
+    /// The newest processing time read (RFC 3339), for when the API no
+    /// longer takes the cursor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processed_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

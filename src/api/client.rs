@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::cache::PageCache;
 use super::log::{RequestLog, RequestRecord};
+use super::pacer::{Pacer, Wait};
 use super::paging::{Envelope, PageItems, next_cursor};
 use super::retry::{RetryPolicy, is_retryable};
 use super::{ApiError, ApiKey, api_message};
@@ -83,6 +84,10 @@ pub struct PageRequest {
     pub cursor_in: CursorIn,
     /// The table whose scan sends it, for `orgsql_requests`.
     pub table: &'static str,
+    /// A polling listing (`/events-stream`) hands out a next cursor on every
+    /// page, the last one too: an empty page ends it. (A short page does not:
+    /// the API may answer fewer items than asked for before the end.)
+    pub polling: bool,
 }
 
 impl PageRequest {
@@ -95,6 +100,7 @@ impl PageRequest {
             body: None,
             cursor_in: CursorIn::Query,
             table: "",
+            polling: false,
         }
     }
 
@@ -107,11 +113,18 @@ impl PageRequest {
             body: Some(body),
             cursor_in,
             table: "",
+            polling: false,
         }
     }
 
     pub fn path_param(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.path_params.push((name, value.into()));
+        self
+    }
+
+    /// A polling listing (see `polling`).
+    pub fn polling(mut self) -> Self {
+        self.polling = true;
         self
     }
 
@@ -124,6 +137,15 @@ impl PageRequest {
     pub fn endpoint(&self) -> String {
         format!("{} {}", self.method, self.template)
     }
+}
+
+/// One page of a listing.
+pub struct Page<T> {
+    pub data: T,
+    /// The answer as it came, for decoding it again another way.
+    pub body: Bytes,
+    /// The next page's cursor; `None` on the last page.
+    pub next: Option<String>,
 }
 
 #[derive(Clone)]
@@ -140,6 +162,7 @@ struct Inner {
     concurrency: usize,
     cache: PageCache,
     log: RequestLog,
+    pacer: Pacer,
 }
 
 impl std::fmt::Debug for Client {
@@ -183,6 +206,7 @@ impl Client {
                 concurrency: config.concurrency.max(1),
                 cache: PageCache::new(config.cache_ttl),
                 log: RequestLog::default(),
+                pacer: Pacer::default(),
             }),
         })
     }
@@ -209,6 +233,12 @@ impl Client {
     /// How many requests the session has sent.
     pub fn request_count(&self) -> usize {
         self.inner.log.len()
+    }
+
+    /// The longest wait for a rate budget going on now, if it is long enough
+    /// to tell the user about.
+    pub fn longest_wait(&self) -> Option<Wait> {
+        self.inner.pacer.longest_wait()
     }
 
     /// Forget cached pages, of one table or all: the next scans fetch afresh.
@@ -240,24 +270,13 @@ impl Client {
             if state.done {
                 return Ok(None);
             }
-            let (body, logged) = state
+            let page: Page<T> = state
                 .client
-                .send(&state.request, state.cursor.as_deref())
+                .page(&state.request, state.cursor.as_deref())
                 .await?;
-            let decode_error = |detail: String| ApiError::Decode {
-                endpoint: state.request.endpoint(),
-                detail,
-            };
-            let page: Envelope<T> =
-                serde_json::from_slice(&body).map_err(|e| decode_error(e.to_string()))?;
-            if let Some(index) = logged {
-                state
-                    .client
-                    .inner
-                    .log
-                    .set_rows(index, page.data.item_count());
-            }
-            match next_cursor(&page).map_err(decode_error)? {
+            let drained = state.request.polling && page.data.item_count() == 0;
+            match page.next {
+                Some(_) if drained => state.done = true,
                 Some(next) => {
                     if !state.seen.insert(next.clone()) {
                         return Err(ApiError::RepeatedCursor {
@@ -271,6 +290,34 @@ impl Client {
             Ok(Some((page.data, state)))
         })
         .boxed()
+    }
+
+    /// One page of a listing, decoded: its `data`, its raw body and the
+    /// cursor of the next page.
+    pub async fn page<T>(
+        &self,
+        request: &PageRequest,
+        cursor: Option<&str>,
+    ) -> Result<Page<T>, ApiError>
+    where
+        T: DeserializeOwned + PageItems,
+    {
+        let (body, logged) = self.send(request, cursor).await?;
+        let decode_error = |detail: String| ApiError::Decode {
+            endpoint: request.endpoint(),
+            detail,
+        };
+        let page: Envelope<T> =
+            serde_json::from_slice(&body).map_err(|e| decode_error(e.to_string()))?;
+        if let Some(index) = logged {
+            self.inner.log.set_rows(index, page.data.item_count());
+        }
+        let next = next_cursor(&page).map_err(decode_error)?;
+        Ok(Page {
+            data: page.data,
+            body,
+            next,
+        })
     }
 
     /// One page: from the session cache, or fetched with retries. Returns the
@@ -311,7 +358,8 @@ impl Client {
         Ok((body.clone(), logged))
     }
 
-    /// Send one request, retrying what is worth retrying; every attempt is logged.
+    /// Send one request when its rate budget allows, retrying what is worth
+    /// retrying; every attempt is logged, with the time it waited.
     async fn fetch(
         &self,
         request: &PageRequest,
@@ -320,9 +368,21 @@ impl Client {
     ) -> Result<(Bytes, usize), ApiError> {
         let endpoint = request.endpoint();
         let policy = &self.inner.retry;
+        let pacer = &self.inner.pacer;
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let waited = pacer
+                .acquire(&endpoint, policy.max_delay)
+                .await
+                .map_err(|wait| ApiError::WaitTooLong {
+                    endpoint: endpoint.clone(),
+                    wait: wait
+                        .until
+                        .saturating_duration_since(std::time::Instant::now()),
+                    max: policy.max_delay,
+                    why: wait.why,
+                })?;
             let started_at = chrono::Utc::now();
             let clock = std::time::Instant::now();
             let result = self.build(request, url.clone(), cursor).send().await;
@@ -333,14 +393,16 @@ impl Client {
                     endpoint: request.template,
                     status,
                     duration_ms: clock.elapsed().as_secs_f64() * 1000.0,
+                    wait_ms: waited.as_secs_f64() * 1000.0,
                     attempt,
                     rows: None,
                     bytes: None,
                     table_name: request.table,
                 })
             };
-            let (status, detail, headers) = match result {
+            let (status, detail, delay) = match result {
                 Ok(response) if response.status().is_success() => {
+                    pacer.answered(&endpoint, Some(response.headers()));
                     let status = response.status().as_u16();
                     let body = response.bytes().await.map_err(|e| ApiError::Transport {
                         endpoint: endpoint.clone(),
@@ -359,19 +421,40 @@ impl Client {
                     let body = response.bytes().await.unwrap_or_default();
                     let message = api_message(&body);
                     if !is_retryable(status) {
+                        pacer.answered(&endpoint, Some(&headers));
                         return Err(ApiError::Status {
                             endpoint,
                             status,
                             message,
                         });
                     }
-                    (status, format!("HTTP {status}: {message}"), Some(headers))
+                    let delay = policy.delay(attempt, Some(&headers), chrono::Utc::now());
+                    if status == 429 {
+                        if delay > policy.max_delay {
+                            pacer.throttled(&endpoint, std::time::Duration::ZERO);
+                            return Err(ApiError::WaitTooLong {
+                                endpoint,
+                                wait: delay,
+                                max: policy.max_delay,
+                                why: format!("the API answered 429 ({message}) and asks for that"),
+                            });
+                        }
+                        // The pacer holds the budget; the next attempt waits there.
+                        pacer.throttled(&endpoint, delay);
+                    } else {
+                        pacer.answered(&endpoint, Some(&headers));
+                    }
+                    let delay = (status != 429).then_some(delay);
+                    (status, format!("HTTP {status}: {message}"), delay)
                 }
                 Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
+                    pacer.answered(&endpoint, None);
                     log(None);
-                    (0, e.without_url().to_string(), None)
+                    let delay = policy.delay(attempt, None, chrono::Utc::now());
+                    (0, e.without_url().to_string(), Some(delay))
                 }
                 Err(e) => {
+                    pacer.answered(&endpoint, None);
                     log(None);
                     return Err(ApiError::Transport {
                         endpoint,
@@ -393,7 +476,9 @@ impl Client {
                     },
                 });
             }
-            tokio::time::sleep(policy.delay(attempt, headers.as_ref(), chrono::Utc::now())).await;
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay.min(policy.max_delay)).await;
+            }
         }
     }
 

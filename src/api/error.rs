@@ -30,6 +30,30 @@ pub enum ApiError {
     Decode { endpoint: String, detail: String },
     #[error("{endpoint}: refused: orgsql only calls read endpoints")]
     NotReadOnly { endpoint: String },
+    #[error(
+        "{endpoint}: the next request would have to wait {}: {why}. orgsql waits at most {} \
+         (--max-wait); try again later, or raise --max-wait",
+        duration_words(*wait),
+        duration_words(*max)
+    )]
+    WaitTooLong {
+        endpoint: String,
+        wait: std::time::Duration,
+        max: std::time::Duration,
+        why: String,
+    },
+}
+
+/// A duration as people say it: "45 s", "3 min 20 s", "24 h".
+pub fn duration_words(d: std::time::Duration) -> String {
+    let secs = d.as_secs_f64().ceil() as u64;
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 if secs.is_multiple_of(60) => format!("{} min", secs / 60),
+        60..3600 => format!("{} min {} s", secs / 60, secs % 60),
+        _ if secs.is_multiple_of(3600) => format!("{} h", secs / 3600),
+        _ => format!("{} h {} min", secs / 3600, secs % 3600 / 60),
+    }
 }
 
 fn hint_for(status: u16) -> &'static str {
@@ -47,7 +71,8 @@ fn hint_for(status: u16) -> &'static str {
              admin.atlassian.com/o/<org id>/overview"
         }
         429 => {
-            ". Hint: the rate limit did not reset in time; try again later or raise --max-retries"
+            ". Hint: the rate limit did not reset in time; try again later, or raise --max-retries \
+             or --max-wait"
         }
         _ => "",
     }

@@ -13,6 +13,8 @@ pub struct RequestRecord {
     /// HTTP status; `None` when no answer came (connection error, timeout).
     pub status: Option<u16>,
     pub duration_ms: f64,
+    /// Time it waited for its rate budget before it was sent.
+    pub wait_ms: f64,
     /// 1 for the first try, 2 for the first retry, ...
     pub attempt: u32,
     /// Items in the page's `data`, once decoded.

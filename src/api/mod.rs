@@ -1,19 +1,22 @@
 //! The Atlassian Admin API client: auth, base URL, paging, retries, errors.
 
+pub mod budgets;
 mod cache;
 mod client;
 mod error;
 mod log;
+mod pacer;
 mod paging;
 mod retry;
 
 pub use client::{
-    Client, ClientConfig, CursorIn, DEFAULT_CACHE_TTL, DEFAULT_CONCURRENCY, PageRequest,
+    Client, ClientConfig, CursorIn, DEFAULT_CACHE_TTL, DEFAULT_CONCURRENCY, Page, PageRequest,
 };
-pub use error::{ApiError, api_message};
+pub use error::{ApiError, api_message, duration_words};
 pub use log::RequestRecord;
+pub use pacer::Wait;
 pub use paging::{Envelope, PageItems, next_cursor};
-pub use retry::RetryPolicy;
+pub use retry::{DEFAULT_MAX_WAIT, RetryPolicy};
 
 use std::fmt;
 

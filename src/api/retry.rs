@@ -13,16 +13,20 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// First backoff step when the server gives no hint; doubles each attempt.
     pub base_delay: Duration,
-    /// Longest single wait, whatever the server asks for.
+    /// The longest wait accepted for one request: a server that asks for
+    /// longer fails the request with a message saying so.
     pub max_delay: Duration,
 }
+
+/// How long orgsql waits at most, by default, before one request.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(120);
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
             max_attempts: 6,
             base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(90),
+            max_delay: DEFAULT_MAX_WAIT,
         }
     }
 }
@@ -33,11 +37,12 @@ pub fn is_retryable(status: u16) -> bool {
 }
 
 impl RetryPolicy {
-    /// How long to wait before attempt `attempt + 1`, given the failed response's headers.
+    /// How long to wait before attempt `attempt + 1`: the server's hint, else
+    /// backoff. Not capped: the caller decides whether it is too long.
     pub fn delay(&self, attempt: u32, headers: Option<&HeaderMap>, now: DateTime<Utc>) -> Duration {
-        let hinted = headers.and_then(|h| retry_after(h, now).or_else(|| rate_limit_reset(h, now)));
-        let wait = hinted.unwrap_or_else(|| self.backoff(attempt));
-        wait.min(self.max_delay)
+        headers
+            .and_then(|h| hint(h, now))
+            .unwrap_or_else(|| self.backoff(attempt))
     }
 
     /// Exponential backoff with "equal jitter": half fixed, half random, so many
@@ -53,6 +58,12 @@ impl RetryPolicy {
     }
 }
 
+/// The server's word on when to come back: `Retry-After`, else
+/// `X-RateLimit-Reset` when nothing remains.
+pub fn hint(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    retry_after(headers, now).or_else(|| rate_limit_reset(headers, now))
+}
+
 /// `Retry-After`: delay in seconds or an HTTP date.
 fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
     let value = headers.get("retry-after")?.to_str().ok()?.trim();
@@ -63,18 +74,24 @@ fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
     Some(until(at.with_timezone(&Utc), now))
 }
 
-/// `X-RateLimit-Reset`: an ISO 8601 time, seen with and without seconds
-/// (`2023-10-11T05:12Z`), so parse leniently. Only used when nothing remains.
+/// `X-RateLimit-Reset` when nothing remains.
 fn rate_limit_reset(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
     let remaining = headers.get("x-ratelimit-remaining")?.to_str().ok()?;
     if remaining.trim().parse::<i64>().ok()? > 0 {
         return None;
     }
-    let value = headers.get("x-ratelimit-reset")?.to_str().ok()?.trim();
-    let at = DateTime::parse_from_rfc3339(value)
+    let at = parse_reset(headers.get("x-ratelimit-reset")?.to_str().ok()?)?;
+    Some(until(at, now))
+}
+
+/// An `X-RateLimit-Reset` time: ISO 8601, seen with and without seconds
+/// (`2023-10-11T05:12Z`), so parsed leniently.
+pub fn parse_reset(value: &str) -> Option<DateTime<Utc>> {
+    let value = value.trim();
+    DateTime::parse_from_rfc3339(value)
         .ok()
-        .or_else(|| DateTime::parse_from_str(value, "%Y-%m-%dT%H:%M%#z").ok())?;
-    Some(until(at.with_timezone(&Utc), now))
+        .or_else(|| DateTime::parse_from_str(value, "%Y-%m-%dT%H:%M%#z").ok())
+        .map(|t| t.with_timezone(&Utc))
 }
 
 fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
@@ -114,9 +131,9 @@ mod tests {
             ("x-ratelimit-reset", "2026-01-01T10:00:05.5Z"),
         ]);
         assert_eq!(policy.delay(1, Some(&h), now), Duration::from_millis(5500));
-        // A huge hint is capped.
+        // A huge hint is reported as it is: the caller refuses to wait that long.
         let h = headers(&[("retry-after", "100000")]);
-        assert_eq!(policy.delay(1, Some(&h), now), policy.max_delay);
+        assert_eq!(policy.delay(1, Some(&h), now), Duration::from_secs(100_000));
     }
 
     #[test]

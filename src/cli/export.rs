@@ -16,6 +16,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
+use super::audit_log::{CONTEXT_DIR, EVENTS_DIR, Want};
 use super::output::{self, Format};
 use crate::snapshot::{ColumnEntry, MANIFEST, Manifest, TableEntry};
 
@@ -130,7 +131,7 @@ fn is_local(target: &str) -> bool {
 }
 
 /// An I/O error, naming the path it happened at.
-fn io_at(path: &Path) -> impl Fn(std::io::Error) -> DataFusionError + Copy + '_ {
+pub(crate) fn io_at(path: &Path) -> impl Fn(std::io::Error) -> DataFusionError + Copy + '_ {
     move |e| DataFusionError::Execution(format!("{}: {e}", path.display()))
 }
 
@@ -213,27 +214,40 @@ pub async fn export(
     let io = io_at(&options.out);
     std::fs::create_dir_all(&options.out).map_err(io)?;
     let exported_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    // The audit log only grows: with events already in the folder (and no
-    // --since), fetch only those after the newest one there.
-    let previous = Manifest::read(&options.out)
-        .ok()
-        .and_then(|m| m.tables.into_iter().find(|t| t.name == "events"))
-        .filter(|t| t.newest.is_some() && options.out.join(&t.path).is_dir())
-        .filter(|_| options.since.is_none());
+    let audit = Want {
+        events: tables.contains(&"events"),
+        context: tables.contains(&"event_context"),
+    };
+    let previous = Manifest::read(&options.out).ok();
     let mut entries = Vec::new();
     for name in tables {
+        if (name == "events" || name == "event_context")
+            && entries
+                .iter()
+                .any(|e: &TableEntry| e.name == "events" || e.name == "event_context")
+        {
+            continue; // Both come from one pass over the audit log.
+        }
         let started = client.request_count();
         let progress = super::progress::Progress::start(client);
-        let result = export_table(ctx, client, options, name, &previous, started).await;
+        let result = match name {
+            "events" | "event_context" => {
+                export_audit_log(ctx, client, options, previous.as_ref(), audit, started).await
+            }
+            _ => export_table(ctx, client, options, name, started)
+                .await
+                .map(|entry| vec![entry]),
+        };
         progress.finish();
-        let entry = result?;
-        writeln!(
-            log,
-            "{name}: {} rows, {} requests -> {}",
-            entry.rows, entry.requests, entry.path
-        )
-        .map_err(io)?;
-        entries.push(entry);
+        for entry in result? {
+            writeln!(
+                log,
+                "{}: {} rows, {} requests -> {}",
+                entry.name, entry.rows, entry.requests, entry.path
+            )
+            .map_err(io)?;
+            entries.push(entry);
+        }
     }
     let manifest = Manifest {
         org_id: client.org_id().to_string(),
@@ -250,138 +264,96 @@ pub async fn export(
     Ok(manifest)
 }
 
-/// The newest event time in an exported events folder, as text SQL reads back.
-async fn newest_event(ctx: &SessionContext, events: &Path) -> Result<Option<String>> {
-    const TABLE: &str = "orgsql_exported_events";
-    ctx.register_parquet(TABLE, &format!("{}/", events.display()), Default::default())
-        .await?;
-    let batches = ctx
-        .sql(&format!("SELECT CAST(max(time) AS VARCHAR) FROM {TABLE}"))
-        .await?
-        .collect()
-        .await;
-    ctx.deregister_table(TABLE)?;
-    let batches = batches?;
-    let Some(column) = batches
-        .first()
-        .map(|b| b.column(0))
-        .filter(|c| !c.is_null(0))
-    else {
-        return Ok(None);
-    };
-    Ok(Some(
-        datafusion::arrow::util::display::array_value_to_string(column, 0)?,
-    ))
-}
-
-/// Add the events newer than the export already in `out` to its partitions:
-/// the time window goes to the API, events already there (same time as the
-/// newest) are left out, and new files are moved into place one by one.
-async fn append_events(
+/// `events` and `event_context`, as wanted, from one pass over the audit
+/// log; added to the folder's earlier export when it holds both (or its
+/// events, from before the stream) and no `--since` asks for a window.
+async fn export_audit_log(
     ctx: &SessionContext,
     client: &crate::api::Client,
-    out: &Path,
-    previous: &TableEntry,
+    options: &ExportOptions,
+    previous: Option<&Manifest>,
+    want: Want,
     started: usize,
-) -> Result<TableEntry> {
-    let io = io_at(out);
-    let events = out.join(&previous.path);
-    let newest = previous
-        .newest
-        .clone()
-        .unwrap_or_default()
-        .replace('\'', "''");
-    const EXPORTED: &str = "orgsql_exported_events";
-    ctx.register_parquet(
-        EXPORTED,
-        &format!("{}/", events.display()),
-        Default::default(),
-    )
-    .await?;
-    let staging = AtomicPath::new(&out.join("events-new")).map_err(io)?;
-    let select = format!(
-        "SELECT * FROM events WHERE time >= TIMESTAMP '{newest}' \
-         AND event_id NOT IN (SELECT event_id FROM {EXPORTED} WHERE time >= TIMESTAMP '{newest}')"
-    );
-    let result = write_by_day(ctx, &select, staging.temp()).await;
-    ctx.deregister_table(EXPORTED)?;
-    let added = result.map_err(|e| e.context("exporting new events"))?;
-    // Each new file into its day's folder; the staging folder goes on drop.
-    if staging.temp().is_dir() {
-        for day in std::fs::read_dir(staging.temp()).map_err(io)? {
-            let day = day.map_err(io)?;
-            let target = events.join(day.file_name());
-            std::fs::create_dir_all(&target).map_err(io)?;
-            for file in std::fs::read_dir(day.path()).map_err(io)? {
-                let file = file.map_err(io)?;
-                std::fs::rename(file.path(), target.join(file.file_name())).map_err(io)?;
-            }
+) -> Result<Vec<TableEntry>> {
+    let out = &options.out;
+    let entry = |name: &str| previous.and_then(|m| m.tables.iter().find(|t| t.name == name));
+    let (events, context) = (entry("events"), entry("event_context"));
+    let resumable = match (
+        want.events.then_some(events),
+        want.context.then_some(context),
+    ) {
+        // Each wanted table was exported, from the same position.
+        (Some(Some(e)), Some(Some(c))) => {
+            (e.stream.is_some() && e.stream == c.stream)
+                // Both from orgsql before the polling API.
+                || (e.stream.is_none() && c.stream.is_none() && e.newest.is_some())
         }
+        (Some(Some(e)), None) => e.stream.is_some() || e.newest.is_some(),
+        (None, Some(Some(c))) => c.stream.is_some(),
+        _ => false,
+    } && (!want.events || out.join(EVENTS_DIR).is_dir());
+    let since = options.since.as_deref();
+    let previous_entry = events.or(context).filter(|_| resumable && since.is_none());
+    let previous_at = previous.map(|m| m.exported_at.as_str()).unwrap_or_default();
+    let written = super::audit_log::export(
+        ctx,
+        client,
+        out,
+        since,
+        previous_entry.map(|e| (e, previous_at)),
+        want,
+    )
+    .await
+    .map_err(|e| e.context("exporting the audit log"))?;
+    let requests = client.requests_since(started).len() as u64;
+    let mut entries = Vec::new();
+    if want.events {
+        let rows = previous_entry
+            .and(events)
+            .map_or(0, |e| e.rows)
+            .saturating_add(written.events);
+        let newest = match (
+            previous_entry.and(events).and_then(|e| e.newest.clone()),
+            written.newest.clone(),
+        ) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let mut entry = table_entry(ctx, "events", EVENTS_DIR.to_string(), rows, requests).await?;
+        entry.newest = newest;
+        entry.stream = Some(written.position.clone());
+        entries.push(entry);
     }
-    let requests = requests_of(client, "events", started);
-    Ok(TableEntry {
-        rows: previous.rows + added,
-        requests,
-        newest: newest_event(ctx, &events)
-            .await?
-            .or_else(|| previous.newest.clone()),
-        ..previous.clone()
-    })
+    if want.context {
+        let rows = previous_entry
+            .and(context)
+            .map_or(0, |e| e.rows)
+            .saturating_add(written.context);
+        let requests = if want.events { 0 } else { requests };
+        let mut entry = table_entry(
+            ctx,
+            "event_context",
+            CONTEXT_DIR.to_string(),
+            rows,
+            requests,
+        )
+        .await?;
+        entry.stream = Some(written.position.clone());
+        entries.push(entry);
+    }
+    Ok(entries)
 }
 
-/// Export one table; the events of an earlier export are added to, not
-/// fetched again.
+/// Export one table (not the audit log) as one Parquet file.
 async fn export_table(
     ctx: &SessionContext,
     client: &crate::api::Client,
     options: &ExportOptions,
     name: &str,
-    previous: &Option<TableEntry>,
     started: usize,
 ) -> Result<TableEntry> {
-    if name == "events"
-        && let Some(previous) = previous
-    {
-        return append_events(ctx, client, &options.out, previous, started).await;
-    }
-    let since = match &options.since {
-        Some(time) => format!(" WHERE time >= TIMESTAMP '{}'", time.replace('\'', "''")),
-        None => String::new(),
-    };
-    if name == "events" {
-        let io = io_at(&options.out);
-        let staging = AtomicPath::new(&options.out.join("events")).map_err(io)?;
-        let rows = write_by_day(ctx, &format!("SELECT * FROM events{since}"), staging.temp())
-            .await
-            .map_err(|e| e.context("exporting events"))?;
-        staging.commit().map_err(io)?;
-        return table_entry(
-            ctx,
-            client,
-            options,
-            name,
-            "events".to_string(),
-            rows,
-            started,
-        )
-        .await;
-    }
-    let (path, copy) = match name {
-        "event_context" => (
-            "event_context.parquet".to_string(),
-            format!(
-                "COPY (SELECT * FROM event_context{since}) TO '{}'",
-                options.out.join("event_context.parquet").display()
-            ),
-        ),
-        other => (
-            format!("{other}.parquet"),
-            format!(
-                "COPY {other} TO '{}'",
-                options.out.join(format!("{other}.parquet")).display()
-            ),
-        ),
-    };
+    let path = format!("{name}.parquet");
+    let copy = format!("COPY {name} TO '{}'", options.out.join(&path).display());
     let statement = DFParser::parse_sql_with_dialect(&copy, &GenericDialect {})?
         .pop_front()
         .ok_or_else(|| DataFusionError::Internal(format!("no statement in {copy}")))?;
@@ -392,20 +364,17 @@ async fn export_table(
         .first()
         .and_then(|b| b.column(0).as_any().downcast_ref::<UInt64Array>())
         .map_or(0, |counts| counts.value(0));
-    table_entry(ctx, client, options, name, path, rows, started).await
+    table_entry(ctx, name, path, rows, requests_of(client, name, started)).await
 }
 
 /// The manifest's entry for a table just written.
 async fn table_entry(
     ctx: &SessionContext,
-    client: &crate::api::Client,
-    options: &ExportOptions,
     name: &str,
     path: String,
     rows: u64,
-    started: usize,
+    requests: u64,
 ) -> Result<TableEntry> {
-    let requests = requests_of(client, name, started);
     let schema = ctx.table_provider(name).await?.schema();
     let columns = schema
         .fields()
@@ -416,16 +385,13 @@ async fn table_entry(
             nullable: f.is_nullable(),
         })
         .collect();
-    let newest = match name {
-        "events" => newest_event(ctx, &options.out.join(&path)).await?,
-        _ => None,
-    };
     Ok(TableEntry {
         name: name.to_string(),
         path,
         rows,
         requests,
-        newest,
+        newest: None,
+        stream: None,
         columns,
     })
 }
@@ -437,80 +403,4 @@ fn requests_of(client: &crate::api::Client, table: &str, started: usize) -> u64 
         .iter()
         .filter(|r| r.table_name == table)
         .count() as u64
-}
-
-/// Write a query's events into `dir/date=YYYY-MM-DD/` folders as it streams.
-/// The API sends events newest first, so a day is finished once an older day
-/// appears: its file is closed then, and only a day or two are open at a time
-/// (DataFusion's partitioned COPY keeps every day's writer open to the end).
-/// Out of order, a day gets another file. Returns the rows written.
-async fn write_by_day(ctx: &SessionContext, select: &str, dir: &Path) -> Result<u64> {
-    use datafusion::arrow::array::{BooleanArray, TimestampMicrosecondArray};
-    use datafusion::arrow::compute::filter_record_batch;
-    use futures::StreamExt;
-    use std::collections::BTreeMap;
-
-    let io = io_at(dir);
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let frame = ctx.sql(select).await?;
-    let schema: SchemaRef = frame.schema().inner().clone();
-    let time = schema.index_of("time")?;
-    let mut stream = frame.execute_stream().await?;
-    // Open files by day (days since 1970; None: no time).
-    let mut open: BTreeMap<Option<i64>, ArrowWriter<File>> = BTreeMap::new();
-    let mut files = 0_u64;
-    let mut rows = 0_u64;
-    const MICROS_PER_DAY: i64 = 86_400_000_000;
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        let times = batch
-            .column(time)
-            .as_any()
-            .downcast_ref::<TimestampMicrosecondArray>()
-            .ok_or_else(|| DataFusionError::Internal("events.time is not microseconds".into()))?;
-        let day_of =
-            |i: usize| (!times.is_null(i)).then(|| times.value(i).div_euclid(MICROS_PER_DAY));
-        let mut days: Vec<Option<i64>> = (0..batch.num_rows()).map(day_of).collect();
-        days.sort_unstable();
-        days.dedup();
-        for day in &days {
-            let keep: BooleanArray = (0..batch.num_rows())
-                .map(|i| Some(day_of(i) == *day))
-                .collect();
-            let part = filter_record_batch(&batch, &keep)?;
-            if !open.contains_key(day) {
-                let folder = match day {
-                    Some(d) => chrono::DateTime::from_timestamp(d * 86_400, 0)
-                        .map(|t| format!("date={}", t.format("%Y-%m-%d")))
-                        .unwrap_or_else(|| "date=__HIVE_DEFAULT_PARTITION__".to_string()),
-                    None => "date=__HIVE_DEFAULT_PARTITION__".to_string(),
-                };
-                std::fs::create_dir_all(dir.join(&folder)).map_err(io)?;
-                files += 1;
-                let file = File::create(dir.join(&folder).join(format!("part-{files:05}.parquet")))
-                    .map_err(io)?;
-                open.insert(*day, ArrowWriter::try_new(file, schema.clone(), None)?);
-            }
-            if let Some(writer) = open.get_mut(day) {
-                writer.write(&part)?;
-            }
-            rows += part.num_rows() as u64;
-        }
-        // Days newer than this batch's newest are done (input newest first).
-        let newest = days.iter().max().copied().flatten();
-        let done: Vec<Option<i64>> = open
-            .keys()
-            .filter(|d| matches!((d, newest), (Some(d), Some(n)) if *d > n))
-            .copied()
-            .collect();
-        for day in done {
-            if let Some(writer) = open.remove(&day) {
-                writer.close()?;
-            }
-        }
-    }
-    for (_, writer) in open {
-        writer.close()?;
-    }
-    Ok(rows)
 }

@@ -1,5 +1,6 @@
 //! The command line's front doors, beside `main.rs` which only parses and dispatches.
 
+pub mod audit_log;
 pub mod check;
 pub mod export;
 pub mod output;

@@ -3,6 +3,7 @@
 //! serving a generated organization. Used by `--demo`, the tests and the
 //! benchmarks, and as `orgsql emulator` by anyone else.
 
+mod limits;
 mod org;
 mod routes;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+pub use limits::RateLimits;
 pub use org::{
     Directory, Domain, Event, EventAction, Group, GroupRole, Location, Org, OrgSpec, Policy,
     ProductAccess, User, UserRole, Workspace,
@@ -43,6 +45,20 @@ pub struct EmulatorConfig {
     pub page_size_cap: Option<usize>,
     /// Port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
+    /// The API's rate budgets, enforced; `None` answers every request.
+    pub limits: Option<RateLimits>,
+}
+
+impl EmulatorConfig {
+    /// The demo organization: the API's budgets enforced, its clock 600
+    /// times faster (a documented minute lasts 0.1 s), so that pacing is
+    /// real and the demo still answers at once.
+    pub fn demo() -> Self {
+        Self {
+            limits: Some(RateLimits::scaled(600.0)),
+            ..Self::default()
+        }
+    }
 }
 
 pub(crate) struct State {
@@ -60,6 +76,9 @@ pub(crate) struct State {
     last_queries: Mutex<BTreeMap<String, String>>,
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
+    budgets: Option<limits::Budgets>,
+    /// Requests refused for being over budget.
+    throttled: AtomicU64,
 }
 
 /// A running emulator; stops when dropped.
@@ -79,13 +98,15 @@ impl Emulator {
             org: Mutex::new(Arc::new(org)),
             base_url: format!("http://{addr}"),
             api_key,
-            config,
             counter: AtomicU64::new(0),
             requests: Mutex::new(BTreeMap::new()),
             last_bodies: Mutex::new(BTreeMap::new()),
             last_queries: Mutex::new(BTreeMap::new()),
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
+            budgets: config.limits.map(limits::Budgets::new),
+            throttled: AtomicU64::new(0),
+            config,
         });
         let app = axum::Router::new()
             .fallback(routes::handle)
@@ -184,6 +205,12 @@ impl Emulator {
             .map(|(_, v)| v.clone())
     }
 
+    /// Requests refused with 429 for being over a rate budget (injected
+    /// faults not counted).
+    pub fn throttled(&self) -> u64 {
+        self.state.throttled.load(Ordering::SeqCst)
+    }
+
     /// The most requests it has been serving at one time.
     pub fn max_in_flight(&self) -> u64 {
         self.state.max_in_flight.load(Ordering::SeqCst)
@@ -236,6 +263,10 @@ impl State {
             let mut bodies = self.last_bodies.lock().unwrap_or_else(|e| e.into_inner());
             bodies.insert(endpoint.to_string(), json);
         }
+    }
+
+    fn count_throttled(&self) {
+        self.throttled.fetch_add(1, Ordering::SeqCst);
     }
 
     fn count(&self, endpoint: &str) -> u64 {

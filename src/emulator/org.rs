@@ -137,6 +137,9 @@ pub struct Policy {
 pub struct Event {
     pub id: String,
     pub time: DateTime<Utc>,
+    /// When the API processed it: after it happened, by seconds for most
+    /// events and by hours or days for a few; never after "now".
+    pub processed_at: DateTime<Utc>,
     pub action: &'static str,
     pub actor_id: String,
     pub actor_name: String,
@@ -1103,9 +1106,13 @@ fn events(g: &mut Gen, spec: &OrgSpec, org: &Org) -> Vec<Event> {
                 json!({"id": site.id, "type": "sites", "attributes": {"siteHostName": format!("https://{host}"), "siteName": site.name, "name": site.name}, "links": {"alt": format!("https://{host}")}}),
             ]
         };
+        // The id is drawn before the time, as it always was.
+        let id = g.uuid();
+        let time = g.before(spec.now, 90);
         events.push(Event {
-            id: g.uuid(),
-            time: g.before(spec.now, 90),
+            id,
+            time,
+            processed_at: time,
             action,
             actor_id: actor.account_id.clone(),
             actor_name: actor.name.clone(),
@@ -1123,5 +1130,16 @@ fn events(g: &mut Gen, spec: &OrgSpec, org: &Org) -> Vec<Event> {
         });
     }
     events.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.id.cmp(&b.id)));
+    // The lag comes from a generator of its own: the rest of the org stays
+    // what the seed always gave.
+    let mut lag = ChaCha8Rng::seed_from_u64(spec.seed ^ 0x9e37_79b9_7f4a_7c15);
+    for event in &mut events {
+        let ms: i64 = match lag.random_range(0..1000) {
+            0..5 => lag.random_range(86_400_000..3 * 86_400_000),
+            5..25 => lag.random_range(3_600_000..12 * 3_600_000),
+            _ => lag.random_range(500..30_000),
+        };
+        event.processed_at = (event.time + Duration::milliseconds(ms)).min(spec.now);
+    }
     events
 }

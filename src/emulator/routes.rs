@@ -2,6 +2,7 @@
 //! JSON the real Admin API sends (v1 JSON:API snake_case, v2 camelCase).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State as AxumState;
@@ -15,20 +16,30 @@ use super::org::{Event, Group, Org, User, UserRole, Workspace};
 
 type Reply = Result<Value, ApiFailure>;
 
-/// An error answer: status and the JSON body of the right envelope.
+/// An error answer: status, the JSON body of the right envelope, headers.
 struct ApiFailure {
     status: StatusCode,
     body: Value,
-    retry_after: Option<u64>,
+    headers: Option<Box<HeaderMap>>,
+}
+
+impl ApiFailure {
+    /// A 429 that says when to come back (whole seconds, rounded up).
+    fn throttled(version: Version, retry_after: Duration, mut headers: HeaderMap) -> Self {
+        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        headers.insert("retry-after", HeaderValue::from(secs));
+        ApiFailure {
+            headers: Some(Box::new(headers)),
+            ..gateway(StatusCode::TOO_MANY_REQUESTS, "Too many requests", version)
+        }
+    }
 }
 
 impl IntoResponse for ApiFailure {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body)).into_response();
-        if let Some(secs) = self.retry_after {
-            let headers = response.headers_mut();
-            headers.insert("retry-after", HeaderValue::from(secs));
-            headers.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+        if let Some(headers) = self.headers {
+            response.headers_mut().extend(*headers);
         }
         response
     }
@@ -51,6 +62,7 @@ enum Route<'a> {
     GroupsSearch(&'a str, &'a str),
     Workspaces(&'a str),
     Events(&'a str),
+    EventsStream(&'a str),
     EventActions(&'a str),
     Policies(&'a str),
     ManagedAccounts(&'a str),
@@ -68,6 +80,7 @@ impl<'a> Route<'a> {
             ["admin", "v1", "orgs", org] if get => Route::Org(org),
             ["admin", "v1", "orgs", org, "domains"] if get => Route::Domains(org),
             ["admin", "v1", "orgs", org, "events"] if get => Route::Events(org),
+            ["admin", "v1", "orgs", org, "events-stream"] if get => Route::EventsStream(org),
             ["admin", "v1", "orgs", org, "event-actions"] if get => Route::EventActions(org),
             ["admin", "v1", "orgs", org, "policies"] if get => Route::Policies(org),
             ["admin", "v1", "orgs", org, "users"] if get => Route::ManagedAccounts(org),
@@ -135,6 +148,7 @@ impl<'a> Route<'a> {
             Route::Org(_) => "GET /admin/v1/orgs/{orgId}",
             Route::Domains(_) => "GET /admin/v1/orgs/{orgId}/domains",
             Route::Events(_) => "GET /admin/v1/orgs/{orgId}/events",
+            Route::EventsStream(_) => "GET /admin/v1/orgs/{orgId}/events-stream",
             Route::EventActions(_) => "GET /admin/v1/orgs/{orgId}/event-actions",
             Route::Policies(_) => "GET /admin/v1/orgs/{orgId}/policies",
             Route::Directories(_) => "GET /admin/v2/orgs/{orgId}/directories",
@@ -164,6 +178,7 @@ impl<'a> Route<'a> {
             Route::Org(o)
             | Route::Domains(o)
             | Route::Events(o)
+            | Route::EventsStream(o)
             | Route::EventActions(o)
             | Route::Policies(o)
             | Route::ManagedAccounts(o)
@@ -213,11 +228,13 @@ pub(crate) async fn handle(
     state.remember_query(route.template(), uri.query().unwrap_or(""));
     if let Some(every) = faults.fail_every.filter(|&e| e > 0 && n % e == 0) {
         let failure = if (n / every) % 2 == 1 {
-            let throttled = gateway(StatusCode::TOO_MANY_REQUESTS, "Too many requests", version);
-            ApiFailure {
-                retry_after: Some(faults.retry_after_secs),
-                ..throttled
-            }
+            let mut headers = HeaderMap::new();
+            headers.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+            ApiFailure::throttled(
+                version,
+                Duration::from_secs(faults.retry_after_secs),
+                headers,
+            )
         } else {
             gateway(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -245,6 +262,18 @@ pub(crate) async fn handle(
         )
         .into_response();
     }
+    // The budget is counted once the caller is known, as the real API does.
+    let budget_headers = match &state.budgets {
+        None => HeaderMap::new(),
+        Some(budgets) => match budgets.admit(route.template()) {
+            Ok(headers) => headers,
+            Err(over) => {
+                state.count_throttled();
+                return ApiFailure::throttled(version, over.retry_after, over.headers)
+                    .into_response();
+            }
+        },
+    };
     let query: Vec<(String, String)> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
@@ -266,6 +295,7 @@ pub(crate) async fn handle(
         Route::GroupsSearch(_, dir) => groups_search(&request, dir),
         Route::Workspaces(_) => workspaces(&request),
         Route::Events(_) => events(&request),
+        Route::EventsStream(_) => events_stream(&request),
         Route::EventActions(_) => Ok(event_actions(&org)),
         Route::Policies(_) => policies(&request),
         Route::ManagedAccounts(_) => managed_accounts(&request),
@@ -275,14 +305,12 @@ pub(crate) async fn handle(
         }
         Route::GroupRoleAssignments(_, dir, group) => group_role_assignments(&request, dir, group),
     };
-    match reply {
-        Ok(value) => {
-            let mut response = axum::Json(value).into_response();
-            rate_limit_headers(response.headers_mut(), n);
-            response
-        }
+    let mut response = match reply {
+        Ok(value) => axum::Json(value).into_response(),
         Err(failure) => failure.into_response(),
-    }
+    };
+    response.headers_mut().extend(budget_headers);
+    response
 }
 
 struct Request<'a> {
@@ -428,7 +456,7 @@ fn error(version: Version, status: StatusCode, code: &str, detail: &str) -> ApiF
     ApiFailure {
         status,
         body: json!({ "errors": [item] }),
-        retry_after: None,
+        headers: None,
     }
 }
 
@@ -439,7 +467,7 @@ fn gateway(status: StatusCode, message: &str, version: Version) -> ApiFailure {
         Version::V1 => ApiFailure {
             status,
             body: json!({ "code": status.as_u16(), "message": message }),
-            retry_after: None,
+            headers: None,
         },
         Version::V2 => error(
             version,
@@ -447,21 +475,6 @@ fn gateway(status: StatusCode, message: &str, version: Version) -> ApiFailure {
             &format!("ADMIN-{}", status.as_u16()),
             message,
         ),
-    }
-}
-
-fn rate_limit_headers(headers: &mut HeaderMap, served: u64) {
-    const LIMIT: u64 = 1000;
-    let reset = (Utc::now() + chrono::Duration::minutes(1))
-        .format("%Y-%m-%dT%H:%MZ")
-        .to_string();
-    headers.insert("x-ratelimit-limit", HeaderValue::from(LIMIT));
-    headers.insert(
-        "x-ratelimit-remaining",
-        HeaderValue::from(LIMIT - served % LIMIT),
-    );
-    if let Ok(value) = HeaderValue::from_str(&reset) {
-        headers.insert("x-ratelimit-reset", value);
     }
 }
 
@@ -864,6 +877,116 @@ fn events(r: &Request) -> Reply {
         None => json!({}),
     };
     Ok(json!({ "data": data, "links": links, "meta": meta }))
+}
+
+/// Where a polling cursor stands: the order, the processing-time window,
+/// and the last event handed out (processing time in ms, id).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StreamCursor {
+    desc: bool,
+    from: Option<i64>,
+    to: Option<i64>,
+    after: Option<(i64, String)>,
+}
+
+impl StreamCursor {
+    fn encode(&self) -> String {
+        let text = format!("stream:{}", json!(self));
+        text.bytes().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn decode(cursor: &str) -> Option<Self> {
+        let bytes: Option<Vec<u8>> = (0..cursor.len())
+            .step_by(2)
+            .map(|i| {
+                cursor
+                    .get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .collect();
+        let text = String::from_utf8(bytes?).ok()?;
+        serde_json::from_str(text.strip_prefix("stream:")?).ok()
+    }
+}
+
+/// `GET /v1/orgs/{orgId}/events-stream`, the polling audit API: events in
+/// the order they were processed (`sortOrder`, ascending by default),
+/// `from`/`to` on the processing time, and a `meta.next` cursor on every
+/// page, the last one too: asked again later, it answers with what was
+/// processed since.
+fn events_stream(r: &Request) -> Reply {
+    let org = r.org();
+    let size = r.query_limit(200, 500)?;
+    let cursor = match r.param("cursor") {
+        Some(text) => StreamCursor::decode(text)
+            .ok_or_else(|| r.bad_request("ADMIN-400-1", "Invalid page cursor"))?,
+        None => {
+            let epoch = |name: &str| -> Result<Option<i64>, ApiFailure> {
+                match r.param(name) {
+                    None => Ok(None),
+                    Some(v) => v
+                        .parse()
+                        .map(Some)
+                        .map_err(|_| r.bad_request("ADMIN-400-3", "Invalid time date")),
+                }
+            };
+            let desc = match r.param("sortOrder") {
+                None | Some("asc") => false,
+                Some("desc") => true,
+                Some(_) => {
+                    return Err(r.bad_request("ADMIN-400-24", "sortOrder must be asc or desc"));
+                }
+            };
+            StreamCursor {
+                desc,
+                from: epoch("from")?,
+                to: epoch("to")?,
+                after: None,
+            }
+        }
+    };
+    let key = |e: &Event| (e.processed_at.timestamp_millis(), e.id.clone());
+    let mut matching: Vec<&Event> = org
+        .events
+        .iter()
+        .filter(|e| {
+            let at = e.processed_at.timestamp_millis();
+            cursor.from.is_none_or(|f| at >= f) && cursor.to.is_none_or(|t| at <= t)
+        })
+        .filter(|e| match &cursor.after {
+            None => true,
+            Some(after) if cursor.desc => key(e) < *after,
+            Some(after) => key(e) > *after,
+        })
+        .collect();
+    matching.sort_by_key(|e| key(e));
+    if cursor.desc {
+        matching.reverse();
+    }
+    let page = &matching[..size.min(matching.len())];
+    let next = StreamCursor {
+        after: page.last().map(|e| key(e)).or(cursor.after.clone()),
+        ..cursor
+    }
+    .encode();
+    let path = format!("/admin/v1/orgs/{}/events-stream", org.id);
+    let data: Vec<Value> = page
+        .iter()
+        .map(|e| {
+            let mut event = event_json(r, e);
+            event["attributes"]["processedAt"] = json!(time(e.processed_at));
+            event
+        })
+        .collect();
+    let mut links = json!({ "self": r.url(&path) });
+    if page.len() == size {
+        links["next"] = json!(r.url(&format!("{path}?cursor={next}")));
+    }
+    Ok(json!({
+        "data": data,
+        "links": links,
+        "meta": { "next": next, "page_size": page.len() },
+    }))
 }
 
 fn event_json(r: &Request, e: &Event) -> Value {

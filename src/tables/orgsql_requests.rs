@@ -46,6 +46,10 @@ pub fn columns() -> Vec<Column> {
             "bytes",
             "Size of the answer's body; NULL for failed requests",
         ),
+        Column::float(
+            "wait_ms",
+            "Time it waited for its rate budget before it was sent, in milliseconds",
+        ),
     ]
 }
 
@@ -92,6 +96,12 @@ impl RequestsTable {
             count(&|r| r.rows.and_then(|n| i64::try_from(n).ok())),
             text(&|r| (!r.table_name.is_empty()).then(|| r.table_name.to_string())),
             count(&|r| r.bytes.and_then(|n| i64::try_from(n).ok())),
+            Arc::new(
+                records
+                    .iter()
+                    .map(|r| Some(r.wait_ms))
+                    .collect::<Float64Array>(),
+            ),
         ];
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }

@@ -384,6 +384,12 @@ impl<R: Resource> fmt::Debug for ApiScanExec<R> {
 impl<R: Resource> DisplayAs for ApiScanExec<R> {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "ApiScan: table={}", R::NAME)?;
+        // Which endpoint the filters choose (join keys may narrow it further).
+        let mut endpoints: Vec<String> = match self.fetch(&self.filters) {
+            Fetch::Listings(requests) => requests.iter().map(PageRequest::endpoint).collect(),
+            Fetch::PerParent(fan_out) => vec![fan_out.child.endpoint()],
+        };
+        endpoints.dedup();
         if let Some(indices) = &self.projection {
             let names: Vec<&str> = indices
                 .iter()
@@ -400,6 +406,9 @@ impl<R: Resource> DisplayAs for ApiScanExec<R> {
         }
         if !self.join_filters.is_empty() {
             write!(f, ", join_filters={}", self.join_filters.len())?;
+        }
+        if !endpoints.is_empty() {
+            write!(f, ", endpoint={}", endpoints.join(" + "))?;
         }
         Ok(())
     }

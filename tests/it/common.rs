@@ -31,6 +31,7 @@ pub async fn emulator(org: OrgSpec, faults: Faults, page_size_cap: Option<usize>
         faults,
         page_size_cap,
         port: 0,
+        limits: None,
     })
     .await
     .expect("emulator starts")

@@ -122,7 +122,7 @@ async fn a_second_export_fetches_only_the_new_events() {
     export(&live, &client, &options, &mut Vec::new())
         .await
         .expect("first export");
-    let full = emu.requests("/events");
+    let full = emu.requests("/events-stream");
     assert!(full >= 4, "2000 events are at least four pages: {full}");
 
     // Three events happen after the export.
@@ -135,6 +135,7 @@ async fn a_second_export_fetches_only_the_new_events() {
             let mut event = org.events[0].clone();
             event.id = id;
             event.time += chrono::Duration::minutes(i as i64 + 1);
+            event.processed_at = event.time + chrono::Duration::seconds(2);
             org.events.insert(0, event);
         }
     });
@@ -147,9 +148,9 @@ async fn a_second_export_fetches_only_the_new_events() {
         .await
         .expect("second export");
     assert_eq!(
-        emu.requests("/events"),
-        1,
-        "one page of new events, not the log again"
+        emu.requests("/events-stream"),
+        2,
+        "one page of new events and the empty one that ends the stream, not the log again"
     );
     assert_eq!(manifest.tables[0].rows, 2003);
 

@@ -1,0 +1,560 @@
+//! The audit log's part of `orgsql export`: `events` and `event_context`,
+//! read once and together from the polling API (`/events-stream`, 50
+//! requests a minute where `/events` has 10) in the order the events were
+//! processed, and written by day.
+//!
+//! The stream's position (its cursor, valid after the last page, and the
+//! newest processing time read) goes into the manifest. The next export into
+//! the folder starts there and fetches only what was processed since, so an
+//! event that happened long ago but was processed later is not missed, as it
+//! would be by resuming from the newest event *time*.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::{Array, BooleanArray, RecordBatch, TimestampMicrosecondArray};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use futures::StreamExt;
+use serde::Deserialize;
+
+use super::export::{AtomicPath, io_at};
+use crate::api::{ApiError, Client, PageRequest};
+use crate::snapshot::{StreamPosition, TableEntry};
+use crate::tables::{EVENTS_STREAM, EventContext, Events, Resource, decode_page, schema_of};
+
+/// The folders the two tables are written to, inside the export folder.
+pub const EVENTS_DIR: &str = "events";
+pub const CONTEXT_DIR: &str = "event_context";
+
+/// What one pass over the stream wrote.
+pub struct AuditLog {
+    pub events: u64,
+    pub context: u64,
+    /// The newest event time written (RFC 3339), if any.
+    pub newest: Option<String>,
+    pub position: StreamPosition,
+}
+
+/// Where a pass starts.
+enum Start {
+    /// The beginning of the log, or the first event processed at or after
+    /// `since` (microseconds).
+    Fresh { since: Option<i64> },
+    /// Where the previous export left off.
+    Resume(StreamPosition),
+    /// An export without a stream position (orgsql before the polling API):
+    /// from a while before it was made, leaving out the events it holds.
+    Legacy { from: DateTime<Utc> },
+}
+
+/// An item of the stream, for its position only.
+#[derive(Deserialize)]
+struct StreamItem {
+    attributes: StreamAttributes,
+}
+
+#[derive(Deserialize)]
+struct StreamAttributes {
+    #[serde(rename = "processedAt")]
+    processed_at: Option<String>,
+}
+
+/// A legacy export is topped up from this long before it was made: an event
+/// processed while it ran may or may not be in it (and is then left out).
+const LEGACY_OVERLAP: chrono::Duration = chrono::Duration::hours(1);
+
+/// Export the audit log into `out`, adding to an earlier export there when
+/// `previous` (its events entry) says where it stopped. `since` (RFC 3339 or
+/// a date) limits a fresh export to events at or after it.
+pub async fn export(
+    ctx: &SessionContext,
+    client: &Client,
+    out: &Path,
+    since: Option<&str>,
+    previous: Option<(&TableEntry, &str)>,
+    want: Want,
+) -> Result<AuditLog> {
+    let start = match (previous, since) {
+        (Some((entry, _)), None) if entry.stream.is_some() => {
+            Start::Resume(entry.stream.clone().unwrap_or_default())
+        }
+        (Some((_, exported_at)), None) => Start::Legacy {
+            from: DateTime::parse_from_rfc3339(exported_at)
+                .map_err(|e| {
+                    DataFusionError::Execution(format!(
+                        "{}: exported_at {exported_at:?}: {e}",
+                        out.join(crate::snapshot::MANIFEST).display()
+                    ))
+                })?
+                .with_timezone(&Utc)
+                - LEGACY_OVERLAP,
+        },
+        (_, since) => Start::Fresh {
+            since: since.map(since_micros).transpose()?,
+        },
+    };
+    let adding = !matches!(start, Start::Fresh { .. });
+    let io = io_at(out);
+    // A fresh export replaces both folders whole; an addition is staged
+    // beside them and moved in file by file once complete.
+    let staged = AtomicPath::new(&out.join(if adding { "audit-log-new" } else { "audit-log" }))
+        .map_err(io)?;
+    let staging = staged.temp().to_path_buf();
+    let mut pass = Pass::new(&staging, Utc::now())?;
+    let dedupe = match start {
+        Start::Fresh { since } => {
+            pass.since = since;
+            let from = since.map(|micros| micros.div_euclid(1000) - 1);
+            pass.read(client, None, from).await?;
+            false
+        }
+        Start::Legacy { from } => {
+            pass.read(client, None, Some(from.timestamp_millis()))
+                .await?;
+            true
+        }
+        Start::Resume(position) => match pass.read(client, Some(&position.cursor), None).await {
+            Ok(()) => false,
+            // The cursor is refused (expired, or a new API version): read
+            // from the newest processing time instead, and leave out what
+            // the folder holds already.
+            Err(Refused::Cursor) => {
+                let from = position
+                    .processed_at
+                    .as_deref()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.timestamp_millis());
+                pass.read(client, None, from).await?;
+                true
+            }
+            Err(Refused::Other(e)) => return Err(e),
+        },
+    };
+    let mut log = pass.finish(previous.and_then(|(entry, _)| entry.stream.clone()))?;
+    if dedupe {
+        let (events, context) = leave_out_exported(ctx, out, &staging).await?;
+        log.events = events;
+        log.context = context;
+    }
+    for (folder, wanted) in [(EVENTS_DIR, want.events), (CONTEXT_DIR, want.context)] {
+        if !wanted {
+            continue;
+        }
+        if adding {
+            move_in(
+                &staging.join(folder),
+                &out.join(folder),
+                folder == EVENTS_DIR,
+            )
+        } else {
+            replace_dir(&staging.join(folder), &out.join(folder))
+        }
+        .map_err(io)?;
+    }
+    Ok(log)
+}
+
+/// Which of the two tables an export writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Want {
+    pub events: bool,
+    pub context: bool,
+}
+
+/// Why a read stopped early.
+enum Refused {
+    /// The API refused the saved cursor.
+    Cursor,
+    Other(DataFusionError),
+}
+
+impl From<DataFusionError> for Refused {
+    fn from(e: DataFusionError) -> Self {
+        Refused::Other(e)
+    }
+}
+
+impl From<Refused> for DataFusionError {
+    fn from(e: Refused) -> Self {
+        match e {
+            Refused::Cursor => DataFusionError::Execution(format!(
+                "GET {EVENTS_STREAM}: the API refused the stream's cursor"
+            )),
+            Refused::Other(e) => e,
+        }
+    }
+}
+
+/// One pass over the stream, writing as it reads.
+struct Pass {
+    events: DayWriter,
+    context: ArrowWriter<File>,
+    context_rows: u64,
+    since: Option<i64>,
+    newest_processed: Option<DateTime<Utc>>,
+    cursor: Option<String>,
+}
+
+impl Pass {
+    fn new(staging: &Path, started: DateTime<Utc>) -> Result<Self> {
+        let io = io_at(staging);
+        let stamp = started.format("%Y%m%dT%H%M%S").to_string();
+        std::fs::create_dir_all(staging.join(CONTEXT_DIR)).map_err(io)?;
+        let context_file = staging
+            .join(CONTEXT_DIR)
+            .join(format!("part-{stamp}.parquet"));
+        let context = ArrowWriter::try_new(
+            File::create(&context_file).map_err(io_at(&context_file))?,
+            schema_of::<EventContext>(),
+            None,
+        )?;
+        Ok(Self {
+            events: DayWriter::new(&staging.join(EVENTS_DIR), schema_of::<Events>(), stamp)?,
+            context,
+            context_rows: 0,
+            since: None,
+            newest_processed: None,
+            cursor: None,
+        })
+    }
+
+    /// Page the stream in processing order from `cursor` (or from processing
+    /// time `from`, epoch ms) until a page comes back empty.
+    async fn read(
+        &mut self,
+        client: &Client,
+        cursor: Option<&str>,
+        from: Option<i64>,
+    ) -> std::result::Result<(), Refused> {
+        let mut request = PageRequest::get(EVENTS_STREAM)
+            .polling()
+            .query("limit", "500")
+            .query("sortOrder", "asc");
+        request.table = Events::NAME;
+        if let Some(from) = from {
+            request = request.query("from", from.to_string());
+        }
+        let saved = cursor.is_some();
+        let mut cursor = cursor.map(str::to_string);
+        let mut first = true;
+        loop {
+            let page = match client
+                .page::<Vec<StreamItem>>(&request, cursor.as_deref())
+                .await
+            {
+                Ok(page) => page,
+                Err(ApiError::Status { status: 400, .. }) if first && saved => {
+                    return Err(Refused::Cursor);
+                }
+                Err(e) => return Err(Refused::Other(DataFusionError::External(Box::new(e)))),
+            };
+            first = false;
+            // The position stands after this page, even an empty one.
+            if page.next.is_some() {
+                self.cursor = page.next.clone();
+            }
+            if page.data.is_empty() {
+                return Ok(());
+            }
+            for item in &page.data {
+                let at = item
+                    .attributes
+                    .processed_at
+                    .as_deref()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&Utc));
+                self.newest_processed = self.newest_processed.max(at);
+            }
+            let org = client.org_id();
+            if let Some(batch) = decode_page::<Events>(org, &page.body)? {
+                let batch = self.in_window(batch)?;
+                self.events.write(&batch)?;
+            }
+            if let Some(batch) = decode_page::<EventContext>(org, &page.body)? {
+                let batch = self.in_window(batch)?;
+                self.context_rows += batch.num_rows() as u64;
+                self.context.write(&batch).map_err(DataFusionError::from)?;
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                // An API that ends the stream itself.
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// The rows at or after `since`: the stream's bound is on processing
+    /// time, which only bounds event time from above.
+    fn in_window(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        let Some(since) = self.since else {
+            return Ok(batch);
+        };
+        let time = times(&batch)?;
+        let keep: BooleanArray = (0..batch.num_rows())
+            .map(|i| Some(!time.is_null(i) && time.value(i) >= since))
+            .collect();
+        Ok(filter_record_batch(&batch, &keep)?)
+    }
+
+    fn finish(self, previous: Option<StreamPosition>) -> Result<AuditLog> {
+        let (events, newest) = self.events.finish()?;
+        self.context.close()?;
+        let previous = previous.unwrap_or_default();
+        Ok(AuditLog {
+            events,
+            context: self.context_rows,
+            newest: newest.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            position: StreamPosition {
+                cursor: self.cursor.unwrap_or(previous.cursor),
+                processed_at: self
+                    .newest_processed
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                    .or(previous.processed_at),
+            },
+        })
+    }
+}
+
+fn times(batch: &RecordBatch) -> Result<&TimestampMicrosecondArray> {
+    batch
+        .column_by_name("time")
+        .and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>())
+        .ok_or_else(|| DataFusionError::Internal("the audit log's time is not microseconds".into()))
+}
+
+/// `--since`: RFC 3339, or a date (midnight UTC).
+fn since_micros(text: &str) -> Result<i64> {
+    let parsed = DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+        })
+        .map_err(|_| {
+            DataFusionError::Plan(format!(
+                "--since {text:?}: use a date (2026-11-01) or a time (2026-11-01T00:00:00Z)"
+            ))
+        })?;
+    Ok(parsed.timestamp_micros())
+}
+
+/// Events into `dir/date=YYYY-MM-DD/` folders as they stream. The stream is
+/// in processing order, which is nearly time order: a day's file is closed
+/// when a batch holds none of its events, so only a day or two are open at
+/// a time; an event processed late gets a small file of its own.
+struct DayWriter {
+    dir: PathBuf,
+    schema: SchemaRef,
+    stamp: String,
+    open: BTreeMap<Option<i64>, ArrowWriter<File>>,
+    files: u64,
+    rows: u64,
+    newest: Option<i64>,
+}
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+impl DayWriter {
+    fn new(dir: &Path, schema: SchemaRef, stamp: String) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(io_at(dir))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            schema,
+            stamp,
+            open: BTreeMap::new(),
+            files: 0,
+            rows: 0,
+            newest: None,
+        })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let times = times(batch)?;
+        let day_of =
+            |i: usize| (!times.is_null(i)).then(|| times.value(i).div_euclid(MICROS_PER_DAY));
+        for i in 0..batch.num_rows() {
+            if !times.is_null(i) {
+                self.newest = self.newest.max(Some(times.value(i)));
+            }
+        }
+        let mut days: Vec<Option<i64>> = (0..batch.num_rows()).map(day_of).collect();
+        days.sort_unstable();
+        days.dedup();
+        for day in &days {
+            let keep: BooleanArray = (0..batch.num_rows())
+                .map(|i| Some(day_of(i) == *day))
+                .collect();
+            let part = filter_record_batch(batch, &keep)?;
+            if !self.open.contains_key(day) {
+                let folder = day
+                    .and_then(|d| DateTime::from_timestamp(d * 86_400, 0))
+                    .map_or_else(
+                        || "date=__HIVE_DEFAULT_PARTITION__".to_string(),
+                        |t| format!("date={}", t.format("%Y-%m-%d")),
+                    );
+                let folder = self.dir.join(folder);
+                std::fs::create_dir_all(&folder).map_err(io_at(&folder))?;
+                self.files += 1;
+                let path = folder.join(format!("part-{}-{:05}.parquet", self.stamp, self.files));
+                let file = File::create(&path).map_err(io_at(&path))?;
+                self.open
+                    .insert(*day, ArrowWriter::try_new(file, self.schema.clone(), None)?);
+            }
+            if let Some(writer) = self.open.get_mut(day) {
+                writer.write(&part)?;
+            }
+            self.rows += part.num_rows() as u64;
+        }
+        let done: Vec<Option<i64>> = self
+            .open
+            .keys()
+            .filter(|d| !days.contains(d))
+            .copied()
+            .collect();
+        for day in done {
+            if let Some(writer) = self.open.remove(&day) {
+                writer.close()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Close every file; the rows written and the newest time.
+    fn finish(self) -> Result<(u64, Option<DateTime<Utc>>)> {
+        for (_, writer) in self.open {
+            writer.close()?;
+        }
+        Ok((
+            self.rows,
+            self.newest.and_then(DateTime::from_timestamp_micros),
+        ))
+    }
+}
+
+/// Replace folder `target` with `new` (removing the old one once swapped).
+fn replace_dir(new: &Path, target: &Path) -> std::io::Result<()> {
+    if target.is_dir() {
+        let old = target.with_extension("old");
+        let _ = std::fs::remove_dir_all(&old);
+        std::fs::rename(target, &old)?;
+        std::fs::rename(new, target)?;
+        std::fs::remove_dir_all(old)
+    } else {
+        std::fs::rename(new, target)
+    }
+}
+
+/// Move the staged files of one table into its folder (`by_day`: the
+/// events' `date=` folders). File names carry the export's time, so none
+/// overwrites an earlier one. The context of an export made before it was a
+/// folder (`event_context.parquet`) moves into the folder first.
+fn move_in(from: &Path, to: &Path, by_day: bool) -> std::io::Result<()> {
+    let legacy = to.with_extension("parquet");
+    if !by_day && legacy.is_file() {
+        std::fs::create_dir_all(to)?;
+        std::fs::rename(&legacy, to.join("part-0.parquet"))?;
+    }
+    if !from.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if by_day {
+            let day = to.join(entry.file_name());
+            std::fs::create_dir_all(&day)?;
+            for file in std::fs::read_dir(entry.path())? {
+                let file = file?;
+                std::fs::rename(file.path(), day.join(file.file_name()))?;
+            }
+        } else {
+            std::fs::rename(entry.path(), to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Rewrite the staged files without the events the folder holds already
+/// (by id, table by table); the row counts left.
+async fn leave_out_exported(
+    ctx: &SessionContext,
+    out: &Path,
+    staging: &Path,
+) -> Result<(u64, u64)> {
+    let context = match out.join(CONTEXT_DIR) {
+        dir if dir.is_dir() => format!("{}/", dir.display()),
+        // An export made before the context was a folder.
+        dir => dir.with_extension("parquet").display().to_string(),
+    };
+    let (events, contexts) = (schema_of::<Events>(), schema_of::<EventContext>());
+    let tables = [
+        (
+            "orgsql_exported_events",
+            format!("{}/", out.join(EVENTS_DIR).display()),
+            &events,
+        ),
+        ("orgsql_exported_context", context, &contexts),
+        (
+            "orgsql_staged_events",
+            format!("{}/", staging.join(EVENTS_DIR).display()),
+            &events,
+        ),
+        (
+            "orgsql_staged_context",
+            format!("{}/", staging.join(CONTEXT_DIR).display()),
+            &contexts,
+        ),
+    ];
+    for (name, location, schema) in &tables {
+        // The schema is given: a folder may hold no file yet.
+        let options = ParquetReadOptions::default().schema(schema);
+        ctx.register_parquet(*name, location, options).await?;
+    }
+    let kept = staging.with_extension("kept");
+    let result = async {
+        let mut pass = Pass::new(&kept, Utc::now())?;
+        let mut events = ctx
+            .sql(
+                "SELECT * FROM orgsql_staged_events \
+                 WHERE event_id NOT IN (SELECT event_id FROM orgsql_exported_events)",
+            )
+            .await?
+            .execute_stream()
+            .await?;
+        while let Some(batch) = events.next().await {
+            pass.events.write(&batch?)?;
+        }
+        let mut context = ctx
+            .sql(
+                "SELECT * FROM orgsql_staged_context \
+                 WHERE event_id NOT IN (SELECT event_id FROM orgsql_exported_context)",
+            )
+            .await?
+            .execute_stream()
+            .await?;
+        while let Some(batch) = context.next().await {
+            let batch = batch?;
+            pass.context_rows += batch.num_rows() as u64;
+            pass.context.write(&batch)?;
+        }
+        let context_rows = pass.context_rows;
+        let (events, _) = pass.events.finish()?;
+        pass.context.close()?;
+        Ok::<_, DataFusionError>((events, context_rows))
+    }
+    .await;
+    for (name, ..) in &tables {
+        ctx.deregister_table(*name)?;
+    }
+    let counts = result?;
+    let io = io_at(staging);
+    std::fs::remove_dir_all(staging).map_err(io)?;
+    std::fs::rename(&kept, staging).map_err(io)?;
+    Ok(counts)
+}

@@ -8,7 +8,11 @@
 //! - decode: JSON pages to Arrow batches, in MB/s of JSON on one core,
 //!   against serde_json alone on the same pages;
 //! - export: `orgsql export` of 1,000,000 events (the emulator in a child
-//!   process), with the exporting process's peak memory.
+//!   process, limits off), with the exporting process's peak memory;
+//! - rate: with the API's documented rate budgets enforced (the emulator's
+//!   clock 60 times faster: a minute lasts a second), an export of 100,000
+//!   events, `user_last_active` for 2,000 users and a fan-out over an
+//!   unpublished budget, each against the time its budget allows at best.
 //!
 //! `cargo bench -- decode` runs only the benches whose name contains "decode".
 
@@ -18,7 +22,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use datafusion::prelude::SessionContext;
 use orgsql::api::{Client, ClientConfig, Envelope};
-use orgsql::emulator::{Emulator, EmulatorConfig, Faults, OrgSpec};
+use orgsql::emulator::{Emulator, EmulatorConfig, Faults, OrgSpec, RateLimits};
 use orgsql::tables::{Events, Resource, Users, decode_page};
 
 const EVENTS_PAGE: usize = 500;
@@ -42,6 +46,9 @@ async fn main() {
     }
     if wanted("decode") {
         decode().await;
+    }
+    if wanted("rate") {
+        rate().await;
     }
 }
 
@@ -98,7 +105,7 @@ async fn pushdown() {
     )
     .await;
     let elapsed = started.elapsed();
-    let requests = emu.requests("/events");
+    let requests = emu.requests("/events") + emu.requests("/events-stream");
     let minimum = matching.div_ceil(EVENTS_PAGE) as u64 + 1;
     let whole_log = emu.org().events.len().div_ceil(EVENTS_PAGE);
     println!(
@@ -275,6 +282,8 @@ async fn export_memory() {
             "100",
             "--events",
             &EVENTS.to_string(),
+            "--rate-limits",
+            "off",
         ])
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -316,5 +325,109 @@ async fn export_memory() {
         manifest.tables[0].rows,
         manifest.tables[0].requests,
         peak_rss_mb().unwrap_or(f64::NAN)
+    );
+}
+
+/// The emulator's clock for the rate benches: a documented minute lasts a second.
+const SCALE: f64 = 60.0;
+
+async fn limited(users: usize, events: usize) -> Emulator {
+    Emulator::start(EmulatorConfig {
+        org: OrgSpec {
+            seed: 42,
+            users,
+            events,
+            now: Utc::now(),
+        },
+        limits: Some(RateLimits::scaled(SCALE)),
+        ..Default::default()
+    })
+    .await
+    .expect("emulator starts")
+}
+
+/// The least time `requests` calls take at `per_minute`, on the emulator's clock.
+fn bound(requests: u64, per_minute: u32) -> f64 {
+    requests as f64 / f64::from(per_minute) * 60.0 / SCALE
+}
+
+fn rate_line(label: &str, requests: u64, per_minute: u32, elapsed: f64, throttled: u64) {
+    let best = bound(requests, per_minute);
+    println!(
+        "rate {label}: {requests} requests at {per_minute} a minute in {elapsed:.2} s; \
+         the budget allows {best:.2} s at best; ratio {:.2}; {throttled} answered 429",
+        elapsed / best
+    );
+}
+
+async fn rate() {
+    use orgsql::api::budgets;
+    let per_minute = |endpoint: &str| budgets::documented(endpoint).map_or(0, |b| b.per_minute);
+
+    // The audit log: an export reads it from the polling API.
+    const EVENTS: usize = 100_000;
+    let emu = limited(20, EVENTS).await;
+    let mut config = emu.client_config();
+    config.cache_ttl = None;
+    let client = Client::new(config).expect("client");
+    let ctx = orgsql::session(&client).expect("session");
+    let out = tempfile::tempdir().expect("temp dir");
+    let options = orgsql::cli::export::ExportOptions {
+        out: out.path().to_path_buf(),
+        tables: Some(vec!["events".to_string()]),
+        since: None,
+    };
+    let started = Instant::now();
+    let manifest = orgsql::cli::export::export(&ctx, &client, &options, &mut Vec::new())
+        .await
+        .expect("export");
+    let elapsed = started.elapsed().as_secs_f64();
+    assert_eq!(manifest.tables[0].rows as usize, EVENTS);
+    let pages = emu.requests("/events-stream");
+    let stream = per_minute("GET /admin/v1/orgs/{orgId}/events-stream");
+    rate_line(
+        &format!("export of {EVENTS} events via /events-stream"),
+        pages,
+        stream,
+        elapsed,
+        emu.throttled(),
+    );
+    let events = per_minute("GET /admin/v1/orgs/{orgId}/events");
+    println!(
+        "rate export: the same {pages} pages from /events ({events} a minute) would take {:.2} s \
+         at best on this clock, {:.0} min in real time",
+        bound(pages, events),
+        bound(pages, events) * SCALE / 60.0
+    );
+
+    // One call per user to last-active-dates, 200 a minute per organization.
+    const USERS: usize = 2000;
+    let emu = limited(USERS, 10).await;
+    let ctx = session(emu.client_config());
+    let started = Instant::now();
+    let rows = count(&ctx, "SELECT count(*) FROM user_last_active").await;
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(rows > 0);
+    rate_line(
+        &format!("user_last_active of {USERS} users"),
+        emu.requests("/last-active-dates"),
+        per_minute("GET /admin/v1/orgs/{orgId}/directory/users/{accountId}/last-active-dates"),
+        elapsed,
+        emu.throttled(),
+    );
+
+    // A fan-out over an unpublished budget (the emulator's default).
+    let emu = limited(USERS, 10).await;
+    let ctx = session(emu.client_config());
+    let started = Instant::now();
+    let rows = count(&ctx, "SELECT count(*) FROM user_role_assignments").await;
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(rows > 0);
+    rate_line(
+        &format!("user_role_assignments of {USERS} users (unpublished budget)"),
+        emu.requests("/role-assignments"),
+        RateLimits::DEFAULT_PER_MINUTE,
+        elapsed,
+        emu.throttled(),
     );
 }

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use datafusion::prelude::SessionContext;
-use orgsql::api::{Client, ClientConfig, DEFAULT_CACHE_TTL, DEFAULT_CONCURRENCY};
+use orgsql::api::{Client, ClientConfig, DEFAULT_CACHE_TTL, DEFAULT_CONCURRENCY, DEFAULT_MAX_WAIT};
 use orgsql::cli::check::{self, Report};
 use orgsql::cli::{self, Format};
 use orgsql::emulator::{Emulator, EmulatorConfig, Faults, OrgSpec, RateLimits};
@@ -61,6 +61,10 @@ struct Cli {
     /// Retries of a rate-limited or failed request before the query fails
     #[arg(global = true, long, default_value_t = 5, value_name = "N")]
     max_retries: u32,
+    /// Longest wait for one request, in seconds (a rate budget to refill, a
+    /// Retry-After); an API asking for longer fails the query, saying so
+    #[arg(global = true, long, default_value_t = DEFAULT_MAX_WAIT.as_secs(), value_name = "SECS")]
+    max_wait: u64,
     /// Requests in flight for tables with one call per user or group
     #[arg(global = true, long, default_value_t = DEFAULT_CONCURRENCY, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -265,6 +269,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         ClientConfig::new(cli.base_url.clone(), org_id, api_key)
     };
     config.retry.max_attempts = cli.max_retries + 1;
+    config.retry.max_delay = Duration::from_secs(cli.max_wait);
     config.concurrency = usize::from(cli.concurrency);
     config.cache_ttl = (!cli.no_cache).then(|| Duration::from_secs(cli.cache_ttl));
     if matches!(cli.command, Some(Command::Export(_))) {
@@ -364,9 +369,12 @@ async fn run_sessions(cli: &Cli, ctx: SessionContext, client: Option<Client>) ->
     }
     let mut stdout = std::io::stdout().lock();
     for (origin, sql) in scripts(cli)? {
-        cli::run_sql(&ctx, &sql, cli.format, &mut stdout, cli.output.as_deref())
-            .await
-            .map_err(|e| anyhow::anyhow!("{origin}: {}", cli::error_message(&e)))?;
+        let progress = client.as_ref().map(cli::progress::Progress::start);
+        let result = cli::run_sql(&ctx, &sql, cli.format, &mut stdout, cli.output.as_deref()).await;
+        if let Some(progress) = progress {
+            progress.finish();
+        }
+        result.map_err(|e| anyhow::anyhow!("{origin}: {}", cli::error_message(&e)))?;
     }
     Ok(())
 }

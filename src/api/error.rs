@@ -44,8 +44,11 @@ pub enum ApiError {
     },
 }
 
-/// A duration as people say it: "45 s", "3 min 20 s", "24 h".
+/// A duration as people say it: "0.4 s", "45 s", "3 min 20 s", "24 h".
 pub fn duration_words(d: std::time::Duration) -> String {
+    if d < std::time::Duration::from_secs(10) {
+        return format!("{:.1} s", d.as_secs_f64());
+    }
     let secs = d.as_secs_f64().ceil() as u64;
     match secs {
         0..60 => format!("{secs} s"),

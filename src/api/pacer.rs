@@ -85,6 +85,9 @@ enum Decision {
     Answer,
 }
 
+/// How long after the stated reset a new period is taken to have begun.
+const RESET_MARGIN: Duration = Duration::from_millis(20);
+
 /// The longest a request waits for an answer to say more before it goes
 /// anyway (an answer lost to a timeout must not stall a budget).
 const ANSWER_PATIENCE: Duration = Duration::from_secs(2);
@@ -253,18 +256,21 @@ fn decide(budget: &mut Budget, endpoint: &str, now: Instant) -> Decision {
             budget.in_flight += 1;
             return Decision::Go;
         }
-        // The period is over: what it said no longer holds.
+        // The period is over: what it said no longer holds. Requests still
+        // in flight may land in the new one: count them there.
         budget.remaining = None;
         budget.reset = None;
-        budget.sent_unknowing = 0;
+        budget.sent_unknowing = budget.in_flight;
     }
     // Nothing known of this period: as many as the period is known to
-    // allow, then wait for an answer to tell more.
+    // allow, then wait for an answer to tell more (if one is coming).
     let allowance = budget
         .limit
         .or_else(|| budgets::documented(endpoint).map(|b| b.per_minute));
     match allowance {
-        Some(allowed) if budget.sent_unknowing >= allowed.max(1) => Decision::Answer,
+        Some(allowed) if budget.sent_unknowing >= allowed.max(1) && budget.in_flight > 0 => {
+            Decision::Answer
+        }
         _ => {
             budget.sent_unknowing += 1;
             budget.in_flight += 1;
@@ -284,7 +290,8 @@ fn rate_headers(
         |name: &str| -> Option<u32> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
     let remaining = number("x-ratelimit-remaining")?;
     let reset = super::retry::parse_reset(headers.get("x-ratelimit-reset")?.to_str().ok()?)?;
-    let ahead = (reset - wall_now).to_std().unwrap_or(Duration::ZERO);
+    // A little past the stated reset: the API may round it down.
+    let ahead = (reset - wall_now).to_std().unwrap_or(Duration::ZERO) + RESET_MARGIN;
     Some((number("x-ratelimit-limit"), remaining, now + ahead))
 }
 
@@ -312,7 +319,9 @@ mod tests {
             }
             _ => panic!("expected a wait"),
         }
-        // After the reset nothing is known: the documented budget applies.
+        // After the reset nothing is known: the documented budget applies
+        // (the two requests above have been answered).
+        budget.in_flight = 0;
         let later = now + Duration::from_secs(9);
         for _ in 0..10 {
             assert!(matches!(

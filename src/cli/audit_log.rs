@@ -167,6 +167,15 @@ pub struct Want {
     pub context: bool,
 }
 
+/// Stops a spawned task when dropped (a failed or cancelled export).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Why a read stopped early.
 enum Refused {
     /// The API refused the saved cursor.
@@ -204,7 +213,12 @@ struct Pass {
 impl Pass {
     fn new(staging: &Path, started: DateTime<Utc>) -> Result<Self> {
         let io = io_at(staging);
-        let stamp = started.format("%Y%m%dT%H%M%S").to_string();
+        // Unique to this pass: file names never meet an earlier export's.
+        let stamp = format!(
+            "{}-{:08x}",
+            started.format("%Y%m%dT%H%M%S"),
+            rand::random::<u32>()
+        );
         std::fs::create_dir_all(staging.join(CONTEXT_DIR)).map_err(io)?;
         let context_file = staging
             .join(CONTEXT_DIR)
@@ -241,13 +255,34 @@ impl Pass {
             request = request.query("from", from.to_string());
         }
         let saved = cursor.is_some();
-        let mut cursor = cursor.map(str::to_string);
+        // The next page is fetched while this one is written: the budget,
+        // not the writing, sets the pace.
+        let (pages, mut receive) = tokio::sync::mpsc::channel(2);
+        let fetcher = {
+            let client = client.clone();
+            let mut cursor = cursor.map(str::to_string);
+            tokio::spawn(async move {
+                loop {
+                    let page = client
+                        .page::<Vec<StreamItem>>(&request, cursor.as_deref())
+                        .await;
+                    let last = match &page {
+                        Ok(page) => page.data.is_empty() || page.next.is_none(),
+                        Err(_) => true,
+                    };
+                    if let Ok(page) = &page {
+                        cursor = page.next.clone();
+                    }
+                    if pages.send(page).await.is_err() || last {
+                        return;
+                    }
+                }
+            })
+        };
+        let _stop = AbortOnDrop(fetcher);
         let mut first = true;
-        loop {
-            let page = match client
-                .page::<Vec<StreamItem>>(&request, cursor.as_deref())
-                .await
-            {
+        while let Some(page) = receive.recv().await {
+            let page = match page {
                 Ok(page) => page,
                 Err(ApiError::Status { status: 400, .. }) if first && saved => {
                     return Err(Refused::Cursor);
@@ -258,9 +293,6 @@ impl Pass {
             // The position stands after this page, even an empty one.
             if page.next.is_some() {
                 self.cursor = page.next.clone();
-            }
-            if page.data.is_empty() {
-                return Ok(());
             }
             for item in &page.data {
                 let at = item
@@ -281,12 +313,8 @@ impl Pass {
                 self.context_rows += batch.num_rows() as u64;
                 self.context.write(&batch).map_err(DataFusionError::from)?;
             }
-            match page.next {
-                Some(next) => cursor = Some(next),
-                // An API that ends the stream itself.
-                None => return Ok(()),
-            }
         }
+        Ok(())
     }
 
     /// The rows at or after `since`: the stream's bound is on processing

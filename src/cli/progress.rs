@@ -1,13 +1,21 @@
-//! Progress on stderr while the API is paged, read from the client's request log.
+//! Progress on stderr while the API is paged, read from the client's request
+//! log and its pacer. On a terminal, one line that redraws; otherwise (cron,
+//! CI, a pipe) a plain line now and then, so a long run is never silent.
 
-use std::time::Duration;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::api::Client;
+use crate::api::{Client, Wait, duration_words};
+
+/// Without a terminal: a line when a wait this long begins, and a line
+/// this often while requests go on.
+const QUIET_WAIT: Duration = Duration::from_secs(10);
+const QUIET_EVERY: Duration = Duration::from_secs(60);
 
 /// A line on stderr while a query runs: tables paging, pages, rows, retries,
-/// elapsed. Drawn only on a terminal; gone before results print.
+/// elapsed, and any wait for a rate budget in words. Gone before results print.
 pub struct Progress {
     bar: ProgressBar,
     ticker: tokio::task::JoinHandle<()>,
@@ -21,27 +29,48 @@ impl Progress {
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         let client = client.clone();
-        let first = client.request_count();
         let shown = bar.clone();
+        let terminal = std::io::stderr().is_terminal();
         let ticker = tokio::spawn(async move {
+            let first = client.request_count();
+            let started = Instant::now();
+            let mut last_said = Instant::now();
+            let mut said_wait: Option<Instant> = None;
             let mut tick = tokio::time::interval(Duration::from_millis(120));
             loop {
                 tick.tick().await;
                 let new = client.requests_since(first);
-                if new.is_empty() {
+                let wait = client.longest_wait();
+                if terminal {
+                    if new.is_empty() && wait.is_none() {
+                        continue;
+                    }
+                    shown.set_message(match &wait {
+                        Some(wait) => waiting(wait),
+                        None => summary(&new),
+                    });
+                    shown.tick();
                     continue;
                 }
-                let mut tables: Vec<&str> = new.iter().map(|r| r.table_name).collect();
-                tables.sort_unstable();
-                tables.dedup();
-                let pages = new.iter().filter(|r| r.rows.is_some()).count();
-                let rows: usize = new.iter().filter_map(|r| r.rows).sum();
-                let retries = new.iter().filter(|r| r.attempt > 1).count();
-                shown.set_message(format!(
-                    "{}: {pages} pages, {rows} rows, {retries} retries",
-                    tables.join(", ")
-                ));
-                shown.tick();
+                // No terminal: say a long wait once, and that work goes on.
+                let mut line = None;
+                if let Some(wait) = &wait
+                    && wait.until.saturating_duration_since(Instant::now()) > QUIET_WAIT
+                    && said_wait != Some(wait.until)
+                {
+                    said_wait = Some(wait.until);
+                    line = Some(waiting(wait));
+                } else if !new.is_empty() && last_said.elapsed() >= QUIET_EVERY {
+                    line = Some(format!(
+                        "still running after {}: {}",
+                        duration_words(started.elapsed()),
+                        summary(&new)
+                    ));
+                }
+                if let Some(line) = line {
+                    last_said = Instant::now();
+                    let _ = writeln!(std::io::stderr(), "orgsql: {line}");
+                }
             }
         });
         Self { bar, ticker }
@@ -51,4 +80,27 @@ impl Progress {
         self.ticker.abort();
         self.bar.finish_and_clear();
     }
+}
+
+fn summary(new: &[crate::api::RequestRecord]) -> String {
+    let mut tables: Vec<&str> = new.iter().map(|r| r.table_name).collect();
+    tables.sort_unstable();
+    tables.dedup();
+    let pages = new.iter().filter(|r| r.rows.is_some()).count();
+    let rows: usize = new.iter().filter_map(|r| r.rows).sum();
+    let retries = new.iter().filter(|r| r.attempt > 1).count();
+    format!(
+        "{}: {pages} pages, {rows} rows, {retries} retries",
+        tables.join(", ")
+    )
+}
+
+/// "waiting 40 s for GET /admin/v1/orgs/{orgId}/events: its budget ... is spent"
+fn waiting(wait: &Wait) -> String {
+    format!(
+        "waiting {} for {}: {}",
+        duration_words(wait.until.saturating_duration_since(Instant::now())),
+        wait.endpoint,
+        wait.why
+    )
 }

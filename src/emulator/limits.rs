@@ -50,8 +50,25 @@ impl RateLimits {
 pub(crate) struct Budgets {
     limits: RateLimits,
     started: Instant,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
     /// endpoint -> (period number, requests in it)
-    used: Mutex<HashMap<&'static str, (u64, u32)>>,
+    used: HashMap<&'static str, (u64, u32)>,
+    /// endpoint -> requests admitted in all
+    admitted: HashMap<&'static str, u64>,
+    /// A lowered budget: after so many requests, from the next period on.
+    lowered: Vec<Lowered>,
+}
+
+struct Lowered {
+    endpoint: &'static str,
+    after: u64,
+    per_minute: u32,
+    /// The period it applies from, once `after` requests were admitted.
+    from: Option<u64>,
 }
 
 /// An answer over budget: wait this long.
@@ -65,20 +82,38 @@ impl Budgets {
         Self {
             limits,
             started: Instant::now(),
-            used: Mutex::new(HashMap::new()),
+            state: Mutex::new(State::default()),
         }
+    }
+
+    /// After `after` requests to `endpoint`, allow only `per_minute` from
+    /// the next period on: a server that lowers a limit mid-run.
+    pub fn lower_after(&self, endpoint: &'static str, after: u64, per_minute: u32) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.lowered.push(Lowered {
+            endpoint,
+            after,
+            per_minute,
+            from: None,
+        });
     }
 
     /// Count a request to `endpoint`: the headers for its answer, or the
     /// refusal when the period's budget is spent.
     pub fn admit(&self, endpoint: &'static str) -> Result<HeaderMap, OverBudget> {
-        let limit = self.limits.limit(endpoint);
         let period = self.limits.period();
         let elapsed = self.started.elapsed();
         let number = (elapsed.as_secs_f64() / period.as_secs_f64()) as u64;
         let ends_in = period.mul_f64((number + 1) as f64).saturating_sub(elapsed);
-        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
-        let count = used.entry(endpoint).or_insert((number, 0));
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let limit = state
+            .lowered
+            .iter()
+            .filter(|l| l.endpoint == endpoint && l.from.is_some_and(|from| number >= from))
+            .map(|l| l.per_minute)
+            .min()
+            .unwrap_or_else(|| self.limits.limit(endpoint));
+        let count = state.used.entry(endpoint).or_insert((number, 0));
         if count.0 != number {
             *count = (number, 0);
         }
@@ -86,7 +121,21 @@ impl Budgets {
         if !over {
             count.1 += 1;
         }
-        let headers = headers(limit, limit - count.1, ends_in);
+        let count = *count;
+        if !over {
+            let admitted = state.admitted.entry(endpoint).or_default();
+            *admitted += 1;
+            let admitted = *admitted;
+            for lowered in &mut state.lowered {
+                if lowered.endpoint == endpoint
+                    && lowered.from.is_none()
+                    && admitted >= lowered.after
+                {
+                    lowered.from = Some(number + 1);
+                }
+            }
+        }
+        let headers = headers(limit, limit.saturating_sub(count.1), ends_in);
         if over {
             Err(OverBudget {
                 headers,
@@ -104,7 +153,8 @@ fn headers(limit: u32, remaining: u32, ends_in: Duration) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
     headers.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
-    let reset = Utc::now() + ends_in;
+    // Rounded up to the millisecond: the reset is never stated early.
+    let reset = Utc::now() + ends_in + Duration::from_micros(999);
     if let Ok(value) = HeaderValue::from_str(&reset.to_rfc3339_opts(SecondsFormat::Millis, true)) {
         headers.insert("x-ratelimit-reset", value);
     }

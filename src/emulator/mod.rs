@@ -79,7 +79,13 @@ pub(crate) struct State {
     budgets: Option<limits::Budgets>,
     /// Requests refused for being over budget.
     throttled: AtomicU64,
+    /// The events of the org being served, in processing order (indices),
+    /// worked out once per version of the org.
+    processing_order: Mutex<Option<ProcessingOrder>>,
 }
+
+/// An org version and its events' indices in processing order.
+type ProcessingOrder = (Arc<Org>, Arc<Vec<usize>>);
 
 /// A running emulator; stops when dropped.
 pub struct Emulator {
@@ -106,6 +112,7 @@ impl Emulator {
             max_in_flight: AtomicU64::new(0),
             budgets: config.limits.map(limits::Budgets::new),
             throttled: AtomicU64::new(0),
+            processing_order: Mutex::new(None),
             config,
         });
         let app = axum::Router::new()
@@ -205,6 +212,14 @@ impl Emulator {
             .map(|(_, v)| v.clone())
     }
 
+    /// After `after` requests to `endpoint` ("METHOD template"), allow only
+    /// `per_minute` from the next budget period on (with rate limits on).
+    pub fn lower_limit_after(&self, endpoint: &'static str, after: u64, per_minute: u32) {
+        if let Some(budgets) = &self.state.budgets {
+            budgets.lower_after(endpoint, after, per_minute);
+        }
+    }
+
     /// Requests refused with 429 for being over a rate budget (injected
     /// faults not counted).
     pub fn throttled(&self) -> u64 {
@@ -263,6 +278,27 @@ impl State {
             let mut bodies = self.last_bodies.lock().unwrap_or_else(|e| e.into_inner());
             bodies.insert(endpoint.to_string(), json);
         }
+    }
+
+    /// `org.events` indices by (processing time, id).
+    fn processing_order(&self, org: &Arc<Org>) -> Arc<Vec<usize>> {
+        let mut cached = self
+            .processing_order
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some((of, order)) = cached.as_ref()
+            && Arc::ptr_eq(of, org)
+        {
+            return order.clone();
+        }
+        let mut order: Vec<usize> = (0..org.events.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&org.events[a], &org.events[b]);
+            (a.processed_at, &a.id).cmp(&(b.processed_at, &b.id))
+        });
+        let order = Arc::new(order);
+        *cached = Some((org.clone(), order.clone()));
+        order
     }
 
     fn count_throttled(&self) {

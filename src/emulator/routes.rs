@@ -909,6 +909,20 @@ impl StreamCursor {
     }
 }
 
+/// The first index in `0..len` where `pred` holds (it holds from there on).
+fn first(len: usize, pred: impl Fn(usize) -> bool) -> usize {
+    let (mut low, mut high) = (0, len);
+    while low < high {
+        let mid = low + (high - low) / 2;
+        if pred(mid) {
+            high = mid;
+        } else {
+            low = mid + 1;
+        }
+    }
+    low
+}
+
 /// `GET /v1/orgs/{orgId}/events-stream`, the polling audit API: events in
 /// the order they were processed (`sortOrder`, ascending by default),
 /// `from`/`to` on the processing time, and a `meta.next` cursor on every
@@ -945,25 +959,37 @@ fn events_stream(r: &Request) -> Reply {
             }
         }
     };
+    // The events in processing order, and the part of it the window and
+    // the cursor leave, found by binary search.
+    let order = r.state.processing_order(&r.org);
     let key = |e: &Event| (e.processed_at.timestamp_millis(), e.id.clone());
-    let mut matching: Vec<&Event> = org
-        .events
-        .iter()
-        .filter(|e| {
-            let at = e.processed_at.timestamp_millis();
-            cursor.from.is_none_or(|f| at >= f) && cursor.to.is_none_or(|t| at <= t)
-        })
-        .filter(|e| match &cursor.after {
-            None => true,
-            Some(after) if cursor.desc => key(e) < *after,
-            Some(after) => key(e) > *after,
-        })
-        .collect();
-    matching.sort_by_key(|e| key(e));
-    if cursor.desc {
-        matching.reverse();
+    let at = |i: usize| &org.events[order[i]];
+    let ms = |i: usize| at(i).processed_at.timestamp_millis();
+    let mut start = cursor
+        .from
+        .map_or(0, |f| first(order.len(), |i| ms(i) >= f));
+    let mut end = cursor
+        .to
+        .map_or(order.len(), |t| first(order.len(), |i| ms(i) > t));
+    if let Some(after) = &cursor.after {
+        let past = first(order.len(), |i| key(at(i)) > *after);
+        if cursor.desc {
+            end = end.min(first(order.len(), |i| key(at(i)) >= *after));
+        } else {
+            start = start.max(past);
+        }
     }
-    let page = &matching[..size.min(matching.len())];
+    let window: Vec<&Event> = if start < end {
+        let take = size.min(end - start);
+        if cursor.desc {
+            (end - take..end).rev().map(at).collect()
+        } else {
+            (start..start + take).map(at).collect()
+        }
+    } else {
+        Vec::new()
+    };
+    let page = window.as_slice();
     let next = StreamCursor {
         after: page.last().map(|e| key(e)).or(cursor.after.clone()),
         ..cursor

@@ -37,12 +37,13 @@ pub async fn emulator(org: OrgSpec, faults: Faults, page_size_cap: Option<usize>
     .expect("emulator starts")
 }
 
-/// Retries without real waiting: the emulator's Retry-After is 0 in tests.
+/// Retries without real waiting: the emulator's Retry-After is 0 in tests,
+/// and backoff starts at a millisecond. Waits for a rate budget stay real.
 pub fn fast_retries(mut config: ClientConfig) -> ClientConfig {
     config.retry = RetryPolicy {
         max_attempts: 6,
         base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
+        ..RetryPolicy::default()
     };
     config
 }

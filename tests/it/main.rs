@@ -3,6 +3,7 @@
 
 mod common;
 
+mod budgets;
 mod check;
 mod cli;
 mod diff;

@@ -176,6 +176,18 @@ async fn every_emulated_response_validates_against_the_published_spec() {
         ),
         (
             "get",
+            "/v1/orgs/{orgId}/events-stream",
+            "/v1/orgs/{orgId}/events-stream?limit=500".into(),
+            None,
+        ),
+        (
+            "get",
+            "/v1/orgs/{orgId}/events-stream",
+            "/v1/orgs/{orgId}/events-stream?limit=3&sortOrder=desc&from=1700000000000".into(),
+            None,
+        ),
+        (
+            "get",
             "/v1/orgs/{orgId}/event-actions",
             "/v1/orgs/{orgId}/event-actions".into(),
             None,
@@ -265,6 +277,114 @@ async fn every_emulated_response_validates_against_the_published_spec() {
     .await;
     assert_eq!(status, 400);
     spec.check("post", users_search, 400, &json);
+}
+
+/// The polling API: every page, the last one too, carries a cursor that
+/// stays valid; followed later, it answers with what was processed since.
+/// Over budget, the 429 body is the spec's, with the documented headers.
+#[tokio::test]
+async fn the_events_stream_follows_the_spec_and_its_cursor_outlives_the_last_page() {
+    let spec = Spec::load();
+    let template = "/v1/orgs/{orgId}/events-stream";
+    let config = orgsql::emulator::EmulatorConfig {
+        org: crate::common::spec(10, 120),
+        limits: Some(orgsql::emulator::RateLimits::scaled(1.0)),
+        ..Default::default()
+    };
+    let emu = Emulator::start(config).await.expect("emulator");
+    let key = emu.connection_json()["api_key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let mut path = format!("{template}?limit=50");
+    let mut seen = Vec::new();
+    let last = loop {
+        let (status, json) = call(&emu, "get", &path, &key, None).await;
+        assert_eq!(status, 200, "{path}: {json}");
+        spec.check("get", template, status, &json);
+        let data = json["data"].as_array().expect("data");
+        for event in data {
+            let processed = event["attributes"]["processedAt"]
+                .as_str()
+                .expect("processedAt");
+            let time = event["attributes"]["time"].as_str().expect("time");
+            assert!(processed >= time, "processed before it happened");
+            seen.push((processed.to_string(), event["id"].to_string()));
+        }
+        let next = json["meta"]["next"]
+            .as_str()
+            .expect("a cursor on every page")
+            .to_string();
+        if data.is_empty() {
+            break next;
+        }
+        path = format!("{template}?cursor={next}");
+    };
+    assert_eq!(seen.len(), 120, "every event once");
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "ascending processing time"
+    );
+
+    // An event processed after the last page: the old cursor finds it.
+    let late = "00000000-0000-4000-8000-0000000000aa";
+    emu.change(|org| {
+        let mut event = org.events[60].clone();
+        event.id = late.to_string();
+        event.processed_at = org
+            .events
+            .iter()
+            .map(|e| e.processed_at)
+            .max()
+            .unwrap_or_default()
+            + chrono::Duration::seconds(5);
+        org.events.push(event);
+    });
+    let (_, json) = call(
+        &emu,
+        "get",
+        &format!("{template}?cursor={last}"),
+        &key,
+        None,
+    )
+    .await;
+    let ids: Vec<&str> = json["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec![late]);
+
+    // /events allows 10 a minute: the eleventh is refused, as the spec says.
+    let mut refused = None;
+    for _ in 0..11 {
+        let url = format!(
+            "{}/admin/v1/orgs/{}/events?limit=1",
+            emu.base_url(),
+            emu.org().id
+        );
+        let response = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("answer");
+        for header in [
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset",
+        ] {
+            assert!(response.headers().contains_key(header), "{header}");
+        }
+        if response.status() == 429 {
+            assert!(response.headers().contains_key("retry-after"));
+            refused = Some(response.json::<Value>().await.expect("JSON"));
+        }
+    }
+    let refused = refused.expect("the eleventh request in a minute is refused");
+    spec.check("get", "/v1/orgs/{orgId}/events", 429, &refused);
+    assert_eq!(emu.throttled(), 1);
 }
 
 fn spec_org() -> orgsql::emulator::OrgSpec {

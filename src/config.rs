@@ -19,6 +19,21 @@ pub enum ConfigError {
     },
     #[error("the API key file {0} is empty")]
     EmptyKeyFile(PathBuf),
+    #[error(
+        "the organization id {0:?} is not a UUID. It is the UUID in the address of your \
+         organization in admin.atlassian.com: https://admin.atlassian.com/o/<org id>/overview"
+    )]
+    OrgIdNotUuid(String),
+}
+
+/// `8-4-4-4-12` hexadecimal digits, as organization ids are.
+pub fn is_uuid(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(part, len)| part.len() == len && part.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The organization id and API key, from flags or the environment. The key is
@@ -46,6 +61,11 @@ pub fn credentials(
             .filter(|k| !k.trim().is_empty())
             .map(ApiKey::new),
     };
+    if let Some(id) = &org_id
+        && !is_uuid(id)
+    {
+        return Err(ConfigError::OrgIdNotUuid(id.clone()));
+    }
     match (org_id, key) {
         (Some(org_id), Some(key)) => Ok((org_id, key)),
         (None, Some(_)) => Err(ConfigError::Missing("the organization id")),

@@ -61,6 +61,10 @@ struct Cli {
     /// Retries of a rate-limited or failed request before the query fails
     #[arg(global = true, long, default_value_t = 5, value_name = "N")]
     max_retries: u32,
+    /// A line on stderr for every API request (method, endpoint, path,
+    /// status, attempt, wait, time, bytes; never the key). RUST_LOG works too
+    #[arg(global = true, short = 'v', long)]
+    verbose: bool,
     /// Longest wait for one request, in seconds (a rate budget to refill, a
     /// Retry-After); an API asking for longer fails the query, saying so
     #[arg(global = true, long, default_value_t = DEFAULT_MAX_WAIT.as_secs(), value_name = "SECS")]
@@ -199,6 +203,7 @@ enum Switch {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging(cli.verbose);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -211,12 +216,69 @@ fn main() -> ExitCode {
         Some(Command::Check(_)) => ExitCode::from(2),
         _ => ExitCode::FAILURE,
     };
-    match runtime.block_on(run(cli)) {
+    // The REPL takes Ctrl-C itself (it cancels the running query); anything
+    // else stops cleanly on Ctrl-C or SIGTERM: dropping the run removes any
+    // file it was writing, and an existing one stays as it was.
+    let repl = cli.command.is_none()
+        && cli.sql.is_empty()
+        && cli.files.is_empty()
+        && std::io::stdin().is_terminal();
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            outcome = run(cli) => outcome,
+            signal = stop_signal(!repl) => {
+                eprintln!("orgsql: stopped by {signal}; no file was left half-written");
+                Ok(ExitCode::from(if signal == "SIGTERM" { 143 } else { 130 }))
+            }
+        }
+    });
+    match outcome {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors quote the API: nothing in them may act on the terminal.
+            eprintln!("error: {}", cli::output::visible(&format!("{e:#}")));
             failure
         }
+    }
+}
+
+/// `-v`: orgsql's requests on stderr; `RUST_LOG` (e.g. `orgsql=debug`) as
+/// usual. Nothing is logged otherwise.
+fn logging(verbose: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => EnvFilter::new(spec),
+        _ if verbose => EnvFilter::new("orgsql=debug"),
+        _ => return,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// The first of Ctrl-C (when `interrupt`) and SIGTERM.
+async fn stop_signal(interrupt: bool) -> &'static str {
+    let ctrl_c = async {
+        if interrupt && tokio::signal::ctrl_c().await.is_ok() {
+            return "Ctrl-C";
+        }
+        std::future::pending().await
+    };
+    let term = async {
+        #[cfg(unix)]
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            term.recv().await;
+            return "SIGTERM";
+        }
+        std::future::pending().await
+    };
+    tokio::select! {
+        name = ctrl_c => name,
+        name = term => name,
     }
 }
 

@@ -110,7 +110,21 @@ async fn register(ctx: &SessionContext, schema: Option<&str>, dir: &Path) -> Res
         None => TableReference::bare(table),
     };
     for table in &manifest.tables {
-        let path = dir.join(&table.path);
+        // A manifest says where its files are; it may not point outside.
+        let relative = Path::new(&table.path);
+        if table.path.is_empty()
+            || !relative
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(DataFusionError::Execution(format!(
+                "{}: table {:?} is at {:?}, outside the snapshot folder; refusing to read it",
+                dir.join(MANIFEST).display(),
+                table.name,
+                table.path
+            )));
+        }
+        let path = dir.join(relative);
         let location = path.to_str().ok_or_else(|| {
             DataFusionError::Execution(format!("{}: not a UTF-8 path", path.display()))
         })?;
@@ -149,6 +163,7 @@ pub async fn diff(ctx: &SessionContext, old: &str, new: &str) -> Result<Vec<Reco
     let mut batches = Vec::new();
     for table in catalog() {
         if table.key.is_empty()
+            || table.history
             || !ctx.table_exist(TableReference::partial(old, table.name))?
             || !ctx.table_exist(TableReference::partial(new, table.name))?
         {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -38,6 +38,8 @@ pub struct ClientConfig {
     pub concurrency: usize,
     /// How long a fetched page is reused; `None` turns the cache off.
     pub cache_ttl: Option<Duration>,
+    /// The largest answer read; a larger one is refused as it arrives.
+    pub max_page_bytes: usize,
 }
 
 /// Fan-out requests in flight by default: quick on a large org while staying
@@ -56,6 +58,7 @@ impl ClientConfig {
             timeout: Duration::from_secs(60),
             concurrency: usize::from(DEFAULT_CONCURRENCY),
             cache_ttl: Some(DEFAULT_CACHE_TTL),
+            max_page_bytes: MAX_PAGE_BYTES,
         }
     }
 }
@@ -163,6 +166,7 @@ struct Inner {
     cache: PageCache,
     log: RequestLog,
     pacer: Pacer,
+    max_page_bytes: usize,
 }
 
 impl std::fmt::Debug for Client {
@@ -207,6 +211,7 @@ impl Client {
                 cache: PageCache::new(config.cache_ttl),
                 log: RequestLog::default(),
                 pacer: Pacer::default(),
+                max_page_bytes: config.max_page_bytes,
             }),
         })
     }
@@ -307,8 +312,12 @@ impl Client {
             endpoint: request.endpoint(),
             detail,
         };
-        let page: Envelope<T> =
-            serde_json::from_slice(&body).map_err(|e| decode_error(e.to_string()))?;
+        let page: Envelope<T> = serde_json::from_slice(&body).map_err(|e| {
+            decode_error(format!(
+                "not the page this endpoint documents ({e}); it starts {}",
+                first_bytes(&body)
+            ))
+        })?;
         if let Some(index) = logged {
             self.inner.log.set_rows(index, page.data.item_count());
         }
@@ -386,7 +395,20 @@ impl Client {
             let started_at = chrono::Utc::now();
             let clock = std::time::Instant::now();
             let result = self.build(request, url.clone(), cursor).send().await;
-            let log = |status: Option<u16>| {
+            let log = |status: Option<u16>, bytes: Option<usize>| {
+                // `-v`: one line a request. The resolved path is percent-
+                // encoded; no header is logged, so never the key.
+                tracing::debug!(
+                    target: "orgsql::request",
+                    "{} {} {} -> {}, attempt {attempt}, waited {:.0} ms, took {:.0} ms, {} bytes",
+                    request.method,
+                    request.template,
+                    resolved(&url, request, cursor),
+                    status.map_or("no answer".to_string(), |s| s.to_string()),
+                    waited.as_secs_f64() * 1000.0,
+                    clock.elapsed().as_secs_f64() * 1000.0,
+                    bytes.map_or("-".to_string(), |b| b.to_string()),
+                );
                 self.inner.log.push(RequestRecord {
                     started_at,
                     method: request.method.to_string(),
@@ -396,7 +418,7 @@ impl Client {
                     wait_ms: waited.as_secs_f64() * 1000.0,
                     attempt,
                     rows: None,
-                    bytes: None,
+                    bytes,
                     table_name: request.table,
                 })
             };
@@ -404,21 +426,23 @@ impl Client {
                 Ok(response) if response.status().is_success() => {
                     pacer.answered(&endpoint, Some(response.headers()));
                     let status = response.status().as_u16();
-                    let body = response.bytes().await.map_err(|e| ApiError::Transport {
-                        endpoint: endpoint.clone(),
-                        detail: e.without_url().to_string(),
-                    });
-                    let index = log(Some(status));
-                    if let Ok(body) = &body {
-                        self.inner.log.set_bytes(index, body.len());
-                    }
+                    let content_type = response
+                        .headers()
+                        .get(CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    let body = read_body(response, &endpoint, self.inner.max_page_bytes).await;
+                    let index = log(Some(status), body.as_ref().ok().map(Bytes::len));
+                    let body =
+                        body.and_then(|body| the_apis_json(&endpoint, status, &content_type, body));
                     return body.map(|b| (b, index));
                 }
                 Ok(response) => {
                     let status = response.status().as_u16();
-                    log(Some(status));
                     let headers = response.headers().clone();
                     let body = response.bytes().await.unwrap_or_default();
+                    log(Some(status), None);
                     let message = api_message(&body);
                     if !is_retryable(status) {
                         pacer.answered(&endpoint, Some(&headers));
@@ -449,13 +473,13 @@ impl Client {
                 }
                 Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
                     pacer.answered(&endpoint, None);
-                    log(None);
+                    log(None, None);
                     let delay = policy.delay(attempt, None, chrono::Utc::now());
                     (0, e.without_url().to_string(), Some(delay))
                 }
                 Err(e) => {
                     pacer.answered(&endpoint, None);
-                    log(None);
+                    log(None, None);
                     return Err(ApiError::Transport {
                         endpoint,
                         detail: e.without_url().to_string(),
@@ -555,5 +579,97 @@ impl Client {
             }
         }
         Ok(url)
+    }
+}
+
+/// The largest page orgsql reads by default; the API's largest pages are a
+/// few MB.
+pub const MAX_PAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// The answer's body, refused as soon as it is larger than `max` (by its
+/// stated length, or while it arrives) rather than read into memory.
+async fn read_body(
+    mut response: reqwest::Response,
+    endpoint: &str,
+    max: usize,
+) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::Decode {
+        endpoint: endpoint.to_string(),
+        detail: format!(
+            "the answer is larger than {max} bytes ({} MB), far more than any page of the \
+             API; refused. Hint: check --base-url",
+            max / (1024 * 1024)
+        ),
+    };
+    if response.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| ApiError::Transport {
+        endpoint: endpoint.to_string(),
+        detail: e.without_url().to_string(),
+    })? {
+        if body.len() + chunk.len() > max {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
+}
+
+/// A successful answer that is not JSON (a proxy's login page, a captive
+/// portal) is one clear error: what came, and what to check.
+fn the_apis_json(
+    endpoint: &str,
+    status: u16,
+    content_type: &str,
+    body: Bytes,
+) -> Result<Bytes, ApiError> {
+    let looks_json = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'{' || b == b'[');
+    let says_json = content_type.is_empty() || content_type.to_ascii_lowercase().contains("json");
+    if looks_json && says_json {
+        return Ok(body);
+    }
+    Err(ApiError::NotTheApi {
+        endpoint: endpoint.to_string(),
+        status,
+        content_type: if content_type.is_empty() {
+            "none".to_string()
+        } else {
+            content_type.to_string()
+        },
+        start: first_bytes(&body),
+    })
+}
+
+/// The start of a body, for an error message (shown escape-safe by whoever prints it).
+pub(crate) fn first_bytes(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(120)]);
+    let text = text.trim();
+    if text.is_empty() {
+        "(empty)".to_string()
+    } else {
+        format!("{text:?}")
+    }
+}
+
+/// The path and query a request went to, as `-v` shows it (percent-encoded;
+/// a POST's filters are in its body, not shown).
+fn resolved(url: &Url, request: &PageRequest, cursor: Option<&str>) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in &request.query {
+        query.append_pair(name, value);
+    }
+    if let (CursorIn::Query, Some(cursor)) = (request.cursor_in, cursor) {
+        query.append_pair("cursor", cursor);
+    }
+    let query = query.finish();
+    if query.is_empty() {
+        url.path().to_string()
+    } else {
+        format!("{}?{query}", url.path())
     }
 }

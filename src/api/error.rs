@@ -28,6 +28,22 @@ pub enum ApiError {
     RepeatedCursor { endpoint: String },
     #[error("{endpoint}: unexpected response body: {detail}")]
     Decode { endpoint: String, detail: String },
+    #[error(
+        "{endpoint}: the answer is not the Admin API's JSON (HTTP {status}, Content-Type \
+         {content_type}, starting {start}). Hint: a proxy or a login page may be answering \
+         instead of the API; check --base-url (ORGSQL_BASE_URL) and the network"
+    )]
+    NotTheApi {
+        endpoint: String,
+        status: u16,
+        content_type: String,
+        start: String,
+    },
+    #[error(
+        "{endpoint}: the API sent the same item twice in one listing ({item}); a listing that \
+         repeats itself would not end, so the query stops"
+    )]
+    RepeatedItem { endpoint: String, item: String },
     #[error("{endpoint}: refused: orgsql only calls read endpoints")]
     NotReadOnly { endpoint: String },
     #[error(

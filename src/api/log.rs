@@ -45,13 +45,6 @@ impl RequestLog {
         }
     }
 
-    pub fn set_bytes(&self, index: usize, bytes: usize) {
-        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(record) = records.get_mut(index) {
-            record.bytes = Some(bytes);
-        }
-    }
-
     /// The records from index `start` on (all of them from 0).
     pub fn since(&self, start: usize) -> Vec<RequestRecord> {
         let records = self.records.lock().unwrap_or_else(|e| e.into_inner());

@@ -15,6 +15,7 @@ use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use super::error_message;
+use super::output::visible;
 
 mod pack {
     include!(concat!(env!("OUT_DIR"), "/pack.rs"));
@@ -292,22 +293,27 @@ fn table(out: &mut dyn Write, results: &[Checked]) -> std::io::Result<()> {
             out,
             "{:5}  {:8}  {:width$}  {}{detail}",
             label(r.outcome),
-            c.severity,
-            c.id,
-            c.title
+            visible(&c.severity),
+            visible(&c.id),
+            visible(&c.title)
         )?;
         for finding in r.alarms() {
-            writeln!(out, "         - {}: {}", finding.resource, finding.reason)?;
+            writeln!(
+                out,
+                "         - {}: {}",
+                visible(&finding.resource),
+                visible(&finding.reason)
+            )?;
         }
         if let Some(error) = &r.error {
-            writeln!(out, "         error: {error}")?;
+            writeln!(out, "         error: {}", visible(error))?;
         }
     }
     writeln!(out, "{}", summary(results))
 }
 
 fn markdown(out: &mut dyn Write, results: &[Checked]) -> std::io::Result<()> {
-    let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+    let cell = |s: &str| visible(s).replace('|', "\\|");
     writeln!(out, "| result | severity | control | alarms |")?;
     writeln!(out, "|---|---|---|---|")?;
     for r in results {
@@ -331,18 +337,26 @@ fn markdown(out: &mut dyn Write, results: &[Checked]) -> std::io::Result<()> {
     writeln!(out, "\n{}", summary(results))
 }
 
+/// Text for XML: escaped, and with the characters XML 1.0 forbids (and
+/// those a viewer would act on) shown as `visible` shows them. Line breaks
+/// between findings stay.
 fn xml(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '&' => "&amp;".to_string(),
-            '<' => "&lt;".to_string(),
-            '>' => "&gt;".to_string(),
-            '"' => "&quot;".to_string(),
-            '\'' => "&apos;".to_string(),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => " ".to_string(),
-            c => c.to_string(),
+    text.split('\n')
+        .map(|line| {
+            visible(line)
+                .chars()
+                .map(|c| match c {
+                    '&' => "&amp;".to_string(),
+                    '<' => "&lt;".to_string(),
+                    '>' => "&gt;".to_string(),
+                    '"' => "&quot;".to_string(),
+                    '\'' => "&apos;".to_string(),
+                    c => c.to_string(),
+                })
+                .collect::<String>()
         })
-        .collect()
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// JUnit XML: one test case per control; an alarm is a failure, a control
@@ -407,7 +421,13 @@ fn junit(out: &mut dyn Write, results: &[Checked]) -> std::io::Result<()> {
 pub fn list(out: &mut dyn Write, controls: &[Control]) -> std::io::Result<()> {
     let width = controls.iter().map(|c| c.id.len()).max().unwrap_or(0);
     for c in controls {
-        writeln!(out, "{:width$}  {:8}  {}", c.id, c.severity, c.title)?;
+        writeln!(
+            out,
+            "{:width$}  {:8}  {}",
+            visible(&c.id),
+            visible(&c.severity),
+            visible(&c.title)
+        )?;
     }
     Ok(())
 }

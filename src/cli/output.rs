@@ -1,5 +1,8 @@
-//! Printing results: an aligned table, CSV or JSON.
+//! Printing results: an aligned table, CSV or JSON; and `visible`, which
+//! every human-readable output passes API text through.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::Write;
 
 use clap::ValueEnum;
@@ -71,6 +74,47 @@ pub fn print(
     Ok(())
 }
 
+/// Text as a terminal may show it. Anyone can put text into the API (a
+/// display name, a group name, an audit message): control characters (C0,
+/// DEL, C1: escape sequences that clear, retitle or recolour a terminal,
+/// carriage returns and backspaces that hide text) and the invisible and
+/// bidirectional formatting characters that disguise it are shown as
+/// escapes (`\u{1b}`, `\n`), never raw. Machine formats (CSV, JSON,
+/// Parquet) keep the data exact instead.
+pub fn visible(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(hidden) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if hidden(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Characters a terminal acts on or does not show.
+fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+        )
+}
+
 /// Narrowest a column is cut to when a table must fit the terminal.
 const MIN_COLUMN: usize = 6;
 
@@ -81,7 +125,11 @@ fn table(
     width: Option<usize>,
 ) -> Result<()> {
     let options = FormatOptions::default().with_null("NULL");
-    let header: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let header: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| visible(f.name()).into_owned())
+        .collect();
     let mut rows: Vec<Vec<String>> = Vec::new();
     for batch in batches {
         let formatters = batch
@@ -90,11 +138,11 @@ fn table(
             .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         for row in 0..batch.num_rows() {
-            // One line a row: a newline in a value is shown, not printed.
+            // One line a row, and nothing the terminal would act on.
             rows.push(
                 formatters
                     .iter()
-                    .map(|f| f.value(row).to_string().replace('\n', "\\n"))
+                    .map(|f| visible(&f.value(row).to_string()).into_owned())
                     .collect(),
             );
         }
@@ -160,4 +208,19 @@ fn cut(cell: &str, width: usize) -> String {
     let kept = console::truncate_str(cell, width, "…");
     let pad = width.saturating_sub(measure(&kept));
     format!("{kept}{}", " ".repeat(pad))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::visible;
+
+    #[test]
+    fn control_and_formatting_characters_are_shown_not_acted_on() {
+        assert_eq!(visible("Zoë Schmidt"), "Zoë Schmidt");
+        assert_eq!(
+            visible("a\u{1b}[2Jb\u{7}c\rd\u{8}e\u{0}f\u{202e}g\nh\u{9b}i"),
+            "a\\u{1b}[2Jb\\u{7}c\\rd\\u{8}e\\u{0}f\\u{202e}g\\nh\\u{9b}i"
+        );
+        assert_eq!(visible("\u{1b}]0;owned\u{7}"), "\\u{1b}]0;owned\\u{7}");
+    }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::output::visible;
 use crate::api::{Client, Wait, duration_words};
 
 /// Without a terminal: a line when a wait this long begins, and a line
@@ -96,11 +97,12 @@ fn summary(new: &[crate::api::RequestRecord]) -> String {
 }
 
 /// "waiting 40 s for GET /admin/v1/orgs/{orgId}/events: its budget ... is spent"
+/// (the reason may quote the API).
 fn waiting(wait: &Wait) -> String {
     format!(
         "waiting {} for {}: {}",
         duration_words(wait.until.saturating_duration_since(Instant::now())),
         wait.endpoint,
-        wait.why
+        visible(&wait.why)
     )
 }

@@ -22,6 +22,7 @@ use rustyline::history::DefaultHistory;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Context, Editor, Helper};
 
+use super::output::visible;
 use super::progress::Progress;
 use super::{Format, error_message, output};
 use crate::api::Client;
@@ -137,7 +138,7 @@ pub async fn run(
             match repl.meta(command).await {
                 Ok(Flow::Quit) => break,
                 Ok(Flow::Continue) => {}
-                Err(message) => eprintln!("error: {message}"),
+                Err(message) => eprintln!("error: {}", visible(&message)),
             }
             continue;
         }
@@ -146,7 +147,7 @@ pub async fn run(
             save_history(&mut editor, path);
         }
         if let Err(message) = repl.run_sql(text).await {
-            eprintln!("error: {message}");
+            eprintln!("error: {}", visible(&message));
         }
     }
     Ok(())

@@ -40,6 +40,7 @@ impl Resource for EventContext {
     type Row = EventContextRow;
 
     const NAME: &'static str = "event_context";
+    const HISTORY: bool = true;
     const DESCRIPTION: &'static str =
         "Objects audit events name: what they acted on (context) and where (container)";
 

@@ -176,6 +176,8 @@ impl Resource for Events {
     type Row = EventRow;
 
     const NAME: &'static str = "events";
+    const KEY: &'static [&'static str] = &["event_id"];
+    const HISTORY: bool = true;
     const DESCRIPTION: &'static str = "Organization audit log events, newest first (most recently processed first when read whole)";
 
     fn columns() -> Vec<Column> {

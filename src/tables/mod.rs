@@ -67,6 +67,8 @@ pub struct TableInfo {
     pub pushdown: fn(&Expr) -> TableProviderFilterPushDown,
     /// The columns that identify a row (empty: not compared by `orgsql diff`).
     pub key: &'static [&'static str],
+    /// An append-only history, left out of `orgsql diff`.
+    pub history: bool,
 }
 
 fn info<R: Resource>() -> TableInfo {
@@ -77,6 +79,7 @@ fn info<R: Resource>() -> TableInfo {
         fan_out: R::FAN_OUT,
         pushdown: R::pushdown,
         key: R::KEY,
+        history: R::HISTORY,
     }
 }
 
@@ -136,6 +139,7 @@ pub fn catalog() -> Vec<TableInfo> {
             fan_out: Some("user and group"),
             pushdown: role_view_pushdown,
             key: &[],
+            history: false,
         },
         info::<UserLastActive>(),
         info::<Events>(),
@@ -150,6 +154,7 @@ pub fn catalog() -> Vec<TableInfo> {
             fan_out: None,
             pushdown: no_pushdown,
             key: &[],
+            history: true,
         },
     ]
 }

@@ -4,8 +4,9 @@
 //! that streams one batch per page, fans out per user or group with bounded
 //! concurrency, and narrows that fan-out by the keys a join has already seen.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasher, RandomState};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::json::ReaderBuilder;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -197,9 +198,11 @@ pub trait Resource: Send + Sync + 'static {
     const DESCRIPTION: &'static str;
     /// What the table calls the API once for ("user", "group"), if it fans out.
     const FAN_OUT: Option<&'static str> = None;
-    /// The columns that identify a row, for `orgsql diff`; empty for the
-    /// audit log, which only grows.
+    /// The columns that identify a row: a scan yields each key once, and
+    /// `orgsql diff` compares rows by it.
     const KEY: &'static [&'static str] = &[];
+    /// An append-only history (the audit log): `orgsql diff` leaves it out.
+    const HISTORY: bool = false;
 
     fn columns() -> Vec<Column>;
 
@@ -549,18 +552,25 @@ impl<R: Resource> ApiScanExec<R> {
         match fetch {
             Fetch::Listings(requests) => {
                 let org_id = client.org_id().to_string();
-                // Calls that split one filter list can return the same item
-                // twice (a user in groups of two chunks): keep a row once.
-                let mut seen = match (requests.len() > 1 && !R::KEY.is_empty())
+                // Each row once: calls that split one filter list can return
+                // the same item twice (a user in groups of two chunks), and
+                // an item back twice within one listing means a listing that
+                // would never end.
+                let mut seen = match (!R::KEY.is_empty())
                     .then(|| SeenKeys::new(&schema, R::KEY))
                     .transpose()
                 {
                     Ok(seen) => seen,
                     Err(e) => return stream::once(async move { Err(e) }).boxed(),
                 };
-                stream::iter(requests)
-                    .flat_map(move |request| client.pages::<R::Data>(tagged::<R>(request)))
-                    .filter_map(move |page| {
+                stream::iter(requests.into_iter().enumerate())
+                    .flat_map(move |(listing, request)| {
+                        let endpoint = request.endpoint();
+                        client
+                            .pages::<R::Data>(tagged::<R>(request))
+                            .map(move |page| (listing, endpoint.clone(), page))
+                    })
+                    .filter_map(move |(listing, endpoint, page)| {
                         let origin = Origin {
                             org_id: &org_id,
                             parent: None,
@@ -569,7 +579,9 @@ impl<R: Resource> ApiScanExec<R> {
                             .map_err(external)
                             .and_then(|data| rows_to_batch::<R>(&schema, &origin, data))
                             .and_then(|batch| match (batch, seen.as_mut()) {
-                                (Some(batch), Some(seen)) => seen.first_sightings(&batch),
+                                (Some(batch), Some(seen)) => {
+                                    seen.first_sightings(listing, &endpoint, &batch)
+                                }
                                 (batch, _) => Ok(batch),
                             })
                             .transpose();
@@ -582,11 +594,14 @@ impl<R: Resource> ApiScanExec<R> {
     }
 }
 
-/// The keys of the rows a scan has yielded, to drop a row seen before.
+/// The keys of the rows a scan has yielded, and the listing each came from.
+/// Keys are held as 128-bit hashes: a million rows cost some 30 MB, and two
+/// keys meet by chance about once in 10^26 scans of that size.
 struct SeenKeys {
     columns: Vec<usize>,
     converter: RowConverter,
-    keys: HashSet<OwnedRow>,
+    hashers: (RandomState, RandomState),
+    keys: HashMap<u128, usize>,
 }
 
 impl SeenKeys {
@@ -602,22 +617,55 @@ impl SeenKeys {
         Ok(Self {
             columns,
             converter: RowConverter::new(fields)?,
-            keys: HashSet::new(),
+            hashers: (RandomState::new(), RandomState::new()),
+            keys: HashMap::new(),
         })
     }
 
-    /// The rows of `batch` whose key has not been seen; `None` if none is new.
-    fn first_sightings(&mut self, batch: &RecordBatch) -> Result<Option<RecordBatch>> {
+    /// The rows of `batch` (from listing number `listing`) whose key no other
+    /// listing has yielded; `None` if none is new. A key this very listing
+    /// has yielded before is an error.
+    fn first_sightings(
+        &mut self,
+        listing: usize,
+        endpoint: &str,
+        batch: &RecordBatch,
+    ) -> Result<Option<RecordBatch>> {
         let arrays: Vec<_> = self
             .columns
             .iter()
             .map(|&i| batch.column(i).clone())
             .collect();
         let rows = self.converter.convert_columns(&arrays)?;
-        let fresh: BooleanArray = rows
-            .iter()
-            .map(|row| Some(self.keys.insert(row.owned())))
-            .collect();
+        let mut fresh = Vec::with_capacity(rows.num_rows());
+        for (index, row) in rows.iter().enumerate() {
+            let bytes = row.as_ref();
+            let hash = (u128::from(self.hashers.0.hash_one(bytes)) << 64)
+                | u128::from(self.hashers.1.hash_one(bytes));
+            match self.keys.insert(hash, listing) {
+                None => fresh.push(Some(true)),
+                Some(earlier) if earlier != listing => fresh.push(Some(false)),
+                Some(_) => {
+                    let item = self
+                        .columns
+                        .iter()
+                        .map(|&i| {
+                            datafusion::arrow::util::display::array_value_to_string(
+                                batch.column(i),
+                                index,
+                            )
+                            .unwrap_or_default()
+                        })
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    return Err(external(ApiError::RepeatedItem {
+                        endpoint: endpoint.to_string(),
+                        item,
+                    }));
+                }
+            }
+        }
+        let fresh = BooleanArray::from(fresh);
         if fresh.true_count() == 0 {
             return Ok(None);
         }

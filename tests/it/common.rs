@@ -94,3 +94,26 @@ pub async fn column(ctx: &SessionContext, sql: &str) -> Vec<String> {
         .map(|mut r| r.swap_remove(0))
         .collect()
 }
+
+/// The real binary, pointed at `emu` with its key (from the environment, as
+/// a user would), with nothing inherited that could point it elsewhere.
+pub fn orgsql_on(emu: &orgsql::emulator::Emulator) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_orgsql"));
+    for var in [
+        "ATLASSIAN_ORG_ID",
+        "ATLASSIAN_API_KEY",
+        "ORGSQL_BASE_URL",
+        "RUST_LOG",
+    ] {
+        command.env_remove(var);
+    }
+    command
+        .args(["--base-url", &emu.base_url(), "--org-id", &emu.org().id])
+        .env(
+            "ATLASSIAN_API_KEY",
+            emu.connection_json()["api_key"]
+                .as_str()
+                .unwrap_or_default(),
+        );
+    command
+}

@@ -11,6 +11,7 @@ mod differential;
 mod export;
 mod fanout;
 mod fixtures;
+mod hostile;
 mod pushdown;
 mod repl;
 mod slt;

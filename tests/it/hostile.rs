@@ -346,7 +346,7 @@ async fn a_stop_mid_write_leaves_no_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     let target = dir.path().join("events.parquet");
     let sql = format!("COPY (SELECT * FROM events) TO '{}'", target.display());
-    let mut child = orgsql_on(&emu)
+    let child = orgsql_on(&emu)
         .args(["-c", &sql])
         .stderr(std::process::Stdio::piped())
         .spawn()

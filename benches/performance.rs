@@ -67,6 +67,7 @@ async fn emulator(users: usize, events: usize, latency_ms: u64) -> Emulator {
         page_size_cap: None,
         port: 0,
         limits: None,
+        api_key: None,
     })
     .await
     .expect("emulator starts")

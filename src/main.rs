@@ -483,6 +483,7 @@ async fn serve_emulator(args: EmulatorArgs) -> Result<()> {
             time_scale: args.time_scale,
             default_per_minute: args.default_limit,
         }),
+        api_key: None,
     };
     let emulator = Emulator::start(config)
         .await

@@ -11,9 +11,16 @@ use super::output::visible;
 use crate::api::{Client, Wait, duration_words};
 
 /// Without a terminal: a line when a wait this long begins, and a line
-/// this often while requests go on.
+/// this often while requests go on (`ORGSQL_NOTICE_SECS` to change it).
 const QUIET_WAIT: Duration = Duration::from_secs(10);
 const QUIET_EVERY: Duration = Duration::from_secs(60);
+
+fn quiet_every() -> Duration {
+    std::env::var("ORGSQL_NOTICE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(QUIET_EVERY, Duration::from_secs)
+}
 
 /// A line on stderr while a query runs: tables paging, pages, rows, retries,
 /// elapsed, and any wait for a rate budget in words. Gone before results print.
@@ -32,6 +39,7 @@ impl Progress {
         let client = client.clone();
         let shown = bar.clone();
         let terminal = std::io::stderr().is_terminal();
+        let every = quiet_every();
         let ticker = tokio::spawn(async move {
             let first = client.request_count();
             let started = Instant::now();
@@ -61,7 +69,7 @@ impl Progress {
                 {
                     said_wait = Some(wait.until);
                     line = Some(waiting(wait));
-                } else if !new.is_empty() && last_said.elapsed() >= QUIET_EVERY {
+                } else if !new.is_empty() && last_said.elapsed() >= every {
                     line = Some(format!(
                         "still running after {}: {}",
                         duration_words(started.elapsed()),

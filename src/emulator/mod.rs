@@ -47,6 +47,8 @@ pub struct EmulatorConfig {
     pub port: u16,
     /// The API's rate budgets, enforced; `None` answers every request.
     pub limits: Option<RateLimits>,
+    /// The one key it accepts; `emulator-key-<seed>` when `None`.
+    pub api_key: Option<String>,
 }
 
 impl EmulatorConfig {
@@ -97,7 +99,10 @@ pub struct Emulator {
 impl Emulator {
     pub async fn start(config: EmulatorConfig) -> std::io::Result<Self> {
         let org = Org::generate(&config.org);
-        let api_key = format!("emulator-key-{}", config.org.seed);
+        let api_key = config
+            .api_key
+            .clone()
+            .unwrap_or_else(|| format!("emulator-key-{}", config.org.seed));
         let listener = TcpListener::bind(("127.0.0.1", config.port)).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {

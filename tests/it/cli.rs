@@ -198,3 +198,50 @@ async fn a_script_reuses_pages_unless_told_not_to() {
         assert_eq!(stdout.lines().last(), Some(requests), "{stdout}");
     }
 }
+
+/// `-v`: one line a request on stderr, with what the request was and how it went.
+#[tokio::test(flavor = "multi_thread")]
+async fn verbose_prints_a_line_per_request() {
+    let emu = emulator(spec(30, 10), Faults::default(), Some(10)).await;
+    let mut command = orgsql_on(&emu);
+    command.args(["-v", "-c", "SELECT count(*) FROM users"]);
+    let output = run(command).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("/users/search"))
+        .collect();
+    assert_eq!(lines.len() as u64, emu.requests(""), "{stderr}");
+    let org = &emu.org().id;
+    for line in lines {
+        assert!(
+            line.contains("POST /admin/v2/orgs/{orgId}/directories/{directoryId}/users/search")
+        );
+        assert!(line.contains(&format!("/admin/v2/orgs/{org}/directories/-/users/search")));
+        assert!(
+            line.contains("-> 200") && line.contains("attempt 1"),
+            "{line}"
+        );
+        assert!(line.contains("waited") && line.contains("bytes"), "{line}");
+    }
+}
+
+/// Without a terminal, a long run says now and then that it is still going.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_run_says_it_is_still_running_without_a_terminal() {
+    let faults = Faults {
+        latency: std::time::Duration::from_millis(150),
+        ..Faults::default()
+    };
+    let emu = emulator(spec(40, 10), faults, Some(2)).await;
+    let mut command = orgsql_on(&emu);
+    command
+        .env("ORGSQL_NOTICE_SECS", "1")
+        .args(["-c", "SELECT count(*) FROM users"]);
+    let output = run(command).await;
+    assert!(output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("orgsql: still running after"), "{stderr}");
+    assert!(stderr.contains("users: "), "{stderr}");
+}

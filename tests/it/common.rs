@@ -32,6 +32,7 @@ pub async fn emulator(org: OrgSpec, faults: Faults, page_size_cap: Option<usize>
         page_size_cap,
         port: 0,
         limits: None,
+        api_key: None,
     })
     .await
     .expect("emulator starts")

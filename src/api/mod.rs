@@ -20,6 +20,10 @@ pub use retry::{DEFAULT_MAX_WAIT, RetryPolicy};
 
 use std::fmt;
 
+/// The polling audit API: five times the budget of `/events`, ordered by
+/// processing time, with a cursor that outlives the last page.
+pub const EVENTS_STREAM: &str = "/admin/v1/orgs/{orgId}/events-stream";
+
 /// An organization API key. Debug and errors never show it; it leaves the
 /// process only in the `Authorization` header.
 #[derive(Clone)]

@@ -24,9 +24,9 @@ use futures::StreamExt;
 use serde::Deserialize;
 
 use super::export::{AtomicPath, io_at};
-use crate::api::{ApiError, Client, PageRequest};
+use crate::api::{ApiError, Client, EVENTS_STREAM, PageRequest};
 use crate::snapshot::{StreamPosition, TableEntry};
-use crate::tables::{EVENTS_STREAM, EventContext, Events, Resource, decode_page, schema_of};
+use crate::tables::{EventContext, Events, Resource, decode_page, schema_of};
 
 /// The folders the two tables are written to, inside the export folder.
 pub const EVENTS_DIR: &str = "events";

@@ -3,11 +3,11 @@
 //! the same `/events` listing; it carries the event's time, action and actor
 //! so that filters on them reach the API as they do on `events`.
 
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::events::{ApiEvent, events_pushdown, events_requests};
+use super::events::{ApiEvent, EVENT_FILTERS, events_requests};
+use super::filters::Filter;
 use super::provider::{Column, Fetch, Origin, Resource, Scan};
 
 pub struct EventContext;
@@ -41,6 +41,7 @@ impl Resource for EventContext {
 
     const NAME: &'static str = "event_context";
     const HISTORY: bool = true;
+    const FILTERS: &'static [Filter] = EVENT_FILTERS;
     const DESCRIPTION: &'static str =
         "Objects audit events name: what they acted on (context) and where (container)";
 
@@ -69,10 +70,6 @@ impl Resource for EventContext {
             Column::text("action", "The event's action key (as events.action)"),
             Column::text("actor_id", "Who did it (as events.actor_id)"),
         ]
-    }
-
-    fn pushdown(filter: &Expr) -> TableProviderFilterPushDown {
-        events_pushdown(filter)
     }
 
     fn fetch(scan: &Scan) -> Fetch {

@@ -1,12 +1,11 @@
 //! `events`: the organization audit log (`GET /v1/orgs/{orgId}/events`), newest first.
 
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::filters::{allowed_values, case_folded, equals_any, time_bound, time_window};
+use super::filters::{Filter, allowed_values, time_window};
 use super::provider::{Column, Fetch, Origin, Resource, Scan};
-use crate::api::PageRequest;
+use crate::api::{EVENTS_STREAM, PageRequest};
 
 pub struct Events;
 
@@ -95,23 +94,16 @@ fn json_text(value: Value) -> Option<String> {
 }
 
 /// Time bounds become `from`/`to`, and equalities on action, actor and ip
-/// become the API's filters. All Inexact: the API's case rules and bound
+/// the API's filters. All Inexact: the API's case rules and bound
 /// inclusiveness are not documented, so DataFusion checks every row again.
-pub(crate) fn events_pushdown(filter: &Expr) -> TableProviderFilterPushDown {
-    let pushable = match (time_bound(filter), equals_any(filter)) {
-        (Some((col, _)), _) => col == "time",
-        (_, Some((col, _))) => matches!(col, "action" | "actor_id" | "ip"),
-        _ => false,
-    };
-    if pushable {
-        TableProviderFilterPushDown::Inexact
-    } else {
-        TableProviderFilterPushDown::Unsupported
-    }
-}
-
-/// The polling audit API: five times the budget of `/events`.
-pub const EVENTS_STREAM: &str = "/admin/v1/orgs/{orgId}/events-stream";
+/// The API filters one action a call (matched ignoring case: `IN ('x', 'X')`
+/// is one listing); actors and ips go comma-joined. Shared with `event_context`.
+pub(crate) const EVENT_FILTERS: &[Filter] = &[
+    Filter::time("time", "from", "to"),
+    Filter::values("action", "action", 1).fold_case(),
+    Filter::values("actor_id", "actor", usize::MAX).joined(),
+    Filter::values("ip", "ip", usize::MAX).joined(),
+];
 
 /// The listings of the events a scan wants; shared with `event_context`.
 ///
@@ -122,17 +114,11 @@ pub const EVENTS_STREAM: &str = "/admin/v1/orgs/{orgId}/events-stream";
 /// loses nothing (DataFusion checks `time` again). Every other scan reads
 /// `/events` with its filters.
 pub(crate) fn events_requests(scan: &Scan) -> Vec<PageRequest> {
-    // The API takes epoch milliseconds; widen each bound by a millisecond so
-    // that neither an inclusive nor an exclusive API bound loses a row.
     let (from, to) = time_window(scan.filters, "time");
-    if let (Some(from), Some(to)) = (from, to)
-        && from > to
-    {
-        return Vec::new();
-    }
-    let narrowed = ["action", "actor_id", "ip"]
+    let narrowed = EVENT_FILTERS
         .iter()
-        .any(|col| allowed_values(scan.filters, col).is_some());
+        .filter(|f| f.column != "time")
+        .any(|f| allowed_values(scan.filters, f.column).is_some());
     if !narrowed && to.is_none() {
         let mut request = PageRequest::get(EVENTS_STREAM)
             .polling()
@@ -143,32 +129,10 @@ pub(crate) fn events_requests(scan: &Scan) -> Vec<PageRequest> {
         }
         return vec![request];
     }
-    let mut request = PageRequest::get("/admin/v1/orgs/{orgId}/events")
-        .query("limit", scan.page_size(MAX_PAGE).to_string());
-    if let Some(from) = from {
-        request = request.query("from", (from.div_euclid(1000) - 1).to_string());
-    }
-    if let Some(to) = to {
-        request = request.query("to", (to.div_euclid(1000) + 2).to_string());
-    }
-    for (col, param) in [("actor_id", "actor"), ("ip", "ip")] {
-        if let Some(values) = allowed_values(scan.filters, col) {
-            if values.is_empty() {
-                return Vec::new();
-            }
-            request = request.query(param, values.join(","));
-        }
-    }
-    // The API filters one action a call: one listing per wanted action. It
-    // matches actions ignoring case, so `IN ('x', 'X')` must be one listing,
-    // or every event would come twice.
-    match allowed_values(scan.filters, "action") {
-        None => vec![request],
-        Some(actions) => case_folded(actions)
-            .into_iter()
-            .map(|a| request.clone().query("action", a))
-            .collect(),
-    }
+    scan.requests(
+        PageRequest::get("/admin/v1/orgs/{orgId}/events")
+            .query("limit", scan.page_size(MAX_PAGE).to_string()),
+    )
 }
 
 impl Resource for Events {
@@ -177,6 +141,7 @@ impl Resource for Events {
 
     const NAME: &'static str = "events";
     const KEY: &'static [&'static str] = &["event_id"];
+    const FILTERS: &'static [Filter] = EVENT_FILTERS;
     const HISTORY: bool = true;
     const DESCRIPTION: &'static str = "Organization audit log events, newest first (most recently processed first when read whole)";
 
@@ -209,10 +174,6 @@ impl Resource for Events {
                 "Where it happened: JSON array of objects (sites, orgs, ...)",
             ),
         ]
-    }
-
-    fn pushdown(filter: &Expr) -> TableProviderFilterPushDown {
-        events_pushdown(filter)
     }
 
     fn fetch(scan: &Scan) -> Fetch {

@@ -10,6 +10,9 @@ use datafusion::physical_expr::ScalarFunctionExpr;
 use datafusion::physical_expr::expressions::{self as physical, CaseExpr, InListExpr};
 use datafusion::physical_expr_common::physical_expr::snapshot_physical_expr;
 use datafusion::scalar::ScalarValue;
+use serde_json::{Value, json};
+
+use crate::api::PageRequest;
 
 /// The column an expression names, looking through casts.
 fn column(expr: &Expr) -> Option<&str> {
@@ -88,17 +91,360 @@ pub fn equals_any(expr: &Expr) -> Option<(&str, Vec<String>)> {
     }
 }
 
-/// How an equality filter (`=`, `IN`, an OR chain) reaches the API: `Exact`
-/// for the columns in `exact`, `Inexact` for those in `inexact`.
-pub fn equality_pushdown(
-    filter: &Expr,
-    exact: &[&str],
-    inexact: &[&str],
-) -> TableProviderFilterPushDown {
-    match equals_any(filter) {
-        Some((col, _)) if exact.contains(&col) => TableProviderFilterPushDown::Exact,
-        Some((col, _)) if inexact.contains(&col) => TableProviderFilterPushDown::Inexact,
-        _ => TableProviderFilterPushDown::Unsupported,
+/// A filter the API applies, as a table declares it: the column, the API's
+/// name for it, whether the API applies it fully, and the shape it takes.
+/// The one declaration answers DataFusion's pushdown question
+/// (`pushdown`) and builds the calls (`apply`), so the two cannot drift.
+#[derive(Debug, Clone, Copy)]
+pub struct Filter {
+    pub column: &'static str,
+    /// A POST body field (the searches) or a query parameter (GETs).
+    pub param: &'static str,
+    /// The API applies it fully (`Exact`), or only narrows (`Inexact`:
+    /// DataFusion checks every row again).
+    pub exact: bool,
+    pub shape: Shape,
+    /// Not sent when the query also filters this column (the API takes one
+    /// or the other).
+    pub unless: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Shape {
+    /// `=`, `IN`, an OR chain: text values, at most `max` a call.
+    Values {
+        max: usize,
+        /// A longer list is split over several calls (`true`), or not sent.
+        split: bool,
+        /// The API ignores case: each value once, lowercased.
+        fold_case: bool,
+        /// The API's enum; a list with a value outside it is not sent.
+        allowed: Option<&'static [&'static str]>,
+        /// A GET sends `a,b` in one parameter (else `p=a&p=b`).
+        joined: bool,
+    },
+    /// Exactly one value of `allowed` (e.g. `claimStatus`).
+    Single { allowed: &'static [&'static str] },
+    /// `col`, `NOT col`, `col = true|false`.
+    Flag,
+    /// Bounds on a time, in epoch milliseconds: `param` takes the lower,
+    /// `until` the upper; each widened by a millisecond, since the API's
+    /// inclusiveness is not documented.
+    Time { until: &'static str },
+    /// The id a fan-out calls once for: only the ids named are called.
+    Parent,
+}
+
+impl Filter {
+    /// `=`/`IN` values, split over calls of `max`; Inexact.
+    pub const fn values(column: &'static str, param: &'static str, max: usize) -> Self {
+        Self {
+            column,
+            param,
+            exact: false,
+            shape: Shape::Values {
+                max,
+                split: true,
+                fold_case: false,
+                allowed: None,
+                joined: false,
+            },
+            unless: None,
+        }
+    }
+
+    /// The API applies it fully.
+    pub const fn exact(mut self) -> Self {
+        self.exact = true;
+        self
+    }
+
+    /// The API ignores case.
+    pub const fn fold_case(mut self) -> Self {
+        if let Shape::Values {
+            max,
+            split,
+            allowed,
+            joined,
+            ..
+        } = self.shape
+        {
+            self.shape = Shape::Values {
+                max,
+                split,
+                fold_case: true,
+                allowed,
+                joined,
+            };
+        }
+        self
+    }
+
+    /// The API knows only these values.
+    pub const fn allowed(mut self, values: &'static [&'static str]) -> Self {
+        if let Shape::Values {
+            max,
+            split,
+            fold_case,
+            joined,
+            ..
+        } = self.shape
+        {
+            self.shape = Shape::Values {
+                max,
+                split,
+                fold_case,
+                allowed: Some(values),
+                joined,
+            };
+        }
+        self
+    }
+
+    /// A list longer than one call takes is left to DataFusion.
+    pub const fn unsplit(mut self) -> Self {
+        if let Shape::Values {
+            max,
+            fold_case,
+            allowed,
+            joined,
+            ..
+        } = self.shape
+        {
+            self.shape = Shape::Values {
+                max,
+                split: false,
+                fold_case,
+                allowed,
+                joined,
+            };
+        }
+        self
+    }
+
+    /// Sent as one comma-joined query parameter.
+    pub const fn joined(mut self) -> Self {
+        if let Shape::Values {
+            max,
+            split,
+            fold_case,
+            allowed,
+            ..
+        } = self.shape
+        {
+            self.shape = Shape::Values {
+                max,
+                split,
+                fold_case,
+                allowed,
+                joined: true,
+            };
+        }
+        self
+    }
+
+    /// Not sent when the query filters `column` too.
+    pub const fn unless(mut self, column: &'static str) -> Self {
+        self.unless = Some(column);
+        self
+    }
+
+    pub const fn single(
+        column: &'static str,
+        param: &'static str,
+        allowed: &'static [&'static str],
+    ) -> Self {
+        Self {
+            column,
+            param,
+            exact: false,
+            shape: Shape::Single { allowed },
+            unless: None,
+        }
+    }
+
+    pub const fn flag(column: &'static str, param: &'static str) -> Self {
+        Self {
+            column,
+            param,
+            exact: false,
+            shape: Shape::Flag,
+            unless: None,
+        }
+    }
+
+    pub const fn time(column: &'static str, from: &'static str, until: &'static str) -> Self {
+        Self {
+            column,
+            param: from,
+            exact: false,
+            shape: Shape::Time { until },
+            unless: None,
+        }
+    }
+
+    /// The parent id of a fan-out (`param`: its path parameter): exact.
+    pub const fn parent(column: &'static str, param: &'static str) -> Self {
+        Self {
+            column,
+            param,
+            exact: true,
+            shape: Shape::Parent,
+            unless: None,
+        }
+    }
+
+    /// Whether `expr` has this filter's shape on its column.
+    fn matches(&self, expr: &Expr) -> bool {
+        match self.shape {
+            Shape::Values { .. } | Shape::Single { .. } | Shape::Parent => {
+                equals_any(expr).is_some_and(|(col, _)| col == self.column)
+            }
+            Shape::Flag => bool_equals(expr).is_some_and(|(col, _)| col == self.column),
+            Shape::Time { .. } => time_bound(expr).is_some_and(|(col, _)| col == self.column),
+        }
+    }
+}
+
+/// DataFusion's question, answered from the declaration.
+pub fn pushdown(declared: &[Filter], expr: &Expr) -> TableProviderFilterPushDown {
+    match declared.iter().find(|f| f.matches(expr)) {
+        Some(f) if f.exact => TableProviderFilterPushDown::Exact,
+        Some(_) => TableProviderFilterPushDown::Inexact,
+        None => TableProviderFilterPushDown::Unsupported,
+    }
+}
+
+/// The calls that ask `base` for what `filters` allow, with every declared
+/// filter but the parent id sent as the API takes it. Empty when the
+/// filters contradict each other (nothing can match).
+pub fn apply(declared: &[Filter], filters: &[Expr], base: PageRequest) -> Vec<PageRequest> {
+    let mut requests = vec![base];
+    for filter in declared {
+        if filter
+            .unless
+            .is_some_and(|other| allowed_values(filters, other).is_some())
+        {
+            continue;
+        }
+        let calls: Vec<Sent> = match filter.shape {
+            Shape::Parent => continue,
+            Shape::Values {
+                max,
+                split,
+                fold_case,
+                allowed,
+                joined,
+            } => {
+                let Some(mut values) = allowed_values(filters, filter.column) else {
+                    continue;
+                };
+                if fold_case {
+                    values = case_folded(values);
+                }
+                if values.is_empty() {
+                    return Vec::new();
+                }
+                if let Some(allowed) = allowed {
+                    // A value the API does not know may still be in the data
+                    // (an enum that grew): let DataFusion filter instead.
+                    let known = values.iter().all(|v| allowed.contains(&v.as_str()));
+                    let everything = allowed.iter().all(|a| values.iter().any(|v| v == a));
+                    if !known || everything {
+                        continue;
+                    }
+                }
+                if values.len() > max && !split {
+                    continue;
+                }
+                values
+                    .chunks(max.max(1))
+                    .map(|chunk| Sent::List(chunk.to_vec(), joined))
+                    .collect()
+            }
+            Shape::Single { allowed } => match allowed_values(filters, filter.column).as_deref() {
+                None => continue,
+                Some([]) => return Vec::new(),
+                Some([one]) if allowed.contains(&one.as_str()) => vec![Sent::Text(one.clone())],
+                Some(_) => continue,
+            },
+            Shape::Flag => {
+                let wanted: Vec<bool> = filters
+                    .iter()
+                    .filter_map(bool_equals)
+                    .filter(|(col, _)| *col == filter.column)
+                    .map(|(_, value)| value)
+                    .collect();
+                match wanted.as_slice() {
+                    [] => continue,
+                    [first, rest @ ..] if rest.iter().all(|v| v == first) => {
+                        vec![Sent::Flag(*first)]
+                    }
+                    _ => return Vec::new(),
+                }
+            }
+            Shape::Time { until } => {
+                let (from, to) = time_window(filters, filter.column);
+                if let (Some(from), Some(to)) = (from, to)
+                    && from > to
+                {
+                    return Vec::new();
+                }
+                let mut requests_here = std::mem::take(&mut requests);
+                for request in &mut requests_here {
+                    if let Some(from) = from {
+                        *request = request
+                            .clone()
+                            .query(filter.param, (from.div_euclid(1000) - 1).to_string());
+                    }
+                    if let Some(to) = to {
+                        *request = request
+                            .clone()
+                            .query(until, (to.div_euclid(1000) + 2).to_string());
+                    }
+                }
+                requests = requests_here;
+                continue;
+            }
+        };
+        requests = requests
+            .into_iter()
+            .flat_map(|request| {
+                calls
+                    .iter()
+                    .map(move |sent| sent.onto(request.clone(), filter.param))
+            })
+            .collect();
+    }
+    requests
+}
+
+/// A filter's value as one call sends it.
+enum Sent {
+    List(Vec<String>, bool),
+    Text(String),
+    Flag(bool),
+}
+
+impl Sent {
+    fn onto(&self, mut request: PageRequest, param: &str) -> PageRequest {
+        if let Some(body) = request.body.as_mut().and_then(Value::as_object_mut) {
+            let value = match self {
+                Sent::List(values, _) => json!(values),
+                Sent::Text(text) => json!(text),
+                Sent::Flag(flag) => json!(flag),
+            };
+            body.insert(param.to_string(), value);
+            return request;
+        }
+        match self {
+            Sent::List(values, true) => request.query(param, values.join(",")),
+            Sent::List(values, false) => values.iter().fold(request, |request, value| {
+                request.query(param, value.clone())
+            }),
+            Sent::Text(text) => request.query(param, text.clone()),
+            Sent::Flag(flag) => request.query(param, flag.to_string()),
+        }
     }
 }
 

@@ -1,11 +1,11 @@
 //! `group_members`: one row per (group, user). The API has no members
 //! endpoint, so this is `users/search` with the `groups` expansion.
 
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use serde::Serialize;
 
+use super::filters::Filter;
 use super::provider::{Column, Fetch, Origin, Resource, Scan};
-use super::users::{ApiUser, users_pushdown, users_search};
+use super::users::{ApiUser, users_search};
 
 pub struct GroupMembers;
 
@@ -27,6 +27,12 @@ impl Resource for GroupMembers {
     const NAME: &'static str = "group_members";
     const DESCRIPTION: &'static str = "Group memberships: one row per user in a group";
     const KEY: &'static [&'static str] = &["group_id", "account_id"];
+    /// account_id narrows to those users; group_id to the members of those
+    /// groups (their other groups are filtered out again by DataFusion).
+    const FILTERS: &'static [Filter] = &[
+        Filter::values("account_id", "accountIds", 10),
+        Filter::values("group_id", "groupIds", 10),
+    ];
 
     fn columns() -> Vec<Column> {
         vec![
@@ -39,15 +45,6 @@ impl Resource for GroupMembers {
 
     fn fetch(scan: &Scan) -> Fetch {
         users_search(&scan.without_limit(), &["groups"]).into()
-    }
-
-    /// account_id narrows to those users; group_id to the members of those
-    /// groups (their other groups are filtered out again by DataFusion).
-    fn pushdown(filter: &Expr) -> TableProviderFilterPushDown {
-        match super::filters::equals_any(filter) {
-            Some(("account_id" | "group_id", _)) => users_pushdown(filter),
-            _ => TableProviderFilterPushDown::Unsupported,
-        }
     }
 
     fn push_rows(origin: &Origin, data: Vec<ApiUser>, rows: &mut Vec<GroupMemberRow>) {

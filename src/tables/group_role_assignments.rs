@@ -1,13 +1,12 @@
 //! `group_role_assignments`: the roles each group grants, one call per group
 //! (`GET .../groups/{groupId}/role-assignments`).
 
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use serde::{Deserialize, Serialize};
 
-use super::filters::equality_pushdown;
-use super::groups::groups_named;
-use super::provider::{Column, FanOut, Fetch, Origin, Resource, Scan};
-use super::user_role_assignments::role_assignments_request;
+use super::filters::Filter;
+use super::groups::every_group;
+use super::provider::{Column, Fetch, Origin, Resource, Scan};
+use super::user_role_assignments::{GROUP_ROLE_FILTERS, role_assignments};
 
 pub struct GroupRoleAssignments;
 
@@ -40,6 +39,7 @@ impl Resource for GroupRoleAssignments {
         "Roles each group grants its members on each resource (one call per group)";
     const KEY: &'static [&'static str] = &["group_id", "resource_id", "role"];
     const FAN_OUT: Option<&'static str> = Some("group");
+    const FILTERS: &'static [Filter] = GROUP_ROLE_FILTERS;
 
     fn columns() -> Vec<Column> {
         vec![
@@ -61,25 +61,13 @@ impl Resource for GroupRoleAssignments {
         ]
     }
 
-    /// group_id picks the groups fetched, so it is exact; role and resource
-    /// filters narrow each call, and DataFusion checks them again.
-    fn pushdown(filter: &Expr) -> TableProviderFilterPushDown {
-        equality_pushdown(
-            filter,
-            &["group_id"],
-            &["role", "resource_id", "resource_owner"],
-        )
-    }
-
     fn fetch(scan: &Scan) -> Fetch {
-        Fetch::PerParent(FanOut {
-            parents: groups_named(scan),
-            child: role_assignments_request(
+        scan.fan_out(
+            every_group(),
+            role_assignments(
                 "/admin/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}/role-assignments",
-                scan,
             ),
-            param: "groupId",
-        })
+        )
     }
 
     fn push_rows(origin: &Origin, data: Vec<ApiGroupRoleAssignment>, rows: &mut Vec<GroupRoleRow>) {

@@ -1,10 +1,9 @@
 //! `groups`: every group in the organization's directories (`POST groups/search`).
 
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::filters::{allowed_values, case_folded, equality_pushdown};
+use super::filters::Filter;
 use super::provider::{Column, Fetch, Origin, Parents, Resource, Scan};
 use crate::api::{CursorIn, PageRequest};
 
@@ -55,9 +54,8 @@ pub struct GroupRow {
     deletable: Option<bool>,
 }
 
-/// `groups/search` calls narrowed by group ids (10 a call) or, when no ids
-/// are given, by names (100 a call; the API takes one or the other), asking for
-/// the counts only when read. Shared with `group_role_assignments`.
+/// `groups/search` narrowed by the scan's declared filters, asking for the
+/// counts only when read. Shared with `group_role_assignments`.
 pub(crate) fn groups_search(scan: &Scan) -> Vec<PageRequest> {
     let mut expand = Vec::new();
     if scan.needs("user_count") {
@@ -70,34 +68,14 @@ pub(crate) fn groups_search(scan: &Scan) -> Vec<PageRequest> {
     if !expand.is_empty() {
         body["expand"] = json!(expand);
     }
-    let (field, values, max) = match (
-        allowed_values(scan.filters, "group_id"),
-        allowed_values(scan.filters, "name"),
-    ) {
-        (Some(ids), _) => ("groupIds", ids, 10),
-        // Names are matched ignoring case: one spelling each.
-        (None, Some(names)) => ("groupNames", case_folded(names), 100),
-        (None, None) => return vec![search(body)],
-    };
-    values
-        .chunks(max)
-        .map(|chunk| {
-            let mut body = body.clone();
-            body[field] = json!(chunk);
-            search(body)
-        })
-        .collect()
+    scan.requests(search(body))
 }
 
-/// The groups a per-group table calls for: those its `group_id` filter
-/// names, else every group.
-pub(crate) fn groups_named(scan: &Scan) -> Parents {
-    match allowed_values(scan.filters, "group_id") {
-        Some(ids) => Parents::Ids(ids),
-        None => Parents::Listing {
-            requests: groups_search(&Scan::everything()),
-            key: "id",
-        },
+/// Every group, for a table that calls the API once per group.
+pub(crate) fn every_group() -> Parents {
+    Parents::Listing {
+        requests: groups_search(&Scan::everything()),
+        key: "id",
     }
 }
 
@@ -113,6 +91,14 @@ impl Resource for Groups {
     const DESCRIPTION: &'static str =
         "Groups in the organization's directories, with member and resource counts";
     const KEY: &'static [&'static str] = &["group_id"];
+    /// Ids are exact (10 a call); names (100 a call) are matched ignoring
+    /// case, and the API takes ids or names, not both.
+    const FILTERS: &'static [Filter] = &[
+        Filter::values("group_id", "groupIds", 10).exact(),
+        Filter::values("name", "groupNames", 100)
+            .fold_case()
+            .unless("group_id"),
+    ];
 
     fn columns() -> Vec<Column> {
         vec![
@@ -138,12 +124,6 @@ impl Resource for Groups {
             Column::flag("modifiable", "The API key may change the group"),
             Column::flag("deletable", "The API key may delete the group"),
         ]
-    }
-
-    /// group_id is matched exactly by groupIds; names are matched ignoring
-    /// case by groupNames, so DataFusion checks them again.
-    fn pushdown(filter: &Expr) -> TableProviderFilterPushDown {
-        equality_pushdown(filter, &["group_id"], &["name"])
     }
 
     fn fetch(scan: &Scan) -> Fetch {

@@ -35,7 +35,7 @@ pub use directories::Directories;
 pub use domains::Domains;
 pub use event_actions::EventActions;
 pub use event_context::EventContext;
-pub use events::{EVENTS_STREAM, Events};
+pub use events::Events;
 pub use group_members::GroupMembers;
 pub use group_role_assignments::GroupRoleAssignments;
 pub use groups::Groups;

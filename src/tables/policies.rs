@@ -1,10 +1,9 @@
 //! `policies`: organization policies (IP allowlist, data residency, ...), v1.
 
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::filters::{allowed_values, equality_pushdown};
+use super::filters::Filter;
 use super::provider::{Column, Fetch, Origin, Resource, Scan};
 use crate::api::PageRequest;
 
@@ -38,17 +37,10 @@ pub(crate) struct PolicyResource {
     pub(crate) application_status: Option<String>,
 }
 
-/// The policy listings a scan wants: one per wanted `type` (the API takes
-/// one), read from filters on `type_column`. Shared with `policy_resources`.
-pub(crate) fn policies_requests(scan: &Scan, type_column: &str) -> Vec<PageRequest> {
-    let request = PageRequest::get("/admin/v1/orgs/{orgId}/policies");
-    match allowed_values(scan.filters, type_column) {
-        None => vec![request],
-        Some(types) => types
-            .into_iter()
-            .map(|t| request.clone().query("type", t))
-            .collect(),
-    }
+/// The policies listing; `type` (one a call) narrows it. Shared with
+/// `policy_resources`, whose `policy_type` it is.
+pub(crate) fn policies_request() -> PageRequest {
+    PageRequest::get("/admin/v1/orgs/{orgId}/policies")
 }
 
 #[derive(Serialize)]
@@ -72,6 +64,8 @@ impl Resource for Policies {
     const DESCRIPTION: &'static str =
         "Organization policies: IP allowlists, data residency, data security";
     const KEY: &'static [&'static str] = &["policy_id"];
+    /// Inexact: the API's matching rules for `type` are not documented.
+    const FILTERS: &'static [Filter] = &[Filter::values("type", "type", 1)];
 
     fn columns() -> Vec<Column> {
         vec![
@@ -89,14 +83,8 @@ impl Resource for Policies {
         ]
     }
 
-    /// `type` becomes the API's `type` filter; Inexact, since the API's
-    /// matching rules for it are not documented.
-    fn pushdown(filter: &Expr) -> TableProviderFilterPushDown {
-        equality_pushdown(filter, &[], &["type"])
-    }
-
     fn fetch(scan: &Scan) -> Fetch {
-        policies_requests(scan, "type").into()
+        scan.requests(policies_request()).into()
     }
 
     fn push_rows(origin: &Origin, data: Vec<ApiPolicy>, rows: &mut Vec<PolicyRow>) {

@@ -1,11 +1,10 @@
 //! `policy_resources`: the resources each policy applies to, one row per
 //! element of a policy's `resources[]` (same listing as `policies`).
 
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use serde::Serialize;
 
-use super::filters::equality_pushdown;
-use super::policies::{ApiPolicy, policies_requests};
+use super::filters::Filter;
+use super::policies::{ApiPolicy, policies_request};
 use super::provider::{Column, Fetch, Origin, Resource, Scan};
 
 pub struct PolicyResources;
@@ -26,6 +25,7 @@ impl Resource for PolicyResources {
     const NAME: &'static str = "policy_resources";
     const DESCRIPTION: &'static str = "Resources (product sites) each policy applies to";
     const KEY: &'static [&'static str] = &["policy_id", "resource_id"];
+    const FILTERS: &'static [Filter] = &[Filter::values("policy_type", "type", 1)];
 
     fn columns() -> Vec<Column> {
         vec![
@@ -46,12 +46,8 @@ impl Resource for PolicyResources {
         ]
     }
 
-    fn pushdown(filter: &Expr) -> TableProviderFilterPushDown {
-        equality_pushdown(filter, &[], &["policy_type"])
-    }
-
     fn fetch(scan: &Scan) -> Fetch {
-        policies_requests(scan, "policy_type").into()
+        scan.requests(policies_request()).into()
     }
 
     fn push_rows(origin: &Origin, data: Vec<ApiPolicy>, rows: &mut Vec<PolicyResourceRow>) {

@@ -35,7 +35,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::filters::join_key_values;
+use super::filters::{self, Filter, join_key_values};
 use crate::api::{ApiError, Client, PageItems, PageRequest};
 
 /// One table column: its name, Arrow type, whether it may be NULL, and the
@@ -104,11 +104,13 @@ impl Column {
 }
 
 /// What a scan asks of a resource: the columns it reads, the filters it
-/// accepted, and a row limit when every filter was exact.
+/// accepted, and a row limit when every filter was exact; and the filters
+/// the table declares, to send them.
 pub struct Scan<'a> {
     pub columns: Vec<&'a str>,
     pub filters: &'a [Expr],
     pub limit: Option<usize>,
+    pub declared: &'static [Filter],
 }
 
 impl<'a> Scan<'a> {
@@ -118,6 +120,7 @@ impl<'a> Scan<'a> {
             columns: Vec::new(),
             filters: &[],
             limit: None,
+            declared: &[],
         }
     }
 
@@ -128,7 +131,34 @@ impl<'a> Scan<'a> {
             columns: self.columns.clone(),
             filters: self.filters,
             limit: None,
+            declared: self.declared,
         }
+    }
+
+    /// The calls that ask `base` for this scan's rows: every declared
+    /// filter sent as the API takes it (see `filters::apply`).
+    pub fn requests(&self, base: PageRequest) -> Vec<PageRequest> {
+        filters::apply(self.declared, self.filters, base)
+    }
+
+    /// A fan-out: the parents its declared parent filter names, else
+    /// `every` (a listing of them all), and the call made for each.
+    pub fn fan_out(&self, every: Parents, child: PageRequest) -> Fetch {
+        let parent = self
+            .declared
+            .iter()
+            .find(|f| matches!(f.shape, filters::Shape::Parent));
+        let named = parent.and_then(|f| filters::allowed_values(self.filters, f.column));
+        let requests = self.requests(child);
+        let (Some(parent), Some(child)) = (parent, requests.into_iter().next()) else {
+            // Contradicting filters: nothing to call.
+            return Fetch::Listings(Vec::new());
+        };
+        Fetch::PerParent(FanOut {
+            parents: named.map_or(every, Parents::Ids),
+            child,
+            param: parent.param,
+        })
     }
 
     pub fn needs(&self, column: &str) -> bool {
@@ -201,6 +231,9 @@ pub trait Resource: Send + Sync + 'static {
     /// The columns that identify a row: a scan yields each key once, and
     /// `orgsql diff` compares rows by it.
     const KEY: &'static [&'static str] = &[];
+    /// The filters the API applies, as it takes them: the one list that both
+    /// answers pushdown and builds the calls.
+    const FILTERS: &'static [Filter] = &[];
     /// An append-only history (the audit log): `orgsql diff` leaves it out.
     const HISTORY: bool = false;
 
@@ -212,9 +245,10 @@ pub trait Resource: Send + Sync + 'static {
     /// Append the rows one page's data holds.
     fn push_rows(origin: &Origin, data: Self::Data, rows: &mut Vec<Self::Row>);
 
-    /// How a filter reaches the API: `Exact` only when the API applies it fully.
-    fn pushdown(_filter: &Expr) -> TableProviderFilterPushDown {
-        TableProviderFilterPushDown::Unsupported
+    /// How a filter reaches the API, from `FILTERS`: `Exact` only when the
+    /// API applies it fully.
+    fn pushdown(filter: &Expr) -> TableProviderFilterPushDown {
+        filters::pushdown(Self::FILTERS, filter)
     }
 }
 
@@ -533,6 +567,7 @@ impl<R: Resource> ApiScanExec<R> {
             columns,
             filters,
             limit: self.limit,
+            declared: R::FILTERS,
         })
     }
 

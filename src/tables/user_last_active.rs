@@ -2,12 +2,11 @@
 //! user (`GET /v1/orgs/{orgId}/directory/users/{accountId}/last-active-dates`;
 //! the API allows 200 of these a minute per organization).
 
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use serde::{Deserialize, Serialize};
 
-use super::filters::equality_pushdown;
-use super::provider::{Column, FanOut, Fetch, Origin, Resource, Scan};
-use super::users::users_named;
+use super::filters::Filter;
+use super::provider::{Column, Fetch, Origin, Resource, Scan};
+use super::users::every_user;
 use crate::api::{PageItems, PageRequest};
 
 pub struct UserLastActive;
@@ -54,6 +53,8 @@ impl Resource for UserLastActive {
     // One site can host two products: the id alone is not unique.
     const KEY: &'static [&'static str] = &["account_id", "product_id", "product_key"];
     const FAN_OUT: Option<&'static str> = Some("user");
+    /// account_id picks the users called: exact.
+    const FILTERS: &'static [Filter] = &[Filter::parent("account_id", "accountId")];
 
     fn columns() -> Vec<Column> {
         vec![
@@ -76,19 +77,13 @@ impl Resource for UserLastActive {
         ]
     }
 
-    /// account_id picks the users fetched: exact.
-    fn pushdown(filter: &Expr) -> TableProviderFilterPushDown {
-        equality_pushdown(filter, &["account_id"], &[])
-    }
-
     fn fetch(scan: &Scan) -> Fetch {
-        Fetch::PerParent(FanOut {
-            parents: users_named(scan),
-            child: PageRequest::get(
+        scan.fan_out(
+            every_user(),
+            PageRequest::get(
                 "/admin/v1/orgs/{orgId}/directory/users/{accountId}/last-active-dates",
             ),
-            param: "accountId",
-        })
+        )
     }
 
     fn push_rows(origin: &Origin, data: ApiLastActive, rows: &mut Vec<LastActiveRow>) {

@@ -1,11 +1,11 @@
 //! `user_platform_roles`: one row per platform role a user holds
 //! (`users/search` with the `platformRoles` expansion).
 
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use serde::Serialize;
 
+use super::filters::Filter;
 use super::provider::{Column, Fetch, Origin, Resource, Scan};
-use super::users::{ApiUser, child_pushdown, users_search};
+use super::users::{ApiUser, BY_ACCOUNT, users_search};
 
 pub struct UserPlatformRoles;
 
@@ -23,6 +23,7 @@ impl Resource for UserPlatformRoles {
     const NAME: &'static str = "user_platform_roles";
     const DESCRIPTION: &'static str =
         "Platform roles users hold: org-admin, site-admin, user-access-admin, ai-access";
+    const FILTERS: &'static [Filter] = BY_ACCOUNT;
     const KEY: &'static [&'static str] = &["account_id", "role"];
 
     fn columns() -> Vec<Column> {
@@ -34,10 +35,6 @@ impl Resource for UserPlatformRoles {
                 "Role id, e.g. atlassian/org-admin or atlassian/site-admin",
             ),
         ]
-    }
-
-    fn pushdown(filter: &Expr) -> TableProviderFilterPushDown {
-        child_pushdown(filter)
     }
 
     fn fetch(scan: &Scan) -> Fetch {

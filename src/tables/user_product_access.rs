@@ -1,11 +1,11 @@
 //! `user_product_access`: one row per product site a user can use
 //! (`users/search` with the `productAccess` expansion).
 
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use serde::Serialize;
 
+use super::filters::Filter;
 use super::provider::{Column, Fetch, Origin, Resource, Scan};
-use super::users::{ApiUser, child_pushdown, users_search};
+use super::users::{ApiUser, BY_ACCOUNT, users_search};
 
 pub struct UserProductAccess;
 
@@ -24,6 +24,7 @@ impl Resource for UserProductAccess {
 
     const NAME: &'static str = "user_product_access";
     const DESCRIPTION: &'static str = "Product sites each user can access, with last activity";
+    const FILTERS: &'static [Filter] = BY_ACCOUNT;
     const KEY: &'static [&'static str] = &["account_id", "product_id"];
 
     fn columns() -> Vec<Column> {
@@ -40,10 +41,6 @@ impl Resource for UserProductAccess {
                 "Last time the user was active in this product; NULL if never or unknown",
             ),
         ]
-    }
-
-    fn pushdown(filter: &Expr) -> TableProviderFilterPushDown {
-        child_pushdown(filter)
     }
 
     fn fetch(scan: &Scan) -> Fetch {

@@ -3,38 +3,43 @@
 //! no org-wide listing, so this is a fan-out: narrow it by account_id, or
 //! join it to `users` and let the join's keys narrow it.
 
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use serde::{Deserialize, Serialize};
 
-use super::filters::{allowed_values, equality_pushdown};
-use super::provider::{Column, FanOut, Fetch, Origin, Resource, Scan};
-use super::users::users_named;
+use super::filters::Filter;
+use super::provider::{Column, Fetch, Origin, Resource, Scan};
+use super::users::every_user;
 use crate::api::PageRequest;
 
 pub struct UserRoleAssignments;
 
-/// Role-assignment filters: column, query parameter, most values per call.
-pub(crate) const ROLE_FILTERS: [(&str, &str, usize); 3] = [
-    ("role", "roleIds", 10),
-    ("resource_id", "resourceIds", 20),
-    ("resource_owner", "resourceOwners", 10),
+/// The role filters the per-user and per-group calls take, after the
+/// parent id: role, resource and owner narrow each call (a list longer than
+/// one call takes is left to DataFusion).
+const ROLE_FILTERS: [Filter; 3] = [
+    Filter::values("role", "roleIds", 10).unsplit(),
+    Filter::values("resource_id", "resourceIds", 20).unsplit(),
+    Filter::values("resource_owner", "resourceOwners", 10).unsplit(),
 ];
 
-/// The per-parent role-assignment call with the filters the API can apply.
-/// A list longer than one call takes is left to DataFusion.
-pub(crate) fn role_assignments_request(template: &'static str, scan: &Scan) -> PageRequest {
-    let mut request = PageRequest::get(template).query("limit", "100");
-    for (col, param, max) in ROLE_FILTERS {
-        if let Some(values) = allowed_values(scan.filters, col)
-            && !values.is_empty()
-            && values.len() <= max
-        {
-            for value in values {
-                request = request.query(param, value);
-            }
-        }
-    }
-    request
+/// `account_id` picks the users called (exact), then the role filters.
+const USER_ROLE_FILTERS: &[Filter] = &[
+    Filter::parent("account_id", "accountId"),
+    ROLE_FILTERS[0],
+    ROLE_FILTERS[1],
+    ROLE_FILTERS[2],
+];
+
+/// `group_id` picks the groups called (exact), then the role filters.
+pub(crate) const GROUP_ROLE_FILTERS: &[Filter] = &[
+    Filter::parent("group_id", "groupId"),
+    ROLE_FILTERS[0],
+    ROLE_FILTERS[1],
+    ROLE_FILTERS[2],
+];
+
+/// The per-parent role-assignment call, a hundred a page.
+pub(crate) fn role_assignments(template: &'static str) -> PageRequest {
+    PageRequest::get(template).query("limit", "100")
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,6 +85,7 @@ impl Resource for UserRoleAssignments {
         "Roles each user holds on each resource, and how they were assigned (one call per user)";
     const KEY: &'static [&'static str] = &["account_id", "resource_id", "role"];
     const FAN_OUT: Option<&'static str> = Some("user");
+    const FILTERS: &'static [Filter] = USER_ROLE_FILTERS;
 
     fn columns() -> Vec<Column> {
         vec![
@@ -112,25 +118,13 @@ impl Resource for UserRoleAssignments {
         ]
     }
 
-    /// account_id picks the users fetched, so it is exact; role and resource
-    /// filters narrow each call, and DataFusion checks them again.
-    fn pushdown(filter: &Expr) -> TableProviderFilterPushDown {
-        equality_pushdown(
-            filter,
-            &["account_id"],
-            &["role", "resource_id", "resource_owner"],
-        )
-    }
-
     fn fetch(scan: &Scan) -> Fetch {
-        Fetch::PerParent(FanOut {
-            parents: users_named(scan),
-            child: role_assignments_request(
+        scan.fan_out(
+            every_user(),
+            role_assignments(
                 "/admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}/role-assignments",
-                scan,
             ),
-            param: "accountId",
-        })
+        )
     }
 
     fn push_rows(origin: &Origin, data: Vec<ApiUserRoleAssignment>, rows: &mut Vec<UserRoleRow>) {

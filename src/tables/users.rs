@@ -1,10 +1,9 @@
 //! `users`: every directory user, managed or not (`POST users/search`).
 
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::filters::{allowed_values, bool_equals, case_folded, equals_any};
+use super::filters::Filter;
 use super::provider::{Column, Fetch, Origin, Parents, Resource, Scan};
 use crate::api::{CursorIn, PageRequest};
 
@@ -14,139 +13,51 @@ const USERS_SEARCH: &str = "/admin/v2/orgs/{orgId}/directories/{directoryId}/use
 /// users/search answers at most 100 users a page.
 const MAX_PAGE: usize = 100;
 
-/// Equality filters users/search applies: column, body field, the values the
-/// API accepts (`None`: any), the most values one call takes.
-const LIST_FILTERS: [(&str, &str, Option<&[&str]>, usize); 6] = [
-    ("account_id", "accountIds", None, 10),
-    ("email", "emails", None, 100),
-    (
-        "account_status",
-        "accountStatus",
-        Some(&["active", "inactive", "closed"]),
-        3,
-    ),
-    (
-        "membership_status",
-        "membershipStatus",
-        Some(&["active", "suspended", "no_membership"]),
-        3,
-    ),
-    (
-        "status",
-        "status",
-        Some(&[
-            "active",
-            "suspended",
-            "not_invited",
-            "deactivated",
-            "for_deletion",
-        ]),
-        4,
-    ),
-    ("group_id", "groupIds", None, 10),
+/// The filters users/search applies, as the `users` table declares them.
+/// Inexact: email matching ignores case at the API, and SQL must not.
+const USER_FILTERS: &[Filter] = &[
+    Filter::values("account_id", "accountIds", 10),
+    Filter::values("email", "emails", 100).fold_case(),
+    Filter::values("account_status", "accountStatus", 3).allowed(&["active", "inactive", "closed"]),
+    Filter::values("membership_status", "membershipStatus", 3).allowed(&[
+        "active",
+        "suspended",
+        "no_membership",
+    ]),
+    Filter::values("status", "status", 4).allowed(&[
+        "active",
+        "suspended",
+        "not_invited",
+        "deactivated",
+        "for_deletion",
+    ]),
+    Filter::single("claim_status", "claimStatus", &["managed", "unmanaged"]),
+    Filter::flag("mfa_enabled", "mfaEnabled"),
 ];
 
-/// users/search as the source of a per-user child table: only `account_id`
-/// is a column there, and it narrows the search.
-pub(crate) fn child_pushdown(filter: &Expr) -> TableProviderFilterPushDown {
-    match equals_any(filter) {
-        Some(("account_id", _)) => users_pushdown(filter),
-        _ => TableProviderFilterPushDown::Unsupported,
-    }
-}
+/// A table built from users/search whose only user column is `account_id`.
+pub(crate) const BY_ACCOUNT: &[Filter] = &[Filter::values("account_id", "accountIds", 10)];
 
-/// Whether users/search can narrow by this filter. Inexact: email matching
-/// may ignore case at the API, and SQL must not.
-pub(crate) fn users_pushdown(filter: &Expr) -> TableProviderFilterPushDown {
-    let pushable = equals_any(filter).is_some_and(|(col, _)| {
-        col == "claim_status" || LIST_FILTERS.iter().any(|(c, ..)| *c == col)
-    }) || bool_equals(filter).is_some_and(|(col, _)| col == "mfa_enabled");
-    if pushable {
-        TableProviderFilterPushDown::Inexact
-    } else {
-        TableProviderFilterPushDown::Unsupported
-    }
-}
-
-/// `users/search` calls over all directories, narrowed by the scan's filters
-/// and asking for the `expand` parts its columns need. Lists longer than the
-/// API takes in one call are split over several calls. Shared by the tables
-/// built from this call.
+/// `users/search` over all directories, asking for the `expand` parts its
+/// columns need, narrowed by the scan's declared filters (lists longer than
+/// a call takes split over several calls). Shared by the tables built from it.
 pub(crate) fn users_search(scan: &Scan, expand: &[&str]) -> Vec<PageRequest> {
     let mut body = json!({ "limit": scan.page_size(MAX_PAGE) });
     if !expand.is_empty() {
         body["expand"] = json!(expand);
     }
-    let mut bodies = vec![body];
-    for (col, field, valid, max) in LIST_FILTERS {
-        let Some(mut values) = allowed_values(scan.filters, col) else {
-            continue;
-        };
-        if col == "email" {
-            // The API matches emails ignoring case: one spelling each, or a
-            // user could come back from two calls.
-            values = case_folded(values);
-        }
-        if let Some(valid) = valid {
-            // A value outside the API's enum matches nothing.
-            values.retain(|v| valid.contains(&v.as_str()));
-            if values.len() == valid.len() {
-                continue;
-            }
-        }
-        if values.is_empty() {
-            return Vec::new();
-        }
-        bodies = bodies
-            .into_iter()
-            .flat_map(|body| {
-                values.chunks(max).map(move |chunk| {
-                    let mut body = body.clone();
-                    body[field] = json!(chunk);
-                    body
-                })
-            })
-            .collect();
-    }
-    let claim = allowed_values(scan.filters, "claim_status");
-    let mfa: Vec<bool> = scan
-        .filters
-        .iter()
-        .filter_map(bool_equals)
-        .filter(|(col, _)| *col == "mfa_enabled")
-        .map(|(_, value)| value)
-        .collect();
-    for body in &mut bodies {
-        match claim.as_deref() {
-            Some([one]) if one == "managed" || one == "unmanaged" => {
-                body["claimStatus"] = json!(one)
-            }
-            Some([_]) | Some([]) => return Vec::new(),
-            _ => {}
-        }
-        match mfa.as_slice() {
-            [] => {}
-            [first, rest @ ..] if rest.iter().all(|v| v == first) => {
-                body["mfaEnabled"] = Value::Bool(*first)
-            }
-            _ => return Vec::new(),
-        }
-    }
-    bodies
-        .into_iter()
-        .map(|body| PageRequest::post(USERS_SEARCH, body, CursorIn::Body { keep_filters: true }))
-        .collect()
+    scan.requests(PageRequest::post(
+        USERS_SEARCH,
+        body,
+        CursorIn::Body { keep_filters: true },
+    ))
 }
 
-/// The users a per-user table calls for: those its `account_id` filter
-/// names, else every user.
-pub(crate) fn users_named(scan: &Scan) -> Parents {
-    match allowed_values(scan.filters, "account_id") {
-        Some(ids) => Parents::Ids(ids),
-        None => Parents::Listing {
-            requests: users_search(&Scan::everything(), &[]),
-            key: "accountId",
-        },
+/// Every user, for a table that calls the API once per user.
+pub(crate) fn every_user() -> Parents {
+    Parents::Listing {
+        requests: users_search(&Scan::everything(), &[]),
+        key: "accountId",
     }
 }
 
@@ -235,6 +146,7 @@ impl Resource for Users {
     const DESCRIPTION: &'static str =
         "Every user in the organization's directories, managed or not";
     const KEY: &'static [&'static str] = &["account_id"];
+    const FILTERS: &'static [Filter] = USER_FILTERS;
 
     fn columns() -> Vec<Column> {
         vec![
@@ -292,10 +204,6 @@ impl Resource for Users {
             &[]
         };
         users_search(scan, expand).into()
-    }
-
-    fn pushdown(filter: &Expr) -> TableProviderFilterPushDown {
-        users_pushdown(filter)
     }
 
     fn push_rows(origin: &Origin, data: Vec<ApiUser>, rows: &mut Vec<UserRow>) {

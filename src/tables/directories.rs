@@ -1,8 +1,9 @@
 //! `directories`: the organization's user directories (v2).
 
-use serde::{Deserialize, Serialize};
+use crate::row;
+use serde::Deserialize;
 
-use super::provider::{Column, Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, Origin, Resource, Scan};
 use crate::api::PageRequest;
 
 pub struct Directories;
@@ -16,11 +17,11 @@ pub struct ApiDirectory {
     name: Option<String>,
 }
 
-#[derive(Serialize)]
-pub struct DirectoryRow {
-    org_id: String,
-    directory_id: String,
-    name: Option<String>,
+row! {
+    DirectoryRow(origin, d: ApiDirectory) {
+        directory_id: key = d.directory_id, "Directory id (UUID)";
+        name: text = d.name, "Directory name";
+    }
 }
 
 impl Resource for Directories {
@@ -31,14 +32,6 @@ impl Resource for Directories {
     const DESCRIPTION: &'static str = "User directories of the organization";
     const KEY: &'static [&'static str] = &["directory_id"];
 
-    fn columns() -> Vec<Column> {
-        vec![
-            Column::org_id(),
-            Column::key("directory_id", "Directory id (UUID)"),
-            Column::text("name", "Directory name"),
-        ]
-    }
-
     fn fetch(scan: &Scan) -> Fetch {
         vec![
             PageRequest::get("/admin/v2/orgs/{orgId}/directories")
@@ -48,10 +41,6 @@ impl Resource for Directories {
     }
 
     fn push_rows(origin: &Origin, data: Vec<ApiDirectory>, rows: &mut Vec<DirectoryRow>) {
-        rows.extend(data.into_iter().map(|d| DirectoryRow {
-            org_id: origin.org_id.to_string(),
-            directory_id: d.directory_id,
-            name: d.name,
-        }));
+        rows.extend(data.into_iter().map(|d| DirectoryRow::new(origin, d)));
     }
 }

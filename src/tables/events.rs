@@ -1,10 +1,11 @@
 //! `events`: the organization audit log (`GET /v1/orgs/{orgId}/events`), newest first.
 
-use serde::{Deserialize, Serialize};
+use crate::row;
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::filters::{Filter, allowed_values, time_window};
-use super::provider::{Column, Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, Origin, Resource, Scan};
 use crate::api::{EVENTS_STREAM, PageRequest};
 
 pub struct Events;
@@ -67,25 +68,30 @@ struct Message {
     content: Option<String>,
 }
 
-#[derive(Serialize)]
-pub struct EventRow {
-    org_id: String,
-    event_id: String,
-    time: Option<String>,
-    action: Option<String>,
-    actor_id: Option<String>,
-    actor_name: Option<String>,
-    actor_email: Option<String>,
-    actor_auth_type: Option<String>,
-    actor_token_id: Option<String>,
-    on_behalf_of_id: Option<String>,
-    ip: Option<String>,
-    city: Option<String>,
-    region: Option<String>,
-    country: Option<String>,
-    message: Option<String>,
-    context: Option<String>,
-    container: Option<String>,
+row! {
+    EventRow(origin, id: String, a: EventAttributes, message: Option<Message>) {
+        event_id: key = id, "Event id (UUID)";
+        time: time = a.time, "When the event happened";
+        action: text = a.action, "Action key, lowercase, e.g. user_added_to_group";
+        actor_id: text = a.actor.as_ref().and_then(|x| x.id.clone()),
+            "Account id of who did it (or a system id)";
+        actor_name: text = a.actor.as_ref().and_then(|x| x.name.clone()), "Actor's name";
+        actor_email: text = a.actor.as_ref().and_then(|x| x.email.clone()), "Actor's email";
+        actor_auth_type: text = a.actor.as_ref().and_then(|x| x.auth.as_ref()?.auth_type.clone()),
+            "How the actor authenticated: api-token, container-token, ...";
+        actor_token_id: text = a.actor.as_ref().and_then(|x| x.auth.as_ref()?.token_id.clone()),
+            "Id of the token used, when one was";
+        on_behalf_of_id: text = a.actor.and_then(|x| x.on_behalf_of?.id), "Account an app acted for";
+        ip: text = a.location.as_ref().and_then(|l| l.ip.clone()), "Source IP address";
+        city: text = a.location.as_ref().and_then(|l| l.city.clone()), "City of the source IP";
+        region: text = a.location.as_ref().and_then(|l| l.region_name.clone()), "Region of the source IP";
+        country: text = a.location.and_then(|l| l.country_name), "Country of the source IP";
+        message: text = message.and_then(|m| m.content), "Human-readable summary";
+        context: text = json_text(a.context),
+            "What the event acted on: JSON array of objects (users, groups, ...)";
+        container: text = json_text(a.container),
+            "Where it happened: JSON array of objects (sites, orgs, ...)";
+    }
 }
 
 /// Nested objects are kept whole, as JSON text; absent ones are NULL.
@@ -145,73 +151,14 @@ impl Resource for Events {
     const HISTORY: bool = true;
     const DESCRIPTION: &'static str = "Organization audit log events, newest first (most recently processed first when read whole)";
 
-    fn columns() -> Vec<Column> {
-        vec![
-            Column::org_id(),
-            Column::key("event_id", "Event id (UUID)"),
-            Column::time("time", "When the event happened"),
-            Column::text("action", "Action key, lowercase, e.g. user_added_to_group"),
-            Column::text("actor_id", "Account id of who did it (or a system id)"),
-            Column::text("actor_name", "Actor's name"),
-            Column::text("actor_email", "Actor's email"),
-            Column::text(
-                "actor_auth_type",
-                "How the actor authenticated: api-token, container-token, ...",
-            ),
-            Column::text("actor_token_id", "Id of the token used, when one was"),
-            Column::text("on_behalf_of_id", "Account an app acted for"),
-            Column::text("ip", "Source IP address"),
-            Column::text("city", "City of the source IP"),
-            Column::text("region", "Region of the source IP"),
-            Column::text("country", "Country of the source IP"),
-            Column::text("message", "Human-readable summary"),
-            Column::text(
-                "context",
-                "What the event acted on: JSON array of objects (users, groups, ...)",
-            ),
-            Column::text(
-                "container",
-                "Where it happened: JSON array of objects (sites, orgs, ...)",
-            ),
-        ]
-    }
-
     fn fetch(scan: &Scan) -> Fetch {
         events_requests(scan).into()
     }
 
     fn push_rows(origin: &Origin, data: Vec<ApiEvent>, rows: &mut Vec<EventRow>) {
-        rows.extend(data.into_iter().map(|e| {
-            let a = e.attributes;
-            let actor = a.actor;
-            let (actor_id, actor_name, actor_email, auth, on_behalf_of) = match actor {
-                Some(x) => (x.id, x.name, x.email, x.auth, x.on_behalf_of),
-                None => (None, None, None, None, None),
-            };
-            let (actor_auth_type, actor_token_id) =
-                auth.map_or((None, None), |t| (t.auth_type, t.token_id));
-            let (ip, city, region, country) = a.location.map_or((None, None, None, None), |l| {
-                (l.ip, l.city, l.region_name, l.country_name)
-            });
-            EventRow {
-                org_id: origin.org_id.to_string(),
-                event_id: e.id,
-                time: a.time,
-                action: a.action,
-                actor_id,
-                actor_name,
-                actor_email,
-                actor_auth_type,
-                actor_token_id,
-                on_behalf_of_id: on_behalf_of.and_then(|o| o.id),
-                ip,
-                city,
-                region,
-                country,
-                message: e.message.and_then(|m| m.content),
-                context: json_text(a.context),
-                container: json_text(a.container),
-            }
-        }));
+        rows.extend(
+            data.into_iter()
+                .map(|e| EventRow::new(origin, e.id, e.attributes, e.message)),
+        );
     }
 }

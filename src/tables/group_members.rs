@@ -1,23 +1,28 @@
 //! `group_members`: one row per (group, user). The API has no members
 //! endpoint, so this is `users/search` with the `groups` expansion.
 
-use serde::Serialize;
+use crate::row;
 
 use super::filters::Filter;
-use super::provider::{Column, Fetch, Origin, Resource, Scan};
-use super::users::{ApiUser, users_search};
+use super::provider::{Fetch, Origin, Resource, Scan};
+use super::users::{ApiUser, UserGroup, users_search};
 
 pub struct GroupMembers;
 
 /// A user's expanded `groups[].id` is an ARI; group search gives the bare UUID.
 const GROUP_ARI_PREFIX: &str = "ari:cloud:identity::group/";
 
-#[derive(Serialize)]
-pub struct GroupMemberRow {
-    org_id: String,
-    group_id: String,
-    account_id: String,
-    group_name: Option<String>,
+row! {
+    GroupMemberRow(origin, account_id: &str, group: UserGroup) {
+        group_id: key = group
+            .id
+            .strip_prefix(GROUP_ARI_PREFIX)
+            .unwrap_or(&group.id)
+            .to_string(),
+            "Group id (bare UUID, joins groups.group_id)";
+        account_id: key = account_id.to_string(), "Member's account id (joins users.account_id)";
+        group_name: text = group.name, "Group name";
+    }
 }
 
 impl Resource for GroupMembers {
@@ -34,15 +39,6 @@ impl Resource for GroupMembers {
         Filter::values("group_id", "groupIds", 10),
     ];
 
-    fn columns() -> Vec<Column> {
-        vec![
-            Column::org_id(),
-            Column::key("group_id", "Group id (bare UUID, joins groups.group_id)"),
-            Column::key("account_id", "Member's account id (joins users.account_id)"),
-            Column::text("group_name", "Group name"),
-        ]
-    }
-
     fn fetch(scan: &Scan) -> Fetch {
         users_search(&scan.without_limit(), &["groups"]).into()
     }
@@ -50,17 +46,7 @@ impl Resource for GroupMembers {
     fn push_rows(origin: &Origin, data: Vec<ApiUser>, rows: &mut Vec<GroupMemberRow>) {
         for user in data {
             for group in user.groups {
-                let group_id = group
-                    .id
-                    .strip_prefix(GROUP_ARI_PREFIX)
-                    .unwrap_or(&group.id)
-                    .to_string();
-                rows.push(GroupMemberRow {
-                    org_id: origin.org_id.to_string(),
-                    group_id,
-                    account_id: user.account_id.clone(),
-                    group_name: group.name,
-                });
+                rows.push(GroupMemberRow::new(origin, &user.account_id, group));
             }
         }
     }

@@ -1,10 +1,11 @@
 //! `groups`: every group in the organization's directories (`POST groups/search`).
 
-use serde::{Deserialize, Serialize};
+use crate::row;
+use serde::Deserialize;
 use serde_json::json;
 
 use super::filters::Filter;
-use super::provider::{Column, Fetch, Origin, Parents, Resource, Scan};
+use super::provider::{Fetch, Origin, Parents, Resource, Scan};
 use crate::api::{CursorIn, PageRequest};
 
 pub struct Groups;
@@ -38,20 +39,24 @@ struct GroupCounts {
     resources: Option<i64>,
 }
 
-#[derive(Serialize)]
-pub struct GroupRow {
-    org_id: String,
-    group_id: String,
-    directory_id: Option<String>,
-    name: Option<String>,
-    description: Option<String>,
-    external_synced: Option<bool>,
-    managed_by: Option<String>,
-    user_count: Option<i64>,
-    resource_count: Option<i64>,
-    readable: Option<bool>,
-    modifiable: Option<bool>,
-    deletable: Option<bool>,
+row! {
+    GroupRow(origin, g: ApiGroup) {
+        group_id: key = g.id, "Group id (UUID)";
+        directory_id: text = g.directory_id, "Directory the group belongs to";
+        name: text = g.name, "Group name";
+        description: text = g.description, "Group description";
+        external_synced: flag = g.external_synced, "Created by an identity provider sync (SCIM)";
+        managed_by: text = g.managed_by, "Who manages it: external, admins, team-members or open";
+        user_count: count = g.counts.as_ref().and_then(|c| c.users), "Number of members";
+        resource_count: count = g.counts.and_then(|c| c.resources),
+            "Number of resources the group grants access to";
+        readable: flag = g.management_access.as_ref().and_then(|a| a.readable),
+            "The API key may read the group";
+        modifiable: flag = g.management_access.as_ref().and_then(|a| a.modifiable),
+            "The API key may change the group";
+        deletable: flag = g.management_access.and_then(|a| a.deletable),
+            "The API key may delete the group";
+    }
 }
 
 /// `groups/search` narrowed by the scan's declared filters, asking for the
@@ -100,58 +105,11 @@ impl Resource for Groups {
             .unless("group_id"),
     ];
 
-    fn columns() -> Vec<Column> {
-        vec![
-            Column::org_id(),
-            Column::key("group_id", "Group id (UUID)"),
-            Column::text("directory_id", "Directory the group belongs to"),
-            Column::text("name", "Group name"),
-            Column::text("description", "Group description"),
-            Column::flag(
-                "external_synced",
-                "Created by an identity provider sync (SCIM)",
-            ),
-            Column::text(
-                "managed_by",
-                "Who manages it: external, admins, team-members or open",
-            ),
-            Column::count("user_count", "Number of members"),
-            Column::count(
-                "resource_count",
-                "Number of resources the group grants access to",
-            ),
-            Column::flag("readable", "The API key may read the group"),
-            Column::flag("modifiable", "The API key may change the group"),
-            Column::flag("deletable", "The API key may delete the group"),
-        ]
-    }
-
     fn fetch(scan: &Scan) -> Fetch {
         groups_search(scan).into()
     }
 
     fn push_rows(origin: &Origin, data: Vec<ApiGroup>, rows: &mut Vec<GroupRow>) {
-        rows.extend(data.into_iter().map(|g| {
-            let access = g.management_access;
-            let (readable, modifiable, deletable) = access.map_or((None, None, None), |a| {
-                (a.readable, a.modifiable, a.deletable)
-            });
-            let (user_count, resource_count) =
-                g.counts.map_or((None, None), |c| (c.users, c.resources));
-            GroupRow {
-                org_id: origin.org_id.to_string(),
-                group_id: g.id,
-                directory_id: g.directory_id,
-                name: g.name,
-                description: g.description,
-                external_synced: g.external_synced,
-                managed_by: g.managed_by,
-                user_count,
-                resource_count,
-                readable,
-                modifiable,
-                deletable,
-            }
-        }));
+        rows.extend(data.into_iter().map(|g| GroupRow::new(origin, g)));
     }
 }

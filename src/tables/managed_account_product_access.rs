@@ -1,22 +1,22 @@
 //! `managed_account_product_access`: one row per product a managed account
 //! uses (the `product_access[]` of `GET /v1/orgs/{orgId}/users`).
 
-use serde::Serialize;
+use crate::row;
 
 use super::managed_accounts::{ApiManagedAccount, MANAGED_USERS};
-use super::provider::{Column, Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, Origin, Resource, Scan};
 use crate::api::PageRequest;
 
 pub struct ManagedAccountProductAccess;
 
-#[derive(Serialize)]
-pub struct ManagedProductRow {
-    org_id: String,
-    account_id: String,
-    product_key: Option<String>,
-    product_name: Option<String>,
-    url: Option<String>,
-    last_active: Option<String>,
+row! {
+    ManagedProductRow(origin, account_id: &str, product: super::managed_accounts::ApiManagedProduct) {
+        account_id: key = account_id.to_string(), "Account id (joins managed_accounts.account_id)";
+        product_key: text = product.key, "Product key, e.g. jira-software, confluence";
+        product_name: text = product.name, "Product name";
+        url: text = product.url, "The product site's URL";
+        last_active: time = product.last_active, "Last activity in this product; NULL if never or unknown";
+    }
 }
 
 impl Resource for ManagedAccountProductAccess {
@@ -27,23 +27,6 @@ impl Resource for ManagedAccountProductAccess {
     const DESCRIPTION: &'static str = "Products each managed account uses, with last activity";
     const KEY: &'static [&'static str] = &["account_id", "product_key", "url"];
 
-    fn columns() -> Vec<Column> {
-        vec![
-            Column::org_id(),
-            Column::key(
-                "account_id",
-                "Account id (joins managed_accounts.account_id)",
-            ),
-            Column::text("product_key", "Product key, e.g. jira-software, confluence"),
-            Column::text("product_name", "Product name"),
-            Column::text("url", "The product site's URL"),
-            Column::time(
-                "last_active",
-                "Last activity in this product; NULL if never or unknown",
-            ),
-        ]
-    }
-
     fn fetch(_scan: &Scan) -> Fetch {
         vec![PageRequest::get(MANAGED_USERS)].into()
     }
@@ -51,14 +34,7 @@ impl Resource for ManagedAccountProductAccess {
     fn push_rows(origin: &Origin, data: Vec<ApiManagedAccount>, rows: &mut Vec<ManagedProductRow>) {
         for account in data {
             for product in account.product_access {
-                rows.push(ManagedProductRow {
-                    org_id: origin.org_id.to_string(),
-                    account_id: account.account_id.clone(),
-                    product_key: product.key,
-                    product_name: product.name,
-                    url: product.url,
-                    last_active: product.last_active,
-                });
+                rows.push(ManagedProductRow::new(origin, &account.account_id, product));
             }
         }
     }

@@ -2,9 +2,10 @@
 //! (`GET /v1/orgs/{orgId}/users`), with billing and last-activity facts the v2
 //! user search does not give.
 
-use serde::{Deserialize, Serialize};
+use crate::row;
+use serde::Deserialize;
 
-use super::provider::{Column, Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, Origin, Resource, Scan};
 use crate::api::PageRequest;
 
 pub struct ManagedAccounts;
@@ -33,16 +34,16 @@ pub(crate) struct ApiManagedProduct {
     pub(crate) last_active: Option<String>,
 }
 
-#[derive(Serialize)]
-pub struct ManagedAccountRow {
-    org_id: String,
-    account_id: String,
-    name: Option<String>,
-    email: Option<String>,
-    account_type: Option<String>,
-    account_status: Option<String>,
-    access_billable: Option<bool>,
-    last_active: Option<String>,
+row! {
+    ManagedAccountRow(origin, a: ApiManagedAccount) {
+        account_id: key = a.account_id, "Account id (joins users.account_id)";
+        name: text = a.name, "Display name";
+        email: text = a.email, "Email address; NULL when hidden";
+        account_type: text = a.account_type, "atlassian, customer or app";
+        account_status: text = a.account_status, "active, inactive or closed";
+        access_billable: flag = a.access_billable, "Whether the account counts as a billable user";
+        last_active: time = a.last_active, "Last activity in any product; NULL if never or unknown";
+    }
 }
 
 impl Resource for ManagedAccounts {
@@ -54,39 +55,11 @@ impl Resource for ManagedAccounts {
         "Managed accounts (users on claimed domains), with billing status and last activity";
     const KEY: &'static [&'static str] = &["account_id"];
 
-    fn columns() -> Vec<Column> {
-        vec![
-            Column::org_id(),
-            Column::key("account_id", "Account id (joins users.account_id)"),
-            Column::text("name", "Display name"),
-            Column::text("email", "Email address; NULL when hidden"),
-            Column::text("account_type", "atlassian, customer or app"),
-            Column::text("account_status", "active, inactive or closed"),
-            Column::flag(
-                "access_billable",
-                "Whether the account counts as a billable user",
-            ),
-            Column::time(
-                "last_active",
-                "Last activity in any product; NULL if never or unknown",
-            ),
-        ]
-    }
-
     fn fetch(_scan: &Scan) -> Fetch {
         vec![PageRequest::get(MANAGED_USERS)].into()
     }
 
     fn push_rows(origin: &Origin, data: Vec<ApiManagedAccount>, rows: &mut Vec<ManagedAccountRow>) {
-        rows.extend(data.into_iter().map(|a| ManagedAccountRow {
-            org_id: origin.org_id.to_string(),
-            account_id: a.account_id,
-            name: a.name,
-            email: a.email,
-            account_type: a.account_type,
-            account_status: a.account_status,
-            access_billable: a.access_billable,
-            last_active: a.last_active,
-        }));
+        rows.extend(data.into_iter().map(|a| ManagedAccountRow::new(origin, a)));
     }
 }

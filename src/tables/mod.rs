@@ -45,7 +45,8 @@ pub use orgs::Orgs;
 pub use policies::Policies;
 pub use policy_resources::PolicyResources;
 pub use provider::{
-    ApiTable, Column, FanOut, Fetch, Origin, Parents, Resource, Scan, decode_page, schema_of,
+    ApiTable, Column, FanOut, Fetch, Origin, Parents, Resource, Scan, TableRow, decode_page,
+    schema_of,
 };
 pub use user_last_active::UserLastActive;
 pub use user_platform_roles::UserPlatformRoles;

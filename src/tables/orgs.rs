@@ -1,8 +1,9 @@
 //! `orgs`: the configured organization itself (one row).
 
-use serde::{Deserialize, Serialize};
+use crate::row;
+use serde::Deserialize;
 
-use super::provider::{Column, Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, Origin, Resource, Scan};
 use crate::api::PageRequest;
 
 pub struct Orgs;
@@ -18,10 +19,10 @@ struct OrgAttributes {
     name: Option<String>,
 }
 
-#[derive(Serialize)]
-pub struct OrgRow {
-    org_id: String,
-    name: Option<String>,
+row! {
+    OrgRow(origin, org: ApiOrg) {
+        name: text = org.attributes.name, "Organization name";
+    }
 }
 
 /// `GET /orgs/{orgId}` answers one organization.
@@ -39,18 +40,17 @@ impl Resource for Orgs {
     const DESCRIPTION: &'static str = "The organization orgsql is pointed at";
     const KEY: &'static [&'static str] = &["org_id"];
 
-    fn columns() -> Vec<Column> {
-        vec![Column::org_id(), Column::text("name", "Organization name")]
-    }
-
     fn fetch(_scan: &Scan) -> Fetch {
         vec![PageRequest::get("/admin/v1/orgs/{orgId}")].into()
     }
 
+    /// The organization's id as the API gives it.
     fn push_rows(_origin: &Origin, org: ApiOrg, rows: &mut Vec<OrgRow>) {
-        rows.push(OrgRow {
-            org_id: org.id,
-            name: org.attributes.name,
-        });
+        let id = org.id.clone();
+        let origin = Origin {
+            org_id: &id,
+            parent: None,
+        };
+        rows.push(OrgRow::new(&origin, org));
     }
 }

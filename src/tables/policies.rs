@@ -1,10 +1,11 @@
 //! `policies`: organization policies (IP allowlist, data residency, ...), v1.
 
-use serde::{Deserialize, Serialize};
+use crate::row;
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::filters::Filter;
-use super::provider::{Column, Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, Origin, Resource, Scan};
 use crate::api::PageRequest;
 
 pub struct Policies;
@@ -43,17 +44,17 @@ pub(crate) fn policies_request() -> PageRequest {
     PageRequest::get("/admin/v1/orgs/{orgId}/policies")
 }
 
-#[derive(Serialize)]
-pub struct PolicyRow {
-    org_id: String,
-    policy_id: String,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    name: Option<String>,
-    status: Option<String>,
-    rule: Option<String>,
-    created_at: Option<String>,
-    updated_at: Option<String>,
+row! {
+    PolicyRow(origin, id: String, a: PolicyAttributes) {
+        policy_id: key = id, "Policy id (UUID)";
+        r#type: text = a.kind, "ip-allowlist, data-residency, data-security, ...";
+        name: text = a.name, "Policy name";
+        status: text = a.status, "enabled or disabled";
+        rule: text = (!a.rule.is_null()).then(|| a.rule.to_string()),
+            "The policy rule as JSON text, e.g. {\"in\":[\"eu\"]}";
+        created_at: time = a.created_at, "When the policy was created";
+        updated_at: time = a.updated_at, "When the policy was last changed";
+    }
 }
 
 impl Resource for Policies {
@@ -67,39 +68,14 @@ impl Resource for Policies {
     /// Inexact: the API's matching rules for `type` are not documented.
     const FILTERS: &'static [Filter] = &[Filter::values("type", "type", 1)];
 
-    fn columns() -> Vec<Column> {
-        vec![
-            Column::org_id(),
-            Column::key("policy_id", "Policy id (UUID)"),
-            Column::text("type", "ip-allowlist, data-residency, data-security, ..."),
-            Column::text("name", "Policy name"),
-            Column::text("status", "enabled or disabled"),
-            Column::text(
-                "rule",
-                "The policy rule as JSON text, e.g. {\"in\":[\"eu\"]}",
-            ),
-            Column::time("created_at", "When the policy was created"),
-            Column::time("updated_at", "When the policy was last changed"),
-        ]
-    }
-
     fn fetch(scan: &Scan) -> Fetch {
         scan.requests(policies_request()).into()
     }
 
     fn push_rows(origin: &Origin, data: Vec<ApiPolicy>, rows: &mut Vec<PolicyRow>) {
-        rows.extend(data.into_iter().map(|p| {
-            let a = p.attributes;
-            PolicyRow {
-                org_id: origin.org_id.to_string(),
-                policy_id: p.id,
-                kind: a.kind,
-                name: a.name,
-                status: a.status,
-                rule: (!a.rule.is_null()).then(|| a.rule.to_string()),
-                created_at: a.created_at,
-                updated_at: a.updated_at,
-            }
-        }));
+        rows.extend(
+            data.into_iter()
+                .map(|p| PolicyRow::new(origin, p.id, p.attributes)),
+        );
     }
 }

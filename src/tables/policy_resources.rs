@@ -1,21 +1,23 @@
 //! `policy_resources`: the resources each policy applies to, one row per
 //! element of a policy's `resources[]` (same listing as `policies`).
 
-use serde::Serialize;
+use crate::row;
 
 use super::filters::Filter;
-use super::policies::{ApiPolicy, policies_request};
-use super::provider::{Column, Fetch, Origin, Resource, Scan};
+use super::policies::{ApiPolicy, PolicyResource, policies_request};
+use super::provider::{Fetch, Origin, Resource, Scan};
 
 pub struct PolicyResources;
 
-#[derive(Serialize)]
-pub struct PolicyResourceRow {
-    org_id: String,
-    policy_id: String,
-    resource_id: String,
-    application_status: Option<String>,
-    policy_type: Option<String>,
+row! {
+    PolicyResourceRow(origin, policy: &ApiPolicy, resource: PolicyResource) {
+        policy_id: key = policy.id.clone(), "Policy id (joins policies.policy_id)";
+        resource_id: key = resource.id, "Resource ARI the policy covers (joins workspaces.workspace_id)";
+        application_status: text = resource.application_status,
+            "applying, removing, applied, failed or scheduled";
+        policy_type: text = policy.attributes.kind.clone(),
+            "The policy's type (as policies.type; filters on it reach the API)";
+    }
 }
 
 impl Resource for PolicyResources {
@@ -27,39 +29,14 @@ impl Resource for PolicyResources {
     const KEY: &'static [&'static str] = &["policy_id", "resource_id"];
     const FILTERS: &'static [Filter] = &[Filter::values("policy_type", "type", 1)];
 
-    fn columns() -> Vec<Column> {
-        vec![
-            Column::org_id(),
-            Column::key("policy_id", "Policy id (joins policies.policy_id)"),
-            Column::key(
-                "resource_id",
-                "Resource ARI the policy covers (joins workspaces.workspace_id)",
-            ),
-            Column::text(
-                "application_status",
-                "applying, removing, applied, failed or scheduled",
-            ),
-            Column::text(
-                "policy_type",
-                "The policy's type (as policies.type; filters on it reach the API)",
-            ),
-        ]
-    }
-
     fn fetch(scan: &Scan) -> Fetch {
         scan.requests(policies_request()).into()
     }
 
     fn push_rows(origin: &Origin, data: Vec<ApiPolicy>, rows: &mut Vec<PolicyResourceRow>) {
-        for policy in data {
-            for resource in policy.attributes.resources {
-                rows.push(PolicyResourceRow {
-                    org_id: origin.org_id.to_string(),
-                    policy_id: policy.id.clone(),
-                    resource_id: resource.id,
-                    application_status: resource.application_status,
-                    policy_type: policy.attributes.kind.clone(),
-                });
+        for mut policy in data {
+            for resource in std::mem::take(&mut policy.attributes.resources) {
+                rows.push(PolicyResourceRow::new(origin, &policy, resource));
             }
         }
     }

@@ -51,7 +51,8 @@ pub struct Column {
 impl Column {
     fn new(name: &'static str, data_type: DataType, description: &'static str) -> Self {
         Self {
-            name,
+            // `r#type` in a row declaration is the column `type`.
+            name: name.trim_start_matches("r#"),
             data_type,
             nullable: true,
             description,
@@ -101,6 +102,71 @@ impl Column {
     pub fn org_id() -> Self {
         Self::key("org_id", "Organization id (UUID) the row belongs to")
     }
+}
+
+/// A table's row: its columns, generated with the row by `row!`.
+pub trait TableRow {
+    fn columns() -> Vec<Column>;
+}
+
+/// The Rust type a column kind is held in before it becomes Arrow.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! row_type {
+    (key) => { String };
+    (text) => { Option<String> };
+    (flag) => { Option<bool> };
+    (count) => { Option<i64> };
+    (float) => { Option<f64> };
+    (time) => { Option<String> };
+    (date) => { Option<String> };
+}
+
+/// A table's row, declared once: each column's name, kind (`key`, `text`,
+/// `flag`, `count`, `float`, `time`, `date`), where its value comes from, and
+/// its description. Generates the row struct, its constructor from the
+/// arguments given (`origin` first: every row starts with `org_id`) and its
+/// columns. For example:
+///
+/// ```ignore
+/// row! {
+///     DomainRow(origin, d: ApiDomain) {
+///         domain_id: key = d.id, "Domain id";
+///         name: text = d.attributes.name, "Domain name, e.g. example.com";
+///     }
+/// }
+/// ```
+#[macro_export]
+#[doc(hidden)]
+macro_rules! row {
+    ($row:ident($origin:ident $(, $arg:ident : $ty:ty)* $(,)?) {
+        $($column:ident : $kind:ident = $value:expr , $description:literal ;)*
+    }) => {
+        #[derive(serde::Serialize)]
+        pub struct $row {
+            org_id: String,
+            $($column: $crate::row_type!($kind),)*
+        }
+
+        impl $row {
+            #[allow(clippy::too_many_arguments, clippy::redundant_field_names)]
+            fn new($origin: &$crate::tables::Origin $(, $arg: $ty)*) -> Self {
+                Self {
+                    org_id: $origin.org_id.to_string(),
+                    $($column: $value,)*
+                }
+            }
+        }
+
+        impl $crate::tables::TableRow for $row {
+            fn columns() -> Vec<$crate::tables::Column> {
+                vec![
+                    $crate::tables::Column::org_id(),
+                    $($crate::tables::Column::$kind(stringify!($column), $description),)*
+                ]
+            }
+        }
+    };
 }
 
 /// What a scan asks of a resource: the columns it reads, the filters it
@@ -221,8 +287,9 @@ impl Origin<'_> {
 pub trait Resource: Send + Sync + 'static {
     /// A page's `data` as the API sends it.
     type Data: DeserializeOwned + PageItems + Send + 'static;
-    /// One row; field names are column names (arrow-json maps them).
-    type Row: Serialize + Send + 'static;
+    /// One row, declared with `row!`: field names are column names, and
+    /// arrow-json maps them strictly.
+    type Row: TableRow + Serialize + Send + 'static;
 
     const NAME: &'static str;
     const DESCRIPTION: &'static str;
@@ -237,7 +304,9 @@ pub trait Resource: Send + Sync + 'static {
     /// An append-only history (the audit log): `orgsql diff` leaves it out.
     const HISTORY: bool = false;
 
-    fn columns() -> Vec<Column>;
+    fn columns() -> Vec<Column> {
+        Self::Row::columns()
+    }
 
     /// The API calls whose pages hold this scan's rows.
     fn fetch(scan: &Scan) -> Fetch;
@@ -297,6 +366,7 @@ fn rows_of<R: Resource>(schema: &SchemaRef, rows: Vec<R::Row>) -> Result<Option<
     }
     let mut decoder = ReaderBuilder::new(schema.clone())
         .with_batch_size(rows.len())
+        .with_strict_mode(true)
         .build_decoder()?;
     decoder.serialize(&rows)?;
     decoder.flush().map_err(|e| {

@@ -2,10 +2,11 @@
 //! user (`GET /v1/orgs/{orgId}/directory/users/{accountId}/last-active-dates`;
 //! the API allows 200 of these a minute per organization).
 
-use serde::{Deserialize, Serialize};
+use crate::row;
+use serde::Deserialize;
 
 use super::filters::Filter;
-use super::provider::{Column, Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, Origin, Resource, Scan};
 use super::users::every_user;
 use crate::api::{PageItems, PageRequest};
 
@@ -32,15 +33,15 @@ struct ApiProductActivity {
     last_active_timestamp: Option<String>,
 }
 
-#[derive(Serialize)]
-pub struct LastActiveRow {
-    org_id: String,
-    account_id: String,
-    product_id: String,
-    product_key: Option<String>,
-    last_active: Option<String>,
-    last_active_at: Option<String>,
-    added_to_org_at: Option<String>,
+row! {
+    LastActiveRow(origin, product: ApiProductActivity, added: &Option<String>) {
+        account_id: key = origin.parent(), "User's account id (joins users.account_id)";
+        product_id: key = product.id, "Product instance id";
+        product_key: text = product.key, "Product key, e.g. jira-software, confluence";
+        last_active: date = product.last_active, "Last day the user was active in the product (UTC)";
+        last_active_at: time = product.last_active_timestamp, "Last time the user was active in the product";
+        added_to_org_at: time = added.clone(), "When the user was added to the organization";
+    }
 }
 
 impl Resource for UserLastActive {
@@ -56,27 +57,6 @@ impl Resource for UserLastActive {
     /// account_id picks the users called: exact.
     const FILTERS: &'static [Filter] = &[Filter::parent("account_id", "accountId")];
 
-    fn columns() -> Vec<Column> {
-        vec![
-            Column::org_id(),
-            Column::key("account_id", "User's account id (joins users.account_id)"),
-            Column::key("product_id", "Product instance id"),
-            Column::text("product_key", "Product key, e.g. jira-software, confluence"),
-            Column::date(
-                "last_active",
-                "Last day the user was active in the product (UTC)",
-            ),
-            Column::time(
-                "last_active_at",
-                "Last time the user was active in the product",
-            ),
-            Column::time(
-                "added_to_org_at",
-                "When the user was added to the organization",
-            ),
-        ]
-    }
-
     fn fetch(scan: &Scan) -> Fetch {
         scan.fan_out(
             every_user(),
@@ -88,15 +68,11 @@ impl Resource for UserLastActive {
 
     fn push_rows(origin: &Origin, data: ApiLastActive, rows: &mut Vec<LastActiveRow>) {
         for product in data.product_access {
-            rows.push(LastActiveRow {
-                org_id: origin.org_id.to_string(),
-                account_id: origin.parent(),
-                product_id: product.id,
-                product_key: product.key,
-                last_active: product.last_active,
-                last_active_at: product.last_active_timestamp,
-                added_to_org_at: data.added_to_org_timestamp.clone(),
-            });
+            rows.push(LastActiveRow::new(
+                origin,
+                product,
+                &data.added_to_org_timestamp,
+            ));
         }
     }
 }

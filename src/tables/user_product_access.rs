@@ -1,21 +1,22 @@
 //! `user_product_access`: one row per product site a user can use
 //! (`users/search` with the `productAccess` expansion).
 
-use serde::Serialize;
+use crate::row;
 
 use super::filters::Filter;
-use super::provider::{Column, Fetch, Origin, Resource, Scan};
-use super::users::{ApiUser, BY_ACCOUNT, users_search};
+use super::provider::{Fetch, Origin, Resource, Scan};
+use super::users::{ApiUser, BY_ACCOUNT, UserProductAccess as ApiProductAccess, users_search};
 
 pub struct UserProductAccess;
 
-#[derive(Serialize)]
-pub struct ProductAccessRow {
-    org_id: String,
-    account_id: String,
-    product_id: String,
-    product_key: Option<String>,
-    last_active: Option<String>,
+row! {
+    ProductAccessRow(origin, account_id: &str, access: ApiProductAccess) {
+        account_id: key = account_id.to_string(), "User's account id (joins users.account_id)";
+        product_id: key = access.id, "The product site's ARI (joins workspaces.workspace_id)";
+        product_key: text = access.key, "Product key, e.g. jira-software, confluence";
+        last_active: time = access.last_active_timestamp,
+            "Last time the user was active in this product; NULL if never or unknown";
+    }
 }
 
 impl Resource for UserProductAccess {
@@ -27,22 +28,6 @@ impl Resource for UserProductAccess {
     const FILTERS: &'static [Filter] = BY_ACCOUNT;
     const KEY: &'static [&'static str] = &["account_id", "product_id"];
 
-    fn columns() -> Vec<Column> {
-        vec![
-            Column::org_id(),
-            Column::key("account_id", "User's account id (joins users.account_id)"),
-            Column::key(
-                "product_id",
-                "The product site's ARI (joins workspaces.workspace_id)",
-            ),
-            Column::text("product_key", "Product key, e.g. jira-software, confluence"),
-            Column::time(
-                "last_active",
-                "Last time the user was active in this product; NULL if never or unknown",
-            ),
-        ]
-    }
-
     fn fetch(scan: &Scan) -> Fetch {
         users_search(&scan.without_limit(), &["productAccess"]).into()
     }
@@ -50,13 +35,7 @@ impl Resource for UserProductAccess {
     fn push_rows(origin: &Origin, data: Vec<ApiUser>, rows: &mut Vec<ProductAccessRow>) {
         for user in data {
             for access in user.product_access {
-                rows.push(ProductAccessRow {
-                    org_id: origin.org_id.to_string(),
-                    account_id: user.account_id.clone(),
-                    product_id: access.id,
-                    product_key: access.key,
-                    last_active: access.last_active_timestamp,
-                });
+                rows.push(ProductAccessRow::new(origin, &user.account_id, access));
             }
         }
     }

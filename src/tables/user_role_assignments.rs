@@ -3,10 +3,11 @@
 //! no org-wide listing, so this is a fan-out: narrow it by account_id, or
 //! join it to `users` and let the join's keys narrow it.
 
-use serde::{Deserialize, Serialize};
+use crate::row;
+use serde::Deserialize;
 
 use super::filters::Filter;
-use super::provider::{Column, Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, Origin, Resource, Scan};
 use super::users::every_user;
 use crate::api::PageRequest;
 
@@ -64,16 +65,20 @@ struct ApiRoleAssignment {
     role_assignment_methods: Vec<String>,
 }
 
-#[derive(Serialize)]
-pub struct UserRoleRow {
-    org_id: String,
-    account_id: String,
-    directory_id: Option<String>,
-    resource_id: String,
-    resource_owner: Option<String>,
-    role: String,
-    assignment_methods: Option<String>,
-    user_directory_status: Option<String>,
+row! {
+    UserRoleRow(origin, item: &ApiUserRoleAssignment, role: String, methods: Vec<String>) {
+        account_id: key = origin.parent(), "User's account id (joins users.account_id)";
+        directory_id: text = item.directory_id.clone(),
+            "Directory the resource is mapped to; NULL for platform roles (org-admin, site-admin)";
+        resource_id: key = item.resource_id.clone(), "Resource ARI: the organization or a product site";
+        resource_owner: text = item.resource_owner.clone(),
+            "Product that owns the resource, e.g. jira-software; platform for the organization";
+        role: key = role, "Role id, e.g. atlassian/org-admin, atlassian/admin, atlassian/user";
+        assignment_methods: text = (!methods.is_empty()).then(|| methods.join(",")),
+            "How the role was assigned, comma-joined: direct, group_direct, inferred";
+        user_directory_status: text = item.user_directory_status.clone(),
+            "User's membership in that directory: active, suspended, no_membership; NULL for platform roles";
+    }
 }
 
 impl Resource for UserRoleAssignments {
@@ -87,37 +92,6 @@ impl Resource for UserRoleAssignments {
     const FAN_OUT: Option<&'static str> = Some("user");
     const FILTERS: &'static [Filter] = USER_ROLE_FILTERS;
 
-    fn columns() -> Vec<Column> {
-        vec![
-            Column::org_id(),
-            Column::key("account_id", "User's account id (joins users.account_id)"),
-            Column::text(
-                "directory_id",
-                "Directory the resource is mapped to; NULL for platform roles (org-admin, site-admin)",
-            ),
-            Column::key(
-                "resource_id",
-                "Resource ARI: the organization or a product site",
-            ),
-            Column::text(
-                "resource_owner",
-                "Product that owns the resource, e.g. jira-software; platform for the organization",
-            ),
-            Column::key(
-                "role",
-                "Role id, e.g. atlassian/org-admin, atlassian/admin, atlassian/user",
-            ),
-            Column::text(
-                "assignment_methods",
-                "How the role was assigned, comma-joined: direct, group_direct, inferred",
-            ),
-            Column::text(
-                "user_directory_status",
-                "User's membership in that directory: active, suspended, no_membership; NULL for platform roles",
-            ),
-        ]
-    }
-
     fn fetch(scan: &Scan) -> Fetch {
         scan.fan_out(
             every_user(),
@@ -128,26 +102,20 @@ impl Resource for UserRoleAssignments {
     }
 
     fn push_rows(origin: &Origin, data: Vec<ApiUserRoleAssignment>, rows: &mut Vec<UserRoleRow>) {
-        for item in data {
+        for mut item in data {
             let roles: Vec<(String, Vec<String>)> = if item.role_assignments.is_empty() {
-                item.roles.into_iter().map(|r| (r, Vec::new())).collect()
+                std::mem::take(&mut item.roles)
+                    .into_iter()
+                    .map(|r| (r, Vec::new()))
+                    .collect()
             } else {
-                item.role_assignments
+                std::mem::take(&mut item.role_assignments)
                     .into_iter()
                     .map(|r| (r.role, r.role_assignment_methods))
                     .collect()
             };
             for (role, methods) in roles {
-                rows.push(UserRoleRow {
-                    org_id: origin.org_id.to_string(),
-                    account_id: origin.parent(),
-                    directory_id: item.directory_id.clone(),
-                    resource_id: item.resource_id.clone(),
-                    resource_owner: item.resource_owner.clone(),
-                    role,
-                    assignment_methods: (!methods.is_empty()).then(|| methods.join(",")),
-                    user_directory_status: item.user_directory_status.clone(),
-                });
+                rows.push(UserRoleRow::new(origin, &item, role, methods));
             }
         }
     }

@@ -1,10 +1,11 @@
 //! `users`: every directory user, managed or not (`POST users/search`).
 
-use serde::{Deserialize, Serialize};
+use crate::row;
+use serde::Deserialize;
 use serde_json::json;
 
 use super::filters::Filter;
-use super::provider::{Column, Fetch, Origin, Parents, Resource, Scan};
+use super::provider::{Fetch, Origin, Parents, Resource, Scan};
 use crate::api::{CursorIn, PageRequest};
 
 pub struct Users;
@@ -114,28 +115,33 @@ pub struct UserGroup {
     pub name: Option<String>,
 }
 
-#[derive(Serialize)]
-pub struct UserRow {
-    org_id: String,
-    account_id: String,
-    name: Option<String>,
-    nickname: Option<String>,
-    email: Option<String>,
-    email_verified: Option<bool>,
-    account_type: Option<String>,
-    account_status: Option<String>,
-    membership_status: Option<String>,
-    status: Option<String>,
-    claim_status: Option<String>,
-    management_source: Option<String>,
-    mfa_enabled: Option<bool>,
-    added_to_org: Option<String>,
-    job_title: Option<String>,
-    department: Option<String>,
-    organization: Option<String>,
-    location: Option<String>,
-    time_zone: Option<String>,
-    resource_count: Option<i64>,
+row! {
+    UserRow(origin, u: ApiUser) {
+        account_id: key = u.account_id, "Atlassian account id (opaque string, not a UUID)";
+        name: text = u.name, "Full name";
+        nickname: text = u.nickname, "Public name";
+        email: text = u.email, "Email address; NULL when hidden";
+        email_verified: flag = u.email_verified, "Whether the email address is verified";
+        account_type: text = u.account_type, "Account type: atlassian";
+        account_status: text = u.account_status, "Account lifecycle: active, inactive or closed";
+        membership_status: text = u.membership_status,
+            "Directory membership: active, suspended or no_membership";
+        status: text = u.status,
+            "Overall status: active, suspended, not_invited, deactivated or for_deletion";
+        claim_status: text = u.claim_status, "managed (on a claimed domain) or unmanaged";
+        management_source: text = u.management_source,
+            "How the user came to the directory: invited, synced, or NULL";
+        mfa_enabled: flag = u.mfa_enabled,
+            "Two-step verification enabled; NULL when the API does not say";
+        added_to_org: time = u.added_to_org, "When the user was added to the organization";
+        job_title: text = u.job_title, "Job title from the profile";
+        department: text = u.department, "Department from the profile";
+        organization: text = u.organization, "Organization from the profile";
+        location: text = u.location, "Location from the profile";
+        time_zone: text = u.time_zone, "Time zone from the profile (IANA name)";
+        resource_count: count = u.counts.and_then(|c| c.resources),
+            "Number of resources (sites, products) the user can access";
+    }
 }
 
 impl Resource for Users {
@@ -148,55 +154,6 @@ impl Resource for Users {
     const KEY: &'static [&'static str] = &["account_id"];
     const FILTERS: &'static [Filter] = USER_FILTERS;
 
-    fn columns() -> Vec<Column> {
-        vec![
-            Column::org_id(),
-            Column::key(
-                "account_id",
-                "Atlassian account id (opaque string, not a UUID)",
-            ),
-            Column::text("name", "Full name"),
-            Column::text("nickname", "Public name"),
-            Column::text("email", "Email address; NULL when hidden"),
-            Column::flag("email_verified", "Whether the email address is verified"),
-            Column::text("account_type", "Account type: atlassian"),
-            Column::text(
-                "account_status",
-                "Account lifecycle: active, inactive or closed",
-            ),
-            Column::text(
-                "membership_status",
-                "Directory membership: active, suspended or no_membership",
-            ),
-            Column::text(
-                "status",
-                "Overall status: active, suspended, not_invited, deactivated or for_deletion",
-            ),
-            Column::text("claim_status", "managed (on a claimed domain) or unmanaged"),
-            Column::text(
-                "management_source",
-                "How the user came to the directory: invited, synced, or NULL",
-            ),
-            Column::flag(
-                "mfa_enabled",
-                "Two-step verification enabled; NULL when the API does not say",
-            ),
-            Column::time(
-                "added_to_org",
-                "When the user was added to the organization",
-            ),
-            Column::text("job_title", "Job title from the profile"),
-            Column::text("department", "Department from the profile"),
-            Column::text("organization", "Organization from the profile"),
-            Column::text("location", "Location from the profile"),
-            Column::text("time_zone", "Time zone from the profile (IANA name)"),
-            Column::count(
-                "resource_count",
-                "Number of resources (sites, products) the user can access",
-            ),
-        ]
-    }
-
     fn fetch(scan: &Scan) -> Fetch {
         let expand: &[&str] = if scan.needs("resource_count") {
             &["counts.resources"]
@@ -207,27 +164,6 @@ impl Resource for Users {
     }
 
     fn push_rows(origin: &Origin, data: Vec<ApiUser>, rows: &mut Vec<UserRow>) {
-        rows.extend(data.into_iter().map(|u| UserRow {
-            org_id: origin.org_id.to_string(),
-            account_id: u.account_id,
-            name: u.name,
-            nickname: u.nickname,
-            email: u.email,
-            email_verified: u.email_verified,
-            account_type: u.account_type,
-            account_status: u.account_status,
-            membership_status: u.membership_status,
-            status: u.status,
-            claim_status: u.claim_status,
-            management_source: u.management_source,
-            mfa_enabled: u.mfa_enabled,
-            added_to_org: u.added_to_org,
-            job_title: u.job_title,
-            department: u.department,
-            organization: u.organization,
-            location: u.location,
-            time_zone: u.time_zone,
-            resource_count: u.counts.and_then(|c| c.resources),
-        }));
+        rows.extend(data.into_iter().map(|u| UserRow::new(origin, u)));
     }
 }

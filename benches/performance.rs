@@ -23,7 +23,9 @@ use chrono::Utc;
 use datafusion::prelude::SessionContext;
 use orgsql::api::{Client, ClientConfig, Envelope};
 use orgsql::emulator::{Emulator, EmulatorConfig, Faults, OrgSpec, RateLimits};
-use orgsql::tables::{Events, Resource, Users, decode_page};
+use orgsql::tables::events::Events;
+use orgsql::tables::users::Users;
+use orgsql::tables::{Resource, decode_page};
 
 const EVENTS_PAGE: usize = 500;
 

@@ -12,7 +12,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde::{Deserialize, Serialize};
 
-use crate::tables::{TableInfo, catalog, role_assignments};
+use crate::tables::{TableInfo, catalog};
 
 /// `manifest.json`: what a snapshot holds and how it was made.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -143,15 +143,7 @@ async fn register(ctx: &SessionContext, schema: Option<&str>, dir: &Path) -> Res
         .await?;
     }
     let has = |name: &str| manifest.tables.iter().any(|t| t.name == name);
-    if has("user_role_assignments") && has("group_role_assignments") {
-        let view = role_assignments::view_of(
-            ctx.table_provider(qualified("user_role_assignments"))
-                .await?,
-            ctx.table_provider(qualified("group_role_assignments"))
-                .await?,
-        )?;
-        ctx.register_table(qualified(role_assignments::NAME), view)?;
-    }
+    crate::tables::register_views(ctx, schema, &catalog(), has)?;
     Ok(manifest)
 }
 
@@ -163,7 +155,8 @@ pub async fn diff(ctx: &SessionContext, old: &str, new: &str) -> Result<Vec<Reco
     let mut batches = Vec::new();
     for table in catalog() {
         if table.key.is_empty()
-            || table.history
+            || !table.exported()
+            || table.audit_log()
             || !ctx.table_exist(TableReference::partial(old, table.name))?
             || !ctx.table_exist(TableReference::partial(new, table.name))?
         {

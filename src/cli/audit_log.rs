@@ -1,7 +1,8 @@
-//! The audit log's part of `orgsql export`: `events` and `event_context`,
-//! read once and together from the polling API (`/events-stream`, 50
-//! requests a minute where `/events` has 10) in the order the events were
-//! processed, and written by day.
+//! The audit log's part of `orgsql export`: the catalog's audit-log tables
+//! (`events` and `event_context`), read once and together from the polling
+//! API (`/events-stream`, 50 requests a minute where `/events` has 10) in
+//! the order the events were processed, each page decoded by each table,
+//! and written by day.
 //!
 //! The stream's position (its cursor, valid after the last page, and the
 //! newest processing time read) goes into the manifest. The next export into
@@ -26,20 +27,23 @@ use serde::Deserialize;
 use super::export::{AtomicPath, io_at};
 use crate::api::{ApiError, Client, EVENTS_STREAM, PageRequest};
 use crate::snapshot::{StreamPosition, TableEntry};
-use crate::tables::{EventContext, Events, Resource, decode_page, schema_of};
-
-/// The folders the two tables are written to, inside the export folder.
-pub const EVENTS_DIR: &str = "events";
-pub const CONTEXT_DIR: &str = "event_context";
+use crate::tables::{Kind, TableInfo, schema_from};
 
 /// What one pass over the stream wrote.
 pub struct AuditLog {
-    pub events: u64,
-    pub context: u64,
-    /// The newest event time written (RFC 3339), if any.
-    pub newest: Option<String>,
+    /// Per table: rows written, and the newest time among them (RFC 3339).
+    pub tables: Vec<Written>,
     pub position: StreamPosition,
 }
+
+pub struct Written {
+    pub name: &'static str,
+    pub rows: u64,
+    pub newest: Option<String>,
+}
+
+/// The column every audit-log table carries: an event appears once.
+const EVENT_ID: &str = "event_id";
 
 /// Where a pass starts.
 enum Start {
@@ -69,16 +73,17 @@ struct StreamAttributes {
 /// processed while it ran may or may not be in it (and is then left out).
 const LEGACY_OVERLAP: chrono::Duration = chrono::Duration::hours(1);
 
-/// Export the audit log into `out`, adding to an earlier export there when
-/// `previous` (its events entry) says where it stopped. `since` (RFC 3339 or
-/// a date) limits a fresh export to events at or after it.
+/// Export the audit-log tables `wanted` (from the catalog) into `out`, each
+/// in the folder of its name, adding to an earlier export there when
+/// `previous` (an entry of it, and when it was made) says where it stopped.
+/// `since` (RFC 3339 or a date) limits a fresh export to events at or after it.
 pub async fn export(
     ctx: &SessionContext,
     client: &Client,
     out: &Path,
     since: Option<&str>,
     previous: Option<(&TableEntry, &str)>,
-    want: Want,
+    wanted: &[TableInfo],
 ) -> Result<AuditLog> {
     let start = match (previous, since) {
         (Some((entry, _)), None) if entry.stream.is_some() => {
@@ -106,7 +111,7 @@ pub async fn export(
     let staged = AtomicPath::new(&out.join(if adding { "audit-log-new" } else { "audit-log" }))
         .map_err(io)?;
     let staging = staged.temp().to_path_buf();
-    let mut pass = Pass::new(&staging, Utc::now())?;
+    let mut pass = Pass::new(&staging, wanted, Utc::now())?;
     let dedupe = match start {
         Start::Fresh { since } => {
             pass.since = since;
@@ -138,33 +143,18 @@ pub async fn export(
     };
     let mut log = pass.finish(previous.and_then(|(entry, _)| entry.stream.clone()))?;
     if dedupe {
-        let (events, context) = leave_out_exported(ctx, out, &staging).await?;
-        log.events = events;
-        log.context = context;
+        leave_out_exported(ctx, out, &staging, wanted, &mut log).await?;
     }
-    for (folder, wanted) in [(EVENTS_DIR, want.events), (CONTEXT_DIR, want.context)] {
-        if !wanted {
-            continue;
-        }
+    for table in wanted {
+        let (from, to) = (staging.join(table.name), out.join(table.name));
         if adding {
-            move_in(
-                &staging.join(folder),
-                &out.join(folder),
-                folder == EVENTS_DIR,
-            )
+            move_in(&from, &to)
         } else {
-            replace_dir(&staging.join(folder), &out.join(folder))
+            replace_dir(&from, &to)
         }
         .map_err(io)?;
     }
     Ok(log)
-}
-
-/// Which of the two tables an export writes.
-#[derive(Debug, Clone, Copy)]
-pub struct Want {
-    pub events: bool,
-    pub context: bool,
 }
 
 /// Stops a spawned task when dropped (a failed or cancelled export).
@@ -202,36 +192,37 @@ impl From<Refused> for DataFusionError {
 
 /// One pass over the stream, writing as it reads.
 struct Pass {
-    events: DayWriter,
-    context: ArrowWriter<File>,
-    context_rows: u64,
+    /// Each wanted table: its decoder and its files by day.
+    tables: Vec<(&'static str, Decode, DayWriter)>,
     since: Option<i64>,
     newest_processed: Option<DateTime<Utc>>,
     cursor: Option<String>,
 }
 
+type Decode = fn(&str, &[u8]) -> Result<Option<RecordBatch>>;
+
 impl Pass {
-    fn new(staging: &Path, started: DateTime<Utc>) -> Result<Self> {
-        let io = io_at(staging);
+    fn new(staging: &Path, wanted: &[TableInfo], started: DateTime<Utc>) -> Result<Self> {
         // Unique to this pass: file names never meet an earlier export's.
         let stamp = format!(
             "{}-{:08x}",
             started.format("%Y%m%dT%H%M%S"),
             rand::random::<u32>()
         );
-        std::fs::create_dir_all(staging.join(CONTEXT_DIR)).map_err(io)?;
-        let context_file = staging
-            .join(CONTEXT_DIR)
-            .join(format!("part-{stamp}.parquet"));
-        let context = ArrowWriter::try_new(
-            File::create(&context_file).map_err(io_at(&context_file))?,
-            schema_of::<EventContext>(),
-            None,
-        )?;
+        let mut tables = Vec::new();
+        for table in wanted {
+            let Kind::AuditLog { decode, .. } = table.kind else {
+                return Err(DataFusionError::Internal(format!(
+                    "{} is not part of the audit log",
+                    table.name
+                )));
+            };
+            let schema = schema_from(table.columns.clone());
+            let writer = DayWriter::new(&staging.join(table.name), schema, stamp.clone())?;
+            tables.push((table.name, decode, writer));
+        }
         Ok(Self {
-            events: DayWriter::new(&staging.join(EVENTS_DIR), schema_of::<Events>(), stamp)?,
-            context,
-            context_rows: 0,
+            tables,
             since: None,
             newest_processed: None,
             cursor: None,
@@ -250,7 +241,8 @@ impl Pass {
             .polling()
             .query("limit", "500")
             .query("sortOrder", "asc");
-        request.table = Events::NAME;
+        // Logged against the first table the pass writes.
+        request.table = self.tables.first().map_or("", |t| t.0);
         if let Some(from) = from {
             request = request.query("from", from.to_string());
         }
@@ -304,40 +296,29 @@ impl Pass {
                 self.newest_processed = self.newest_processed.max(at);
             }
             let org = client.org_id();
-            if let Some(batch) = decode_page::<Events>(org, &page.body)? {
-                let batch = self.in_window(batch)?;
-                self.events.write(&batch)?;
-            }
-            if let Some(batch) = decode_page::<EventContext>(org, &page.body)? {
-                let batch = self.in_window(batch)?;
-                self.context_rows += batch.num_rows() as u64;
-                self.context.write(&batch).map_err(DataFusionError::from)?;
+            for (_, decode, writer) in &mut self.tables {
+                if let Some(batch) = decode(org, &page.body)? {
+                    let batch = in_window(self.since, batch)?;
+                    writer.write(&batch)?;
+                }
             }
         }
         Ok(())
     }
 
-    /// The rows at or after `since`: the stream's bound is on processing
-    /// time, which only bounds event time from above.
-    fn in_window(&self, batch: RecordBatch) -> Result<RecordBatch> {
-        let Some(since) = self.since else {
-            return Ok(batch);
-        };
-        let time = times(&batch)?;
-        let keep: BooleanArray = (0..batch.num_rows())
-            .map(|i| Some(!time.is_null(i) && time.value(i) >= since))
-            .collect();
-        Ok(filter_record_batch(&batch, &keep)?)
-    }
-
     fn finish(self, previous: Option<StreamPosition>) -> Result<AuditLog> {
-        let (events, newest) = self.events.finish()?;
-        self.context.close()?;
+        let mut tables = Vec::new();
+        for (name, _, writer) in self.tables {
+            let (rows, newest) = writer.finish()?;
+            tables.push(Written {
+                name,
+                rows,
+                newest: newest.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            });
+        }
         let previous = previous.unwrap_or_default();
         Ok(AuditLog {
-            events,
-            context: self.context_rows,
-            newest: newest.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            tables,
             position: StreamPosition {
                 cursor: self.cursor.unwrap_or(previous.cursor),
                 processed_at: self
@@ -347,6 +328,19 @@ impl Pass {
             },
         })
     }
+}
+
+/// The rows at or after `since`: the stream's bound is on processing time,
+/// which only bounds event time from above.
+fn in_window(since: Option<i64>, batch: RecordBatch) -> Result<RecordBatch> {
+    let Some(since) = since else {
+        return Ok(batch);
+    };
+    let time = times(&batch)?;
+    let keep: BooleanArray = (0..batch.num_rows())
+        .map(|i| Some(!time.is_null(i) && time.value(i) >= since))
+        .collect();
+    Ok(filter_record_batch(&batch, &keep)?)
 }
 
 fn times(batch: &RecordBatch) -> Result<&TimestampMicrosecondArray> {
@@ -478,13 +472,13 @@ fn replace_dir(new: &Path, target: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Move the staged files of one table into its folder (`by_day`: the
-/// events' `date=` folders). File names carry the export's time, so none
-/// overwrites an earlier one. The context of an export made before it was a
-/// folder (`event_context.parquet`) moves into the folder first.
-fn move_in(from: &Path, to: &Path, by_day: bool) -> std::io::Result<()> {
+/// Move the staged files of one table into its folder, day by day. File
+/// names carry the export's time, so none overwrites an earlier one. A table
+/// exported as one file before it was partitioned (`event_context.parquet`)
+/// moves into the folder first.
+fn move_in(from: &Path, to: &Path) -> std::io::Result<()> {
     let legacy = to.with_extension("parquet");
-    if !by_day && legacy.is_file() {
+    if legacy.is_file() {
         std::fs::create_dir_all(to)?;
         std::fs::rename(&legacy, to.join("part-0.parquet"))?;
     }
@@ -492,97 +486,68 @@ fn move_in(from: &Path, to: &Path, by_day: bool) -> std::io::Result<()> {
         return Ok(());
     }
     std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        if by_day {
-            let day = to.join(entry.file_name());
-            std::fs::create_dir_all(&day)?;
-            for file in std::fs::read_dir(entry.path())? {
-                let file = file?;
-                std::fs::rename(file.path(), day.join(file.file_name()))?;
-            }
-        } else {
-            std::fs::rename(entry.path(), to.join(entry.file_name()))?;
+    for day in std::fs::read_dir(from)? {
+        let day = day?;
+        let target = to.join(day.file_name());
+        std::fs::create_dir_all(&target)?;
+        for file in std::fs::read_dir(day.path())? {
+            let file = file?;
+            std::fs::rename(file.path(), target.join(file.file_name()))?;
         }
     }
     Ok(())
 }
 
 /// Rewrite the staged files without the events the folder holds already
-/// (by id, table by table); the row counts left.
+/// (by event id, table by table), and count what is left.
 async fn leave_out_exported(
     ctx: &SessionContext,
     out: &Path,
     staging: &Path,
-) -> Result<(u64, u64)> {
-    let context = match out.join(CONTEXT_DIR) {
-        dir if dir.is_dir() => format!("{}/", dir.display()),
-        // An export made before the context was a folder.
-        dir => dir.with_extension("parquet").display().to_string(),
-    };
-    let (events, contexts) = (schema_of::<Events>(), schema_of::<EventContext>());
-    let tables = [
-        (
-            "orgsql_exported_events",
-            format!("{}/", out.join(EVENTS_DIR).display()),
-            &events,
-        ),
-        ("orgsql_exported_context", context, &contexts),
-        (
-            "orgsql_staged_events",
-            format!("{}/", staging.join(EVENTS_DIR).display()),
-            &events,
-        ),
-        (
-            "orgsql_staged_context",
-            format!("{}/", staging.join(CONTEXT_DIR).display()),
-            &contexts,
-        ),
-    ];
-    for (name, location, schema) in &tables {
-        // The schema is given: a folder may hold no file yet.
-        let options = ParquetReadOptions::default().schema(schema);
-        ctx.register_parquet(*name, location, options).await?;
-    }
+    wanted: &[TableInfo],
+    log: &mut AuditLog,
+) -> Result<()> {
     let kept = staging.with_extension("kept");
-    let result = async {
-        let mut pass = Pass::new(&kept, Utc::now())?;
-        let mut events = ctx
-            .sql(
-                "SELECT * FROM orgsql_staged_events \
-                 WHERE event_id NOT IN (SELECT event_id FROM orgsql_exported_events)",
-            )
-            .await?
-            .execute_stream()
-            .await?;
-        while let Some(batch) = events.next().await {
-            pass.events.write(&batch?)?;
+    let mut pass = Pass::new(&kept, wanted, Utc::now())?;
+    for (table, (_, _, writer)) in wanted.iter().zip(pass.tables.iter_mut()) {
+        if !table.columns.iter().any(|c| c.name == EVENT_ID) {
+            return Err(DataFusionError::Internal(format!(
+                "{}: an audit-log table without {EVENT_ID}",
+                table.name
+            )));
         }
-        let mut context = ctx
-            .sql(
-                "SELECT * FROM orgsql_staged_context \
-                 WHERE event_id NOT IN (SELECT event_id FROM orgsql_exported_context)",
-            )
-            .await?
-            .execute_stream()
-            .await?;
-        while let Some(batch) = context.next().await {
-            let batch = batch?;
-            pass.context_rows += batch.num_rows() as u64;
-            pass.context.write(&batch)?;
+        let exported = match out.join(table.name) {
+            dir if dir.is_dir() => format!("{}/", dir.display()),
+            // Exported as one file before it was partitioned.
+            dir => dir.with_extension("parquet").display().to_string(),
+        };
+        let staged = format!("{}/", staging.join(table.name).display());
+        let schema = schema_from(table.columns.clone());
+        let (old, new) = ("orgsql_exported", "orgsql_staged");
+        for (name, location) in [(old, &exported), (new, &staged)] {
+            // The schema is given: a folder may hold no file yet.
+            let options = ParquetReadOptions::default().schema(&schema);
+            ctx.register_parquet(name, location, options).await?;
         }
-        let context_rows = pass.context_rows;
-        let (events, _) = pass.events.finish()?;
-        pass.context.close()?;
-        Ok::<_, DataFusionError>((events, context_rows))
+        let result = async {
+            let sql = format!(
+                "SELECT * FROM {new} WHERE {EVENT_ID} NOT IN (SELECT {EVENT_ID} FROM {old})"
+            );
+            let mut rows = ctx.sql(&sql).await?.execute_stream().await?;
+            while let Some(batch) = rows.next().await {
+                writer.write(&batch?)?;
+            }
+            Ok::<_, DataFusionError>(())
+        }
+        .await;
+        ctx.deregister_table(old)?;
+        ctx.deregister_table(new)?;
+        result?;
     }
-    .await;
-    for (name, ..) in &tables {
-        ctx.deregister_table(*name)?;
-    }
-    let counts = result?;
+    let kept_log = pass.finish(None)?;
+    log.tables = kept_log.tables;
     let io = io_at(staging);
     std::fs::remove_dir_all(staging).map_err(io)?;
     std::fs::rename(&kept, staging).map_err(io)?;
-    Ok(counts)
+    Ok(())
 }

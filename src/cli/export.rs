@@ -16,9 +16,9 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
-use super::audit_log::{CONTEXT_DIR, EVENTS_DIR, Want};
 use super::output::{self, Format};
 use crate::snapshot::{ColumnEntry, MANIFEST, Manifest, TableEntry};
+use crate::tables::TableInfo;
 
 /// A path to write instead of `target`, renamed onto it by `commit`; removed
 /// when dropped uncommitted.
@@ -182,8 +182,8 @@ pub struct ExportOptions {
 fn exportable() -> Vec<&'static str> {
     crate::tables::catalog()
         .into_iter()
+        .filter(|t| t.exported())
         .map(|t| t.name)
-        .filter(|&name| name != "orgsql_requests" && name != crate::tables::role_assignments::NAME)
         .collect()
 }
 
@@ -214,29 +214,30 @@ pub async fn export(
     let io = io_at(&options.out);
     std::fs::create_dir_all(&options.out).map_err(io)?;
     let exported_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let audit = Want {
-        events: tables.contains(&"events"),
-        context: tables.contains(&"event_context"),
-    };
     let previous = Manifest::read(&options.out).ok();
     let mut entries = Vec::new();
-    for name in tables {
-        if (name == "events" || name == "event_context")
-            && entries
-                .iter()
-                .any(|e: &TableEntry| e.name == "events" || e.name == "event_context")
-        {
-            continue; // Both come from one pass over the audit log.
+    let mut audit_done = false;
+    for name in tables.iter().copied() {
+        let Some(table) = crate::tables::find(name) else {
+            continue;
+        };
+        if table.audit_log() && audit_done {
+            continue; // One pass over the audit log wrote them all.
         }
         let started = client.request_count();
         let progress = super::progress::Progress::start(client);
-        let result = match name {
-            "events" | "event_context" => {
-                export_audit_log(ctx, client, options, previous.as_ref(), audit, started).await
-            }
-            _ => export_table(ctx, client, options, name, started)
+        let result = if table.audit_log() {
+            audit_done = true;
+            let wanted: Vec<TableInfo> = tables
+                .iter()
+                .filter_map(|t| crate::tables::find(t))
+                .filter(TableInfo::audit_log)
+                .collect();
+            export_audit_log(ctx, client, options, previous.as_ref(), &wanted, started).await
+        } else {
+            export_table(ctx, client, options, name, started)
                 .await
-                .map(|entry| vec![entry]),
+                .map(|entry| vec![entry])
         };
         progress.finish();
         for entry in result? {
@@ -264,81 +265,68 @@ pub async fn export(
     Ok(manifest)
 }
 
-/// `events` and `event_context`, as wanted, from one pass over the audit
-/// log; added to the folder's earlier export when it holds both (or its
-/// events, from before the stream) and no `--since` asks for a window.
+/// The audit-log tables wanted, from one pass over the audit log; added to
+/// the folder's earlier export when it holds each of them from the same
+/// stream position (or from before the stream: no position, events with a
+/// newest time), and no `--since` asks for a window.
 async fn export_audit_log(
     ctx: &SessionContext,
     client: &crate::api::Client,
     options: &ExportOptions,
     previous: Option<&Manifest>,
-    want: Want,
+    wanted: &[TableInfo],
     started: usize,
 ) -> Result<Vec<TableEntry>> {
     let out = &options.out;
     let entry = |name: &str| previous.and_then(|m| m.tables.iter().find(|t| t.name == name));
-    let (events, context) = (entry("events"), entry("event_context"));
-    let resumable = match (
-        want.events.then_some(events),
-        want.context.then_some(context),
-    ) {
-        // Each wanted table was exported, from the same position.
-        (Some(Some(e)), Some(Some(c))) => {
-            (e.stream.is_some() && e.stream == c.stream)
-                // Both from orgsql before the polling API.
-                || (e.stream.is_none() && c.stream.is_none() && e.newest.is_some())
-        }
-        (Some(Some(e)), None) => e.stream.is_some() || e.newest.is_some(),
-        (None, Some(Some(c))) => c.stream.is_some(),
-        _ => false,
-    } && (!want.events || out.join(EVENTS_DIR).is_dir());
-    let since = options.since.as_deref();
-    let previous_entry = events.or(context).filter(|_| resumable && since.is_none());
+    let earlier: Vec<Option<&TableEntry>> = wanted.iter().map(|t| entry(t.name)).collect();
+    let first = earlier.first().copied().flatten();
+    let resumable = options.since.is_none()
+        && earlier.iter().all(|e| {
+            e.is_some_and(|e| match (&e.stream, first) {
+                (Some(position), Some(first)) => first.stream.as_ref() == Some(position),
+                // From before the stream: only the events knew where they stopped.
+                (None, Some(first)) => {
+                    first.stream.is_none() && earlier.iter().flatten().any(|e| e.newest.is_some())
+                }
+                _ => false,
+            })
+        })
+        && wanted.iter().all(|t| {
+            let path = out.join(t.name);
+            path.is_dir() || path.with_extension("parquet").is_file()
+        });
+    let previous_entry = first.filter(|_| resumable);
     let previous_at = previous.map(|m| m.exported_at.as_str()).unwrap_or_default();
     let written = super::audit_log::export(
         ctx,
         client,
         out,
-        since,
+        options.since.as_deref(),
         previous_entry.map(|e| (e, previous_at)),
-        want,
+        wanted,
     )
     .await
     .map_err(|e| e.context("exporting the audit log"))?;
     let requests = client.requests_since(started).len() as u64;
     let mut entries = Vec::new();
-    if want.events {
-        let rows = previous_entry
-            .and(events)
-            .map_or(0, |e| e.rows)
-            .saturating_add(written.events);
+    let position = written.position;
+    for (i, written) in written.tables.iter().enumerate() {
+        let before = earlier[i].filter(|_| resumable);
+        let rows = before.map_or(0, |e| e.rows).saturating_add(written.rows);
         let newest = match (
-            previous_entry.and(events).and_then(|e| e.newest.clone()),
+            before.and_then(|e| e.newest.clone()),
             written.newest.clone(),
         ) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
-        let mut entry = table_entry(ctx, "events", EVENTS_DIR.to_string(), rows, requests).await?;
+        // The pass's requests are counted once, on the first table.
+        let requests = if i == 0 { requests } else { 0 };
+        let mut entry =
+            table_entry(ctx, written.name, written.name.to_string(), rows, requests).await?;
         entry.newest = newest;
-        entry.stream = Some(written.position.clone());
-        entries.push(entry);
-    }
-    if want.context {
-        let rows = previous_entry
-            .and(context)
-            .map_or(0, |e| e.rows)
-            .saturating_add(written.context);
-        let requests = if want.events { 0 } else { requests };
-        let mut entry = table_entry(
-            ctx,
-            "event_context",
-            CONTEXT_DIR.to_string(),
-            rows,
-            requests,
-        )
-        .await?;
-        entry.stream = Some(written.position.clone());
+        entry.stream = Some(position.clone());
         entries.push(entry);
     }
     Ok(entries)

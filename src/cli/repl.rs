@@ -26,7 +26,7 @@ use super::output::visible;
 use super::progress::Progress;
 use super::{Format, error_message, output};
 use crate::api::Client;
-use crate::tables::{TableInfo, catalog};
+use crate::tables::{Kind, TableInfo, catalog};
 
 const PROMPT: &str = "orgsql> ";
 
@@ -325,10 +325,17 @@ fn describe_tables() -> String {
     let width = tables.iter().map(|t| t.name.len()).max().unwrap_or(0);
     let mut text = format!("{:width$}  {:22}  description\n", "table", "API calls");
     for table in &tables {
-        let calls = match table.fan_out {
-            Some(per) => format!("one per {per}"),
-            None if table.name == "orgsql_requests" => "none (this session)".to_string(),
-            None => "listing".to_string(),
+        let calls = match (&table.kind, table.fan_out()) {
+            (_, Some(per)) => format!("one per {per}"),
+            (Kind::Session { .. }, _) => "none (this session)".to_string(),
+            (Kind::View { over, .. }, _) => {
+                let per: Vec<&str> = over
+                    .iter()
+                    .filter_map(|side| tables.iter().find(|t| t.name == *side)?.fan_out())
+                    .collect();
+                format!("one per {}", per.join(" and "))
+            }
+            _ => "listing".to_string(),
         };
         text.push_str(&format!(
             "{:width$}  {calls:22}  {}\n",
@@ -381,7 +388,7 @@ fn describe_table(name: &str) -> std::result::Result<String, String> {
         )
     };
     let mut text = format!("{}: {}", table.name, table.description);
-    if let Some(per) = table.fan_out {
+    if let Some(per) = table.fan_out() {
         text.push_str(&format!(
             "\nCalls the API once per {per}: filter on the id, or join from a narrowed table."
         ));
@@ -425,7 +432,7 @@ fn pushed(table: &TableInfo, column: &str, data_type: &DataType) -> String {
     let mut exact = Vec::new();
     let mut narrows = Vec::new();
     for (shape, probe) in probes {
-        match (table.pushdown)(&probe) {
+        match table.pushdown(&probe) {
             TableProviderFilterPushDown::Exact => exact.push(shape),
             TableProviderFilterPushDown::Inexact => narrows.push(shape),
             TableProviderFilterPushDown::Unsupported => {}

@@ -1,195 +1,207 @@
-//! The tables: one file per Admin API resource, one generic provider.
+//! The tables: one file per Admin API resource, one generic provider, and
+//! the catalog below, the one place a table is listed. Registration, `\d`,
+//! export, snapshots and `diff` all read the catalog and ask a table's kind.
 
-mod directories;
-mod domains;
-mod event_actions;
-mod event_context;
-mod events;
 mod filters;
-mod group_members;
-mod group_role_assignments;
-mod groups;
-mod managed_account_product_access;
-mod managed_accounts;
-mod orgs;
-mod orgsql_requests;
-mod policies;
-mod policy_resources;
 mod provider;
-pub mod role_assignments;
-mod user_last_active;
-mod user_platform_roles;
-mod user_product_access;
-mod user_role_assignments;
-mod users;
-mod workspaces;
 
 use std::sync::Arc;
 
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
 use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::prelude::{SessionContext, col};
+use datafusion::prelude::SessionContext;
 
-pub use directories::Directories;
-pub use domains::Domains;
-pub use event_actions::EventActions;
-pub use event_context::EventContext;
-pub use events::Events;
-pub use group_members::GroupMembers;
-pub use group_role_assignments::GroupRoleAssignments;
-pub use groups::Groups;
-pub use managed_account_product_access::ManagedAccountProductAccess;
-pub use managed_accounts::ManagedAccounts;
-pub use orgs::Orgs;
-pub use policies::Policies;
-pub use policy_resources::PolicyResources;
+pub use filters::{Filter, Shape};
 pub use provider::{
     ApiTable, Column, FanOut, Fetch, Origin, Parents, Resource, Scan, TableRow, decode_page,
-    schema_of,
+    schema_from, schema_of,
 };
-pub use user_last_active::UserLastActive;
-pub use user_platform_roles::UserPlatformRoles;
-pub use user_product_access::UserProductAccess;
-pub use user_role_assignments::UserRoleAssignments;
-pub use users::Users;
-pub use workspaces::Workspaces;
 
 use crate::api::Client;
 
-/// A table's documentation: what `\d` shows and what the README lists.
+/// The catalog: a line per table, naming its file and what it is. The
+/// module of each line is the table's file.
+macro_rules! catalog {
+    ($($module:ident => $info:expr,)*) => {
+        $(pub mod $module;)*
+
+        /// Every table and view, in the order the docs list them.
+        pub fn catalog() -> Vec<TableInfo> {
+            vec![$($info,)*]
+        }
+    };
+}
+
+catalog! {
+    orgs => api::<orgs::Orgs>(),
+    domains => api::<domains::Domains>(),
+    directories => api::<directories::Directories>(),
+    users => api::<users::Users>(),
+    user_platform_roles => api::<user_platform_roles::UserPlatformRoles>(),
+    user_product_access => api::<user_product_access::UserProductAccess>(),
+    group_members => api::<group_members::GroupMembers>(),
+    groups => api::<groups::Groups>(),
+    managed_accounts => api::<managed_accounts::ManagedAccounts>(),
+    managed_account_product_access => api::<managed_account_product_access::ManagedAccountProductAccess>(),
+    workspaces => api::<workspaces::Workspaces>(),
+    user_role_assignments => api::<user_role_assignments::UserRoleAssignments>(),
+    group_role_assignments => api::<group_role_assignments::GroupRoleAssignments>(),
+    role_assignments => role_assignments::info(),
+    user_last_active => api::<user_last_active::UserLastActive>(),
+    events => api::<events::Events>(),
+    event_context => api::<event_context::EventContext>(),
+    event_actions => api::<event_actions::EventActions>(),
+    policies => api::<policies::Policies>(),
+    policy_resources => api::<policy_resources::PolicyResources>(),
+    orgsql_requests => orgsql_requests::info(),
+}
+
+/// What the catalog knows of a table: what `\d` shows, and how to make it.
 pub struct TableInfo {
     pub name: &'static str,
     pub description: &'static str,
     pub columns: Vec<Column>,
-    /// What it calls the API once for ("user", "group"), if it fans out.
-    pub fan_out: Option<&'static str>,
-    /// How a filter on it reaches the API.
-    pub pushdown: fn(&Expr) -> TableProviderFilterPushDown,
+    /// The filters the API applies (`\d` lists them).
+    pub filters: &'static [Filter],
     /// The columns that identify a row (empty: not compared by `orgsql diff`).
     pub key: &'static [&'static str],
-    /// An append-only history, left out of `orgsql diff`.
-    pub history: bool,
+    pub kind: Kind,
 }
 
-fn info<R: Resource>() -> TableInfo {
+/// Makes a view from its sides.
+pub type MakeView = fn(Vec<Arc<dyn TableProvider>>) -> Result<Arc<dyn TableProvider>>;
+
+/// What kind of table it is, and how it is made.
+pub enum Kind {
+    /// Read from the Admin API (`fan_out`: what it calls once for, "user"
+    /// or "group"); exported and compared by `diff`.
+    Api {
+        fan_out: Option<&'static str>,
+        make: fn(&Client) -> Arc<dyn TableProvider>,
+        /// One API page as its rows (the decoder a live scan uses).
+        decode: fn(&str, &[u8]) -> Result<Option<RecordBatch>>,
+    },
+    /// Part of the audit log: an append-only history, exported from the
+    /// polling API in one pass with the others of its kind, partitioned by
+    /// day; left out of `diff`.
+    AuditLog {
+        make: fn(&Client) -> Arc<dyn TableProvider>,
+        decode: fn(&str, &[u8]) -> Result<Option<RecordBatch>>,
+    },
+    /// A view over other tables, made from them (live or a snapshot's), in
+    /// the order of `over`. Not exported: a snapshot rebuilds it.
+    View {
+        over: &'static [&'static str],
+        make: MakeView,
+        /// How a filter on the view reaches the API through its sides.
+        pushdown: fn(&Expr) -> TableProviderFilterPushDown,
+    },
+    /// This session's own (`orgsql_requests`): neither exported nor in a snapshot.
+    Session {
+        make: fn(&Client) -> Arc<dyn TableProvider>,
+    },
+}
+
+impl TableInfo {
+    /// How a filter on this table reaches the API.
+    pub fn pushdown(&self, filter: &Expr) -> TableProviderFilterPushDown {
+        match &self.kind {
+            Kind::View { pushdown, .. } => pushdown(filter),
+            Kind::Session { .. } => TableProviderFilterPushDown::Unsupported,
+            Kind::Api { .. } | Kind::AuditLog { .. } => filters::pushdown(self.filters, filter),
+        }
+    }
+
+    /// What it calls the API once for, if it fans out.
+    pub fn fan_out(&self) -> Option<&'static str> {
+        match &self.kind {
+            Kind::Api { fan_out, .. } => *fan_out,
+            _ => None,
+        }
+    }
+
+    /// Written by `orgsql export` (views and the session's table are not).
+    pub fn exported(&self) -> bool {
+        matches!(self.kind, Kind::Api { .. } | Kind::AuditLog { .. })
+    }
+
+    /// Part of the audit log.
+    pub fn audit_log(&self) -> bool {
+        matches!(self.kind, Kind::AuditLog { .. })
+    }
+}
+
+/// A table read from the Admin API.
+fn api<R: Resource>() -> TableInfo {
+    let make = |client: &Client| -> Arc<dyn TableProvider> {
+        Arc::new(ApiTable::<R>::new(client.clone()))
+    };
+    let decode = |org_id: &str, body: &[u8]| decode_page::<R>(org_id, body);
     TableInfo {
         name: R::NAME,
         description: R::DESCRIPTION,
         columns: R::columns(),
-        fan_out: R::FAN_OUT,
-        pushdown: R::pushdown,
+        filters: R::FILTERS,
         key: R::KEY,
-        history: R::HISTORY,
+        kind: if R::HISTORY {
+            Kind::AuditLog { make, decode }
+        } else {
+            Kind::Api {
+                fan_out: R::FAN_OUT,
+                make,
+                decode,
+            }
+        },
     }
 }
 
-/// For tables that are not API listings: nothing reaches the API directly.
-fn no_pushdown(_filter: &Expr) -> TableProviderFilterPushDown {
-    TableProviderFilterPushDown::Unsupported
+/// The catalog's entry named `name`.
+pub fn find(name: &str) -> Option<TableInfo> {
+    catalog().into_iter().find(|t| t.name == name)
 }
 
-/// The view's filters reach both sides, `principal_id` as `account_id` on
-/// one and `group_id` on the other; a filter is as good as its weaker side.
-fn role_view_pushdown(filter: &Expr) -> TableProviderFilterPushDown {
-    use TableProviderFilterPushDown::{Exact, Inexact, Unsupported};
-    let side = |id: &str| {
-        filter
-            .clone()
-            .transform(|e| {
-                Ok(match e {
-                    Expr::Column(c) if c.name == "principal_id" => Transformed::yes(col(id)),
-                    other => Transformed::no(other),
-                })
-            })
-            .map(|t| t.data)
-    };
-    let (Ok(user), Ok(group)) = (side("account_id"), side("group_id")) else {
-        return Unsupported;
-    };
-    match (
-        UserRoleAssignments::pushdown(&user),
-        GroupRoleAssignments::pushdown(&group),
-    ) {
-        (Unsupported, _) | (_, Unsupported) => Unsupported,
-        (Exact, Exact) => Exact,
-        _ => Inexact,
-    }
-}
-
-/// Every table and view, in the order the docs list them.
-pub fn catalog() -> Vec<TableInfo> {
-    vec![
-        info::<Orgs>(),
-        info::<Domains>(),
-        info::<Directories>(),
-        info::<Users>(),
-        info::<UserPlatformRoles>(),
-        info::<UserProductAccess>(),
-        info::<GroupMembers>(),
-        info::<Groups>(),
-        info::<ManagedAccounts>(),
-        info::<ManagedAccountProductAccess>(),
-        info::<Workspaces>(),
-        info::<UserRoleAssignments>(),
-        info::<GroupRoleAssignments>(),
-        TableInfo {
-            name: role_assignments::NAME,
-            description: role_assignments::DESCRIPTION,
-            columns: role_assignments::columns(),
-            fan_out: Some("user and group"),
-            pushdown: role_view_pushdown,
-            key: &[],
-            history: false,
-        },
-        info::<UserLastActive>(),
-        info::<Events>(),
-        info::<EventContext>(),
-        info::<EventActions>(),
-        info::<Policies>(),
-        info::<PolicyResources>(),
-        TableInfo {
-            name: orgsql_requests::NAME,
-            description: orgsql_requests::DESCRIPTION,
-            columns: orgsql_requests::columns(),
-            fan_out: None,
-            pushdown: no_pushdown,
-            key: &[],
-            history: true,
-        },
-    ]
-}
-
-fn register<R: Resource>(ctx: &SessionContext, client: &Client) -> Result<()> {
-    ctx.register_table(R::NAME, Arc::new(ApiTable::<R>::new(client.clone())))?;
-    Ok(())
-}
-
-/// Register every table and view against one API client.
+/// Register every table, then every view (over the tables just registered).
 pub fn register_all(ctx: &SessionContext, client: &Client) -> Result<()> {
-    register::<Orgs>(ctx, client)?;
-    register::<Domains>(ctx, client)?;
-    register::<Directories>(ctx, client)?;
-    register::<Users>(ctx, client)?;
-    register::<UserPlatformRoles>(ctx, client)?;
-    register::<UserProductAccess>(ctx, client)?;
-    register::<GroupMembers>(ctx, client)?;
-    register::<Groups>(ctx, client)?;
-    register::<ManagedAccounts>(ctx, client)?;
-    register::<ManagedAccountProductAccess>(ctx, client)?;
-    register::<Workspaces>(ctx, client)?;
-    register::<UserRoleAssignments>(ctx, client)?;
-    register::<GroupRoleAssignments>(ctx, client)?;
-    register::<UserLastActive>(ctx, client)?;
-    register::<Events>(ctx, client)?;
-    register::<EventContext>(ctx, client)?;
-    register::<EventActions>(ctx, client)?;
-    register::<Policies>(ctx, client)?;
-    register::<PolicyResources>(ctx, client)?;
-    ctx.register_table(
-        orgsql_requests::NAME,
-        Arc::new(orgsql_requests::RequestsTable::new(client.clone())),
-    )?;
-    ctx.register_table(role_assignments::NAME, role_assignments::view(client)?)?;
+    let catalog = catalog();
+    for table in &catalog {
+        match &table.kind {
+            Kind::Api { make, .. } | Kind::AuditLog { make, .. } | Kind::Session { make } => {
+                ctx.register_table(table.name, make(client))?;
+            }
+            Kind::View { .. } => {}
+        }
+    }
+    register_views(ctx, None, &catalog, |_| true)
+}
+
+/// Register the views whose tables `available` says are there, in `schema`
+/// (a snapshot attached as a schema) or the default one.
+pub fn register_views(
+    ctx: &SessionContext,
+    schema: Option<&str>,
+    catalog: &[TableInfo],
+    available: impl Fn(&str) -> bool,
+) -> Result<()> {
+    let qualified = |table: &str| match schema {
+        Some(schema) => datafusion::common::TableReference::partial(schema, table),
+        None => datafusion::common::TableReference::bare(table),
+    };
+    for table in catalog {
+        let Kind::View { over, make, .. } = &table.kind else {
+            continue;
+        };
+        if !over.iter().all(|t| available(t)) {
+            continue;
+        }
+        let mut sides = Vec::new();
+        for side in *over {
+            sides.push(futures::executor::block_on(
+                ctx.table_provider(qualified(side)),
+            )?);
+        }
+        ctx.register_table(qualified(table.name), make(sides)?)?;
+    }
     Ok(())
 }

@@ -17,13 +17,24 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::provider::{Column, schema_from};
+use super::{Kind, TableInfo};
 use crate::api::Client;
 
-pub const NAME: &str = "orgsql_requests";
-pub const DESCRIPTION: &str =
-    "Every Admin API request this session has sent, retries included (cache hits send none)";
+/// The catalog's entry: the session's own table.
+pub fn info() -> TableInfo {
+    TableInfo {
+        name: "orgsql_requests",
+        description: "Every Admin API request this session has sent, retries included (cache hits send none)",
+        columns: columns(),
+        filters: &[],
+        key: &[],
+        kind: Kind::Session {
+            make: |client| Arc::new(RequestsTable::new(client.clone())),
+        },
+    }
+}
 
-pub fn columns() -> Vec<Column> {
+fn columns() -> Vec<Column> {
     vec![
         Column::time("started_at", "When the request was sent"),
         Column::key("method", "HTTP method"),

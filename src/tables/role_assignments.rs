@@ -8,32 +8,37 @@ use std::sync::Arc;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::{ViewTable, provider_as_source};
 use datafusion::error::Result;
-use datafusion::logical_expr::LogicalPlanBuilder;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableProviderFilterPushDown};
 use datafusion::prelude::{col, lit};
 
 use super::group_role_assignments::GroupRoleAssignments;
-use super::provider::{ApiTable, Column, Resource};
+use super::provider::{Column, Resource};
 use super::user_role_assignments::UserRoleAssignments;
-use crate::api::Client;
+use super::{Kind, TableInfo};
 
-pub const NAME: &str = "role_assignments";
-pub const DESCRIPTION: &str =
-    "Every role held on every resource, by users directly or through groups";
-
-/// The view over the live tables.
-pub fn view(client: &Client) -> Result<Arc<dyn TableProvider>> {
-    view_of(
-        Arc::new(ApiTable::<UserRoleAssignments>::new(client.clone())),
-        Arc::new(ApiTable::<GroupRoleAssignments>::new(client.clone())),
-    )
+/// The catalog's entry: a view over the two role-assignment tables.
+pub fn info() -> TableInfo {
+    TableInfo {
+        name: "role_assignments",
+        description: "Every role held on every resource, by users directly or through groups",
+        columns: columns(),
+        filters: &[],
+        key: &[],
+        kind: Kind::View {
+            over: &[UserRoleAssignments::NAME, GroupRoleAssignments::NAME],
+            make: view_of,
+            pushdown,
+        },
+    }
 }
 
-/// The view's plan over any two tables with the sides' columns (live, or a
-/// snapshot's): each side renamed to the principal columns, then unioned.
-pub fn view_of(
-    users: Arc<dyn TableProvider>,
-    groups: Arc<dyn TableProvider>,
-) -> Result<Arc<dyn TableProvider>> {
+/// The view's plan over the two tables (live, or a snapshot's), in that
+/// order: each side renamed to the principal columns, then unioned.
+fn view_of(sides: Vec<Arc<dyn TableProvider>>) -> Result<Arc<dyn TableProvider>> {
+    let [users, groups]: [Arc<dyn TableProvider>; 2] = sides.try_into().map_err(|_| {
+        datafusion::error::DataFusionError::Internal("role_assignments: two sides".into())
+    })?;
     let side = |table: &str, provider: Arc<dyn TableProvider>, kind: &str, id: &str| {
         LogicalPlanBuilder::scan(table, provider_as_source(provider), None)?
             .project(vec![
@@ -52,7 +57,35 @@ pub fn view_of(
     Ok(Arc::new(ViewTable::new(plan, None)))
 }
 
-pub fn columns() -> Vec<Column> {
+/// The view's filters reach both sides, `principal_id` as `account_id` on
+/// one and `group_id` on the other; a filter is as good as its weaker side.
+fn pushdown(filter: &Expr) -> TableProviderFilterPushDown {
+    use TableProviderFilterPushDown::{Exact, Inexact, Unsupported};
+    let side = |id: &str| {
+        filter
+            .clone()
+            .transform(|e| {
+                Ok(match e {
+                    Expr::Column(c) if c.name == "principal_id" => Transformed::yes(col(id)),
+                    other => Transformed::no(other),
+                })
+            })
+            .map(|t| t.data)
+    };
+    let (Ok(user), Ok(group)) = (side("account_id"), side("group_id")) else {
+        return Unsupported;
+    };
+    match (
+        UserRoleAssignments::pushdown(&user),
+        GroupRoleAssignments::pushdown(&group),
+    ) {
+        (Unsupported, _) | (_, Unsupported) => Unsupported,
+        (Exact, Exact) => Exact,
+        _ => Inexact,
+    }
+}
+
+fn columns() -> Vec<Column> {
     vec![
         Column::org_id(),
         Column::key("principal_type", "user or group"),

@@ -253,6 +253,18 @@ async fn an_export_from_before_the_polling_api_is_topped_up() {
             .expect("export")
     };
     run().await;
+    // The context as one file, as the previous version wrote it.
+    let folder = dir.path().join("event_context");
+    let single = dir.path().join("context-single.parquet");
+    let offline = orgsql::snapshot::session(dir.path())
+        .await
+        .expect("snapshot");
+    let copy = format!("COPY event_context TO '{}'", single.display());
+    query(&offline, &copy).await.expect("one file");
+    drop(offline);
+    std::fs::remove_dir_all(&folder).expect("remove the folder");
+    std::fs::rename(&single, dir.path().join("event_context.parquet")).expect("move");
+
     // Make it look as the previous version wrote it.
     let manifest_path = dir.path().join("manifest.json");
     let mut manifest: serde_json::Value =
@@ -265,15 +277,6 @@ async fn an_export_from_before_the_polling_api_is_topped_up() {
         }
     }
     std::fs::write(&manifest_path, manifest.to_string()).expect("write");
-    let folder = dir.path().join("event_context");
-    let part = std::fs::read_dir(&folder)
-        .expect("folder")
-        .next()
-        .expect("a file")
-        .expect("entry");
-    std::fs::rename(part.path(), dir.path().join("event_context.parquet")).expect("move");
-    std::fs::remove_dir(&folder).expect("empty folder");
-
     // Processed after that export ran (by the clock on the wall: the
     // previous version's manifest knows only when it ran).
     let late = "00000000-0000-4000-8000-0000000001a7";

@@ -64,7 +64,7 @@ async fn table_values(offline: &SessionContext) -> Vec<TableValues> {
             );
             let values = crate::common::column(offline, &sql).await;
             let probe = col(column.name).eq(lit("x"));
-            let pushable = (table.pushdown)(&probe) != TableProviderFilterPushDown::Unsupported
+            let pushable = table.pushdown(&probe) != TableProviderFilterPushDown::Unsupported
                 || matches!(
                     column.data_type,
                     DataType::Boolean | DataType::Timestamp(..)

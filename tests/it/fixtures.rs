@@ -1,7 +1,11 @@
 //! Real captured Admin API payloads decode into table rows.
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use orgsql::tables::{Domains, Events, Orgs, Policies, Resource, decode_page};
+use orgsql::tables::domains::Domains;
+use orgsql::tables::events::Events;
+use orgsql::tables::orgs::Orgs;
+use orgsql::tables::policies::Policies;
+use orgsql::tables::{Resource, decode_page};
 
 fn decode<R: Resource>(file: &str) -> RecordBatch {
     let path = format!(

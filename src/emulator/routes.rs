@@ -51,148 +51,97 @@ enum Version {
     V2,
 }
 
-/// The endpoints served, by path shape.
-#[derive(Clone, Copy)]
-enum Route<'a> {
-    Orgs,
-    Org(&'a str),
-    Domains(&'a str),
-    Directories(&'a str),
-    UsersSearch(&'a str, &'a str),
-    GroupsSearch(&'a str, &'a str),
-    Workspaces(&'a str),
-    Events(&'a str),
-    EventsStream(&'a str),
-    EventActions(&'a str),
-    Policies(&'a str),
-    ManagedAccounts(&'a str),
-    LastActiveDates(&'a str, &'a str),
-    UserRoleAssignments(&'a str, &'a str, &'a str),
-    GroupRoleAssignments(&'a str, &'a str, &'a str),
+/// An endpoint served: "METHOD path" as the spec writes it, and its handler.
+struct Endpoint {
+    route: &'static str,
+    handler: fn(&Request) -> Reply,
 }
 
-impl<'a> Route<'a> {
-    fn parse(method: &Method, segments: &[&'a str]) -> Option<Self> {
-        let get = method == Method::GET;
-        let post = method == Method::POST;
-        Some(match segments {
-            ["admin", "v1", "orgs"] if get => Route::Orgs,
-            ["admin", "v1", "orgs", org] if get => Route::Org(org),
-            ["admin", "v1", "orgs", org, "domains"] if get => Route::Domains(org),
-            ["admin", "v1", "orgs", org, "events"] if get => Route::Events(org),
-            ["admin", "v1", "orgs", org, "events-stream"] if get => Route::EventsStream(org),
-            ["admin", "v1", "orgs", org, "event-actions"] if get => Route::EventActions(org),
-            ["admin", "v1", "orgs", org, "policies"] if get => Route::Policies(org),
-            ["admin", "v1", "orgs", org, "users"] if get => Route::ManagedAccounts(org),
-            [
-                "admin",
-                "v1",
-                "orgs",
-                org,
-                "directory",
-                "users",
-                account,
-                "last-active-dates",
-            ] if get => Route::LastActiveDates(org, account),
-            [
-                "admin",
-                "v2",
-                "orgs",
-                org,
-                "directories",
-                dir,
-                "users",
-                account,
-                "role-assignments",
-            ] if get => Route::UserRoleAssignments(org, dir, account),
-            [
-                "admin",
-                "v2",
-                "orgs",
-                org,
-                "directories",
-                dir,
-                "groups",
-                group,
-                "role-assignments",
-            ] if get => Route::GroupRoleAssignments(org, dir, group),
-            ["admin", "v2", "orgs", org, "directories"] if get => Route::Directories(org),
-            [
-                "admin",
-                "v2",
-                "orgs",
-                org,
-                "directories",
-                dir,
-                "users",
-                "search",
-            ] if post => Route::UsersSearch(org, dir),
-            [
-                "admin",
-                "v2",
-                "orgs",
-                org,
-                "directories",
-                dir,
-                "groups",
-                "search",
-            ] if post => Route::GroupsSearch(org, dir),
-            ["admin", "v2", "orgs", org, "workspaces"] if post => Route::Workspaces(org),
-            _ => return None,
-        })
-    }
+/// Every endpoint the emulator serves, each declared once.
+const ENDPOINTS: &[Endpoint] = &[
+    Endpoint {
+        route: "GET /admin/v1/orgs",
+        handler: orgs,
+    },
+    Endpoint {
+        route: "GET /admin/v1/orgs/{orgId}",
+        handler: |r| Ok(json!({"data": org_json(r)})),
+    },
+    Endpoint {
+        route: "GET /admin/v1/orgs/{orgId}/domains",
+        handler: domains,
+    },
+    Endpoint {
+        route: "GET /admin/v1/orgs/{orgId}/events",
+        handler: events,
+    },
+    Endpoint {
+        route: "GET /admin/v1/orgs/{orgId}/events-stream",
+        handler: events_stream,
+    },
+    Endpoint {
+        route: "GET /admin/v1/orgs/{orgId}/event-actions",
+        handler: |r| Ok(event_actions(r.org())),
+    },
+    Endpoint {
+        route: "GET /admin/v1/orgs/{orgId}/policies",
+        handler: policies,
+    },
+    Endpoint {
+        route: "GET /admin/v1/orgs/{orgId}/users",
+        handler: managed_accounts,
+    },
+    Endpoint {
+        route: "GET /admin/v1/orgs/{orgId}/directory/users/{accountId}/last-active-dates",
+        handler: last_active_dates,
+    },
+    Endpoint {
+        route: "GET /admin/v2/orgs/{orgId}/directories",
+        handler: directories,
+    },
+    Endpoint {
+        route: "POST /admin/v2/orgs/{orgId}/directories/{directoryId}/users/search",
+        handler: users_search,
+    },
+    Endpoint {
+        route: "POST /admin/v2/orgs/{orgId}/directories/{directoryId}/groups/search",
+        handler: groups_search,
+    },
+    Endpoint {
+        route: "GET /admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}/role-assignments",
+        handler: user_role_assignments,
+    },
+    Endpoint {
+        route: "GET /admin/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}/role-assignments",
+        handler: group_role_assignments,
+    },
+    Endpoint {
+        route: "POST /admin/v2/orgs/{orgId}/workspaces",
+        handler: workspaces,
+    },
+];
 
-    fn template(self) -> &'static str {
-        match self {
-            Route::Orgs => "GET /admin/v1/orgs",
-            Route::Org(_) => "GET /admin/v1/orgs/{orgId}",
-            Route::Domains(_) => "GET /admin/v1/orgs/{orgId}/domains",
-            Route::Events(_) => "GET /admin/v1/orgs/{orgId}/events",
-            Route::EventsStream(_) => "GET /admin/v1/orgs/{orgId}/events-stream",
-            Route::EventActions(_) => "GET /admin/v1/orgs/{orgId}/event-actions",
-            Route::Policies(_) => "GET /admin/v1/orgs/{orgId}/policies",
-            Route::Directories(_) => "GET /admin/v2/orgs/{orgId}/directories",
-            Route::UsersSearch(..) => {
-                "POST /admin/v2/orgs/{orgId}/directories/{directoryId}/users/search"
-            }
-            Route::GroupsSearch(..) => {
-                "POST /admin/v2/orgs/{orgId}/directories/{directoryId}/groups/search"
-            }
-            Route::Workspaces(_) => "POST /admin/v2/orgs/{orgId}/workspaces",
-            Route::ManagedAccounts(_) => "GET /admin/v1/orgs/{orgId}/users",
-            Route::LastActiveDates(..) => {
-                "GET /admin/v1/orgs/{orgId}/directory/users/{accountId}/last-active-dates"
-            }
-            Route::UserRoleAssignments(..) => {
-                "GET /admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}/role-assignments"
-            }
-            Route::GroupRoleAssignments(..) => {
-                "GET /admin/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}/role-assignments"
+impl Endpoint {
+    /// The path parameters when `method path` is this endpoint.
+    fn matches(&self, method: &Method, segments: &[&str]) -> Option<Vec<(&'static str, String)>> {
+        let (verb, path) = self.route.split_once(' ')?;
+        let template: Vec<&'static str> = path.trim_matches('/').split('/').collect();
+        if verb != method.as_str() || template.len() != segments.len() {
+            return None;
+        }
+        let mut params = Vec::new();
+        for (part, segment) in template.iter().zip(segments) {
+            match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                Some(name) => params.push((name, segment.to_string())),
+                None if part == segment => {}
+                None => return None,
             }
         }
+        Some(params)
     }
 
-    fn org(self) -> Option<&'a str> {
-        match self {
-            Route::Orgs => None,
-            Route::Org(o)
-            | Route::Domains(o)
-            | Route::Events(o)
-            | Route::EventsStream(o)
-            | Route::EventActions(o)
-            | Route::Policies(o)
-            | Route::ManagedAccounts(o)
-            | Route::LastActiveDates(o, _) => Some(o),
-            Route::UserRoleAssignments(o, ..) | Route::GroupRoleAssignments(o, ..) => Some(o),
-            Route::Directories(o)
-            | Route::UsersSearch(o, _)
-            | Route::GroupsSearch(o, _)
-            | Route::Workspaces(o) => Some(o),
-        }
-    }
-
-    fn version(self) -> Version {
-        if self.template().contains("/v2/") {
+    fn version(&self) -> Version {
+        if self.route.contains("/v2/") {
             Version::V2
         } else {
             Version::V1
@@ -213,7 +162,10 @@ pub(crate) async fn handle(
         tokio::time::sleep(faults.latency).await;
     }
     let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
-    let Some(route) = Route::parse(&method, &segments) else {
+    let Some((endpoint, params)) = ENDPOINTS
+        .iter()
+        .find_map(|e| e.matches(&method, &segments).map(|params| (e, params)))
+    else {
         return error(
             Version::V1,
             StatusCode::NOT_FOUND,
@@ -222,10 +174,10 @@ pub(crate) async fn handle(
         )
         .into_response();
     };
-    let version = route.version();
-    let n = state.count(route.template());
-    state.remember_body(route.template(), &body);
-    state.remember_query(route.template(), uri.query().unwrap_or(""));
+    let version = endpoint.version();
+    let n = state.count(endpoint.route);
+    state.remember_body(endpoint.route, &body);
+    state.remember_query(endpoint.route, uri.query().unwrap_or(""));
     if let Some(every) = faults.fail_every.filter(|&e| e > 0 && n % e == 0) {
         let failure = if (n / every) % 2 == 1 {
             let mut headers = HeaderMap::new();
@@ -253,7 +205,10 @@ pub(crate) async fn handle(
         return gateway(StatusCode::UNAUTHORIZED, "Unauthorized", version).into_response();
     }
     let org = state.org();
-    if route.org().is_some_and(|id| id != org.id) {
+    if params
+        .iter()
+        .any(|(name, value)| *name == "orgId" && *value != org.id)
+    {
         return error(
             version,
             StatusCode::NOT_FOUND,
@@ -265,7 +220,7 @@ pub(crate) async fn handle(
     // The budget is counted once the caller is known, as the real API does.
     let budget_headers = match &state.budgets {
         None => HeaderMap::new(),
-        Some(budgets) => match budgets.admit(route.template()) {
+        Some(budgets) => match budgets.admit(endpoint.route) {
             Ok(headers) => headers,
             Err(over) => {
                 state.count_throttled();
@@ -280,32 +235,12 @@ pub(crate) async fn handle(
     let request = Request {
         state: &state,
         org: org.clone(),
+        params,
         query,
         body: &body,
         version,
     };
-    let reply = match route {
-        Route::Orgs => Ok(
-            json!({"data": [org_json(&request)], "links": {"self": request.url("/admin/v1/orgs")}, "meta": null}),
-        ),
-        Route::Org(_) => Ok(json!({"data": org_json(&request)})),
-        Route::Domains(_) => domains(&request),
-        Route::Directories(_) => directories(&request),
-        Route::UsersSearch(_, dir) => users_search(&request, dir),
-        Route::GroupsSearch(_, dir) => groups_search(&request, dir),
-        Route::Workspaces(_) => workspaces(&request),
-        Route::Events(_) => events(&request),
-        Route::EventsStream(_) => events_stream(&request),
-        Route::EventActions(_) => Ok(event_actions(&org)),
-        Route::Policies(_) => policies(&request),
-        Route::ManagedAccounts(_) => managed_accounts(&request),
-        Route::LastActiveDates(_, account) => last_active_dates(&request, account),
-        Route::UserRoleAssignments(_, dir, account) => {
-            user_role_assignments(&request, dir, account)
-        }
-        Route::GroupRoleAssignments(_, dir, group) => group_role_assignments(&request, dir, group),
-    };
-    let mut response = match reply {
+    let mut response = match (endpoint.handler)(&request) {
         Ok(value) => axum::Json(value).into_response(),
         Err(failure) => failure.into_response(),
     };
@@ -313,10 +248,16 @@ pub(crate) async fn handle(
     response
 }
 
+fn orgs(r: &Request) -> Reply {
+    Ok(json!({"data": [org_json(r)], "links": {"self": r.url("/admin/v1/orgs")}, "meta": null}))
+}
+
 struct Request<'a> {
     state: &'a State,
     /// The org as it was when the request came in.
     org: Arc<Org>,
+    /// The path's parameters, by the names the spec gives them.
+    params: Vec<(&'static str, String)>,
     query: Vec<(String, String)>,
     body: &'a [u8],
     version: Version,
@@ -329,6 +270,14 @@ impl Request<'_> {
 
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.state.base_url, path)
+    }
+
+    /// A path parameter (`accountId`); empty when the path has none.
+    fn path(&self, name: &str) -> &str {
+        self.params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, v)| v.as_str())
     }
 
     fn param(&self, name: &str) -> Option<&str> {
@@ -585,7 +534,8 @@ fn cursor_of(body: &Map<String, Value>) -> Option<&str> {
     body.get("cursor").and_then(Value::as_str)
 }
 
-fn users_search(r: &Request, dir: &str) -> Reply {
+fn users_search(r: &Request) -> Reply {
+    let dir = r.path("directoryId");
     let org = r.org();
     let body = r.json_body()?;
     let directory = directory_filter(r, dir)?;
@@ -700,7 +650,8 @@ fn user_json(org: &Org, u: &User, expand: &[String], directory: Option<usize>) -
     user
 }
 
-fn groups_search(r: &Request, dir: &str) -> Reply {
+fn groups_search(r: &Request) -> Reply {
+    let dir = r.path("directoryId");
     let org = r.org();
     let body = r.json_body()?;
     let directory = directory_filter(r, dir)?;
@@ -1181,7 +1132,8 @@ fn managed_accounts(r: &Request) -> Reply {
 }
 
 /// Per user: when each product was last used, and when the user joined.
-fn last_active_dates(r: &Request, account: &str) -> Reply {
+fn last_active_dates(r: &Request) -> Reply {
+    let account = r.path("accountId");
     let org = r.org();
     let user = find_user(r, account)?;
     let access: Vec<Value> = user
@@ -1231,7 +1183,8 @@ fn keep(list: &[String], value: &str) -> bool {
     list.is_empty() || list.iter().any(|v| v == value)
 }
 
-fn user_role_assignments(r: &Request, dir: &str, account: &str) -> Reply {
+fn user_role_assignments(r: &Request) -> Reply {
+    let (dir, account) = (r.path("directoryId"), r.path("accountId"));
     let org = r.org();
     directory_filter(r, dir)?;
     let user = find_user(r, account)?;
@@ -1278,7 +1231,8 @@ fn user_role_assignments(r: &Request, dir: &str, account: &str) -> Reply {
     Ok(v2_page(data, next))
 }
 
-fn group_role_assignments(r: &Request, dir: &str, group: &str) -> Reply {
+fn group_role_assignments(r: &Request) -> Reply {
+    let (dir, group) = (r.path("directoryId"), r.path("groupId"));
     let org = r.org();
     directory_filter(r, dir)?;
     let index = org

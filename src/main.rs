@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use datafusion::prelude::SessionContext;
 use orgsql::api::{Client, ClientConfig, DEFAULT_CACHE_TTL, DEFAULT_CONCURRENCY, DEFAULT_MAX_WAIT};
 use orgsql::cli::check::{self, Report};
-use orgsql::cli::{self, Format};
+use orgsql::cli::{self, At, Format};
 use orgsql::emulator::{Emulator, EmulatorConfig, Faults, OrgSpec, RateLimits};
 
 /// SQL over an Atlassian Cloud organization: users, groups, workspaces, audit
@@ -234,6 +234,8 @@ fn main() -> ExitCode {
     });
     match outcome {
         Ok(code) => code,
+        // `orgsql ... | head`: the reader has what it wanted.
+        Err(e) if cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             // Errors quote the API: nothing in them may act on the terminal.
             eprintln!("error: {}", cli::output::visible(&format!("{e:#}")));
@@ -282,90 +284,129 @@ async fn stop_signal(interrupt: bool) -> &'static str {
     }
 }
 
-async fn run(cli: Cli) -> Result<ExitCode> {
-    if let Some(Command::Emulator(args)) = cli.command {
-        serve_emulator(args).await?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    if let Some(Command::Diff(args)) = &cli.command {
-        diff(&cli, args).await?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    if let Some(Command::Check(args)) = &cli.command
-        && args.list
-    {
-        let controls = check::load(args.dir.as_deref()).map_err(anyhow::Error::msg)?;
-        check::list(&mut std::io::stdout().lock(), &controls)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    if let Some(dir) = &cli.snapshot {
-        if matches!(cli.command, Some(Command::Export(_))) {
-            bail!("export reads the API; --snapshot DIR is already an export");
+/// Where the session's tables come from, decided once.
+enum Source {
+    /// The Admin API, as configured.
+    Api(ClientConfig),
+    /// The built-in demo organization: an emulator in this process.
+    Demo,
+    /// A folder written by `orgsql export`, offline.
+    Snapshot(PathBuf),
+}
+
+/// A session over its source: the tables, the client when there is an API,
+/// and the demo emulator, kept alive while the session lives.
+struct Session {
+    ctx: SessionContext,
+    client: Option<Client>,
+    _demo: Option<Emulator>,
+}
+
+impl Source {
+    fn of(cli: &Cli) -> Result<Self> {
+        if let Some(dir) = &cli.snapshot {
+            return Ok(Source::Snapshot(dir.clone()));
         }
-        let ctx = orgsql::snapshot::session(dir)
-            .await
-            .map_err(|e| anyhow::anyhow!("--snapshot: {}", cli::error_message(&e)))?;
-        attach(&cli, &ctx).await?;
-        if let Some(Command::Check(args)) = &cli.command {
-            return run_check(&cli, args, &ctx).await;
+        if cli.demo {
+            return Ok(Source::Demo);
         }
-        run_sessions(&cli, ctx, None).await?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    if cli.format == Format::Parquet && cli.output.is_none() {
-        bail!("--format parquet writes a file: add --output FILE");
-    }
-    // Kept alive for the whole run in --demo mode.
-    let mut demo = None;
-    let mut config = if cli.demo {
-        let emulator = Emulator::start(EmulatorConfig::demo())
-            .await
-            .context("starting the demo emulator")?;
-        let config = emulator.client_config();
-        demo = Some(emulator);
-        config
-    } else {
         let env_key = std::env::var("ATLASSIAN_API_KEY").ok();
         let (org_id, api_key) =
             orgsql::config::credentials(cli.org_id.clone(), cli.api_key_file.as_deref(), env_key)?;
-        ClientConfig::new(cli.base_url.clone(), org_id, api_key)
-    };
-    config.retry.max_attempts = cli.max_retries + 1;
-    config.retry.max_delay = Duration::from_secs(cli.max_wait);
-    config.concurrency = usize::from(cli.concurrency);
-    config.cache_ttl = (!cli.no_cache).then(|| Duration::from_secs(cli.cache_ttl));
-    if matches!(cli.command, Some(Command::Export(_))) {
-        // An export reads each listing once; caching would hold it all in memory.
-        config.cache_ttl = None;
+        Ok(Source::Api(ClientConfig::new(
+            cli.base_url.clone(),
+            org_id,
+            api_key,
+        )))
     }
-    let client = Client::new(config)?;
-    let ctx = orgsql::session(&client)?;
-    if let Some(Command::Export(args)) = &cli.command {
-        let options = cli::export::ExportOptions {
-            out: args.out.clone(),
-            tables: args.tables.clone(),
-            since: args.since.clone(),
+
+    /// The session; `cache` is false for an export, which reads each
+    /// listing once (a cache would hold it all in memory).
+    async fn open(self, cli: &Cli, cache: bool) -> Result<Session> {
+        let (mut config, demo) = match self {
+            Source::Snapshot(dir) => {
+                let ctx = orgsql::snapshot::session(&dir).await.at("--snapshot")?;
+                attach(cli, &ctx).await?;
+                return Ok(Session {
+                    ctx,
+                    client: None,
+                    _demo: None,
+                });
+            }
+            Source::Demo => {
+                let emulator = Emulator::start(EmulatorConfig::demo())
+                    .await
+                    .context("starting the demo emulator")?;
+                (emulator.client_config(), Some(emulator))
+            }
+            Source::Api(config) => (config, None),
         };
-        let manifest = cli::export::export(&ctx, &client, &options, &mut std::io::stderr())
-            .await
-            .map_err(|e| anyhow::anyhow!("export: {}", cli::error_message(&e)))?;
-        eprintln!(
-            "wrote {} tables to {}",
-            manifest.tables.len(),
-            args.out.display()
-        );
-        drop(demo);
-        return Ok(ExitCode::SUCCESS);
+        config.retry.max_attempts = cli.max_retries + 1;
+        config.retry.max_delay = Duration::from_secs(cli.max_wait);
+        config.concurrency = usize::from(cli.concurrency);
+        config.cache_ttl = (cache && !cli.no_cache).then(|| Duration::from_secs(cli.cache_ttl));
+        let client = Client::new(config)?;
+        let ctx = orgsql::session(&client)?;
+        attach(cli, &ctx).await?;
+        Ok(Session {
+            ctx,
+            client: Some(client),
+            _demo: demo,
+        })
     }
-    attach(&cli, &ctx).await?;
-    if let Some(Command::Check(args)) = &cli.command {
-        let code = run_check(&cli, args, &ctx).await;
-        drop(demo);
-        return code;
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    if cli.format == Format::Parquet && cli.output.is_none() {
+        bail!("--format parquet writes a file: add --output FILE");
     }
-    run_sessions(&cli, ctx, Some(client)).await?;
-    drop(demo);
-    Ok(ExitCode::SUCCESS)
+    match &cli.command {
+        Some(Command::Emulator(args)) => {
+            serve_emulator(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Diff(args)) => {
+            diff(&cli, args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Check(args)) if args.list => {
+            let controls = check::load(args.dir.as_deref()).map_err(anyhow::Error::msg)?;
+            check::list(&mut std::io::stdout().lock(), &controls)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Check(args)) => {
+            let session = Source::of(&cli)?.open(&cli, true).await?;
+            run_check(&cli, args, &session.ctx).await
+        }
+        Some(Command::Export(args)) => {
+            let source = Source::of(&cli)?;
+            if matches!(source, Source::Snapshot(_)) {
+                bail!("export reads the API; --snapshot DIR is already an export");
+            }
+            let session = source.open(&cli, false).await?;
+            let client = session.client.as_ref().context("export reads the API")?;
+            let options = cli::export::ExportOptions {
+                out: args.out.clone(),
+                tables: args.tables.clone(),
+                since: args.since.clone(),
+            };
+            let manifest =
+                cli::export::export(&session.ctx, client, &options, &mut std::io::stderr())
+                    .await
+                    .at("export")?;
+            eprintln!(
+                "wrote {} tables to {}",
+                manifest.tables.len(),
+                args.out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            let session = Source::of(&cli)?.open(&cli, true).await?;
+            run_sessions(&cli, session.ctx, session.client).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 /// `orgsql check`: run the controls, report, and say with the exit code.
@@ -375,12 +416,12 @@ async fn run_check(cli: &Cli, args: &CheckArgs, ctx: &SessionContext) -> Result<
         .map_err(anyhow::Error::msg)?;
     let results = check::run(ctx, controls).await;
     match &cli.output {
-        Some(path) => cli::export::write_atomically(path, |mut file| {
+        Some(path) => cli::files::write_atomically(path, |mut file| {
             check::write_report(&mut file, args.format, &results).map_err(|e| {
                 datafusion::error::DataFusionError::Execution(format!("{}: {e}", path.display()))
             })
         })
-        .map_err(|e| anyhow::anyhow!("--output: {}", cli::error_message(&e)))?,
+        .at("--output")?,
         None => check::write_report(&mut std::io::stdout().lock(), args.format, &results)?,
     }
     Ok(ExitCode::from(check::exit_code(&results)))
@@ -395,7 +436,7 @@ async fn attach(cli: &Cli, ctx: &SessionContext) -> Result<()> {
             .ok_or_else(|| anyhow::anyhow!("--attach {spec}: use NAME=DIR, e.g. old=snap1/"))?;
         orgsql::snapshot::attach(ctx, name, std::path::Path::new(dir))
             .await
-            .map_err(|e| anyhow::anyhow!("--attach {spec}: {}", cli::error_message(&e)))?;
+            .at(&format!("--attach {spec}"))?;
     }
     Ok(())
 }
@@ -404,23 +445,21 @@ async fn attach(cli: &Cli, ctx: &SessionContext) -> Result<()> {
 async fn diff(cli: &Cli, args: &DiffArgs) -> Result<()> {
     let ctx = orgsql::session_context();
     for (name, dir) in [("old", &args.old), ("new", &args.new)] {
-        orgsql::snapshot::attach(&ctx, name, dir)
-            .await
-            .map_err(|e| anyhow::anyhow!("diff: {}", cli::error_message(&e)))?;
+        orgsql::snapshot::attach(&ctx, name, dir).await.at("diff")?;
     }
     let changes = orgsql::snapshot::diff(&ctx, "old", "new")
         .await
-        .map_err(|e| anyhow::anyhow!("diff: {}", cli::error_message(&e)))?;
+        .at("diff")?;
     let schema = match changes.first() {
         Some(batch) => batch.schema(),
         None => std::sync::Arc::new(orgsql::snapshot::diff_schema()),
     };
     let mut stdout = std::io::stdout().lock();
     match &cli.output {
-        Some(path) => cli::export::write_file(path, args.format, &schema, &changes),
+        Some(path) => cli::files::write_file(path, args.format, &schema, &changes),
         None => cli::output::print(&mut stdout, args.format, &schema, &changes, None),
     }
-    .map_err(|e| anyhow::anyhow!("diff: {}", cli::error_message(&e)))
+    .at("diff")
 }
 
 /// The REPL on a terminal with no SQL given, else the scripts.
@@ -436,7 +475,7 @@ async fn run_sessions(cli: &Cli, ctx: SessionContext, client: Option<Client>) ->
         if let Some(progress) = progress {
             progress.finish();
         }
-        result.map_err(|e| anyhow::anyhow!("{origin}: {}", cli::error_message(&e)))?;
+        result.at(&origin)?;
     }
     Ok(())
 }
@@ -463,7 +502,7 @@ fn scripts(cli: &Cli) -> Result<Vec<(String, String)>> {
     Ok(scripts)
 }
 
-async fn serve_emulator(args: EmulatorArgs) -> Result<()> {
+async fn serve_emulator(args: &EmulatorArgs) -> Result<()> {
     let config = EmulatorConfig {
         org: OrgSpec {
             seed: args.seed,

@@ -24,7 +24,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::StreamExt;
 use serde::Deserialize;
 
-use super::export::{AtomicPath, io_at};
+use super::files::{AtomicPath, io_at};
 use crate::api::{ApiError, Client, EVENTS_STREAM, PageRequest};
 use crate::snapshot::{StreamPosition, TableEntry};
 use crate::tables::{Kind, TableInfo, schema_from};

@@ -2,50 +2,17 @@
 
 pub mod audit_log;
 pub mod check;
+pub mod exec;
 pub mod export;
+pub mod files;
 pub mod output;
 pub mod progress;
 pub mod repl;
 
-use std::io::Write;
+use datafusion::error::DataFusionError;
 
-use datafusion::error::{DataFusionError, Result};
-use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::DFParser;
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-
+pub use exec::run_sql;
 pub use output::Format;
-
-/// Run every statement of `sql` in order and print each result, or, with
-/// `file` (`--output`), write the last statement's result there atomically.
-/// Stops at the first failing statement.
-pub async fn run_sql(
-    ctx: &SessionContext,
-    sql: &str,
-    format: Format,
-    out: &mut dyn Write,
-    file: Option<&std::path::Path>,
-) -> Result<()> {
-    let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?;
-    let last = statements.len().saturating_sub(1);
-    for (i, statement) in statements.into_iter().enumerate() {
-        let (schema, batches) = export::execute(ctx, statement).await?;
-        match file {
-            Some(path) if i == last => export::write_file(path, format, &schema, &batches)?,
-            _ => {
-                // Parquet goes only to files; anything else on the way prints as a table.
-                let shown = if format == Format::Parquet {
-                    Format::Table
-                } else {
-                    format
-                };
-                output::print(out, shown, &schema, &batches, None)?;
-                out.flush()?;
-            }
-        }
-    }
-    Ok(())
-}
 
 /// The message a user should read: an API error as the client worded it,
 /// without DataFusion's wrapping.
@@ -55,4 +22,50 @@ pub fn error_message(error: &DataFusionError) -> String {
         DataFusionError::Context(_, inner) => error_message(inner),
         other => other.to_string(),
     }
+}
+
+/// The one adapter from an error of the engine to the error a user reads:
+/// where it happened (a flag, a file, `-c`), then what (`error_message`).
+pub trait At<T> {
+    fn at(self, place: &str) -> anyhow::Result<T>;
+}
+
+impl<T> At<T> for Result<T, DataFusionError> {
+    fn at(self, place: &str) -> anyhow::Result<T> {
+        self.map_err(|e| {
+            // A closed pipe is kept recognisable. The CSV writer words it
+            // as text, so the text counts too.
+            let message = error_message(&e);
+            let closed = io_error(&e).is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                || message.contains("Broken pipe (os error");
+            if closed {
+                anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+            } else {
+                anyhow::anyhow!("{place}: {message}")
+            }
+        })
+    }
+}
+
+/// The I/O error at the root of an engine error, if that is what it is.
+fn io_error(error: &DataFusionError) -> Option<&std::io::Error> {
+    use datafusion::arrow::error::ArrowError;
+    match error.find_root() {
+        DataFusionError::IoError(io) => Some(io),
+        DataFusionError::ArrowError(arrow, _) => match arrow.as_ref() {
+            ArrowError::IoError(_, io) => Some(io),
+            _ => None,
+        },
+        DataFusionError::External(e) => e.downcast_ref::<std::io::Error>(),
+        _ => None,
+    }
+}
+
+/// The reader of our output went away (`orgsql ... | head`): not an error.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

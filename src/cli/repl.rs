@@ -30,20 +30,108 @@ use crate::tables::{Kind, TableInfo, catalog};
 
 const PROMPT: &str = "orgsql> ";
 
-const HELP: &str = "\
-SQL statements end with ';' and may span lines. Ctrl-C cancels a running query
-(or the line being typed), Ctrl-D or \\q quits.
+/// The backslash commands: name, arguments, what it does. `\?` prints this
+/// list, and `Meta::from_str` reads the same names.
+const COMMANDS: &[(&str, &str, &str)] = &[
+    (
+        "d",
+        "",
+        "tables, what they are, which call the API once per user or group",
+    ),
+    (
+        "d",
+        "TABLE",
+        "columns, types, descriptions, and which filters reach the API",
+    ),
+    (
+        "timing",
+        "",
+        "show how long each statement took (on/off; on at start)",
+    ),
+    (
+        "format",
+        "[FORMAT]",
+        "the result format (table, csv, json, ndjson; parquet with \\o), or show it",
+    ),
+    (
+        "o",
+        "[FILE]",
+        "write results to FILE; without FILE, back to the screen",
+    ),
+    ("i", "FILE", "run the SQL in FILE"),
+    (
+        "refresh",
+        "[TABLE]",
+        "forget fetched pages (of TABLE), so the next query asks the API",
+    ),
+    (
+        "stats",
+        "",
+        "requests this session: pages, retries, 429s, bytes",
+    ),
+    ("?", "", "this help"),
+    ("q", "", "quit"),
+];
 
-  \\d              tables, what they are, which call the API once per user or group
-  \\d TABLE        columns, types, descriptions, and which filters reach the API
-  \\timing         show how long each statement took (on/off; on at start)
-  \\format FORMAT  table, csv or json
-  \\o FILE         write results to FILE;  \\o  back to the screen
-  \\i FILE         run the SQL in FILE
-  \\refresh [TABLE] forget fetched pages (of TABLE), so the next query asks the API
-  \\stats          requests this session: pages, retries, 429s, bytes
-  \\?              this help
-  \\q              quit";
+/// `\?`: how statements end, then every command of `COMMANDS`.
+fn help() -> String {
+    let mut text = String::from(
+        "SQL statements end with ';' and may span lines. Ctrl-C cancels a running query\n\
+         (or the line being typed), Ctrl-D or \\q quits.\n",
+    );
+    for (name, args, what) in COMMANDS {
+        let usage = format!("\\{name} {args}");
+        text.push_str(&format!("\n  {usage:18} {what}"));
+    }
+    text
+}
+
+/// A backslash command, read by `FromStr` from what follows the backslash.
+#[derive(Debug, PartialEq)]
+enum Meta {
+    Quit,
+    Help,
+    Describe(Option<String>),
+    Timing,
+    Format(Option<Format>),
+    Output(Option<String>),
+    Include(String),
+    Refresh(Option<String>),
+    Stats,
+}
+
+impl std::str::FromStr for Meta {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        use clap::ValueEnum;
+        let mut words = text.split_whitespace();
+        let name = words.next().unwrap_or_default();
+        let arg = words.next().map(str::to_string);
+        Ok(match (name, arg) {
+            ("q", _) => Meta::Quit,
+            ("?", _) => Meta::Help,
+            ("d", table) => Meta::Describe(table),
+            ("timing", _) => Meta::Timing,
+            ("format", None) => Meta::Format(None),
+            ("format", Some(format)) => {
+                let known: Vec<String> = Format::value_variants()
+                    .iter()
+                    .filter_map(|f| f.to_possible_value().map(|v| v.get_name().to_string()))
+                    .collect();
+                let format = Format::from_str(&format, true)
+                    .map_err(|_| format!("\\format {format}: use {}", known.join(", ")))?;
+                Meta::Format(Some(format))
+            }
+            ("o", file) => Meta::Output(file),
+            ("i", Some(file)) => Meta::Include(file),
+            ("i", None) => return Err("\\i needs a file".to_string()),
+            ("refresh", table) => Meta::Refresh(table),
+            ("stats", _) => Meta::Stats,
+            (other, _) => return Err(format!("unknown command \\{other}; \\? lists them")),
+        })
+    }
+}
 
 /// Where the REPL keeps its history (SQL only): `$XDG_DATA_HOME/orgsql/history`,
 /// else `~/.local/share/orgsql/history`.
@@ -169,34 +257,26 @@ enum Flow {
 
 impl Repl {
     async fn meta(&mut self, command: &str) -> std::result::Result<Flow, String> {
-        let mut words = command.split_whitespace();
-        let name = words.next().unwrap_or_default();
-        let arg = words.next();
-        match (name, arg) {
-            ("q", _) => return Ok(Flow::Quit),
-            ("?", _) => println!("{HELP}"),
-            ("d", None) => self.print_text(&describe_tables())?,
-            ("d", Some(table)) => self.print_text(&describe_table(table)?)?,
-            ("timing", _) => {
+        match command.parse::<Meta>()? {
+            Meta::Quit => return Ok(Flow::Quit),
+            Meta::Help => println!("{}", help()),
+            Meta::Describe(None) => self.print_text(&describe_tables())?,
+            Meta::Describe(Some(table)) => self.print_text(&describe_table(&table)?)?,
+            Meta::Timing => {
                 self.timing = !self.timing;
                 println!("Timing is {}.", if self.timing { "on" } else { "off" });
             }
-            ("format", Some(format)) => {
-                self.format = match format {
-                    "table" => Format::Table,
-                    "csv" => Format::Csv,
-                    "json" => Format::Json,
-                    other => return Err(format!("\\format {other}: use table, csv or json")),
-                };
-                println!("Output format is {format}.");
+            Meta::Format(None) => println!("Output format is {}.", format_name(self.format)),
+            Meta::Format(Some(format)) => {
+                self.format = format;
+                println!("Output format is {}.", format_name(format));
             }
-            ("format", None) => return Err("\\format needs table, csv or json".to_string()),
-            ("o", Some(path)) => {
-                let file = File::create(path).map_err(|e| format!("\\o {path}: {e}"))?;
-                self.output = Some((PathBuf::from(path), file));
+            Meta::Output(Some(path)) => {
+                let file = File::create(&path).map_err(|e| format!("\\o {path}: {e}"))?;
                 println!("Results go to {path}.");
+                self.output = Some((PathBuf::from(path), file));
             }
-            ("o", None) => {
+            Meta::Output(None) => {
                 if let Some((path, _)) = self.output.take() {
                     println!(
                         "Results go to the screen again ({} closed).",
@@ -204,25 +284,28 @@ impl Repl {
                     );
                 }
             }
-            ("i", Some(path)) => {
-                let sql = std::fs::read_to_string(path).map_err(|e| format!("\\i {path}: {e}"))?;
+            Meta::Include(path) => {
+                let sql = std::fs::read_to_string(&path).map_err(|e| format!("\\i {path}: {e}"))?;
                 self.run_sql(&sql).await?;
             }
-            ("i", None) => return Err("\\i needs a file".to_string()),
-            ("refresh", _) if self.client.is_none() => {
+            Meta::Refresh(_) if self.client.is_none() => {
                 return Err("a snapshot is read from files: there are no pages to refresh".into());
             }
-            ("refresh", table) => {
+            Meta::Refresh(table) => {
+                if let Some(name) = &table
+                    && !catalog().iter().any(|t| t.name == name)
+                {
+                    return Err(format!("\\refresh {name}: no such table; \\d lists them"));
+                }
                 if let Some(client) = &self.client {
-                    client.clear_cache(table);
+                    client.clear_cache(table.as_deref());
                 }
                 match table {
                     Some(table) => println!("Pages of {table} will be fetched again."),
                     None => println!("Every page will be fetched again."),
                 }
             }
-            ("stats", _) => self.print_text(&self.stats())?,
-            (other, _) => return Err(format!("unknown command \\{other}; \\? lists them")),
+            Meta::Stats => self.print_text(&self.stats())?,
         }
         Ok(Flow::Continue)
     }
@@ -273,7 +356,7 @@ impl Repl {
         for statement in statements {
             let started = Instant::now();
             let progress = self.client.as_ref().map(Progress::start);
-            let run = super::export::execute(&self.ctx, statement);
+            let run = super::exec::execute(&self.ctx, statement);
             // A Ctrl-C pressed between queries is not meant for this one.
             #[cfg(unix)]
             while futures::FutureExt::now_or_never(self.interrupts.recv()).is_some() {}
@@ -290,8 +373,16 @@ impl Repl {
             let (schema, batches) = result.map_err(|e| error_message(&e))?;
             let elapsed = started.elapsed();
             let printed = match &mut self.output {
+                // Parquet is a whole file: each result replaces it.
+                Some((path, _)) if self.format == Format::Parquet => {
+                    super::files::write_file(path, self.format, &schema, &batches)
+                        .map_err(|e| format!("{}: {}", path.display(), error_message(&e)))
+                }
                 Some((path, file)) => output::print(file, self.format, &schema, &batches, None)
                     .map_err(|e| format!("{}: {}", path.display(), error_message(&e))),
+                None if self.format == Format::Parquet => {
+                    Err("parquet is written to a file: \\o FILE first".to_string())
+                }
                 None => {
                     let stdout = std::io::stdout();
                     let mut out = stdout.lock();
@@ -306,6 +397,14 @@ impl Repl {
         }
         Ok(())
     }
+}
+
+/// A format as `--format` spells it.
+fn format_name(format: Format) -> String {
+    use clap::ValueEnum;
+    format
+        .to_possible_value()
+        .map_or_else(|| format!("{format:?}"), |v| v.get_name().to_string())
 }
 
 /// The width to fit output to: the terminal's, if stdout is one that says
@@ -599,3 +698,27 @@ impl Highlighter for SqlHelper {
 }
 
 impl Helper for SqlHelper {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_of_the_help_parses_and_every_format_is_accepted() {
+        for (name, args, _) in COMMANDS {
+            let arg = match *args {
+                "" => "",
+                "[FORMAT]" => "ndjson",
+                _ => "x",
+            };
+            assert!(format!("{name} {arg}").parse::<Meta>().is_ok(), "\\{name}");
+        }
+        use clap::ValueEnum;
+        for format in Format::value_variants() {
+            let meta = format!("format {}", format_name(*format)).parse::<Meta>();
+            assert_eq!(meta, Ok(Meta::Format(Some(*format))));
+        }
+        assert!("format yaml".parse::<Meta>().is_err());
+        assert!("nosuch".parse::<Meta>().is_err());
+    }
+}

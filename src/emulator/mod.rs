@@ -76,6 +76,8 @@ pub(crate) struct State {
     last_bodies: Mutex<BTreeMap<String, serde_json::Value>>,
     /// The last query string received, by "METHOD template".
     last_queries: Mutex<BTreeMap<String, String>>,
+    /// The names of every query parameter and body field received.
+    params_seen: Mutex<std::collections::BTreeSet<String>>,
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
     budgets: Option<limits::Budgets>,
@@ -113,6 +115,7 @@ impl Emulator {
             requests: Mutex::new(BTreeMap::new()),
             last_bodies: Mutex::new(BTreeMap::new()),
             last_queries: Mutex::new(BTreeMap::new()),
+            params_seen: Mutex::new(std::collections::BTreeSet::new()),
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
             budgets: config.limits.map(limits::Budgets::new),
@@ -236,7 +239,22 @@ impl Emulator {
         self.state.max_in_flight.load(Ordering::SeqCst)
     }
 
+    /// The names of the query parameters and body fields received since
+    /// the last `reset_requests`.
+    pub fn params_seen(&self) -> std::collections::BTreeSet<String> {
+        self.state
+            .params_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub fn reset_requests(&self) {
+        self.state
+            .params_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         self.state
             .requests
             .lock()
@@ -276,10 +294,16 @@ impl State {
     fn remember_query(&self, endpoint: &str, query: &str) {
         let mut queries = self.last_queries.lock().unwrap_or_else(|e| e.into_inner());
         queries.insert(endpoint.to_string(), query.to_string());
+        let mut seen = self.params_seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.extend(form_urlencoded::parse(query.as_bytes()).map(|(k, _)| k.into_owned()));
     }
 
     fn remember_body(&self, endpoint: &str, body: &[u8]) {
-        if let Ok(json) = serde_json::from_slice(body) {
+        if let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) {
+            if let Some(fields) = json.as_object() {
+                let mut seen = self.params_seen.lock().unwrap_or_else(|e| e.into_inner());
+                seen.extend(fields.keys().cloned());
+            }
             let mut bodies = self.last_bodies.lock().unwrap_or_else(|e| e.into_inner());
             bodies.insert(endpoint.to_string(), json);
         }

@@ -53,7 +53,8 @@ impl Resource for EventContext {
 
     const NAME: &'static str = "event_context";
     const HISTORY: bool = true;
-    const FILTERS: &'static [Filter] = EVENT_FILTERS;
+    /// The events' filters on the columns it repeats (it has no ip).
+    const FILTERS: &'static [Filter] = &[EVENT_FILTERS[0], EVENT_FILTERS[1], EVENT_FILTERS[2]];
     const DESCRIPTION: &'static str =
         "Objects audit events name: what they acted on (context) and where (container)";
 

@@ -104,7 +104,7 @@ fn json_text(value: Value) -> Option<String> {
 /// inclusiveness are not documented, so DataFusion checks every row again.
 /// The API filters one action a call (matched ignoring case: `IN ('x', 'X')`
 /// is one listing); actors and ips go comma-joined. Shared with `event_context`.
-pub(crate) const EVENT_FILTERS: &[Filter] = &[
+pub(crate) const EVENT_FILTERS: [Filter; 4] = [
     Filter::time("time", "from", "to"),
     Filter::values("action", "action", 1).fold_case(),
     Filter::values("actor_id", "actor", usize::MAX).joined(),
@@ -147,7 +147,7 @@ impl Resource for Events {
 
     const NAME: &'static str = "events";
     const KEY: &'static [&'static str] = &["event_id"];
-    const FILTERS: &'static [Filter] = EVENT_FILTERS;
+    const FILTERS: &'static [Filter] = &EVENT_FILTERS;
     const HISTORY: bool = true;
     const DESCRIPTION: &'static str = "Organization audit log events, newest first (most recently processed first when read whole)";
 

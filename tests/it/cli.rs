@@ -245,3 +245,30 @@ async fn a_long_run_says_it_is_still_running_without_a_terminal() {
     assert!(stderr.contains("orgsql: still running after"), "{stderr}");
     assert!(stderr.contains("users: "), "{stderr}");
 }
+
+/// `orgsql ... | head`: when the reader goes away, orgsql ends quietly.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    for format in ["table", "csv", "json"] {
+        let mut child = orgsql()
+            .args(["--demo", "--format", format, "-c", "SELECT * FROM events"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("orgsql runs");
+        let mut first = [0u8; 64];
+        child
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_exact(&mut first)
+            .expect("some output");
+        // The reader (dropped above) is gone; the rest cannot be written.
+        let output = tokio::task::spawn_blocking(move || child.wait_with_output().expect("exit"))
+            .await
+            .expect("join");
+        assert_eq!(output.status.code(), Some(0), "{format}");
+        assert_eq!(text(&output.stderr), "", "{format}");
+    }
+}

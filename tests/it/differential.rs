@@ -23,7 +23,7 @@ use std::time::Duration;
 use orgsql::api::{Client, RetryPolicy};
 use orgsql::cli::export::{ExportOptions, export};
 use orgsql::emulator::{Emulator, Faults, OrgSpec};
-use orgsql::tables::catalog;
+use orgsql::tables::{Shape, catalog};
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -655,4 +655,67 @@ async fn a_full_read_after_narrowed_ones_is_whole() {
         assert!(expected.as_ref().is_ok_and(|rows| rows.len() > 3), "{sql}");
         assert_eq!(answer(&cached, &sql).await, expected, "{sql}");
     }
+}
+
+/// Every filter a table declares is sent: a query using it puts its
+/// parameter in front of the API (or, for a fan-out's parent id, calls only
+/// that parent), and answers as the export does, where nothing is pushed.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_declared_filter_reaches_the_api_and_changes_no_answer() {
+    let setup = setup(3).await;
+    let mut checked = 0;
+    for table in catalog() {
+        for filter in table.filters {
+            let value = crate::common::column(
+                &setup.offline,
+                &format!(
+                    "SELECT CAST({c} AS VARCHAR) FROM {t} WHERE {c} IS NOT NULL ORDER BY 1 LIMIT 1",
+                    c = filter.column,
+                    t = table.name
+                ),
+            )
+            .await;
+            let value = value
+                .first()
+                .unwrap_or_else(|| panic!("{}.{} holds values", table.name, filter.column));
+            let predicate = match filter.shape {
+                Shape::Flag => format!("{} = {value}", filter.column),
+                Shape::Time { .. } => format!("{} >= TIMESTAMP '{value}'", filter.column),
+                _ => format!("{} = {}", filter.column, quote(value)),
+            };
+            let sql = format!("SELECT * FROM {} WHERE {predicate}", table.name);
+            setup.live.reset_requests();
+            let mut config = setup.live.client_config();
+            config.cache_ttl = None;
+            let client = Client::new(config).expect("client");
+            let live = orgsql::session(&client).expect("session");
+            let (got, expected) = (
+                answer(&live, &sql).await,
+                answer(&setup.offline, &sql).await,
+            );
+            assert!(
+                got.as_ref().is_ok_and(|rows| !rows.is_empty()),
+                "{sql}: {got:?}"
+            );
+            assert_eq!(got, expected, "{sql}");
+            match filter.shape {
+                Shape::Parent => {
+                    let calls = client
+                        .requests()
+                        .iter()
+                        .filter(|r| r.table_name == table.name)
+                        .count();
+                    assert_eq!(calls, 1, "{sql}: one call, for the one parent named");
+                }
+                _ => assert!(
+                    setup.live.params_seen().contains(filter.param),
+                    "{sql}: {} was not sent; the API saw {:?}",
+                    filter.param,
+                    setup.live.params_seen()
+                ),
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 25, "{checked} declared filters checked");
 }

@@ -389,7 +389,12 @@ async fn every_table_and_column_is_documented() {
         );
         // A declared filter is on a column of the table, and its key too.
         for filter in table.filters {
-            assert!(columns.contains(&filter.column), "{}.{}", table.name, filter.column);
+            assert!(
+                columns.contains(&filter.column),
+                "{}.{}",
+                table.name,
+                filter.column
+            );
         }
         for key in table.key {
             assert!(columns.contains(key), "{}.{key}", table.name);

@@ -403,34 +403,33 @@ async fn rate() {
         bound(pages, events) * SCALE / 60.0
     );
 
-    // One call per user to last-active-dates, 200 a minute per organization.
+    // One call per user to last-active-dates, 200 a minute per organization;
+    // and a fan-out over an unpublished budget (the emulator's default).
     const USERS: usize = 2000;
-    let emu = limited(USERS, 10).await;
-    let ctx = session(emu.client_config());
-    let started = Instant::now();
-    let rows = count(&ctx, "SELECT count(*) FROM user_last_active").await;
-    let elapsed = started.elapsed().as_secs_f64();
-    assert!(rows > 0);
-    rate_line(
-        &format!("user_last_active of {USERS} users"),
-        emu.requests("/last-active-dates"),
-        per_minute("GET /admin/v1/orgs/{orgId}/directory/users/{accountId}/last-active-dates"),
-        elapsed,
-        emu.throttled(),
-    );
-
-    // A fan-out over an unpublished budget (the emulator's default).
-    let emu = limited(USERS, 10).await;
-    let ctx = session(emu.client_config());
-    let started = Instant::now();
-    let rows = count(&ctx, "SELECT count(*) FROM user_role_assignments").await;
-    let elapsed = started.elapsed().as_secs_f64();
-    assert!(rows > 0);
-    rate_line(
-        &format!("user_role_assignments of {USERS} users (unpublished budget)"),
-        emu.requests("/role-assignments"),
-        RateLimits::DEFAULT_PER_MINUTE,
-        elapsed,
-        emu.throttled(),
-    );
+    for (table, endpoint, budget) in [
+        (
+            "user_last_active",
+            "/last-active-dates",
+            per_minute("GET /admin/v1/orgs/{orgId}/directory/users/{accountId}/last-active-dates"),
+        ),
+        (
+            "user_role_assignments",
+            "/role-assignments",
+            RateLimits::DEFAULT_PER_MINUTE,
+        ),
+    ] {
+        let emu = limited(USERS, 10).await;
+        let ctx = session(emu.client_config());
+        let started = Instant::now();
+        let rows = count(&ctx, &format!("SELECT count(*) FROM {table}")).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        assert!(rows > 0);
+        rate_line(
+            &format!("{table} of {USERS} users"),
+            emu.requests(endpoint),
+            budget,
+            elapsed,
+            emu.throttled(),
+        );
+    }
 }

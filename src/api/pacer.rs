@@ -157,8 +157,9 @@ impl Pacer {
         }
     }
 
-    /// An answer came (any status but 429): read what it says is left.
-    pub fn answered(&self, endpoint: &str, headers: Option<&HeaderMap>) {
+    /// An answer to a request of `endpoint` came: no longer in flight; then
+    /// `update` its budget, and wake whoever waits for news.
+    fn on_answer(&self, endpoint: &str, update: impl FnOnce(&mut Budget, Instant)) {
         let now = Instant::now();
         {
             let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
@@ -166,6 +167,14 @@ impl Pacer {
                 .entry(endpoint.to_string())
                 .or_insert_with(|| Budget::new(now));
             budget.in_flight = budget.in_flight.saturating_sub(1);
+            update(budget, now);
+        }
+        self.answered.notify_waiters();
+    }
+
+    /// An answer came (any status but 429): read what it says is left.
+    pub fn answered(&self, endpoint: &str, headers: Option<&HeaderMap>) {
+        self.on_answer(endpoint, |budget, now| {
             match headers.and_then(|h| rate_headers(h, Utc::now(), now)) {
                 Some((limit, remaining, reset)) => {
                     budget.silent = false;
@@ -186,25 +195,17 @@ impl Pacer {
                 None if headers.is_some() => budget.silent = true,
                 None => {}
             }
-        }
-        self.answered.notify_waiters();
+        });
     }
 
     /// A 429: hold the budget for `hint` and pace it more slowly from now on.
     pub fn throttled(&self, endpoint: &str, hint: Duration) {
-        let now = Instant::now();
-        {
-            let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
-            let budget = budgets
-                .entry(endpoint.to_string())
-                .or_insert_with(|| Budget::new(now));
-            budget.in_flight = budget.in_flight.saturating_sub(1);
+        self.on_answer(endpoint, |budget, now| {
             budget.hold = Some(now + hint);
             budget.remaining = Some(0);
             budget.reset = Some(now + hint);
             budget.slower = (budget.slower * 1.5).min(8.0);
-        }
-        self.answered.notify_waiters();
+        });
     }
 
     /// The longest wait going on now, if it is a notable one.

@@ -365,13 +365,19 @@ impl Request<'_> {
 }
 
 fn encode_cursor(offset: usize) -> String {
-    format!("page:{offset}")
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&format!("page:{offset}"))
 }
 
 fn decode_cursor(cursor: &str) -> Option<usize> {
+    unhex(cursor)?.strip_prefix("page:")?.parse().ok()
+}
+
+/// Cursors are opaque hex, as the API's look opaque.
+fn hex(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(cursor: &str) -> Option<String> {
     let bytes: Option<Vec<u8>> = (0..cursor.len())
         .step_by(2)
         .map(|i| {
@@ -380,11 +386,7 @@ fn decode_cursor(cursor: &str) -> Option<usize> {
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
         })
         .collect();
-    String::from_utf8(bytes?)
-        .ok()?
-        .strip_prefix("page:")?
-        .parse()
-        .ok()
+    String::from_utf8(bytes?).ok()
 }
 
 fn time(t: DateTime<Utc>) -> String {
@@ -842,21 +844,11 @@ struct StreamCursor {
 
 impl StreamCursor {
     fn encode(&self) -> String {
-        let text = format!("stream:{}", json!(self));
-        text.bytes().map(|b| format!("{b:02x}")).collect()
+        hex(&format!("stream:{}", json!(self)))
     }
 
     fn decode(cursor: &str) -> Option<Self> {
-        let bytes: Option<Vec<u8>> = (0..cursor.len())
-            .step_by(2)
-            .map(|i| {
-                cursor
-                    .get(i..i + 2)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-            })
-            .collect();
-        let text = String::from_utf8(bytes?).ok()?;
-        serde_json::from_str(text.strip_prefix("stream:")?).ok()
+        serde_json::from_str(unhex(cursor)?.strip_prefix("stream:")?).ok()
     }
 }
 

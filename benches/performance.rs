@@ -70,6 +70,7 @@ async fn emulator(users: usize, events: usize, latency_ms: u64) -> Emulator {
         port: 0,
         limits: None,
         api_key: None,
+        access: Default::default(),
     })
     .await
     .expect("emulator starts")

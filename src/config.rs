@@ -73,3 +73,24 @@ pub fn credentials(
         (None, None) => Err(ConfigError::Missing("the organization id and the API key")),
     }
 }
+
+/// The second, scoped key (for the API Access API), from a file or
+/// `ATLASSIAN_SCOPED_API_KEY`; never from the command line.
+pub fn scoped_key(
+    file: Option<&Path>,
+    env_key: Option<String>,
+) -> Result<Option<ApiKey>, ConfigError> {
+    match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::KeyFile {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            if text.trim().is_empty() {
+                return Err(ConfigError::EmptyKeyFile(path.to_path_buf()));
+            }
+            Ok(Some(ApiKey::new(text)))
+        }
+        None => Ok(env_key.filter(|k| !k.trim().is_empty()).map(ApiKey::new)),
+    }
+}

@@ -49,6 +49,10 @@ struct Cli {
     /// File holding the organization API key (else ATLASSIAN_API_KEY is read)
     #[arg(global = true, long, value_name = "PATH")]
     api_key_file: Option<PathBuf>,
+    /// File holding a second, scoped key for the API Access API (api_tokens,
+    /// api_keys), which needs read:tokens:admin (else ATLASSIAN_SCOPED_API_KEY)
+    #[arg(global = true, long, value_name = "PATH")]
+    scoped_api_key_file: Option<PathBuf>,
     /// Admin API base URL
     #[arg(
         global = true,
@@ -313,11 +317,12 @@ impl Source {
         let env_key = std::env::var("ATLASSIAN_API_KEY").ok();
         let (org_id, api_key) =
             orgsql::config::credentials(cli.org_id.clone(), cli.api_key_file.as_deref(), env_key)?;
-        Ok(Source::Api(ClientConfig::new(
-            cli.base_url.clone(),
-            org_id,
-            api_key,
-        )))
+        let mut config = ClientConfig::new(cli.base_url.clone(), org_id, api_key);
+        config.scoped_api_key = orgsql::config::scoped_key(
+            cli.scoped_api_key_file.as_deref(),
+            std::env::var("ATLASSIAN_SCOPED_API_KEY").ok(),
+        )?;
+        Ok(Source::Api(config))
     }
 
     /// The session; `cache` is false for an export, which reads each
@@ -393,7 +398,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let manifest =
                 cli::export::export(&session.ctx, client, &options, &mut std::io::stderr())
                     .await
-                    .at("export")?;
+                    .at("export");
+            cli::say_notices(client);
+            let manifest = manifest?;
             eprintln!(
                 "wrote {} tables to {}",
                 manifest.tables.len(),
@@ -475,6 +482,9 @@ async fn run_sessions(cli: &Cli, ctx: SessionContext, client: Option<Client>) ->
         if let Some(progress) = progress {
             progress.finish();
         }
+        if let Some(client) = &client {
+            cli::say_notices(client);
+        }
         result.at(&origin)?;
     }
     Ok(())
@@ -523,6 +533,7 @@ async fn serve_emulator(args: &EmulatorArgs) -> Result<()> {
             default_per_minute: args.default_limit,
         }),
         api_key: None,
+        access: Default::default(),
     };
     let emulator = Emulator::start(config)
         .await

@@ -22,6 +22,16 @@ pub struct Manifest {
     pub exported_at: String,
     pub orgsql_version: String,
     pub tables: Vec<TableEntry>,
+    /// Tables the keys could not read, and why: not in the folder.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+}
+
+/// A table an export left out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Skipped {
+    pub name: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

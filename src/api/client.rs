@@ -32,6 +32,9 @@ pub struct ClientConfig {
     pub base_url: String,
     pub org_id: String,
     pub api_key: ApiKey,
+    /// A second key, with scopes, for the APIs that need one (the API
+    /// Access API); the main key serves the rest.
+    pub scoped_api_key: Option<ApiKey>,
     pub retry: RetryPolicy,
     pub timeout: Duration,
     /// Requests a fan-out table (one call per user or group) keeps in flight.
@@ -54,6 +57,7 @@ impl ClientConfig {
             base_url: base_url.into(),
             org_id: org_id.into(),
             api_key,
+            scoped_api_key: None,
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(60),
             concurrency: usize::from(DEFAULT_CONCURRENCY),
@@ -91,6 +95,12 @@ pub struct PageRequest {
     /// page, the last one too: an empty page ends it. (A short page does not:
     /// the API may answer fewer items than asked for before the end.)
     pub polling: bool,
+    /// The answer is the data itself, one page with no envelope (the user
+    /// management API's lists).
+    pub bare: bool,
+    /// The scope it needs of a scoped key (the API Access API): sent with
+    /// the scoped key when one is given, named in a 401/403's hint.
+    pub scope: Option<&'static str>,
 }
 
 impl PageRequest {
@@ -104,6 +114,8 @@ impl PageRequest {
             cursor_in: CursorIn::Query,
             table: "",
             polling: false,
+            bare: false,
+            scope: None,
         }
     }
 
@@ -117,11 +129,25 @@ impl PageRequest {
             cursor_in,
             table: "",
             polling: false,
+            bare: false,
+            scope: None,
         }
     }
 
     pub fn path_param(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.path_params.push((name, value.into()));
+        self
+    }
+
+    /// An answer without an envelope (see `bare`).
+    pub fn bare(mut self) -> Self {
+        self.bare = true;
+        self
+    }
+
+    /// Needs a key with this scope (see `scope`).
+    pub fn scoped(mut self, scope: &'static str) -> Self {
+        self.scope = Some(scope);
         self
     }
 
@@ -161,7 +187,9 @@ struct Inner {
     base_url: Url,
     org_id: String,
     auth: HeaderValue,
+    scoped_auth: Option<HeaderValue>,
     retry: RetryPolicy,
+    notices: std::sync::Mutex<Vec<String>>,
     concurrency: usize,
     cache: PageCache,
     log: RequestLog,
@@ -186,12 +214,20 @@ impl Client {
                 endpoint: endpoint(),
                 detail: format!("--base-url {:?} is not a URL: {e}", config.base_url),
             })?;
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.api_key.expose()))
-            .map_err(|_| ApiError::Transport {
-                endpoint: endpoint(),
-                detail: "the API key holds characters that cannot go in an HTTP header".to_string(),
-            })?;
-        auth.set_sensitive(true);
+        let header = |key: &ApiKey| {
+            let mut auth =
+                HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
+                    ApiError::Transport {
+                        endpoint: endpoint(),
+                        detail: "an API key holds characters that cannot go in an HTTP header"
+                            .to_string(),
+                    }
+                })?;
+            auth.set_sensitive(true);
+            Ok::<_, ApiError>(auth)
+        };
+        let auth = header(&config.api_key)?;
+        let scoped_auth = config.scoped_api_key.as_ref().map(header).transpose()?;
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .user_agent(concat!("orgsql/", env!("CARGO_PKG_VERSION")))
@@ -206,7 +242,9 @@ impl Client {
                 base_url,
                 org_id: config.org_id,
                 auth,
+                scoped_auth,
                 retry: config.retry,
+                notices: std::sync::Mutex::new(Vec::new()),
                 concurrency: config.concurrency.max(1),
                 cache: PageCache::new(config.cache_ttl),
                 log: RequestLog::default(),
@@ -238,6 +276,30 @@ impl Client {
     /// How many requests the session has sent.
     pub fn request_count(&self) -> usize {
         self.inner.log.len()
+    }
+
+    /// The key a request goes with: the scoped one where its API needs a
+    /// scope and one was given, else the main key.
+    fn auth_for(&self, request: &PageRequest) -> &HeaderValue {
+        match (&self.inner.scoped_auth, request.scope) {
+            (Some(scoped), Some(_)) => scoped,
+            _ => &self.inner.auth,
+        }
+    }
+
+    /// Something the user should hear of, said once (e.g. a table read
+    /// another way than usual).
+    pub fn notice(&self, text: impl Into<String>) {
+        let text = text.into();
+        let mut notices = self.inner.notices.lock().unwrap_or_else(|e| e.into_inner());
+        if !notices.contains(&text) {
+            notices.push(text);
+        }
+    }
+
+    /// The notices not taken yet.
+    pub fn take_notices(&self) -> Vec<String> {
+        std::mem::take(&mut *self.inner.notices.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The longest wait for a rate budget going on now, if it is long enough
@@ -312,12 +374,21 @@ impl Client {
             endpoint: request.endpoint(),
             detail,
         };
-        let page: Envelope<T> = serde_json::from_slice(&body).map_err(|e| {
+        let not_the_page = |e: serde_json::Error| {
             decode_error(format!(
                 "not the page this endpoint documents ({e}); it starts {}",
                 first_bytes(&body)
             ))
-        })?;
+        };
+        let page: Envelope<T> = if request.bare {
+            Envelope {
+                data: serde_json::from_slice(&body).map_err(not_the_page)?,
+                links: None,
+                meta: None,
+            }
+        } else {
+            serde_json::from_slice(&body).map_err(not_the_page)?
+        };
         if let Some(index) = logged {
             self.inner.log.set_rows(index, page.data.item_count());
         }
@@ -450,6 +521,7 @@ impl Client {
                             endpoint,
                             status,
                             message,
+                            scope: request.scope,
                         });
                     }
                     let delay = policy.delay(attempt, Some(&headers), chrono::Utc::now());
@@ -516,7 +588,7 @@ impl Client {
             .inner
             .http
             .request(request.method.clone(), url)
-            .header(AUTHORIZATION, self.inner.auth.clone())
+            .header(AUTHORIZATION, self.auth_for(request).clone())
             .header(ACCEPT, "application/json")
             .query(&request.query);
         let body = match (request.cursor_in, cursor) {

@@ -6,13 +6,15 @@ use serde_json::Value;
 /// (method and path template, never ids or keys) so the user knows where.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("{endpoint}: HTTP {status}: {message}{}", hint_for(*status))]
+    #[error("{endpoint}: HTTP {status}: {message}{}", hint_for(*status, *scope))]
     Status {
         endpoint: String,
         status: u16,
         message: String,
+        /// The scope the endpoint needs of a scoped key, if it is one of those.
+        scope: Option<&'static str>,
     },
-    #[error("{endpoint}: {detail} (gave up after {attempts} attempts){}", hint_for(*status))]
+    #[error("{endpoint}: {detail} (gave up after {attempts} attempts){}", hint_for(*status, None))]
     RetriesExhausted {
         endpoint: String,
         status: u16,
@@ -75,7 +77,14 @@ pub fn duration_words(d: std::time::Duration) -> String {
     }
 }
 
-fn hint_for(status: u16) -> &'static str {
+fn hint_for(status: u16, scope: Option<&'static str>) -> String {
+    if let (401 | 403, Some(scope)) = (status, scope) {
+        return format!(
+            ". Hint: this API needs a scoped organization API key ({scope}); give one with \
+             ATLASSIAN_SCOPED_API_KEY or --scoped-api-key-file (the main key stays for users and \
+             groups, which refuse scoped keys)"
+        );
+    }
     match status {
         401 => {
             ". Hint: check the API key (ATLASSIAN_API_KEY or --api-key-file) and that it is an \
@@ -95,6 +104,7 @@ fn hint_for(status: u16) -> &'static str {
         }
         _ => "",
     }
+    .to_string()
 }
 
 /// The API's own message from any of its error envelopes: JSON:API `errors[]`,

@@ -12,7 +12,7 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 use super::exec::execute;
 use super::files::{io_at, write_atomically};
-use crate::snapshot::{ColumnEntry, MANIFEST, Manifest, TableEntry};
+use crate::snapshot::{ColumnEntry, MANIFEST, Manifest, Skipped, TableEntry};
 use crate::tables::TableInfo;
 
 /// What `orgsql export` writes.
@@ -63,6 +63,7 @@ pub async fn export(
     let exported_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let previous = Manifest::read(&options.out).ok();
     let mut entries = Vec::new();
+    let mut skipped = Vec::new();
     let mut audit_done = false;
     for name in tables.iter().copied() {
         let Some(table) = crate::tables::find(name) else {
@@ -87,6 +88,20 @@ pub async fn export(
                 .map(|entry| vec![entry])
         };
         progress.finish();
+        let result = match result {
+            // A table the keys cannot read (it needs a scoped key): left
+            // out, said, and recorded; the rest is still written.
+            Err(e) if refused_for_scope(&e) => {
+                let reason = super::error_message(&e);
+                writeln!(log, "{name}: skipped: {reason}").map_err(io)?;
+                skipped.push(Skipped {
+                    name: name.to_string(),
+                    reason,
+                });
+                continue;
+            }
+            other => other,
+        };
         for entry in result? {
             writeln!(
                 log,
@@ -102,6 +117,7 @@ pub async fn export(
         exported_at,
         orgsql_version: env!("CARGO_PKG_VERSION").to_string(),
         tables: entries,
+        skipped,
     };
     let text = serde_json::to_string_pretty(&manifest)
         .map_err(|e| DataFusionError::Execution(format!("manifest: {e}")))?;
@@ -238,4 +254,22 @@ fn requests_of(client: &crate::api::Client, table: &str, started: usize) -> u64 
         .iter()
         .filter(|r| r.table_name == table)
         .count() as u64
+}
+
+/// The API refused a request for want of a scoped key (401 or 403 from an
+/// API that needs one).
+fn refused_for_scope(error: &DataFusionError) -> bool {
+    match error.find_root() {
+        DataFusionError::External(e) => e.downcast_ref::<crate::api::ApiError>().is_some_and(|e| {
+            matches!(
+                e,
+                crate::api::ApiError::Status {
+                    status: 401 | 403,
+                    scope: Some(_),
+                    ..
+                }
+            )
+        }),
+        _ => false,
+    }
 }

@@ -69,3 +69,10 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
+
+/// What the client noted for the user (a table read another way), on stderr.
+pub fn say_notices(client: &crate::api::Client) {
+    for note in client.take_notices() {
+        eprintln!("note: {}", output::visible(&note));
+    }
+}

@@ -391,6 +391,9 @@ impl Repl {
                 }
             };
             printed?;
+            if let Some(client) = &self.client {
+                super::say_notices(client);
+            }
             if self.timing {
                 eprintln!("Time: {:.3} s", elapsed.as_secs_f64());
             }

@@ -18,8 +18,8 @@ use tokio::sync::oneshot;
 
 pub use limits::RateLimits;
 pub use org::{
-    Directory, Domain, Event, EventAction, Group, GroupRole, Location, Org, OrgSpec, Policy,
-    ProductAccess, User, UserRole, Workspace,
+    ApiToken, Directory, Domain, Event, EventAction, Group, GroupRole, Location, Org, OrgApiKey,
+    OrgSpec, Policy, ProductAccess, User, UserRole, Workspace,
 };
 
 use crate::api::{ApiKey, ClientConfig};
@@ -49,6 +49,19 @@ pub struct EmulatorConfig {
     pub limits: Option<RateLimits>,
     /// The one key it accepts; `emulator-key-<seed>` when `None`.
     pub api_key: Option<String>,
+    /// How the API Access API (tokens, keys) takes keys.
+    pub access: AccessRules,
+}
+
+/// The API Access API's rules for keys, as the evidence has them.
+#[derive(Debug, Clone, Default)]
+pub struct AccessRules {
+    /// When set, the API Access API takes only this (scoped) key and the
+    /// organization API refuses it; else the one key reads everything.
+    pub scoped_key: Option<String>,
+    /// Refuse the org-wide token listing (403), as for a key without
+    /// `read:tokens:admin`.
+    pub refuse_token_listing: bool,
 }
 
 impl EmulatorConfig {

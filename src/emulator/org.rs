@@ -43,6 +43,46 @@ pub struct Org {
     /// Newest first, as the API returns them.
     pub events: Vec<Event>,
     pub event_actions: Vec<EventAction>,
+    /// Managed users' API tokens (the API Access API lists these).
+    pub api_tokens: Vec<ApiToken>,
+    /// The organization's admin API keys.
+    pub api_keys: Vec<OrgApiKey>,
+}
+
+/// A user's API token.
+#[derive(Debug, Clone)]
+pub struct ApiToken {
+    /// `asp_...`, as audit events name it.
+    pub id: String,
+    pub label: String,
+    /// Index into `Org::users`: a managed user.
+    pub owner: usize,
+    pub created_at: DateTime<Utc>,
+    /// `None`: never used.
+    pub last_active: Option<DateTime<Utc>>,
+    /// `None`: never expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    pub blocked: bool,
+    /// Empty for a classic, unscoped token.
+    pub scopes: Vec<&'static str>,
+    /// Index into `Org::users`, when the API says who.
+    pub created_by: Option<usize>,
+}
+
+/// An organization admin API key.
+#[derive(Debug, Clone)]
+pub struct OrgApiKey {
+    pub id: String,
+    pub label: &'static str,
+    pub created_at: DateTime<Utc>,
+    pub last_active: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Empty: an unscoped key.
+    pub scopes: Vec<&'static str>,
+    /// Index into `Org::users`.
+    pub created_by: usize,
+    /// Who revoked it and when.
+    pub revoked: Option<(usize, DateTime<Utc>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -613,8 +653,11 @@ impl Org {
             policies,
             events: Vec::new(),
             event_actions,
+            api_tokens: Vec::new(),
+            api_keys: Vec::new(),
         };
         org.events = events(&mut g, spec, &org);
+        credentials(spec, &mut org);
         org
     }
 
@@ -1142,4 +1185,166 @@ fn events(g: &mut Gen, spec: &OrgSpec, org: &Org) -> Vec<Event> {
         event.processed_at = (event.time + Duration::milliseconds(ms)).min(spec.now);
     }
     events
+}
+
+/// Token labels, as people name them.
+const TOKEN_LABELS: &[&str] = &[
+    "jira-cli",
+    "backup-script",
+    "ci-deploy",
+    "confluence-export",
+    "zapier",
+    "terraform",
+    "reporting",
+    "old laptop",
+];
+
+/// API tokens and admin API keys, from a generator of their own (the rest
+/// of the org stays what the seed always gave). Every token an `api-token`
+/// audit event names is a real token of its actor, used last at that
+/// event's time; the other managed users' tokens cover what auditors look
+/// for: never used, stale, without expiry or expiring years out, blocked,
+/// owned by people who are no longer active.
+fn credentials(spec: &OrgSpec, org: &mut Org) {
+    let mut g = Gen {
+        rng: ChaCha8Rng::seed_from_u64(spec.seed ^ 0x00c0_ffee_7013_2e45),
+    };
+    let now = spec.now;
+    let index: std::collections::HashMap<String, usize> = org
+        .users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.account_id.clone(), i))
+        .collect();
+    // The tokens the audit log has seen, one per actor who used one.
+    let mut by_actor: std::collections::BTreeMap<usize, usize> = std::collections::BTreeMap::new();
+    let mut tokens: Vec<ApiToken> = Vec::new();
+    let mut unlisted: std::collections::HashMap<usize, String> = std::collections::HashMap::new();
+    // Oldest first, so each token's last use is its newest event.
+    for event in org.events.iter_mut().rev() {
+        let Some((_, token_id)) = event.auth.as_mut() else {
+            continue;
+        };
+        let Some(&actor) = index.get(&event.actor_id) else {
+            continue;
+        };
+        if org.users[actor].claim_status != "managed" {
+            // Not a managed account: its token is not in the org's listing.
+            let id = unlisted
+                .entry(actor)
+                .or_insert_with(|| format!("asp_{:016x}", g.rng.random::<u64>() >> 8));
+            *token_id = id.clone();
+            continue;
+        }
+        let t = *by_actor.entry(actor).or_insert_with(|| {
+            tokens.push(ApiToken {
+                id: format!("asp_{:016x}", g.rng.random::<u64>() >> 8),
+                label: "automation".to_string(),
+                owner: actor,
+                created_at: event.time - Duration::days(g.rng.random_range(5..200)),
+                last_active: None,
+                expires_at: (!g.chance(30))
+                    .then(|| now + Duration::days(g.rng.random_range(30..300))),
+                blocked: false,
+                scopes: Vec::new(),
+                created_by: Some(actor),
+            });
+            tokens.len() - 1
+        });
+        *token_id = tokens[t].id.clone();
+        tokens[t].last_active = Some(event.time);
+    }
+    for (owner, user) in org.users.iter().enumerate() {
+        if user.claim_status != "managed" || !(owner == 0 || g.chance(25)) {
+            continue;
+        }
+        for _ in 0..g.rng.random_range(1..=2) {
+            let created_at = g.before(now, 400);
+            let last_active = match g.rng.random_range(0..100) {
+                0..25 => None,
+                25..50 => Some(g.before(now - Duration::days(91), 200).max(created_at)),
+                _ => Some(g.before(now, 60).max(created_at)),
+            };
+            let expires_at = match g.rng.random_range(0..100) {
+                0..20 => None,
+                20..30 => Some(now + Duration::days(g.rng.random_range(400..700))),
+                30..40 => Some(now - Duration::days(g.rng.random_range(1..30))),
+                _ => Some(now + Duration::days(g.rng.random_range(30..365))),
+            };
+            tokens.push(ApiToken {
+                id: format!("asp_{:016x}", g.rng.random::<u64>() >> 8),
+                label: g.pick(TOKEN_LABELS).to_string(),
+                owner,
+                created_at,
+                last_active,
+                expires_at,
+                blocked: g.chance(8),
+                scopes: if g.chance(30) {
+                    vec!["read:jira-work", "read:confluence-content.summary"]
+                } else {
+                    Vec::new()
+                },
+                created_by: (!g.chance(10)).then_some(owner),
+            });
+        }
+    }
+    org.api_tokens = tokens;
+    // Admin API keys: one of each kind an auditor asks about.
+    let org_admins: Vec<usize> = (0..org.users.len())
+        .filter(|&i| org.users[i].platform_roles.contains(&"atlassian/org-admin"))
+        .collect();
+    let former_admin = (1..org.users.len())
+        .find(|&i| org.users[i].claim_status == "managed" && !org_admins.contains(&i))
+        .unwrap_or(0);
+    let key = |g: &mut Gen,
+               label: &'static str,
+               scopes: Vec<&'static str>,
+               expires_in_days: Option<i64>,
+               created_by: usize,
+               revoked: bool| OrgApiKey {
+        id: g.uuid(),
+        label,
+        created_at: now - Duration::days(g.rng.random_range(60..500)),
+        last_active: Some(g.before(now, 20)),
+        expires_at: expires_in_days.map(|d| now + Duration::days(d)),
+        scopes,
+        created_by,
+        revoked: revoked.then(|| (0, now - Duration::days(g.rng.random_range(1..40)))),
+    };
+    org.api_keys = vec![
+        key(
+            &mut g,
+            "directory-sync",
+            vec!["read:directories:admin", "read:users:admin"],
+            Some(200),
+            0,
+            false,
+        ),
+        key(
+            &mut g,
+            "legacy-integration",
+            Vec::new(),
+            None,
+            former_admin,
+            false,
+        ),
+        key(
+            &mut g,
+            "siem-export",
+            vec!["read:events:admin"],
+            Some(300),
+            0,
+            false,
+        ),
+        key(&mut g, "orgsql-audit", Vec::new(), Some(90), 0, false),
+        key(&mut g, "old-provisioning", Vec::new(), None, 0, true),
+        key(
+            &mut g,
+            "expired-report",
+            vec!["read:events:admin"],
+            Some(-10),
+            0,
+            false,
+        ),
+    ];
 }

@@ -119,6 +119,18 @@ const ENDPOINTS: &[Endpoint] = &[
         route: "POST /admin/v2/orgs/{orgId}/workspaces",
         handler: workspaces,
     },
+    Endpoint {
+        route: "GET /admin/api-access/v1/orgs/{orgId}/api-tokens",
+        handler: api_tokens,
+    },
+    Endpoint {
+        route: "GET /admin/api-access/v1/orgs/{orgId}/api-keys",
+        handler: api_keys,
+    },
+    Endpoint {
+        route: "GET /users/{accountId}/manage/api-tokens",
+        handler: user_api_tokens,
+    },
 ];
 
 impl Endpoint {
@@ -196,13 +208,13 @@ pub(crate) async fn handle(
         };
         return failure.into_response();
     }
-    let authorized = headers
+    let key = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|key| key == state.api_key);
-    if !authorized {
-        return gateway(StatusCode::UNAUTHORIZED, "Unauthorized", version).into_response();
+        .unwrap_or_default();
+    if let Err(failure) = authorize(&state, endpoint, key, version) {
+        return failure.into_response();
     }
     let org = state.org();
     if params
@@ -246,6 +258,30 @@ pub(crate) async fn handle(
     };
     response.headers_mut().extend(budget_headers);
     response
+}
+
+/// Which key may call an endpoint. With a scoped key configured, the API
+/// Access API takes only that key, and the organization API refuses it.
+fn authorize(
+    state: &State,
+    endpoint: &Endpoint,
+    key: &str,
+    version: Version,
+) -> Result<(), ApiFailure> {
+    let access_api = endpoint.route.contains("/api-access/");
+    let scoped = state.config.access.scoped_key.as_deref();
+    let refused = |message: &str| gateway(StatusCode::FORBIDDEN, message, version);
+    match scoped {
+        Some(scoped) if access_api && key == scoped => Ok(()),
+        Some(_) if access_api && key == state.api_key => Err(refused(
+            "The API key does not have the scope this operation needs: read:tokens:admin",
+        )),
+        Some(scoped) if key == scoped => Err(refused(
+            "Scoped API keys are not accepted by this API; use an API key without scopes",
+        )),
+        _ if key == state.api_key => Ok(()),
+        _ => Err(gateway(StatusCode::UNAUTHORIZED, "Unauthorized", version)),
+    }
 }
 
 fn orgs(r: &Request) -> Reply {
@@ -1256,4 +1292,139 @@ fn group_role_assignments(r: &Request) -> Reply {
         })
         .collect();
     Ok(v2_page(data, next))
+}
+
+/// The API Access API takes `pageSize` and `cursor` only; anything else
+/// gets the same HTTP 500 every time, as one public note reports.
+fn access_page_size(r: &Request) -> Result<usize, ApiFailure> {
+    if let Some((name, _)) = r
+        .query
+        .iter()
+        .find(|(name, _)| name != "pageSize" && name != "cursor")
+    {
+        return Err(ApiFailure {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            body: json!({"code": 500, "message": format!("Internal server error ({name})")}),
+            headers: None,
+        });
+    }
+    let size = match r.param("pageSize") {
+        None => None,
+        Some(text) => Some(
+            text.parse::<i64>()
+                .map_err(|_| r.bad_request("ADMIN-400-24", "pageSize must be a number"))?,
+        ),
+    };
+    r.limit(size, 20, 100)
+}
+
+/// A person as the API Access API describes an owner or a creator.
+fn access_person(org: &Org, user: usize) -> Value {
+    let u = &org.users[user];
+    json!({
+        "id": u.account_id,
+        "name": u.name,
+        "email": u.email,
+        "orgId": org.id,
+        "userStatus": u.status,
+        "appType": null,
+    })
+}
+
+/// `GET /admin/api-access/v1/orgs/{orgId}/api-tokens`: every managed user's tokens.
+fn api_tokens(r: &Request) -> Reply {
+    let org = r.org();
+    if r.state.config.access.refuse_token_listing {
+        return Err(gateway(
+            StatusCode::FORBIDDEN,
+            "The API key does not have the scope this operation needs: read:tokens:admin",
+            r.version,
+        ));
+    }
+    let size = access_page_size(r)?;
+    let (page, next) = r.page(&org.api_tokens, r.param("cursor"), size)?;
+    let data: Vec<Value> = page
+        .iter()
+        .map(|t| {
+            let mut token = json!({
+                "id": t.id,
+                "label": t.label,
+                "createdAt": time(t.created_at),
+                "expiresAt": t.expires_at.map(time),
+                "status": if t.blocked { "BLOCKED" } else { "ALLOWED" },
+                "scopes": t.scopes,
+                "user": access_person(org, t.owner),
+                "createdBy": t.created_by.map(|c| access_person(org, c)),
+            });
+            if let Some(last) = t.last_active {
+                token["lastActiveAt"] = json!(time(last));
+            }
+            token
+        })
+        .collect();
+    Ok(access_page(r, "api-tokens", data, next))
+}
+
+/// `GET /admin/api-access/v1/orgs/{orgId}/api-keys`: the admin API keys.
+fn api_keys(r: &Request) -> Reply {
+    let org = r.org();
+    let size = access_page_size(r)?;
+    let (page, next) = r.page(&org.api_keys, r.param("cursor"), size)?;
+    let data: Vec<Value> = page
+        .iter()
+        .map(|k| {
+            json!({
+                "id": k.id,
+                "label": k.label,
+                "createdAt": time(k.created_at),
+                "lastActiveAt": k.last_active.map(time),
+                "expiresAt": k.expires_at.map(time),
+                "token": null,
+                "resource": org.ari(),
+                "orgId": org.id,
+                "createdBy": access_person(org, k.created_by),
+                "scopes": k.scopes,
+                "revokedBy": k.revoked.map(|(by, _)| access_person(org, by)),
+                "revocationDate": k.revoked.map(|(_, at)| time(at)),
+            })
+        })
+        .collect();
+    Ok(access_page(r, "api-keys", data, next))
+}
+
+/// The API Access API's page: `links.next` is the next cursor itself.
+fn access_page(r: &Request, what: &str, data: Vec<Value>, next: Option<String>) -> Value {
+    let mut links = json!({
+        "self": r.url(&format!("/admin/api-access/v1/orgs/{}/{what}", r.org().id)),
+    });
+    if let Some(next) = next {
+        links["next"] = json!(next);
+    }
+    json!({ "data": data, "links": links })
+}
+
+/// `GET /users/{accountId}/manage/api-tokens` (user management API): one
+/// managed user's tokens, a bare array in its own field names.
+fn user_api_tokens(r: &Request) -> Reply {
+    let org = r.org();
+    let user = find_user(r, r.path("accountId"))?;
+    if user.claim_status != "managed" {
+        return Err(not_found(r, "ADMIN-404-8", "Managed account"));
+    }
+    let tokens: Vec<Value> = org
+        .api_tokens
+        .iter()
+        .filter(|t| org.users[t.owner].account_id == user.account_id)
+        .map(|t| {
+            json!({
+                "id": t.id,
+                "label": t.label,
+                "createdAt": time(t.created_at),
+                "lastAccess": t.last_active.map(time),
+                "expiry": t.expires_at.map(time),
+                "disabledStatus": t.blocked,
+            })
+        })
+        .collect();
+    Ok(Value::Array(tokens))
 }

@@ -55,6 +55,8 @@ catalog! {
     event_actions => api::<event_actions::EventActions>(),
     policies => api::<policies::Policies>(),
     policy_resources => api::<policy_resources::PolicyResources>(),
+    api_tokens => api::<api_tokens::ApiTokens>(),
+    api_keys => api::<api_keys::ApiKeys>(),
     orgsql_requests => orgsql_requests::info(),
 }
 

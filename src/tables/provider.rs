@@ -243,6 +243,28 @@ pub enum Fetch {
     Listings(Vec<PageRequest>),
     /// One listing per parent (a user, a group), several in flight at once.
     PerParent(FanOut),
+    /// `first`; when the API refuses it (401, 403 or 404 on its first page),
+    /// `then` instead, and the client notes `note` for the user.
+    Fallback {
+        first: Box<Fetch>,
+        then: Box<Fetch>,
+        note: &'static str,
+    },
+}
+
+impl Fetch {
+    /// The endpoints it calls ("METHOD template"), in order.
+    pub fn endpoints(&self) -> Vec<String> {
+        match self {
+            Fetch::Listings(requests) => requests.iter().map(PageRequest::endpoint).collect(),
+            Fetch::PerParent(fan_out) => vec![fan_out.child.endpoint()],
+            Fetch::Fallback { first, then, .. } => {
+                let mut endpoints = first.endpoints();
+                endpoints.push(format!("(else) {}", then.endpoints().join(" + ")));
+                endpoints
+            }
+        }
+    }
 }
 
 impl From<Vec<PageRequest>> for Fetch {
@@ -492,10 +514,7 @@ impl<R: Resource> DisplayAs for ApiScanExec<R> {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "ApiScan: table={}", R::NAME)?;
         // Which endpoint the filters choose (join keys may narrow it further).
-        let mut endpoints: Vec<String> = match self.fetch(&self.filters) {
-            Fetch::Listings(requests) => requests.iter().map(PageRequest::endpoint).collect(),
-            Fetch::PerParent(fan_out) => vec![fan_out.child.endpoint()],
-        };
+        let mut endpoints = self.fetch(&self.filters).endpoints();
         endpoints.dedup();
         if let Some(indices) = &self.projection {
             let names: Vec<&str> = indices
@@ -652,50 +671,86 @@ impl<R: Resource> ApiScanExec<R> {
             }) if !self.join_filters.is_empty() => self.fetch(&self.effective_filters()),
             fetch => fetch,
         };
-        let client = self.client.clone();
-        let schema = self.schema.clone();
-        match fetch {
-            Fetch::Listings(requests) => {
-                let org_id = client.org_id().to_string();
-                // Each row once: calls that split one filter list can return
-                // the same item twice (a user in groups of two chunks), and
-                // an item back twice within one listing means a listing that
-                // would never end.
-                let mut seen = match (!R::KEY.is_empty())
-                    .then(|| SeenKeys::new(&schema, R::KEY))
-                    .transpose()
-                {
-                    Ok(seen) => seen,
-                    Err(e) => return stream::once(async move { Err(e) }).boxed(),
-                };
-                stream::iter(requests.into_iter().enumerate())
-                    .flat_map(move |(listing, request)| {
-                        let endpoint = request.endpoint();
-                        client
-                            .pages::<R::Data>(tagged::<R>(request))
-                            .map(move |page| (listing, endpoint.clone(), page))
-                    })
-                    .filter_map(move |(listing, endpoint, page)| {
-                        let origin = Origin {
-                            org_id: &org_id,
-                            parent: None,
-                        };
-                        let batch = page
-                            .map_err(external)
-                            .and_then(|data| rows_to_batch::<R>(&schema, &origin, data))
-                            .and_then(|batch| match (batch, seen.as_mut()) {
-                                (Some(batch), Some(seen)) => {
-                                    seen.first_sightings(listing, &endpoint, &batch)
+        run::<R>(self.client.clone(), self.schema.clone(), fetch)
+    }
+}
+
+/// The batches of a fetch.
+fn run<R: Resource>(
+    client: Client,
+    schema: SchemaRef,
+    fetch: Fetch,
+) -> BoxStream<'static, Result<RecordBatch>> {
+    match fetch {
+        Fetch::Fallback { first, then, note } => {
+            let first = run::<R>(client.clone(), schema.clone(), *first);
+            stream::once(async move {
+                let mut first = first.peekable();
+                let refused = match std::pin::Pin::new(&mut first).peek().await {
+                    Some(Err(DataFusionError::External(e))) => {
+                        e.downcast_ref::<ApiError>().is_some_and(|e| {
+                            matches!(
+                                e,
+                                ApiError::Status {
+                                    status: 401 | 403 | 404,
+                                    ..
                                 }
-                                (batch, _) => Ok(batch),
-                            })
-                            .transpose();
-                        futures::future::ready(batch)
-                    })
-                    .boxed()
-            }
-            Fetch::PerParent(fan_out) => fan_out_batches::<R>(client, schema, fan_out),
+                            )
+                        })
+                    }
+                    _ => false,
+                };
+                if refused {
+                    client.notice(note);
+                    tracing::warn!(target: "orgsql", "{note}");
+                    run::<R>(client, schema, *then)
+                } else {
+                    first.boxed()
+                }
+            })
+            .flatten()
+            .boxed()
         }
+        Fetch::Listings(requests) => {
+            let org_id = client.org_id().to_string();
+            // Each row once: calls that split one filter list can return
+            // the same item twice (a user in groups of two chunks), and
+            // an item back twice within one listing means a listing that
+            // would never end.
+            let mut seen = match (!R::KEY.is_empty())
+                .then(|| SeenKeys::new(&schema, R::KEY))
+                .transpose()
+            {
+                Ok(seen) => seen,
+                Err(e) => return stream::once(async move { Err(e) }).boxed(),
+            };
+            stream::iter(requests.into_iter().enumerate())
+                .flat_map(move |(listing, request)| {
+                    let endpoint = request.endpoint();
+                    client
+                        .pages::<R::Data>(tagged::<R>(request))
+                        .map(move |page| (listing, endpoint.clone(), page))
+                })
+                .filter_map(move |(listing, endpoint, page)| {
+                    let origin = Origin {
+                        org_id: &org_id,
+                        parent: None,
+                    };
+                    let batch = page
+                        .map_err(external)
+                        .and_then(|data| rows_to_batch::<R>(&schema, &origin, data))
+                        .and_then(|batch| match (batch, seen.as_mut()) {
+                            (Some(batch), Some(seen)) => {
+                                seen.first_sightings(listing, &endpoint, &batch)
+                            }
+                            (batch, _) => Ok(batch),
+                        })
+                        .transpose();
+                    futures::future::ready(batch)
+                })
+                .boxed()
+        }
+        Fetch::PerParent(fan_out) => fan_out_batches::<R>(client, schema, fan_out),
     }
 }
 

@@ -54,6 +54,19 @@ pub(crate) fn users_search(scan: &Scan, expand: &[&str]) -> Vec<PageRequest> {
     ))
 }
 
+/// Every managed user (claimed domains): the user management API reads
+/// only those.
+pub(crate) fn every_managed_user() -> Parents {
+    Parents::Listing {
+        requests: vec![PageRequest::post(
+            USERS_SEARCH,
+            json!({ "limit": MAX_PAGE, "claimStatus": "managed" }),
+            CursorIn::Body { keep_filters: true },
+        )],
+        key: "accountId",
+    }
+}
+
 /// Every user, for a table that calls the API once per user.
 pub(crate) fn every_user() -> Parents {
     Parents::Listing {

@@ -229,4 +229,92 @@ async fn the_pack_on_the_demo_org_alarms_exactly_on_its_findings() {
         .map(|u| u.email.clone())
         .collect();
     assert_eq!(alarms("mfa_active_users"), sorted(without_mfa));
+
+    // The credentials the generator plants: tokens that are valid (neither
+    // blocked nor expired) and stale, immortal or orphaned; keys unscoped,
+    // immortal or made by someone who is not an org admin.
+    let now = chrono::Utc::now();
+    let valid: Vec<_> = org
+        .api_tokens
+        .iter()
+        .filter(|t| !t.blocked && t.expires_at.is_none_or(|e| e > now))
+        .collect();
+    let ids = |tokens: Vec<&&orgsql::emulator::ApiToken>| {
+        sorted(tokens.iter().map(|t| t.id.clone()).collect())
+    };
+    let unused = valid
+        .iter()
+        .filter(|t| match t.last_active {
+            Some(last) => last < now - chrono::Duration::days(90),
+            None => t.created_at < now - chrono::Duration::days(30),
+        })
+        .collect();
+    assert_eq!(alarms("api_tokens_unused"), ids(unused));
+    let long_lived = valid
+        .iter()
+        .filter(|t| {
+            t.expires_at
+                .is_none_or(|e| e > now + chrono::Duration::days(365))
+        })
+        .collect();
+    assert_eq!(alarms("api_tokens_long_lived"), ids(long_lived));
+    let orphaned = valid
+        .iter()
+        .filter(|t| org.users[t.owner].status != "active")
+        .collect();
+    assert_eq!(alarms("api_tokens_inactive_owner"), ids(orphaned));
+    let live_keys: Vec<_> = org
+        .api_keys
+        .iter()
+        .filter(|k| k.revoked.is_none())
+        .collect();
+    let key_ids = |keys: Vec<&&orgsql::emulator::OrgApiKey>| {
+        sorted(keys.iter().map(|k| k.id.clone()).collect())
+    };
+    let immortal = live_keys
+        .iter()
+        .filter(|k| k.expires_at.is_none())
+        .collect();
+    assert_eq!(alarms("api_keys_without_expiry"), key_ids(immortal));
+    let unscoped = live_keys
+        .iter()
+        .filter(|k| k.scopes.is_empty() && k.expires_at.is_none_or(|e| e > now))
+        .collect();
+    assert_eq!(alarms("api_keys_unscoped"), key_ids(unscoped));
+    let not_by_admin = live_keys
+        .iter()
+        .filter(|k| {
+            org.user_roles(&org.users[k.created_by])
+                .iter()
+                .all(|r| r.role != "atlassian/org-admin")
+        })
+        .collect();
+    assert_eq!(alarms("api_keys_creator_not_admin"), key_ids(not_by_admin));
+    // Tokens acting from addresses no person used (the stray addresses of
+    // the generator, 198.18.0.0/15, in the last 90 days).
+    let people: std::collections::HashSet<&str> = org
+        .events
+        .iter()
+        .filter(|e| e.time >= now - chrono::Duration::days(90) && e.auth.is_none())
+        .filter_map(|e| e.location.as_ref().map(|l| l.ip.as_str()))
+        .collect();
+    let listed: std::collections::HashSet<&str> =
+        org.api_tokens.iter().map(|t| t.id.as_str()).collect();
+    let mut leaked: Vec<String> = org
+        .events
+        .iter()
+        .filter(|e| e.time >= now - chrono::Duration::days(90))
+        .filter_map(|e| {
+            let (_, token) = e.auth.as_ref()?;
+            let ip = e.location.as_ref()?.ip.as_str();
+            (listed.contains(token.as_str()) && !people.contains(ip)).then(|| token.clone())
+        })
+        .collect();
+    leaked.sort();
+    leaked.dedup();
+    assert!(
+        !leaked.is_empty(),
+        "the demo plants a token used from elsewhere"
+    );
+    assert_eq!(alarms("api_tokens_unfamiliar_addresses"), leaked);
 }

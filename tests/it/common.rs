@@ -33,6 +33,7 @@ pub async fn emulator(org: OrgSpec, faults: Faults, page_size_cap: Option<usize>
         port: 0,
         limits: None,
         api_key: None,
+        access: Default::default(),
     })
     .await
     .expect("emulator starts")

@@ -6,6 +6,7 @@ mod common;
 mod budgets;
 mod check;
 mod cli;
+mod credentials;
 mod diff;
 mod differential;
 mod export;

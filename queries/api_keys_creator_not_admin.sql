@@ -1,0 +1,20 @@
+-- id: api_keys_creator_not_admin
+-- title: Organization API keys were made by current org admins
+-- severity: medium
+-- rationale: A key made by someone who is no longer an org admin (moved on, or left) has no one accountable for it, and keeps the power its maker had.
+-- remediation: Have a current org admin take over the integration with a key of their own, and revoke the old key.
+WITH admins AS (
+  SELECT DISTINCT account_id FROM user_role_assignments WHERE role = 'atlassian/org-admin'
+)
+SELECT
+  k.key_id AS resource,
+  CASE WHEN a.account_id IS NULL THEN 'alarm' ELSE 'ok' END AS status,
+  coalesce(k.label, 'Unlabelled key') || ' was made by '
+    || coalesce(k.created_by_email, k.created_by_name, k.created_by_id, 'someone unknown')
+    || CASE WHEN a.account_id IS NULL THEN ', who is not an org admin now' ELSE ', an org admin' END AS reason,
+  k.label,
+  k.created_by_id
+FROM api_keys k
+LEFT JOIN admins a ON a.account_id = k.created_by_id
+WHERE k.revoked_at IS NULL
+ORDER BY status, resource;

@@ -1,0 +1,35 @@
+-- id: api_tokens_unfamiliar_addresses
+-- title: API tokens act only from addresses people use
+-- severity: high
+-- rationale: A token acting from an address that no interactive session of the organization used is the typical sign of a leaked token. Token actions skip two-step verification.
+-- remediation: Ask the token's owner which automation runs from those addresses. Revoke and rotate the token if nobody does, and restrict admin API access with an IP allowlist.
+WITH recent AS (
+  SELECT time, actor_auth_type, actor_token_id, ip
+  FROM events
+  WHERE time >= now() - interval '90 days' AND ip IS NOT NULL
+),
+people AS (
+  SELECT DISTINCT ip FROM recent
+  WHERE actor_auth_type IS NULL OR actor_auth_type NOT LIKE '%token%'
+),
+uses AS (
+  SELECT r.actor_token_id AS token_id, r.ip, p.ip IS NULL AS unfamiliar
+  FROM recent r
+  LEFT JOIN people p ON p.ip = r.ip
+  WHERE r.actor_auth_type = 'api-token' AND r.actor_token_id IS NOT NULL
+)
+SELECT
+  t.token_id AS resource,
+  CASE WHEN bool_or(u.unfamiliar) THEN 'alarm' ELSE 'ok' END AS status,
+  CASE
+    WHEN bool_or(u.unfamiliar) THEN 'Used in 90 days from ' || count(DISTINCT u.ip) FILTER (WHERE u.unfamiliar)
+      || ' address(es) no person used: '
+      || string_agg(DISTINCT u.ip, ', ') FILTER (WHERE u.unfamiliar)
+    ELSE 'Used only from addresses people use'
+  END || ' (' || coalesce(max(t.label), 'no label') || ', owned by '
+    || coalesce(max(t.owner_email), max(t.account_id)) || ')' AS reason,
+  max(t.account_id) AS account_id
+FROM api_tokens t
+JOIN uses u ON u.token_id = t.token_id
+GROUP BY t.token_id
+ORDER BY status, resource;

@@ -3,10 +3,12 @@
 -- severity: high
 -- rationale: A token acting from an address that no interactive session of the organization used is the typical sign of a leaked token. Token actions skip two-step verification.
 -- remediation: Ask the token's owner which automation runs from those addresses. Revoke and rotate the token if nobody does, and restrict admin API access with an IP allowlist.
+-- frameworks: soc2:CC7.2, iso27001:A.8.16, nist800-53:SI-4, cis:8.11
+-- param: window_days integer 90 Days of sessions and token use that are compared
 WITH recent AS (
   SELECT time, actor_auth_type, actor_token_id, ip
   FROM events
-  WHERE time >= now() - interval '90 days' AND ip IS NOT NULL
+  WHERE time >= now() - interval '${window_days} days' AND ip IS NOT NULL
 ),
 people AS (
   SELECT DISTINCT ip FROM recent
@@ -22,7 +24,7 @@ SELECT
   t.token_id AS resource,
   CASE WHEN bool_or(u.unfamiliar) THEN 'alarm' ELSE 'ok' END AS status,
   CASE
-    WHEN bool_or(u.unfamiliar) THEN 'Used in 90 days from ' || count(DISTINCT u.ip) FILTER (WHERE u.unfamiliar)
+    WHEN bool_or(u.unfamiliar) THEN 'Used in ${window_days} days from ' || count(DISTINCT u.ip) FILTER (WHERE u.unfamiliar)
       || ' address(es) no person used: '
       || string_agg(DISTINCT u.ip, ', ') FILTER (WHERE u.unfamiliar)
     ELSE 'Used only from addresses people use'

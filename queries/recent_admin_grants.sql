@@ -3,16 +3,18 @@
 -- severity: high
 -- rationale: New org admins, users added to admin groups and role grants are the changes an attacker or an insider makes first. Each should match an approved change request.
 -- remediation: Match each grant to a ticket or approval. Revoke any that has none and investigate the actor (and the API token, when one was used).
+-- frameworks: soc2:CC6.2, soc2:CC7.2, iso27001:A.8.2, iso27001:A.8.15, nist800-53:AU-6, cis:8.11
+-- param: days integer 7 How far back grants are reviewed, in days
 WITH recent AS (
   SELECT event_id, time, action, actor_email, actor_auth_type, message
   FROM events
-  WHERE time >= now() - interval '7 days'
+  WHERE time >= now() - interval '${days} days'
     AND action IN ('added_org_admin', 'group_granted_admin_access', 'user_granted_role', 'user_added_to_group')
 ),
 event_groups AS (
   SELECT event_id, name AS group_name
   FROM event_context
-  WHERE time >= now() - interval '7 days'
+  WHERE time >= now() - interval '${days} days'
     AND action = 'user_added_to_group'
     AND object_type = 'groups'
 ),

@@ -134,6 +134,20 @@ struct CheckArgs {
     /// Only these controls, comma-separated ids
     #[arg(long, value_name = "ID,...", value_delimiter = ',')]
     controls: Vec<String>,
+    /// Only the controls that give evidence for this framework, reported by
+    /// its controls: soc2, iso27001, nist800-53 or cis
+    #[arg(long, value_name = "FRAMEWORK")]
+    framework: Option<String>,
+    /// A control parameter, e.g. inactive_days=60 (repeatable; --list shows them)
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    /// Exit 1 only for alarms of this severity or higher (default: any alarm)
+    #[arg(long, value_parser = ["critical", "high", "medium", "low"], value_name = "SEVERITY")]
+    fail_on: Option<String>,
+    /// Mark alarms new or still open, and list what was fixed, since an
+    /// earlier `check --format json` report or a snapshot folder
+    #[arg(long, value_name = "FILE_OR_SNAPSHOT")]
+    baseline: Option<PathBuf>,
     /// How the report is written
     #[arg(long, value_enum, default_value = "table")]
     format: Report,
@@ -304,6 +318,10 @@ struct Session {
     ctx: SessionContext,
     client: Option<Client>,
     _demo: Option<Emulator>,
+    /// The organization it reads.
+    org: String,
+    /// Where from, for reports: the API at a URL, the demo, a snapshot.
+    described: String,
 }
 
 impl Source {
@@ -332,10 +350,18 @@ impl Source {
             Source::Snapshot(dir) => {
                 let ctx = orgsql::snapshot::session(&dir).await.at("--snapshot")?;
                 attach(cli, &ctx).await?;
+                let manifest = orgsql::snapshot::Manifest::read(&dir).at("--snapshot")?;
                 return Ok(Session {
                     ctx,
                     client: None,
                     _demo: None,
+                    org: manifest.org_id.clone(),
+                    described: format!(
+                        "snapshot {} (exported {} by orgsql {})",
+                        dir.display(),
+                        manifest.exported_at,
+                        manifest.orgsql_version
+                    ),
                 });
             }
             Source::Demo => {
@@ -350,6 +376,11 @@ impl Source {
         config.retry.max_delay = Duration::from_secs(cli.max_wait);
         config.concurrency = usize::from(cli.concurrency);
         config.cache_ttl = (cache && !cli.no_cache).then(|| Duration::from_secs(cli.cache_ttl));
+        let described = match &demo {
+            Some(_) => "the built-in demo organization (emulated)".to_string(),
+            None => format!("the Admin API at {}", config.base_url),
+        };
+        let org = config.org_id.clone();
         let client = Client::new(config)?;
         let ctx = orgsql::session(&client)?;
         attach(cli, &ctx).await?;
@@ -357,6 +388,8 @@ impl Source {
             ctx,
             client: Some(client),
             _demo: demo,
+            org,
+            described,
         })
     }
 }
@@ -381,7 +414,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Some(Command::Check(args)) => {
             let session = Source::of(&cli)?.open(&cli, true).await?;
-            run_check(&cli, args, &session.ctx).await
+            run_check(&cli, args, &session).await
         }
         Some(Command::Export(args)) => {
             let source = Source::of(&cli)?;
@@ -417,21 +450,58 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// `orgsql check`: run the controls, report, and say with the exit code.
-async fn run_check(cli: &Cli, args: &CheckArgs, ctx: &SessionContext) -> Result<ExitCode> {
+async fn run_check(cli: &Cli, args: &CheckArgs, session: &Session) -> Result<ExitCode> {
     let controls = check::load(args.dir.as_deref())
-        .and_then(|all| check::select(all, &args.controls))
+        .and_then(|all| {
+            check::select(
+                all,
+                &check::Selection {
+                    ids: &args.controls,
+                    framework: args.framework.as_deref(),
+                },
+            )
+        })
         .map_err(anyhow::Error::msg)?;
-    let results = check::run(ctx, controls).await;
+    let values = check::parameters(&controls, &args.params).map_err(anyhow::Error::msg)?;
+    let generated_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut results = check::run(&session.ctx, controls.clone(), &values).await;
+    let baseline = match &args.baseline {
+        None => None,
+        Some(path) if path.is_dir() => {
+            let earlier = orgsql::snapshot::session(path)
+                .await
+                .at(&format!("--baseline {}", path.display()))?;
+            let alarmed = check::alarmed(&check::run(&earlier, controls, &values).await);
+            Some((alarmed, format!("snapshot {}", path.display())))
+        }
+        Some(path) => Some((
+            check::alarmed_in_report(path).map_err(anyhow::Error::msg)?,
+            format!("report {}", path.display()),
+        )),
+    };
+    if let Some((alarmed, _)) = &baseline {
+        check::compare(&mut results, alarmed);
+    }
+    let about = check::About {
+        org: session.org.clone(),
+        source: session.described.clone(),
+        generated_at,
+        framework: args.framework.clone(),
+        baseline: baseline.map(|(_, what)| what),
+    };
     match &cli.output {
         Some(path) => cli::files::write_atomically(path, |mut file| {
-            check::write_report(&mut file, args.format, &results).map_err(|e| {
+            check::write_report(&mut file, args.format, &results, &about).map_err(|e| {
                 datafusion::error::DataFusionError::Execution(format!("{}: {e}", path.display()))
             })
         })
         .at("--output")?,
-        None => check::write_report(&mut std::io::stdout().lock(), args.format, &results)?,
+        None => check::write_report(&mut std::io::stdout().lock(), args.format, &results, &about)?,
     }
-    Ok(ExitCode::from(check::exit_code(&results)))
+    Ok(ExitCode::from(check::exit_code(
+        &results,
+        args.fail_on.as_deref(),
+    )))
 }
 
 /// `--attach NAME=DIR`: snapshots as schemas beside the session's tables.

@@ -318,3 +318,274 @@ async fn the_pack_on_the_demo_org_alarms_exactly_on_its_findings() {
     );
     assert_eq!(alarms("api_tokens_unfamiliar_addresses"), leaked);
 }
+
+fn json_report(output: &Output) -> Vec<serde_json::Value> {
+    serde_json::from_slice::<serde_json::Value>(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&output.stderr)))
+        .as_array()
+        .expect("controls")
+        .clone()
+}
+
+fn alarming(control: &serde_json::Value) -> Vec<String> {
+    let mut found: Vec<String> = control["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["status"] == "alarm")
+        .map(|f| f["resource"].as_str().unwrap_or_default().to_string())
+        .collect();
+    found.sort();
+    found
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn frameworks_parameters_and_the_severity_gate() {
+    let emu = emulator(
+        orgsql::emulator::OrgSpec::default(),
+        Faults::default(),
+        None,
+    )
+    .await;
+    let org = emu.org();
+    // Every built-in control maps to every framework.
+    let pack = orgsql::cli::check::load(None).expect("the pack");
+    for control in &pack {
+        for (framework, _) in orgsql::cli::check::FRAMEWORKS {
+            assert!(
+                control.frameworks.iter().any(|r| r.framework == framework),
+                "{} has no {framework} mapping",
+                control.id
+            );
+        }
+    }
+    // A framework runs exactly its controls.
+    let output = check(&emu, &["--framework", "cis", "--format", "json"]);
+    let ran: Vec<String> = json_report(&output)
+        .iter()
+        .map(|c| c["id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let mapped: Vec<String> = pack
+        .iter()
+        .filter(|c| c.frameworks.iter().any(|r| r.framework == "cis"))
+        .map(|c| c.id.clone())
+        .collect();
+    assert_eq!(ran, mapped);
+
+    // A parameter changes what alarms, as the organization's data says.
+    let now = chrono::Utc::now();
+    let inactive = |days: i64| -> Vec<String> {
+        let cutoff = now - chrono::Duration::days(days);
+        let mut found: Vec<String> = org
+            .users
+            .iter()
+            .filter(|u| u.claim_status == "managed" && u.account_status == "active")
+            .filter(|u| u.status == "active" && !u.product_access.is_empty())
+            .filter(
+                |u| match u.product_access.iter().filter_map(|p| p.last_active).max() {
+                    Some(last) => last < cutoff,
+                    None => u.added_to_org < cutoff,
+                },
+            )
+            .map(|u| u.email.clone())
+            .collect();
+        found.sort();
+        found
+    };
+    let control = "inactive_managed_accounts_with_access";
+    for days in [30, 90, 150] {
+        let param = format!("inactive_days={days}");
+        let output = check(
+            &emu,
+            &["--controls", control, "--param", &param, "--format", "json"],
+        );
+        let report = json_report(&output);
+        assert_eq!(alarming(&report[0]), inactive(days), "{param}");
+        assert_eq!(report[0]["parameters"][0]["value"], days.to_string());
+    }
+    assert_ne!(
+        inactive(30),
+        inactive(150),
+        "the threshold matters on the demo org"
+    );
+
+    // Bad parameters: exit 2, saying what is wrong.
+    for (param, says) in [
+        ("inactive_days=soon", "is an integer"),
+        ("nosuch=1", "no selected control takes it"),
+        ("inactive_days", "NAME=VALUE"),
+    ] {
+        let output = check(&emu, &["--controls", control, "--param", param]);
+        assert_eq!(output.status.code(), Some(2), "{param}");
+        assert!(
+            text(&output.stderr).contains(says),
+            "{param}: {}",
+            text(&output.stderr)
+        );
+    }
+
+    // The gate: medium alarms fail the run by default, not under --fail-on high.
+    let medium = "inactive_users_with_access";
+    assert_eq!(check(&emu, &["--controls", medium]).status.code(), Some(1));
+    let gated = check(&emu, &["--controls", medium, "--fail-on", "high"]);
+    assert_eq!(gated.status.code(), Some(0));
+    assert!(
+        text(&gated.stdout).contains("ALARM"),
+        "the report still lists it"
+    );
+    let strict = check(&emu, &["--controls", medium, "--fail-on", "medium"]);
+    assert_eq!(strict.status.code(), Some(1));
+}
+
+/// Since last time: a snapshot, then the organization changes (one leaver
+/// is reactivated and cleared, one active member is suspended), then
+/// `--baseline` marks the new alarm new, the others open, the fixed one fixed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_baseline_tells_new_open_and_fixed_findings() {
+    let emu = emulator(spec(150, 50), Faults::default(), None).await;
+    let org = emu.org();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let before = dir.path().join("before");
+    let export = Command::new(env!("CARGO_BIN_EXE_orgsql"))
+        .args([
+            "--base-url",
+            &emu.base_url(),
+            "--org-id",
+            &org.id,
+            "export",
+            "--out",
+            &before.display().to_string(),
+            "--tables",
+            "users,group_members,user_role_assignments",
+        ])
+        .env(
+            "ATLASSIAN_API_KEY",
+            emu.connection_json()["api_key"].as_str().expect("key"),
+        )
+        .output()
+        .expect("orgsql runs");
+    assert!(export.status.success(), "{}", text(&export.stderr));
+    let gone = |u: &orgsql::emulator::User| {
+        (u.status == "suspended" || u.status == "deactivated") && !u.groups.is_empty()
+    };
+    let fixed = org.users.iter().position(gone).expect("a leaver in groups");
+    let leaver = org
+        .users
+        .iter()
+        .position(|u| u.status == "active" && !u.groups.is_empty() && u.platform_roles.is_empty())
+        .expect("an active member");
+    let (fixed_email, new_email) = (
+        org.users[fixed].email.clone(),
+        org.users[leaver].email.clone(),
+    );
+    emu.change(move |org| {
+        org.users[fixed].status = "active";
+        org.users[fixed].membership_status = "active";
+        org.users[leaver].status = "suspended";
+        org.users[leaver].membership_status = "suspended";
+    });
+    let control = "inactive_users_with_access";
+    let output = check(
+        &emu,
+        &[
+            "--controls",
+            control,
+            "--baseline",
+            &before.display().to_string(),
+            "--format",
+            "json",
+        ],
+    );
+    let report = json_report(&output);
+    let findings = report[0]["findings"].as_array().expect("findings");
+    for finding in findings.iter().filter(|f| f["status"] == "alarm") {
+        let expected = if finding["resource"] == new_email.as_str() {
+            "new"
+        } else {
+            "open"
+        };
+        assert_eq!(finding["since"], expected, "{finding}");
+    }
+    assert!(findings.iter().any(|f| f["resource"] == new_email.as_str()));
+    assert_eq!(report[0]["resolved"], serde_json::json!([fixed_email]));
+
+    // The same against a JSON report of before: the same classification.
+    let earlier = dir.path().join("before.json");
+    let offline = Command::new(env!("CARGO_BIN_EXE_orgsql"))
+        .args([
+            "--snapshot",
+            &before.display().to_string(),
+            "check",
+            "--controls",
+            control,
+            "--format",
+            "json",
+            "--output",
+            &earlier.display().to_string(),
+        ])
+        .output()
+        .expect("orgsql runs");
+    assert_eq!(offline.status.code(), Some(1), "{}", text(&offline.stderr));
+    let again = json_report(&check(
+        &emu,
+        &[
+            "--controls",
+            control,
+            "--baseline",
+            &earlier.display().to_string(),
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(again[0]["findings"], report[0]["findings"]);
+    assert_eq!(again[0]["resolved"], report[0]["resolved"]);
+
+    // The evidence report: every control, new and fixed, nothing fetched.
+    let html_path = dir.path().join("report.html");
+    let html = check(
+        &emu,
+        &[
+            "--baseline",
+            &earlier.display().to_string(),
+            "--format",
+            "html",
+            "--output",
+            &html_path.display().to_string(),
+        ],
+    );
+    assert_eq!(html.status.code(), Some(1), "{}", text(&html.stderr));
+    let page = std::fs::read_to_string(&html_path).expect("the report");
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..roxmltree::ParsingOptions::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(&page, options).expect("well-formed XHTML");
+    let sections: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("section"))
+        .filter_map(|n| n.attribute("id"))
+        .collect();
+    let pack = orgsql::cli::check::load(None).expect("the pack");
+    assert_eq!(sections.len(), pack.len());
+    for control in &pack {
+        assert!(sections.contains(&control.id.as_str()), "{}", control.id);
+    }
+    for node in doc.descendants() {
+        let name = node.tag_name().name();
+        assert!(
+            !matches!(
+                name,
+                "script" | "link" | "img" | "iframe" | "object" | "embed"
+            ),
+            "a {name} element"
+        );
+        for attribute in ["src", "href"] {
+            assert!(
+                node.attribute(attribute).is_none(),
+                "{name} has {attribute}"
+            );
+        }
+    }
+    assert!(page.contains(&new_email) && page.contains("Fixed since the baseline"));
+    assert!(page.contains(&org.id), "names the organization");
+}

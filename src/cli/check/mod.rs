@@ -1,0 +1,655 @@
+//! `orgsql check`: run the compliance pack (`queries/*.sql`, built in, plus a
+//! user's own with `--dir`) and report which controls pass and which alarm.
+//!
+//! A control is one SELECT whose first three columns are `resource`, `status`
+//! ('alarm', 'ok' or 'info') and `reason`; it passes when no row alarms. Its
+//! file starts with a header: `-- id:`, `-- title:`, `-- severity:`,
+//! `-- rationale:`, `-- remediation:`, `-- frameworks:` (the framework
+//! controls it gives evidence for, `soc2:CC6.1, iso27001:A.5.18, ...`), and a
+//! `-- param: NAME TYPE DEFAULT DESCRIPTION` line per parameter, which the SQL
+//! uses as `${NAME}`.
+
+mod report;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::prelude::SessionContext;
+use serde::{Deserialize, Serialize};
+
+pub use report::{About, Report, write_report};
+
+use super::error_message;
+
+mod pack {
+    include!(concat!(env!("OUT_DIR"), "/pack.rs"));
+}
+
+/// The frameworks a control can give evidence for: the key the header and
+/// `--framework` use, and the name reports print.
+pub const FRAMEWORKS: [(&str, &str); 4] = [
+    ("soc2", "SOC 2 Trust Services Criteria (2017)"),
+    ("iso27001", "ISO/IEC 27001:2022 Annex A"),
+    ("nist800-53", "NIST SP 800-53 rev. 5"),
+    ("cis", "CIS Controls v8"),
+];
+
+/// A framework control a control gives evidence for, e.g. `soc2:CC6.1`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Reference {
+    pub framework: String,
+    pub control: String,
+}
+
+/// A parameter a control declares.
+#[derive(Debug, Clone, Serialize)]
+pub struct Param {
+    pub name: String,
+    pub kind: Kind,
+    pub default: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Integer,
+    Number,
+    Text,
+}
+
+impl Kind {
+    fn check(self, value: &str) -> bool {
+        match self {
+            Kind::Integer => value.parse::<i64>().is_ok(),
+            Kind::Number => value.parse::<f64>().is_ok_and(f64::is_finite),
+            Kind::Text => true,
+        }
+    }
+}
+
+/// One control of the pack.
+#[derive(Debug, Clone, Serialize)]
+pub struct Control {
+    pub id: String,
+    pub title: String,
+    pub severity: String,
+    pub rationale: String,
+    pub remediation: String,
+    pub frameworks: Vec<Reference>,
+    #[serde(skip)]
+    pub params: Vec<Param>,
+    /// The SQL as written (parameters as `${NAME}`).
+    #[serde(skip)]
+    pub sql: String,
+    /// Where it was read from (a built-in file name or a path).
+    #[serde(skip)]
+    pub source: String,
+}
+
+pub const SEVERITIES: [&str; 4] = ["critical", "high", "medium", "low"];
+
+impl Control {
+    /// Read a control file; `source` names it in errors.
+    pub fn parse(source: &str, text: &str) -> Result<Self, String> {
+        let lines = || {
+            text.lines()
+                .map(str::trim)
+                .take_while(|l| l.starts_with("--") || l.is_empty())
+        };
+        let header = |key: &str| -> Result<String, String> {
+            let prefix = format!("-- {key}:");
+            lines()
+                .find_map(|line| line.strip_prefix(&prefix).map(|v| v.trim().to_string()))
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("{source}: no `-- {key}:` line in the header"))
+        };
+        // Optional for a user's own controls; every built-in one has them.
+        let frameworks = header("frameworks")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|r| !r.trim().is_empty())
+            .map(|reference| {
+                let (framework, control) = reference.trim().split_once(':').ok_or_else(|| {
+                    format!("{source}: framework reference {reference:?} is not FRAMEWORK:CONTROL")
+                })?;
+                if !FRAMEWORKS.iter().any(|(key, _)| *key == framework) {
+                    return Err(format!(
+                        "{source}: framework {framework:?} is not one of {}",
+                        framework_keys()
+                    ));
+                }
+                Ok(Reference {
+                    framework: framework.to_string(),
+                    control: control.trim().to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let params = lines()
+            .filter_map(|line| line.strip_prefix("-- param:"))
+            .map(|spec| parse_param(source, spec))
+            .collect::<Result<Vec<_>, _>>()?;
+        let control = Control {
+            id: header("id")?,
+            title: header("title")?,
+            severity: header("severity")?.to_lowercase(),
+            rationale: header("rationale")?,
+            remediation: header("remediation")?,
+            frameworks,
+            params,
+            sql: text.to_string(),
+            source: source.to_string(),
+        };
+        if !SEVERITIES.contains(&control.severity.as_str()) {
+            return Err(format!(
+                "{source}: severity {:?} is not one of {}",
+                control.severity,
+                SEVERITIES.join(", ")
+            ));
+        }
+        // Every `${NAME}` the SQL uses is declared.
+        for name in placeholders(&control.sql) {
+            if !control.params.iter().any(|p| p.name == name) {
+                return Err(format!(
+                    "{source}: the SQL uses ${{{name}}} but the header declares no such parameter"
+                ));
+            }
+        }
+        Ok(control)
+    }
+
+    /// The SQL with each parameter's value (a value of `values`, else its
+    /// default) in place of `${NAME}`; the values used, by name.
+    fn bound_sql(&self, values: &BTreeMap<String, String>) -> (String, Vec<Applied>) {
+        let mut sql = self.sql.clone();
+        let mut applied = Vec::new();
+        for param in &self.params {
+            let value = values.get(&param.name).unwrap_or(&param.default);
+            // Values were checked against their kind; text is kept inside
+            // the SQL's own quotes.
+            sql = sql.replace(&format!("${{{}}}", param.name), &value.replace('\'', "''"));
+            applied.push(Applied {
+                name: param.name.clone(),
+                value: value.clone(),
+                default: param.default.clone(),
+            });
+        }
+        (sql, applied)
+    }
+}
+
+fn framework_keys() -> String {
+    FRAMEWORKS
+        .iter()
+        .map(|(key, _)| *key)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `NAME TYPE DEFAULT DESCRIPTION`.
+fn parse_param(source: &str, spec: &str) -> Result<Param, String> {
+    let mut words = spec.split_whitespace();
+    let (Some(name), Some(kind), Some(default)) = (words.next(), words.next(), words.next()) else {
+        return Err(format!(
+            "{source}: `-- param:` takes NAME TYPE DEFAULT DESCRIPTION, got {spec:?}"
+        ));
+    };
+    let kind = match kind {
+        "integer" => Kind::Integer,
+        "number" => Kind::Number,
+        "text" => Kind::Text,
+        other => {
+            return Err(format!(
+                "{source}: parameter {name}: type {other:?} is not integer, number or text"
+            ));
+        }
+    };
+    if !kind.check(default) {
+        return Err(format!(
+            "{source}: parameter {name}: default {default:?} is not a {kind:?}"
+        ));
+    }
+    Ok(Param {
+        name: name.to_string(),
+        kind,
+        default: default.to_string(),
+        description: words.collect::<Vec<_>>().join(" "),
+    })
+}
+
+/// The `${NAME}` placeholders of a text.
+fn placeholders(sql: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = sql;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        match after.find('}') {
+            Some(end) => {
+                names.insert(after[..end].to_string());
+                rest = &after[end + 1..];
+            }
+            None => break,
+        }
+    }
+    names
+}
+
+/// The built-in pack, then the `.sql` files of `dir`; ids must be unique.
+pub fn load(dir: Option<&Path>) -> Result<Vec<Control>, String> {
+    let mut controls = pack::PACK
+        .iter()
+        .map(|(name, text)| Control::parse(name, text))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(dir) = dir {
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| format!("--dir {}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            controls.push(Control::parse(&path.display().to_string(), &text)?);
+        }
+    }
+    for (i, control) in controls.iter().enumerate() {
+        if let Some(other) = controls[..i].iter().find(|c| c.id == control.id) {
+            return Err(format!(
+                "control id {} is used twice: {} and {}",
+                control.id, other.source, control.source
+            ));
+        }
+    }
+    Ok(controls)
+}
+
+/// What `--controls` and `--framework` keep.
+pub struct Selection<'a> {
+    pub ids: &'a [String],
+    pub framework: Option<&'a str>,
+}
+
+/// Keep the controls named in `--controls` and mapped to `--framework`; an
+/// unknown id or framework is an error.
+pub fn select(controls: Vec<Control>, selection: &Selection) -> Result<Vec<Control>, String> {
+    for id in selection.ids {
+        if !controls.iter().any(|c| &c.id == id) {
+            return Err(format!(
+                "--controls: no control {id}; `orgsql check --list` shows them"
+            ));
+        }
+    }
+    if let Some(framework) = selection.framework
+        && !FRAMEWORKS.iter().any(|(key, _)| *key == framework)
+    {
+        return Err(format!(
+            "--framework {framework}: use one of {}",
+            framework_keys()
+        ));
+    }
+    Ok(controls
+        .into_iter()
+        .filter(|c| selection.ids.is_empty() || selection.ids.contains(&c.id))
+        .filter(|c| {
+            selection
+                .framework
+                .is_none_or(|f| c.frameworks.iter().any(|r| r.framework == f))
+        })
+        .collect())
+}
+
+/// `--param NAME=VALUE`, checked against the selected controls: every name is
+/// a parameter of one of them, and every value fits its type.
+pub fn parameters(
+    controls: &[Control],
+    specs: &[String],
+) -> Result<BTreeMap<String, String>, String> {
+    let mut values = BTreeMap::new();
+    for spec in specs {
+        let (name, value) = spec
+            .split_once('=')
+            .filter(|(name, _)| !name.is_empty())
+            .ok_or_else(|| format!("--param {spec}: use NAME=VALUE, e.g. inactive_days=60"))?;
+        let declared: Vec<&Param> = controls
+            .iter()
+            .flat_map(|c| &c.params)
+            .filter(|p| p.name == name)
+            .collect();
+        if declared.is_empty() {
+            let mut known: Vec<&str> = controls
+                .iter()
+                .flat_map(|c| c.params.iter().map(|p| p.name.as_str()))
+                .collect();
+            known.sort_unstable();
+            known.dedup();
+            return Err(format!(
+                "--param {name}: no selected control takes it; they take {}",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        }
+        if let Some(param) = declared.iter().find(|p| !p.kind.check(value)) {
+            return Err(format!(
+                "--param {name}={value}: {name} is {}: {value:?} is not one",
+                match param.kind {
+                    Kind::Integer => "an integer",
+                    Kind::Number => "a number",
+                    Kind::Text => "text",
+                }
+            ));
+        }
+        values.insert(name.to_string(), value.to_string());
+    }
+    Ok(values)
+}
+
+/// One judged resource.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Finding {
+    pub resource: String,
+    pub status: String,
+    pub reason: String,
+    /// With `--baseline`: whether an alarm is new since then or still open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Since>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Since {
+    New,
+    Open,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Alarm,
+    Error,
+}
+
+/// A parameter's value in a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    pub name: String,
+    pub value: String,
+    pub default: String,
+}
+
+/// A control's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Checked {
+    #[serde(flatten)]
+    pub control: Control,
+    pub outcome: Outcome,
+    pub findings: Vec<Finding>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<Applied>,
+    /// With `--baseline`: resources that alarmed then and do not now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The SQL that ran (parameters in place), for the evidence report.
+    #[serde(skip)]
+    pub sql: String,
+}
+
+impl Checked {
+    pub fn alarms(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.status == "alarm")
+    }
+}
+
+/// Run every control with the parameter values given (defaults elsewhere); a
+/// failing control is an `Error` outcome, not a stop.
+pub async fn run(
+    ctx: &SessionContext,
+    controls: Vec<Control>,
+    values: &BTreeMap<String, String>,
+) -> Vec<Checked> {
+    let mut results = Vec::new();
+    for control in controls {
+        let (sql, parameters) = control.bound_sql(values);
+        let (outcome, findings, error) = match findings(ctx, &control, &sql).await {
+            Ok(findings) if findings.iter().any(|f| f.status == "alarm") => {
+                (Outcome::Alarm, findings, None)
+            }
+            Ok(findings) => (Outcome::Pass, findings, None),
+            Err(e) => (Outcome::Error, Vec::new(), Some(e)),
+        };
+        results.push(Checked {
+            control,
+            outcome,
+            findings,
+            parameters,
+            resolved: None,
+            error,
+            sql,
+        });
+    }
+    results
+}
+
+async fn findings(
+    ctx: &SessionContext,
+    control: &Control,
+    sql: &str,
+) -> Result<Vec<Finding>, String> {
+    let frame = ctx.sql(sql).await.map_err(|e| error_message(&e))?;
+    let names: Vec<String> = frame
+        .schema()
+        .fields()
+        .iter()
+        .take(3)
+        .map(|f| f.name().clone())
+        .collect();
+    if names != ["resource", "status", "reason"] {
+        return Err(format!(
+            "{}: the first columns must be resource, status, reason (got {})",
+            control.source,
+            names.join(", ")
+        ));
+    }
+    let batches = frame.collect().await.map_err(|e| error_message(&e))?;
+    let mut out = Vec::new();
+    for batch in &batches {
+        out.extend(rows(batch).map_err(|e| format!("{}: {e}", control.source))?);
+    }
+    if let Some(bad) = out
+        .iter()
+        .find(|f| !matches!(f.status.as_str(), "alarm" | "ok" | "info"))
+    {
+        return Err(format!(
+            "{}: status {:?} is not alarm, ok or info",
+            control.source, bad.status
+        ));
+    }
+    Ok(out)
+}
+
+fn rows(batch: &RecordBatch) -> Result<Vec<Finding>, String> {
+    let options = FormatOptions::default().with_null("");
+    let formatters = (0..3)
+        .map(|i| ArrayFormatter::try_new(batch.column(i).as_ref(), &options))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    Ok((0..batch.num_rows())
+        .map(|row| Finding {
+            resource: formatters[0].value(row).to_string(),
+            status: formatters[1].value(row).to_string(),
+            reason: formatters[2].value(row).to_string(),
+            since: None,
+        })
+        .collect())
+}
+
+/// The exit status cron and CI read: 0 all pass (or alarms below the gate),
+/// 1 an alarm at or above `fail_on` (any alarm when `None`), 2 an error.
+pub fn exit_code(results: &[Checked], fail_on: Option<&str>) -> u8 {
+    let rank = |severity: &str| SEVERITIES.iter().position(|s| *s == severity);
+    let gate = fail_on.and_then(rank).unwrap_or(SEVERITIES.len() - 1);
+    if results.iter().any(|r| r.outcome == Outcome::Error) {
+        2
+    } else if results.iter().any(|r| {
+        r.outcome == Outcome::Alarm && rank(&r.control.severity).is_some_and(|s| s <= gate)
+    }) {
+        1
+    } else {
+        0
+    }
+}
+
+/// What alarmed in an earlier run: control id -> resources.
+pub type Alarmed = BTreeMap<String, BTreeSet<String>>;
+
+/// A previous `check --format json` report, as what alarmed.
+pub fn alarmed_in_report(path: &Path) -> Result<Alarmed, String> {
+    #[derive(Deserialize)]
+    struct Earlier {
+        id: String,
+        #[serde(default)]
+        findings: Vec<Finding>,
+    }
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("--baseline {}: {e}", path.display()))?;
+    let earlier: Vec<Earlier> = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "--baseline {}: not a `check --format json` report: {e}",
+            path.display()
+        )
+    })?;
+    Ok(earlier
+        .into_iter()
+        .map(|c| {
+            let alarms = c
+                .findings
+                .into_iter()
+                .filter(|f| f.status == "alarm")
+                .map(|f| f.resource)
+                .collect();
+            (c.id, alarms)
+        })
+        .collect())
+}
+
+/// What alarmed in `results`.
+pub fn alarmed(results: &[Checked]) -> Alarmed {
+    results
+        .iter()
+        .map(|r| {
+            let alarms = r.alarms().map(|f| f.resource.clone()).collect();
+            (r.control.id.clone(), alarms)
+        })
+        .collect()
+}
+
+/// Mark each alarm new or open against `baseline`, and list what it had
+/// that is fixed now. A control the baseline did not run: all new, none fixed.
+pub fn compare(results: &mut [Checked], baseline: &Alarmed) {
+    for result in results {
+        let before = baseline.get(&result.control.id);
+        let now: BTreeSet<String> = result.alarms().map(|f| f.resource.clone()).collect();
+        for finding in &mut result.findings {
+            if finding.status == "alarm" {
+                let open = before.is_some_and(|b| b.contains(&finding.resource));
+                finding.since = Some(if open { Since::Open } else { Since::New });
+            }
+        }
+        // A control that cannot run now says nothing about what is fixed.
+        if result.outcome != Outcome::Error {
+            result.resolved = Some(
+                before
+                    .map(|b| b.difference(&now).cloned().collect())
+                    .unwrap_or_default(),
+            );
+        }
+    }
+}
+
+/// `--list`: the controls, one a line, with their parameters and mappings.
+pub fn list(out: &mut dyn std::io::Write, controls: &[Control]) -> std::io::Result<()> {
+    use super::output::visible;
+    let width = controls.iter().map(|c| c.id.len()).max().unwrap_or(0);
+    for c in controls {
+        writeln!(
+            out,
+            "{:width$}  {:8}  {}",
+            visible(&c.id),
+            visible(&c.severity),
+            visible(&c.title)
+        )?;
+        let references: Vec<String> = c
+            .frameworks
+            .iter()
+            .map(|r| format!("{}:{}", r.framework, r.control))
+            .collect();
+        if !references.is_empty() {
+            writeln!(
+                out,
+                "{:width$}  {:8}  maps to {}",
+                "",
+                "",
+                references.join(", ")
+            )?;
+        }
+        for p in &c.params {
+            writeln!(
+                out,
+                "{:width$}  {:8}  --param {}={} ({:?}): {}",
+                "",
+                "",
+                visible(&p.name),
+                visible(&p.default),
+                p.kind,
+                visible(&p.description)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONTROL: &str = "-- id: x\n-- title: X\n-- severity: low\n-- rationale: R.\n\
+        -- remediation: M.\n-- frameworks: soc2:CC6.1, cis:5.3\n\
+        -- param: days integer 90 Days of it\nSELECT '${days}' AS resource";
+
+    #[test]
+    fn a_header_declares_frameworks_and_parameters_the_sql_uses() {
+        let control = Control::parse("x.sql", CONTROL).expect("parses");
+        assert_eq!(control.frameworks.len(), 2);
+        assert_eq!(control.params[0].name, "days");
+        let mut values = BTreeMap::new();
+        values.insert("days".to_string(), "60".to_string());
+        assert!(
+            control
+                .bound_sql(&values)
+                .0
+                .ends_with("SELECT '60' AS resource")
+        );
+        assert!(
+            control
+                .bound_sql(&BTreeMap::new())
+                .0
+                .ends_with("'90' AS resource")
+        );
+        let undeclared = CONTROL.replace("${days}", "${weeks}");
+        assert!(Control::parse("x.sql", &undeclared).is_err());
+        let unknown = CONTROL.replace("cis:5.3", "pci:1.1");
+        assert!(Control::parse("x.sql", &unknown).is_err());
+        let controls = vec![control];
+        assert!(parameters(&controls, &["days=abc".to_string()]).is_err());
+        assert!(parameters(&controls, &["weeks=3".to_string()]).is_err());
+        assert!(parameters(&controls, &["days=30".to_string()]).is_ok());
+    }
+}

@@ -1,0 +1,503 @@
+//! `check`'s reports: a table for the terminal, JSON, JUnit for CI,
+//! markdown, and a self-contained HTML evidence report for auditors. Every
+//! text from the organization goes through `visible` (or HTML/XML escaping).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use super::{Checked, FRAMEWORKS, Outcome, SEVERITIES, Since};
+use crate::cli::output::visible;
+
+/// How `check` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Report {
+    Table,
+    Json,
+    Junit,
+    Markdown,
+    /// One self-contained file to attach to an audit.
+    Html,
+}
+
+/// What a report says about the run itself.
+#[derive(Debug, Clone, Default)]
+pub struct About {
+    /// The organization(s) the controls ran on.
+    pub org: String,
+    /// Where the data came from: the live API, or a snapshot and its time.
+    pub source: String,
+    /// When the run began (RFC 3339).
+    pub generated_at: String,
+    /// `--framework`: group the report by this framework's controls.
+    pub framework: Option<String>,
+    /// `--baseline`: what the run was compared with.
+    pub baseline: Option<String>,
+}
+
+pub fn write_report(
+    out: &mut dyn Write,
+    report: Report,
+    results: &[Checked],
+    about: &About,
+) -> std::io::Result<()> {
+    match report {
+        Report::Table => table(out, results, about),
+        Report::Markdown => markdown(out, results, about),
+        Report::Junit => junit(out, results),
+        Report::Html => html(out, results, about),
+        Report::Json => {
+            serde_json::to_writer_pretty(&mut *out, results)?;
+            writeln!(out)
+        }
+    }
+}
+
+fn label(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Pass => "PASS",
+        Outcome::Alarm => "ALARM",
+        Outcome::Error => "ERROR",
+    }
+}
+
+fn summary(results: &[Checked]) -> String {
+    let count = |o| results.iter().filter(|r| r.outcome == o).count();
+    format!(
+        "{} controls: {} passed, {} alarmed, {} failed to run",
+        results.len(),
+        count(Outcome::Pass),
+        count(Outcome::Alarm),
+        count(Outcome::Error)
+    )
+}
+
+/// `[new]`, `[open]` or nothing.
+fn since(since: Option<Since>) -> &'static str {
+    match since {
+        Some(Since::New) => " [new]",
+        Some(Since::Open) => " [open]",
+        None => "",
+    }
+}
+
+/// The parameter values a result ran with, `name=value (default d)`.
+fn parameters(result: &Checked) -> String {
+    result
+        .parameters
+        .iter()
+        .map(|p| {
+            if p.value == p.default {
+                format!("{}={}", p.name, p.value)
+            } else {
+                format!("{}={} (default {})", p.name, p.value, p.default)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The results in report order: by the `--framework` controls they evidence
+/// (a result under each), else as run.
+fn groups<'r>(results: &'r [Checked], about: &About) -> Vec<(Option<String>, Vec<&'r Checked>)> {
+    let Some(framework) = &about.framework else {
+        return vec![(None, results.iter().collect())];
+    };
+    let mut by: BTreeMap<String, Vec<&Checked>> = BTreeMap::new();
+    for result in results {
+        for reference in &result.control.frameworks {
+            if &reference.framework == framework {
+                by.entry(reference.control.clone())
+                    .or_default()
+                    .push(result);
+            }
+        }
+    }
+    by.into_iter().map(|(k, v)| (Some(k), v)).collect()
+}
+
+fn framework_name(key: &str) -> &str {
+    FRAMEWORKS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map_or(key, |(_, name)| name)
+}
+
+fn table(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io::Result<()> {
+    let width = results
+        .iter()
+        .map(|r| r.control.id.len())
+        .max()
+        .unwrap_or(0);
+    for (group, members) in groups(results, about) {
+        if let (Some(group), Some(framework)) = (&group, &about.framework) {
+            writeln!(out, "== {} {}", framework_name(framework), visible(group))?;
+        }
+        for r in members {
+            let c = &r.control;
+            let detail = match r.outcome {
+                Outcome::Alarm => format!(" ({} alarms)", r.alarms().count()),
+                _ => String::new(),
+            };
+            writeln!(
+                out,
+                "{:5}  {:8}  {:width$}  {}{detail}",
+                label(r.outcome),
+                visible(&c.severity),
+                visible(&c.id),
+                visible(&c.title)
+            )?;
+            if !r.parameters.is_empty() {
+                writeln!(out, "         with {}", visible(&parameters(r)))?;
+            }
+            for finding in r.alarms() {
+                writeln!(
+                    out,
+                    "         - {}: {}{}",
+                    visible(&finding.resource),
+                    visible(&finding.reason),
+                    since(finding.since)
+                )?;
+            }
+            for fixed in r.resolved.iter().flatten() {
+                writeln!(out, "         + fixed: {}", visible(fixed))?;
+            }
+            if let Some(error) = &r.error {
+                writeln!(out, "         error: {}", visible(error))?;
+            }
+        }
+    }
+    writeln!(out, "{}", summary(results))
+}
+
+fn markdown(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io::Result<()> {
+    let cell = |s: &str| visible(s).replace('|', "\\|");
+    for (group, members) in groups(results, about) {
+        if let (Some(group), Some(framework)) = (&group, &about.framework) {
+            writeln!(out, "\n### {} {}\n", framework_name(framework), cell(group))?;
+        }
+        writeln!(
+            out,
+            "| result | severity | control | maps to | parameters | alarms |"
+        )?;
+        writeln!(out, "|---|---|---|---|---|---|")?;
+        for r in members {
+            let mut alarms: Vec<String> = r
+                .alarms()
+                .map(|f| {
+                    format!(
+                        "{}: {}{}",
+                        cell(&f.resource),
+                        cell(&f.reason),
+                        since(f.since)
+                    )
+                })
+                .collect();
+            alarms.extend(
+                r.resolved
+                    .iter()
+                    .flatten()
+                    .map(|f| format!("fixed: {}", cell(f))),
+            );
+            let detail = match &r.error {
+                Some(error) => cell(error),
+                None => alarms.join("<br>"),
+            };
+            let references: Vec<String> = r
+                .control
+                .frameworks
+                .iter()
+                .map(|f| format!("{}:{}", f.framework, f.control))
+                .collect();
+            writeln!(
+                out,
+                "| {} | {} | `{}` {} | {} | {} | {detail} |",
+                label(r.outcome),
+                r.control.severity,
+                r.control.id,
+                cell(&r.control.title),
+                references.join(", "),
+                cell(&parameters(r)),
+            )?;
+        }
+    }
+    writeln!(out, "\n{}", summary(results))
+}
+
+/// Text for XML: escaped, and with the characters XML 1.0 forbids (and
+/// those a viewer would act on) shown as `visible` shows them. Line breaks
+/// between findings stay.
+fn xml(text: &str) -> String {
+    text.split('\n')
+        .map(|line| {
+            visible(line)
+                .chars()
+                .map(|c| match c {
+                    '&' => "&amp;".to_string(),
+                    '<' => "&lt;".to_string(),
+                    '>' => "&gt;".to_string(),
+                    '"' => "&quot;".to_string(),
+                    '\'' => "&apos;".to_string(),
+                    c => c.to_string(),
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// JUnit XML: one test case per control; an alarm is a failure, a control
+/// that could not run an error; the framework references and parameter
+/// values as properties.
+fn junit(out: &mut dyn Write, results: &[Checked]) -> std::io::Result<()> {
+    let count = |o| results.iter().filter(|r| r.outcome == o).count();
+    writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
+    writeln!(
+        out,
+        r#"<testsuites name="orgsql check" tests="{}" failures="{}" errors="{}">"#,
+        results.len(),
+        count(Outcome::Alarm),
+        count(Outcome::Error)
+    )?;
+    writeln!(
+        out,
+        r#"  <testsuite name="orgsql" tests="{}" failures="{}" errors="{}">"#,
+        results.len(),
+        count(Outcome::Alarm),
+        count(Outcome::Error)
+    )?;
+    for r in results {
+        let c = &r.control;
+        writeln!(
+            out,
+            r#"    <testcase classname="orgsql.{}" name="{}: {}">"#,
+            xml(&c.severity),
+            xml(&c.id),
+            xml(&c.title)
+        )?;
+        writeln!(out, "      <properties>")?;
+        for f in &c.frameworks {
+            writeln!(
+                out,
+                r#"        <property name="{}" value="{}"/>"#,
+                xml(&f.framework),
+                xml(&f.control)
+            )?;
+        }
+        for p in &r.parameters {
+            writeln!(
+                out,
+                r#"        <property name="param.{}" value="{}"/>"#,
+                xml(&p.name),
+                xml(&p.value)
+            )?;
+        }
+        writeln!(out, "      </properties>")?;
+        match r.outcome {
+            Outcome::Pass => {}
+            Outcome::Alarm => {
+                let lines: Vec<String> = r
+                    .alarms()
+                    .map(|f| format!("{}: {}{}", f.resource, f.reason, since(f.since)))
+                    .collect();
+                writeln!(
+                    out,
+                    "      <failure message=\"{} alarms\" type=\"{}\">{}\nRemediation: {}</failure>",
+                    r.alarms().count(),
+                    xml(&c.severity),
+                    xml(&lines.join("\n")),
+                    xml(&c.remediation)
+                )?;
+            }
+            Outcome::Error => {
+                writeln!(
+                    out,
+                    "      <error message=\"{}\"/>",
+                    xml(r.error.as_deref().unwrap_or_default())
+                )?;
+            }
+        }
+        writeln!(out, "    </testcase>")?;
+    }
+    writeln!(out, "  </testsuite>")?;
+    writeln!(out, "</testsuites>")
+}
+
+/// Text for HTML, escaped, with what a viewer would act on made visible.
+fn h(text: &str) -> String {
+    xml(text)
+}
+
+/// The evidence report: one HTML file (well-formed XHTML), its style inline,
+/// nothing fetched (no script, no link, no image), readable printed to PDF.
+fn html(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io::Result<()> {
+    let count = |o, severity: Option<&str>| {
+        results
+            .iter()
+            .filter(|r| r.outcome == o && severity.is_none_or(|s| r.control.severity == s))
+            .count()
+    };
+    writeln!(out, "<!DOCTYPE html>")?;
+    writeln!(
+        out,
+        "<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\"><head><meta charset=\"utf-8\"/>"
+    )?;
+    writeln!(out, "<title>orgsql check: {}</title>", h(&about.org))?;
+    const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
+         table{border-collapse:collapse;margin:1em 0}\
+         td,th{border:1px solid #bbb;padding:.3em .6em;text-align:left;vertical-align:top}\
+         .alarm{color:#a40000;font-weight:bold}.pass{color:#1a6b1a;font-weight:bold}\
+         .error{color:#8a5300;font-weight:bold}pre{background:#f4f4f4;padding:.6em;\
+         white-space:pre-wrap}section{page-break-inside:avoid;margin-bottom:2em}\
+         .new{color:#a40000}.fixed{color:#1a6b1a}";
+    writeln!(out, "<style>{STYLE}</style></head><body>")?;
+    writeln!(out, "<h1>Compliance evidence: {}</h1>", h(&about.org))?;
+    writeln!(out, "<table>")?;
+    for (key, value) in [
+        ("Organization", about.org.as_str()),
+        ("Source", about.source.as_str()),
+        ("Generated", about.generated_at.as_str()),
+        ("orgsql", env!("CARGO_PKG_VERSION")),
+        (
+            "Compared with",
+            about.baseline.as_deref().unwrap_or("(no baseline)"),
+        ),
+    ] {
+        writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", h(key), h(value))?;
+    }
+    writeln!(out, "</table>")?;
+    writeln!(out, "<p>{}</p>", h(&summary(results)))?;
+    // Parameters used anywhere, once each.
+    let mut used: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+    for r in results {
+        for p in &r.parameters {
+            used.insert(&p.name, (&p.value, &p.default));
+        }
+    }
+    if !used.is_empty() {
+        writeln!(
+            out,
+            "<h2>Parameters</h2><table><tr><th>parameter</th><th>value</th><th>default</th></tr>"
+        )?;
+        for (name, (value, default)) in used {
+            writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                h(name),
+                h(value),
+                h(default)
+            )?;
+        }
+        writeln!(out, "</table>")?;
+    }
+    writeln!(
+        out,
+        "<h2>Summary by severity</h2><table><tr><th>severity</th><th>passed</th><th>alarmed</th><th>failed to run</th></tr>"
+    )?;
+    for severity in SEVERITIES {
+        writeln!(
+            out,
+            "<tr><td>{severity}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            count(Outcome::Pass, Some(severity)),
+            count(Outcome::Alarm, Some(severity)),
+            count(Outcome::Error, Some(severity))
+        )?;
+    }
+    writeln!(out, "</table>")?;
+    writeln!(
+        out,
+        "<h2>Summary by framework</h2><table><tr><th>framework</th><th>control</th><th>passed</th><th>alarmed</th><th>failed to run</th></tr>"
+    )?;
+    for (key, name) in FRAMEWORKS {
+        let mut by: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
+        for r in results {
+            for f in r.control.frameworks.iter().filter(|f| f.framework == key) {
+                let slot = match r.outcome {
+                    Outcome::Pass => 0,
+                    Outcome::Alarm => 1,
+                    Outcome::Error => 2,
+                };
+                by.entry(&f.control).or_default()[slot] += 1;
+            }
+        }
+        for (control, [pass, alarm, error]) in by {
+            writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{pass}</td><td>{alarm}</td><td>{error}</td></tr>",
+                h(name),
+                h(control)
+            )?;
+        }
+    }
+    writeln!(out, "</table>")?;
+    writeln!(out, "<h2>Controls</h2>")?;
+    for r in results {
+        let c = &r.control;
+        let class = label(r.outcome).to_lowercase();
+        writeln!(
+            out,
+            "<section id=\"{}\"><h3><span class=\"{class}\">{}</span> {} <small>({}, {})</small></h3>",
+            h(&c.id),
+            label(r.outcome),
+            h(&c.title),
+            h(&c.id),
+            h(&c.severity)
+        )?;
+        let references: Vec<String> = c
+            .frameworks
+            .iter()
+            .map(|f| format!("{} {}", framework_name(&f.framework), f.control))
+            .collect();
+        writeln!(
+            out,
+            "<p><b>Evidence for:</b> {}</p>",
+            h(&references.join("; "))
+        )?;
+        writeln!(out, "<p><b>Why:</b> {}</p>", h(&c.rationale))?;
+        writeln!(out, "<p><b>Remediation:</b> {}</p>", h(&c.remediation))?;
+        if !r.parameters.is_empty() {
+            writeln!(out, "<p><b>Parameters:</b> {}</p>", h(&parameters(r)))?;
+        }
+        if let Some(error) = &r.error {
+            writeln!(out, "<p class=\"error\">Could not run: {}</p>", h(error))?;
+        }
+        let alarms: Vec<_> = r.alarms().collect();
+        if !alarms.is_empty() {
+            writeln!(
+                out,
+                "<table><tr><th>resource</th><th>reason</th><th>since baseline</th></tr>"
+            )?;
+            for f in alarms {
+                let mark = match f.since {
+                    Some(Since::New) => "<span class=\"new\">new</span>",
+                    Some(Since::Open) => "still open",
+                    None => "",
+                };
+                writeln!(
+                    out,
+                    "<tr><td>{}</td><td>{}</td><td>{mark}</td></tr>",
+                    h(&f.resource),
+                    h(&f.reason)
+                )?;
+            }
+            writeln!(out, "</table>")?;
+        }
+        let fixed: Vec<&String> = r.resolved.iter().flatten().collect();
+        if !fixed.is_empty() {
+            writeln!(
+                out,
+                "<p class=\"fixed\"><b>Fixed since the baseline:</b></p><ul>"
+            )?;
+            for f in fixed {
+                writeln!(out, "<li>{}</li>", h(f))?;
+            }
+            writeln!(out, "</ul>")?;
+        }
+        writeln!(
+            out,
+            "<details open=\"open\"><summary>SQL</summary><pre>{}</pre></details>",
+            h(&r.sql)
+        )?;
+        writeln!(out, "</section>")?;
+    }
+    writeln!(out, "</body></html>")
+}

@@ -452,17 +452,18 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let waited = pacer
-                .acquire(&endpoint, policy.max_delay)
-                .await
-                .map_err(|wait| ApiError::WaitTooLong {
-                    endpoint: endpoint.clone(),
-                    wait: wait
-                        .until
-                        .saturating_duration_since(std::time::Instant::now()),
-                    max: policy.max_delay,
-                    why: wait.why,
-                })?;
+            let (waited, number) =
+                pacer
+                    .acquire(&endpoint, policy.max_delay)
+                    .await
+                    .map_err(|wait| ApiError::WaitTooLong {
+                        endpoint: endpoint.clone(),
+                        wait: wait
+                            .until
+                            .saturating_duration_since(std::time::Instant::now()),
+                        max: policy.max_delay,
+                        why: wait.why,
+                    })?;
             let started_at = chrono::Utc::now();
             let clock = std::time::Instant::now();
             let result = self.build(request, url.clone(), cursor).send().await;
@@ -495,7 +496,7 @@ impl Client {
             };
             let (status, detail, delay) = match result {
                 Ok(response) if response.status().is_success() => {
-                    pacer.answered(&endpoint, Some(response.headers()));
+                    pacer.answered(&endpoint, number, Some(response.headers()));
                     let status = response.status().as_u16();
                     let content_type = response
                         .headers()
@@ -516,7 +517,7 @@ impl Client {
                     log(Some(status), None);
                     let message = api_message(&body);
                     if !is_retryable(status) {
-                        pacer.answered(&endpoint, Some(&headers));
+                        pacer.answered(&endpoint, number, Some(&headers));
                         return Err(ApiError::Status {
                             endpoint,
                             status,
@@ -538,19 +539,19 @@ impl Client {
                         // The pacer holds the budget; the next attempt waits there.
                         pacer.throttled(&endpoint, delay);
                     } else {
-                        pacer.answered(&endpoint, Some(&headers));
+                        pacer.answered(&endpoint, number, Some(&headers));
                     }
                     let delay = (status != 429).then_some(delay);
                     (status, format!("HTTP {status}: {message}"), delay)
                 }
                 Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
-                    pacer.answered(&endpoint, None);
+                    pacer.answered(&endpoint, number, None);
                     log(None, None);
                     let delay = policy.delay(attempt, None, chrono::Utc::now());
                     (0, e.without_url().to_string(), Some(delay))
                 }
                 Err(e) => {
-                    pacer.answered(&endpoint, None);
+                    pacer.answered(&endpoint, number, None);
                     log(None, None);
                     return Err(ApiError::Transport {
                         endpoint,

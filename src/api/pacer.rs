@@ -40,6 +40,8 @@ pub struct Wait {
 struct Budget {
     /// Requests sent whose answer has not come.
     in_flight: u32,
+    /// Requests sent in all; a request's number is this count when it went.
+    sent: u64,
     /// Requests the newest answer says are left, less those sent since.
     remaining: Option<u32>,
     /// When the period the newest answer spoke of ends.
@@ -64,6 +66,7 @@ impl Budget {
     fn new(now: Instant) -> Self {
         Self {
             in_flight: 0,
+            sent: 0,
             remaining: None,
             reset: None,
             limit: None,
@@ -94,15 +97,27 @@ const ANSWER_PATIENCE: Duration = Duration::from_secs(2);
 
 impl Pacer {
     /// Wait until a request to `endpoint` ("METHOD template") may go; returns
-    /// how long that took. `Err(wait)` when the wait would exceed `max_wait`.
-    pub async fn acquire(&self, endpoint: &str, max_wait: Duration) -> Result<Duration, Wait> {
+    /// how long that took, and the request's number, to give back with its
+    /// answer. `Err(wait)` when the wait would exceed `max_wait`.
+    pub async fn acquire(
+        &self,
+        endpoint: &str,
+        max_wait: Duration,
+    ) -> Result<(Duration, u64), Wait> {
         let started = Instant::now();
         loop {
             let now = Instant::now();
             let decision = self.decide(endpoint, now);
             let answered = self.answered.notified();
             match decision {
-                Decision::Go => return Ok(started.elapsed()),
+                Decision::Go => {
+                    let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+                    let number = budgets.get_mut(endpoint).map_or(0, |b| {
+                        b.sent += 1;
+                        b.sent
+                    });
+                    return Ok((started.elapsed(), number));
+                }
                 Decision::Until(until, why) => {
                     if until.saturating_duration_since(started) > max_wait {
                         self.clear_wait(endpoint);
@@ -172,15 +187,19 @@ impl Pacer {
         self.answered.notify_waiters();
     }
 
-    /// An answer came (any status but 429): read what it says is left.
-    pub fn answered(&self, endpoint: &str, headers: Option<&HeaderMap>) {
+    /// An answer to request `number` came (any status but 429): read what it
+    /// says is left.
+    pub fn answered(&self, endpoint: &str, number: u64, headers: Option<&HeaderMap>) {
         self.on_answer(endpoint, |budget, now| {
             match headers.and_then(|h| rate_headers(h, Utc::now(), now)) {
                 Some((limit, remaining, reset)) => {
                     budget.silent = false;
                     budget.limit = limit.or(budget.limit);
-                    // Requests still in flight may not be counted yet.
-                    let left = remaining.saturating_sub(budget.in_flight);
+                    // The requests sent after this one are not counted in
+                    // its answer (those sent before it mostly are).
+                    let after =
+                        u32::try_from(budget.sent.saturating_sub(number)).unwrap_or(u32::MAX);
+                    let left = remaining.saturating_sub(after.min(budget.in_flight));
                     let same_period = budget.reset.is_some_and(|r| {
                         r.max(reset).duration_since(r.min(reset)) < Duration::from_millis(50)
                     });

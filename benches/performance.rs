@@ -298,26 +298,14 @@ async fn export_memory() {
         .expect("the connection line");
     let connection: serde_json::Value = serde_json::from_str(&line).expect("JSON");
     let text = |key: &str| connection[key].as_str().expect(key).to_string();
-    let mut config = ClientConfig::new(
+    let config = ClientConfig::new(
         text("base_url"),
         text("org_id"),
         orgsql::api::ApiKey::new(text("api_key")),
     );
-    config.cache_ttl = None;
-    let client = Client::new(config).expect("client");
-    let ctx = orgsql::session(&client).expect("session");
     let out = tempfile::tempdir().expect("temp dir");
-    let options = orgsql::cli::export::ExportOptions {
-        out: out.path().to_path_buf(),
-        tables: Some(vec!["events".to_string()]),
-        since: None,
-    };
     let before = peak_rss_mb().unwrap_or(0.0);
-    let started = Instant::now();
-    let manifest = orgsql::cli::export::export(&ctx, &client, &options, &mut Vec::new())
-        .await
-        .expect("export");
-    let elapsed = started.elapsed().as_secs_f64();
+    let (manifest, elapsed) = export_events(config, out.path()).await;
     let _ = child.kill();
     let _ = child.wait();
     let days = std::fs::read_dir(out.path().join("events"))
@@ -330,6 +318,27 @@ async fn export_memory() {
         manifest.tables[0].requests,
         peak_rss_mb().unwrap_or(f64::NAN)
     );
+}
+
+/// `orgsql export` of the audit log into `out`, uncached: the manifest and
+/// the seconds it took.
+async fn export_events(
+    mut config: ClientConfig,
+    out: &std::path::Path,
+) -> (orgsql::snapshot::Manifest, f64) {
+    config.cache_ttl = None;
+    let client = Client::new(config).expect("client");
+    let ctx = orgsql::session(&client).expect("session");
+    let options = orgsql::cli::export::ExportOptions {
+        out: out.to_path_buf(),
+        tables: Some(vec!["events".to_string()]),
+        since: None,
+    };
+    let started = Instant::now();
+    let manifest = orgsql::cli::export::export(&ctx, &client, &options, &mut Vec::new())
+        .await
+        .expect("export");
+    (manifest, started.elapsed().as_secs_f64())
 }
 
 /// The emulator's clock for the rate benches: a documented minute lasts a second.
@@ -371,21 +380,8 @@ async fn rate() {
     // The audit log: an export reads it from the polling API.
     const EVENTS: usize = 100_000;
     let emu = limited(20, EVENTS).await;
-    let mut config = emu.client_config();
-    config.cache_ttl = None;
-    let client = Client::new(config).expect("client");
-    let ctx = orgsql::session(&client).expect("session");
     let out = tempfile::tempdir().expect("temp dir");
-    let options = orgsql::cli::export::ExportOptions {
-        out: out.path().to_path_buf(),
-        tables: Some(vec!["events".to_string()]),
-        since: None,
-    };
-    let started = Instant::now();
-    let manifest = orgsql::cli::export::export(&ctx, &client, &options, &mut Vec::new())
-        .await
-        .expect("export");
-    let elapsed = started.elapsed().as_secs_f64();
+    let (manifest, elapsed) = export_events(emu.client_config(), out.path()).await;
     assert_eq!(manifest.tables[0].rows as usize, EVENTS);
     let pages = emu.requests("/events-stream");
     let stream = per_minute("GET /admin/v1/orgs/{orgId}/events-stream");

@@ -47,16 +47,7 @@ pub fn credentials(
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty());
     let key = match api_key_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::KeyFile {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            if text.trim().is_empty() {
-                return Err(ConfigError::EmptyKeyFile(path.to_path_buf()));
-            }
-            Some(ApiKey::new(text))
-        }
+        Some(path) => Some(read_key_file(path)?),
         None => env_api_key
             .filter(|k| !k.trim().is_empty())
             .map(ApiKey::new),
@@ -74,6 +65,18 @@ pub fn credentials(
     }
 }
 
+/// A key from a file (surrounding white space is not part of it).
+fn read_key_file(path: &Path) -> Result<ApiKey, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::KeyFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if text.trim().is_empty() {
+        return Err(ConfigError::EmptyKeyFile(path.to_path_buf()));
+    }
+    Ok(ApiKey::new(text))
+}
+
 /// The second, scoped key (for the API Access API), from a file or
 /// `ATLASSIAN_SCOPED_API_KEY`; never from the command line.
 pub fn scoped_key(
@@ -81,16 +84,7 @@ pub fn scoped_key(
     env_key: Option<String>,
 ) -> Result<Option<ApiKey>, ConfigError> {
     match file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::KeyFile {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            if text.trim().is_empty() {
-                return Err(ConfigError::EmptyKeyFile(path.to_path_buf()));
-            }
-            Ok(Some(ApiKey::new(text)))
-        }
+        Some(path) => Ok(Some(read_key_file(path)?)),
         None => Ok(env_key.filter(|k| !k.trim().is_empty()).map(ApiKey::new)),
     }
 }

@@ -343,6 +343,16 @@ impl Request<'_> {
         }
     }
 
+    /// A time parameter in epoch milliseconds, as `/events` takes them.
+    fn epoch_param(&self, name: &str) -> Result<Option<i64>, ApiFailure> {
+        self.param(name)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| self.bad_request("ADMIN-400-3", "Invalid time date"))
+            })
+            .transpose()
+    }
+
     fn bad_request(&self, code: &str, detail: &str) -> ApiFailure {
         error(self.version, StatusCode::BAD_REQUEST, code, detail)
     }
@@ -826,16 +836,7 @@ fn workspace_json(r: &Request, w: &Workspace) -> Value {
 fn events(r: &Request) -> Reply {
     let org = r.org();
     let size = r.query_limit(30, 500)?;
-    let epoch = |name: &str| -> Result<Option<i64>, ApiFailure> {
-        match r.param(name) {
-            None => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| r.bad_request("ADMIN-400-3", "Invalid time date")),
-        }
-    };
-    let (from, to) = (epoch("from")?, epoch("to")?);
+    let (from, to) = (r.epoch_param("from")?, r.epoch_param("to")?);
     let action = r.param("action");
     let actors = r.params("actor");
     let ips = r.params("ip");
@@ -914,15 +915,6 @@ fn events_stream(r: &Request) -> Reply {
         Some(text) => StreamCursor::decode(text)
             .ok_or_else(|| r.bad_request("ADMIN-400-1", "Invalid page cursor"))?,
         None => {
-            let epoch = |name: &str| -> Result<Option<i64>, ApiFailure> {
-                match r.param(name) {
-                    None => Ok(None),
-                    Some(v) => v
-                        .parse()
-                        .map(Some)
-                        .map_err(|_| r.bad_request("ADMIN-400-3", "Invalid time date")),
-                }
-            };
             let desc = match r.param("sortOrder") {
                 None | Some("asc") => false,
                 Some("desc") => true,
@@ -932,8 +924,8 @@ fn events_stream(r: &Request) -> Reply {
             };
             StreamCursor {
                 desc,
-                from: epoch("from")?,
-                to: epoch("to")?,
+                from: r.epoch_param("from")?,
+                to: r.epoch_param("to")?,
                 after: None,
             }
         }

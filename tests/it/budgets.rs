@@ -202,17 +202,7 @@ async fn a_late_processed_event_is_exported_exactly_once() {
         rows(&second, "events"),
         rows(&first, "events").map(|n| n + 2)
     );
-    let offline = orgsql::snapshot::session(dir.path())
-        .await
-        .expect("snapshot");
-    assert_eq!(
-        sql_rows(
-            &offline,
-            "SELECT count(*), count(DISTINCT event_id) FROM events"
-        )
-        .await,
-        vec![vec!["1202".to_string(), "1202".to_string()]]
-    );
+    let offline = offline_with_events_once(dir.path(), 1202).await;
     let sql = format!(
         "SELECT event_id, count(*) FROM events WHERE event_id IN ('{late}', '{fresh}') \
          GROUP BY event_id ORDER BY event_id"
@@ -289,17 +279,7 @@ async fn an_export_from_before_the_polling_api_is_topped_up() {
         org.events.sort_by_key(|e| std::cmp::Reverse(e.time));
     });
     let manifest = run().await;
-    let offline = orgsql::snapshot::session(dir.path())
-        .await
-        .expect("snapshot");
-    assert_eq!(
-        sql_rows(
-            &offline,
-            "SELECT count(*), count(DISTINCT event_id) FROM events"
-        )
-        .await,
-        vec![vec!["601".to_string(), "601".to_string()]]
-    );
+    let offline = offline_with_events_once(dir.path(), 601).await;
     let live = session(emu.client_config());
     let context = "SELECT event_id, role, object_id FROM event_context ORDER BY 1, 2, 3";
     assert_eq!(

@@ -88,6 +88,23 @@ pub async fn sql_rows(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {
     }
 }
 
+/// An export folder opened offline, after checking that it holds `expected`
+/// audit events, each exactly once.
+pub async fn offline_with_events_once(dir: &std::path::Path, expected: usize) -> SessionContext {
+    let offline = orgsql::snapshot::session(dir).await.expect("snapshot");
+    assert_eq!(
+        sql_rows(
+            &offline,
+            "SELECT count(*), count(DISTINCT event_id) FROM events"
+        )
+        .await,
+        vec![vec![expected.to_string(), expected.to_string()]],
+        "{} events, each once",
+        expected
+    );
+    offline
+}
+
 /// The first column of every row.
 pub async fn column(ctx: &SessionContext, sql: &str) -> Vec<String> {
     sql_rows(ctx, sql)
@@ -100,6 +117,17 @@ pub async fn column(ctx: &SessionContext, sql: &str) -> Vec<String> {
 /// The real binary, pointed at `emu` with its key (from the environment, as
 /// a user would), with nothing inherited that could point it elsewhere.
 pub fn orgsql_on(emu: &orgsql::emulator::Emulator) -> std::process::Command {
+    orgsql_at(
+        &emu.base_url(),
+        &emu.org().id,
+        emu.connection_json()["api_key"]
+            .as_str()
+            .unwrap_or_default(),
+    )
+}
+
+/// The real binary, pointed at any server, org and key.
+pub fn orgsql_at(base_url: &str, org_id: &str, key: &str) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_orgsql"));
     for var in [
         "ATLASSIAN_ORG_ID",
@@ -110,12 +138,7 @@ pub fn orgsql_on(emu: &orgsql::emulator::Emulator) -> std::process::Command {
         command.env_remove(var);
     }
     command
-        .args(["--base-url", &emu.base_url(), "--org-id", &emu.org().id])
-        .env(
-            "ATLASSIAN_API_KEY",
-            emu.connection_json()["api_key"]
-                .as_str()
-                .unwrap_or_default(),
-        );
+        .args(["--base-url", base_url, "--org-id", org_id])
+        .env("ATLASSIAN_API_KEY", key);
     command
 }

@@ -172,17 +172,8 @@ async fn a_page_that_is_not_the_apis_json_is_one_clear_error() {
     no_raw_controls("the error", &error);
 
     // The same through the binary: one line on stderr, nothing raw.
-    let output = Command::new(env!("CARGO_BIN_EXE_orgsql"))
-        .args([
-            "--base-url",
-            &login.base_url,
-            "--org-id",
-            ORG,
-            "-c",
-            "SELECT * FROM domains",
-        ])
-        .env("ATLASSIAN_API_KEY", "k")
-        .env_remove("ORGSQL_BASE_URL")
+    let output = orgsql_at(&login.base_url, ORG, "k")
+        .args(["-c", "SELECT * FROM domains"])
         .output()
         .expect("orgsql runs");
     assert_eq!(output.status.code(), Some(1));
@@ -256,17 +247,8 @@ async fn a_page_over_the_size_cap_is_refused_as_it_arrives() {
 async fn an_org_id_that_is_not_a_uuid_is_refused_before_any_request() {
     let emu = emulator(spec(5, 5), Faults::default(), None).await;
     for id in ["../../admin", "abc?x=1#y", "acme"] {
-        let output = Command::new(env!("CARGO_BIN_EXE_orgsql"))
-            .args([
-                "--base-url",
-                &emu.base_url(),
-                "--org-id",
-                id,
-                "-c",
-                "SELECT * FROM users",
-            ])
-            .env("ATLASSIAN_API_KEY", "k")
-            .env_remove("ORGSQL_BASE_URL")
+        let output = orgsql_at(&emu.base_url(), id, "k")
+            .args(["-c", "SELECT * FROM users"])
             .output()
             .expect("orgsql runs");
         assert_eq!(output.status.code(), Some(1));

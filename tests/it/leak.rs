@@ -210,35 +210,15 @@ async fn no_error_shows_the_key() {
         .expect("orgsql runs");
     assert_eq!(wrong_key.status.code(), Some(1));
     no_key_in("a 401", &wrong_key);
-    let other_org = Command::new(env!("CARGO_BIN_EXE_orgsql"))
-        .args([
-            "--base-url",
-            &emu.base_url(),
-            "--org-id",
-            "00000000-0000-4000-8000-000000000009",
-            "-c",
-            "SELECT * FROM domains",
-        ])
-        .env("ATLASSIAN_API_KEY", KEY)
-        .env_remove("ORGSQL_BASE_URL")
+    let other_org = orgsql_at(&emu.base_url(), "00000000-0000-4000-8000-000000000009", KEY)
+        .args(["-c", "SELECT * FROM domains"])
         .output()
         .expect("orgsql runs");
     assert_eq!(other_org.status.code(), Some(1));
     no_key_in("a 404", &other_org);
     // Nothing listening.
-    let nowhere = Command::new(env!("CARGO_BIN_EXE_orgsql"))
-        .args([
-            "--base-url",
-            "http://127.0.0.1:9",
-            "--org-id",
-            &emu.org().id,
-            "--max-retries",
-            "0",
-            "-c",
-            "SELECT * FROM domains",
-        ])
-        .env("ATLASSIAN_API_KEY", KEY)
-        .env_remove("ORGSQL_BASE_URL")
+    let nowhere = orgsql_at("http://127.0.0.1:9", &emu.org().id, KEY)
+        .args(["--max-retries", "0", "-c", "SELECT * FROM domains"])
         .output()
         .expect("orgsql runs");
     assert_eq!(nowhere.status.code(), Some(1));

@@ -155,17 +155,7 @@ async fn a_second_export_fetches_only_the_new_events() {
     );
     assert_eq!(manifest.tables[0].rows, 2003);
 
-    let offline = orgsql::snapshot::session(dir.path())
-        .await
-        .expect("snapshot");
-    assert_eq!(
-        sql_rows(
-            &offline,
-            "SELECT count(*), count(DISTINCT event_id) FROM events"
-        )
-        .await,
-        vec![vec!["2003".to_string(), "2003".to_string()]]
-    );
+    let offline = offline_with_events_once(dir.path(), 2003).await;
     let sql = "SELECT event_id FROM events ORDER BY time DESC LIMIT 3";
     let mut latest = column(&offline, sql).await;
     latest.sort();

@@ -130,6 +130,10 @@ fn table(
         .iter()
         .map(|f| visible(f.name()).into_owned())
         .collect();
+    // EXPLAIN's plan is DataFusion's own multi-line text: each of its lines
+    // is a line of the table. Text from the API stays one line a row.
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let explain = names == ["plan_type", "plan"];
     let mut rows: Vec<Vec<String>> = Vec::new();
     for batch in batches {
         let formatters = batch
@@ -139,12 +143,24 @@ fn table(
             .collect::<std::result::Result<Vec<_>, _>>()?;
         for row in 0..batch.num_rows() {
             // One line a row, and nothing the terminal would act on.
-            rows.push(
-                formatters
-                    .iter()
-                    .map(|f| visible(&f.value(row).to_string()).into_owned())
-                    .collect(),
-            );
+            let cells: Vec<String> = formatters
+                .iter()
+                .map(|f| f.value(row).to_string())
+                .collect();
+            if explain {
+                let lines: Vec<Vec<&str>> = cells.iter().map(|c| c.lines().collect()).collect();
+                let height = lines.iter().map(Vec::len).max().unwrap_or(1).max(1);
+                for i in 0..height {
+                    rows.push(
+                        lines
+                            .iter()
+                            .map(|l| visible(l.get(i).copied().unwrap_or_default()).into_owned())
+                            .collect(),
+                    );
+                }
+            } else {
+                rows.push(cells.iter().map(|c| visible(c).into_owned()).collect());
+            }
         }
     }
     let mut widths: Vec<usize> = header.iter().map(|h| measure(h)).collect();

@@ -66,11 +66,7 @@ async fn emulator(users: usize, events: usize, latency_ms: u64) -> Emulator {
             latency: Duration::from_millis(latency_ms),
             ..Faults::default()
         },
-        page_size_cap: None,
-        port: 0,
-        limits: None,
-        api_key: None,
-        access: Default::default(),
+        ..Default::default()
     })
     .await
     .expect("emulator starts")

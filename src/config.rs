@@ -1,6 +1,9 @@
 //! Where the organization id and the API key come from.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
 
 use crate::api::ApiKey;
 
@@ -24,6 +27,42 @@ pub enum ConfigError {
          organization in admin.atlassian.com: https://admin.atlassian.com/o/<org id>/overview"
     )]
     OrgIdNotUuid(String),
+    #[error("cannot read the config file {path}: {source}")]
+    ConfigFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the config file {path} is not valid: {detail}")]
+    BadConfig { path: PathBuf, detail: String },
+    #[error(
+        "the config file {path} holds a key ({field} in connection {connection}): keys never go \
+         in the config file. Say where the key comes from instead: api_key_env (a variable), \
+         api_key_file (a file only you can read) or api_key_command (e.g. a password manager's CLI)"
+    )]
+    KeyInConfig {
+        path: PathBuf,
+        connection: String,
+        field: &'static str,
+    },
+    #[error("no connection {name} in the config file {path}; it has: {}", known.join(", "))]
+    NoConnection {
+        path: PathBuf,
+        name: String,
+        known: Vec<String>,
+    },
+    #[error("the config file {0} has no connections; see the README's \"Several organizations\"")]
+    NoConnections(PathBuf),
+    #[error(
+        "connection {connection}: say where its key comes from: api_key_env, api_key_file or api_key_command"
+    )]
+    NoKeySource { connection: String },
+    #[error(
+        "connection {connection}: the environment variable {var} that holds its key is not set"
+    )]
+    KeyEnvUnset { connection: String, var: String },
+    #[error("connection {connection}: the api_key_command that gives its key failed: {detail}")]
+    KeyCommand { connection: String, detail: String },
 }
 
 /// `8-4-4-4-12` hexadecimal digits, as organization ids are.
@@ -86,5 +125,236 @@ pub fn scoped_key(
     match file {
         Some(path) => Ok(Some(read_key_file(path)?)),
         None => Ok(env_key.filter(|k| !k.trim().is_empty()).map(ApiKey::new)),
+    }
+}
+
+/// A named connection of the config file, its keys read.
+#[derive(Debug)]
+pub struct Connection {
+    pub name: String,
+    pub org_id: String,
+    pub api_key: ApiKey,
+    pub scoped_api_key: Option<ApiKey>,
+    /// `None`: the default (`--base-url`).
+    pub base_url: Option<String>,
+}
+
+/// The config file: named connections, each saying where its keys come from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    connections: BTreeMap<String, ConnectionEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectionEntry {
+    org_id: String,
+    api_key_env: Option<String>,
+    api_key_file: Option<PathBuf>,
+    api_key_command: Option<String>,
+    scoped_api_key_env: Option<String>,
+    scoped_api_key_file: Option<PathBuf>,
+    scoped_api_key_command: Option<String>,
+    base_url: Option<String>,
+}
+
+/// Where the config file is by default: `$XDG_CONFIG_HOME/orgsql/config.toml`,
+/// else `~/.config/orgsql/config.toml`.
+pub fn config_path() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    let base = var("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| var("HOME").map(|home| PathBuf::from(home).join(".config")))?;
+    Some(base.join("orgsql").join("config.toml"))
+}
+
+/// The connections `names` (all of them when `names` is empty), in the
+/// order given (by name for all), their keys read. Files that others can
+/// read add a line to `warnings`.
+pub fn connections(
+    path: &Path,
+    names: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Connection>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ConfigFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    warn_if_readable(path, "the config file", warnings);
+    // The key itself is refused before anything else is read, so that no
+    // error below can quote it.
+    if let Ok(table) = text.parse::<toml::Table>()
+        && let Some(toml::Value::Table(connections)) = table.get("connections")
+    {
+        for (name, entry) in connections {
+            if let toml::Value::Table(entry) = entry
+                && let Some(field) = ["api_key", "scoped_api_key", "key"]
+                    .into_iter()
+                    .find(|f| entry.contains_key(*f))
+            {
+                return Err(ConfigError::KeyInConfig {
+                    path: path.to_path_buf(),
+                    connection: name.clone(),
+                    field,
+                });
+            }
+        }
+    }
+    let file: ConfigFile = toml::from_str(&text).map_err(|e| ConfigError::BadConfig {
+        path: path.to_path_buf(),
+        // The message only: toml's rendering quotes the file's lines.
+        detail: format!(
+            "{}{}",
+            e.message().trim(),
+            e.span()
+                .map(|span| format!(" (line {})", text[..span.start].lines().count().max(1)))
+                .unwrap_or_default()
+        ),
+    })?;
+    let folder = path.parent().unwrap_or(Path::new("."));
+    let chosen: Vec<(&String, &ConnectionEntry)> = if names.is_empty() {
+        file.connections.iter().collect()
+    } else {
+        names
+            .iter()
+            .map(|name| {
+                file.connections
+                    .get_key_value(name)
+                    .ok_or_else(|| ConfigError::NoConnection {
+                        path: path.to_path_buf(),
+                        name: name.clone(),
+                        known: file.connections.keys().cloned().collect(),
+                    })
+            })
+            .collect::<Result<_, _>>()?
+    };
+    if chosen.is_empty() {
+        return Err(ConfigError::NoConnections(path.to_path_buf()));
+    }
+    chosen
+        .into_iter()
+        .map(|(name, entry)| {
+            let org_id = entry.org_id.trim().to_string();
+            if !is_uuid(&org_id) {
+                return Err(ConfigError::OrgIdNotUuid(org_id));
+            }
+            let source =
+                |env: &Option<String>, file: &Option<PathBuf>, command: &Option<String>| {
+                    KeySource::of(env, file, command, folder)
+                };
+            let key = source(
+                &entry.api_key_env,
+                &entry.api_key_file,
+                &entry.api_key_command,
+            )
+            .ok_or_else(|| ConfigError::NoKeySource {
+                connection: name.clone(),
+            })?;
+            let scoped = source(
+                &entry.scoped_api_key_env,
+                &entry.scoped_api_key_file,
+                &entry.scoped_api_key_command,
+            );
+            Ok(Connection {
+                name: name.clone(),
+                org_id,
+                api_key: key.read(name, warnings)?,
+                scoped_api_key: scoped.map(|s| s.read(name, warnings)).transpose()?,
+                base_url: entry.base_url.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Where a connection's key comes from.
+enum KeySource {
+    Env(String),
+    File(PathBuf),
+    Command(String),
+}
+
+impl KeySource {
+    /// The first one given: an environment variable, a file (relative to
+    /// the config file's folder; `~/` is the home folder), a command.
+    fn of(
+        env: &Option<String>,
+        file: &Option<PathBuf>,
+        command: &Option<String>,
+        folder: &Path,
+    ) -> Option<Self> {
+        if let Some(var) = env {
+            return Some(KeySource::Env(var.clone()));
+        }
+        if let Some(path) = file {
+            let home = std::env::var_os("HOME").map(PathBuf::from);
+            let path = match (path.strip_prefix("~"), home) {
+                (Ok(rest), Some(home)) => home.join(rest),
+                _ => folder.join(path),
+            };
+            return Some(KeySource::File(path));
+        }
+        command.clone().map(KeySource::Command)
+    }
+
+    fn read(&self, connection: &str, warnings: &mut Vec<String>) -> Result<ApiKey, ConfigError> {
+        match self {
+            KeySource::Env(var) => std::env::var(var)
+                .ok()
+                .filter(|k| !k.trim().is_empty())
+                .map(ApiKey::new)
+                .ok_or_else(|| ConfigError::KeyEnvUnset {
+                    connection: connection.to_string(),
+                    var: var.clone(),
+                }),
+            KeySource::File(path) => {
+                let key = read_key_file(path)?;
+                warn_if_readable(path, "the key file", warnings);
+                Ok(key)
+            }
+            KeySource::Command(command) => {
+                let failed = |detail: String| ConfigError::KeyCommand {
+                    connection: connection.to_string(),
+                    detail,
+                };
+                // Its stderr and stdin stay the user's (a password manager
+                // may ask to unlock); only its output is the key.
+                let output = std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(command)
+                    .stderr(std::process::Stdio::inherit())
+                    .output()
+                    .map_err(|e| failed(format!("it could not start: {e}")))?;
+                if !output.status.success() {
+                    return Err(failed(format!("it ended with {}", output.status)));
+                }
+                let key = String::from_utf8(output.stdout)
+                    .map_err(|_| failed("its output is not text".to_string()))?;
+                if key.trim().is_empty() {
+                    return Err(failed("its output is empty".to_string()));
+                }
+                Ok(ApiKey::new(key))
+            }
+        }
+    }
+}
+
+/// A warning when users other than the owner can read `path`.
+pub fn warn_if_readable(path: &Path, what: &str, warnings: &mut Vec<String>) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o044 != 0 {
+                warnings.push(format!(
+                    "{what} {} can be read by other users (mode {mode:o}); \
+                     make it yours alone: chmod 600 {}",
+                    path.display(),
+                    path.display()
+                ));
+            }
+        }
     }
 }

@@ -10,12 +10,13 @@ pub mod tables;
 use datafusion::error::Result;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use api::Client;
+use api::Orgs;
 
-/// A DataFusion session with every organization table registered.
-pub fn session(client: &Client) -> Result<SessionContext> {
+/// A DataFusion session with every table registered, holding the rows of
+/// every organization given (a `&Client` is one).
+pub fn session(orgs: impl Into<Orgs>) -> Result<SessionContext> {
     let ctx = session_context();
-    tables::register_all(&ctx, client)?;
+    tables::register_all(&ctx, &orgs.into())?;
     Ok(ctx)
 }
 

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use datafusion::prelude::SessionContext;
-use orgsql::api::{Client, ClientConfig, DEFAULT_CACHE_TTL, DEFAULT_CONCURRENCY, DEFAULT_MAX_WAIT};
+use orgsql::api::{ClientConfig, DEFAULT_CACHE_TTL, DEFAULT_CONCURRENCY, DEFAULT_MAX_WAIT, Orgs};
 use orgsql::cli::check::{self, Report};
 use orgsql::cli::{self, At, Format};
 use orgsql::emulator::{Emulator, EmulatorConfig, Faults, OrgSpec, RateLimits};
@@ -46,6 +46,17 @@ struct Cli {
     /// Organization id (the UUID in admin.atlassian.com/o/<id>/...)
     #[arg(global = true, long, env = "ATLASSIAN_ORG_ID", value_name = "ID")]
     org_id: Option<String>,
+    /// Read the organization of this connection of the config file;
+    /// repeatable: every table then holds the rows of each (org_id tells)
+    #[arg(global = true, long = "org", value_name = "NAME")]
+    org_names: Vec<String>,
+    /// Read every organization of the config file
+    #[arg(global = true, long)]
+    all_orgs: bool,
+    /// The config file of named connections [default:
+    /// $XDG_CONFIG_HOME/orgsql/config.toml, else ~/.config/orgsql/config.toml]
+    #[arg(global = true, long, env = "ORGSQL_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
     /// File holding the organization API key (else ATLASSIAN_API_KEY is read)
     #[arg(global = true, long, value_name = "PATH")]
     api_key_file: Option<PathBuf>,
@@ -202,6 +213,11 @@ struct EmulatorArgs {
     /// Requests a minute allowed to endpoints whose budget is not published
     #[arg(long, default_value_t = RateLimits::DEFAULT_PER_MINUTE, value_name = "N")]
     default_limit: u32,
+    /// Organizations to serve, each with its own key and budgets (some of
+    /// the first's people are outside accounts in the others)
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=50))]
+    orgs: u16,
 }
 
 fn time_scale(text: &str) -> Result<f64, String> {
@@ -304,8 +320,9 @@ async fn stop_signal(interrupt: bool) -> &'static str {
 
 /// Where the session's tables come from, decided once.
 enum Source {
-    /// The Admin API, as configured.
-    Api(ClientConfig),
+    /// The Admin API: one organization or several, and the connections'
+    /// names (none for `--org-id`).
+    Api(Vec<ClientConfig>, Vec<String>),
     /// The built-in demo organization: an emulator in this process.
     Demo,
     /// A folder written by `orgsql export`, offline.
@@ -316,22 +333,62 @@ enum Source {
 /// and the demo emulator, kept alive while the session lives.
 struct Session {
     ctx: SessionContext,
-    client: Option<Client>,
+    orgs: Option<Orgs>,
     _demo: Option<Emulator>,
-    /// The organization it reads.
+    /// The organizations it reads.
     org: String,
     /// Where from, for reports: the API at a URL, the demo, a snapshot.
     described: String,
+    /// The snapshot folder it reads, if it reads one.
+    snapshot: Option<PathBuf>,
 }
 
 impl Source {
     fn of(cli: &Cli) -> Result<Self> {
+        let chosen = cli.all_orgs || !cli.org_names.is_empty();
+        if chosen && (cli.demo || cli.snapshot.is_some()) {
+            bail!(
+                "--org and --all-orgs read organizations from the config file; \
+                 --demo and --snapshot read no API: use one or the other"
+            );
+        }
         if let Some(dir) = &cli.snapshot {
             return Ok(Source::Snapshot(dir.clone()));
         }
         if cli.demo {
             return Ok(Source::Demo);
         }
+        if chosen {
+            let path = cli
+                .config
+                .clone()
+                .or_else(orgsql::config::config_path)
+                .context("no config file: set ORGSQL_CONFIG or --config PATH")?;
+            let mut warnings = Vec::new();
+            let connections = orgsql::config::connections(&path, &cli.org_names, &mut warnings);
+            say_warnings(warnings);
+            let mut names = Vec::new();
+            let mut configs = Vec::new();
+            for connection in connections? {
+                let base_url = connection.base_url.unwrap_or_else(|| cli.base_url.clone());
+                let mut config = ClientConfig::new(base_url, connection.org_id, connection.api_key);
+                config.scoped_api_key = connection.scoped_api_key;
+                config.name = Some(connection.name.clone());
+                names.push(connection.name);
+                configs.push(config);
+            }
+            return Ok(Source::Api(configs, names));
+        }
+        let mut warnings = Vec::new();
+        for (path, what) in [
+            (&cli.api_key_file, "the key file"),
+            (&cli.scoped_api_key_file, "the scoped key file"),
+        ] {
+            if let Some(path) = path {
+                orgsql::config::warn_if_readable(path, what, &mut warnings);
+            }
+        }
+        say_warnings(warnings);
         let env_key = std::env::var("ATLASSIAN_API_KEY").ok();
         let (org_id, api_key) =
             orgsql::config::credentials(cli.org_id.clone(), cli.api_key_file.as_deref(), env_key)?;
@@ -340,56 +397,67 @@ impl Source {
             cli.scoped_api_key_file.as_deref(),
             std::env::var("ATLASSIAN_SCOPED_API_KEY").ok(),
         )?;
-        Ok(Source::Api(config))
+        Ok(Source::Api(vec![config], Vec::new()))
     }
 
     /// The session; `cache` is false for an export, which reads each
     /// listing once (a cache would hold it all in memory).
     async fn open(self, cli: &Cli, cache: bool) -> Result<Session> {
-        let (mut config, demo) = match self {
+        let (configs, names, demo) = match self {
             Source::Snapshot(dir) => {
                 let ctx = orgsql::snapshot::session(&dir).await.at("--snapshot")?;
                 attach(cli, &ctx).await?;
-                let manifest = orgsql::snapshot::Manifest::read(&dir).at("--snapshot")?;
+                let contents = orgsql::snapshot::Contents::read(&dir).at("--snapshot")?;
+                let orgs = contents.org_dirs(&dir).at("--snapshot")?;
                 return Ok(Session {
                     ctx,
-                    client: None,
+                    orgs: None,
                     _demo: None,
-                    org: manifest.org_id.clone(),
+                    org: orgs
+                        .into_iter()
+                        .map(|(id, _)| id)
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     described: format!(
                         "snapshot {} (exported {} by orgsql {})",
                         dir.display(),
-                        manifest.exported_at,
-                        manifest.orgsql_version
+                        contents.exported_at(),
+                        contents.orgsql_version()
                     ),
+                    snapshot: Some(dir),
                 });
             }
             Source::Demo => {
                 let emulator = Emulator::start(EmulatorConfig::demo())
                     .await
                     .context("starting the demo emulator")?;
-                (emulator.client_config(), Some(emulator))
+                (vec![emulator.client_config()], Vec::new(), Some(emulator))
             }
-            Source::Api(config) => (config, None),
+            Source::Api(configs, names) => (configs, names, None),
         };
-        config.retry.max_attempts = cli.max_retries + 1;
-        config.retry.max_delay = Duration::from_secs(cli.max_wait);
-        config.concurrency = usize::from(cli.concurrency);
-        config.cache_ttl = (cache && !cli.no_cache).then(|| Duration::from_secs(cli.cache_ttl));
+        let mut configs = configs.into_iter().map(|mut config| {
+            config.retry.max_attempts = cli.max_retries + 1;
+            config.retry.max_delay = Duration::from_secs(cli.max_wait);
+            config.concurrency = usize::from(cli.concurrency);
+            config.cache_ttl = (cache && !cli.no_cache).then(|| Duration::from_secs(cli.cache_ttl));
+            config
+        });
+        let first = configs.next().context("no organization to read")?;
         let described = match &demo {
             Some(_) => "the built-in demo organization (emulated)".to_string(),
-            None => format!("the Admin API at {}", config.base_url),
+            None => format!("the Admin API at {}", first.base_url),
         };
-        let org = config.org_id.clone();
-        let client = Client::new(config)?;
-        let ctx = orgsql::session(&client)?;
+        let orgs = Orgs::new(first, configs.collect())?.named(names);
+        let org = orgs.ids().join(", ");
+        let ctx = orgsql::session(&orgs)?;
         attach(cli, &ctx).await?;
         Ok(Session {
             ctx,
-            client: Some(client),
+            orgs: Some(orgs),
             _demo: demo,
             org,
             described,
+            snapshot: None,
         })
     }
 }
@@ -422,28 +490,22 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 bail!("export reads the API; --snapshot DIR is already an export");
             }
             let session = source.open(&cli, false).await?;
-            let client = session.client.as_ref().context("export reads the API")?;
+            let orgs = session.orgs.as_ref().context("export reads the API")?;
             let options = cli::export::ExportOptions {
                 out: args.out.clone(),
                 tables: args.tables.clone(),
                 since: args.since.clone(),
             };
-            let manifest =
-                cli::export::export(&session.ctx, client, &options, &mut std::io::stderr())
-                    .await
-                    .at("export");
-            cli::say_notices(client);
-            let manifest = manifest?;
-            eprintln!(
-                "wrote {} tables to {}",
-                manifest.tables.len(),
-                args.out.display()
-            );
+            let written = cli::export::export_orgs(orgs, &options, &mut std::io::stderr())
+                .await
+                .at("export");
+            cli::say_notices(orgs);
+            eprintln!("wrote {}", written?);
             Ok(ExitCode::SUCCESS)
         }
         None => {
             let session = Source::of(&cli)?.open(&cli, true).await?;
-            run_sessions(&cli, session.ctx, session.client).await?;
+            run_sessions(&cli, session.ctx, session.orgs).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -464,16 +526,39 @@ async fn run_check(cli: &Cli, args: &CheckArgs, session: &Session) -> Result<Exi
         .map_err(anyhow::Error::msg)?;
     let values = check::parameters(&controls, &args.params).map_err(anyhow::Error::msg)?;
     let generated_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let mut results = check::run(&session.ctx, controls.clone(), &values).await;
+    let mut results = Vec::new();
+    let mut earlier = Vec::new();
+    for (org, ctx) in per_org(session).await? {
+        let mut checked = check::run(&ctx, controls.clone(), &values).await;
+        // A snapshot baseline: the same controls on the same organization then.
+        if let Some(path) = args.baseline.as_ref().filter(|p| p.is_dir()) {
+            let at = format!("--baseline {}", path.display());
+            let contents = orgsql::snapshot::Contents::read(path).at(&at)?;
+            let folder = match &org {
+                None => Some(path.clone()),
+                Some(org) => contents
+                    .org_dirs(path)
+                    .at(&at)?
+                    .into_iter()
+                    .find(|(id, _)| id == org)
+                    .map(|(_, folder)| folder),
+            };
+            if let Some(folder) = folder {
+                let then = orgsql::snapshot::session(&folder).await.at(&at)?;
+                let mut before = check::run(&then, controls.clone(), &values).await;
+                before.iter_mut().for_each(|r| r.org_id.clone_from(&org));
+                earlier.extend(before);
+            }
+        }
+        checked.iter_mut().for_each(|r| r.org_id.clone_from(&org));
+        results.extend(checked);
+    }
     let baseline = match &args.baseline {
         None => None,
-        Some(path) if path.is_dir() => {
-            let earlier = orgsql::snapshot::session(path)
-                .await
-                .at(&format!("--baseline {}", path.display()))?;
-            let alarmed = check::alarmed(&check::run(&earlier, controls, &values).await);
-            Some((alarmed, format!("snapshot {}", path.display())))
-        }
+        Some(path) if path.is_dir() => Some((
+            check::alarmed(&earlier),
+            format!("snapshot {}", path.display()),
+        )),
         Some(path) => Some((
             check::alarmed_in_report(path).map_err(anyhow::Error::msg)?,
             format!("report {}", path.display()),
@@ -502,6 +587,40 @@ async fn run_check(cli: &Cli, args: &CheckArgs, session: &Session) -> Result<Exi
         &results,
         args.fail_on.as_deref(),
     )))
+}
+
+/// Warnings about where keys are kept, on stderr.
+fn say_warnings(warnings: Vec<String>) {
+    for warning in warnings {
+        eprintln!("warning: {}", cli::output::visible(&warning));
+    }
+}
+
+/// What `check` runs on: the session, or a session for each organization
+/// when it reads several (their reports name the organization).
+async fn per_org(session: &Session) -> Result<Vec<(Option<String>, SessionContext)>> {
+    if let Some(orgs) = session.orgs.as_ref().filter(|o| o.len() > 1) {
+        let mut parts = Vec::new();
+        for id in orgs.ids() {
+            let one = orgs.only(&id).context("an organization of the session")?;
+            parts.push((Some(id), orgsql::session(&one)?));
+        }
+        return Ok(parts);
+    }
+    if let Some(dir) = &session.snapshot {
+        let contents = orgsql::snapshot::Contents::read(dir).at("--snapshot")?;
+        if let orgsql::snapshot::Contents::Several(_) = contents {
+            let mut parts = Vec::new();
+            for (id, folder) in contents.org_dirs(dir).at("--snapshot")? {
+                parts.push((
+                    Some(id),
+                    orgsql::snapshot::session(&folder).await.at("--snapshot")?,
+                ));
+            }
+            return Ok(parts);
+        }
+    }
+    Ok(vec![(None, session.ctx.clone())])
 }
 
 /// `--attach NAME=DIR`: snapshots as schemas beside the session's tables.
@@ -540,20 +659,20 @@ async fn diff(cli: &Cli, args: &DiffArgs) -> Result<()> {
 }
 
 /// The REPL on a terminal with no SQL given, else the scripts.
-async fn run_sessions(cli: &Cli, ctx: SessionContext, client: Option<Client>) -> Result<()> {
+async fn run_sessions(cli: &Cli, ctx: SessionContext, orgs: Option<Orgs>) -> Result<()> {
     let interactive = cli.sql.is_empty() && cli.files.is_empty() && std::io::stdin().is_terminal();
     if interactive {
-        return cli::repl::run(ctx, client, cli.format).await;
+        return cli::repl::run(ctx, orgs, cli.format).await;
     }
     let mut stdout = std::io::stdout().lock();
     for (origin, sql) in scripts(cli)? {
-        let progress = client.as_ref().map(cli::progress::Progress::start);
+        let progress = orgs.as_ref().map(cli::progress::Progress::start);
         let result = cli::run_sql(&ctx, &sql, cli.format, &mut stdout, cli.output.as_deref()).await;
         if let Some(progress) = progress {
             progress.finish();
         }
-        if let Some(client) = &client {
-            cli::say_notices(client);
+        if let Some(orgs) = &orgs {
+            cli::say_notices(orgs);
         }
         result.at(&origin)?;
     }
@@ -604,6 +723,7 @@ async fn serve_emulator(args: &EmulatorArgs) -> Result<()> {
         }),
         api_key: None,
         access: Default::default(),
+        orgs: usize::from(args.orgs),
     };
     let emulator = Emulator::start(config)
         .await

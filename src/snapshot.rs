@@ -8,6 +8,8 @@ use std::sync::Arc;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::TableReference;
+use datafusion::datasource::file_format::options::ReadOptions;
+use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde::{Deserialize, Serialize};
@@ -75,20 +77,105 @@ pub struct ColumnEntry {
 
 pub const MANIFEST: &str = "manifest.json";
 
+/// The top `manifest.json` of an export of several organizations: a folder
+/// per organization (`org_id=<id>/`), each an export of its own.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OrgsManifest {
+    pub exported_at: String,
+    pub orgsql_version: String,
+    pub orgs: Vec<OrgFolder>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OrgFolder {
+    pub org_id: String,
+    /// The connection's name, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Relative to the top folder.
+    pub path: String,
+}
+
+/// What a snapshot folder holds: one organization's export, or several.
+#[derive(Debug, Clone)]
+pub enum Contents {
+    One(Manifest),
+    Several(OrgsManifest),
+}
+
+fn read_manifest<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T> {
+    let path = dir.join(MANIFEST);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        DataFusionError::Execution(format!(
+            "{}: {e}; is {} a folder written by `orgsql export`?",
+            path.display(),
+            dir.display()
+        ))
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        DataFusionError::Execution(format!("{}: not an orgsql manifest: {e}", path.display()))
+    })
+}
+
 impl Manifest {
+    /// The manifest of one organization's export.
     pub fn read(dir: &Path) -> Result<Self> {
-        let path = dir.join(MANIFEST);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            DataFusionError::Execution(format!(
-                "{}: {e}; is {} a folder written by `orgsql export`?",
-                path.display(),
-                dir.display()
-            ))
-        })?;
-        serde_json::from_str(&text).map_err(|e| {
-            DataFusionError::Execution(format!("{}: not an orgsql manifest: {e}", path.display()))
-        })
+        read_manifest(dir)
     }
+}
+
+impl Contents {
+    pub fn read(dir: &Path) -> Result<Self> {
+        let value: serde_json::Value = read_manifest(dir)?;
+        if value.get("orgs").is_some() {
+            Ok(Contents::Several(read_manifest(dir)?))
+        } else {
+            Ok(Contents::One(read_manifest(dir)?))
+        }
+    }
+
+    /// Each organization's id and its export's folder.
+    pub fn org_dirs(&self, dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>> {
+        match self {
+            Contents::One(manifest) => Ok(vec![(manifest.org_id.clone(), dir.to_path_buf())]),
+            Contents::Several(top) => top
+                .orgs
+                .iter()
+                .map(|org| Ok((org.org_id.clone(), inside(dir, &org.path, &org.org_id)?)))
+                .collect(),
+        }
+    }
+
+    pub fn exported_at(&self) -> &str {
+        match self {
+            Contents::One(m) => &m.exported_at,
+            Contents::Several(m) => &m.exported_at,
+        }
+    }
+
+    pub fn orgsql_version(&self) -> &str {
+        match self {
+            Contents::One(m) => &m.orgsql_version,
+            Contents::Several(m) => &m.orgsql_version,
+        }
+    }
+}
+
+/// `relative` under `dir`, refused if it would lead outside (a manifest
+/// says where its files are; it may not point elsewhere).
+fn inside(dir: &Path, relative: &str, what: &str) -> Result<std::path::PathBuf> {
+    let path = Path::new(relative);
+    if relative.is_empty()
+        || !path
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(DataFusionError::Execution(format!(
+            "{}: {what:?} is at {relative:?}, outside the snapshot folder; refusing to read it",
+            dir.join(MANIFEST).display(),
+        )));
+    }
+    Ok(dir.join(path))
 }
 
 /// A session over a snapshot folder: every exported table under its own
@@ -100,7 +187,7 @@ pub async fn session(dir: &Path) -> Result<SessionContext> {
 }
 
 /// Attach a snapshot as schema `name` (`old.users`, `new.users`) of a session.
-pub async fn attach(ctx: &SessionContext, name: &str, dir: &Path) -> Result<Manifest> {
+pub async fn attach(ctx: &SessionContext, name: &str, dir: &Path) -> Result<()> {
     let catalog = ctx
         .catalog("datafusion")
         .ok_or_else(|| DataFusionError::Internal("no default catalog".to_string()))?;
@@ -113,54 +200,61 @@ pub async fn attach(ctx: &SessionContext, name: &str, dir: &Path) -> Result<Mani
     register(ctx, Some(name), dir).await
 }
 
-async fn register(ctx: &SessionContext, schema: Option<&str>, dir: &Path) -> Result<Manifest> {
-    let manifest = Manifest::read(dir)?;
+/// Register a snapshot's tables. Of several organizations, a table holds
+/// every organization's rows, and is there only when every export has it
+/// (a table missing for one would silently lack its rows).
+async fn register(ctx: &SessionContext, schema: Option<&str>, dir: &Path) -> Result<()> {
     let qualified = |table: &str| match schema {
         Some(schema) => TableReference::partial(schema, table),
         None => TableReference::bare(table),
     };
-    for table in &manifest.tables {
-        // A manifest says where its files are; it may not point outside.
-        let relative = Path::new(&table.path);
-        if table.path.is_empty()
-            || !relative
-                .components()
-                .all(|c| matches!(c, std::path::Component::Normal(_)))
-        {
-            return Err(DataFusionError::Execution(format!(
-                "{}: table {:?} is at {:?}, outside the snapshot folder; refusing to read it",
-                dir.join(MANIFEST).display(),
-                table.name,
-                table.path
-            )));
+    let mut locations: Vec<(String, Vec<String>)> = Vec::new();
+    let folders = Contents::read(dir)?.org_dirs(dir)?;
+    for (number, (_, folder)) in folders.iter().enumerate() {
+        let manifest = Manifest::read(folder)?;
+        for table in &manifest.tables {
+            let path = inside(folder, &table.path, &table.name)?;
+            let location = path.to_str().ok_or_else(|| {
+                DataFusionError::Execution(format!("{}: not a UTF-8 path", path.display()))
+            })?;
+            // A folder of partitions is read recursively; the partition column
+            // was only the folder name, so the files hold exactly the table's
+            // columns.
+            let location = if path.is_dir() {
+                format!("{location}/")
+            } else {
+                location.to_string()
+            };
+            match locations.iter_mut().find(|(name, _)| *name == table.name) {
+                Some((_, paths)) => paths.push(location),
+                None if number == 0 => locations.push((table.name.clone(), vec![location])),
+                None => {}
+            }
         }
-        let path = dir.join(relative);
-        let location = path.to_str().ok_or_else(|| {
-            DataFusionError::Execution(format!("{}: not a UTF-8 path", path.display()))
-        })?;
-        // A folder of partitions is read recursively; the partition column was
-        // only the folder name, so the files hold exactly the table's columns.
-        let location = if path.is_dir() {
-            format!("{location}/")
-        } else {
-            location.to_string()
-        };
-        ctx.register_parquet(
-            qualified(&table.name),
-            &location,
-            ParquetReadOptions::default(),
-        )
-        .await?;
     }
-    let has = |name: &str| manifest.tables.iter().any(|t| t.name == name);
+    locations.retain(|(_, paths)| paths.len() == folders.len());
+    let options = ParquetReadOptions::default()
+        .to_listing_options(&ctx.copied_config(), ctx.copied_table_options());
+    for (name, paths) in &locations {
+        let urls = paths
+            .iter()
+            .map(ListingTableUrl::parse)
+            .collect::<Result<Vec<_>>>()?;
+        let schema = options.infer_schema(&ctx.state(), &urls[0]).await?;
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options.clone())
+            .with_schema(schema);
+        ctx.register_table(qualified(name), Arc::new(ListingTable::try_new(config)?))?;
+    }
+    let has = |name: &str| locations.iter().any(|(table, _)| table == name);
     crate::tables::register_views(ctx, schema, &catalog(), has)?;
-    Ok(manifest)
+    Ok(())
 }
 
 /// What changed from snapshot schema `old` to `new`, for every table both
 /// hold that has a key: one row per change, with the table, `added`,
-/// `removed` or `changed`, the row's key (values joined by `/`) and, for a
-/// changed row, the columns that changed.
+/// `removed` or `changed`, the row's organization and key (values joined
+/// by `/`) and, for a changed row, the columns that changed.
 pub async fn diff(ctx: &SessionContext, old: &str, new: &str) -> Result<Vec<RecordBatch>> {
     let mut batches = Vec::new();
     for table in catalog() {
@@ -197,6 +291,7 @@ fn as_diff_batch(batch: &RecordBatch) -> Result<RecordBatch> {
 pub fn diff_schema() -> datafusion::arrow::datatypes::Schema {
     use datafusion::arrow::datatypes::{DataType, Field};
     datafusion::arrow::datatypes::Schema::new(vec![
+        Field::new("org_id", DataType::Utf8, false),
         Field::new("table_name", DataType::Utf8, false),
         Field::new("change", DataType::Utf8, false),
         Field::new("key", DataType::Utf8, true),
@@ -214,9 +309,10 @@ fn diff_queries(table: &TableInfo, old: &str, new: &str) -> [String; 3] {
         format!("{}.{}", quoted(old), quoted(name)),
         format!("{}.{}", quoted(new), quoted(name)),
     );
-    let on: Vec<String> = table
-        .key
-        .iter()
+    // Rows are compared within their organization: a person in two of
+    // them is two rows.
+    let on: Vec<String> = std::iter::once(&"org_id")
+        .chain(table.key.iter().filter(|k| **k != "org_id"))
         .map(|k| format!("o.{k} = n.{k}", k = quoted(k)))
         .collect();
     let on = on.join(" AND ");
@@ -232,7 +328,7 @@ fn diff_queries(table: &TableInfo, old: &str, new: &str) -> [String; 3] {
         .columns
         .iter()
         .map(|c| c.name)
-        .filter(|c| !table.key.contains(c))
+        .filter(|c| !table.key.contains(c) && *c != "org_id")
         .collect();
     let differs: Vec<String> = values
         .iter()
@@ -250,12 +346,12 @@ fn diff_queries(table: &TableInfo, old: &str, new: &str) -> [String; 3] {
     let nothing = "CAST(NULL AS VARCHAR)";
     let changed = if differs.is_empty() {
         format!(
-            "SELECT '{name}' AS table_name, 'changed' AS change, '' AS key, {nothing} AS columns \
-             WHERE false"
+            "SELECT '' AS org_id, '{name}' AS table_name, 'changed' AS change, '' AS key, \
+             {nothing} AS columns WHERE false"
         )
     } else {
         format!(
-            "SELECT '{name}' AS table_name, 'changed' AS change, {} AS key, \
+            "SELECT n.org_id, '{name}' AS table_name, 'changed' AS change, {} AS key, \
              concat_ws(', ', {}) AS columns \
              FROM {new_t} n JOIN {old_t} o ON {on} WHERE {}",
             key("n"),
@@ -265,13 +361,13 @@ fn diff_queries(table: &TableInfo, old: &str, new: &str) -> [String; 3] {
     };
     [
         format!(
-            "SELECT '{name}' AS table_name, 'added' AS change, {} AS key, {nothing} AS columns \
-             FROM {new_t} n LEFT ANTI JOIN {old_t} o ON {on} ORDER BY key",
+            "SELECT n.org_id, '{name}' AS table_name, 'added' AS change, {} AS key, \
+             {nothing} AS columns FROM {new_t} n LEFT ANTI JOIN {old_t} o ON {on} ORDER BY key",
             key("n")
         ),
         format!(
-            "SELECT '{name}' AS table_name, 'removed' AS change, {} AS key, {nothing} AS columns \
-             FROM {old_t} o LEFT ANTI JOIN {new_t} n ON {on} ORDER BY key",
+            "SELECT o.org_id, '{name}' AS table_name, 'removed' AS change, {} AS key, \
+             {nothing} AS columns FROM {old_t} o LEFT ANTI JOIN {new_t} n ON {on} ORDER BY key",
             key("o")
         ),
         format!("{changed} ORDER BY key"),

@@ -43,6 +43,8 @@ pub struct ClientConfig {
     pub cache_ttl: Option<Duration>,
     /// The largest answer read; a larger one is refused as it arrives.
     pub max_page_bytes: usize,
+    /// The connection's name in the config file, if it came from there.
+    pub name: Option<String>,
 }
 
 /// Fan-out requests in flight by default: quick on a large org while staying
@@ -63,6 +65,7 @@ impl ClientConfig {
             concurrency: usize::from(DEFAULT_CONCURRENCY),
             cache_ttl: Some(DEFAULT_CACHE_TTL),
             max_page_bytes: MAX_PAGE_BYTES,
+            name: None,
         }
     }
 }
@@ -186,13 +189,16 @@ struct Inner {
     http: reqwest::Client,
     base_url: Url,
     org_id: String,
+    /// How errors name the organization: its connection's name and id.
+    org_label: String,
     auth: HeaderValue,
     scoped_auth: Option<HeaderValue>,
     retry: RetryPolicy,
-    notices: std::sync::Mutex<Vec<String>>,
+    /// What the clients of one session share: one log, one list of notices.
+    shared: Arc<Shared>,
     concurrency: usize,
     cache: PageCache,
-    log: RequestLog,
+    /// Each organization has its own budgets.
     pacer: Pacer,
     max_page_bytes: usize,
 }
@@ -206,8 +212,31 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// What the clients of one session share.
+#[derive(Debug, Default)]
+struct Shared {
+    log: RequestLog,
+    notices: std::sync::Mutex<Vec<String>>,
+    /// The session reads several organizations: notices name theirs.
+    several: std::sync::atomic::AtomicBool,
+}
+
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Self, ApiError> {
+        Self::with_shared(config, Arc::default())
+    }
+
+    /// A client for another organization in the same session: its own
+    /// budgets and cache, this one's request log and notices.
+    pub fn sibling(&self, config: ClientConfig) -> Result<Self, ApiError> {
+        self.inner
+            .shared
+            .several
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Self::with_shared(config, self.inner.shared.clone())
+    }
+
+    fn with_shared(config: ClientConfig, shared: Arc<Shared>) -> Result<Self, ApiError> {
         let endpoint = || "configuration".to_string();
         let base_url =
             Url::parse(config.base_url.trim_end_matches('/')).map_err(|e| ApiError::Transport {
@@ -240,14 +269,17 @@ impl Client {
             inner: Arc::new(Inner {
                 http,
                 base_url,
+                org_label: match &config.name {
+                    Some(name) => format!("{name} ({})", config.org_id),
+                    None => config.org_id.clone(),
+                },
                 org_id: config.org_id,
                 auth,
                 scoped_auth,
                 retry: config.retry,
-                notices: std::sync::Mutex::new(Vec::new()),
+                shared,
                 concurrency: config.concurrency.max(1),
                 cache: PageCache::new(config.cache_ttl),
-                log: RequestLog::default(),
                 pacer: Pacer::default(),
                 max_page_bytes: config.max_page_bytes,
             }),
@@ -263,19 +295,20 @@ impl Client {
         self.inner.concurrency
     }
 
-    /// Every request sent so far, retries included; cache hits are not requests.
+    /// Every request the session has sent so far (for every organization),
+    /// retries included; cache hits are not requests.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        self.inner.log.since(0)
+        self.inner.shared.log.since(0)
     }
 
     /// The requests sent after the first `start` (a count from `request_count`).
     pub fn requests_since(&self, start: usize) -> Vec<RequestRecord> {
-        self.inner.log.since(start)
+        self.inner.shared.log.since(start)
     }
 
     /// How many requests the session has sent.
     pub fn request_count(&self) -> usize {
-        self.inner.log.len()
+        self.inner.shared.log.len()
     }
 
     /// The key a request goes with: the scoped one where its API needs a
@@ -290,8 +323,21 @@ impl Client {
     /// Something the user should hear of, said once (e.g. a table read
     /// another way than usual).
     pub fn notice(&self, text: impl Into<String>) {
-        let text = text.into();
-        let mut notices = self.inner.notices.lock().unwrap_or_else(|e| e.into_inner());
+        let mut text = text.into();
+        if self
+            .inner
+            .shared
+            .several
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            text = format!("org {}: {text}", self.inner.org_label);
+        }
+        let mut notices = self
+            .inner
+            .shared
+            .notices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if !notices.contains(&text) {
             notices.push(text);
         }
@@ -299,7 +345,14 @@ impl Client {
 
     /// The notices not taken yet.
     pub fn take_notices(&self) -> Vec<String> {
-        std::mem::take(&mut *self.inner.notices.lock().unwrap_or_else(|e| e.into_inner()))
+        std::mem::take(
+            &mut *self
+                .inner
+                .shared
+                .notices
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
     }
 
     /// The longest wait for a rate budget going on now, if it is long enough
@@ -346,9 +399,9 @@ impl Client {
                 Some(_) if drained => state.done = true,
                 Some(next) => {
                     if !state.seen.insert(next.clone()) {
-                        return Err(ApiError::RepeatedCursor {
+                        return Err(state.client.placed(ApiError::RepeatedCursor {
                             endpoint: state.request.endpoint(),
-                        });
+                        }));
                     }
                     state.cursor = Some(next);
                 }
@@ -359,9 +412,36 @@ impl Client {
         .boxed()
     }
 
+    /// An error, naming the organization when the session reads several.
+    fn placed(&self, mut error: ApiError) -> ApiError {
+        if self
+            .inner
+            .shared
+            .several
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let place = error.place_mut();
+            *place = format!("org {}: {place}", self.inner.org_label);
+        }
+        error
+    }
+
     /// One page of a listing, decoded: its `data`, its raw body and the
     /// cursor of the next page.
     pub async fn page<T>(
+        &self,
+        request: &PageRequest,
+        cursor: Option<&str>,
+    ) -> Result<Page<T>, ApiError>
+    where
+        T: DeserializeOwned + PageItems,
+    {
+        self.decoded_page(request, cursor)
+            .await
+            .map_err(|e| self.placed(e))
+    }
+
+    async fn decoded_page<T>(
         &self,
         request: &PageRequest,
         cursor: Option<&str>,
@@ -390,7 +470,10 @@ impl Client {
             serde_json::from_slice(&body).map_err(not_the_page)?
         };
         if let Some(index) = logged {
-            self.inner.log.set_rows(index, page.data.item_count());
+            self.inner
+                .shared
+                .log
+                .set_rows(index, page.data.item_count());
         }
         let next = next_cursor(&page).map_err(decode_error)?;
         Ok(Page {
@@ -481,7 +564,8 @@ impl Client {
                     clock.elapsed().as_secs_f64() * 1000.0,
                     bytes.map_or("-".to_string(), |b| b.to_string()),
                 );
-                self.inner.log.push(RequestRecord {
+                self.inner.shared.log.push(RequestRecord {
+                    org_id: self.inner.org_id.clone(),
                     started_at,
                     method: request.method.to_string(),
                     endpoint: request.template,

@@ -62,6 +62,24 @@ pub enum ApiError {
     },
 }
 
+impl ApiError {
+    /// Where it happened: the endpoint, and the organization when a session
+    /// reads several.
+    pub(crate) fn place_mut(&mut self) -> &mut String {
+        match self {
+            ApiError::Status { endpoint, .. }
+            | ApiError::RetriesExhausted { endpoint, .. }
+            | ApiError::Transport { endpoint, .. }
+            | ApiError::RepeatedCursor { endpoint }
+            | ApiError::Decode { endpoint, .. }
+            | ApiError::NotTheApi { endpoint, .. }
+            | ApiError::RepeatedItem { endpoint, .. }
+            | ApiError::NotReadOnly { endpoint }
+            | ApiError::WaitTooLong { endpoint, .. } => endpoint,
+        }
+    }
+}
+
 /// A duration as people say it: "0.4 s", "45 s", "3 min 20 s", "24 h".
 pub fn duration_words(d: std::time::Duration) -> String {
     if d < std::time::Duration::from_secs(10) {
@@ -87,7 +105,8 @@ fn hint_for(status: u16, scope: Option<&'static str>) -> String {
     }
     match status {
         401 => {
-            ". Hint: check the API key (ATLASSIAN_API_KEY or --api-key-file) and that it is an \
+            ". Hint: check the API key (ATLASSIAN_API_KEY, --api-key-file, or the connection's in the \
+             config file) and that it is an \
              organization API key from admin.atlassian.com > Settings > API keys, not a personal API token"
         }
         403 => {

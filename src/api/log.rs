@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone)]
 pub struct RequestRecord {
+    /// The organization it was sent for.
+    pub org_id: String,
     pub started_at: DateTime<Utc>,
     pub method: String,
     /// The path template, never ids.

@@ -5,6 +5,7 @@ mod cache;
 mod client;
 mod error;
 mod log;
+mod orgs;
 mod pacer;
 mod paging;
 mod retry;
@@ -14,6 +15,7 @@ pub use client::{
 };
 pub use error::{ApiError, api_message, duration_words};
 pub use log::RequestRecord;
+pub use orgs::Orgs;
 pub use pacer::Wait;
 pub use paging::{Envelope, PageItems, next_cursor};
 pub use retry::{DEFAULT_MAX_WAIT, RetryPolicy};

@@ -12,7 +12,9 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 use super::exec::execute;
 use super::files::{io_at, write_atomically};
-use crate::snapshot::{ColumnEntry, MANIFEST, Manifest, Skipped, TableEntry};
+use crate::snapshot::{
+    ColumnEntry, MANIFEST, Manifest, OrgFolder, OrgsManifest, Skipped, TableEntry,
+};
 use crate::tables::TableInfo;
 
 /// What `orgsql export` writes.
@@ -32,6 +34,63 @@ fn exportable() -> Vec<&'static str> {
         .filter(|t| t.exported())
         .map(|t| t.name)
         .collect()
+}
+
+/// `orgsql export` of the session's organizations: one as `export` writes
+/// it; several each into a folder of its own (`org_id=<id>/`, an export of
+/// that organization alone, updated in place next time), with a top
+/// `manifest.json` listing them. Says what it wrote.
+pub async fn export_orgs(
+    orgs: &crate::api::Orgs,
+    options: &ExportOptions,
+    log: &mut dyn Write,
+) -> Result<String> {
+    if orgs.len() == 1 {
+        let ctx = crate::session(orgs)?;
+        let manifest = export(&ctx, orgs.session(), options, log).await?;
+        return Ok(format!(
+            "{} tables to {}",
+            manifest.tables.len(),
+            options.out.display()
+        ));
+    }
+    let exported_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut folders = Vec::new();
+    for (number, client) in orgs.clients().enumerate() {
+        let org_id = client.org_id();
+        let name = orgs.names().get(number).cloned();
+        let path = format!("org_id={org_id}");
+        let named = name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
+        writeln!(log, "org {org_id}{named}:").map_err(io_at(&options.out))?;
+        let one = orgs
+            .only(org_id)
+            .ok_or_else(|| DataFusionError::Internal(format!("no client for org {org_id}")))?;
+        let ctx = crate::session(&one)?;
+        let per_org = ExportOptions {
+            out: options.out.join(&path),
+            tables: options.tables.clone(),
+            since: options.since.clone(),
+        };
+        export(&ctx, client, &per_org, log)
+            .await
+            .map_err(|e| e.context(format!("org {org_id}{named}")))?;
+        folders.push(OrgFolder {
+            org_id: org_id.to_string(),
+            name,
+            path,
+        });
+    }
+    let top = OrgsManifest {
+        exported_at,
+        orgsql_version: env!("CARGO_PKG_VERSION").to_string(),
+        orgs: folders,
+    };
+    write_manifest(&options.out, &top)?;
+    Ok(format!(
+        "{} organizations to {}, a folder each",
+        top.orgs.len(),
+        options.out.display()
+    ))
 }
 
 /// Write each table as Parquet into `options.out` (events partitioned by day,
@@ -73,7 +132,7 @@ pub async fn export(
             continue; // One pass over the audit log wrote them all.
         }
         let started = client.request_count();
-        let progress = super::progress::Progress::start(client);
+        let progress = super::progress::Progress::start(&client.into());
         let result = if table.audit_log() {
             audit_done = true;
             let wanted: Vec<TableInfo> = tables
@@ -119,13 +178,18 @@ pub async fn export(
         tables: entries,
         skipped,
     };
-    let text = serde_json::to_string_pretty(&manifest)
+    write_manifest(&options.out, &manifest)?;
+    Ok(manifest)
+}
+
+/// `manifest.json` in `dir`, written whole or not at all.
+fn write_manifest(dir: &std::path::Path, manifest: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(manifest)
         .map_err(|e| DataFusionError::Execution(format!("manifest: {e}")))?;
-    let target = options.out.join(MANIFEST);
+    let target = dir.join(MANIFEST);
     write_atomically(&target, |mut file| {
         writeln!(file, "{text}").map_err(io_at(&target))
-    })?;
-    Ok(manifest)
+    })
 }
 
 /// The audit-log tables wanted, from one pass over the audit log; added to

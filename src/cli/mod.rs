@@ -70,9 +70,9 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
-/// What the client noted for the user (a table read another way), on stderr.
-pub fn say_notices(client: &crate::api::Client) {
-    for note in client.take_notices() {
+/// What the clients noted for the user (a table read another way), on stderr.
+pub fn say_notices(orgs: &crate::api::Orgs) {
+    for note in orgs.session().take_notices() {
         eprintln!("note: {}", output::visible(&note));
     }
 }

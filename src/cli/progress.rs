@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output::visible;
-use crate::api::{Client, Wait, duration_words};
+use crate::api::{Orgs, Wait, duration_words};
 
 /// Without a terminal: a line when a wait this long begins, and a line
 /// this often while requests go on (`ORGSQL_NOTICE_SECS` to change it).
@@ -30,13 +30,14 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn start(client: &Client) -> Self {
+    pub fn start(orgs: &Orgs) -> Self {
         let bar = ProgressBar::new_spinner();
         bar.set_style(
             ProgressStyle::with_template("{spinner} {msg} {elapsed}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
-        let client = client.clone();
+        let orgs = orgs.clone();
+        let client = orgs.session().clone();
         let shown = bar.clone();
         let terminal = std::io::stderr().is_terminal();
         let every = quiet_every();
@@ -49,7 +50,7 @@ impl Progress {
             loop {
                 tick.tick().await;
                 let new = client.requests_since(first);
-                let wait = client.longest_wait();
+                let wait = orgs.longest_wait();
                 if terminal {
                     if new.is_empty() && wait.is_none() {
                         continue;

@@ -25,7 +25,7 @@ use rustyline::{Context, Editor, Helper};
 use super::output::visible;
 use super::progress::Progress;
 use super::{Format, error_message, output};
-use crate::api::Client;
+use crate::api::Orgs;
 use crate::tables::{Kind, TableInfo, catalog};
 
 const PROMPT: &str = "orgsql> ";
@@ -146,7 +146,7 @@ pub fn history_path() -> Option<PathBuf> {
 struct Repl {
     ctx: SessionContext,
     /// `None` on a snapshot: nothing is fetched.
-    client: Option<Client>,
+    orgs: Option<Orgs>,
     format: Format,
     timing: bool,
     /// `\o FILE`: results go there instead of the screen.
@@ -183,11 +183,7 @@ async fn interrupted(_signal: &mut Signal) {
 }
 
 /// Run the REPL until `\q` or Ctrl-D.
-pub async fn run(
-    ctx: SessionContext,
-    client: Option<Client>,
-    format: Format,
-) -> anyhow::Result<()> {
+pub async fn run(ctx: SessionContext, orgs: Option<Orgs>, format: Format) -> anyhow::Result<()> {
     let mut editor: Editor<SqlHelper, DefaultHistory> = Editor::new()?;
     editor.set_helper(Some(SqlHelper::new()));
     let history = history_path();
@@ -195,9 +191,14 @@ pub async fn run(
         // A missing history file is a first run, not an error.
         let _ = editor.load_history(path);
     }
+    // The connections it reads, when they have names: `orgsql (acme, globex)> `.
+    let prompt = match orgs.as_ref().map(Orgs::names) {
+        Some(names) if !names.is_empty() => format!("orgsql ({})> ", visible(&names.join(", "))),
+        _ => PROMPT.to_string(),
+    };
     let mut repl = Repl {
         ctx,
-        client,
+        orgs,
         format,
         timing: true,
         output: None,
@@ -208,7 +209,7 @@ pub async fn run(
         env!("CARGO_PKG_VERSION")
     );
     loop {
-        let line = tokio::task::block_in_place(|| editor.readline(PROMPT));
+        let line = tokio::task::block_in_place(|| editor.readline(&prompt));
         let text = match line {
             Ok(text) => text,
             Err(ReadlineError::Interrupted) => {
@@ -288,7 +289,7 @@ impl Repl {
                 let sql = std::fs::read_to_string(&path).map_err(|e| format!("\\i {path}: {e}"))?;
                 self.run_sql(&sql).await?;
             }
-            Meta::Refresh(_) if self.client.is_none() => {
+            Meta::Refresh(_) if self.orgs.is_none() => {
                 return Err("a snapshot is read from files: there are no pages to refresh".into());
             }
             Meta::Refresh(table) => {
@@ -297,8 +298,8 @@ impl Repl {
                 {
                     return Err(format!("\\refresh {name}: no such table; \\d lists them"));
                 }
-                if let Some(client) = &self.client {
-                    client.clear_cache(table.as_deref());
+                if let Some(orgs) = &self.orgs {
+                    orgs.clear_cache(table.as_deref());
                 }
                 match table {
                     Some(table) => println!("Pages of {table} will be fetched again."),
@@ -330,10 +331,10 @@ impl Repl {
     }
 
     fn stats(&self) -> String {
-        let Some(client) = &self.client else {
+        let Some(orgs) = &self.orgs else {
             return "A snapshot is read from files: no API requests.".to_string();
         };
-        let log = client.requests();
+        let log = orgs.session().requests();
         let pages = log
             .iter()
             .filter(|r| r.status.is_some_and(|s| (200..300).contains(&s)))
@@ -355,7 +356,7 @@ impl Repl {
             .map_err(|e| error_message(&e))?;
         for statement in statements {
             let started = Instant::now();
-            let progress = self.client.as_ref().map(Progress::start);
+            let progress = self.orgs.as_ref().map(Progress::start);
             let run = super::exec::execute(&self.ctx, statement);
             // A Ctrl-C pressed between queries is not meant for this one.
             #[cfg(unix)]
@@ -391,8 +392,8 @@ impl Repl {
                 }
             };
             printed?;
-            if let Some(client) = &self.client {
-                super::say_notices(client);
+            if let Some(orgs) = &self.orgs {
+                super::say_notices(orgs);
             }
             if self.timing {
                 eprintln!("Time: {:.3} s", elapsed.as_secs_f64());

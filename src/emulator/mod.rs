@@ -47,8 +47,12 @@ pub struct EmulatorConfig {
     pub port: u16,
     /// The API's rate budgets, enforced; `None` answers every request.
     pub limits: Option<RateLimits>,
-    /// The one key it accepts; `emulator-key-<seed>` when `None`.
+    /// The first organization's key; `emulator-key-<seed>` when `None`.
     pub api_key: Option<String>,
+    /// How many organizations it serves (0 counts as 1), each with its own
+    /// key (`emulator-key-<seed>-org<n>` for the n-th after the first) and
+    /// budgets; some of the first's people are outside accounts in the others.
+    pub orgs: usize,
     /// How the API Access API (tokens, keys) takes keys.
     pub access: AccessRules,
 }
@@ -77,10 +81,9 @@ impl EmulatorConfig {
 }
 
 pub(crate) struct State {
-    /// The organization served; `Emulator::change` swaps in a changed copy.
-    org: Mutex<Arc<Org>>,
+    /// The organizations served, the first first.
+    tenants: Vec<Tenant>,
     base_url: String,
-    api_key: String,
     config: EmulatorConfig,
     counter: AtomicU64,
     /// Requests served, by "METHOD template".
@@ -93,12 +96,59 @@ pub(crate) struct State {
     params_seen: Mutex<std::collections::BTreeSet<String>>,
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
-    budgets: Option<limits::Budgets>,
     /// Requests refused for being over budget.
     throttled: AtomicU64,
-    /// The events of the org being served, in processing order (indices),
-    /// worked out once per version of the org.
+}
+
+/// One organization served, with its key and its own rate budgets.
+pub(crate) struct Tenant {
+    /// `Emulator::change` swaps in a changed copy.
+    org: Mutex<Arc<Org>>,
+    api_key: String,
+    budgets: Option<limits::Budgets>,
+    /// Its events in processing order (indices), worked out once per
+    /// version of the org.
     processing_order: Mutex<Option<ProcessingOrder>>,
+}
+
+impl Tenant {
+    fn new(org: Org, api_key: String, limits: Option<RateLimits>) -> Self {
+        Self {
+            org: Mutex::new(Arc::new(org)),
+            api_key,
+            budgets: limits.map(limits::Budgets::new),
+            processing_order: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn org(&self) -> Arc<Org> {
+        self.org.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn budgets(&self) -> Option<&limits::Budgets> {
+        self.budgets.as_ref()
+    }
+
+    /// `org.events` indices by (processing time, id).
+    pub(crate) fn processing_order(&self, org: &Arc<Org>) -> Arc<Vec<usize>> {
+        let mut cached = self
+            .processing_order
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some((of, order)) = cached.as_ref()
+            && Arc::ptr_eq(of, org)
+        {
+            return order.clone();
+        }
+        let mut order: Vec<usize> = (0..org.events.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&org.events[a], &org.events[b]);
+            (a.processed_at, &a.id).cmp(&(b.processed_at, &b.id))
+        });
+        let order = Arc::new(order);
+        *cached = Some((org.clone(), order.clone()));
+        order
+    }
 }
 
 /// An org version and its events' indices in processing order.
@@ -113,17 +163,24 @@ pub struct Emulator {
 
 impl Emulator {
     pub async fn start(config: EmulatorConfig) -> std::io::Result<Self> {
-        let org = Org::generate(&config.org);
-        let api_key = config
+        let first = Org::generate(&config.org);
+        let seed = config.org.seed;
+        let mut tenants = Vec::new();
+        for number in 1..config.orgs.max(1) {
+            let org = Org::sibling_of(&first, number, &config.org, 10);
+            let key = format!("emulator-key-{seed}-org{}", number + 1);
+            tenants.push(Tenant::new(org, key, config.limits));
+        }
+        let key = config
             .api_key
             .clone()
-            .unwrap_or_else(|| format!("emulator-key-{}", config.org.seed));
+            .unwrap_or_else(|| format!("emulator-key-{seed}"));
+        tenants.insert(0, Tenant::new(first, key, config.limits));
         let listener = TcpListener::bind(("127.0.0.1", config.port)).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
-            org: Mutex::new(Arc::new(org)),
+            tenants,
             base_url: format!("http://{addr}"),
-            api_key,
             counter: AtomicU64::new(0),
             requests: Mutex::new(BTreeMap::new()),
             last_bodies: Mutex::new(BTreeMap::new()),
@@ -131,9 +188,7 @@ impl Emulator {
             params_seen: Mutex::new(std::collections::BTreeSet::new()),
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
-            budgets: config.limits.map(limits::Budgets::new),
             throttled: AtomicU64::new(0),
-            processing_order: Mutex::new(None),
             config,
         });
         let app = axum::Router::new()
@@ -159,37 +214,80 @@ impl Emulator {
         format!("http://{}", self.addr)
     }
 
-    /// The organization as it is being served now.
+    /// The (first) organization as it is being served now.
     pub fn org(&self) -> Arc<Org> {
-        self.state.org()
+        self.state.tenants[0].org()
     }
 
-    /// Change the organization between queries (add a user, grant a role,
-    /// change a policy): requests after this see the changed org.
+    /// Every organization served, the first first.
+    pub fn orgs(&self) -> Vec<Arc<Org>> {
+        self.state.tenants.iter().map(Tenant::org).collect()
+    }
+
+    /// Change the (first) organization between queries (add a user, grant
+    /// a role, change a policy): requests after this see the changed org.
     pub fn change(&self, edit: impl FnOnce(&mut Org)) {
-        let mut current = self.state.org.lock().unwrap_or_else(|e| e.into_inner());
+        self.change_org(0, edit);
+    }
+
+    /// Change the organization at `index` (in the order of `orgs`).
+    pub fn change_org(&self, index: usize, edit: impl FnOnce(&mut Org)) {
+        let Some(tenant) = self.state.tenants.get(index) else {
+            return;
+        };
+        let mut current = tenant.org.lock().unwrap_or_else(|e| e.into_inner());
         let mut org = Org::clone(&current);
         edit(&mut org);
         *current = Arc::new(org);
     }
 
-    /// The one key the emulator accepts.
+    /// The (first) organization's key.
     pub fn api_key(&self) -> ApiKey {
-        ApiKey::new(self.state.api_key.clone())
+        ApiKey::new(self.state.tenants[0].api_key.clone())
     }
 
-    /// A client configuration pointed at this emulator.
+    /// A client configuration pointed at the (first) organization.
     pub fn client_config(&self) -> ClientConfig {
         ClientConfig::new(self.base_url(), self.org().id.clone(), self.api_key())
     }
 
-    /// The `{"base_url", "org_id", "api_key"}` line `orgsql emulator` prints.
+    /// A client configuration for each organization, in order.
+    pub fn client_configs(&self) -> Vec<ClientConfig> {
+        self.state
+            .tenants
+            .iter()
+            .map(|t| {
+                ClientConfig::new(
+                    self.base_url(),
+                    t.org().id.clone(),
+                    ApiKey::new(t.api_key.clone()),
+                )
+            })
+            .collect()
+    }
+
+    /// The `{"base_url", "org_id", "api_key"}` line `orgsql emulator`
+    /// prints (the first organization's), with `orgs`, every organization's
+    /// `{"org_id", "name", "api_key"}`, when it serves several.
     pub fn connection_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let first = &self.state.tenants[0];
+        let mut json = serde_json::json!({
             "base_url": self.base_url(),
-            "org_id": self.org().id,
-            "api_key": self.state.api_key,
-        })
+            "org_id": first.org().id,
+            "api_key": first.api_key,
+        });
+        if self.state.tenants.len() > 1 {
+            json["orgs"] = self
+                .state
+                .tenants
+                .iter()
+                .map(|t| {
+                    let org = t.org();
+                    serde_json::json!({"org_id": org.id, "name": org.name, "api_key": t.api_key})
+                })
+                .collect();
+        }
+        json
     }
 
     /// Requests served so far whose "METHOD template" ends with `suffix`
@@ -233,10 +331,11 @@ impl Emulator {
             .map(|(_, v)| v.clone())
     }
 
-    /// After `after` requests to `endpoint` ("METHOD template"), allow only
-    /// `per_minute` from the next budget period on (with rate limits on).
+    /// After `after` requests to `endpoint` ("METHOD template") of the
+    /// first organization, allow only `per_minute` from the next budget
+    /// period on (with rate limits on).
     pub fn lower_limit_after(&self, endpoint: &'static str, after: u64, per_minute: u32) {
-        if let Some(budgets) = &self.state.budgets {
+        if let Some(budgets) = self.state.tenants[0].budgets() {
             budgets.lower_after(endpoint, after, per_minute);
         }
     }
@@ -294,8 +393,8 @@ impl Drop for InFlight<'_> {
 }
 
 impl State {
-    pub(crate) fn org(&self) -> Arc<Org> {
-        self.org.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    pub(crate) fn tenants(&self) -> &[Tenant] {
+        &self.tenants
     }
 
     fn enter(&self) -> InFlight<'_> {
@@ -320,27 +419,6 @@ impl State {
             let mut bodies = self.last_bodies.lock().unwrap_or_else(|e| e.into_inner());
             bodies.insert(endpoint.to_string(), json);
         }
-    }
-
-    /// `org.events` indices by (processing time, id).
-    fn processing_order(&self, org: &Arc<Org>) -> Arc<Vec<usize>> {
-        let mut cached = self
-            .processing_order
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some((of, order)) = cached.as_ref()
-            && Arc::ptr_eq(of, org)
-        {
-            return order.clone();
-        }
-        let mut order: Vec<usize> = (0..org.events.len()).collect();
-        order.sort_by(|&a, &b| {
-            let (a, b) = (&org.events[a], &org.events[b]);
-            (a.processed_at, &a.id).cmp(&(b.processed_at, &b.id))
-        });
-        let order = Arc::new(order);
-        *cached = Some((org.clone(), order.clone()));
-        order
     }
 
     fn count_throttled(&self) {

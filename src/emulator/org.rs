@@ -592,6 +592,67 @@ impl Gen {
 }
 
 impl Org {
+    /// Another organization of the same owner: its own people, except that
+    /// every `every`-th of `first`'s managed accounts is in this one too
+    /// (same account, name and email) as an outside account: managed by the
+    /// first organization, invited into this one.
+    pub fn sibling_of(first: &Org, number: usize, spec: &OrgSpec, every: usize) -> Org {
+        let mut org = Org::generate(&OrgSpec {
+            seed: spec.seed.wrapping_add(1000 * number as u64),
+            ..spec.clone()
+        });
+        org.name = format!("Acme Subsidiary {number}");
+        let mut renamed: Vec<(String, String)> = Vec::new();
+        let shared: Vec<usize> = (1..org.users.len().min(first.users.len()))
+            .step_by(every.max(1))
+            .filter(|&i| first.users[i].claim_status == "managed")
+            .collect();
+        for &i in &shared {
+            let theirs = &first.users[i];
+            let mine = &mut org.users[i];
+            renamed.push((mine.account_id.clone(), theirs.account_id.clone()));
+            renamed.push((mine.email.clone(), theirs.email.clone()));
+            renamed.push((mine.name.clone(), theirs.name.clone()));
+            mine.account_id = theirs.account_id.clone();
+            mine.email = theirs.email.clone();
+            mine.name = theirs.name.clone();
+            mine.nickname = theirs.nickname.clone();
+            mine.claim_status = "unmanaged";
+            mine.management_source = Some("invited");
+            mine.organization = None;
+        }
+        // Anyone else is someone else: an email is one account's alone.
+        let taken: std::collections::HashSet<&str> =
+            first.users.iter().map(|u| u.email.as_str()).collect();
+        for (i, mine) in org.users.iter_mut().enumerate() {
+            if !shared.contains(&i) && taken.contains(mine.email.as_str()) {
+                let email = mine.email.replacen('@', &format!("{number}@"), 1);
+                renamed.push((mine.email.clone(), email.clone()));
+                mine.email = email;
+            }
+        }
+        // The audit log names people by id, name and email.
+        let rename = |text: &mut String| {
+            for (old, new) in &renamed {
+                if text.contains(old.as_str()) {
+                    *text = text.replace(old.as_str(), new);
+                }
+            }
+        };
+        for event in &mut org.events {
+            rename(&mut event.actor_id);
+            rename(&mut event.actor_name);
+            if let Some(email) = &mut event.actor_email {
+                rename(email);
+            }
+            rename(&mut event.message);
+            for value in event.context.iter_mut().chain(event.container.iter_mut()) {
+                rename_in(value, &rename);
+            }
+        }
+        org
+    }
+
     pub fn generate(spec: &OrgSpec) -> Org {
         let mut g = Gen {
             rng: ChaCha8Rng::seed_from_u64(spec.seed),
@@ -1347,4 +1408,14 @@ fn credentials(spec: &OrgSpec, org: &mut Org) {
             false,
         ),
     ];
+}
+
+/// Every string in a JSON value, renamed.
+fn rename_in(value: &mut Value, rename: &impl Fn(&mut String)) {
+    match value {
+        Value::String(text) => rename(text),
+        Value::Array(items) => items.iter_mut().for_each(|v| rename_in(v, rename)),
+        Value::Object(fields) => fields.values_mut().for_each(|v| rename_in(v, rename)),
+        _ => {}
+    }
 }

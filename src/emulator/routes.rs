@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
-use super::State;
 use super::org::{Event, Group, Org, User, UserRole, Workspace};
+use super::{State, Tenant};
 
 type Reply = Result<Value, ApiFailure>;
 
@@ -213,10 +213,12 @@ pub(crate) async fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if let Err(failure) = authorize(&state, endpoint, key, version) {
-        return failure.into_response();
-    }
-    let org = state.org();
+    let tenant = match authorize(&state, endpoint, key, version) {
+        Ok(tenant) => tenant,
+        Err(failure) => return failure.into_response(),
+    };
+    let org = tenant.org();
+    // A key reads its own organization only.
     if params
         .iter()
         .any(|(name, value)| *name == "orgId" && *value != org.id)
@@ -230,7 +232,7 @@ pub(crate) async fn handle(
         .into_response();
     }
     // The budget is counted once the caller is known, as the real API does.
-    let budget_headers = match &state.budgets {
+    let budget_headers = match tenant.budgets() {
         None => HeaderMap::new(),
         Some(budgets) => match budgets.admit(endpoint.route) {
             Ok(headers) => headers,
@@ -246,6 +248,7 @@ pub(crate) async fn handle(
         .collect();
     let request = Request {
         state: &state,
+        tenant,
         org: org.clone(),
         params,
         query,
@@ -260,26 +263,29 @@ pub(crate) async fn handle(
     response
 }
 
-/// Which key may call an endpoint. With a scoped key configured, the API
-/// Access API takes only that key, and the organization API refuses it.
-fn authorize(
-    state: &State,
+/// Which organization a key is for, and whether it may call an endpoint.
+/// With a scoped key configured (for the first organization), the API Access
+/// API takes only that key, and the organization API refuses it.
+fn authorize<'a>(
+    state: &'a State,
     endpoint: &Endpoint,
     key: &str,
     version: Version,
-) -> Result<(), ApiFailure> {
+) -> Result<&'a Tenant, ApiFailure> {
     let access_api = endpoint.route.contains("/api-access/");
     let scoped = state.config.access.scoped_key.as_deref();
     let refused = |message: &str| gateway(StatusCode::FORBIDDEN, message, version);
-    match scoped {
-        Some(scoped) if access_api && key == scoped => Ok(()),
-        Some(_) if access_api && key == state.api_key => Err(refused(
+    let tenants = state.tenants();
+    let owner = tenants.iter().find(|t| t.api_key == key);
+    match (scoped, owner) {
+        (Some(scoped), _) if access_api && key == scoped => Ok(&tenants[0]),
+        (Some(_), Some(tenant)) if access_api && std::ptr::eq(tenant, &tenants[0]) => Err(refused(
             "The API key does not have the scope this operation needs: read:tokens:admin",
         )),
-        Some(scoped) if key == scoped => Err(refused(
+        (Some(scoped), _) if key == scoped => Err(refused(
             "Scoped API keys are not accepted by this API; use an API key without scopes",
         )),
-        _ if key == state.api_key => Ok(()),
+        (_, Some(tenant)) => Ok(tenant),
         _ => Err(gateway(StatusCode::UNAUTHORIZED, "Unauthorized", version)),
     }
 }
@@ -290,6 +296,8 @@ fn orgs(r: &Request) -> Reply {
 
 struct Request<'a> {
     state: &'a State,
+    /// The organization the key is for.
+    tenant: &'a Tenant,
     /// The org as it was when the request came in.
     org: Arc<Org>,
     /// The path's parameters, by the names the spec gives them.
@@ -932,7 +940,7 @@ fn events_stream(r: &Request) -> Reply {
     };
     // The events in processing order, and the part of it the window and
     // the cursor leave, found by binary search.
-    let order = r.state.processing_order(&r.org);
+    let order = r.tenant.processing_order(&r.org);
     let key = |e: &Event| (e.processed_at.timestamp_millis(), e.id.clone());
     let at = |i: usize| &org.events[order[i]];
     let ms = |i: usize| at(i).processed_at.timestamp_millis();

@@ -19,7 +19,7 @@ pub use provider::{
     schema_from, schema_of,
 };
 
-use crate::api::Client;
+use crate::api::Orgs;
 
 /// The catalog: a line per table, naming its file and what it is. The
 /// module of each line is the table's file.
@@ -81,7 +81,7 @@ pub enum Kind {
     /// or "group"); exported and compared by `diff`.
     Api {
         fan_out: Option<&'static str>,
-        make: fn(&Client) -> Arc<dyn TableProvider>,
+        make: fn(&Orgs) -> Arc<dyn TableProvider>,
         /// One API page as its rows (the decoder a live scan uses).
         decode: fn(&str, &[u8]) -> Result<Option<RecordBatch>>,
     },
@@ -89,7 +89,7 @@ pub enum Kind {
     /// polling API in one pass with the others of its kind, partitioned by
     /// day; left out of `diff`.
     AuditLog {
-        make: fn(&Client) -> Arc<dyn TableProvider>,
+        make: fn(&Orgs) -> Arc<dyn TableProvider>,
         decode: fn(&str, &[u8]) -> Result<Option<RecordBatch>>,
     },
     /// A view over other tables, made from them (live or a snapshot's), in
@@ -102,7 +102,7 @@ pub enum Kind {
     },
     /// This session's own (`orgsql_requests`): neither exported nor in a snapshot.
     Session {
-        make: fn(&Client) -> Arc<dyn TableProvider>,
+        make: fn(&Orgs) -> Arc<dyn TableProvider>,
     },
 }
 
@@ -137,9 +137,8 @@ impl TableInfo {
 
 /// A table read from the Admin API.
 fn api<R: Resource>() -> TableInfo {
-    let make = |client: &Client| -> Arc<dyn TableProvider> {
-        Arc::new(ApiTable::<R>::new(client.clone()))
-    };
+    let make =
+        |orgs: &Orgs| -> Arc<dyn TableProvider> { Arc::new(ApiTable::<R>::new(orgs.clone())) };
     let decode = |org_id: &str, body: &[u8]| decode_page::<R>(org_id, body);
     TableInfo {
         name: R::NAME,
@@ -165,12 +164,12 @@ pub fn find(name: &str) -> Option<TableInfo> {
 }
 
 /// Register every table, then every view (over the tables just registered).
-pub fn register_all(ctx: &SessionContext, client: &Client) -> Result<()> {
+pub fn register_all(ctx: &SessionContext, orgs: &Orgs) -> Result<()> {
     let catalog = catalog();
     for table in &catalog {
         match &table.kind {
             Kind::Api { make, .. } | Kind::AuditLog { make, .. } | Kind::Session { make } => {
-                ctx.register_table(table.name, make(client))?;
+                ctx.register_table(table.name, make(orgs))?;
             }
             Kind::View { .. } => {}
         }

@@ -1,6 +1,6 @@
-//! `orgsql_requests`: every API request this session has sent, retries
-//! included, read from the client's log when a query scans it. Cache hits send
-//! nothing and so are not listed.
+//! `orgsql_requests`: every API request this session has sent, for every
+//! organization, retries included, read from the clients' shared log when a
+//! query scans it. Cache hits send nothing and so are not listed.
 
 use std::sync::Arc;
 
@@ -29,13 +29,14 @@ pub fn info() -> TableInfo {
         filters: &[],
         key: &[],
         kind: Kind::Session {
-            make: |client| Arc::new(RequestsTable::new(client.clone())),
+            make: |orgs| Arc::new(RequestsTable::new(orgs.session().clone())),
         },
     }
 }
 
 fn columns() -> Vec<Column> {
     vec![
+        Column::org_id(),
         Column::time("started_at", "When the request was sent"),
         Column::key("method", "HTTP method"),
         Column::key(
@@ -87,6 +88,7 @@ impl RequestsTable {
             Arc::new(records.iter().map(f).collect::<Int64Array>())
         };
         let columns: Vec<ArrayRef> = vec![
+            text(&|r| Some(r.org_id.clone())),
             Arc::new(
                 records
                     .iter()

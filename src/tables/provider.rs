@@ -36,7 +36,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::filters::{self, Filter, join_key_values};
-use crate::api::{ApiError, Client, PageItems, PageRequest};
+use crate::api::{ApiError, Client, Orgs, PageItems, PageRequest};
+
+/// Every table's first column, which organization a row is of.
+const ORG_ID: &str = "org_id";
 
 /// One table column: its name, Arrow type, whether it may be NULL, and the
 /// description `\d` shows.
@@ -399,17 +402,18 @@ fn rows_of<R: Resource>(schema: &SchemaRef, rows: Vec<R::Row>) -> Result<Option<
     })
 }
 
-/// A table backed by one Admin API resource.
+/// A table backed by one Admin API resource, in every organization of the
+/// session.
 pub struct ApiTable<R> {
-    client: Client,
+    orgs: Orgs,
     schema: SchemaRef,
     resource: PhantomData<fn() -> R>,
 }
 
 impl<R: Resource> ApiTable<R> {
-    pub fn new(client: Client) -> Self {
+    pub fn new(orgs: Orgs) -> Self {
         Self {
-            client,
+            orgs,
             schema: schema_of::<R>(),
             resource: PhantomData,
         }
@@ -419,7 +423,7 @@ impl<R: Resource> ApiTable<R> {
 impl<R> fmt::Debug for ApiTable<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiTable")
-            .field("client", &self.client)
+            .field("orgs", &self.orgs)
             .finish_non_exhaustive()
     }
 }
@@ -438,7 +442,14 @@ impl<R: Resource> TableProvider for ApiTable<R> {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        Ok(filters.iter().map(|f| R::pushdown(f)).collect())
+        Ok(filters
+            .iter()
+            .map(|f| match filters::equals_any(f) {
+                // Which organizations to read: exact, whatever the table.
+                Some((ORG_ID, _)) => TableProviderFilterPushDown::Exact,
+                _ => R::pushdown(f),
+            })
+            .collect())
     }
 
     async fn scan(
@@ -460,7 +471,7 @@ impl<R: Resource> TableProvider for ApiTable<R> {
             Boundedness::Bounded,
         );
         Ok(Arc::new(ApiScanExec::<R> {
-            client: self.client.clone(),
+            orgs: self.orgs.clone(),
             schema: self.schema.clone(),
             projection,
             filters: filters.to_vec(),
@@ -477,7 +488,7 @@ impl<R: Resource> TableProvider for ApiTable<R> {
 /// (DataFusion's dynamic filters) and, when they name a column the API can
 /// narrow by, asks only for those keys.
 struct ApiScanExec<R> {
-    client: Client,
+    orgs: Orgs,
     schema: SchemaRef,
     projection: Option<Vec<usize>>,
     filters: Vec<Expr>,
@@ -490,7 +501,7 @@ struct ApiScanExec<R> {
 impl<R> Clone for ApiScanExec<R> {
     fn clone(&self) -> Self {
         Self {
-            client: self.client.clone(),
+            orgs: self.orgs.clone(),
             schema: self.schema.clone(),
             projection: self.projection.clone(),
             filters: self.filters.clone(),
@@ -535,6 +546,10 @@ impl<R: Resource> DisplayAs for ApiScanExec<R> {
         }
         if !endpoints.is_empty() {
             write!(f, ", endpoint={}", endpoints.join(" + "))?;
+        }
+        let orgs = self.clients().count();
+        if self.orgs.len() > 1 {
+            write!(f, ", orgs={orgs} of {}", self.orgs.len())?;
         }
         Ok(())
     }
@@ -660,18 +675,48 @@ impl<R: Resource> ApiScanExec<R> {
         })
     }
 
+    /// The organizations the scan reads: all, or those its `org_id`
+    /// filters allow, and those a join has seen (its keys hold org_id when
+    /// it joins on it).
+    fn clients(&self) -> impl Iterator<Item = &Client> {
+        let mut allowed = filters::allowed_values(&self.filters, ORG_ID);
+        for expr in &self.join_filters {
+            for (column, values) in join_key_values(expr) {
+                if column == ORG_ID {
+                    allowed = Some(match allowed {
+                        None => values,
+                        Some(before) => before.into_iter().filter(|v| values.contains(v)).collect(),
+                    });
+                }
+            }
+        }
+        self.orgs.clients().filter(move |c| {
+            allowed
+                .as_ref()
+                .is_none_or(|ids| ids.iter().any(|id| id == c.org_id()))
+        })
+    }
+
+    /// Every organization's batches, the organizations read at the same
+    /// time (each within its own budgets).
     fn batches(self) -> BoxStream<'static, Result<RecordBatch>> {
         // Join keys narrow only a fan-out over every parent, where each parent
         // costs a call; a listing returns everything in a few pages, which
         // beats splitting a long key list into calls of ten.
-        let fetch = match self.fetch(&self.filters) {
-            Fetch::PerParent(FanOut {
-                parents: Parents::Listing { .. },
-                ..
-            }) if !self.join_filters.is_empty() => self.fetch(&self.effective_filters()),
-            fetch => fetch,
-        };
-        run::<R>(self.client.clone(), self.schema.clone(), fetch)
+        let streams: Vec<_> = self
+            .clients()
+            .map(|client| {
+                let fetch = match self.fetch(&self.filters) {
+                    Fetch::PerParent(FanOut {
+                        parents: Parents::Listing { .. },
+                        ..
+                    }) if !self.join_filters.is_empty() => self.fetch(&self.effective_filters()),
+                    fetch => fetch,
+                };
+                run::<R>(client.clone(), self.schema.clone(), fetch)
+            })
+            .collect();
+        stream::select_all(streams).boxed()
     }
 }
 

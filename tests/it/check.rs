@@ -175,15 +175,7 @@ async fn the_pack_on_the_demo_org_alarms_exactly_on_its_findings() {
     assert_eq!(passing, vec!["site_admin_count"]);
     let alarms = |control: &str| -> Vec<String> {
         let entry = controls.iter().find(|c| id(c) == control).expect(control);
-        let mut found: Vec<String> = entry["findings"]
-            .as_array()
-            .expect("findings")
-            .iter()
-            .filter(|f| f["status"] == "alarm")
-            .map(|f| f["resource"].as_str().unwrap_or_default().to_string())
-            .collect();
-        found.sort();
-        found
+        alarmed_resources(entry)
     };
     let sorted = |mut v: Vec<String>| {
         v.sort();
@@ -327,18 +319,6 @@ fn json_report(output: &Output) -> Vec<serde_json::Value> {
         .clone()
 }
 
-fn alarming(control: &serde_json::Value) -> Vec<String> {
-    let mut found: Vec<String> = control["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .filter(|f| f["status"] == "alarm")
-        .map(|f| f["resource"].as_str().unwrap_or_default().to_string())
-        .collect();
-    found.sort();
-    found
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn frameworks_parameters_and_the_severity_gate() {
     let emu = emulator(
@@ -400,7 +380,7 @@ async fn frameworks_parameters_and_the_severity_gate() {
             &["--controls", control, "--param", &param, "--format", "json"],
         );
         let report = json_report(&output);
-        assert_eq!(alarming(&report[0]), inactive(days), "{param}");
+        assert_eq!(alarmed_resources(&report[0]), inactive(days), "{param}");
         assert_eq!(report[0]["parameters"][0]["value"], days.to_string());
     }
     assert_ne!(

@@ -33,6 +33,19 @@ async fn demo_counts_users_without_credentials() {
     let stdout = text(&output.stdout);
     assert!(stdout.contains("| 250 |"), "{stdout}");
     assert!(stdout.contains("(1 row)"), "{stdout}");
+
+    // EXPLAIN's plan reads as DataFusion writes it: a line each.
+    let mut command = orgsql();
+    command.args(["--demo", "-c", "EXPLAIN SELECT count(*) FROM users"]);
+    let output = run(command).await;
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.lines().any(|l| l
+            .trim_start_matches(['|', ' '])
+            .starts_with("ApiScan: table=users")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("\\n"), "{stdout}");
 }
 
 #[tokio::test]
@@ -90,6 +103,8 @@ async fn key_file_and_script_file_with_several_statements_as_csv_and_json() {
         ),
     )
     .expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let script = dir.path().join("audit.sql");
     std::fs::write(
         &script,
@@ -112,6 +127,25 @@ async fn key_file_and_script_file_with_several_statements_as_csv_and_json() {
         text(&output.stdout),
         "name\nacme-eu.com\nacme-labs.com\nacme.com\nacme.io\nn\n12\n"
     );
+    assert_eq!(text(&output.stderr), "");
+
+    // A key file others can read is said (and still used).
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let mut command = orgsql();
+    command.args(base).args([
+        "--api-key-file",
+        key_file.to_str().expect("utf-8"),
+        "-c",
+        "SELECT 1",
+    ]);
+    let output = run(command).await;
+    assert!(output.status.success());
+    assert!(
+        text(&output.stderr).contains("can be read by other users (mode 644)"),
+        "{}",
+        text(&output.stderr)
+    );
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
 
     let mut command = orgsql();
     command.args(base).args([

@@ -30,10 +30,7 @@ pub async fn emulator(org: OrgSpec, faults: Faults, page_size_cap: Option<usize>
         org,
         faults,
         page_size_cap,
-        port: 0,
-        limits: None,
-        api_key: None,
-        access: Default::default(),
+        ..Default::default()
     })
     .await
     .expect("emulator starts")
@@ -128,17 +125,39 @@ pub fn orgsql_on(emu: &orgsql::emulator::Emulator) -> std::process::Command {
 
 /// The real binary, pointed at any server, org and key.
 pub fn orgsql_at(base_url: &str, org_id: &str, key: &str) -> std::process::Command {
+    let mut command = orgsql_alone();
+    command
+        .args(["--base-url", base_url, "--org-id", org_id])
+        .env("ATLASSIAN_API_KEY", key);
+    command
+}
+
+/// The real binary with nothing inherited that could point it at an
+/// organization (or make it log).
+pub fn orgsql_alone() -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_orgsql"));
     for var in [
         "ATLASSIAN_ORG_ID",
         "ATLASSIAN_API_KEY",
         "ORGSQL_BASE_URL",
+        "ORGSQL_CONFIG",
         "RUST_LOG",
     ] {
         command.env_remove(var);
     }
     command
-        .args(["--base-url", base_url, "--org-id", org_id])
-        .env("ATLASSIAN_API_KEY", key);
-    command
+}
+
+/// The resources a control alarms on, sorted, from its entry in a
+/// `check --format json` report.
+pub fn alarmed_resources(entry: &serde_json::Value) -> Vec<String> {
+    let mut found: Vec<String> = entry["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["status"] == "alarm")
+        .map(|f| f["resource"].as_str().unwrap_or_default().to_string())
+        .collect();
+    found.sort();
+    found
 }

@@ -71,8 +71,10 @@ async fn a_diff_reports_exactly_what_changed() {
             .expect("diff"),
     );
     changes.sort();
+    let org_id = emu.org().id.clone();
     let row = |table: &str, change: &str, key: String, columns: &str| {
         vec![
+            org_id.clone(),
             table.to_string(),
             change.to_string(),
             key,

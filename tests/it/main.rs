@@ -15,6 +15,7 @@ mod fixtures;
 mod fuzz;
 mod hostile;
 mod leak;
+mod orgs;
 mod pushdown;
 mod repl;
 mod slt;

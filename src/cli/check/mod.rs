@@ -388,6 +388,9 @@ pub struct Applied {
 pub struct Checked {
     #[serde(flatten)]
     pub control: Control,
+    /// The organization it ran on, when the run covers several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<String>,
     pub outcome: Outcome,
     pub findings: Vec<Finding>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -405,6 +408,27 @@ pub struct Checked {
 impl Checked {
     pub fn alarms(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.status == "alarm")
+    }
+
+    /// The control's id, and its organization's when the run covers several.
+    pub fn key(&self) -> String {
+        key(&self.control.id, self.org_id.as_deref())
+    }
+
+    /// How reports name it: `id`, or `id (org <org id>)`.
+    pub fn name(&self) -> String {
+        match &self.org_id {
+            Some(org) => format!("{} (org {org})", self.control.id),
+            None => self.control.id.clone(),
+        }
+    }
+}
+
+/// `org/control`, or the control alone.
+fn key(control: &str, org: Option<&str>) -> String {
+    match org {
+        Some(org) => format!("{org}/{control}"),
+        None => control.to_string(),
     }
 }
 
@@ -427,6 +451,7 @@ pub async fn run(
         };
         results.push(Checked {
             control,
+            org_id: None,
             outcome,
             findings,
             parameters,
@@ -507,7 +532,7 @@ pub fn exit_code(results: &[Checked], fail_on: Option<&str>) -> u8 {
     }
 }
 
-/// What alarmed in an earlier run: control id -> resources.
+/// What alarmed in an earlier run: control (`Checked::key`) -> resources.
 pub type Alarmed = BTreeMap<String, BTreeSet<String>>;
 
 /// A previous `check --format json` report, as what alarmed.
@@ -515,6 +540,8 @@ pub fn alarmed_in_report(path: &Path) -> Result<Alarmed, String> {
     #[derive(Deserialize)]
     struct Earlier {
         id: String,
+        #[serde(default)]
+        org_id: Option<String>,
         #[serde(default)]
         findings: Vec<Finding>,
     }
@@ -535,7 +562,7 @@ pub fn alarmed_in_report(path: &Path) -> Result<Alarmed, String> {
                 .filter(|f| f.status == "alarm")
                 .map(|f| f.resource)
                 .collect();
-            (c.id, alarms)
+            (key(&c.id, c.org_id.as_deref()), alarms)
         })
         .collect())
 }
@@ -546,7 +573,7 @@ pub fn alarmed(results: &[Checked]) -> Alarmed {
         .iter()
         .map(|r| {
             let alarms = r.alarms().map(|f| f.resource.clone()).collect();
-            (r.control.id.clone(), alarms)
+            (r.key(), alarms)
         })
         .collect()
 }
@@ -555,7 +582,7 @@ pub fn alarmed(results: &[Checked]) -> Alarmed {
 /// that is fixed now. A control the baseline did not run: all new, none fixed.
 pub fn compare(results: &mut [Checked], baseline: &Alarmed) {
     for result in results {
-        let before = baseline.get(&result.control.id);
+        let before = baseline.get(&result.key());
         let now: BTreeSet<String> = result.alarms().map(|f| f.resource.clone()).collect();
         for finding in &mut result.findings {
             if finding.status == "alarm" {

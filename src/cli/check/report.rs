@@ -123,11 +123,7 @@ fn framework_name(key: &str) -> &str {
 }
 
 fn table(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io::Result<()> {
-    let width = results
-        .iter()
-        .map(|r| r.control.id.len())
-        .max()
-        .unwrap_or(0);
+    let width = results.iter().map(|r| r.name().len()).max().unwrap_or(0);
     for (group, members) in groups(results, about) {
         if let (Some(group), Some(framework)) = (&group, &about.framework) {
             writeln!(out, "== {} {}", framework_name(framework), visible(group))?;
@@ -143,7 +139,7 @@ fn table(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io::Re
                 "{:5}  {:8}  {:width$}  {}{detail}",
                 label(r.outcome),
                 visible(&c.severity),
-                visible(&c.id),
+                visible(&r.name()),
                 visible(&c.title)
             )?;
             if !r.parameters.is_empty() {
@@ -213,7 +209,7 @@ fn markdown(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io:
                 "| {} | {} | `{}` {} | {} | {} | {detail} |",
                 label(r.outcome),
                 r.control.severity,
-                r.control.id,
+                cell(&r.name()),
                 cell(&r.control.title),
                 references.join(", "),
                 cell(&parameters(r)),
@@ -271,7 +267,7 @@ fn junit(out: &mut dyn Write, results: &[Checked]) -> std::io::Result<()> {
             out,
             r#"    <testcase classname="orgsql.{}" name="{}: {}">"#,
             xml(&c.severity),
-            xml(&c.id),
+            xml(&r.name()),
             xml(&c.title)
         )?;
         writeln!(out, "      <properties>")?;
@@ -436,10 +432,10 @@ fn html(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io::Res
         writeln!(
             out,
             "<section id=\"{}\"><h3><span class=\"{class}\">{}</span> {} <small>({}, {})</small></h3>",
-            h(&c.id),
+            h(&r.key()),
             label(r.outcome),
             h(&c.title),
-            h(&c.id),
+            h(&r.name()),
             h(&c.severity)
         )?;
         let references: Vec<String> = c

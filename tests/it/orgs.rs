@@ -1,0 +1,434 @@
+//! Several organizations in one session: every table holds each one's rows,
+//! each read with its own key and within its own budgets; named connections
+//! from a config file; export, snapshot, diff and check across them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use orgsql::api::{ClientConfig, Orgs};
+use orgsql::emulator::{Emulator, EmulatorConfig, RateLimits};
+use serde_json::Value;
+
+use crate::common::*;
+
+/// Three organizations (some of the first's people in the others too),
+/// the API's budgets enforced, a minute lasting a second.
+async fn three_orgs(users: usize) -> Emulator {
+    Emulator::start(EmulatorConfig {
+        org: spec(users, 300),
+        orgs: 3,
+        limits: Some(RateLimits::scaled(60.0)),
+        ..Default::default()
+    })
+    .await
+    .expect("emulator starts")
+}
+
+fn configs(emu: &Emulator) -> Vec<ClientConfig> {
+    emu.client_configs().into_iter().map(fast_retries).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_table_holds_each_organizations_own_rows() {
+    let emu = three_orgs(150).await;
+    let configs = configs(&emu);
+    let orgs = Orgs::new(configs[0].clone(), configs[1..].to_vec()).expect("orgs");
+    let ctx = orgsql::session(&orgs).expect("session");
+
+    // Per organization, what a session on that organization alone counts.
+    for table in [
+        "users",
+        "groups",
+        "group_members",
+        "user_role_assignments",
+        "user_last_active",
+        "events",
+        "api_tokens",
+    ] {
+        let together = sql_rows(
+            &ctx,
+            &format!("SELECT org_id, count(*) FROM {table} GROUP BY org_id ORDER BY org_id"),
+        )
+        .await;
+        let mut alone = Vec::new();
+        for config in &configs {
+            let one = session(config.clone());
+            let count = column(&one, &format!("SELECT count(*) FROM {table}")).await;
+            alone.push(vec![config.org_id.clone(), count[0].clone()]);
+        }
+        alone.sort();
+        assert_eq!(together, alone, "{table}");
+    }
+
+    // The same person in two organizations, managed in one and an outside
+    // account in the other.
+    let all = emu.orgs();
+    let (first, second) = (&all[0], &all[1]);
+    let mut expected: Vec<Vec<String>> = first
+        .users
+        .iter()
+        .filter_map(|a| {
+            let b = second.users.iter().find(|b| b.email == a.email)?;
+            Some(vec![
+                a.email.clone(),
+                a.claim_status.to_string(),
+                b.claim_status.to_string(),
+            ])
+        })
+        .collect();
+    expected.sort();
+    assert!(expected.len() >= 5, "{} shared people", expected.len());
+    assert!(expected.iter().all(|row| row[1] != row[2]));
+    let sql = format!(
+        "SELECT a.email, a.claim_status, b.claim_status FROM users a JOIN users b \
+         ON a.email = b.email WHERE a.org_id = '{}' AND b.org_id = '{}' ORDER BY 1",
+        first.id, second.id
+    );
+    assert_eq!(sql_rows(&ctx, &sql).await, expected);
+
+    // A filter on org_id reads that organization only.
+    orgs.clear_cache(None);
+    let before = orgs.session().request_count();
+    let sql = format!("SELECT count(*) FROM users WHERE org_id = '{}'", second.id);
+    assert_eq!(
+        column(&ctx, &sql).await,
+        vec![second.users.len().to_string()]
+    );
+    let sent = orgs.session().requests_since(before);
+    assert!(!sent.is_empty());
+    assert!(sent.iter().all(|r| r.org_id == second.id));
+    // A join narrows a fan-out to the people it saw, in their organization.
+    let person = &second.users[3];
+    let before = orgs.session().request_count();
+    let sql = format!(
+        "SELECT count(*) FROM users u JOIN user_role_assignments r USING (org_id, account_id) \
+         WHERE u.email = '{}'",
+        person.email
+    );
+    let expected = second.user_roles(person).len();
+    assert_eq!(column(&ctx, &sql).await, vec![expected.to_string()]);
+    let calls: Vec<_> = orgs
+        .session()
+        .requests_since(before)
+        .into_iter()
+        .filter(|r| r.endpoint.ends_with("/role-assignments"))
+        .collect();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].org_id, second.id);
+
+    let ids = column(
+        &ctx,
+        "SELECT DISTINCT org_id FROM orgsql_requests ORDER BY 1",
+    )
+    .await;
+    let mut all_ids: Vec<String> = all.iter().map(|o| o.id.clone()).collect();
+    all_ids.sort();
+    assert_eq!(ids, all_ids);
+
+    // Each organization within its own budgets: 450 last-active calls in
+    // all, over the 200 a minute one organization may make, and no 429.
+    assert_eq!(emu.throttled(), 0);
+}
+
+/// A config file naming the three organizations, each key from another
+/// kind of source: a variable, a file only the owner can read, a command.
+fn config_file(emu: &Emulator, dir: &Path) -> (std::path::PathBuf, Vec<String>) {
+    let json = emu.connection_json();
+    let orgs = json["orgs"].as_array().expect("orgs");
+    let key = |i: usize| orgs[i]["api_key"].as_str().expect("key").to_string();
+    let id = |i: usize| orgs[i]["org_id"].as_str().expect("id").to_string();
+    let key_file = dir.join("emea.key");
+    std::fs::write(&key_file, format!("{}\n", key(1))).expect("key file");
+    set_mode(&key_file, 0o600);
+    let config = format!(
+        "[connections.acme]\norg_id = \"{}\"\napi_key_env = \"ORGS_TEST_ACME_KEY\"\n\
+         base_url = \"{base}\"\n\n\
+         [connections.emea]\norg_id = \"{}\"\napi_key_file = \"emea.key\"\nbase_url = \"{base}\"\n\n\
+         [connections.apac]\norg_id = \"{}\"\napi_key_command = \"printf %s {}\"\n\
+         base_url = \"{base}\"\n",
+        id(0),
+        id(1),
+        id(2),
+        key(2),
+        base = emu.base_url()
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, config).expect("config");
+    set_mode(&path, 0o600);
+    (path, vec![key(0), key(1), key(2)])
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// The binary with the config file, nothing inherited that could point it
+/// elsewhere.
+fn orgsql(config: &Path, keys: &[String]) -> Command {
+    let mut command = orgsql_alone();
+    command
+        .env("ORGSQL_CONFIG", config)
+        .env("ORGS_TEST_ACME_KEY", &keys[0]);
+    command
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn no_keys_in(what: &str, output: &Output, keys: &[String]) {
+    for stream in [&output.stdout, &output.stderr] {
+        let shown = text(stream);
+        for key in keys {
+            assert!(!shown.contains(key.as_str()), "a key in {what}:\n{shown}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn named_connections_from_a_config_file() {
+    let emu = three_orgs(40).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (config, keys) = config_file(&emu, dir.path());
+    let ids: Vec<String> = emu.orgs().iter().map(|o| o.id.clone()).collect();
+
+    let output = orgsql(&config, &keys)
+        .args([
+            "--all-orgs",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT org_id, count(*) AS n FROM users GROUP BY org_id ORDER BY org_id",
+        ])
+        .output()
+        .expect("orgsql runs");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let mut expected: Vec<String> = ids.iter().map(|id| format!("{id},40")).collect();
+    expected.sort();
+    assert_eq!(
+        text(&output.stdout).lines().skip(1).collect::<Vec<_>>(),
+        expected
+    );
+    assert_eq!(text(&output.stderr), "", "no warning for private files");
+    no_keys_in("--all-orgs", &output, &keys);
+
+    // Two of them, by name.
+    let output = orgsql(&config, &keys)
+        .args(["--org", "apac", "--org", "emea", "--format", "csv"])
+        .args(["-c", "SELECT DISTINCT org_id FROM users ORDER BY 1"])
+        .output()
+        .expect("orgsql runs");
+    let mut two = vec![ids[1].clone(), ids[2].clone()];
+    two.sort();
+    assert_eq!(
+        text(&output.stdout).lines().skip(1).collect::<Vec<_>>(),
+        two
+    );
+
+    // A key file others can read is said; the query still runs.
+    set_mode(&dir.path().join("emea.key"), 0o644);
+    let output = orgsql(&config, &keys)
+        .args(["--org", "emea", "-c", "SELECT count(*) FROM groups"])
+        .output()
+        .expect("orgsql runs");
+    assert!(output.status.success());
+    assert!(
+        text(&output.stderr).contains("emea.key can be read by other users"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // A wrong key for one organization fails the query, naming it.
+    std::fs::write(dir.path().join("emea.key"), "not-the-key\n").expect("key file");
+    set_mode(&dir.path().join("emea.key"), 0o600);
+    let output = orgsql(&config, &keys)
+        .args(["--all-orgs", "-c", "SELECT count(*) FROM users"])
+        .output()
+        .expect("orgsql runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!("org emea ({})", ids[1])) && stderr.contains("HTTP 401"),
+        "{stderr}"
+    );
+    no_keys_in("a wrong key", &output, &keys);
+    assert!(!stderr.contains("not-the-key"), "{stderr}");
+
+    // A connection that is not there lists those that are.
+    let output = orgsql(&config, &keys)
+        .args(["--org", "nope", "-c", "SELECT 1"])
+        .output()
+        .expect("orgsql runs");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("no connection nope")
+            && text(&output.stderr).contains("acme, apac, emea"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // The REPL's prompt says which organizations it reads.
+    let mut repl = orgsql(&config, &keys);
+    repl.args(["--org", "acme", "--org", "apac"])
+        .env("HOME", dir.path())
+        .env("XDG_DATA_HOME", dir.path());
+    let options = rexpect::reader::Options {
+        timeout_ms: Some(60_000),
+        strip_ansi_escape_codes: true,
+    };
+    tokio::task::spawn_blocking(move || {
+        let mut p = rexpect::session::spawn_with_options(repl, options).expect("a pty");
+        p.exp_string("orgsql (acme, apac)> ").expect("the prompt");
+        p.send_line("SELECT count(DISTINCT org_id) AS orgs FROM users;")
+            .expect("send");
+        p.exp_string("| 2    |").expect("two organizations");
+        p.send_line("\\q").expect("send");
+        p.exp_eof().expect("quits")
+    })
+    .await
+    .expect("the REPL ran");
+
+    // The key itself in the config file is refused, without repeating it.
+    let leaked = dir.path().join("leaked.toml");
+    std::fs::write(
+        &leaked,
+        format!(
+            "[connections.acme]\norg_id = \"{}\"\napi_key = \"{}\"\n",
+            ids[0], keys[0]
+        ),
+    )
+    .expect("config");
+    let output = orgsql(&leaked, &keys)
+        .args(["--all-orgs", "-c", "SELECT 1"])
+        .output()
+        .expect("orgsql runs");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("api_key in connection acme"),
+        "{}",
+        text(&output.stderr)
+    );
+    no_keys_in("a key in the config", &output, &keys);
+}
+
+/// `check --format json` as (org, control) -> resources that alarm.
+fn alarms_by_org(output: &Output) -> BTreeMap<(String, String), Vec<String>> {
+    let report: Value = serde_json::from_slice(&output.stdout).expect("a JSON report");
+    let mut alarms = BTreeMap::new();
+    for result in report.as_array().expect("results") {
+        let org = result["org_id"].as_str().unwrap_or_default().to_string();
+        let id = result["id"].as_str().expect("id").to_string();
+        alarms.insert((org, id), alarmed_resources(result));
+    }
+    alarms
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn export_snapshot_diff_and_check_across_organizations() {
+    let emu = three_orgs(40).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (config, keys) = config_file(&emu, dir.path());
+    let ids: Vec<String> = emu.orgs().iter().map(|o| o.id.clone()).collect();
+    let before = dir.path().join("before");
+    let after = dir.path().join("after");
+    let export = |out: &Path| {
+        orgsql(&config, &keys)
+            .args(["--all-orgs", "export", "--out"])
+            .arg(out)
+            .output()
+            .expect("orgsql runs")
+    };
+    let output = export(&before);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    no_keys_in("export", &output, &keys);
+    for id in &ids {
+        assert!(
+            before
+                .join(format!("org_id={id}"))
+                .join("manifest.json")
+                .is_file()
+        );
+    }
+    let top: Value =
+        serde_json::from_slice(&std::fs::read(before.join("manifest.json")).expect("top manifest"))
+            .expect("JSON");
+    assert_eq!(top["orgs"].as_array().map(Vec::len), Some(3));
+
+    // A newcomer in the second organization only.
+    let newcomer = "712020:00000000-0000-4000-8000-0000000c0ffe";
+    emu.change_org(1, |org| {
+        let mut user = org.users[1].clone();
+        user.account_id = newcomer.to_string();
+        user.email = "newcomer@example.com".to_string();
+        user.groups.clear();
+        user.platform_roles.clear();
+        user.product_access.clear();
+        org.users.push(user);
+    });
+    let output = export(&after);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+
+    // The snapshot holds what the API holds, per organization.
+    let count = "SELECT org_id, count(*) FROM users GROUP BY org_id ORDER BY org_id";
+    let offline = orgsql::snapshot::session(&after).await.expect("snapshot");
+    let configs = configs(&emu);
+    let live = Orgs::new(configs[0].clone(), configs[1..].to_vec()).expect("orgs");
+    let live = orgsql::session(&live).expect("session");
+    assert_eq!(
+        sql_rows(&offline, count).await,
+        sql_rows(&live, count).await
+    );
+
+    // The diff names the one change, in its organization.
+    let output = orgsql_alone()
+        .args(["diff", "--format", "json"])
+        .arg(&before)
+        .arg(&after)
+        .output()
+        .expect("orgsql runs");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let changes: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let changes = changes.as_array().expect("changes");
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0]["org_id"], ids[1].as_str());
+    assert_eq!(changes[0]["table_name"], "users");
+    assert_eq!(changes[0]["change"], "added");
+    assert_eq!(changes[0]["key"], newcomer);
+
+    // check: per organization, the same as each alone, live and offline.
+    let live = orgsql(&config, &keys)
+        .args(["--all-orgs", "check", "--format", "json"])
+        .output()
+        .expect("orgsql runs");
+    assert_eq!(live.status.code(), Some(1), "{}", text(&live.stderr));
+    no_keys_in("check", &live, &keys);
+    let together = alarms_by_org(&live);
+    assert!(together.keys().all(|(org, _)| ids.contains(org)));
+    for (number, name) in ["acme", "emea", "apac"].into_iter().enumerate() {
+        let alone = orgsql(&config, &keys)
+            .args(["--org", name, "check", "--format", "json"])
+            .output()
+            .expect("orgsql runs");
+        let alone: Vec<(String, Vec<String>)> = alarms_by_org(&alone)
+            .into_iter()
+            .map(|((_, control), alarms)| (control, alarms))
+            .collect();
+        let of_org: Vec<(String, Vec<String>)> = together
+            .iter()
+            .filter(|((org, _), _)| *org == ids[number])
+            .map(|((_, control), alarms)| (control.clone(), alarms.clone()))
+            .collect();
+        assert!(!of_org.is_empty());
+        assert_eq!(of_org, alone, "{name}");
+    }
+    let offline = orgsql_alone()
+        .arg("--snapshot")
+        .arg(&after)
+        .args(["check", "--format", "json"])
+        .output()
+        .expect("orgsql runs");
+    assert_eq!(offline.status.code(), Some(1));
+    assert_eq!(alarms_by_org(&offline), together);
+}

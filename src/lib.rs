@@ -32,5 +32,7 @@ pub fn session_context() -> SessionContext {
             "datafusion.execution.parquet.schema_force_view_types",
             false,
         );
-    SessionContext::new_with_config(config)
+    // A quoted path to a Parquet, CSV or NDJSON file is a table, as in
+    // datafusion-cli and duckdb: `SELECT * FROM 'week.parquet'`.
+    SessionContext::new_with_config(config).enable_url_table()
 }

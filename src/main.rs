@@ -36,6 +36,13 @@ struct Cli {
     /// How results are printed (parquet: only with --output)
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
+    /// Rows a table shows on a terminal at most (0: all); files, pipes and
+    /// the other formats get every row
+    #[arg(long, default_value_t = cli::output::DEFAULT_MAX_ROWS, value_name = "N")]
+    maxrows: usize,
+    /// One field a line (as psql's \x), for wide rows
+    #[arg(long)]
+    vertical: bool,
     /// Write the last statement's result to FILE (atomically: a failed query
     /// leaves no file and an existing one untouched)
     #[arg(global = true, long, value_name = "FILE")]
@@ -505,7 +512,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         None => {
             let session = Source::of(&cli)?.open(&cli, true).await?;
-            run_sessions(&cli, session.ctx, session.orgs).await?;
+            run_sessions(&cli, session).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -659,20 +666,84 @@ async fn diff(cli: &Cli, args: &DiffArgs) -> Result<()> {
 }
 
 /// The REPL on a terminal with no SQL given, else the scripts.
-async fn run_sessions(cli: &Cli, ctx: SessionContext, orgs: Option<Orgs>) -> Result<()> {
+async fn run_sessions(cli: &Cli, session: Session) -> Result<()> {
     let interactive = cli.sql.is_empty() && cli.files.is_empty() && std::io::stdin().is_terminal();
+    let Session {
+        ctx,
+        orgs,
+        org,
+        described,
+        snapshot,
+        _demo,
+    } = session;
     if interactive {
-        return cli::repl::run(ctx, orgs, cli.format).await;
+        let reading = cli::repl::Reading {
+            description: match &snapshot {
+                Some(_) => format!("{described}, organization {org}; offline"),
+                None => format!("{described}, organization {org}"),
+            },
+            offline: snapshot.is_some(),
+            attached: cli
+                .attach
+                .iter()
+                .filter_map(|spec| spec.split_once('='))
+                .map(|(name, dir)| (name.to_string(), dir.to_string()))
+                .collect(),
+        };
+        return cli::repl::run(ctx, orgs, cli.format, reading).await;
     }
+    let scripts = scripts(cli)?;
+    if let Some(path) = &cli.output {
+        // One file holds one result: refuse rather than keep only the last.
+        let queries: usize = scripts
+            .iter()
+            .filter_map(|(_, sql)| {
+                datafusion::sql::parser::DFParser::parse_sql_with_dialect(
+                    sql,
+                    &datafusion::sql::sqlparser::dialect::GenericDialect {},
+                )
+                .ok()
+            })
+            .map(|statements| statements.iter().filter(|s| cli::exec::is_query(s)).count())
+            .sum();
+        if queries > 1 {
+            bail!(
+                "--output {}: a file holds the result of one query, and these statements have \
+                 {queries}. Run one query per --output, or write each with COPY (SELECT ...) TO 'file'",
+                path.display()
+            );
+        }
+    }
+    let expanded = if cli.vertical {
+        cli::output::Expanded::On
+    } else {
+        cli::output::Expanded::Off
+    };
+    let screen = cli::output::Screen::of_stdout(cli.maxrows, expanded, false);
     let mut stdout = std::io::stdout().lock();
-    for (origin, sql) in scripts(cli)? {
+    for (origin, sql) in scripts {
         let progress = orgs.as_ref().map(cli::progress::Progress::start);
-        let result = cli::run_sql(&ctx, &sql, cli.format, &mut stdout, cli.output.as_deref()).await;
+        let result = cli::run_sql(
+            &ctx,
+            &sql,
+            cli.format,
+            &mut stdout,
+            cli.output.as_deref(),
+            screen,
+        )
+        .await;
         if let Some(progress) = progress {
             progress.finish();
         }
         if let Some(orgs) = &orgs {
             cli::say_notices(orgs);
+        }
+        if let Err(e) = &result
+            && let Some(pointer) = cli::exec::parse_error_pointer(&sql, e)
+        {
+            for line in pointer.lines() {
+                eprintln!("{}", cli::output::visible(line));
+            }
         }
         result.at(&origin)?;
     }

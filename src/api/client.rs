@@ -169,6 +169,32 @@ impl PageRequest {
     pub fn endpoint(&self) -> String {
         format!("{} {}", self.method, self.template)
     }
+
+    /// What it sends besides the path and the paging cursor: its query
+    /// string and, for a POST, its body. (Never a key: keys go in headers.)
+    pub fn parameters(&self) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in &self.query {
+            query.append_pair(name, value);
+        }
+        let mut text = query.finish();
+        if let Some(body) = &self.body {
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            text.push_str(&body.to_string());
+        }
+        text
+    }
+
+    /// The endpoint and its parameters, as EXPLAIN shows a call.
+    pub fn described(&self) -> String {
+        match self.parameters() {
+            p if p.is_empty() => self.endpoint(),
+            p if self.body.is_some() && self.query.is_empty() => format!("{} {p}", self.endpoint()),
+            p => format!("{}?{p}", self.endpoint()),
+        }
+    }
 }
 
 /// One page of a listing.
@@ -566,6 +592,7 @@ impl Client {
                 );
                 self.inner.shared.log.push(RequestRecord {
                     org_id: self.inner.org_id.clone(),
+                    parameters: request.parameters(),
                     started_at,
                     method: request.method.to_string(),
                     endpoint: request.template,

@@ -12,6 +12,8 @@ pub struct RequestRecord {
     pub method: String,
     /// The path template, never ids.
     pub endpoint: &'static str,
+    /// Its query string and body, without the paging cursor.
+    pub parameters: String,
     /// HTTP status; `None` when no answer came (connection error, timeout).
     pub status: Option<u16>,
     pub duration_ms: f64,

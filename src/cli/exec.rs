@@ -44,12 +44,21 @@ pub async fn execute(
     }
 }
 
+/// Plan and collect in a task of its own: dropping the future (Ctrl-C,
+/// SIGTERM) aborts the task, so a CPU-bound statement stops at its next
+/// batch instead of running on unseen.
 async fn run(ctx: &SessionContext, statement: Statement) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let plan = ctx.state().statement_to_plan(statement).await?;
-    let frame = ctx.execute_logical_plan(plan).await?;
-    let schema = frame.schema().inner().clone();
-    let batches = frame.collect().await?;
-    Ok((schema, batches))
+    let ctx = ctx.clone();
+    let task = datafusion::common::runtime::SpawnedTask::spawn(async move {
+        let plan = ctx.state().statement_to_plan(statement).await?;
+        let frame = ctx.execute_logical_plan(plan).await?;
+        let schema = frame.schema().inner().clone();
+        let batches = frame.collect().await?;
+        Ok((schema, batches))
+    });
+    task.join_unwind()
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))?
 }
 
 /// A path on this machine, not an object store URL.
@@ -57,22 +66,124 @@ fn is_local(target: &str) -> bool {
     target.starts_with("file://") || !target.contains("://")
 }
 
-/// Run every statement of `sql` in order and print each result, or, with
-/// `file` (`--output`), write the last statement's result there atomically.
-/// Stops at the first failing statement.
+/// Whether a statement answers with rows worth keeping (a query, EXPLAIN,
+/// SHOW), as opposed to DDL, settings or COPY, which report what they did.
+pub fn is_query(statement: &Statement) -> bool {
+    use datafusion::sql::sqlparser::ast::Statement as Sql;
+    match statement {
+        Statement::Statement(sql) => matches!(
+            sql.as_ref(),
+            Sql::Query(_)
+                | Sql::Explain { .. }
+                | Sql::ExplainTable { .. }
+                | Sql::ShowTables { .. }
+                | Sql::ShowColumns { .. }
+                | Sql::ShowVariable { .. }
+        ),
+        Statement::Explain(_) => true,
+        _ => false,
+    }
+}
+
+/// What a statement without rows did, in words ("Created view admins").
+pub fn done(statement: &Statement) -> Option<String> {
+    use datafusion::sql::sqlparser::ast::Statement as Sql;
+    Some(match statement {
+        Statement::CreateExternalTable(table) => format!("Created external table {}", table.name),
+        Statement::Statement(sql) => match sql.as_ref() {
+            Sql::CreateView(view) => format!("Created view {}", view.name),
+            Sql::CreateTable(table) => format!("Created table {}", table.name),
+            Sql::Drop {
+                object_type, names, ..
+            } => format!(
+                "Dropped {} {}",
+                object_type.to_string().to_lowercase(),
+                names
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Sql::Set(_) => "Set".to_string(),
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+/// The line each statement of `sql` starts on (1-based), in order.
+pub fn statement_lines(sql: &str) -> Vec<u64> {
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location() else {
+        return Vec::new();
+    };
+    let mut lines = Vec::new();
+    let mut open = false;
+    for token in tokens {
+        match token.token {
+            Token::Whitespace(_) => {}
+            Token::SemiColon => open = false,
+            _ if !open => {
+                open = true;
+                lines.push(token.span.start.line);
+            }
+            _ => {}
+        }
+    }
+    lines
+}
+
+/// For a parse error: the line of `sql` it is on and a caret under where.
+pub fn parse_error_pointer(sql: &str, error: &DataFusionError) -> Option<String> {
+    let message = error.to_string();
+    let at = message.rfind("at Line: ")?;
+    let mut numbers = message[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| s.parse::<usize>().ok());
+    let (line, column) = (numbers.next()?, numbers.next()?);
+    let text = sql.lines().nth(line.checked_sub(1)?)?;
+    let column = column.saturating_sub(1).min(text.chars().count());
+    Some(format!("{text}\n{}^", " ".repeat(column)))
+}
+
+/// Run every statement of `sql` in order and print each result (fitted to
+/// `screen` when printing to a terminal), or, with `file` (`--output`),
+/// write the query's result there atomically (a script gives `--output`
+/// one query: `main` refuses more before anything runs). Stops at the
+/// first failing statement, naming it when the script has several.
 pub async fn run_sql(
     ctx: &SessionContext,
     sql: &str,
     format: Format,
     out: &mut dyn Write,
     file: Option<&std::path::Path>,
+    screen: Option<output::Screen>,
 ) -> Result<()> {
     let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?;
+    let several = statements.len() > 1;
+    let lines = statement_lines(sql);
     let last = statements.len().saturating_sub(1);
+    let any_query = statements.iter().any(is_query);
     for (i, statement) in statements.into_iter().enumerate() {
-        let (schema, batches) = execute(ctx, statement).await?;
-        match file {
-            Some(path) if i == last => write_file(path, format, &schema, &batches)?,
+        let keep = is_query(&statement) || (!any_query && i == last);
+        let said = done(&statement);
+        let (schema, batches) = execute(ctx, statement).await.map_err(|e| {
+            if several {
+                let line = lines
+                    .get(i)
+                    .map(|l| format!(", line {l}"))
+                    .unwrap_or_default();
+                e.context(format!("statement {}{line}", i + 1))
+            } else {
+                e
+            }
+        })?;
+        match (file, said) {
+            (Some(path), _) if keep => write_file(path, format, &schema, &batches)?,
+            (_, Some(said)) if schema.fields().is_empty() => {
+                writeln!(out, "{said}.")?;
+            }
             _ => {
                 // Parquet goes only to files; anything else on the way prints as a table.
                 let shown = if format == Format::Parquet {
@@ -80,10 +191,10 @@ pub async fn run_sql(
                 } else {
                     format
                 };
-                output::print(out, shown, &schema, &batches, None)?;
-                out.flush()?;
+                output::print(out, shown, &schema, &batches, screen)?;
             }
         }
+        out.flush()?;
     }
     Ok(())
 }

@@ -15,13 +15,50 @@ pub use exec::run_sql;
 pub use output::Format;
 
 /// The message a user should read: an API error as the client worded it,
-/// without DataFusion's wrapping.
+/// an SQL error in orgsql's words, without DataFusion's wrapping; with the
+/// context orgsql added (which statement, which organization).
 pub fn error_message(error: &DataFusionError) -> String {
+    use datafusion::sql::sqlparser::parser::ParserError;
+    match error {
+        DataFusionError::Context(context, inner) => {
+            return format!("{context}: {}", error_message(inner));
+        }
+        DataFusionError::Diagnostic(_, inner) => return error_message(inner),
+        _ => {}
+    }
     match error.find_root() {
         DataFusionError::External(inner) => inner.to_string(),
-        DataFusionError::Context(_, inner) => error_message(inner),
+        DataFusionError::SQL(error, _) => match error.as_ref() {
+            ParserError::ParserError(m) | ParserError::TokenizerError(m) => {
+                format!("syntax error: {m}")
+            }
+            other => format!("syntax error: {other}"),
+        },
+        DataFusionError::Plan(message) => not_found(message).unwrap_or_else(|| message.clone()),
         other => other.to_string(),
     }
+}
+
+/// "table 'datafusion.public.usres' not found", said with the nearest
+/// table names.
+fn not_found(message: &str) -> Option<String> {
+    let name = message
+        .strip_prefix("table '")?
+        .strip_suffix("' not found")?
+        .trim_start_matches("datafusion.public.");
+    let bare = name.rsplit('.').next().unwrap_or(name);
+    let mut near: Vec<(f64, &str)> = crate::tables::catalog()
+        .iter()
+        .map(|t| (strsim::jaro_winkler(bare, t.name), t.name))
+        .filter(|(score, _)| *score > 0.8)
+        .collect();
+    near.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let hint = match near.as_slice() {
+        [] => String::new(),
+        [(_, one)] => format!("; did you mean {one}?"),
+        [(_, one), (_, two), ..] => format!("; did you mean {one} or {two}?"),
+    };
+    Some(format!("no table {name}{hint} (\\d lists the tables)"))
 }
 
 /// The one adapter from an error of the engine to the error a user reads:

@@ -1,10 +1,11 @@
-//! The interactive REPL: multi-line SQL ending with `;`, psql-style
-//! meta-commands, tab completion, progress while a scan pages, Ctrl-C to
+//! The interactive REPL: multi-line SQL ending with `;` (with a continuation
+//! prompt), psql-style meta-commands (even mid-statement), tab completion,
+//! results that fit the terminal, progress while a scan pages, Ctrl-C to
 //! cancel a query and keep the session.
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -19,16 +20,17 @@ use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
-use rustyline::validate::{ValidationContext, ValidationResult, Validator};
-use rustyline::{Context, Editor, Helper};
+use rustyline::validate::Validator;
+use rustyline::{CompletionType, Config, Context, Editor, Helper};
 
-use super::output::visible;
+use super::output::{DEFAULT_MAX_ROWS, Expanded, Screen, visible};
 use super::progress::Progress;
 use super::{Format, error_message, output};
 use crate::api::Orgs;
 use crate::tables::{Kind, TableInfo, catalog};
 
-const PROMPT: &str = "orgsql> ";
+/// What a Ctrl-C during a statement says (not an error).
+const CANCELLED: &str = "cancelled";
 
 /// The backslash commands: name, arguments, what it does. `\?` prints this
 /// list, and `Meta::from_str` reads the same names.
@@ -41,7 +43,24 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     (
         "d",
         "TABLE",
-        "columns, types, descriptions, and which filters reach the API",
+        "columns, types, descriptions, and which filters reach the API (also schema.table)",
+    ),
+    ("dt", "", "the same as \\d"),
+    (
+        "x",
+        "[on|off|auto]",
+        "one field a line: always, never, or when a row is wider than the screen",
+    ),
+    (
+        "maxrows",
+        "[N]",
+        "rows shown on the screen at most (0: all; files get every row), or show it",
+    ),
+    ("r", "", "clear the statement being typed"),
+    (
+        "conninfo",
+        "",
+        "what this session reads: the API or a snapshot, organizations, export time",
     ),
     (
         "timing",
@@ -76,8 +95,11 @@ const COMMANDS: &[(&str, &str, &str)] = &[
 /// `\?`: how statements end, then every command of `COMMANDS`.
 fn help() -> String {
     let mut text = String::from(
-        "SQL statements end with ';' and may span lines. Ctrl-C cancels a running query\n\
-         (or the line being typed), Ctrl-D or \\q quits.\n",
+        "SQL statements end with ';' and may span lines (the prompt says `->` until the\n\
+         ';' comes, `'>` inside a quote). Backslash commands run at once, even in the\n\
+         middle of a statement. Ctrl-C cancels a running query (or what is being typed);\n\
+         Ctrl-D, \\q, exit or quit ends the session. A quoted path to a Parquet, CSV or\n\
+         NDJSON file is a table: SELECT * FROM 'week.parquet'.\n",
     );
     for (name, args, what) in COMMANDS {
         let usage = format!("\\{name} {args}");
@@ -92,6 +114,10 @@ enum Meta {
     Quit,
     Help,
     Describe(Option<String>),
+    Expanded(Option<Expanded>),
+    MaxRows(Option<usize>),
+    Reset,
+    ConnInfo,
     Timing,
     Format(Option<Format>),
     Output(Option<String>),
@@ -112,6 +138,20 @@ impl std::str::FromStr for Meta {
             ("q", _) => Meta::Quit,
             ("?", _) => Meta::Help,
             ("d", table) => Meta::Describe(table),
+            ("dt", _) => Meta::Describe(None),
+            ("x", None) => Meta::Expanded(None),
+            ("x", Some(mode)) => Meta::Expanded(Some(
+                Expanded::from_str(&mode, true)
+                    .map_err(|_| format!("\\x {mode}: use on, off or auto"))?,
+            )),
+            ("maxrows", None) => Meta::MaxRows(None),
+            ("maxrows", Some(n)) => {
+                Meta::MaxRows(Some(n.parse().map_err(|_| {
+                    format!("\\maxrows {n}: give a number of rows (0 shows all)")
+                })?))
+            }
+            ("r", _) => Meta::Reset,
+            ("conninfo", _) => Meta::ConnInfo,
             ("timing", _) => Meta::Timing,
             ("format", None) => Meta::Format(None),
             ("format", Some(format)) => {
@@ -143,12 +183,29 @@ pub fn history_path() -> Option<PathBuf> {
     Some(data.join("orgsql").join("history"))
 }
 
+/// What a session reads, for the banner, `\conninfo` and `\d`.
+#[derive(Debug, Clone, Default)]
+pub struct Reading {
+    /// In words: the API at a URL and its organizations, the demo, or a
+    /// snapshot folder, its organizations, export time and orgsql version.
+    pub description: String,
+    /// A snapshot: nothing is fetched, and there is no `orgsql_requests`.
+    pub offline: bool,
+    /// Snapshots attached as schemas (`--attach NAME=DIR`): name and folder.
+    pub attached: Vec<(String, String)>,
+}
+
 struct Repl {
     ctx: SessionContext,
     /// `None` on a snapshot: nothing is fetched.
     orgs: Option<Orgs>,
+    reading: Reading,
     format: Format,
     timing: bool,
+    expanded: Expanded,
+    max_rows: usize,
+    /// The statement typed so far, until its `;`.
+    buffer: String,
     /// `\o FILE`: results go there instead of the screen.
     output: Option<(PathBuf, File)>,
     /// Ctrl-C while a query runs. Installed once, at start: until a handler
@@ -182,9 +239,18 @@ async fn interrupted(_signal: &mut Signal) {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// Run the REPL until `\q` or Ctrl-D.
-pub async fn run(ctx: SessionContext, orgs: Option<Orgs>, format: Format) -> anyhow::Result<()> {
-    let mut editor: Editor<SqlHelper, DefaultHistory> = Editor::new()?;
+/// Run the REPL until `\q`, `exit` or Ctrl-D.
+pub async fn run(
+    ctx: SessionContext,
+    orgs: Option<Orgs>,
+    format: Format,
+    reading: Reading,
+) -> anyhow::Result<()> {
+    // Tab lists the candidates and completes what they share, as in psql.
+    let config = Config::builder()
+        .completion_type(CompletionType::List)
+        .build();
+    let mut editor: Editor<SqlHelper, DefaultHistory> = Editor::with_config(config)?;
     editor.set_helper(Some(SqlHelper::new()));
     let history = history_path();
     if let Some(path) = &history {
@@ -192,38 +258,53 @@ pub async fn run(ctx: SessionContext, orgs: Option<Orgs>, format: Format) -> any
         let _ = editor.load_history(path);
     }
     // The connections it reads, when they have names: `orgsql (acme, globex)> `.
-    let prompt = match orgs.as_ref().map(Orgs::names) {
-        Some(names) if !names.is_empty() => format!("orgsql ({})> ", visible(&names.join(", "))),
-        _ => PROMPT.to_string(),
+    let base = match orgs.as_ref().map(Orgs::names) {
+        Some(names) if !names.is_empty() => format!("orgsql ({})", visible(&names.join(", "))),
+        _ => "orgsql".to_string(),
     };
+    let prompts = [
+        format!("{base}> "),
+        format!("{base}-> "),
+        format!("{base}'> "),
+    ];
+    eprintln!(
+        "orgsql {}: \\? for help, \\q to quit. Reading {}.",
+        env!("CARGO_PKG_VERSION"),
+        visible(&reading.description)
+    );
     let mut repl = Repl {
         ctx,
         orgs,
+        reading,
         format,
         timing: true,
+        expanded: Expanded::Off,
+        max_rows: DEFAULT_MAX_ROWS,
+        buffer: String::new(),
         output: None,
         interrupts: interrupts()?,
     };
-    eprintln!(
-        "orgsql {}: \\? for help, \\q to quit",
-        env!("CARGO_PKG_VERSION")
-    );
     loop {
-        let line = tokio::task::block_in_place(|| editor.readline(&prompt));
-        let text = match line {
-            Ok(text) => text,
+        let prompt = match statement_state(&repl.buffer) {
+            _ if repl.buffer.is_empty() => &prompts[0],
+            StatementState::InQuote => &prompts[2],
+            _ => &prompts[1],
+        };
+        let line = tokio::task::block_in_place(|| editor.readline(prompt));
+        let line = match line {
+            Ok(line) => line,
             Err(ReadlineError::Interrupted) => {
+                repl.buffer.clear();
                 eprintln!("^C");
                 continue;
             }
             Err(ReadlineError::Eof) => break,
             Err(e) => return Err(e.into()),
         };
-        let text = text.trim();
-        if text.is_empty() {
-            continue;
-        }
+        let text = line.trim();
+        // Backslash commands run at once, even in the middle of a statement.
         if let Some(command) = text.strip_prefix('\\') {
+            let _ = editor.add_history_entry(text);
             match repl.meta(command).await {
                 Ok(Flow::Quit) => break,
                 Ok(Flow::Continue) => {}
@@ -231,15 +312,67 @@ pub async fn run(ctx: SessionContext, orgs: Option<Orgs>, format: Format) -> any
             }
             continue;
         }
-        let _ = editor.add_history_entry(text);
+        if repl.buffer.is_empty() {
+            match text.trim_end_matches(';').trim().to_lowercase().as_str() {
+                "" => continue,
+                "exit" | "quit" => break,
+                "help" => {
+                    println!("{}", help());
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        repl.buffer.push_str(&line);
+        repl.buffer.push('\n');
+        if statement_state(&repl.buffer) != StatementState::Complete {
+            continue;
+        }
+        let sql = std::mem::take(&mut repl.buffer);
+        let _ = editor.add_history_entry(sql.trim());
         if let Some(path) = &history {
             save_history(&mut editor, path);
         }
-        if let Err(message) = repl.run_sql(text).await {
-            eprintln!("error: {}", visible(&message));
+        match repl.run_sql(&sql).await {
+            Ok(()) => {}
+            Err(message) if message == CANCELLED => eprintln!("{CANCELLED}"),
+            Err(message) => eprintln!("error: {}", visible(&message)),
         }
     }
     Ok(())
+}
+
+/// Where a statement being typed stands.
+#[derive(Debug, PartialEq, Eq)]
+enum StatementState {
+    /// It ends with `;` (outside quotes and comments): run it.
+    Complete,
+    /// More is to come.
+    Open,
+    /// A quote is open.
+    InQuote,
+}
+
+fn statement_state(sql: &str) -> StatementState {
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    match Tokenizer::new(&GenericDialect {}, sql).tokenize() {
+        Ok(tokens) => {
+            let last = tokens
+                .iter()
+                .rev()
+                .find(|t| !matches!(t, Token::Whitespace(_)));
+            if matches!(last, Some(Token::SemiColon)) {
+                StatementState::Complete
+            } else {
+                StatementState::Open
+            }
+        }
+        Err(e) if e.message.contains("Unterminated") => StatementState::InQuote,
+        // Anything else the tokenizer cannot read is sent once complete,
+        // for the parser to say what is wrong.
+        Err(_) if sql.trim_end().ends_with(';') => StatementState::Complete,
+        Err(_) => StatementState::Open,
+    }
 }
 
 fn save_history(editor: &mut Editor<SqlHelper, DefaultHistory>, path: &Path) {
@@ -261,8 +394,44 @@ impl Repl {
         match command.parse::<Meta>()? {
             Meta::Quit => return Ok(Flow::Quit),
             Meta::Help => println!("{}", help()),
-            Meta::Describe(None) => self.print_text(&describe_tables())?,
-            Meta::Describe(Some(table)) => self.print_text(&describe_table(&table)?)?,
+            Meta::Describe(None) => {
+                let text = describe_tables(&self.ctx, &self.reading);
+                self.print_text(&text)?;
+            }
+            Meta::Describe(Some(table)) => {
+                let text = describe_table(&self.ctx, &self.reading, &table)?;
+                self.print_text(&text)?;
+            }
+            Meta::Expanded(mode) => {
+                self.expanded = mode.unwrap_or(match self.expanded {
+                    Expanded::On => Expanded::Off,
+                    _ => Expanded::On,
+                });
+                println!(
+                    "Expanded display is {}.",
+                    match self.expanded {
+                        Expanded::On => "on",
+                        Expanded::Off => "off",
+                        Expanded::Auto => "used automatically (rows wider than the screen)",
+                    }
+                );
+            }
+            Meta::MaxRows(None) => println!("{}", max_rows_words(self.max_rows)),
+            Meta::MaxRows(Some(n)) => {
+                self.max_rows = n;
+                println!("{}", max_rows_words(n));
+            }
+            Meta::Reset => {
+                self.buffer.clear();
+                println!("Statement cleared.");
+            }
+            Meta::ConnInfo => {
+                let mut text = format!("Reading {}.", self.reading.description);
+                for (name, dir) in &self.reading.attached {
+                    text.push_str(&format!("\nAttached snapshot {name}: {dir}"));
+                }
+                self.print_text(&text)?;
+            }
             Meta::Timing => {
                 self.timing = !self.timing;
                 println!("Timing is {}.", if self.timing { "on" } else { "off" });
@@ -311,6 +480,11 @@ impl Repl {
         Ok(Flow::Continue)
     }
 
+    /// The terminal results are fitted to (none when they go to a file).
+    fn screen(&self) -> Option<Screen> {
+        Screen::of_stdout(self.max_rows, self.expanded, true)
+    }
+
     /// Text output follows `\o` too, so a session can be captured whole.
     fn print_text(&mut self, text: &str) -> std::result::Result<(), String> {
         match &mut self.output {
@@ -319,10 +493,10 @@ impl Repl {
             }
             None => {
                 // Long lines are cut to the terminal, as result tables are.
-                match terminal_width() {
-                    Some(width) => text
-                        .lines()
-                        .for_each(|line| println!("{}", console::truncate_str(line, width, "…"))),
+                match self.screen() {
+                    Some(screen) => text.lines().for_each(|line| {
+                        println!("{}", console::truncate_str(line, screen.width, "…"))
+                    }),
                     None => println!("{text}"),
                 }
                 Ok(())
@@ -352,10 +526,19 @@ impl Repl {
     /// Run each statement; print each result; Ctrl-C cancels the statement
     /// running and the ones after it.
     async fn run_sql(&mut self, sql: &str) -> std::result::Result<(), String> {
-        let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
-            .map_err(|e| error_message(&e))?;
-        for statement in statements {
+        let statements =
+            DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).map_err(|e| {
+                // The line, and a caret under where the parser stopped.
+                if let Some(pointer) = super::exec::parse_error_pointer(sql, &e) {
+                    pointer.lines().for_each(|l| eprintln!("{}", visible(l)));
+                }
+                error_message(&e)
+            })?;
+        let several = statements.len() > 1;
+        let lines = super::exec::statement_lines(sql);
+        for (number, statement) in statements.into_iter().enumerate() {
             let started = Instant::now();
+            let said = super::exec::done(&statement);
             let progress = self.orgs.as_ref().map(Progress::start);
             let run = super::exec::execute(&self.ctx, statement);
             // A Ctrl-C pressed between queries is not meant for this one.
@@ -369,11 +552,21 @@ impl Repl {
                 progress.finish();
             }
             let Some(result) = result else {
-                return Err("cancelled; no more pages are fetched".to_string());
+                return Err(CANCELLED.to_string());
             };
-            let (schema, batches) = result.map_err(|e| error_message(&e))?;
+            let (schema, batches) = result.map_err(|e| {
+                let message = error_message(&e);
+                match lines.get(number).filter(|_| several) {
+                    Some(line) => format!("statement {}, line {line}: {message}", number + 1),
+                    None => message,
+                }
+            })?;
             let elapsed = started.elapsed();
             let printed = match &mut self.output {
+                _ if schema.fields().is_empty() && said.is_some() => {
+                    let said = said.unwrap_or_default();
+                    self.print_text(&format!("{said}."))
+                }
                 // Parquet is a whole file: each result replaces it.
                 Some((path, _)) if self.format == Format::Parquet => {
                     super::files::write_file(path, self.format, &schema, &batches)
@@ -387,7 +580,7 @@ impl Repl {
                 None => {
                     let stdout = std::io::stdout();
                     let mut out = stdout.lock();
-                    output::print(&mut out, self.format, &schema, &batches, terminal_width())
+                    output::print(&mut out, self.format, &schema, &batches, self.screen())
                         .map_err(|e| error_message(&e))
                 }
             };
@@ -411,23 +604,36 @@ fn format_name(format: Format) -> String {
         .map_or_else(|| format!("{format:?}"), |v| v.get_name().to_string())
 }
 
-/// The width to fit output to: the terminal's, if stdout is one that says
-/// its size.
-fn terminal_width() -> Option<usize> {
-    std::io::stdout()
-        .is_terminal()
-        .then(|| console::Term::stdout().size_checked())
-        .flatten()
-        .map(|(_, columns)| usize::from(columns))
-        .filter(|&columns| columns >= 20)
+fn max_rows_words(n: usize) -> String {
+    match n {
+        0 => "Every row is shown.".to_string(),
+        n => format!("At most {n} rows are shown on the screen (files get every row)."),
+    }
 }
 
-/// `\d`: every table, whether it fans out, and what it is.
-fn describe_tables() -> String {
-    let tables = catalog();
+/// Whether the session has `name` (a snapshot may lack a table).
+fn has_table(ctx: &SessionContext, name: &str) -> bool {
+    ctx.table_exist(name).unwrap_or(false)
+}
+
+/// `\d`: every table, what it is and (live) how it calls the API; then
+/// the attached snapshots.
+fn describe_tables(ctx: &SessionContext, reading: &Reading) -> String {
+    let tables: Vec<TableInfo> = catalog()
+        .into_iter()
+        .filter(|t| has_table(ctx, t.name))
+        .collect();
     let width = tables.iter().map(|t| t.name.len()).max().unwrap_or(0);
-    let mut text = format!("{:width$}  {:22}  description\n", "table", "API calls");
+    let mut text = if reading.offline {
+        format!("{:width$}  description\n", "table")
+    } else {
+        format!("{:width$}  {:22}  description\n", "table", "API calls")
+    };
     for table in &tables {
+        if reading.offline {
+            text.push_str(&format!("{:width$}  {}\n", table.name, table.description));
+            continue;
+        }
         let calls = match (&table.kind, table.fan_out()) {
             (_, Some(per)) => format!("one per {per}"),
             (Kind::Session { .. }, _) => "none (this session)".to_string(),
@@ -445,16 +651,43 @@ fn describe_tables() -> String {
             table.name, table.description
         ));
     }
+    if reading.offline {
+        text.push_str(&format!("(a snapshot: {})\n", reading.description));
+    }
+    for (name, dir) in &reading.attached {
+        text.push_str(&format!(
+            "schema {name}: the snapshot {dir} (\\d {name}.TABLE describes one)\n"
+        ));
+    }
     text.pop();
     text
 }
 
-/// `\d TABLE`: columns, types, descriptions, and which filters reach the API.
-fn describe_table(name: &str) -> std::result::Result<String, String> {
+/// `\d TABLE` or `\d SCHEMA.TABLE`: columns, types, descriptions, and
+/// (live) which filters reach the API.
+fn describe_table(
+    ctx: &SessionContext,
+    reading: &Reading,
+    name: &str,
+) -> std::result::Result<String, String> {
+    let (schema, bare) = match name.split_once('.') {
+        Some((schema, table)) => (Some(schema), table),
+        None => (None, name),
+    };
+    let offline = match schema {
+        Some(schema) if reading.attached.iter().any(|(n, _)| n == schema) => true,
+        Some(schema) => {
+            return Err(format!(
+                "no schema {schema}; attach a snapshot with --attach {schema}=DIR"
+            ));
+        }
+        None => reading.offline,
+    };
     let tables = catalog();
     let table = tables
         .iter()
-        .find(|t| t.name.eq_ignore_ascii_case(name))
+        .find(|t| t.name.eq_ignore_ascii_case(bare))
+        .filter(|t| has_table(ctx, &name.replace(bare, t.name)))
         .ok_or_else(|| format!("no table {name}; \\d lists them"))?;
     let rows: Vec<[String; 4]> = table
         .columns
@@ -463,12 +696,25 @@ fn describe_table(name: &str) -> std::result::Result<String, String> {
             [
                 c.name.to_string(),
                 type_name(&c.data_type),
-                pushed(table, c.name, &c.data_type),
+                if offline {
+                    "-".to_string()
+                } else {
+                    pushed(table, c.name, &c.data_type)
+                },
                 c.description.to_string(),
             ]
         })
         .collect();
-    let header = ["column", "type", "filter sent to the API", "description"];
+    let header = [
+        "column",
+        "type",
+        if offline {
+            "(a snapshot: no API)"
+        } else {
+            "filter sent to the API"
+        },
+        "description",
+    ];
     let widths: Vec<usize> = (0..3)
         .map(|i| {
             rows.iter()
@@ -490,8 +736,8 @@ fn describe_table(name: &str) -> std::result::Result<String, String> {
             w2 = widths[2]
         )
     };
-    let mut text = format!("{}: {}", table.name, table.description);
-    if let Some(per) = table.fan_out() {
+    let mut text = format!("{name}: {}", table.description);
+    if let Some(per) = table.fan_out().filter(|_| !offline) {
         text.push_str(&format!(
             "\nCalls the API once per {per}: filter on the id, or join from a narrowed table."
         ));
@@ -680,16 +926,9 @@ impl Completer for SqlHelper {
     }
 }
 
-impl Validator for SqlHelper {
-    fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
-        let input = ctx.input().trim();
-        if input.is_empty() || input.starts_with('\\') || input.ends_with(';') {
-            Ok(ValidationResult::Valid(None))
-        } else {
-            Ok(ValidationResult::Incomplete)
-        }
-    }
-}
+/// Every line is taken as typed: the REPL gathers a statement line by line,
+/// with its continuation prompt, until the `;`.
+impl Validator for SqlHelper {}
 
 impl Hinter for SqlHelper {
     type Hint = String;
@@ -713,6 +952,8 @@ mod tests {
             let arg = match *args {
                 "" => "",
                 "[FORMAT]" => "ndjson",
+                "[on|off|auto]" => "auto",
+                "[N]" => "100",
                 _ => "x",
             };
             assert!(format!("{name} {arg}").parse::<Meta>().is_ok(), "\\{name}");

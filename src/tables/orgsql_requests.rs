@@ -62,6 +62,10 @@ fn columns() -> Vec<Column> {
             "wait_ms",
             "Time it waited for its rate budget before it was sent, in milliseconds",
         ),
+        Column::text(
+            "parameters",
+            "What it sent besides the path: the query string and any POST body, without the paging cursor",
+        ),
     ]
 }
 
@@ -115,6 +119,7 @@ impl RequestsTable {
                     .map(|r| Some(r.wait_ms))
                     .collect::<Float64Array>(),
             ),
+            text(&|r| Some(r.parameters.clone())),
         ];
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }

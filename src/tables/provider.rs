@@ -256,11 +256,22 @@ pub enum Fetch {
 }
 
 impl Fetch {
-    /// The endpoints it calls ("METHOD template"), in order.
+    /// The calls it makes ("METHOD template?parameters"), in order; a
+    /// fan-out's once per parent.
     pub fn endpoints(&self) -> Vec<String> {
         match self {
-            Fetch::Listings(requests) => requests.iter().map(PageRequest::endpoint).collect(),
-            Fetch::PerParent(fan_out) => vec![fan_out.child.endpoint()],
+            Fetch::Listings(requests) => requests.iter().map(PageRequest::described).collect(),
+            Fetch::PerParent(fan_out) => {
+                let per = match &fan_out.parents {
+                    Parents::Ids(ids) => format!("{} named", ids.len()),
+                    Parents::Listing { requests, .. } => {
+                        let listing: Vec<String> =
+                            requests.iter().map(PageRequest::described).collect();
+                        format!("each of {}", listing.join(" + "))
+                    }
+                };
+                vec![format!("{} (per parent: {per})", fan_out.child.described())]
+            }
             Fetch::Fallback { first, then, .. } => {
                 let mut endpoints = first.endpoints();
                 endpoints.push(format!("(else) {}", then.endpoints().join(" + ")));

@@ -155,9 +155,15 @@ async fn key_file_and_script_file_with_several_statements_as_csv_and_json() {
         "json",
     ]);
     command.args(["-c", "SELECT count(*) AS n FROM users"]);
+    // No row is still a JSON document; a NULL is written, not left out.
+    command.args(["-c", "SELECT account_id FROM users WHERE false"]);
+    command.args(["-c", "SELECT 1 AS n, CAST(NULL AS boolean) AS mfa_enabled"]);
     let output = run(command).await;
     assert!(output.status.success(), "{}", text(&output.stderr));
-    assert_eq!(text(&output.stdout).trim(), r#"[{"n":12}]"#);
+    assert_eq!(
+        text(&output.stdout),
+        "[{\"n\":12}]\n[]\n[{\"n\":1,\"mfa_enabled\":null}]\n"
+    );
 }
 
 #[tokio::test]

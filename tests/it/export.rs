@@ -42,7 +42,7 @@ async fn run(
     file: Option<&std::path::Path>,
 ) -> Result<(), String> {
     let mut out = Vec::new();
-    run_sql(ctx, sql, format, &mut out, file)
+    run_sql(ctx, sql, format, &mut out, file, None)
         .await
         .map_err(|e| orgsql::cli::error_message(&e))
 }

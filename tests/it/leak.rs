@@ -157,6 +157,9 @@ async fn the_key_appears_nowhere() {
         p.exp_string("orgsql> ").expect("prompt");
         p.send_line("SELECT count(*) FROM users;").expect("send");
         p.exp_string("(1 row)").expect("an answer");
+        // One field a line: every column of the log, however wide.
+        p.send_line("\\x on").expect("send");
+        p.exp_string("Expanded display is on").expect("expanded");
         p.send_line("SELECT * FROM orgsql_requests;").expect("send");
         p.exp_string("wait_ms").expect("the requests");
         p.exp_string("Time:").expect("the requests");

@@ -2,12 +2,14 @@
 
 pub mod api;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod emulator;
 pub mod snapshot;
 pub mod tables;
 
 use datafusion::error::Result;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use api::Orgs;
@@ -32,7 +34,11 @@ pub fn session_context() -> SessionContext {
             "datafusion.execution.parquet.schema_force_view_types",
             false,
         );
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .build();
     // A quoted path to a Parquet, CSV or NDJSON file is a table, as in
     // datafusion-cli and duckdb: `SELECT * FROM 'week.parquet'`.
-    SessionContext::new_with_config(config).enable_url_table()
+    SessionContext::new_with_state(state).enable_url_table()
 }

@@ -457,6 +457,10 @@ impl Source {
         let orgs = Orgs::new(first, configs.collect())?.named(names);
         let org = orgs.ids().join(", ");
         let ctx = orgsql::session(&orgs)?;
+        if demo.is_some() {
+            // The demo's history ends at its fixed "now": so does its clock.
+            orgsql::clock::fix(&ctx, orgsql::emulator::DEMO_NOW);
+        }
         attach(cli, &ctx).await?;
         Ok(Session {
             ctx,

@@ -3,6 +3,7 @@
 //! serving a generated organization. Used by `--demo`, the tests and the
 //! benchmarks, and as `orgsql emulator` by anyone else.
 
+mod history;
 mod limits;
 mod org;
 mod routes;
@@ -18,8 +19,8 @@ use tokio::sync::oneshot;
 
 pub use limits::RateLimits;
 pub use org::{
-    ApiToken, Directory, Domain, Event, EventAction, Group, GroupRole, Location, Org, OrgApiKey,
-    OrgSpec, Policy, ProductAccess, User, UserRole, Workspace,
+    ApiToken, DEMO_NOW, Directory, Domain, Event, EventAction, Group, GroupRole, Location, Org,
+    OrgApiKey, OrgSpec, Policy, ProductAccess, User, UserRole, Workspace,
 };
 
 use crate::api::{ApiKey, ClientConfig};

@@ -1,7 +1,8 @@
 //! The emulated organization: generated deterministically from a seed and a
 //! size, with the variety an auditor meets (managed and unmanaged accounts,
 //! users without MFA, suspended and deactivated ones, admins, policies, an
-//! audit log over the last 90 days).
+//! audit log over the last 90 days, and the history of every role held,
+//! in history.rs).
 
 use chrono::{DateTime, Duration, Utc};
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -9,13 +10,25 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
+use super::history::{self, HISTORY_ACTIONS, ORG_ADMIN, Tenure};
+
+/// The demo organization's "now", 2026-11-30T12:00:00Z: `OrgSpec::default()`
+/// (`--demo`, `orgsql emulator`) generates its history up to this instant,
+/// never from the clock, so the demo prints the same bytes every run.
+pub const DEMO_NOW: DateTime<Utc> = DateTime::from_timestamp_nanos(1_796_040_000_000_000_000);
+
 /// How big an organization to generate, and from which seed.
 #[derive(Debug, Clone)]
 pub struct OrgSpec {
     pub seed: u64,
     pub users: usize,
+    /// Events of the 90 days before `now` other than grants and removals of
+    /// roles, memberships and product access; the history of those (every
+    /// one held now, from the day it was granted, and some taken back)
+    /// comes on top.
     pub events: usize,
-    /// "Now" for the generated history: events fall in the 90 days before it.
+    /// "Now" for the generated history: nothing happens after it. Every
+    /// date of the organization is drawn relative to it, never the clock.
     pub now: DateTime<Utc>,
 }
 
@@ -25,7 +38,7 @@ impl Default for OrgSpec {
             seed: 42,
             users: 250,
             events: 3000,
-            now: Utc::now(),
+            now: DEMO_NOW,
         }
     }
 }
@@ -464,8 +477,10 @@ const GROUP_NAMES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Actions of the generated audit log, with a weight, a display name and a group.
-const ACTIONS: &[(&str, u32, &str, &str)] = &[
+/// Actions of the generated audit log, with a weight, a display name and a
+/// group. The weights of the actions history.rs writes size its changes of
+/// the last 90 days instead.
+pub(super) const ACTIONS: &[(&str, u32, &str, &str)] = &[
     ("user_login", 300, "User logged in", "User sessions"),
     ("user_logout", 60, "User logged out", "User sessions"),
     (
@@ -546,12 +561,12 @@ const ACTIONS: &[(&str, u32, &str, &str)] = &[
     ("domain_claimed", 1, "Domain claimed", "Domains"),
 ];
 
-struct Gen {
-    rng: ChaCha8Rng,
+pub(super) struct Gen {
+    pub(super) rng: ChaCha8Rng,
 }
 
 impl Gen {
-    fn uuid(&mut self) -> String {
+    pub(super) fn uuid(&mut self) -> String {
         let b: [u8; 16] = self.rng.random();
         format!(
             "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
@@ -576,7 +591,7 @@ impl Gen {
         }
     }
 
-    fn chance(&mut self, percent: u32) -> bool {
+    pub(super) fn chance(&mut self, percent: u32) -> bool {
         self.rng.random_range(0..100) < percent
     }
 
@@ -588,6 +603,16 @@ impl Gen {
         let ms = self.rng.random_range(0..max_days * 86_400_000);
         // Whole milliseconds, as the API prints them.
         now - Duration::milliseconds(ms)
+    }
+
+    /// A time in `[from, to)`, in whole milliseconds from `from`; `from` when
+    /// the span is empty.
+    pub(super) fn between(&mut self, from: DateTime<Utc>, to: DateTime<Utc>) -> DateTime<Utc> {
+        let span = (to - from).num_milliseconds();
+        if span <= 0 {
+            return from;
+        }
+        from + Duration::milliseconds(self.rng.random_range(0..span))
     }
 }
 
@@ -717,9 +742,54 @@ impl Org {
             api_tokens: Vec::new(),
             api_keys: Vec::new(),
         };
-        org.events = events(&mut g, spec, &org);
-        credentials(spec, &mut org);
+        let history = history::history(spec, &org);
+        let mut events = events(&mut g, spec, &org, &history.tenures);
+        events.extend(history.events);
+        events.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.id.cmp(&b.id)));
+        process(spec, &mut events);
+        org.events = events;
+        credentials(spec, &mut org, &history.tenures);
         org
+    }
+
+    /// A user as audit events name them (in `context`).
+    pub(super) fn user_object(&self, user: &User) -> Value {
+        json!({
+            "id": user.account_id, "type": "users",
+            "attributes": {"name": user.name, "email": user.email, "accountType": "atlassian"},
+            "links": {"self": format!("https://api.atlassian.com/users/{}/manage/profile", user.account_id)}
+        })
+    }
+
+    /// A group as audit events name it (in `context`).
+    pub(super) fn group_object(&self, group: usize) -> Value {
+        let group = &self.groups[group];
+        json!({"id": group.id, "type": "groups", "attributes": {"name": group.name, "groupName": group.name}, "links": {"alt": format!("https://admin.atlassian.com/o/{}/groups/{}", self.id, group.id)}})
+    }
+
+    /// A workspace as a product access event names it (in `context`).
+    pub(super) fn product_object(&self, workspace: &Workspace) -> Value {
+        json!({"id": workspace.id, "type": "products", "attributes": {"name": workspace.type_name, "siteName": workspace.name, "siteHostName": format!("https://{}", host(workspace))}})
+    }
+
+    /// The organization as the place an event happened (`container`).
+    pub(super) fn org_container(&self) -> Value {
+        json!({"id": self.id, "type": "orgs", "attributes": {"name": self.name}, "links": {"alt": format!("https://admin.atlassian.com/o/{}", self.id)}})
+    }
+
+    /// A workspace's site as the place an event happened (`container`).
+    pub(super) fn site_container(&self, workspace: &Workspace) -> Value {
+        let host = host(workspace);
+        json!({"id": workspace.id, "type": "sites", "attributes": {"siteHostName": format!("https://{host}"), "siteName": workspace.name, "name": workspace.name}, "links": {"alt": format!("https://{host}")}})
+    }
+
+    /// The role a group grants, if it grants one.
+    pub(super) fn group_role(&self, group: usize) -> Option<&'static str> {
+        let name = self.groups[group].name.as_str();
+        GROUP_GRANTS
+            .iter()
+            .find(|(n, ..)| *n == name)
+            .map(|(_, role, ..)| *role)
     }
 
     pub fn members_of(&self, group: usize) -> impl Iterator<Item = &User> {
@@ -816,6 +886,14 @@ impl Org {
         }
         roles
     }
+}
+
+/// A workspace's host name (Bitbucket's have none of their own).
+fn host(workspace: &Workspace) -> String {
+    workspace
+        .host_url
+        .clone()
+        .unwrap_or_else(|| format!("bitbucket.org/{}", workspace.name))
 }
 
 fn workspaces(g: &mut Gen, now: DateTime<Utc>) -> Vec<Workspace> {
@@ -1052,6 +1130,17 @@ fn users(g: &mut Gen, spec: &OrgSpec, groups: &[Group], workspace_count: usize) 
             groups: member_of,
         });
     }
+    // The owner created the organization: nobody joined before them. And
+    // nobody used a product before they joined.
+    if let Some(first) = users.iter().map(|u| u.added_to_org).min() {
+        users[0].added_to_org = first - Duration::days(1);
+    }
+    for user in &mut users {
+        let joined = user.added_to_org;
+        for access in &mut user.product_access {
+            access.last_active = access.last_active.map(|t| t.max(joined));
+        }
+    }
     users
 }
 
@@ -1122,17 +1211,31 @@ fn policies(g: &mut Gen, now: DateTime<Utc>, workspaces: &[Workspace]) -> Vec<Po
     ]
 }
 
-fn events(g: &mut Gen, spec: &OrgSpec, org: &Org) -> Vec<Event> {
-    let admins: Vec<&User> = org
-        .users
-        .iter()
-        .filter(|u| !u.platform_roles.is_empty())
+/// The everyday events of the 90 days before now: sessions, tokens,
+/// invitations, policies, ... (history.rs writes the grants and removals of
+/// roles, memberships and product access). Admins act once they hold their
+/// role. Unsorted, not yet processed.
+fn events(g: &mut Gen, spec: &OrgSpec, org: &Org, tenures: &[Tenure]) -> Vec<Event> {
+    // Who holds a platform role now, and since when.
+    let admins: Vec<(usize, DateTime<Utc>)> = (0..org.users.len())
+        .filter_map(|i| {
+            let since = tenures
+                .iter()
+                .filter(|t| t.user == i && t.until.is_none())
+                .map(|t| t.from)
+                .min()?;
+            Some((i, since))
+        })
         .collect();
-    let total_weight: u32 = ACTIONS.iter().map(|a| a.1).sum();
+    let everyday: Vec<&(&str, u32, &str, &str)> = ACTIONS
+        .iter()
+        .filter(|a| !HISTORY_ACTIONS.contains(&a.0))
+        .collect();
+    let total_weight: u32 = everyday.iter().map(|a| a.1).sum();
     let mut events = Vec::with_capacity(spec.events);
     for _ in 0..spec.events {
         let mut roll = g.rng.random_range(0..total_weight);
-        let action = ACTIONS
+        let action = everyday
             .iter()
             .find(|a| {
                 let hit = roll < a.1;
@@ -1145,10 +1248,17 @@ fn events(g: &mut Gen, spec: &OrgSpec, org: &Org) -> Vec<Event> {
             action,
             "user_login" | "user_logout" | "password_change" | "twosv_enabled_for_user"
         );
-        let actor = if self_service || admins.is_empty() {
+        // The time first: who could act then depends on it.
+        let time = g.before(spec.now, 90);
+        let actor = if self_service {
             subject
         } else {
-            admins[g.rng.random_range(0..admins.len())]
+            let able: Vec<usize> = admins
+                .iter()
+                .filter(|(_, since)| *since <= time)
+                .map(|(i, _)| *i)
+                .collect();
+            able.choose(&mut g.rng).map_or(subject, |&i| &org.users[i])
         };
         let auth = (!self_service && g.chance(20)).then(|| {
             (
@@ -1157,64 +1267,42 @@ fn events(g: &mut Gen, spec: &OrgSpec, org: &Org) -> Vec<Event> {
             )
         });
         // Each actor mostly works from one address; a few events come from elsewhere.
-        let actor_hash = actor
-            .account_id
-            .bytes()
-            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
         let stray = g.chance(3);
-        let place = PLACES[if stray {
-            g.rng.random_range(0..PLACES.len())
+        let location = if stray {
+            let place = PLACES[g.rng.random_range(0..PLACES.len())];
+            Location {
+                ip: format!(
+                    "198.18.{}.{}",
+                    g.rng.random_range(0..256),
+                    g.rng.random_range(1..255)
+                ),
+                city: place.0,
+                region: place.1,
+                country: place.2,
+            }
         } else {
-            actor_hash as usize % PLACES.len()
-        }];
-        let ip = if stray {
-            format!(
-                "198.18.{}.{}",
-                g.rng.random_range(0..256),
-                g.rng.random_range(1..255)
-            )
-        } else {
-            format!("203.0.113.{}", actor_hash % 250 + 1)
+            usual_location(&actor.account_id)
         };
-        let user_object = json!({
-            "id": subject.account_id, "type": "users",
-            "attributes": {"name": subject.name, "email": subject.email, "accountType": "atlassian"},
-            "links": {"self": format!("https://api.atlassian.com/users/{}/manage/profile", subject.account_id)}
-        });
-        let mut context = vec![user_object];
+        let mut context = vec![org.user_object(subject)];
         let mut message = format!("{} for {}", action.replace('_', " "), subject.email);
         if action.contains("group") && !subject.groups.is_empty() {
-            let group = &org.groups[subject.groups[g.rng.random_range(0..subject.groups.len())]];
-            context.insert(0, json!({"id": group.id, "type": "groups", "attributes": {"name": group.name, "groupName": group.name}, "links": {"alt": format!("https://admin.atlassian.com/o/{}/groups/{}", org.id, group.id)}}));
+            let group = subject.groups[g.rng.random_range(0..subject.groups.len())];
+            context.insert(0, org.group_object(group));
             message = format!(
                 "{} {} ({})",
                 action.replace('_', " "),
                 subject.email,
-                group.name
+                org.groups[group].name
             );
         }
         let site = &org.workspaces[g.rng.random_range(0..org.workspaces.len())];
-        let container = if action.contains("org_admin")
-            || action.starts_with("policy")
-            || action.starts_with("domain")
-        {
-            vec![
-                json!({"id": org.id, "type": "orgs", "attributes": {"name": org.name}, "links": {"alt": format!("https://admin.atlassian.com/o/{}", org.id)}}),
-            ]
+        let container = if action.starts_with("policy") || action.starts_with("domain") {
+            org.org_container()
         } else {
-            let host = site
-                .host_url
-                .clone()
-                .unwrap_or_else(|| format!("bitbucket.org/{}", site.name));
-            vec![
-                json!({"id": site.id, "type": "sites", "attributes": {"siteHostName": format!("https://{host}"), "siteName": site.name, "name": site.name}, "links": {"alt": format!("https://{host}")}}),
-            ]
+            org.site_container(site)
         };
-        // The id is drawn before the time, as it always was.
-        let id = g.uuid();
-        let time = g.before(spec.now, 90);
         events.push(Event {
-            id,
+            id: g.uuid(),
             time,
             processed_at: time,
             action,
@@ -1223,21 +1311,20 @@ fn events(g: &mut Gen, spec: &OrgSpec, org: &Org) -> Vec<Event> {
             actor_email: Some(actor.email.clone()),
             auth,
             context,
-            container,
-            location: (!g.chance(4)).then_some(Location {
-                ip,
-                city: place.0,
-                region: place.1,
-                country: place.2,
-            }),
+            container: vec![container],
+            location: (!g.chance(4)).then_some(location),
             message,
         });
     }
-    events.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.id.cmp(&b.id)));
-    // The lag comes from a generator of its own: the rest of the org stays
-    // what the seed always gave.
+    events
+}
+
+/// When the API processed each event (newest first): seconds after it
+/// happened for most, hours or days for a few; never after now. From a
+/// generator of its own.
+fn process(spec: &OrgSpec, events: &mut [Event]) {
     let mut lag = ChaCha8Rng::seed_from_u64(spec.seed ^ 0x9e37_79b9_7f4a_7c15);
-    for event in &mut events {
+    for event in events {
         let ms: i64 = match lag.random_range(0..1000) {
             0..5 => lag.random_range(86_400_000..3 * 86_400_000),
             5..25 => lag.random_range(3_600_000..12 * 3_600_000),
@@ -1245,7 +1332,20 @@ fn events(g: &mut Gen, spec: &OrgSpec, org: &Org) -> Vec<Event> {
         };
         event.processed_at = (event.time + Duration::milliseconds(ms)).min(spec.now);
     }
-    events
+}
+
+/// An actor's usual place and address (each works mostly from one).
+pub(super) fn usual_location(account_id: &str) -> Location {
+    let hash = account_id
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let place = PLACES[hash as usize % PLACES.len()];
+    Location {
+        ip: format!("203.0.113.{}", hash % 250 + 1),
+        city: place.0,
+        region: place.1,
+        country: place.2,
+    }
 }
 
 /// Token labels, as people name them.
@@ -1266,7 +1366,7 @@ const TOKEN_LABELS: &[&str] = &[
 /// event's time; the other managed users' tokens cover what auditors look
 /// for: never used, stale, without expiry or expiring years out, blocked,
 /// owned by people who are no longer active.
-fn credentials(spec: &OrgSpec, org: &mut Org) {
+fn credentials(spec: &OrgSpec, org: &mut Org, tenures: &[Tenure]) {
     let mut g = Gen {
         rng: ChaCha8Rng::seed_from_u64(spec.seed ^ 0x00c0_ffee_7013_2e45),
     };
@@ -1354,9 +1454,19 @@ fn credentials(spec: &OrgSpec, org: &mut Org) {
     let org_admins: Vec<usize> = (0..org.users.len())
         .filter(|&i| org.users[i].platform_roles.contains(&"atlassian/org-admin"))
         .collect();
-    let former_admin = (1..org.users.len())
-        .find(|&i| org.users[i].claim_status == "managed" && !org_admins.contains(&i))
-        .unwrap_or(0);
+    // The legacy integration's key is the org admin's who was removed
+    // (history.rs), made while they were one.
+    let former = tenures
+        .iter()
+        .find(|t| t.role == ORG_ADMIN && t.until.is_some());
+    let former_admin = former.map_or_else(
+        || {
+            (1..org.users.len())
+                .find(|&i| org.users[i].claim_status == "managed" && !org_admins.contains(&i))
+                .unwrap_or(0)
+        },
+        |t| t.user,
+    );
     let key = |g: &mut Gen,
                label: &'static str,
                scopes: Vec<&'static str>,
@@ -1408,6 +1518,15 @@ fn credentials(spec: &OrgSpec, org: &mut Org) {
             false,
         ),
     ];
+    if let Some((from, until)) = former.and_then(|t| Some((t.from, t.until?))) {
+        for key in org
+            .api_keys
+            .iter_mut()
+            .filter(|k| k.created_by == former_admin)
+        {
+            key.created_at = g.between(from, until);
+        }
+    }
 }
 
 /// Every string in a JSON value, renamed.

@@ -202,7 +202,7 @@ async fn a_late_processed_event_is_exported_exactly_once() {
         rows(&second, "events"),
         rows(&first, "events").map(|n| n + 2)
     );
-    let offline = offline_with_events_once(dir.path(), 1202).await;
+    let offline = offline_with_events_once(dir.path(), emu.org().events.len()).await;
     let sql = format!(
         "SELECT event_id, count(*) FROM events WHERE event_id IN ('{late}', '{fresh}') \
          GROUP BY event_id ORDER BY event_id"
@@ -279,7 +279,7 @@ async fn an_export_from_before_the_polling_api_is_topped_up() {
         org.events.sort_by_key(|e| std::cmp::Reverse(e.time));
     });
     let manifest = run().await;
-    let offline = offline_with_events_once(dir.path(), 601).await;
+    let offline = offline_with_events_once(dir.path(), emu.org().events.len()).await;
     let live = session(emu.client_config());
     let context = "SELECT event_id, role, object_id FROM event_context ORDER BY 1, 2, 3";
     assert_eq!(
@@ -291,7 +291,7 @@ async fn an_export_from_before_the_polling_api_is_topped_up() {
         .iter()
         .find(|t| t.name == "events")
         .expect("events");
-    assert_eq!(events.rows, 601);
+    assert_eq!(events.rows, emu.org().events.len() as u64);
     assert!(
         events.stream.is_some(),
         "the next export resumes from the stream"

@@ -134,6 +134,16 @@ pub fn orgsql_at(base_url: &str, org_id: &str, key: &str) -> std::process::Comma
 
 /// The real binary with nothing inherited that could point it at an
 /// organization (or make it log).
+/// The standard output of a run that must have succeeded (else its stderr).
+pub fn succeeded(output: &std::process::Output, what: &str) -> Vec<u8> {
+    assert!(
+        output.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout.clone()
+}
+
 pub fn orgsql_alone() -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_orgsql"));
     for var in [

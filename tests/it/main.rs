@@ -7,6 +7,7 @@ mod budgets;
 mod check;
 mod cli;
 mod credentials;
+mod demo;
 mod diff;
 mod differential;
 mod export;

@@ -7,6 +7,7 @@ pub mod config;
 pub mod emulator;
 pub mod snapshot;
 pub mod tables;
+mod yielding;
 
 use datafusion::error::Result;
 use datafusion::execution::SessionStateBuilder;
@@ -37,6 +38,7 @@ pub fn session_context() -> SessionContext {
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
+        .with_physical_optimizer_rule(std::sync::Arc::new(yielding::YieldingJoins))
         .build();
     // A quoted path to a Parquet, CSV or NDJSON file is a table, as in
     // datafusion-cli and duckdb: `SELECT * FROM 'week.parquet'`.

@@ -144,3 +144,74 @@ async fn an_auditor_session() {
         "{history}"
     );
 }
+
+/// psql's habits and results that fit the screen, in the demo.
+#[test]
+fn psql_habits_and_results_that_fit_the_screen() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let mut command = orgsql_alone();
+    command
+        .arg("--demo")
+        .env("XDG_DATA_HOME", home.path())
+        .env("COLUMNS", "100");
+    let options = Options {
+        timeout_ms: Some(60_000),
+        strip_ansi_escape_codes: true,
+    };
+    let mut p = spawn_with_options(command, options).expect("orgsql starts in a pty");
+    p.exp_string(PROMPT).expect("a prompt");
+
+    // No `;` yet: the continuation prompt says the statement is open, and a
+    // backslash command typed now runs at once.
+    p.send_line("SELECT 1 AS one").expect("send");
+    p.exp_string("orgsql-> ").expect("the continuation prompt");
+    p.send_line("\\d domains").expect("send");
+    p.exp_string("domains: Domains")
+        .expect("\\d ran mid-statement");
+    p.send_line(";").expect("send");
+    let answer = p.exp_string("(1 row)").expect("the statement ends");
+    assert!(answer.contains("| one |"), "{answer}");
+
+    // On the screen a long result is cut, and says so.
+    p.send_line("SELECT * FROM events;").expect("send");
+    let cut = p.exp_string("shows every column)").expect("the note");
+    assert!(cut.contains("rows, first 40 shown; \\maxrows 0"), "{cut}");
+    assert!(cut.contains("of 17 columns hidden; "), "{cut}");
+
+    // \x: one field a line.
+    p.send_line("\\x on").expect("send");
+    p.exp_string("Expanded display is on.").expect("\\x");
+    p.send_line("SELECT name, claim_status FROM domains ORDER BY name LIMIT 1;")
+        .expect("send");
+    let record = p.exp_string("(1 row)").expect("one record");
+    assert!(record.contains("-[ RECORD 1 ]"), "{record}");
+    assert!(record.contains("\r\nname         | "), "{record}");
+    assert!(record.contains("\r\nclaim_status | "), "{record}");
+    p.send_line("\\x off").expect("send");
+    p.exp_string("Expanded display is off.").expect("\\x off");
+
+    // A misspelt table: the nearest name, and where to look.
+    p.send_line("SELECT * FROM usres;").expect("send");
+    p.exp_string("no table usres; did you mean users? (\\d lists the tables)")
+        .expect("a suggestion");
+
+    // Ctrl-C stops a statement that computes and the session goes on.
+    // Uncancelled, it runs for hours. Its one new page (groups; events are
+    // cached) takes milliseconds, and the progress line then counts the
+    // seconds: two seconds in, it computes.
+    p.send_line(
+        "SELECT count(*) FROM groups g CROSS JOIN events a CROSS JOIN events b \
+         CROSS JOIN events c;",
+    )
+    .expect("send");
+    p.exp_string("retries 2s").expect("it runs");
+    p.send_control('c').expect("Ctrl-C");
+    p.exp_string("cancelled")
+        .expect("the statement is cancelled");
+    p.send_line("SELECT count(*) AS n FROM domains;")
+        .expect("send");
+    p.exp_string("(1 row)").expect("the next statement runs");
+
+    p.send_line("\\q").expect("send");
+    p.exp_eof().expect("orgsql ends");
+}

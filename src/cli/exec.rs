@@ -85,30 +85,63 @@ pub fn is_query(statement: &Statement) -> bool {
     }
 }
 
-/// What a statement without rows did, in words ("Created view admins").
-pub fn done(statement: &Statement) -> Option<String> {
-    use datafusion::sql::sqlparser::ast::Statement as Sql;
-    Some(match statement {
-        Statement::CreateExternalTable(table) => format!("Created external table {}", table.name),
-        Statement::Statement(sql) => match sql.as_ref() {
-            Sql::CreateView(view) => format!("Created view {}", view.name),
-            Sql::CreateTable(table) => format!("Created table {}", table.name),
-            Sql::Drop {
-                object_type, names, ..
-            } => format!(
-                "Dropped {} {}",
-                object_type.to_string().to_lowercase(),
-                names
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            Sql::Set(_) => "Set".to_string(),
+/// What a statement that answers no rows of its own did, said in words
+/// instead of DataFusion's empty or one-count table.
+pub enum Done {
+    /// DDL: "Created view admins".
+    Said(String),
+    /// COPY: the rows written and where.
+    Copied(String),
+}
+
+impl Done {
+    pub fn of(statement: &Statement) -> Option<Done> {
+        use datafusion::sql::sqlparser::ast::Statement as Sql;
+        Some(Done::Said(match statement {
+            Statement::CopyTo(copy) => return Some(Done::Copied(copy.target.clone())),
+            Statement::CreateExternalTable(table) => {
+                format!("Created external table {}", table.name)
+            }
+            Statement::Statement(sql) => match sql.as_ref() {
+                Sql::CreateView(view) => format!("Created view {}", view.name),
+                Sql::CreateTable(table) => format!("Created table {}", table.name),
+                Sql::Drop {
+                    object_type, names, ..
+                } => format!(
+                    "Dropped {} {}",
+                    object_type.to_string().to_lowercase(),
+                    names
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Sql::Set(_) => "Set".to_string(),
+                _ => return None,
+            },
             _ => return None,
-        },
-        _ => return None,
-    })
+        }))
+    }
+
+    /// The words, given what the statement answered (COPY: its count).
+    pub fn say(&self, batches: &[RecordBatch]) -> String {
+        match self {
+            Done::Said(words) => format!("{words}."),
+            Done::Copied(target) => {
+                let rows: u64 = batches
+                    .iter()
+                    .filter_map(|b| {
+                        b.column(0)
+                            .as_any()
+                            .downcast_ref::<datafusion::arrow::array::UInt64Array>()
+                    })
+                    .flat_map(|counts| counts.iter().flatten())
+                    .sum();
+                let s = if rows == 1 { "" } else { "s" };
+                format!("Wrote {rows} row{s} to {}.", output::visible(target))
+            }
+        }
+    }
 }
 
 /// The line each statement of `sql` starts on (1-based), in order.
@@ -167,7 +200,7 @@ pub async fn run_sql(
     let any_query = statements.iter().any(is_query);
     for (i, statement) in statements.into_iter().enumerate() {
         let keep = is_query(&statement) || (!any_query && i == last);
-        let said = done(&statement);
+        let done = Done::of(&statement);
         let (schema, batches) = execute(ctx, statement).await.map_err(|e| {
             if several {
                 let line = lines
@@ -179,11 +212,9 @@ pub async fn run_sql(
                 e
             }
         })?;
-        match (file, said) {
-            (Some(path), _) if keep => write_file(path, format, &schema, &batches)?,
-            (_, Some(said)) if schema.fields().is_empty() => {
-                writeln!(out, "{said}.")?;
-            }
+        match (file, done) {
+            (_, Some(done)) => writeln!(out, "{}", done.say(&batches))?,
+            (Some(path), None) if keep => write_file(path, format, &schema, &batches)?,
             _ => {
                 // Parquet goes only to files; anything else on the way prints as a table.
                 let shown = if format == Format::Parquet {

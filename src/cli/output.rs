@@ -53,7 +53,14 @@ impl Screen {
     pub fn of_stdout(max_rows: usize, expanded: Expanded, repl: bool) -> Option<Screen> {
         use std::io::IsTerminal;
         if !std::io::stdout().is_terminal() {
-            return None;
+            // Asked for by name (--vertical), one field a line holds in a
+            // pipe too; nothing is cut or left out there.
+            return (expanded == Expanded::On).then_some(Screen {
+                width: usize::MAX,
+                max_rows: 0,
+                expanded,
+                repl,
+            });
         }
         // COLUMNS first, as ls and psql read it: it is how a user (or a test
         // driving a pty) sets the width a terminal does not report.
@@ -363,7 +370,11 @@ fn vertical(
     width: usize,
 ) -> Result<()> {
     let label = header.iter().map(|h| measure(h)).max().unwrap_or(0);
-    let room = width.saturating_sub(label + 3).max(MIN_COLUMN);
+    let longest = rows.iter().flatten().map(|v| measure(v)).max().unwrap_or(0);
+    let room = width
+        .saturating_sub(label + 3)
+        .max(MIN_COLUMN)
+        .min(longest.max(MIN_COLUMN));
     for (number, row) in rows.iter().enumerate() {
         let title = format!("-[ RECORD {} ]", number + 1);
         let rule = "-".repeat(width.min(label + 3 + room).saturating_sub(measure(&title)));

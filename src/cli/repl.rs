@@ -538,7 +538,7 @@ impl Repl {
         let lines = super::exec::statement_lines(sql);
         for (number, statement) in statements.into_iter().enumerate() {
             let started = Instant::now();
-            let said = super::exec::done(&statement);
+            let done = super::exec::Done::of(&statement);
             let progress = self.orgs.as_ref().map(Progress::start);
             let run = super::exec::execute(&self.ctx, statement);
             // A Ctrl-C pressed between queries is not meant for this one.
@@ -563,9 +563,9 @@ impl Repl {
             })?;
             let elapsed = started.elapsed();
             let printed = match &mut self.output {
-                _ if schema.fields().is_empty() && said.is_some() => {
-                    let said = said.unwrap_or_default();
-                    self.print_text(&format!("{said}."))
+                _ if done.is_some() => {
+                    let said = done.map(|d| d.say(&batches)).unwrap_or_default();
+                    self.print_text(&said)
                 }
                 // Parquet is a whole file: each result replaces it.
                 Some((path, _)) if self.format == Format::Parquet => {

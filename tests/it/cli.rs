@@ -312,3 +312,75 @@ async fn a_closed_pipe_ends_quietly() {
         assert_eq!(text(&output.stderr), "", "{format}");
     }
 }
+
+/// `--output` takes one query's result, or refuses before anything runs;
+/// errors point at the statement; `--vertical` holds in a pipe.
+#[tokio::test]
+async fn one_shot_output_errors_and_vertical() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("out.csv");
+    let file_arg = file.to_str().expect("utf-8").to_string();
+
+    let mut command = orgsql();
+    command.args(["--demo", "--format", "csv", "--output", &file_arg]);
+    command.args(["-c", "SELECT 1 AS one", "-c", "SELECT 2 AS two"]);
+    let output = run(command).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("a file holds the result of one query"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(!file.exists(), "nothing is written when refused");
+
+    // DDL beside the one query: it says what it did, the query goes to the file.
+    let mut command = orgsql();
+    command.args(["--demo", "--format", "csv", "--output", &file_arg]);
+    command.args([
+        "-c",
+        "CREATE VIEW v AS SELECT 1 AS x",
+        "-c",
+        "SELECT * FROM v",
+    ]);
+    let output = run(command).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "Created view v.\n");
+    assert_eq!(std::fs::read_to_string(&file).expect("written"), "x\n1\n");
+
+    // A parse error: the statement, a caret under where it went wrong.
+    let mut command = orgsql();
+    command.args(["--demo", "-c", "SELECT * FROM users LIMT 5"]);
+    let output = run(command).await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines[0], "SELECT * FROM users LIMT 5", "{stderr}");
+    assert_eq!(lines[1], format!("{}^", " ".repeat(25)), "{stderr}");
+    assert!(
+        lines[2].starts_with("error: -c: syntax error: "),
+        "{stderr}"
+    );
+
+    // A script's failing statement, by number and line.
+    let script = dir.path().join("audit.sql");
+    std::fs::write(&script, "SELECT 1;\n\nSELECT nope\n  FROM users;\n").expect("script");
+    let mut command = orgsql();
+    command.args(["--demo", "-f", script.to_str().expect("utf-8")]);
+    let output = run(command).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("audit.sql: statement 2, line 3: "),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // Asked for by name, one field a line holds in a pipe, whole.
+    let mut command = orgsql();
+    command.args(["--demo", "--vertical", "-c"]);
+    command.arg("SELECT name, claim_status FROM domains ORDER BY name LIMIT 1");
+    let output = run(command).await;
+    assert_eq!(
+        text(&output.stdout),
+        "-[ RECORD 1 ]-------------\nname         | acme-eu.com\nclaim_status | unverified\n(1 row)\n"
+    );
+}

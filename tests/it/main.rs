@@ -18,6 +18,7 @@ mod hostile;
 mod leak;
 mod orgs;
 mod pushdown;
+mod readme;
 mod repl;
 mod slt;
 mod snapshot;

@@ -9,7 +9,7 @@ SELECT
   CASE WHEN u.status IS DISTINCT FROM 'active' THEN 'alarm' ELSE 'ok' END AS status,
   CASE
     WHEN u.account_id IS NULL THEN 'Owner ' || t.account_id || ' is no longer in the directory'
-    ELSE 'Owner ' || coalesce(u.email, u.account_id) || ' is ' || u.status
+    ELSE 'Owner ' || coalesce(u.email, u.account_id) || ' is ' || coalesce(u.status, 'of unknown status')
   END || ' (' || coalesce(t.label, 'no label') || ')' AS reason,
   t.label,
   t.account_id,

@@ -323,6 +323,7 @@ impl KeySource {
                 let output = std::process::Command::new("sh")
                     .arg("-c")
                     .arg(command)
+                    .stdin(std::process::Stdio::inherit())
                     .stderr(std::process::Stdio::inherit())
                     .output()
                     .map_err(|e| failed(format!("it could not start: {e}")))?;

@@ -43,8 +43,8 @@ struct Cli {
     /// One field a line (as psql's \x), for wide rows
     #[arg(long)]
     vertical: bool,
-    /// Write the last statement's result to FILE (atomically: a failed query
-    /// leaves no file and an existing one untouched)
+    /// Write the query's result to FILE (one query; several are refused),
+    /// atomically: a failed query leaves no file and an existing one untouched
     #[arg(global = true, long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Run against a built-in emulated demo organization (no account needed)
@@ -105,8 +105,16 @@ struct Cli {
     #[arg(long, value_name = "DIR", conflicts_with = "demo")]
     snapshot: Option<PathBuf>,
     /// Also attach a snapshot as schema NAME (e.g. old=snap1/ gives old.users); repeatable
-    #[arg(long, value_name = "NAME=DIR")]
-    attach: Vec<String>,
+    #[arg(long, value_name = "NAME=DIR", value_parser = attach_spec)]
+    attach: Vec<(String, PathBuf)>,
+}
+
+/// `--attach NAME=DIR`, read once.
+fn attach_spec(spec: &str) -> std::result::Result<(String, PathBuf), String> {
+    spec.split_once('=')
+        .filter(|(name, dir)| !name.is_empty() && !dir.is_empty())
+        .map(|(name, dir)| (name.to_string(), PathBuf::from(dir)))
+        .ok_or_else(|| format!("{spec}: use NAME=DIR, e.g. old=snap1/"))
 }
 
 const AFTER_HELP: &str = "\
@@ -636,14 +644,10 @@ async fn per_org(session: &Session) -> Result<Vec<(Option<String>, SessionContex
 
 /// `--attach NAME=DIR`: snapshots as schemas beside the session's tables.
 async fn attach(cli: &Cli, ctx: &SessionContext) -> Result<()> {
-    for spec in &cli.attach {
-        let (name, dir) = spec
-            .split_once('=')
-            .filter(|(name, dir)| !name.is_empty() && !dir.is_empty())
-            .ok_or_else(|| anyhow::anyhow!("--attach {spec}: use NAME=DIR, e.g. old=snap1/"))?;
-        orgsql::snapshot::attach(ctx, name, std::path::Path::new(dir))
+    for (name, dir) in &cli.attach {
+        orgsql::snapshot::attach(ctx, name, dir)
             .await
-            .at(&format!("--attach {spec}"))?;
+            .at(&format!("--attach {name}={}", dir.display()))?;
     }
     Ok(())
 }
@@ -687,12 +691,7 @@ async fn run_sessions(cli: &Cli, session: Session) -> Result<()> {
                 None => format!("{described}, organization {org}"),
             },
             offline: snapshot.is_some(),
-            attached: cli
-                .attach
-                .iter()
-                .filter_map(|spec| spec.split_once('='))
-                .map(|(name, dir)| (name.to_string(), dir.to_string()))
-                .collect(),
+            attached: cli.attach.clone(),
         };
         return cli::repl::run(ctx, orgs, cli.format, reading).await;
     }
@@ -742,12 +741,8 @@ async fn run_sessions(cli: &Cli, session: Session) -> Result<()> {
         if let Some(orgs) = &orgs {
             cli::say_notices(orgs);
         }
-        if let Err(e) = &result
-            && let Some(pointer) = cli::exec::parse_error_pointer(&sql, e)
-        {
-            for line in pointer.lines() {
-                eprintln!("{}", cli::output::visible(line));
-            }
+        if let Err(e) = &result {
+            cli::exec::show_parse_error(&sql, e);
         }
         result.at(&origin)?;
     }

@@ -173,11 +173,7 @@ impl PageRequest {
     /// What it sends besides the path and the paging cursor: its query
     /// string and, for a POST, its body. (Never a key: keys go in headers.)
     pub fn parameters(&self) -> String {
-        let mut query = form_urlencoded::Serializer::new(String::new());
-        for (name, value) in &self.query {
-            query.append_pair(name, value);
-        }
-        let mut text = query.finish();
+        let mut text = self.query_string(None);
         if let Some(body) = &self.body {
             if !text.is_empty() {
                 text.push(' ');
@@ -185,6 +181,19 @@ impl PageRequest {
             text.push_str(&body.to_string());
         }
         text
+    }
+
+    /// Its query string, percent-encoded, with `cursor` when the cursor
+    /// goes in the query.
+    fn query_string(&self, cursor: Option<&str>) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in &self.query {
+            query.append_pair(name, value);
+        }
+        if let (CursorIn::Query, Some(cursor)) = (self.cursor_in, cursor) {
+            query.append_pair("cursor", cursor);
+        }
+        query.finish()
     }
 
     /// The endpoint and its parameters, as EXPLAIN shows a call.
@@ -561,7 +570,7 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (waited, number) =
+            let (waited, in_flight) =
                 pacer
                     .acquire(&endpoint, policy.max_delay)
                     .await
@@ -607,7 +616,7 @@ impl Client {
             };
             let (status, detail, delay) = match result {
                 Ok(response) if response.status().is_success() => {
-                    pacer.answered(&endpoint, number, Some(response.headers()));
+                    in_flight.answered(Some(response.headers()));
                     let status = response.status().as_u16();
                     let content_type = response
                         .headers()
@@ -628,7 +637,7 @@ impl Client {
                     log(Some(status), None);
                     let message = api_message(&body);
                     if !is_retryable(status) {
-                        pacer.answered(&endpoint, number, Some(&headers));
+                        in_flight.answered(Some(&headers));
                         return Err(ApiError::Status {
                             endpoint,
                             status,
@@ -639,7 +648,7 @@ impl Client {
                     let delay = policy.delay(attempt, Some(&headers), chrono::Utc::now());
                     if status == 429 {
                         if delay > policy.max_delay {
-                            pacer.throttled(&endpoint, std::time::Duration::ZERO);
+                            in_flight.throttled(std::time::Duration::ZERO);
                             return Err(ApiError::WaitTooLong {
                                 endpoint,
                                 wait: delay,
@@ -648,21 +657,21 @@ impl Client {
                             });
                         }
                         // The pacer holds the budget; the next attempt waits there.
-                        pacer.throttled(&endpoint, delay);
+                        in_flight.throttled(delay);
                     } else {
-                        pacer.answered(&endpoint, number, Some(&headers));
+                        in_flight.answered(Some(&headers));
                     }
                     let delay = (status != 429).then_some(delay);
                     (status, format!("HTTP {status}: {message}"), delay)
                 }
                 Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
-                    pacer.answered(&endpoint, number, None);
+                    in_flight.answered(None);
                     log(None, None);
                     let delay = policy.delay(attempt, None, chrono::Utc::now());
                     (0, e.without_url().to_string(), Some(delay))
                 }
                 Err(e) => {
-                    pacer.answered(&endpoint, number, None);
+                    in_flight.answered(None);
                     log(None, None);
                     return Err(ApiError::Transport {
                         endpoint,
@@ -843,14 +852,7 @@ pub(crate) fn first_bytes(body: &[u8]) -> String {
 /// The path and query a request went to, as `-v` shows it (percent-encoded;
 /// a POST's filters are in its body, not shown).
 fn resolved(url: &Url, request: &PageRequest, cursor: Option<&str>) -> String {
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in &request.query {
-        query.append_pair(name, value);
-    }
-    if let (CursorIn::Query, Some(cursor)) = (request.cursor_in, cursor) {
-        query.append_pair("cursor", cursor);
-    }
-    let query = query.finish();
+    let query = request.query_string(cursor);
     if query.is_empty() {
         url.path().to_string()
     } else {

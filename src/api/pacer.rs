@@ -97,13 +97,13 @@ const ANSWER_PATIENCE: Duration = Duration::from_secs(2);
 
 impl Pacer {
     /// Wait until a request to `endpoint` ("METHOD template") may go; returns
-    /// how long that took, and the request's number, to give back with its
-    /// answer. `Err(wait)` when the wait would exceed `max_wait`.
+    /// how long that took, and the request in flight, to tell its answer
+    /// to. `Err(wait)` when the wait would exceed `max_wait`.
     pub async fn acquire(
         &self,
         endpoint: &str,
         max_wait: Duration,
-    ) -> Result<(Duration, u64), Wait> {
+    ) -> Result<(Duration, InFlight<'_>), Wait> {
         let started = Instant::now();
         loop {
             let now = Instant::now();
@@ -116,7 +116,13 @@ impl Pacer {
                         b.sent += 1;
                         b.sent
                     });
-                    return Ok((started.elapsed(), number));
+                    let request = InFlight {
+                        pacer: self,
+                        endpoint: endpoint.to_string(),
+                        number,
+                        settled: false,
+                    };
+                    return Ok((started.elapsed(), request));
                 }
                 Decision::Until(until, why) => {
                     if until.saturating_duration_since(started) > max_wait {
@@ -189,7 +195,7 @@ impl Pacer {
 
     /// An answer to request `number` came (any status but 429): read what it
     /// says is left.
-    pub fn answered(&self, endpoint: &str, number: u64, headers: Option<&HeaderMap>) {
+    fn answered(&self, endpoint: &str, number: u64, headers: Option<&HeaderMap>) {
         self.on_answer(endpoint, |budget, now| {
             match headers.and_then(|h| rate_headers(h, Utc::now(), now)) {
                 Some((limit, remaining, reset)) => {
@@ -218,7 +224,7 @@ impl Pacer {
     }
 
     /// A 429: hold the budget for `hint` and pace it more slowly from now on.
-    pub fn throttled(&self, endpoint: &str, hint: Duration) {
+    fn throttled(&self, endpoint: &str, hint: Duration) {
         self.on_answer(endpoint, |budget, now| {
             budget.hold = Some(now + hint);
             budget.remaining = Some(0);
@@ -242,6 +248,40 @@ impl Pacer {
                 })
             })
             .max_by_key(|w| w.until)
+    }
+}
+
+/// A request `acquire` let go, in flight until its answer is told with
+/// `answered` or `throttled`. Dropped untold (the query stopped wanting it:
+/// a LIMIT met, Ctrl-C), it stops counting as in flight: else the budget
+/// would wait for answers that never come.
+pub struct InFlight<'a> {
+    pacer: &'a Pacer,
+    endpoint: String,
+    /// Its number among the budget's requests.
+    pub number: u64,
+    settled: bool,
+}
+
+impl InFlight<'_> {
+    /// An answer came (any status but 429): read what it says is left.
+    pub fn answered(mut self, headers: Option<&HeaderMap>) {
+        self.settled = true;
+        self.pacer.answered(&self.endpoint, self.number, headers);
+    }
+
+    /// A 429: hold the budget for `hint` and pace it more slowly.
+    pub fn throttled(mut self, hint: Duration) {
+        self.settled = true;
+        self.pacer.throttled(&self.endpoint, hint);
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.pacer.on_answer(&self.endpoint, |_, _| {});
+        }
     }
 }
 
@@ -357,5 +397,24 @@ mod tests {
             decide(&mut budget, "GET /admin/v1/orgs/{orgId}/events", later),
             Decision::Answer
         ));
+    }
+
+    /// A request the query stopped wanting (a LIMIT met, Ctrl-C) is dropped
+    /// before its answer: it no longer counts as in flight, so the next
+    /// period does not wait for it.
+    #[tokio::test]
+    async fn a_request_dropped_unanswered_is_no_longer_in_flight() {
+        let pacer = Pacer::default();
+        let endpoint = "GET /admin/v1/orgs/{orgId}/events";
+        let in_flight = |pacer: &Pacer| pacer.budgets.lock().map(|b| b[endpoint].in_flight).ok();
+        let (_, answered) = pacer.acquire(endpoint, Duration::ZERO).await.ok().unzip();
+        let (_, dropped) = pacer.acquire(endpoint, Duration::ZERO).await.ok().unzip();
+        assert_eq!(in_flight(&pacer), Some(2));
+        if let Some(request) = answered {
+            request.answered(None);
+        }
+        assert_eq!(in_flight(&pacer), Some(1));
+        drop(dropped);
+        assert_eq!(in_flight(&pacer), Some(0));
     }
 }

@@ -507,7 +507,10 @@ async fn leave_out_exported(
     wanted: &[TableInfo],
     log: &mut AuditLog,
 ) -> Result<()> {
-    let kept = staging.with_extension("kept");
+    // Unique to this run, and removed if it fails: a folder left by an
+    // earlier failed run is never reused.
+    let kept_path = AtomicPath::new(&staging.with_extension("kept")).map_err(io_at(staging))?;
+    let kept = kept_path.temp().to_path_buf();
     let mut pass = Pass::new(&kept, wanted, Utc::now())?;
     for (table, (_, _, writer)) in wanted.iter().zip(pass.tables.iter_mut()) {
         if !table.columns.iter().any(|c| c.name == EVENT_ID) {

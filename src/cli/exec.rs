@@ -128,20 +128,25 @@ impl Done {
         match self {
             Done::Said(words) => format!("{words}."),
             Done::Copied(target) => {
-                let rows: u64 = batches
-                    .iter()
-                    .filter_map(|b| {
-                        b.column(0)
-                            .as_any()
-                            .downcast_ref::<datafusion::arrow::array::UInt64Array>()
-                    })
-                    .flat_map(|counts| counts.iter().flatten())
-                    .sum();
+                let rows = copied_rows(batches);
                 let s = if rows == 1 { "" } else { "s" };
                 format!("Wrote {rows} row{s} to {}.", output::visible(target))
             }
         }
     }
+}
+
+/// The rows a COPY wrote: the count it answers.
+pub fn copied_rows(batches: &[RecordBatch]) -> u64 {
+    batches
+        .iter()
+        .filter_map(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::UInt64Array>()
+        })
+        .flat_map(|counts| counts.iter().flatten())
+        .sum()
 }
 
 /// The line each statement of `sql` starts on (1-based), in order.
@@ -166,8 +171,35 @@ pub fn statement_lines(sql: &str) -> Vec<u64> {
     lines
 }
 
-/// For a parse error: the line of `sql` it is on and a caret under where.
-pub fn parse_error_pointer(sql: &str, error: &DataFusionError) -> Option<String> {
+/// An error of statement `index` (0-based) of a script of several: said as
+/// "statement 2, line 3: ...", so a long script's failure can be found.
+pub fn in_statement(
+    error: DataFusionError,
+    index: usize,
+    lines: &[u64],
+    several: bool,
+) -> DataFusionError {
+    if !several {
+        return error;
+    }
+    let line = lines
+        .get(index)
+        .map(|l| format!(", line {l}"))
+        .unwrap_or_default();
+    error.context(format!("statement {}{line}", index + 1))
+}
+
+/// For a parse error, on stderr: the line of `sql` it is on and a caret
+/// under where the parser stopped.
+pub fn show_parse_error(sql: &str, error: &DataFusionError) {
+    if let Some(pointer) = parse_error_pointer(sql, error) {
+        for line in pointer.lines() {
+            eprintln!("{}", output::visible(line));
+        }
+    }
+}
+
+fn parse_error_pointer(sql: &str, error: &DataFusionError) -> Option<String> {
     let message = error.to_string();
     let at = message.rfind("at Line: ")?;
     let mut numbers = message[at..]
@@ -201,17 +233,9 @@ pub async fn run_sql(
     for (i, statement) in statements.into_iter().enumerate() {
         let keep = is_query(&statement) || (!any_query && i == last);
         let done = Done::of(&statement);
-        let (schema, batches) = execute(ctx, statement).await.map_err(|e| {
-            if several {
-                let line = lines
-                    .get(i)
-                    .map(|l| format!(", line {l}"))
-                    .unwrap_or_default();
-                e.context(format!("statement {}{line}", i + 1))
-            } else {
-                e
-            }
-        })?;
+        let (schema, batches) = execute(ctx, statement)
+            .await
+            .map_err(|e| in_statement(e, i, &lines, several))?;
         match (file, done) {
             (_, Some(done)) => writeln!(out, "{}", done.say(&batches))?,
             (Some(path), None) if keep => write_file(path, format, &schema, &batches)?,

@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use datafusion::arrow::array::{Array, UInt64Array};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
@@ -121,8 +120,22 @@ pub async fn export(
     std::fs::create_dir_all(&options.out).map_err(io)?;
     let exported_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let previous = Manifest::read(&options.out).ok();
-    let mut entries = Vec::new();
-    let mut skipped = Vec::new();
+    // The manifest says what the folder holds at every moment: tables this
+    // run does not export keep their earlier entries, and it is written
+    // again after each table, so a run that stops half way (an error,
+    // Ctrl-C) leaves it true to the files, the audit log's stream position
+    // included (else the next run would add those events again).
+    let mut manifest = Manifest {
+        org_id: client.org_id().to_string(),
+        exported_at,
+        orgsql_version: env!("CARGO_PKG_VERSION").to_string(),
+        tables: Vec::new(),
+        skipped: Vec::new(),
+    };
+    if let Some(previous) = previous.as_ref().filter(|p| p.org_id == manifest.org_id) {
+        manifest.tables = previous.tables.clone();
+        manifest.skipped = previous.skipped.clone();
+    }
     let mut audit_done = false;
     for name in tables.iter().copied() {
         let Some(table) = crate::tables::find(name) else {
@@ -152,11 +165,15 @@ pub async fn export(
             // out, said, and recorded; the rest is still written.
             Err(e) if refused_for_scope(&e) => {
                 let reason = super::error_message(&e);
-                writeln!(log, "{name}: skipped: {reason}").map_err(io)?;
-                skipped.push(Skipped {
+                writeln!(log, "{name}: skipped: {}", super::output::visible(&reason))
+                    .map_err(io)?;
+                manifest.tables.retain(|t| t.name != name);
+                manifest.skipped.retain(|t| t.name != name);
+                manifest.skipped.push(Skipped {
                     name: name.to_string(),
                     reason,
                 });
+                write_manifest(&options.out, &manifest)?;
                 continue;
             }
             other => other,
@@ -168,17 +185,14 @@ pub async fn export(
                 entry.name, entry.rows, entry.requests, entry.path
             )
             .map_err(io)?;
-            entries.push(entry);
+            manifest.skipped.retain(|t| t.name != entry.name);
+            match manifest.tables.iter_mut().find(|t| t.name == entry.name) {
+                Some(earlier) => *earlier = entry,
+                None => manifest.tables.push(entry),
+            }
         }
+        write_manifest(&options.out, &manifest)?;
     }
-    let manifest = Manifest {
-        org_id: client.org_id().to_string(),
-        exported_at,
-        orgsql_version: env!("CARGO_PKG_VERSION").to_string(),
-        tables: entries,
-        skipped,
-    };
-    write_manifest(&options.out, &manifest)?;
     Ok(manifest)
 }
 
@@ -268,17 +282,21 @@ async fn export_table(
     started: usize,
 ) -> Result<TableEntry> {
     let path = format!("{name}.parquet");
-    let copy = format!("COPY {name} TO '{}'", options.out.join(&path).display());
+    // A path is an SQL string here: a quote in it is doubled.
+    let target = options
+        .out
+        .join(&path)
+        .display()
+        .to_string()
+        .replace('\'', "''");
+    let copy = format!("COPY {name} TO '{target}'");
     let statement = DFParser::parse_sql_with_dialect(&copy, &GenericDialect {})?
         .pop_front()
         .ok_or_else(|| DataFusionError::Internal(format!("no statement in {copy}")))?;
     let (_, batches) = execute(ctx, statement)
         .await
         .map_err(|e| e.context(format!("exporting {name}")))?;
-    let rows = batches
-        .first()
-        .and_then(|b| b.column(0).as_any().downcast_ref::<UInt64Array>())
-        .map_or(0, |counts| counts.value(0));
+    let rows = super::exec::copied_rows(&batches);
     table_entry(ctx, name, path, rows, requests_of(client, name, started)).await
 }
 

@@ -193,12 +193,7 @@ fn table(
     // EXPLAIN's plan lines are never cut: the terminal wraps them.
     let explain = is_explain(schema);
     let rows = cells(batches, shown, explain)?;
-    let mut widths: Vec<usize> = header.iter().map(|h| measure(h)).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(measure(cell));
-        }
-    }
+    let widths = column_widths(&header, &rows);
     let wide = !explain && screen.is_some_and(|s| table_width(&widths) > s.width);
     let mut notes = Vec::new();
     match screen {
@@ -220,18 +215,13 @@ fn table(
             };
             let header = pick(&header);
             let rows: Vec<Vec<String>> = rows.iter().map(|r| pick(r)).collect();
-            let mut widths: Vec<usize> = header.iter().map(|h| measure(h)).collect();
-            for row in &rows {
-                for (w, cell) in widths.iter_mut().zip(row) {
-                    *w = (*w).max(measure(cell));
-                }
-            }
+            let mut widths = column_widths(&header, &rows);
             fit(&mut widths, s.width);
             grid(out, &header, &rows, &widths)?;
             if hidden > 0 {
                 notes.push(format!(
                     "{hidden} of {} columns hidden; {} shows every column",
-                    header.len() - 1 + hidden,
+                    schema.fields().len(),
                     if s.repl { "\\x" } else { "--vertical" }
                 ));
             }
@@ -299,6 +289,17 @@ fn is_explain(schema: &SchemaRef) -> bool {
 }
 
 /// A table's width with its borders.
+/// Each column's width: its widest cell or its name.
+fn column_widths(header: &[String], rows: &[Vec<String>]) -> Vec<usize> {
+    let mut widths: Vec<usize> = header.iter().map(|h| measure(h)).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(measure(cell));
+        }
+    }
+    widths
+}
+
 fn table_width(widths: &[usize]) -> usize {
     widths.iter().map(|w| w + 3).sum::<usize>() + 1
 }

@@ -173,7 +173,7 @@ impl std::str::FromStr for Meta {
     }
 }
 
-/// Where the REPL keeps its history (SQL only): `$XDG_DATA_HOME/orgsql/history`,
+/// Where the REPL keeps its history (statements and commands): `$XDG_DATA_HOME/orgsql/history`,
 /// else `~/.local/share/orgsql/history`.
 pub fn history_path() -> Option<PathBuf> {
     let data = std::env::var_os("XDG_DATA_HOME")
@@ -192,7 +192,7 @@ pub struct Reading {
     /// A snapshot: nothing is fetched, and there is no `orgsql_requests`.
     pub offline: bool,
     /// Snapshots attached as schemas (`--attach NAME=DIR`): name and folder.
-    pub attached: Vec<(String, String)>,
+    pub attached: Vec<(String, PathBuf)>,
 }
 
 struct Repl {
@@ -426,9 +426,9 @@ impl Repl {
                 println!("Statement cleared.");
             }
             Meta::ConnInfo => {
-                let mut text = format!("Reading {}.", self.reading.description);
+                let mut text = format!("Reading {}.", visible(&self.reading.description));
                 for (name, dir) in &self.reading.attached {
-                    text.push_str(&format!("\nAttached snapshot {name}: {dir}"));
+                    text.push_str(&format!("\nAttached snapshot {name}: {}", dir.display()));
                 }
                 self.print_text(&text)?;
             }
@@ -526,12 +526,13 @@ impl Repl {
     /// Run each statement; print each result; Ctrl-C cancels the statement
     /// running and the ones after it.
     async fn run_sql(&mut self, sql: &str) -> std::result::Result<(), String> {
+        // Said before the query runs, not after minutes of paging.
+        if self.format == Format::Parquet && self.output.is_none() {
+            return Err("parquet is written to a file: \\o FILE first".to_string());
+        }
         let statements =
             DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).map_err(|e| {
-                // The line, and a caret under where the parser stopped.
-                if let Some(pointer) = super::exec::parse_error_pointer(sql, &e) {
-                    pointer.lines().for_each(|l| eprintln!("{}", visible(l)));
-                }
+                super::exec::show_parse_error(sql, &e);
                 error_message(&e)
             })?;
         let several = statements.len() > 1;
@@ -555,11 +556,7 @@ impl Repl {
                 return Err(CANCELLED.to_string());
             };
             let (schema, batches) = result.map_err(|e| {
-                let message = error_message(&e);
-                match lines.get(number).filter(|_| several) {
-                    Some(line) => format!("statement {}, line {line}: {message}", number + 1),
-                    None => message,
-                }
+                error_message(&super::exec::in_statement(e, number, &lines, several))
             })?;
             let elapsed = started.elapsed();
             let printed = match &mut self.output {
@@ -568,15 +565,19 @@ impl Repl {
                     self.print_text(&said)
                 }
                 // Parquet is a whole file: each result replaces it.
-                Some((path, _)) if self.format == Format::Parquet => {
+                Some((path, file)) if self.format == Format::Parquet => {
+                    let failed = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
                     super::files::write_file(path, self.format, &schema, &batches)
-                        .map_err(|e| format!("{}: {}", path.display(), error_message(&e)))
+                        .map_err(|e| failed(&error_message(&e)))?;
+                    // The file was replaced: what comes next goes to the new one.
+                    *file = std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(&*path)
+                        .map_err(|e| failed(&e))?;
+                    Ok(())
                 }
                 Some((path, file)) => output::print(file, self.format, &schema, &batches, None)
                     .map_err(|e| format!("{}: {}", path.display(), error_message(&e))),
-                None if self.format == Format::Parquet => {
-                    Err("parquet is written to a file: \\o FILE first".to_string())
-                }
                 None => {
                     let stdout = std::io::stdout();
                     let mut out = stdout.lock();
@@ -652,11 +653,15 @@ fn describe_tables(ctx: &SessionContext, reading: &Reading) -> String {
         ));
     }
     if reading.offline {
-        text.push_str(&format!("(a snapshot: {})\n", reading.description));
+        text.push_str(&format!(
+            "(a snapshot: {})\n",
+            visible(&reading.description)
+        ));
     }
     for (name, dir) in &reading.attached {
         text.push_str(&format!(
-            "schema {name}: the snapshot {dir} (\\d {name}.TABLE describes one)\n"
+            "schema {name}: the snapshot {} (\\d {name}.TABLE describes one)\n",
+            dir.display()
         ));
     }
     text.pop();
@@ -687,7 +692,10 @@ fn describe_table(
     let table = tables
         .iter()
         .find(|t| t.name.eq_ignore_ascii_case(bare))
-        .filter(|t| has_table(ctx, &name.replace(bare, t.name)))
+        .filter(|t| match schema {
+            Some(schema) => has_table(ctx, &format!("{schema}.{}", t.name)),
+            None => has_table(ctx, t.name),
+        })
         .ok_or_else(|| format!("no table {name}; \\d lists them"))?;
     let rows: Vec<[String; 4]> = table
         .columns

@@ -840,7 +840,7 @@ impl SeenKeys {
 
     /// The rows of `batch` (from listing number `listing`) whose key no other
     /// listing has yielded; `None` if none is new. A key this very listing
-    /// has yielded before is an error.
+    /// has yielded before is an error. Rows whose key holds a NULL are kept.
     fn first_sightings(
         &mut self,
         listing: usize,
@@ -855,6 +855,13 @@ impl SeenKeys {
         let rows = self.converter.convert_columns(&arrays)?;
         let mut fresh = Vec::with_capacity(rows.num_rows());
         for (index, row) in rows.iter().enumerate() {
+            // A key with a NULL in it names nothing: such a row is kept
+            // whatever else came (two products an account uses may both
+            // lack a key and a URL).
+            if arrays.iter().any(|a| a.is_null(index)) {
+                fresh.push(Some(true));
+                continue;
+            }
             let bytes = row.as_ref();
             let hash = (u128::from(self.hashers.0.hash_one(bytes)) << 64)
                 | u128::from(self.hashers.1.hash_one(bytes));
@@ -1015,4 +1022,33 @@ fn read_ahead<T: Send + 'static>(
         receiver.recv().await.map(|item| (item, receiver))
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::StringArray;
+
+    /// Within one listing a key seen twice is a listing going round, unless
+    /// the key holds a NULL: that names nothing, and the row is kept.
+    #[test]
+    fn a_key_with_a_null_is_never_taken_for_a_repeat() -> Result<()> {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("account_id", DataType::Utf8, false),
+            Field::new("url", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec!["a", "a", "b"])),
+                Arc::new(StringArray::from(vec![None, None, Some("https://x")])),
+            ],
+        )?;
+        let mut seen = SeenKeys::new(&schema, &["account_id", "url"])?;
+        let kept = seen.first_sightings(0, "GET /x", &batch)?;
+        assert_eq!(kept.map(|b| b.num_rows()), Some(3));
+        // The same page again in the same listing: the keyed row repeats.
+        assert!(seen.first_sightings(0, "GET /x", &batch).is_err());
+        Ok(())
+    }
 }

@@ -4,10 +4,7 @@
 //! lowered mid-run is followed, both audit endpoints give the same events,
 //! and an export misses no event that was processed late.
 
-use std::process::Command;
-
 use crate::common::*;
-use orgsql::cli::export::{ExportOptions, export};
 use orgsql::emulator::{Emulator, EmulatorConfig, Faults, OrgSpec, RateLimits};
 
 async fn limited(org: OrgSpec, page_size_cap: Option<usize>) -> Emulator {
@@ -152,20 +149,7 @@ async fn both_audit_endpoints_return_the_same_events() {
 async fn a_late_processed_event_is_exported_exactly_once() {
     let emu = limited(spec(20, 1200), None).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let export_once = || async {
-        let mut config = emu.client_config();
-        config.cache_ttl = None;
-        let client = orgsql::api::Client::new(config).expect("client");
-        let ctx = orgsql::session(&client).expect("session");
-        let options = ExportOptions {
-            out: dir.path().to_path_buf(),
-            tables: None,
-            since: None,
-        };
-        export(&ctx, &client, &options, &mut Vec::new())
-            .await
-            .expect("export")
-    };
+    let export_once = || export_to(emu.client_config(), dir.path(), None);
     let first = export_once().await;
     let late = "00000000-0000-4000-8000-000000001a7e";
     let fresh = "00000000-0000-4000-8000-00000000f2e5";
@@ -230,17 +214,12 @@ async fn a_late_processed_event_is_exported_exactly_once() {
 async fn an_export_from_before_the_polling_api_is_topped_up() {
     let emu = emulator(spec(20, 600), Faults::default(), None).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let options = ExportOptions {
-        out: dir.path().to_path_buf(),
-        tables: Some(vec!["events".to_string(), "event_context".to_string()]),
-        since: None,
-    };
-    let run = || async {
-        let client = orgsql::api::Client::new(emu.client_config()).expect("client");
-        let ctx = orgsql::session(&client).expect("session");
-        export(&ctx, &client, &options, &mut Vec::new())
-            .await
-            .expect("export")
+    let run = || {
+        export_to(
+            emu.client_config(),
+            dir.path(),
+            Some(&["events", "event_context"]),
+        )
     };
     run().await;
     // The context as one file, as the previous version wrote it.
@@ -308,20 +287,8 @@ async fn a_wait_of_a_day_fails_at_once_and_says_so() {
         ..Faults::default()
     };
     let emu = emulator(spec(10, 10), faults, None).await;
-    let output = Command::new(env!("CARGO_BIN_EXE_orgsql"))
-        .args([
-            "--base-url",
-            &emu.base_url(),
-            "-c",
-            "SELECT count(*) FROM domains",
-        ])
-        .env("ATLASSIAN_ORG_ID", &emu.org().id)
-        .env(
-            "ATLASSIAN_API_KEY",
-            emu.connection_json()["api_key"]
-                .as_str()
-                .unwrap_or_default(),
-        )
+    let output = orgsql_on(&emu)
+        .args(["-c", "SELECT count(*) FROM domains"])
         .output()
         .expect("orgsql runs");
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -1,26 +1,25 @@
 //! `orgsql check` through the real binary: exit codes for cron and CI, the
 //! JUnit report, users' own controls, and the pack on the demo org.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use crate::common::*;
 use orgsql::emulator::{Emulator, Faults};
 
 fn check(emu: &Emulator, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_orgsql"))
-        .args([
-            "--base-url",
-            &emu.base_url(),
-            "--org-id",
-            &emu.org().id,
-            "check",
-        ])
+    orgsql_on(emu)
+        .arg("check")
         .args(args)
-        .env(
-            "ATLASSIAN_API_KEY",
-            emu.connection_json()["api_key"].as_str().expect("key"),
-        )
-        .env_remove("ORGSQL_BASE_URL")
+        .output()
+        .expect("orgsql runs")
+}
+
+/// `orgsql --demo check ARGS`: the demo's clock stands still
+/// (`DEMO_NOW`), so what is stale is the same whatever day the test runs.
+fn check_demo(args: &[&str]) -> Output {
+    orgsql_alone()
+        .args(["--demo", "check"])
+        .args(args)
         .output()
         .expect("orgsql runs")
 }
@@ -141,11 +140,12 @@ async fn exit_codes_reports_and_own_controls() {
     assert!(text(&output.stderr).contains("no control no_such_control"));
 }
 
-/// The pack on the demo organization (seed 42, 250 users, the clock now):
+/// The pack on the demo organization (seed 42, 250 users, its fixed clock):
 /// exactly the planted findings alarm, naming the resources the generator
 /// put there.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_pack_on_the_demo_org_alarms_exactly_on_its_findings() {
+    // The organization the demo serves, to compute what must alarm.
     let emu = emulator(
         orgsql::emulator::OrgSpec::default(),
         Faults::default(),
@@ -153,7 +153,7 @@ async fn the_pack_on_the_demo_org_alarms_exactly_on_its_findings() {
     )
     .await;
     let org = emu.org();
-    let output = check(&emu, &["--format", "json"]);
+    let output = check_demo(&["--format", "json"]);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
     let controls = report.as_array().expect("one entry per control");
@@ -225,7 +225,7 @@ async fn the_pack_on_the_demo_org_alarms_exactly_on_its_findings() {
     // The credentials the generator plants: tokens that are valid (neither
     // blocked nor expired) and stale, immortal or orphaned; keys unscoped,
     // immortal or made by someone who is not an org admin.
-    let now = chrono::Utc::now();
+    let now = orgsql::emulator::DEMO_NOW;
     let valid: Vec<_> = org
         .api_tokens
         .iter()
@@ -276,9 +276,12 @@ async fn the_pack_on_the_demo_org_alarms_exactly_on_its_findings() {
     let not_by_admin = live_keys
         .iter()
         .filter(|k| {
-            org.user_roles(&org.users[k.created_by])
-                .iter()
-                .all(|r| r.role != "atlassian/org-admin")
+            let creator = &org.users[k.created_by];
+            creator.status != "active"
+                || org
+                    .user_roles(creator)
+                    .iter()
+                    .all(|r| r.role != "atlassian/org-admin")
         })
         .collect();
     assert_eq!(alarms("api_keys_creator_not_admin"), key_ids(not_by_admin));
@@ -340,7 +343,7 @@ async fn frameworks_parameters_and_the_severity_gate() {
         }
     }
     // A framework runs exactly its controls.
-    let output = check(&emu, &["--framework", "cis", "--format", "json"]);
+    let output = check_demo(&["--framework", "cis", "--format", "json"]);
     let ran: Vec<String> = json_report(&output)
         .iter()
         .map(|c| c["id"].as_str().unwrap_or_default().to_string())
@@ -353,7 +356,7 @@ async fn frameworks_parameters_and_the_severity_gate() {
     assert_eq!(ran, mapped);
 
     // A parameter changes what alarms, as the organization's data says.
-    let now = chrono::Utc::now();
+    let now = orgsql::emulator::DEMO_NOW;
     let inactive = |days: i64| -> Vec<String> {
         let cutoff = now - chrono::Duration::days(days);
         let mut found: Vec<String> = org
@@ -375,10 +378,7 @@ async fn frameworks_parameters_and_the_severity_gate() {
     let control = "inactive_managed_accounts_with_access";
     for days in [30, 90, 150] {
         let param = format!("inactive_days={days}");
-        let output = check(
-            &emu,
-            &["--controls", control, "--param", &param, "--format", "json"],
-        );
+        let output = check_demo(&["--controls", control, "--param", &param, "--format", "json"]);
         let report = json_report(&output);
         assert_eq!(alarmed_resources(&report[0]), inactive(days), "{param}");
         assert_eq!(report[0]["parameters"][0]["value"], days.to_string());
@@ -395,7 +395,7 @@ async fn frameworks_parameters_and_the_severity_gate() {
         ("nosuch=1", "no selected control takes it"),
         ("inactive_days", "NAME=VALUE"),
     ] {
-        let output = check(&emu, &["--controls", control, "--param", param]);
+        let output = check_demo(&["--controls", control, "--param", param]);
         assert_eq!(output.status.code(), Some(2), "{param}");
         assert!(
             text(&output.stderr).contains(says),
@@ -406,14 +406,14 @@ async fn frameworks_parameters_and_the_severity_gate() {
 
     // The gate: medium alarms fail the run by default, not under --fail-on high.
     let medium = "inactive_users_with_access";
-    assert_eq!(check(&emu, &["--controls", medium]).status.code(), Some(1));
-    let gated = check(&emu, &["--controls", medium, "--fail-on", "high"]);
+    assert_eq!(check_demo(&["--controls", medium]).status.code(), Some(1));
+    let gated = check_demo(&["--controls", medium, "--fail-on", "high"]);
     assert_eq!(gated.status.code(), Some(0));
     assert!(
         text(&gated.stdout).contains("ALARM"),
         "the report still lists it"
     );
-    let strict = check(&emu, &["--controls", medium, "--fail-on", "medium"]);
+    let strict = check_demo(&["--controls", medium, "--fail-on", "medium"]);
     assert_eq!(strict.status.code(), Some(1));
 }
 
@@ -426,22 +426,14 @@ async fn a_baseline_tells_new_open_and_fixed_findings() {
     let org = emu.org();
     let dir = tempfile::tempdir().expect("temp dir");
     let before = dir.path().join("before");
-    let export = Command::new(env!("CARGO_BIN_EXE_orgsql"))
+    let export = orgsql_on(&emu)
         .args([
-            "--base-url",
-            &emu.base_url(),
-            "--org-id",
-            &org.id,
             "export",
             "--out",
             &before.display().to_string(),
             "--tables",
             "users,group_members,user_role_assignments",
         ])
-        .env(
-            "ATLASSIAN_API_KEY",
-            emu.connection_json()["api_key"].as_str().expect("key"),
-        )
         .output()
         .expect("orgsql runs");
     assert!(export.status.success(), "{}", text(&export.stderr));
@@ -491,7 +483,7 @@ async fn a_baseline_tells_new_open_and_fixed_findings() {
 
     // The same against a JSON report of before: the same classification.
     let earlier = dir.path().join("before.json");
-    let offline = Command::new(env!("CARGO_BIN_EXE_orgsql"))
+    let offline = orgsql_alone()
         .args([
             "--snapshot",
             &before.display().to_string(),

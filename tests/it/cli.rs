@@ -7,11 +7,7 @@ use crate::common::*;
 use orgsql::emulator::Faults;
 
 fn orgsql() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_orgsql"));
-    for var in ["ATLASSIAN_ORG_ID", "ATLASSIAN_API_KEY", "ORGSQL_BASE_URL"] {
-        command.env_remove(var);
-    }
-    command
+    orgsql_alone()
 }
 
 async fn run(mut command: Command) -> Output {

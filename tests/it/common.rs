@@ -132,8 +132,6 @@ pub fn orgsql_at(base_url: &str, org_id: &str, key: &str) -> std::process::Comma
     command
 }
 
-/// The real binary with nothing inherited that could point it at an
-/// organization (or make it log).
 /// The standard output of a run that must have succeeded (else its stderr).
 pub fn succeeded(output: &std::process::Output, what: &str) -> Vec<u8> {
     assert!(
@@ -144,13 +142,17 @@ pub fn succeeded(output: &std::process::Output, what: &str) -> Vec<u8> {
     output.stdout.clone()
 }
 
+/// The real binary with nothing inherited that could point it at an
+/// organization, give it a key, or change what it says.
 pub fn orgsql_alone() -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_orgsql"));
     for var in [
         "ATLASSIAN_ORG_ID",
         "ATLASSIAN_API_KEY",
+        "ATLASSIAN_SCOPED_API_KEY",
         "ORGSQL_BASE_URL",
         "ORGSQL_CONFIG",
+        "ORGSQL_NOTICE_SECS",
         "RUST_LOG",
     ] {
         command.env_remove(var);
@@ -170,4 +172,38 @@ pub fn alarmed_resources(entry: &serde_json::Value) -> Vec<String> {
         .collect();
     found.sort();
     found
+}
+
+/// Every file below `dir`, in its subfolders too (none if it does not exist).
+pub fn files_below(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| match e.path() {
+            p if p.is_dir() => files_below(&p),
+            p => vec![p],
+        })
+        .collect()
+}
+
+/// `orgsql export` into `dir` (of `tables`, or all) with a client of its
+/// own that caches nothing, as the command's is.
+pub async fn export_to(
+    mut config: orgsql::api::ClientConfig,
+    dir: &std::path::Path,
+    tables: Option<&[&str]>,
+) -> orgsql::snapshot::Manifest {
+    config.cache_ttl = None;
+    let client = orgsql::api::Client::new(config).expect("client");
+    let ctx = orgsql::session(&client).expect("session");
+    let options = orgsql::cli::export::ExportOptions {
+        out: dir.to_path_buf(),
+        tables: tables.map(|t| t.iter().map(ToString::to_string).collect()),
+        since: None,
+    };
+    orgsql::cli::export::export(&ctx, &client, &options, &mut Vec::new())
+        .await
+        .expect("export")
 }

@@ -248,7 +248,7 @@ async fn an_export_without_the_scoped_key_skips_what_it_cannot_read() {
     assert!(!dir.path().join("api_keys.parquet").exists());
 
     // The controls on keys cannot run on that snapshot: an error, not a pass.
-    let check = std::process::Command::new(env!("CARGO_BIN_EXE_orgsql"))
+    let check = orgsql_alone()
         .args([
             "--snapshot",
             &dir.path().display().to_string(),

@@ -31,6 +31,50 @@ fn the_demo_clock_is_documented_and_fixed() {
     assert_eq!(OrgSpec::default().now, DEMO_NOW);
 }
 
+/// Every date of the demo is drawn relative to its "now", none from the
+/// real clock: generated a day later, it is the same organization a day
+/// later, to the millisecond.
+#[test]
+fn every_date_follows_the_demo_clock() {
+    use chrono::{DateTime, Duration, Utc};
+    use orgsql::emulator::Org;
+    let day = Duration::days(1);
+    let times = |org: &Org| -> Vec<DateTime<Utc>> {
+        let mut times = Vec::new();
+        for e in &org.events {
+            times.extend([e.time, e.processed_at]);
+        }
+        for u in &org.users {
+            times.push(u.added_to_org);
+            times.extend(u.product_access.iter().filter_map(|p| p.last_active));
+        }
+        for t in &org.api_tokens {
+            times.push(t.created_at);
+            times.extend(t.last_active.into_iter().chain(t.expires_at));
+        }
+        for k in &org.api_keys {
+            times.push(k.created_at);
+            times.extend(k.last_active.into_iter().chain(k.expires_at));
+            times.extend(k.revoked.map(|(_, at)| at));
+        }
+        for p in &org.policies {
+            times.extend(std::iter::once(p.created_at).chain(p.updated_at));
+        }
+        times
+    };
+    let today = Org::generate(&OrgSpec::default());
+    let tomorrow = Org::generate(&OrgSpec {
+        now: DEMO_NOW + day,
+        ..OrgSpec::default()
+    });
+    let expected: Vec<DateTime<Utc>> = times(&today).iter().map(|t| *t + day).collect();
+    assert!(expected.len() > 5000, "{} dates", expected.len());
+    assert!(
+        times(&tomorrow) == expected,
+        "a date does not follow the demo's clock"
+    );
+}
+
 /// What a user can hold, as the log names it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Held {

@@ -2,28 +2,14 @@
 //! diff reports exactly the changes made, and both can be queried as schemas.
 
 use crate::common::*;
-use orgsql::cli::export::{ExportOptions, export};
-use orgsql::emulator::{Emulator, Faults};
-
-async fn export_to(emu: &Emulator, dir: &std::path::Path) {
-    let client = orgsql::api::Client::new(emu.client_config()).expect("client");
-    let ctx = orgsql::session(&client).expect("session");
-    let options = ExportOptions {
-        out: dir.to_path_buf(),
-        tables: None,
-        since: None,
-    };
-    export(&ctx, &client, &options, &mut Vec::new())
-        .await
-        .expect("export");
-}
+use orgsql::emulator::Faults;
 
 #[tokio::test]
 async fn a_diff_reports_exactly_what_changed() {
     let emu = emulator(spec(40, 50), Faults::default(), None).await;
     let before = tempfile::tempdir().expect("temp dir");
     let after = tempfile::tempdir().expect("temp dir");
-    export_to(&emu, before.path()).await;
+    export_to(emu.client_config(), before.path(), None).await;
 
     // A new user with nothing yet; a direct role for a user who had none;
     // a policy switched off.
@@ -56,7 +42,7 @@ async fn a_diff_reports_exactly_what_changed() {
             "enabled"
         };
     });
-    export_to(&emu, after.path()).await;
+    export_to(emu.client_config(), after.path(), None).await;
 
     let ctx = orgsql::session_context();
     orgsql::snapshot::attach(&ctx, "old", before.path())

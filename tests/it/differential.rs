@@ -21,7 +21,6 @@ use datafusion::prelude::{SessionContext, col, lit};
 use std::time::Duration;
 
 use orgsql::api::{Client, RetryPolicy};
-use orgsql::cli::export::{ExportOptions, export};
 use orgsql::emulator::{Emulator, Faults, OrgSpec};
 use orgsql::tables::{Shape, catalog};
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -470,18 +469,7 @@ async fn setup(seed: u64) -> Setup {
     };
     let faulty = emulator(org, faults, None).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = live.client_config();
-    config.cache_ttl = None;
-    let client = Client::new(config).expect("client");
-    let ctx = orgsql::session(&client).expect("session");
-    let options = ExportOptions {
-        out: dir.path().to_path_buf(),
-        tables: None,
-        since: None,
-    };
-    export(&ctx, &client, &options, &mut Vec::new())
-        .await
-        .expect("export");
+    export_to(live.client_config(), dir.path(), None).await;
     let snapshot = orgsql::snapshot::session(dir.path())
         .await
         .expect("snapshot");

@@ -35,18 +35,13 @@ fn orgsql(emu: &Emulator, home: &Path) -> Command {
 
 /// Every file under `dir` holds no byte string of the key.
 fn no_key_in_files(dir: &Path) {
-    for entry in std::fs::read_dir(dir).expect("dir") {
-        let path = entry.expect("entry").path();
-        if path.is_dir() {
-            no_key_in_files(&path);
-        } else {
-            let bytes = std::fs::read(&path).expect("read");
-            assert!(
-                !bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()),
-                "the key is in {}",
-                path.display()
-            );
-        }
+    for path in files_below(dir) {
+        let bytes = std::fs::read(&path).expect("read");
+        assert!(
+            !bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()),
+            "the key is in {}",
+            path.display()
+        );
     }
 }
 
@@ -125,7 +120,28 @@ async fn the_key_appears_nowhere() {
             .args(args)
             .output()
             .expect("orgsql runs");
+        // Each ran as meant (a run that stopped early would leak nothing):
+        // the SQL error fails, check passes or alarms, the rest succeed.
+        let meant: &[i32] = match args[0].as_str() {
+            "check" => &[0, 1],
+            _ if args.iter().any(|a| a.contains("nonsense")) => &[1],
+            _ => &[0],
+        };
+        let code = output.status.code().unwrap_or(-1);
+        assert!(
+            meant.contains(&code),
+            "{args:?} exited {code}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         no_key_in(&args.join(" "), &output);
+    }
+    for written in [
+        "users.parquet",
+        "snap-1/manifest.json",
+        "snap-2/manifest.json",
+        "report.md",
+    ] {
+        assert!(home.path().join(written).exists(), "{written} was written");
     }
     // With the key in a file instead of the environment.
     let key_file = home.path().join("key");
@@ -173,6 +189,10 @@ async fn the_key_appears_nowhere() {
     .await
     .expect("join");
     assert!(!transcript.contains(KEY), "the key is in the REPL session");
+    assert!(
+        home.path().join("orgsql/history").exists(),
+        "the REPL wrote its history"
+    );
     no_key_in_files(home.path());
 }
 

@@ -295,8 +295,12 @@ async fn named_connections_from_a_config_file() {
     std::fs::write(
         &leaked,
         format!(
-            "[connections.acme]\norg_id = \"{}\"\napi_key = \"{}\"\n",
-            ids[0], keys[0]
+            // A base URL on loopback: were the refusal to fail, nothing
+            // would leave this machine.
+            "[connections.acme]\norg_id = \"{}\"\napi_key = \"{}\"\nbase_url = \"{}\"\n",
+            ids[0],
+            keys[0],
+            emu.base_url()
         ),
     )
     .expect("config");

@@ -196,6 +196,7 @@ async fn user_filters_go_to_users_search_and_long_lists_are_split() {
         column(&ctx, "SELECT count(*) FROM users WHERE status = 'ACTIVE'").await,
         vec!["0".to_string()]
     );
+    assert!(emu.requests("/users/search") > 0, "the listing was read");
     let body = emu.last_body("/users/search").expect("a listing");
     assert!(body.get("status").is_none(), "{body}");
 

@@ -95,6 +95,27 @@ async fn since_and_tables_narrow_an_export() {
     // A three-day window is fetched as such, not as the whole log.
     assert!(manifest.tables[0].requests <= (recent as u64).div_ceil(500) + 1);
 
+    // Another table into the same folder: what was there stays listed, so
+    // a snapshot still reads it.
+    let more = ExportOptions {
+        out: dir.path().to_path_buf(),
+        tables: Some(vec!["groups".to_string()]),
+        since: None,
+    };
+    let manifest = export(&live, &client, &more, &mut Vec::new())
+        .await
+        .expect("export");
+    let names: Vec<&str> = manifest.tables.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, vec!["events", "users", "groups"]);
+    let offline = orgsql::snapshot::session(dir.path())
+        .await
+        .expect("snapshot");
+    let counts = "SELECT (SELECT count(*) FROM users) AS u, (SELECT count(*) FROM groups) AS g";
+    assert_eq!(
+        sql_rows(&offline, counts).await,
+        sql_rows(&live, counts).await
+    );
+
     let unknown = ExportOptions {
         out: dir.path().to_path_buf(),
         tables: Some(vec!["no_such_table".to_string()]),

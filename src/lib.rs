@@ -5,6 +5,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod emulator;
+pub mod roster;
 pub mod snapshot;
 pub mod tables;
 mod yielding;

@@ -104,6 +104,11 @@ struct Cli {
     /// Query a folder written by `orgsql export` instead of the API (offline)
     #[arg(long, value_name = "DIR", conflicts_with = "demo")]
     snapshot: Option<PathBuf>,
+    /// An HR roster (CSV: email, name, manager_email, department,
+    /// employment_status, end_date) as the table `roster`, for joins on
+    /// email and the leaver controls
+    #[arg(global = true, long, value_name = "FILE")]
+    roster: Option<PathBuf>,
     /// Also attach a snapshot as schema NAME (e.g. old=snap1/ gives old.users); repeatable
     #[arg(long, value_name = "NAME=DIR", value_parser = attach_spec)]
     attach: Vec<(String, PathBuf)>,
@@ -142,6 +147,51 @@ enum Command {
     /// Run the compliance pack (queries/*.sql): exit 0 when every control
     /// passes, 1 when any alarms, 2 when one cannot run
     Check(CheckArgs),
+    /// The user access review: `start` freezes every grant into a file per
+    /// reviewer, `verify` checks the decisions against the organization now
+    Review(ReviewArgs),
+}
+
+#[derive(Args)]
+struct ReviewArgs {
+    #[command(subcommand)]
+    command: ReviewCommand,
+}
+
+#[derive(Subcommand)]
+enum ReviewCommand {
+    /// Freeze the organization's grants into DIR: a snapshot, and a CSV file
+    /// per reviewer scope with empty decision and justification columns
+    Start(ReviewStartArgs),
+    /// Read the filled files back (refused if the evidence was edited or a
+    /// decision is missing: exit 2), then report revokes not carried out and
+    /// grants nobody certified (exit 1), and write DIR/summary.md
+    Verify(ReviewVerifyArgs),
+}
+
+#[derive(Args)]
+struct ReviewStartArgs {
+    /// The review's folder (new, or empty)
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// How grants are split into files, one per reviewer
+    #[arg(long, value_enum, default_value = "product")]
+    by: cli::review::By,
+    /// csv; html also writes a page per file to read or print
+    #[arg(long, value_enum, default_value = "csv")]
+    format: cli::review::Pages,
+}
+
+#[derive(Args)]
+struct ReviewVerifyArgs {
+    /// The folder `review start` wrote
+    dir: PathBuf,
+    /// Judge against a snapshot folder instead of the live organization
+    #[arg(long, value_name = "SNAPSHOT")]
+    against: Option<PathBuf>,
+    /// How the report is written
+    #[arg(long, value_enum, default_value = "table")]
+    format: Report,
 }
 
 #[derive(Args)]
@@ -262,7 +312,10 @@ fn main() -> ExitCode {
     };
     // `check` says "could not check" with 2, apart from "an alarm" (1).
     let failure = match cli.command {
-        Some(Command::Check(_)) => ExitCode::from(2),
+        Some(Command::Check(_))
+        | Some(Command::Review(ReviewArgs {
+            command: ReviewCommand::Verify(_),
+        })) => ExitCode::from(2),
         _ => ExitCode::FAILURE,
     };
     // The REPL takes Ctrl-C itself (it cancels the running query); anything
@@ -421,7 +474,7 @@ impl Source {
         let (configs, names, demo) = match self {
             Source::Snapshot(dir) => {
                 let ctx = orgsql::snapshot::session(&dir).await.at("--snapshot")?;
-                attach(cli, &ctx).await?;
+                extend(cli, &ctx).await?;
                 let contents = orgsql::snapshot::Contents::read(&dir).at("--snapshot")?;
                 let orgs = contents.org_dirs(&dir).at("--snapshot")?;
                 return Ok(Session {
@@ -469,7 +522,7 @@ impl Source {
             // The demo's history ends at its fixed "now": so does its clock.
             orgsql::clock::fix(&ctx, orgsql::emulator::DEMO_NOW);
         }
-        attach(cli, &ctx).await?;
+        extend(cli, &ctx).await?;
         Ok(Session {
             ctx,
             orgs: Some(orgs),
@@ -503,6 +556,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let session = Source::of(&cli)?.open(&cli, true).await?;
             run_check(&cli, args, &session).await
         }
+        Some(Command::Review(args)) => run_review(&cli, args).await,
         Some(Command::Export(args)) => {
             let source = Source::of(&cli)?;
             if matches!(source, Source::Snapshot(_)) {
@@ -547,7 +601,7 @@ async fn run_check(cli: &Cli, args: &CheckArgs, session: &Session) -> Result<Exi
     let generated_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut results = Vec::new();
     let mut earlier = Vec::new();
-    for (org, ctx) in per_org(session).await? {
+    for (org, ctx) in per_org(cli, session).await? {
         let mut checked = check::run(&ctx, controls.clone(), &values).await;
         // A snapshot baseline: the same controls on the same organization then.
         if let Some(path) = args.baseline.as_ref().filter(|p| p.is_dir()) {
@@ -564,6 +618,9 @@ async fn run_check(cli: &Cli, args: &CheckArgs, session: &Session) -> Result<Exi
             };
             if let Some(folder) = folder {
                 let then = orgsql::snapshot::session(&folder).await.at(&at)?;
+                if let Some(path) = &cli.roster {
+                    orgsql::roster::register(&then, path).at("--roster")?;
+                }
                 let mut before = check::run(&then, controls.clone(), &values).await;
                 before.iter_mut().for_each(|r| r.org_id.clone_from(&org));
                 earlier.extend(before);
@@ -593,19 +650,119 @@ async fn run_check(cli: &Cli, args: &CheckArgs, session: &Session) -> Result<Exi
         framework: args.framework.clone(),
         baseline: baseline.map(|(_, what)| what),
     };
-    match &cli.output {
-        Some(path) => cli::files::write_atomically(path, |mut file| {
-            check::write_report(&mut file, args.format, &results, &about).map_err(|e| {
-                datafusion::error::DataFusionError::Execution(format!("{}: {e}", path.display()))
-            })
-        })
-        .at("--output")?,
-        None => check::write_report(&mut std::io::stdout().lock(), args.format, &results, &about)?,
-    }
+    write_report(cli, args.format, &results, &about)?;
     Ok(ExitCode::from(check::exit_code(
         &results,
         args.fail_on.as_deref(),
     )))
+}
+
+/// A report of `check` or `review verify`: to --output, atomically, or stdout.
+fn write_report(
+    cli: &Cli,
+    format: Report,
+    results: &[check::Checked],
+    about: &check::About,
+) -> Result<()> {
+    match &cli.output {
+        Some(path) => cli::files::write_atomically(path, |mut file| {
+            check::write_report(&mut file, format, results, about).map_err(|e| {
+                datafusion::error::DataFusionError::Execution(format!("{}: {e}", path.display()))
+            })
+        })
+        .at("--output")?,
+        None => check::write_report(&mut std::io::stdout().lock(), format, results, about)?,
+    }
+    Ok(())
+}
+
+/// `orgsql review start|verify`.
+async fn run_review(cli: &Cli, args: &ReviewArgs) -> Result<ExitCode> {
+    match &args.command {
+        ReviewCommand::Start(args) => {
+            let source = Source::of(cli)?;
+            if matches!(source, Source::Snapshot(_)) {
+                bail!(
+                    "review start freezes the organization as it is now; it reads the API, not --snapshot"
+                );
+            }
+            // As an export: each listing read once, nothing cached.
+            let session = source.open(cli, false).await?;
+            let orgs = session
+                .orgs
+                .as_ref()
+                .context("review start reads the API")?;
+            let options = cli::review::StartOptions {
+                out: args.out.clone(),
+                by: args.by,
+                roster: cli.roster.clone(),
+                pages: args.format,
+                source: session.described.clone(),
+            };
+            let review = cli::review::start(orgs, &options, &mut std::io::stderr()).await;
+            cli::say_notices(orgs);
+            let review = review?;
+            let grants: usize = review.files.iter().map(|f| f.rows).sum();
+            eprintln!(
+                "Froze {grants} grants of {} into {}: {} files in {}/reviews/, one per {}.",
+                review.org,
+                args.out.display(),
+                review.files.len(),
+                args.out.display(),
+                format!("{:?}", args.by).to_lowercase()
+            );
+            eprintln!(
+                "Fill in decision (keep or revoke) and justification; change nothing else. Then: orgsql review verify {}",
+                args.out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ReviewCommand::Verify(args) => {
+            let (ctx, against, _session) = match &args.against {
+                Some(dir) => (
+                    orgsql::snapshot::session(dir).await.at("--against")?,
+                    format!("snapshot {}", dir.display()),
+                    None,
+                ),
+                None => {
+                    let session = Source::of(cli)?.open(cli, true).await?;
+                    (
+                        session.ctx.clone(),
+                        session.described.clone(),
+                        Some(session),
+                    )
+                }
+            };
+            let verified = match cli::review::verify(&args.dir, &ctx, &against).await {
+                Ok(verified) => verified,
+                Err(e) => {
+                    if let Some(refused) = e.downcast_ref::<cli::review::Refused>() {
+                        const SHOWN: usize = 40;
+                        for problem in refused.problems.iter().take(SHOWN) {
+                            eprintln!("{}", cli::output::visible(problem));
+                        }
+                        if refused.problems.len() > SHOWN {
+                            eprintln!("... and {} more", refused.problems.len() - SHOWN);
+                        }
+                    }
+                    return Err(e);
+                }
+            };
+            let about = check::About {
+                org: verified.review.org.clone(),
+                source: against,
+                generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                framework: None,
+                baseline: Some(format!(
+                    "the review started {} in {}",
+                    verified.review.started_at,
+                    args.dir.display()
+                )),
+            };
+            write_report(cli, args.format, &verified.results, &about)?;
+            Ok(ExitCode::from(check::exit_code(&verified.results, None)))
+        }
+    }
 }
 
 /// Warnings about where keys are kept, on stderr.
@@ -617,12 +774,18 @@ fn say_warnings(warnings: Vec<String>) {
 
 /// What `check` runs on: the session, or a session for each organization
 /// when it reads several (their reports name the organization).
-async fn per_org(session: &Session) -> Result<Vec<(Option<String>, SessionContext)>> {
+async fn per_org(cli: &Cli, session: &Session) -> Result<Vec<(Option<String>, SessionContext)>> {
+    let roster = |ctx: SessionContext| -> Result<SessionContext> {
+        if let Some(path) = &cli.roster {
+            orgsql::roster::register(&ctx, path).at("--roster")?;
+        }
+        Ok(ctx)
+    };
     if let Some(orgs) = session.orgs.as_ref().filter(|o| o.len() > 1) {
         let mut parts = Vec::new();
         for id in orgs.ids() {
             let one = orgs.only(&id).context("an organization of the session")?;
-            parts.push((Some(id), orgsql::session(&one)?));
+            parts.push((Some(id), roster(orgsql::session(&one)?)?));
         }
         return Ok(parts);
     }
@@ -633,7 +796,7 @@ async fn per_org(session: &Session) -> Result<Vec<(Option<String>, SessionContex
             for (id, folder) in contents.org_dirs(dir).at("--snapshot")? {
                 parts.push((
                     Some(id),
-                    orgsql::snapshot::session(&folder).await.at("--snapshot")?,
+                    roster(orgsql::snapshot::session(&folder).await.at("--snapshot")?)?,
                 ));
             }
             return Ok(parts);
@@ -642,12 +805,16 @@ async fn per_org(session: &Session) -> Result<Vec<(Option<String>, SessionContex
     Ok(vec![(None, session.ctx.clone())])
 }
 
-/// `--attach NAME=DIR`: snapshots as schemas beside the session's tables.
-async fn attach(cli: &Cli, ctx: &SessionContext) -> Result<()> {
+/// What a session holds beside the organization's tables: `--attach
+/// NAME=DIR` snapshots as schemas, and `--roster` as the table `roster`.
+async fn extend(cli: &Cli, ctx: &SessionContext) -> Result<()> {
     for (name, dir) in &cli.attach {
         orgsql::snapshot::attach(ctx, name, dir)
             .await
             .at(&format!("--attach {name}={}", dir.display()))?;
+    }
+    if let Some(path) = &cli.roster {
+        orgsql::roster::register(ctx, path).at("--roster")?;
     }
     Ok(())
 }

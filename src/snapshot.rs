@@ -53,6 +53,20 @@ pub struct TableEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<StreamPosition>,
     pub columns: Vec<ColumnEntry>,
+    /// Every data file of the table as written, with its sha256: what makes
+    /// the snapshot evidence (`orgsql review verify` checks them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileDigest>,
+}
+
+/// One data file of a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDigest {
+    /// Relative to the snapshot folder, with `/` between folders.
+    pub path: String,
+    pub bytes: u64,
+    /// Lowercase hex.
+    pub sha256: String,
 }
 
 /// A position in `/events-stream`.
@@ -176,6 +190,104 @@ fn inside(dir: &Path, relative: &str, what: &str) -> Result<std::path::PathBuf> 
         )));
     }
     Ok(dir.join(path))
+}
+
+/// The data files at `relative` under `dir` (a file, or a folder of them at
+/// any depth), sorted, with their sha256.
+pub fn digests(dir: &Path, relative: &str) -> Result<Vec<FileDigest>> {
+    fn walk(path: &Path, found: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(path)? {
+                walk(&entry?.path(), found)?;
+            }
+        } else {
+            found.push(path.to_path_buf());
+        }
+        Ok(())
+    }
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |e: std::io::Error| DataFusionError::Execution(format!("{path}: {e}"))
+    };
+    let mut found = Vec::new();
+    let top = dir.join(relative);
+    walk(&top, &mut found).map_err(io(&top))?;
+    let mut digests = Vec::new();
+    for path in found {
+        let mut file = std::fs::File::open(&path).map_err(io(&path))?;
+        let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        let mut buffer = vec![0; 1 << 16];
+        let mut bytes = 0u64;
+        loop {
+            let n = std::io::Read::read(&mut file, &mut buffer).map_err(io(&path))?;
+            if n == 0 {
+                break;
+            }
+            context.update(&buffer[..n]);
+            bytes += n as u64;
+        }
+        let sha256 = context
+            .finish()
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let relative = path
+            .strip_prefix(dir)
+            .unwrap_or(&path)
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        digests.push(FileDigest {
+            path: relative,
+            bytes,
+            sha256,
+        });
+    }
+    digests.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(digests)
+}
+
+/// What differs between a snapshot's files and its manifest's record of
+/// them: a file changed, missing or added, one line each (none: intact).
+/// A table exported before files were recorded cannot be checked, and says so.
+pub fn tampered(dir: &Path) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for (_, folder) in Contents::read(dir)?.org_dirs(dir)? {
+        let manifest = Manifest::read(&folder)?;
+        for table in &manifest.tables {
+            inside(&folder, &table.path, &table.name)?;
+            if table.files.is_empty() {
+                problems.push(format!(
+                    "{}: the manifest records no file digests (exported by an older orgsql)",
+                    table.name
+                ));
+                continue;
+            }
+            let now = digests(&folder, &table.path)?;
+            for recorded in &table.files {
+                match now.iter().find(|f| f.path == recorded.path) {
+                    None => problems.push(format!("{}: {} is missing", table.name, recorded.path)),
+                    Some(found) if found != recorded => problems.push(format!(
+                        "{}: {} has changed since the export (sha256 {} was {})",
+                        table.name, recorded.path, found.sha256, recorded.sha256
+                    )),
+                    Some(_) => {}
+                }
+            }
+            for extra in now
+                .iter()
+                .filter(|f| !table.files.iter().any(|r| r.path == f.path))
+            {
+                problems.push(format!(
+                    "{}: {} was added after the export",
+                    table.name, extra.path
+                ));
+            }
+        }
+    }
+    Ok(problems)
 }
 
 /// A session over a snapshot folder: every exported table under its own

@@ -264,8 +264,15 @@ async fn export_audit_log(
         };
         // The pass's requests are counted once, on the first table.
         let requests = if i == 0 { requests } else { 0 };
-        let mut entry =
-            table_entry(ctx, written.name, written.name.to_string(), rows, requests).await?;
+        let mut entry = table_entry(
+            ctx,
+            out,
+            written.name,
+            written.name.to_string(),
+            rows,
+            requests,
+        )
+        .await?;
         entry.newest = newest;
         entry.stream = Some(position.clone());
         entries.push(entry);
@@ -297,12 +304,14 @@ async fn export_table(
         .await
         .map_err(|e| e.context(format!("exporting {name}")))?;
     let rows = super::exec::copied_rows(&batches);
-    table_entry(ctx, name, path, rows, requests_of(client, name, started)).await
+    let requests = requests_of(client, name, started);
+    table_entry(ctx, &options.out, name, path, rows, requests).await
 }
 
-/// The manifest's entry for a table just written.
+/// The manifest's entry for a table just written into `out`.
 async fn table_entry(
     ctx: &SessionContext,
+    out: &std::path::Path,
     name: &str,
     path: String,
     rows: u64,
@@ -318,6 +327,7 @@ async fn table_entry(
             nullable: f.is_nullable(),
         })
         .collect();
+    let files = crate::snapshot::digests(out, &path)?;
     Ok(TableEntry {
         name: name.to_string(),
         path,
@@ -326,6 +336,7 @@ async fn table_entry(
         newest: None,
         stream: None,
         columns,
+        files,
     })
 }
 

@@ -8,6 +8,7 @@ pub mod files;
 pub mod output;
 pub mod progress;
 pub mod repl;
+pub mod review;
 
 use datafusion::error::DataFusionError;
 

@@ -20,6 +20,7 @@ mod orgs;
 mod pushdown;
 mod readme;
 mod repl;
+mod review;
 mod slt;
 mod snapshot;
 mod spec;

@@ -7,7 +7,8 @@
 //! `-- rationale:`, `-- remediation:`, `-- frameworks:` (the framework
 //! controls it gives evidence for, `soc2:CC6.1, iso27001:A.5.18, ...`), and a
 //! `-- param: NAME TYPE DEFAULT DESCRIPTION` line per parameter, which the SQL
-//! uses as `${NAME}`.
+//! uses as `${NAME}`. `-- requires: roster` names tables a session has only
+//! when asked for (`--roster`): without them the control is skipped, saying why.
 
 mod report;
 
@@ -19,6 +20,7 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
+pub(crate) use report::h as escape_html;
 pub use report::{About, Report, write_report};
 
 use super::error_message;
@@ -81,6 +83,9 @@ pub struct Control {
     pub frameworks: Vec<Reference>,
     #[serde(skip)]
     pub params: Vec<Param>,
+    /// Tables it needs that a session may not have (`roster`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
     /// The SQL as written (parameters as `${NAME}`).
     #[serde(skip)]
     pub sql: String,
@@ -131,6 +136,12 @@ impl Control {
             .filter_map(|line| line.strip_prefix("-- param:"))
             .map(|spec| parse_param(source, spec))
             .collect::<Result<Vec<_>, _>>()?;
+        let requires = header("requires")
+            .unwrap_or_default()
+            .split(',')
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect();
         let control = Control {
             id: header("id")?,
             title: header("title")?,
@@ -139,6 +150,7 @@ impl Control {
             remediation: header("remediation")?,
             frameworks,
             params,
+            requires,
             sql: text.to_string(),
             source: source.to_string(),
         };
@@ -373,6 +385,8 @@ pub enum Outcome {
     Pass,
     Alarm,
     Error,
+    /// A table it requires is not in the session (no `--roster`).
+    Skipped,
 }
 
 /// A parameter's value in a run.
@@ -400,6 +414,9 @@ pub struct Checked {
     pub resolved: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why it did not run (`Skipped`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
     /// The SQL that ran (parameters in place), for the evidence report.
     #[serde(skip)]
     pub sql: String,
@@ -442,6 +459,30 @@ pub async fn run(
     let mut results = Vec::new();
     for control in controls {
         let (sql, parameters) = control.bound_sql(values);
+        let missing = control
+            .requires
+            .iter()
+            .find(|t| !ctx.table_exist(t.as_str()).unwrap_or(false))
+            .cloned();
+        if let Some(table) = missing {
+            let how = if table == crate::roster::TABLE {
+                "give an HR roster with --roster people.csv"
+            } else {
+                "this session does not have it"
+            };
+            results.push(Checked {
+                control,
+                org_id: None,
+                outcome: Outcome::Skipped,
+                findings: Vec::new(),
+                parameters,
+                resolved: None,
+                error: None,
+                skipped: Some(format!("needs the table {table}: {how}")),
+                sql,
+            });
+            continue;
+        }
         let (outcome, findings, error) = match findings(ctx, &control, &sql).await {
             Ok(findings) if findings.iter().any(|f| f.status == "alarm") => {
                 (Outcome::Alarm, findings, None)
@@ -457,6 +498,7 @@ pub async fn run(
             parameters,
             resolved: None,
             error,
+            skipped: None,
             sql,
         });
     }
@@ -591,7 +633,7 @@ pub fn compare(results: &mut [Checked], baseline: &Alarmed) {
             }
         }
         // A control that cannot run now says nothing about what is fixed.
-        if result.outcome != Outcome::Error {
+        if !matches!(result.outcome, Outcome::Error | Outcome::Skipped) {
             result.resolved = Some(
                 before
                     .map(|b| b.difference(&now).cloned().collect())

@@ -57,13 +57,18 @@ fn label(outcome: Outcome) -> &'static str {
         Outcome::Pass => "PASS",
         Outcome::Alarm => "ALARM",
         Outcome::Error => "ERROR",
+        Outcome::Skipped => "SKIP",
     }
 }
 
 fn summary(results: &[Checked]) -> String {
     let count = |o| results.iter().filter(|r| r.outcome == o).count();
+    let skipped = match count(Outcome::Skipped) {
+        0 => String::new(),
+        n => format!(", {n} skipped"),
+    };
     format!(
-        "{} controls: {} passed, {} alarmed, {} failed to run",
+        "{} controls: {} passed, {} alarmed, {} failed to run{skipped}",
         results.len(),
         count(Outcome::Pass),
         count(Outcome::Alarm),
@@ -160,6 +165,9 @@ fn table(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io::Re
             if let Some(error) = &r.error {
                 writeln!(out, "         error: {}", visible(error))?;
             }
+            if let Some(why) = &r.skipped {
+                writeln!(out, "         skipped: {}", visible(why))?;
+            }
         }
     }
     writeln!(out, "{}", summary(results))
@@ -194,9 +202,10 @@ fn markdown(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io:
                     .flatten()
                     .map(|f| format!("fixed: {}", cell(f))),
             );
-            let detail = match &r.error {
-                Some(error) => cell(error),
-                None => alarms.join("<br>"),
+            let detail = match (&r.error, &r.skipped) {
+                (Some(error), _) => cell(error),
+                (None, Some(why)) => format!("skipped: {}", cell(why)),
+                (None, None) => alarms.join("<br>"),
             };
             let references: Vec<String> = r
                 .control
@@ -249,17 +258,19 @@ fn junit(out: &mut dyn Write, results: &[Checked]) -> std::io::Result<()> {
     writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
     writeln!(
         out,
-        r#"<testsuites name="orgsql check" tests="{}" failures="{}" errors="{}">"#,
+        r#"<testsuites name="orgsql check" tests="{}" failures="{}" errors="{}" skipped="{}">"#,
         results.len(),
         count(Outcome::Alarm),
-        count(Outcome::Error)
+        count(Outcome::Error),
+        count(Outcome::Skipped)
     )?;
     writeln!(
         out,
-        r#"  <testsuite name="orgsql" tests="{}" failures="{}" errors="{}">"#,
+        r#"  <testsuite name="orgsql" tests="{}" failures="{}" errors="{}" skipped="{}">"#,
         results.len(),
         count(Outcome::Alarm),
-        count(Outcome::Error)
+        count(Outcome::Error),
+        count(Outcome::Skipped)
     )?;
     for r in results {
         let c = &r.control;
@@ -311,6 +322,13 @@ fn junit(out: &mut dyn Write, results: &[Checked]) -> std::io::Result<()> {
                     xml(r.error.as_deref().unwrap_or_default())
                 )?;
             }
+            Outcome::Skipped => {
+                writeln!(
+                    out,
+                    "      <skipped message=\"{}\"/>",
+                    xml(r.skipped.as_deref().unwrap_or_default())
+                )?;
+            }
         }
         writeln!(out, "    </testcase>")?;
     }
@@ -319,7 +337,7 @@ fn junit(out: &mut dyn Write, results: &[Checked]) -> std::io::Result<()> {
 }
 
 /// Text for HTML, escaped, with what a viewer would act on made visible.
-fn h(text: &str) -> String {
+pub(crate) fn h(text: &str) -> String {
     xml(text)
 }
 
@@ -344,7 +362,7 @@ fn html(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io::Res
          .alarm{color:#a40000;font-weight:bold}.pass{color:#1a6b1a;font-weight:bold}\
          .error{color:#8a5300;font-weight:bold}pre{background:#f4f4f4;padding:.6em;\
          white-space:pre-wrap}section{page-break-inside:avoid;margin-bottom:2em}\
-         .new{color:#a40000}.fixed{color:#1a6b1a}";
+         .new{color:#a40000}.fixed{color:#1a6b1a}.skip{color:#666;font-weight:bold}";
     writeln!(out, "<style>{STYLE}</style></head><body>")?;
     writeln!(out, "<h1>Compliance evidence: {}</h1>", h(&about.org))?;
     writeln!(out, "<table>")?;
@@ -411,6 +429,7 @@ fn html(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io::Res
                     Outcome::Pass => 0,
                     Outcome::Alarm => 1,
                     Outcome::Error => 2,
+                    Outcome::Skipped => continue,
                 };
                 by.entry(&f.control).or_default()[slot] += 1;
             }
@@ -455,6 +474,9 @@ fn html(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io::Res
         }
         if let Some(error) = &r.error {
             writeln!(out, "<p class=\"error\">Could not run: {}</p>", h(error))?;
+        }
+        if let Some(why) = &r.skipped {
+            writeln!(out, "<p class=\"skip\">Skipped: {}</p>", h(why))?;
         }
         let alarms: Vec<_> = r.alarms().collect();
         if !alarms.is_empty() {

@@ -1,0 +1,467 @@
+//! `orgsql review` and the roster, through the real binary: a review
+//! started, decided, the organization changed, then verified; files split
+//! by manager; the leaver controls on the demo roster.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use orgsql::emulator::Faults;
+
+use crate::common::{alarmed_resources, emulator, orgsql_alone, orgsql_on, spec, succeeded};
+
+/// The demo roster in the repository.
+fn demo_roster() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo-roster.csv")
+}
+
+/// A review file: its header, and its rows with their line numbers.
+struct Sheet {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Sheet {
+    fn read(path: &Path) -> Sheet {
+        let mut reader = csv::Reader::from_path(path).expect("a review file");
+        let header = reader
+            .headers()
+            .expect("header")
+            .iter()
+            .map(str::to_string)
+            .collect();
+        let rows = reader
+            .records()
+            .map(|r| r.expect("record").iter().map(str::to_string).collect())
+            .collect();
+        Sheet { header, rows }
+    }
+
+    fn at(&self, column: &str) -> usize {
+        self.header
+            .iter()
+            .position(|c| c == column)
+            .unwrap_or_else(|| panic!("no column {column}"))
+    }
+
+    fn write(&self, path: &Path) {
+        // As a spreadsheet saves: CRLF line ends.
+        let mut writer = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .from_path(path)
+            .expect("writable");
+        writer.write_record(&self.header).expect("header");
+        for row in &self.rows {
+            writer.write_record(row).expect("row");
+        }
+        writer.flush().expect("flush");
+    }
+}
+
+/// Every review file of a folder, by path.
+fn sheets(dir: &Path) -> BTreeMap<PathBuf, Sheet> {
+    let review: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("review.json")).expect("review.json"))
+            .expect("json");
+    review["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| {
+            let path = dir.join(f["path"].as_str().expect("path"));
+            let sheet = Sheet::read(&path);
+            (path, sheet)
+        })
+        .collect()
+}
+
+fn verify(command: &mut std::process::Command, dir: &Path) -> std::process::Output {
+    command
+        .args([
+            "review",
+            "verify",
+            &dir.display().to_string(),
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("orgsql runs")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_review_verified_reports_the_revoke_not_done_and_the_new_grant_only() {
+    let emu = emulator(spec(120, 50), Faults::default(), None).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("q4");
+    let started = orgsql_on(&emu)
+        .args(["review", "start", "--out", &dir.display().to_string()])
+        .output()
+        .expect("orgsql runs");
+    succeeded(&started, "review start");
+    let mut files = sheets(&dir);
+    let total: usize = files.values().map(|s| s.rows.len()).sum();
+    let org = emu.org();
+    let grants: usize = org.users.iter().map(|u| org.user_roles(u).len()).sum();
+    assert_eq!(total, grants, "one row per grant the API lists");
+
+    // Two direct product grants of two people are to be revoked: the
+    // first is carried out, the second is not.
+    let mut revoked: Vec<(String, String, String)> = Vec::new();
+    for sheet in files.values_mut() {
+        let (account, resource, role, granted, decision) = (
+            sheet.at("account_id"),
+            sheet.at("resource_id"),
+            sheet.at("role"),
+            sheet.at("granted"),
+            sheet.at("decision"),
+        );
+        for row in &mut sheet.rows {
+            row[decision] = "keep".to_string();
+            let fresh = !revoked.iter().any(|(a, _, _)| *a == row[account]);
+            if revoked.len() < 2
+                && fresh
+                && row[granted] == "direct"
+                && row[role] == "atlassian/user"
+            {
+                row[decision] = "Revoke".to_string();
+                revoked.push((
+                    row[account].clone(),
+                    row[resource].clone(),
+                    row[role].clone(),
+                ));
+            }
+        }
+    }
+    assert_eq!(revoked.len(), 2, "two direct grants to revoke");
+    for (path, sheet) in &files {
+        sheet.write(path);
+    }
+    let (done, not_done) = (revoked[0].clone(), revoked[1].clone());
+    let admin = org
+        .users
+        .iter()
+        .position(|u| {
+            u.status == "active"
+                && !u.platform_roles.contains(&"atlassian/org-admin")
+                && !org
+                    .user_roles(u)
+                    .iter()
+                    .any(|r| r.role == "atlassian/org-admin")
+        })
+        .expect("an active user who is no org admin");
+    let admin_email = org.users[admin].email.clone();
+    let done_user = org
+        .users
+        .iter()
+        .position(|u| u.account_id == done.0)
+        .expect("the revoked user");
+    let done_workspace = org
+        .workspaces
+        .iter()
+        .position(|w| w.id == done.1)
+        .expect("the revoked workspace");
+    emu.change(move |org| {
+        org.users[done_user]
+            .product_access
+            .retain(|a| a.workspace != done_workspace);
+        org.users[admin].platform_roles.push("atlassian/org-admin");
+    });
+
+    let output = verify(&mut orgsql_on(&emu), &dir);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "findings: exit 1; {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json report");
+    let entry = |id: &str| {
+        report
+            .as_array()
+            .expect("results")
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("no {id} in {report}"))
+            .clone()
+    };
+    let email_of = |account: &str| {
+        org.users
+            .iter()
+            .find(|u| u.account_id == account)
+            .map(|u| u.email.clone())
+            .expect("a user")
+    };
+    let revokes = entry("review_revokes_carried_out");
+    let alarms = alarmed_resources(&revokes);
+    assert_eq!(alarms.len(), 1, "{revokes}");
+    assert!(alarms[0].starts_with(&format!("{}: atlassian/user on ", email_of(&not_done.0))));
+    let carried_out: Vec<&serde_json::Value> = revokes["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["status"] == "ok")
+        .collect();
+    assert_eq!(carried_out.len(), 1, "{revokes}");
+    assert!(
+        carried_out[0]["resource"]
+            .as_str()
+            .is_some_and(|r| r.starts_with(&email_of(&done.0)))
+    );
+    let uncertified = entry("review_grants_certified");
+    assert_eq!(
+        alarmed_resources(&uncertified),
+        vec![format!(
+            "{admin_email}: atlassian/org-admin on organization"
+        )]
+    );
+    let kept = entry("review_kept_grants_present");
+    assert_eq!(kept["findings"], serde_json::json!([]), "nothing else");
+    let summary = std::fs::read_to_string(dir.join("summary.md")).expect("summary.md");
+    // Its table: a line per file, `| file | scope | grants | keep | revoke |`.
+    let (mut keep, mut revoke) = (0, 0);
+    for line in summary.lines().filter(|l| l.starts_with("| reviews/")) {
+        let cells: Vec<&str> = line.split(" | ").collect();
+        keep += cells[3].parse::<usize>().expect("keep");
+        revoke += cells[4]
+            .trim_end_matches(" |")
+            .parse::<usize>()
+            .expect("revoke");
+    }
+    assert_eq!((keep, revoke), (total - 2, 2), "{summary}");
+
+    // Evidence edited in a spreadsheet: refused, naming file and line.
+    let (path, sheet) = files.iter_mut().next().expect("a file");
+    let name = sheet.at("name");
+    let original = sheet.rows[2][name].clone();
+    sheet.rows[2][name] = "Someone Else".to_string();
+    sheet.write(path);
+    let output = verify(&mut orgsql_on(&emu), &dir);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let file = path
+        .strip_prefix(&dir)
+        .expect("inside")
+        .display()
+        .to_string();
+    assert!(
+        stderr.contains(&format!("{file}:4: name is \"Someone Else\"")),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "no report when refused");
+
+    // A row left undecided: refused too.
+    sheet.rows[2][name] = original;
+    let decision = sheet.at("decision");
+    sheet.rows[0][decision] = String::new();
+    sheet.write(path);
+    let output = verify(&mut orgsql_on(&emu), &dir);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{file}:2: no decision (keep or revoke) on 1 row(s)"
+        )),
+        "{stderr}"
+    );
+
+    // The frozen snapshot itself edited: refused.
+    sheet.rows[0][decision] = "keep".to_string();
+    sheet.write(path);
+    let users = dir.join("snapshot/users.parquet");
+    let mut bytes = std::fs::read(&users).expect("users.parquet");
+    bytes.push(0);
+    std::fs::write(&users, bytes).expect("writable");
+    let output = verify(&mut orgsql_on(&emu), &dir);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("users.parquet has changed since the export"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn by_manager_each_file_holds_exactly_that_managers_people() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("review");
+    let roster = demo_roster();
+    let roster_arg = roster.display().to_string();
+    let started = orgsql_alone()
+        .args(["--demo", "--roster", &roster_arg, "review", "start"])
+        .args(["--out", &dir.display().to_string(), "--by", "manager"])
+        .output()
+        .expect("orgsql runs");
+    succeeded(&started, "review start --by manager");
+    // What each manager should see, asked another way: the grants of the
+    // people whose roster line names them.
+    let expected = succeeded(
+        &orgsql_alone()
+            .args(["--demo", "--roster", &roster_arg, "--format", "csv", "-c"])
+            .arg(
+                "SELECT coalesce(p.manager_email, '(no manager)'), g.account_id, g.resource_id, g.role \
+                 FROM user_role_assignments g JOIN users u USING (org_id, account_id) \
+                 JOIN roster p ON lower(p.email) = lower(u.email)",
+            )
+            .output()
+            .expect("orgsql runs"),
+        "the expected grants",
+    );
+    let mut want: BTreeMap<String, BTreeSet<(String, String, String)>> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&expected).lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        want.entry(cells[0].to_string()).or_default().insert((
+            cells[1].to_string(),
+            cells[2].to_string(),
+            cells[3].to_string(),
+        ));
+    }
+    assert!(want.len() >= 10, "the demo roster has ten managers");
+    let mut got: BTreeMap<String, BTreeSet<(String, String, String)>> = BTreeMap::new();
+    for (path, sheet) in sheets(&dir) {
+        let (scope, account, resource, role) = (
+            sheet.at("scope"),
+            sheet.at("account_id"),
+            sheet.at("resource_id"),
+            sheet.at("role"),
+        );
+        let mut scopes: BTreeSet<&str> = BTreeSet::new();
+        for row in &sheet.rows {
+            scopes.insert(&row[scope]);
+            got.entry(row[scope].clone()).or_default().insert((
+                row[account].clone(),
+                row[resource].clone(),
+                row[role].clone(),
+            ));
+        }
+        assert_eq!(
+            scopes.len(),
+            1,
+            "{} holds one manager's people",
+            path.display()
+        );
+        let stem = path
+            .file_stem()
+            .expect("a name")
+            .to_string_lossy()
+            .to_string();
+        let only = scopes.iter().next().expect("a scope");
+        if only.contains('@') {
+            assert_eq!(&stem, only, "a manager's file is named for them");
+        }
+    }
+    let not_in_roster = got.remove("(not in roster)");
+    assert_eq!(
+        got, want,
+        "each manager's file holds exactly their people's grants"
+    );
+    assert!(
+        not_in_roster.is_some_and(|g| !g.is_empty()),
+        "outside accounts are in a file of their own"
+    );
+}
+
+#[test]
+fn the_leaver_controls_alarm_on_exactly_the_planted_people_and_skip_without_a_roster() {
+    let controls = "leavers_with_access,accounts_not_in_roster";
+    let output = orgsql_alone()
+        .args(["--demo", "--roster", &demo_roster().display().to_string()])
+        .args(["check", "--controls", controls, "--format", "json"])
+        .output()
+        .expect("orgsql runs");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let alarms = |id: &str| {
+        let entry = report
+            .as_array()
+            .expect("results")
+            .iter()
+            .find(|r| r["id"] == id)
+            .expect("the control ran");
+        alarmed_resources(entry)
+    };
+    // Planted in examples/demo-roster.csv: (a) terminated, active, with
+    // products and groups, written in another case; (b) an end date
+    // passed while HR still says active; (c) terminated and suspended but
+    // still in a group; (d) terminated with a live API token; (e)
+    // terminated, account for deletion, access left behind.
+    assert_eq!(
+        alarms("leavers_with_access"),
+        vec![
+            "amelia.dubois@acme-labs.com",
+            "chloe.rossi@acme.com",
+            "hiroshi.martin@acme.com",
+            "lars.thomas@acme-labs.com",
+            "william.wilson@acme.com",
+        ]
+    );
+    // Two second accounts of people in the roster, and one left out.
+    assert_eq!(
+        alarms("accounts_not_in_roster"),
+        vec![
+            "aisha.kim78@acme.io",
+            "amelia.haddad232@acme-labs.com",
+            "liam.smith@acme.com",
+        ]
+    );
+
+    let without = orgsql_alone()
+        .args([
+            "--demo",
+            "check",
+            "--controls",
+            controls,
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("orgsql runs");
+    assert_eq!(without.status.code(), Some(0), "skipped is not failed");
+    let report: serde_json::Value = serde_json::from_slice(&without.stdout).expect("json");
+    for entry in report.as_array().expect("results") {
+        assert_eq!(entry["outcome"], "skipped", "{entry}");
+        assert!(
+            entry["skipped"]
+                .as_str()
+                .is_some_and(|s| s.contains("--roster")),
+            "{entry}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_roster_is_refused_with_its_line() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (text, says) in [
+        (
+            "email,name\na@acme.com,A\nA@ACME.com,B\n",
+            "people.csv:3: A@ACME.com is already on line 2",
+        ),
+        (
+            "email,employment_status\na@acme.com,fired\n",
+            "people.csv:2: employment_status \"fired\" is not one of active, on_leave, terminated",
+        ),
+        (
+            "email,manager\na@acme.com,b@acme.com\n",
+            "people.csv:1: unknown column \"manager\"",
+        ),
+        (
+            "email,end_date\na@acme.com,31/12/2026\n",
+            "people.csv:2: end_date \"31/12/2026\" is not a date",
+        ),
+    ] {
+        let path = tmp.path().join("people.csv");
+        std::fs::write(&path, text).expect("writable");
+        let output = orgsql_alone()
+            .args(["--demo", "--roster", &path.display().to_string()])
+            .args(["-c", "SELECT count(*) FROM roster"])
+            .output()
+            .expect("orgsql runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{text}");
+        assert!(stderr.contains(says), "{text}: {stderr}");
+    }
+}

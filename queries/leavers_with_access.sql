@@ -10,8 +10,10 @@ WITH leavers AS (
          r.employment_status, r.end_date
   FROM roster r
   JOIN users u ON lower(u.email) = lower(r.email)
-  WHERE lower(r.employment_status) = 'terminated'
-     OR r.end_date <= current_date
+  -- Left: an end date that has passed, or terminated with none given. A
+  -- terminated person whose end date is still ahead is serving notice.
+  WHERE r.end_date < current_date
+     OR (r.end_date IS NULL AND lower(r.employment_status) = 'terminated')
 ),
 products AS (
   SELECT l.org_id, l.account_id, count(*) AS n
@@ -45,7 +47,6 @@ SELECT
   CASE WHEN account_status = 'active' OR products + groups + api_tokens > 0 THEN 'alarm' ELSE 'ok' END AS status,
   CASE
     WHEN end_date IS NULL THEN 'Left on an unknown date'
-    WHEN end_date > current_date THEN 'Leaving ' || CAST(end_date AS VARCHAR)
     ELSE 'Left ' || CAST(end_date AS VARCHAR)
   END
   || CASE

@@ -699,41 +699,59 @@ async fn run_review(cli: &Cli, args: &ReviewArgs) -> Result<ExitCode> {
                 pages: args.format,
                 source: session.described.clone(),
             };
-            let review = cli::review::start(orgs, &options, &mut std::io::stderr()).await;
+            let started = cli::review::start(orgs, &options, &mut std::io::stderr()).await;
             cli::say_notices(orgs);
-            let review = review?;
+            let (review, fingerprint) = started?;
             let grants: usize = review.files.iter().map(|f| f.rows).sum();
+            let out = args.out.display();
             eprintln!(
-                "Froze {grants} grants of {} into {}: {} files in {}/reviews/, one per {}.",
-                review.org,
-                args.out.display(),
+                "Froze {grants} grants of {} into {out}: {} files in {out}/reviews/, a file per {}.",
+                review.orgs.join(", "),
                 review.files.len(),
-                args.out.display(),
                 format!("{:?}", args.by).to_lowercase()
             );
             eprintln!(
-                "Fill in decision (keep or revoke) and justification; change nothing else. Then: orgsql review verify {}",
-                args.out.display()
+                "Fingerprint (sha256 of {out}/review.json; keep it with the review's record): {fingerprint}"
+            );
+            eprintln!(
+                "Fill in decision (keep or revoke) and justification; change nothing else. Then: orgsql review verify {out}"
             );
             Ok(ExitCode::SUCCESS)
         }
         ReviewCommand::Verify(args) => {
-            let (ctx, against, _session) = match &args.against {
-                Some(dir) => (
-                    orgsql::snapshot::session(dir).await.at("--against")?,
-                    format!("snapshot {}", dir.display()),
-                    None,
-                ),
+            let (ctx, described, at, session) = match &args.against {
+                Some(dir) => {
+                    let ctx = orgsql::snapshot::session(dir).await.at("--against")?;
+                    let contents = orgsql::snapshot::Contents::read(dir).at("--against")?;
+                    let problems = orgsql::snapshot::tampered(dir).at("--against")?;
+                    if let Some(problem) = problems.first() {
+                        bail!("--against {}: {problem}", dir.display());
+                    }
+                    let at = chrono::DateTime::parse_from_rfc3339(contents.exported_at())
+                        .map(|t| t.to_utc())
+                        .with_context(|| format!("--against {}: exported_at", dir.display()))?;
+                    (ctx, format!("snapshot {}", dir.display()), at, None)
+                }
                 None => {
                     let session = Source::of(cli)?.open(cli, true).await?;
                     (
                         session.ctx.clone(),
                         session.described.clone(),
+                        chrono::Utc::now(),
                         Some(session),
                     )
                 }
             };
-            let verified = match cli::review::verify(&args.dir, &ctx, &against).await {
+            let now = cli::review::Now {
+                ctx: &ctx,
+                described: described.clone(),
+                at,
+            };
+            let result = cli::review::verify(&args.dir, &now).await;
+            if let Some(orgs) = session.as_ref().and_then(|s| s.orgs.as_ref()) {
+                cli::say_notices(orgs);
+            }
+            let verified = match result {
                 Ok(verified) => verified,
                 Err(e) => {
                     if let Some(refused) = e.downcast_ref::<cli::review::Refused>() {
@@ -749,15 +767,11 @@ async fn run_review(cli: &Cli, args: &ReviewArgs) -> Result<ExitCode> {
                 }
             };
             let about = check::About {
-                org: verified.review.org.clone(),
-                source: against,
+                org: verified.review.orgs.join(", "),
+                source: described,
                 generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 framework: None,
-                baseline: Some(format!(
-                    "the review started {} in {}",
-                    verified.review.started_at,
-                    args.dir.display()
-                )),
+                baseline: Some(cli::review::compared_with(&verified, &args.dir)),
             };
             write_report(cli, args.format, &verified.results, &about)?;
             Ok(ExitCode::from(check::exit_code(&verified.results, None)))

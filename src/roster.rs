@@ -44,27 +44,31 @@ pub struct Person {
     pub end_date: Option<chrono::NaiveDate>,
 }
 
-fn bad(path: &Path, line: u64, what: impl std::fmt::Display) -> DataFusionError {
-    DataFusionError::Execution(format!("{}:{line}: {what}", path.display()))
+/// A roster that cannot be read, and where.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RosterError(String);
+
+fn bad(path: &Path, line: u64, what: impl std::fmt::Display) -> RosterError {
+    RosterError(format!("{}:{line}: {what}", path.display()))
 }
 
 /// The people of a roster file, checked: every row has an email, each
 /// email once (case-insensitively), known statuses, real dates.
-pub fn read(path: &Path) -> Result<Vec<Person>> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| DataFusionError::Execution(format!("--roster {}: {e}", path.display())))?;
-    // A spreadsheet's "CSV UTF-8" starts with a byte-order mark.
-    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(text);
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| bad(path, 1, e))?
-        .iter()
-        .map(|h| h.trim().to_lowercase())
-        .collect();
+pub fn read(path: &Path) -> Result<Vec<Person>, RosterError> {
+    let bytes = std::fs::read(path).map_err(|e| RosterError(format!("{}: {e}", path.display())))?;
+    let text = crate::sheet::text(&bytes);
+    let mut reader = crate::sheet::reader(text);
+    let header = match reader.headers() {
+        Ok(header) => crate::sheet::cells(header),
+        Err(e) => {
+            let (line, what) = crate::sheet::error(text, &e);
+            return Err(bad(path, line, what));
+        }
+    };
     let mut at = [None; COLUMNS.len()];
-    for (i, name) in header.iter().enumerate() {
-        let Some(slot) = COLUMNS.iter().position(|c| c == name) else {
+    for (i, name) in header.iter().map(|h| h.to_lowercase()).enumerate() {
+        let Some(slot) = COLUMNS.iter().position(|c| *c == name) else {
             return Err(bad(
                 path,
                 1,
@@ -90,20 +94,31 @@ pub fn read(path: &Path) -> Result<Vec<Person>> {
     let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     for record in reader.records() {
         let record = record.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
-            bad(path, line, e)
+            let (line, what) = crate::sheet::error(text, &e);
+            bad(path, line, what)
         })?;
-        let line = record.position().map_or(0, |p| p.line());
-        let cell = |slot: usize| -> Option<String> {
-            at[slot]
-                .and_then(|i| record.get(i))
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-        };
-        if record.iter().all(|v| v.trim().is_empty()) {
+        let line = crate::sheet::line_at(text, record.position());
+        let cells = crate::sheet::cells(&record);
+        if cells.is_empty() {
             continue; // A spreadsheet's trailing empty rows.
         }
+        if cells.len() > header.len() {
+            return Err(bad(
+                path,
+                line,
+                format!(
+                    "{} cells where the header has {}",
+                    cells.len(),
+                    header.len()
+                ),
+            ));
+        }
+        let cell = |slot: usize| -> Option<String> {
+            at[slot]
+                .and_then(|i| cells.get(i))
+                .filter(|v| !v.is_empty())
+                .cloned()
+        };
         let email = cell(0).ok_or_else(|| bad(path, line, "no email"))?;
         if !email.contains('@') {
             return Err(bad(
@@ -192,7 +207,7 @@ pub fn batch(people: &[Person]) -> Result<RecordBatch> {
 
 /// Read `path` and register it as the table `roster` of `ctx`.
 pub fn register(ctx: &SessionContext, path: &Path) -> Result<()> {
-    let people = read(path)?;
+    let people = read(path).map_err(|e| DataFusionError::External(Box::new(e)))?;
     let batch = batch(&people)?;
     let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
     ctx.register_table(TABLE, Arc::new(table))?;

@@ -192,6 +192,16 @@ fn inside(dir: &Path, relative: &str, what: &str) -> Result<std::path::PathBuf> 
     Ok(dir.join(path))
 }
 
+/// Bytes as lowercase hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The sha256 of some bytes, as lowercase hex.
+pub fn sha256(bytes: &[u8]) -> String {
+    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref())
+}
+
 /// The data files at `relative` under `dir` (a file, or a folder of them at
 /// any depth), sorted, with their sha256.
 pub fn digests(dir: &Path, relative: &str) -> Result<Vec<FileDigest>> {
@@ -226,12 +236,7 @@ pub fn digests(dir: &Path, relative: &str) -> Result<Vec<FileDigest>> {
             context.update(&buffer[..n]);
             bytes += n as u64;
         }
-        let sha256 = context
-            .finish()
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let sha256 = hex(context.finish().as_ref());
         let relative = path
             .strip_prefix(dir)
             .unwrap_or(&path)

@@ -73,6 +73,16 @@ impl AtomicPath {
     }
 }
 
+impl AtomicPath {
+    /// Put a finished folder in place of a target that is absent or an
+    /// empty folder; a full one (another run's, say) is never replaced.
+    pub fn commit_new(mut self) -> std::io::Result<()> {
+        std::fs::rename(&self.temp, &self.target)?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
 impl Drop for AtomicPath {
     fn drop(&mut self) {
         if !self.committed {

@@ -244,6 +244,32 @@ fn table(
 /// The first `limit` rows as text, one line each with nothing a terminal
 /// acts on. EXPLAIN's plan is DataFusion's own multi-line text: each of its
 /// lines is a line of the table. Text from the API stays one line a row.
+/// Every row as text, `null` for NULL: for results read as data (CSV
+/// files, findings), not shown on a terminal.
+pub fn text_rows(
+    batches: &[RecordBatch],
+    null: &str,
+) -> std::result::Result<Vec<Vec<String>>, datafusion::arrow::error::ArrowError> {
+    let options = FormatOptions::default().with_null(null);
+    let mut rows = Vec::new();
+    for batch in batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        for row in 0..batch.num_rows() {
+            rows.push(
+                formatters
+                    .iter()
+                    .map(|f| f.value(row).to_string())
+                    .collect(),
+            );
+        }
+    }
+    Ok(rows)
+}
+
 fn cells(batches: &[RecordBatch], limit: usize, explain: bool) -> Result<Vec<Vec<String>>> {
     let options = FormatOptions::default().with_null("NULL");
     let mut rows: Vec<Vec<String>> = Vec::new();

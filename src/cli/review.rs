@@ -3,22 +3,22 @@
 //! `start` freezes the population: a snapshot of the tables a review reads
 //! (its manifest holds a sha256 of every file), the HR roster if one was
 //! given, and one CSV file per reviewer scope, a row per grant with its
-//! evidence and two empty columns, `decision` and `justification`.
-//! `verify` reads the filled files back, refuses any that were edited
-//! beyond those two columns (the frozen snapshot is the evidence), then
-//! compares the decisions with the organization as it is now.
+//! evidence and two empty columns, `decision` and `justification`. A copy
+//! of each file as issued is kept in `issued/`; `review.json` (written
+//! last: a folder without it is not a review) holds the sha256 of every
+//! one of these, and its own sha256 is the review's fingerprint.
 //!
-//! A folder holds: `review.json` (written last: a folder without it is not
-//! a review), `snapshot/`, `roster.csv`, `reviews/<scope>.csv` (and `.html`),
-//! and after a verify, `summary.md`.
+//! `verify` checks those digests, reads the filled files back, refuses any
+//! that were edited beyond the two columns, then compares the decisions
+//! with the organization as it is now (or a later snapshot), and writes
+//! `summary.md` beside the files.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use chrono::{DateTime, Utc};
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +26,8 @@ use super::At;
 use super::check::{Checked, Control, Finding, Outcome, Reference};
 use super::export::{ExportOptions, export_orgs};
 use super::files::AtomicPath;
+use crate::sheet;
+use crate::snapshot::sha256;
 
 /// How a review is split among reviewers: a file per value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -43,6 +45,17 @@ pub enum By {
     Manager,
 }
 
+impl By {
+    fn name(self) -> &'static str {
+        match self {
+            By::Product => "product",
+            By::Workspace => "workspace",
+            By::Group => "group",
+            By::Manager => "manager",
+        }
+    }
+}
+
 /// What `review start` writes besides the CSV files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Pages {
@@ -51,28 +64,39 @@ pub enum Pages {
     Html,
 }
 
-/// `review.json`: what was frozen, when, and how it was split.
+/// `review.json`: what was frozen, when, how it was split, and the sha256
+/// of everything the review rests on.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Review {
     pub started_at: String,
     pub by: By,
-    /// The organization(s) reviewed.
-    pub org: String,
+    /// The organizations reviewed.
+    pub orgs: Vec<String>,
     /// Where the population came from (the API at a URL, the demo).
     pub source: String,
     pub orgsql_version: String,
-    /// The frozen snapshot, relative to the folder.
+    /// The frozen snapshot, relative to the folder, and the sha256 of its
+    /// `manifest.json` (which holds the sha256 of every data file).
     pub snapshot: String,
-    /// The roster as given, relative to the folder.
+    pub snapshot_manifest_sha256: String,
+    /// The roster as given, relative to the folder, and its sha256.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub roster: Option<String>,
+    pub roster: Option<Digested>,
     pub files: Vec<ReviewFile>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ReviewFile {
-    /// Relative to the folder.
+pub struct Digested {
     pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReviewFile {
+    /// The file a reviewer fills in, relative to the folder.
+    pub path: String,
+    /// The file as issued (the same rows, undecided), and its sha256.
+    pub issued: Digested,
     pub scope: String,
     pub rows: usize,
 }
@@ -81,6 +105,7 @@ const REVIEW_JSON: &str = "review.json";
 const SNAPSHOT: &str = "snapshot";
 const ROSTER: &str = "roster.csv";
 const REVIEWS: &str = "reviews";
+const ISSUED: &str = "issued";
 const SUMMARY: &str = "summary.md";
 
 /// The tables a review reads, and so freezes.
@@ -104,7 +129,7 @@ const KEY: [&str; 4] = ["org_id", "account_id", "resource_id", "role"];
 /// One grant per row: who, what, how, and the evidence a reviewer decides
 /// on. `as_of` (the export's time) stands in for `now()`, so the same
 /// snapshot always gives the same rows.
-fn grants_sql(by: By, roster: bool, tokens: bool, as_of: &str) -> String {
+fn grants_sql(by: By, roster: bool, tokens: bool, several: bool, as_of: &str) -> String {
     let tokens_cte = if tokens {
         format!(
             "SELECT org_id, account_id, \
@@ -131,10 +156,18 @@ fn grants_sql(by: By, roster: bool, tokens: bool, as_of: &str) -> String {
              ELSE g.workspace || ' (' || g.product || ')' END"
         }
         By::Group => "coalesce(g.first_group, '(direct grants)')",
+        // One manager, one file, however the roster spells the address.
         By::Manager => {
             "CASE WHEN p.email IS NULL THEN '(not in roster)' \
-             ELSE coalesce(p.manager_email, '(no manager)') END"
+             ELSE coalesce(lower(p.manager_email), '(no manager)') END"
         }
+    };
+    // Of several organizations, sites and groups are each organization's
+    // own (a manager's people may be in several).
+    let scope = if several && by != By::Manager {
+        format!("g.org_id || ': ' || {scope}")
+    } else {
+        scope.to_string()
     };
     let (roster_columns, roster_join) = if roster {
         (
@@ -202,44 +235,9 @@ FROM user_role_assignments r
 LEFT JOIN users u ON u.org_id = r.org_id AND u.account_id = r.account_id
 LEFT JOIN workspaces w ON w.org_id = r.org_id AND w.workspace_id = r.resource_id";
 
-/// A result's header and rows as text (NULL as empty), as a CSV holds them.
-struct Rows {
-    columns: Vec<String>,
-    rows: Vec<Vec<String>>,
-}
-
-async fn text_rows(ctx: &SessionContext, sql: &str, place: &str) -> Result<Rows> {
-    let frame = ctx.sql(sql).await.at(place)?;
-    let columns = frame
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
-    let batches: Vec<RecordBatch> = frame.collect().await.at(place)?;
-    let options = FormatOptions::default().with_null("");
-    let mut rows = Vec::new();
-    for batch in &batches {
-        let formatters = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        for row in 0..batch.num_rows() {
-            rows.push(
-                formatters
-                    .iter()
-                    .map(|f| f.value(row).to_string())
-                    .collect(),
-            );
-        }
-    }
-    Ok(Rows { columns, rows })
-}
-
 /// A cell a spreadsheet would run as a formula (a display name can be
 /// `=HYPERLINK(...)`) is written with a leading `'`, which spreadsheets
-/// show as text and keep on saving. Verify compares with the same form.
+/// show as text and keep on saving. Verify compares in the same form.
 fn cell(value: &str) -> String {
     if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{value}")
@@ -276,31 +274,6 @@ fn file_stem(scope: &str) -> String {
     }
 }
 
-/// The frozen review's rows, computed from the folder's snapshot (and
-/// roster): the same at `start` and at every `verify`.
-async fn frozen_rows(dir: &Path, review_by: By, roster: Option<&Path>) -> Result<Rows> {
-    let snapshot = dir.join(SNAPSHOT);
-    let ctx = crate::snapshot::session(&snapshot)
-        .await
-        .at(&snapshot.display().to_string())?;
-    if let Some(roster) = roster {
-        crate::roster::register(&ctx, roster).at("--roster")?;
-    }
-    let contents =
-        crate::snapshot::Contents::read(&snapshot).at(&snapshot.display().to_string())?;
-    let tokens = ctx.table_exist("api_tokens").unwrap_or(false);
-    for table in TABLES.iter().filter(|t| **t != "api_tokens") {
-        if !ctx.table_exist(*table).unwrap_or(false) {
-            bail!(
-                "{}: the snapshot has no table {table}, which a review needs",
-                snapshot.display()
-            );
-        }
-    }
-    let sql = grants_sql(review_by, roster.is_some(), tokens, contents.exported_at());
-    text_rows(&ctx, &sql, "the review's grants").await
-}
-
 /// What `review start` is given.
 pub struct StartOptions {
     pub out: PathBuf,
@@ -311,48 +284,55 @@ pub struct StartOptions {
     pub source: String,
 }
 
-/// `orgsql review start`: freeze, split, write. Returns what it wrote.
+/// `orgsql review start`: freeze, split, write; the review and its
+/// fingerprint.
 pub async fn start(
     orgs: &crate::api::Orgs,
     options: &StartOptions,
     log: &mut dyn Write,
-) -> Result<Review> {
+) -> Result<(Review, String)> {
     if options.by == By::Manager && options.roster.is_none() {
         bail!("--by manager splits by the roster's managers: add --roster people.csv");
     }
-    let out = &options.out;
+    let out = std::path::absolute(&options.out)
+        .with_context(|| format!("--out {}", options.out.display()))?;
+    let at = |what: &str| format!("--out {}: {what}", options.out.display());
     if out.exists() {
         let empty = out.is_dir()
-            && std::fs::read_dir(out)
-                .with_context(|| format!("--out {}", out.display()))?
+            && std::fs::read_dir(&out)
+                .with_context(|| at("reading it"))?
                 .next()
                 .is_none();
         if !empty {
-            bail!(
-                "--out {}: exists and is not empty; a review starts in a new folder \
-                 (an earlier review stays as it is)",
-                out.display()
-            );
+            bail!(at(
+                "exists and is not empty; a review starts in a new folder (an earlier review stays as it is)"
+            ));
         }
     }
     // Everything is written beside the folder and renamed onto it at the
-    // end: a review folder is whole, or absent.
-    let building = AtomicPath::new(out).with_context(|| format!("--out {}", out.display()))?;
+    // end: a review folder is whole, or absent. It holds personal data:
+    // only its owner may read it.
+    let building = AtomicPath::new(&out).with_context(|| at("naming a folder beside it"))?;
     let dir = building.temp().to_path_buf();
-    std::fs::create_dir_all(dir.join(REVIEWS))
-        .with_context(|| format!("--out {}", out.display()))?;
+    private_dir(&dir).with_context(|| at("creating it"))?;
+    for folder in [REVIEWS, ISSUED] {
+        std::fs::create_dir_all(dir.join(folder)).with_context(|| at("creating it"))?;
+    }
     let roster = match &options.roster {
         Some(path) => {
             // Checked before anything is fetched; frozen as given.
-            crate::roster::read(path).at("--roster")?;
-            std::fs::copy(path, dir.join(ROSTER)).with_context(|| {
-                format!("--roster {}: copying it into the review", path.display())
-            })?;
-            Some(dir.join(ROSTER))
+            crate::roster::read(path).map_err(|e| anyhow::anyhow!("--roster: {e}"))?;
+            let bytes =
+                std::fs::read(path).with_context(|| format!("--roster {}", path.display()))?;
+            std::fs::write(dir.join(ROSTER), &bytes).with_context(|| at("copying the roster"))?;
+            Some(Digested {
+                path: ROSTER.to_string(),
+                sha256: sha256(&bytes),
+            })
         }
         None => None,
     };
-    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let started_at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let export = ExportOptions {
         out: dir.join(SNAPSHOT),
         tables: Some(TABLES.iter().map(|t| t.to_string()).collect()),
@@ -361,9 +341,33 @@ pub async fn start(
     export_orgs(orgs, &export, log)
         .await
         .at("review start: freezing the organization")?;
-    let frozen = frozen_rows(&dir, options.by, roster.as_deref()).await?;
+    let snapshot = dir.join(SNAPSHOT);
+    let ctx = crate::snapshot::session(&snapshot)
+        .await
+        .at("review start: reading the frozen snapshot")?;
+    if roster.is_some() {
+        crate::roster::register(&ctx, &dir.join(ROSTER)).at("--roster")?;
+    }
+    let tokens = ctx.table_exist("api_tokens").unwrap_or(false);
+    let contents = crate::snapshot::Contents::read(&snapshot).at("review start")?;
+    let sql = grants_sql(
+        options.by,
+        roster.is_some(),
+        tokens,
+        orgs.len() > 1,
+        contents.exported_at(),
+    );
+    let frame = ctx.sql(&sql).await.at("review start: the grants")?;
+    let columns: Vec<String> = frame
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let batches = frame.collect().await.at("review start: the grants")?;
+    let rows = super::output::text_rows(&batches, "")?;
     let mut by_scope: BTreeMap<&str, Vec<&Vec<String>>> = BTreeMap::new();
-    for row in &frozen.rows {
+    for row in &rows {
         by_scope.entry(row[0].as_str()).or_default().push(row);
     }
     let mut files = Vec::new();
@@ -376,39 +380,63 @@ pub async fn start(
             stem = format!("{base}-{n}");
             n += 1;
         }
+        let bytes = csv_file(&columns, rows)?;
         let path = format!("{REVIEWS}/{stem}.csv");
-        write_csv(&dir.join(&path), &frozen.columns, rows)?;
+        let issued = format!("{ISSUED}/{stem}.csv");
+        for name in [&path, &issued] {
+            std::fs::write(dir.join(name), &bytes).with_context(|| at(name))?;
+        }
         if options.pages == Pages::Html {
-            let page = dir.join(format!("{REVIEWS}/{stem}.html"));
-            write_page(&page, scope, &started_at, &frozen.columns, rows)?;
+            let page = format!("{REVIEWS}/{stem}.html");
+            std::fs::write(
+                dir.join(&page),
+                html_page(scope, &started_at, &columns, rows),
+            )
+            .with_context(|| at(&page))?;
         }
         files.push(ReviewFile {
             path,
+            issued: Digested {
+                path: issued,
+                sha256: sha256(&bytes),
+            },
             scope: scope.to_string(),
             rows: rows.len(),
         });
     }
+    let manifest = std::fs::read(snapshot.join(crate::snapshot::MANIFEST))
+        .with_context(|| at("reading the snapshot's manifest"))?;
     let review = Review {
         started_at,
         by: options.by,
-        org: orgs.ids().join(", "),
+        orgs: orgs.ids(),
         source: options.source.clone(),
         orgsql_version: env!("CARGO_PKG_VERSION").to_string(),
         snapshot: SNAPSHOT.to_string(),
-        roster: roster.map(|_| ROSTER.to_string()),
+        snapshot_manifest_sha256: sha256(&manifest),
+        roster,
         files,
     };
-    let text = serde_json::to_string_pretty(&review)?;
-    std::fs::write(dir.join(REVIEW_JSON), format!("{text}\n"))
-        .with_context(|| format!("--out {}", out.display()))?;
-    building
-        .commit()
-        .with_context(|| format!("--out {}: putting the review in place", out.display()))?;
-    Ok(review)
+    let text = format!("{}\n", serde_json::to_string_pretty(&review)?);
+    std::fs::write(dir.join(REVIEW_JSON), &text).with_context(|| at(REVIEW_JSON))?;
+    building.commit_new().with_context(|| {
+        at("putting the review in place (did another review start there meanwhile?)")
+    })?;
+    Ok((review, sha256(text.as_bytes())))
 }
 
-fn write_csv(path: &Path, columns: &[String], rows: &[&Vec<String>]) -> Result<()> {
-    let mut writer = csv::Writer::from_path(path).with_context(|| path.display().to_string())?;
+/// A folder only its owner can read.
+fn private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
+}
+
+/// A review file: the header, then each row with an empty decision and
+/// justification.
+fn csv_file(columns: &[String], rows: &[&Vec<String>]) -> Result<Vec<u8>> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
     let mut header: Vec<&str> = columns.iter().map(String::as_str).collect();
     header.extend([DECISION, JUSTIFICATION]);
     writer.write_record(&header)?;
@@ -417,18 +445,13 @@ fn write_csv(path: &Path, columns: &[String], rows: &[&Vec<String>]) -> Result<(
         record.extend([String::new(), String::new()]);
         writer.write_record(&record)?;
     }
-    writer.flush().with_context(|| path.display().to_string())?;
-    Ok(())
+    writer
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("{}", e.error()))
 }
 
 /// One scope's rows as a page to read or print: no script, nothing fetched.
-fn write_page(
-    path: &Path,
-    scope: &str,
-    started_at: &str,
-    columns: &[String],
-    rows: &[&Vec<String>],
-) -> Result<()> {
+fn html_page(scope: &str, started_at: &str, columns: &[String], rows: &[&Vec<String>]) -> String {
     use super::check::escape_html as h;
     let mut page = String::new();
     page.push_str("<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\"><head><meta charset=\"utf-8\"/>");
@@ -462,20 +485,65 @@ fn write_page(
         page.push_str("<td class=\"blank\"></td><td class=\"blank\"></td></tr>\n");
     }
     page.push_str("</table></body></html>\n");
-    std::fs::write(path, page).with_context(|| path.display().to_string())
+    page
 }
 
-/// A review folder's `review.json`.
-pub fn read_review(dir: &Path) -> Result<Review> {
+/// A review folder's `review.json`, and its fingerprint (its sha256).
+pub fn read_review(dir: &Path) -> Result<(Review, String)> {
     let path = dir.join(REVIEW_JSON);
-    let text = std::fs::read_to_string(&path).with_context(|| {
+    let text = std::fs::read(&path).with_context(|| {
         format!(
             "{}: is {} a folder written by `orgsql review start`?",
             path.display(),
             dir.display()
         )
     })?;
-    serde_json::from_str(&text).with_context(|| format!("{}: not a review record", path.display()))
+    let review = serde_json::from_slice(&text)
+        .with_context(|| format!("{}: not a review record", path.display()))?;
+    Ok((review, sha256(&text)))
+}
+
+/// What a verify found wrong with the review: nothing is judged then.
+#[derive(Debug, thiserror::Error)]
+#[error("{} problem(s) in the review at {dir}; nothing was verified", problems.len())]
+pub struct Refused {
+    pub dir: String,
+    pub problems: Vec<String>,
+}
+
+/// A CSV file read as rows of cells, with the line each starts on.
+struct Read {
+    header: Vec<String>,
+    rows: Vec<(u64, Vec<String>)>,
+}
+
+fn read_csv(bytes: &[u8], name: &str, problems: &mut Vec<String>) -> Option<Read> {
+    let text = sheet::text(bytes);
+    let mut reader = sheet::reader(text);
+    let header = match reader.headers() {
+        Ok(header) => sheet::cells(header),
+        Err(e) => {
+            let (line, what) = sheet::error(text, &e);
+            problems.push(format!("{name}:{line}: {what}"));
+            return None;
+        }
+    };
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        match record {
+            Ok(record) => {
+                let cells = sheet::cells(&record);
+                if !cells.is_empty() {
+                    rows.push((sheet::line_at(text, record.position()), cells));
+                }
+            }
+            Err(e) => {
+                let (line, what) = sheet::error(text, &e);
+                problems.push(format!("{name}:{line}: {what}"));
+            }
+        }
+    }
+    Some(Read { header, rows })
 }
 
 /// Line numbers as ranges: `2-5, 9`.
@@ -500,18 +568,7 @@ fn lines(numbers: &[u64]) -> String {
         .join(", ")
 }
 
-/// The line a record starts on. The csv crate's own count is one short in
-/// files with CRLF line ends (as spreadsheets save them).
-fn line_at(text: &[u8], position: Option<&csv::Position>) -> u64 {
-    let mut start = position.map_or(0, |p| p.byte() as usize).min(text.len());
-    // After a CR, the crate starts the next record at the LF before it.
-    while text.get(start).is_some_and(|b| *b == b'\r' || *b == b'\n') {
-        start += 1;
-    }
-    1 + text[..start].iter().filter(|b| **b == b'\n').count() as u64
-}
-
-/// A decided row: where it is, what was decided.
+/// A decided grant: where, who and what, and what was decided.
 struct Decided {
     file: String,
     line: u64,
@@ -520,188 +577,63 @@ struct Decided {
     what: String,
 }
 
-/// What a verify found wrong with the review files: nothing is judged then.
-#[derive(Debug, thiserror::Error)]
-#[error("{} problem(s) in the review at {dir}; nothing was verified", problems.len())]
-pub struct Refused {
-    pub dir: String,
-    pub problems: Vec<String>,
+/// Everything the review rests on, checked against `review.json`: the
+/// snapshot's manifest and files, the roster, the files as issued.
+fn check_digests(dir: &Path, review: &Review, problems: &mut Vec<String>) -> Result<()> {
+    let snapshot = dir.join(&review.snapshot);
+    let digest_of = |relative: &Path| std::fs::read(dir.join(relative)).map(|b| sha256(&b));
+    let manifest = Path::new(&review.snapshot).join(crate::snapshot::MANIFEST);
+    match digest_of(&manifest) {
+        Ok(d) if d == review.snapshot_manifest_sha256 => {}
+        Ok(_) => problems.push(format!(
+            "{}: has changed since the review started",
+            manifest.display()
+        )),
+        Err(e) => problems.push(format!("{}: {e}", manifest.display())),
+    }
+    for problem in crate::snapshot::tampered(&snapshot).at(&snapshot.display().to_string())? {
+        problems.push(format!("{}: {problem}", review.snapshot));
+    }
+    let mut digested: Vec<&Digested> = review.files.iter().map(|f| &f.issued).collect();
+    digested.extend(review.roster.as_ref());
+    for file in digested {
+        match digest_of(Path::new(&file.path)) {
+            Ok(d) if d == file.sha256 => {}
+            Ok(_) => problems.push(format!(
+                "{}: has changed since the review started",
+                file.path
+            )),
+            Err(e) => problems.push(format!("{}: {e}", file.path)),
+        }
+    }
+    Ok(())
 }
 
-/// Read every review file back against the frozen rows. Each row must be
-/// a frozen grant, once, with its evidence unchanged and a decision.
-async fn decisions(dir: &Path, review: &Review) -> Result<BTreeMap<Vec<String>, Decided>> {
-    let snapshot = dir.join(&review.snapshot);
-    let mut problems: Vec<String> = crate::snapshot::tampered(&snapshot)
-        .at(&snapshot.display().to_string())?
-        .into_iter()
-        .map(|p| format!("{}: {p}", snapshot.display()))
-        .collect();
-    if !problems.is_empty() {
-        return Err(Refused {
-            dir: dir.display().to_string(),
-            problems,
-        }
-        .into());
-    }
-    let roster = review.roster.as_ref().map(|r| dir.join(r));
-    let frozen = frozen_rows(dir, review.by, roster.as_deref()).await?;
-    let key_at: Vec<usize> = KEY
-        .iter()
-        .map(|k| frozen.columns.iter().position(|c| c == k))
-        .collect::<Option<_>>()
-        .context("the review's columns lack its key")?;
-    let key_of =
-        |row: &[String]| -> Vec<String> { key_at.iter().map(|&i| row[i].clone()).collect() };
-    let mut expected: BTreeMap<Vec<String>, &Vec<String>> = BTreeMap::new();
-    for row in &frozen.rows {
-        expected.insert(key_of(row), row);
-    }
-    let mut header: Vec<String> = frozen.columns.clone();
-    header.extend([DECISION.to_string(), JUSTIFICATION.to_string()]);
-    let column = |name: &str| frozen.columns.iter().position(|c| c == name);
-    let (email, role, workspace) = (column("email"), column("role"), column("workspace"));
+/// Read every review file back against its issued copy. Each row must be
+/// an issued grant, once, with its evidence unchanged and a decision.
+fn decisions(dir: &Path, review: &Review) -> Result<BTreeMap<Vec<String>, Decided>> {
+    let mut problems = Vec::new();
+    check_digests(dir, review, &mut problems)?;
     let mut decided: BTreeMap<Vec<String>, Decided> = BTreeMap::new();
     for file in &review.files {
-        let path = dir.join(&file.path);
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
+        let issued = match std::fs::read(dir.join(&file.issued.path)) {
+            Ok(bytes) => read_csv(&bytes, &file.issued.path, &mut problems),
+            Err(e) => {
+                problems.push(format!("{}: {e}", file.issued.path));
+                None
+            }
+        };
+        let filled = match std::fs::read(dir.join(&file.path)) {
+            Ok(bytes) => read_csv(&bytes, &file.path, &mut problems),
             Err(e) => {
                 problems.push(format!("{}: {e}", file.path));
-                continue;
+                None
             }
         };
-        let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text);
-        let found: Vec<String> = match reader.headers() {
-            Ok(h) => h.iter().map(|c| c.trim().to_string()).collect(),
-            Err(e) => {
-                problems.push(format!("{}:1: {e}", file.path));
-                continue;
-            }
-        };
-        if found != header {
-            problems.push(format!(
-                "{}:1: the columns are not the review's ({}); only decision and \
-                 justification may be filled in",
-                file.path,
-                header.join(",")
-            ));
+        let (Some(issued), Some(filled)) = (issued, filled) else {
             continue;
-        }
-        let mut seen = 0;
-        let mut undecided = Vec::new();
-        for record in reader.records() {
-            let record = match record {
-                Ok(record) => record,
-                Err(e) => {
-                    let line = line_at(text, e.position());
-                    problems.push(format!("{}:{line}: {e}", file.path));
-                    continue;
-                }
-            };
-            let line = line_at(text, record.position());
-            let at = |what: String| format!("{}:{line}: {what}", file.path);
-            if record.iter().all(|v| v.trim().is_empty()) {
-                continue;
-            }
-            if record.len() != header.len() {
-                problems.push(at(format!(
-                    "{} cells where the header has {}",
-                    record.len(),
-                    header.len()
-                )));
-                continue;
-            }
-            let values: Vec<String> = record.iter().map(|v| v.trim().to_string()).collect();
-            let evidence = &values[..frozen.columns.len()];
-            let key: Vec<String> = key_at
-                .iter()
-                .map(|&i| uncell(&evidence[i]).to_string())
-                .collect();
-            let Some(row) = expected.get(&key) else {
-                problems.push(at(format!(
-                    "no such grant in the frozen review ({}); rows cannot be added or their \
-                     keys edited",
-                    key.join(" / ")
-                )));
-                continue;
-            };
-            if let Some((i, _)) = evidence
-                .iter()
-                .zip(row.iter())
-                .enumerate()
-                .find(|(_, (got, want))| *got != cell(want).trim())
-            {
-                problems.push(at(format!(
-                    "{} is {:?}, but the frozen snapshot says {:?}; evidence cannot be edited",
-                    frozen.columns[i],
-                    evidence[i],
-                    cell(&row[i])
-                )));
-                continue;
-            }
-            if row[0] != file.scope {
-                problems.push(at(format!(
-                    "this grant belongs to {:?}, not to this file's {:?}",
-                    row[0], file.scope
-                )));
-                continue;
-            }
-            let decision = values[frozen.columns.len()].to_lowercase();
-            let revoke = match decision.as_str() {
-                "keep" => false,
-                "revoke" => true,
-                "" => {
-                    undecided.push(line);
-                    continue;
-                }
-                other => {
-                    problems.push(at(format!("decision {other:?} is neither keep nor revoke")));
-                    continue;
-                }
-            };
-            let pick = |i: Option<usize>| i.map(|i| row[i].clone()).unwrap_or_default();
-            let who = match pick(email) {
-                e if e.is_empty() => key[1].clone(),
-                e => e,
-            };
-            let entry = Decided {
-                file: file.path.clone(),
-                line,
-                revoke,
-                who,
-                what: format!("{} on {}", pick(role), pick(workspace)),
-            };
-            if let Some(first) = decided.insert(key.clone(), entry) {
-                problems.push(at(format!(
-                    "the same grant is on {}:{}",
-                    first.file, first.line
-                )));
-                continue;
-            }
-            seen += 1;
-        }
-        if !undecided.is_empty() {
-            problems.push(format!(
-                "{}:{}: no decision (keep or revoke) on {} row(s): line {}",
-                file.path,
-                undecided[0],
-                undecided.len(),
-                lines(&undecided)
-            ));
-        }
-        let missing = file.rows.saturating_sub(seen + undecided.len());
-        if missing > 0
-            && !problems
-                .iter()
-                .any(|p| p.starts_with(&format!("{}:", file.path)))
-        {
-            problems.push(format!(
-                "{}: {missing} of its {} grants are missing; every frozen grant needs a decision",
-                file.path, file.rows
-            ));
-        }
+        };
+        check_file(file, &issued, &filled, &mut decided, &mut problems);
     }
     if !problems.is_empty() {
         return Err(Refused {
@@ -711,6 +643,175 @@ async fn decisions(dir: &Path, review: &Review) -> Result<BTreeMap<Vec<String>, 
         .into());
     }
     Ok(decided)
+}
+
+/// One filled file against its issued copy.
+fn check_file(
+    file: &ReviewFile,
+    issued: &Read,
+    filled: &Read,
+    decided: &mut BTreeMap<Vec<String>, Decided>,
+    problems: &mut Vec<String>,
+) {
+    let name = &file.path;
+    let header = &issued.header;
+    if filled.header.len() > header.len()
+        || filled.header.len() < header.len() - 1
+        || filled.header[..header.len() - 1] != header[..header.len() - 1]
+    {
+        // The first column that differs, by position.
+        let at = header
+            .iter()
+            .zip(
+                filled
+                    .header
+                    .iter()
+                    .chain(std::iter::repeat(&String::new())),
+            )
+            .position(|(want, got)| want != got)
+            .unwrap_or(header.len());
+        problems.push(format!(
+            "{name}:1: column {} is {:?} where the review has {:?}; only decision and \
+             justification may be filled in, no column added, moved or renamed",
+            at + 1,
+            filled.header.get(at).map_or("", String::as_str),
+            header.get(at).map_or("", String::as_str),
+        ));
+        return;
+    }
+    let evidence = header.len() - 2;
+    let position = |column: &str| header.iter().position(|c| c == column);
+    let Some(key_at) = KEY
+        .iter()
+        .map(|k| position(k))
+        .collect::<Option<Vec<usize>>>()
+    else {
+        problems.push(format!(
+            "{}: the issued file lacks the grant's key columns",
+            file.issued.path
+        ));
+        return;
+    };
+    let key_of = |row: &[String]| -> Vec<String> {
+        key_at
+            .iter()
+            .map(|&i| uncell(row.get(i).map_or("", String::as_str)).to_string())
+            .collect()
+    };
+    let mut expected: BTreeMap<Vec<String>, &Vec<String>> = BTreeMap::new();
+    for (_, row) in &issued.rows {
+        expected.insert(key_of(row), row);
+    }
+    let (email, role, workspace) = (position("email"), position("role"), position("workspace"));
+    let pick = |row: &[String], i: Option<usize>| {
+        i.and_then(|i| row.get(i))
+            .map_or("", String::as_str)
+            .to_string()
+    };
+    let mut undecided = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (line, row) in &filled.rows {
+        let at = |what: String| format!("{name}:{line}: {what}");
+        if row.len() > header.len() {
+            problems.push(at(format!(
+                "{} cells where the header has {}",
+                row.len(),
+                header.len()
+            )));
+            continue;
+        }
+        let key = key_of(row);
+        let Some(want) = expected.get(&key) else {
+            problems.push(at(format!(
+                "no such grant in this file as issued ({}); rows cannot be added, moved \
+                 between files, or their keys edited",
+                key.join(" / ")
+            )));
+            continue;
+        };
+        let differs = (0..evidence).find(|&i| {
+            row.get(i).map_or("", String::as_str) != want.get(i).map_or("", String::as_str)
+        });
+        if let Some(i) = differs {
+            problems.push(at(format!(
+                "{} is {:?}, but the review issued {:?}; evidence cannot be edited",
+                header[i],
+                row.get(i).map_or("", String::as_str),
+                want.get(i).map_or("", String::as_str)
+            )));
+            continue;
+        }
+        if !seen.insert(key.clone()) {
+            problems.push(at(format!(
+                "the grant {} is in the file twice",
+                key.join(" / ")
+            )));
+            continue;
+        }
+        let revoke = match row.get(evidence).map(|d| d.to_lowercase()).as_deref() {
+            Some("keep") => false,
+            Some("revoke") => true,
+            None | Some("") => {
+                undecided.push(*line);
+                continue;
+            }
+            Some(other) => {
+                problems.push(at(format!("decision {other:?} is neither keep nor revoke")));
+                continue;
+            }
+        };
+        let who = match pick(row, email) {
+            e if e.is_empty() => key[1].clone(),
+            e => uncell(&e).to_string(),
+        };
+        decided.insert(
+            key,
+            Decided {
+                file: name.clone(),
+                line: *line,
+                revoke,
+                who,
+                what: format!("{} on {}", pick(row, role), uncell(&pick(row, workspace))),
+            },
+        );
+    }
+    if !undecided.is_empty() {
+        problems.push(format!(
+            "{name}:{}: no decision (keep or revoke) on {} row(s): line {}",
+            undecided[0],
+            undecided.len(),
+            lines(&undecided)
+        ));
+    }
+    let missing: Vec<String> = expected
+        .iter()
+        .filter(|(key, _)| !seen.contains(*key))
+        .map(|(key, row)| {
+            format!(
+                "{} {} on {}",
+                match pick(row, email) {
+                    e if e.is_empty() => key[1].clone(),
+                    e => e,
+                },
+                pick(row, role),
+                pick(row, workspace)
+            )
+        })
+        .collect();
+    if !missing.is_empty() {
+        problems.push(format!(
+            "{name}: {} of its {} grants are missing (every issued grant needs a decision): {}{}",
+            missing.len(),
+            file.rows,
+            missing
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "),
+            if missing.len() > 5 { "; ..." } else { "" }
+        ));
+    }
 }
 
 /// The three things a verify judges, as controls a report can show.
@@ -745,28 +846,72 @@ fn verify_control(
     }
 }
 
-/// What `review verify` found, as `check` results, and the summary's counts.
+/// What the organization is judged as now.
+pub struct Now<'a> {
+    pub ctx: &'a SessionContext,
+    /// How reports name it: the live API, or a snapshot.
+    pub described: String,
+    /// When: the time of the live read, or the snapshot's export.
+    pub at: DateTime<Utc>,
+}
+
+/// What `review verify` found, as `check` results.
 pub struct Verified {
     pub results: Vec<Checked>,
     pub review: Review,
+    pub fingerprint: String,
 }
 
-/// `orgsql review verify DIR`: the files read back and checked, then the
-/// decisions judged against `now` (the live organization, or a snapshot,
-/// named by `against`). Writes `summary.md` into the folder.
-pub async fn verify(dir: &Path, now: &SessionContext, against: &str) -> Result<Verified> {
-    let review = read_review(dir)?;
-    let decided = decisions(dir, &review).await?;
-    let current = text_rows(now, CURRENT_SQL, against).await?;
-    let mut present: BTreeMap<Vec<String>, (String, String)> = BTreeMap::new();
-    for row in current.rows {
-        let key = row[..4].to_vec();
-        present.insert(key, (row[4].clone(), row[5].clone()));
-    }
-    let started = chrono::DateTime::parse_from_rfc3339(&review.started_at)
+/// `orgsql review verify DIR`: the review's digests and files checked,
+/// then its decisions judged against `now`. Writes `summary.md`.
+pub async fn verify(dir: &Path, now: &Now<'_>) -> Result<Verified> {
+    let (review, fingerprint) = read_review(dir)?;
+    let decided = decisions(dir, &review)?;
+    let started = DateTime::parse_from_rfc3339(&review.started_at)
         .map(|t| t.to_utc())
         .with_context(|| format!("{}: started_at", dir.join(REVIEW_JSON).display()))?;
-    let days = (chrono::Utc::now() - started).num_days();
+    let refuse = |problem: String| -> anyhow::Error {
+        Refused {
+            dir: dir.display().to_string(),
+            problems: vec![problem],
+        }
+        .into()
+    };
+    if now.at < started {
+        return Err(refuse(format!(
+            "{} is from {}, before the review started ({}): it cannot show what was done since",
+            now.described,
+            now.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            review.started_at
+        )));
+    }
+    let batches = now
+        .ctx
+        .sql(CURRENT_SQL)
+        .await
+        .at(&now.described)?
+        .collect()
+        .await
+        .at(&now.described)?;
+    let reviewed: BTreeSet<&str> = review.orgs.iter().map(String::as_str).collect();
+    let mut present: BTreeMap<Vec<String>, (String, String)> = BTreeMap::new();
+    for row in super::output::text_rows(&batches, "")? {
+        if reviewed.contains(row[0].as_str()) {
+            present.insert(row[..4].to_vec(), (row[4].clone(), row[5].clone()));
+        }
+    }
+    // No grant at all of a reviewed organization: the wrong organization or
+    // an empty snapshot, which would make every revoke look carried out.
+    for org in &review.orgs {
+        if !present.keys().any(|key| &key[0] == org) {
+            return Err(refuse(format!(
+                "{} holds no grant of organization {org}, which the review covers: is it the \
+                 right organization (or snapshot)?",
+                now.described
+            )));
+        }
+    }
+    let days = (now.at - started).num_days();
     let finding = |resource: String, status: &str, reason: String| Finding {
         resource,
         status: status.to_string(),
@@ -786,7 +931,9 @@ pub async fn verify(dir: &Path, now: &SessionContext, against: &str) -> Result<V
                     "Revoke decided ({place}) and still in effect {days} day(s) after the review started"
                 ),
             )),
-            (true, false) => revokes.push(finding(name, "ok", format!("Revoked as decided ({place})"))),
+            (true, false) => {
+                revokes.push(finding(name, "ok", format!("Revoked as decided ({place})")))
+            }
             (false, false) => gone.push(finding(
                 name,
                 "info",
@@ -857,34 +1004,62 @@ pub async fn verify(dir: &Path, now: &SessionContext, against: &str) -> Result<V
             gone,
         ),
     ];
-    write_summary(dir, &review, &decided, &results, against)?;
-    Ok(Verified { results, review })
+    let verified = Verified {
+        results,
+        review,
+        fingerprint,
+    };
+    write_summary(dir, &verified, &decided, now)?;
+    Ok(verified)
 }
 
-/// `summary.md` beside the files: what was reviewed, by whom (file),
-/// what was decided, and what the verify found.
+/// How reports name what a verify compared with.
+pub fn compared_with(verified: &Verified, dir: &Path) -> String {
+    format!(
+        "the review started {} in {} (fingerprint {})",
+        verified.review.started_at,
+        dir.display(),
+        verified.fingerprint
+    )
+}
+
+/// `summary.md` beside the files: what was reviewed, each reviewer's file
+/// with its decisions, then the report as `check --format markdown` writes it.
 fn write_summary(
     dir: &Path,
-    review: &Review,
+    verified: &Verified,
     decided: &BTreeMap<Vec<String>, Decided>,
-    results: &[Checked],
-    against: &str,
+    now: &Now<'_>,
 ) -> Result<()> {
     use super::output::visible;
+    let review = &verified.review;
     let cell = |s: &str| visible(s).replace('|', "\\|");
-    let mut text = String::new();
-    text.push_str("# Access review summary\n\n");
-    text.push_str(&format!(
-        "- Organization: {}\n- Started: {} (orgsql {}), a file per {}\n- Source: {}\n- Verified: {} against {}\n\n",
-        cell(&review.org),
+    let mut text = Vec::new();
+    writeln!(text, "# Access review summary\n")?;
+    writeln!(text, "- Organizations: {}", cell(&review.orgs.join(", ")))?;
+    writeln!(
+        text,
+        "- Started: {} by orgsql {}, a file per {}",
         review.started_at,
         review.orgsql_version,
-        format!("{:?}", review.by).to_lowercase(),
-        cell(&review.source),
-        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        cell(against)
-    ));
-    text.push_str("| file | scope | grants | keep | revoke |\n|---|---|---|---|---|\n");
+        review.by.name()
+    )?;
+    writeln!(text, "- Frozen from: {}", cell(&review.source))?;
+    writeln!(
+        text,
+        "- Fingerprint (sha256 of review.json): {}",
+        verified.fingerprint
+    )?;
+    writeln!(
+        text,
+        "- Verified: {} against {}\n",
+        now.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        cell(&now.described)
+    )?;
+    writeln!(
+        text,
+        "| file | scope | grants | keep | revoke |\n|---|---|---|---|---|"
+    )?;
     for file in &review.files {
         let of = |revoke: bool| {
             decided
@@ -892,46 +1067,33 @@ fn write_summary(
                 .filter(|d| d.file == file.path && d.revoke == revoke)
                 .count()
         };
-        text.push_str(&format!(
-            "| {} | {} | {} | {} | {} |\n",
+        writeln!(
+            text,
+            "| {} | {} | {} | {} | {} |",
             cell(&file.path),
             cell(&file.scope),
             file.rows,
             of(false),
             of(true)
-        ));
+        )?;
     }
-    text.push_str("\n## Findings\n\n");
-    for result in results {
-        let count = |status: &str| {
-            result
-                .findings
-                .iter()
-                .filter(|f| f.status == status)
-                .count()
-        };
-        text.push_str(&format!(
-            "### {} `{}`\n\n{} alarm(s), {} ok, {} info\n\n",
-            cell(&result.control.title),
-            result.control.id,
-            count("alarm"),
-            count("ok"),
-            count("info")
-        ));
-        for f in &result.findings {
-            text.push_str(&format!(
-                "- {} {}: {}\n",
-                f.status,
-                cell(&f.resource),
-                cell(&f.reason)
-            ));
-        }
-        text.push('\n');
-    }
+    writeln!(text, "\n## Findings\n")?;
+    let about = super::check::About {
+        org: review.orgs.join(", "),
+        source: now.described.clone(),
+        generated_at: now.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        framework: None,
+        baseline: Some(compared_with(verified, dir)),
+    };
+    super::check::write_report(
+        &mut text,
+        super::check::Report::Markdown,
+        &verified.results,
+        &about,
+    )?;
     let path = dir.join(SUMMARY);
     super::files::write_atomically(&path, |mut file| {
-        file.write_all(text.as_bytes())
-            .map_err(super::files::io_at(&path))
+        file.write_all(&text).map_err(super::files::io_at(&path))
     })
     .at(SUMMARY)
 }

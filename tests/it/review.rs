@@ -228,6 +228,72 @@ async fn a_review_verified_reports_the_revoke_not_done_and_the_new_grant_only() 
     }
     assert_eq!((keep, revoke), (total - 2, 2), "{summary}");
 
+    // The same judged offline, against an export of the organization now.
+    let after = tmp.path().join("after");
+    succeeded(
+        &orgsql_on(&emu)
+            .args(["export", "--out", &after.display().to_string()])
+            .output()
+            .expect("orgsql runs"),
+        "export",
+    );
+    let offline = orgsql_alone()
+        .args(["review", "verify", &dir.display().to_string()])
+        .args([
+            "--against",
+            &after.display().to_string(),
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("orgsql runs");
+    assert_eq!(offline.status.code(), Some(1));
+    let offline: serde_json::Value = serde_json::from_slice(&offline.stdout).expect("json");
+    for (live, against) in report
+        .as_array()
+        .expect("results")
+        .iter()
+        .zip(offline.as_array().expect("results"))
+    {
+        assert_eq!(
+            live["findings"], against["findings"],
+            "--against judges alike"
+        );
+    }
+
+    // Another organization's snapshot cannot pass for this one: every
+    // revoke would look carried out.
+    let stranger = emulator(
+        orgsql::emulator::OrgSpec {
+            seed: 99,
+            ..spec(20, 5)
+        },
+        Faults::default(),
+        None,
+    )
+    .await;
+    assert_ne!(stranger.org().id, org.id);
+    let other = tmp.path().join("other");
+    succeeded(
+        &orgsql_on(&stranger)
+            .args(["export", "--out", &other.display().to_string()])
+            .output()
+            .expect("orgsql runs"),
+        "export",
+    );
+    let wrong = orgsql_alone()
+        .args(["review", "verify", &dir.display().to_string()])
+        .args(["--against", &other.display().to_string()])
+        .output()
+        .expect("orgsql runs");
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr)
+            .contains(&format!("holds no grant of organization {}", org.id)),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+
     // Evidence edited in a spreadsheet: refused, naming file and line.
     let (path, sheet) = files.iter_mut().next().expect("a file");
     let name = sheet.at("name");
@@ -288,16 +354,29 @@ fn by_manager_each_file_holds_exactly_that_managers_people() {
     let started = orgsql_alone()
         .args(["--demo", "--roster", &roster_arg, "review", "start"])
         .args(["--out", &dir.display().to_string(), "--by", "manager"])
+        .args(["--format", "html"])
         .output()
         .expect("orgsql runs");
     succeeded(&started, "review start --by manager");
+    // A folder that holds anything is never written into.
+    let again = orgsql_alone()
+        .args(["--demo", "--roster", &roster_arg, "review", "start"])
+        .args(["--out", &dir.display().to_string()])
+        .output()
+        .expect("orgsql runs");
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("exists and is not empty"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     // What each manager should see, asked another way: the grants of the
     // people whose roster line names them.
     let expected = succeeded(
         &orgsql_alone()
             .args(["--demo", "--roster", &roster_arg, "--format", "csv", "-c"])
             .arg(
-                "SELECT coalesce(p.manager_email, '(no manager)'), g.account_id, g.resource_id, g.role \
+                "SELECT coalesce(lower(p.manager_email), '(no manager)'), g.account_id, g.resource_id, g.role \
                  FROM user_role_assignments g JOIN users u USING (org_id, account_id) \
                  JOIN roster p ON lower(p.email) = lower(u.email)",
             )
@@ -433,6 +512,32 @@ fn the_leaver_controls_alarm_on_exactly_the_planted_people_and_skip_without_a_ro
 }
 
 #[test]
+fn a_control_may_require_only_a_table_a_flag_adds() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        tmp.path().join("mine.sql"),
+        "-- id: mine\n-- title: T\n-- severity: low\n-- rationale: R.\n-- remediation: M.\n\
+         -- requires: rosterr\nSELECT 'x' AS resource, 'alarm' AS status, 'r' AS reason",
+    )
+    .expect("writable");
+    let output = orgsql_alone()
+        .args([
+            "--demo",
+            "check",
+            "--dir",
+            &tmp.path().display().to_string(),
+        ])
+        .output()
+        .expect("orgsql runs");
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "a misspelt requirement is no skip"
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("requires: rosterr"));
+}
+
+#[test]
 fn a_bad_roster_is_refused_with_its_line() {
     let tmp = tempfile::tempdir().expect("tempdir");
     for (text, says) in [
@@ -451,6 +556,10 @@ fn a_bad_roster_is_refused_with_its_line() {
         (
             "email,end_date\na@acme.com,31/12/2026\n",
             "people.csv:2: end_date \"31/12/2026\" is not a date",
+        ),
+        (
+            "email,employment_status\r\na@acme.com,active\r\nb@acme.com,gone\r\n",
+            "people.csv:3: employment_status \"gone\"",
         ),
     ] {
         let path = tmp.path().join("people.csv");

@@ -16,7 +16,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
@@ -136,12 +135,20 @@ impl Control {
             .filter_map(|line| line.strip_prefix("-- param:"))
             .map(|spec| parse_param(source, spec))
             .collect::<Result<Vec<_>, _>>()?;
-        let requires = header("requires")
+        let requires: Vec<String> = header("requires")
             .unwrap_or_default()
             .split(',')
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty())
             .collect();
+        // Only a table a flag adds may be missing with a skip; any other
+        // missing table is an error (the control cannot run), never a pass.
+        if let Some(other) = requires.iter().find(|t| *t != crate::roster::TABLE) {
+            return Err(format!(
+                "{source}: `-- requires: {other}`: only {} can be required (a table a flag adds)",
+                crate::roster::TABLE
+            ));
+        }
         let control = Control {
             id: header("id")?,
             title: header("title")?,
@@ -465,11 +472,7 @@ pub async fn run(
             .find(|t| !ctx.table_exist(t.as_str()).unwrap_or(false))
             .cloned();
         if let Some(table) = missing {
-            let how = if table == crate::roster::TABLE {
-                "give an HR roster with --roster people.csv"
-            } else {
-                "this session does not have it"
-            };
+            let how = "give an HR roster with --roster people.csv";
             results.push(Checked {
                 control,
                 org_id: None,
@@ -543,17 +546,21 @@ async fn findings(
 }
 
 fn rows(batch: &RecordBatch) -> Result<Vec<Finding>, String> {
-    let options = FormatOptions::default().with_null("");
-    let formatters = (0..3)
-        .map(|i| ArrayFormatter::try_new(batch.column(i).as_ref(), &options))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    Ok((0..batch.num_rows())
-        .map(|row| Finding {
-            resource: formatters[0].value(row).to_string(),
-            status: formatters[1].value(row).to_string(),
-            reason: formatters[2].value(row).to_string(),
-            since: None,
+    let rows =
+        super::output::text_rows(std::slice::from_ref(batch), "").map_err(|e| e.to_string())?;
+    Ok(rows
+        .into_iter()
+        .map(|mut row| {
+            row.truncate(3);
+            let reason = row.pop().unwrap_or_default();
+            let status = row.pop().unwrap_or_default();
+            let resource = row.pop().unwrap_or_default();
+            Finding {
+                resource,
+                status,
+                reason,
+                since: None,
+            }
         })
         .collect())
 }

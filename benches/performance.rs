@@ -29,6 +29,9 @@ use orgsql::tables::{Resource, decode_page};
 
 const EVENTS_PAGE: usize = 500;
 
+#[path = "../tests/it/s3server.rs"]
+mod s3server;
+
 #[tokio::main]
 async fn main() {
     let filter: Vec<String> = std::env::args()
@@ -51,6 +54,9 @@ async fn main() {
     }
     if wanted("rate") {
         rate().await;
+    }
+    if wanted("storage") {
+        storage().await;
     }
 }
 
@@ -329,6 +335,7 @@ async fn export_events(
         out: out.to_path_buf(),
         tables: Some(vec!["events".to_string()]),
         since: None,
+        published: None,
     };
     let started = Instant::now();
     let manifest = orgsql::cli::export::export(&ctx, &client, &options, &mut Vec::new())
@@ -429,4 +436,67 @@ async fn rate() {
             emu.throttled(),
         );
     }
+}
+
+/// An export of 100,000 events to an S3 server on loopback against the same
+/// export to local disk, both by the real binary from one emulator.
+async fn storage() {
+    use std::io::BufRead;
+    const EVENTS: usize = 100_000;
+    const RUNS: usize = 3;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_orgsql"))
+        .args(["emulator", "--users", "50", "--events", &EVENTS.to_string()])
+        .args(["--rate-limits", "off"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the emulator starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the connection line");
+    let connection: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    let text = |key: &str| connection[key].as_str().expect(key).to_string();
+    let server = s3server::S3Server::start(&["bench"]).await;
+    let disk = tempfile::tempdir().expect("temp dir");
+    let mut timings: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for run in 0..RUNS {
+        for (slot, out) in [
+            disk.path().join(format!("run{run}")).display().to_string(),
+            format!("s3://bench/run{run}/"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_orgsql"));
+            command
+                .args(["--base-url", &text("base_url"), "--org-id", &text("org_id")])
+                .env("ATLASSIAN_API_KEY", text("api_key"))
+                .args(["export", "--tables", "events", "--out", &out]);
+            server.env(&mut command, s3server::SECRET_KEY);
+            let started = Instant::now();
+            let output = tokio::task::spawn_blocking(move || command.output())
+                .await
+                .expect("joined")
+                .expect("orgsql runs");
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            timings[slot].push(started.elapsed().as_secs_f64());
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let median = |times: &mut Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    let (local, s3) = (median(&mut timings[0]), median(&mut timings[1]));
+    let files = crate::s3server::count_files(&server.folder("bench").join("run0"));
+    println!(
+        "storage: export of {EVENTS} events ({files} files), median of {RUNS}: local disk {local:.2} s, \
+         S3 on loopback {s3:.2} s; ratio {:.2}",
+        s3 / local
+    );
 }

@@ -8,6 +8,7 @@ pub mod emulator;
 pub mod roster;
 pub mod sheet;
 pub mod snapshot;
+pub mod storage;
 pub mod tables;
 mod yielding;
 
@@ -37,8 +38,14 @@ pub fn session_context() -> SessionContext {
             "datafusion.execution.parquet.schema_force_view_types",
             false,
         );
+    // Bucket URLs work wherever a path does: a store is made on first use.
+    let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_object_store_registry(std::sync::Arc::new(storage::Stores::default()))
+        .build_arc()
+        .unwrap_or_default();
     let state = SessionStateBuilder::new()
         .with_config(config)
+        .with_runtime_env(runtime)
         .with_default_features()
         .with_physical_optimizer_rule(std::sync::Arc::new(yielding::YieldingJoins))
         .build();

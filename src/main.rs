@@ -303,6 +303,8 @@ enum Switch {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging(cli.verbose);
+    // Object storage retries as the API's do.
+    orgsql::storage::set_retries(cli.max_retries, Duration::from_secs(cli.max_wait));
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -475,7 +477,9 @@ impl Source {
             Source::Snapshot(dir) => {
                 let ctx = orgsql::snapshot::session(&dir).await.at("--snapshot")?;
                 extend(cli, &ctx).await?;
-                let contents = orgsql::snapshot::Contents::read(&dir).at("--snapshot")?;
+                let contents = orgsql::snapshot::Contents::read(&dir)
+                    .await
+                    .at("--snapshot")?;
                 let orgs = contents.org_dirs(&dir).at("--snapshot")?;
                 return Ok(Session {
                     ctx,
@@ -568,6 +572,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 out: args.out.clone(),
                 tables: args.tables.clone(),
                 since: args.since.clone(),
+                published: None,
             };
             let written = cli::export::export_orgs(orgs, &options, &mut std::io::stderr())
                 .await
@@ -606,7 +611,7 @@ async fn run_check(cli: &Cli, args: &CheckArgs, session: &Session) -> Result<Exi
         // A snapshot baseline: the same controls on the same organization then.
         if let Some(path) = args.baseline.as_ref().filter(|p| p.is_dir()) {
             let at = format!("--baseline {}", path.display());
-            let contents = orgsql::snapshot::Contents::read(path).at(&at)?;
+            let contents = orgsql::snapshot::Contents::read(path).await.at(&at)?;
             let folder = match &org {
                 None => Some(path.clone()),
                 Some(org) => contents
@@ -722,8 +727,10 @@ async fn run_review(cli: &Cli, args: &ReviewArgs) -> Result<ExitCode> {
             let (ctx, described, at, session) = match &args.against {
                 Some(dir) => {
                     let ctx = orgsql::snapshot::session(dir).await.at("--against")?;
-                    let contents = orgsql::snapshot::Contents::read(dir).at("--against")?;
-                    let problems = orgsql::snapshot::tampered(dir).at("--against")?;
+                    let contents = orgsql::snapshot::Contents::read(dir)
+                        .await
+                        .at("--against")?;
+                    let problems = orgsql::snapshot::tampered(dir).await.at("--against")?;
                     if let Some(problem) = problems.first() {
                         bail!("--against {}: {problem}", dir.display());
                     }
@@ -804,7 +811,9 @@ async fn per_org(cli: &Cli, session: &Session) -> Result<Vec<(Option<String>, Se
         return Ok(parts);
     }
     if let Some(dir) = &session.snapshot {
-        let contents = orgsql::snapshot::Contents::read(dir).at("--snapshot")?;
+        let contents = orgsql::snapshot::Contents::read(dir)
+            .await
+            .at("--snapshot")?;
         if let orgsql::snapshot::Contents::Several(_) = contents {
             let mut parts = Vec::new();
             for (id, folder) in contents.org_dirs(dir).at("--snapshot")? {

@@ -117,34 +117,62 @@ pub enum Contents {
     Several(OrgsManifest),
 }
 
-fn read_manifest<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T> {
-    let path = dir.join(MANIFEST);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+/// A folder's `manifest.json`: on disk, or in object storage.
+async fn read_manifest<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T> {
+    let shown = dir.display().to_string();
+    let text = match crate::storage::local_or_remote(&shown)? {
+        Some(local) => {
+            let path = local.join(MANIFEST);
+            std::fs::read(&path).map_err(|e| {
+                DataFusionError::Execution(format!(
+                    "{}: {e}; is {} a folder written by `orgsql export`?",
+                    path.display(),
+                    local.display()
+                ))
+            })?
+        }
+        None => crate::storage::Remote::parse(&shown)?
+            .get(MANIFEST)
+            .await?
+            .ok_or_else(|| {
+                DataFusionError::Execution(format!(
+                    "{}: no {MANIFEST} there; is it a prefix written by `orgsql export`?",
+                    shown
+                ))
+            })?,
+    };
+    serde_json::from_slice(&text).map_err(|e| {
         DataFusionError::Execution(format!(
-            "{}: {e}; is {} a folder written by `orgsql export`?",
-            path.display(),
-            dir.display()
+            "{}: not an orgsql manifest: {e}",
+            dir.join(MANIFEST).display()
         ))
-    })?;
-    serde_json::from_str(&text).map_err(|e| {
-        DataFusionError::Execution(format!("{}: not an orgsql manifest: {e}", path.display()))
     })
 }
 
 impl Manifest {
     /// The manifest of one organization's export.
-    pub fn read(dir: &Path) -> Result<Self> {
-        read_manifest(dir)
+    pub async fn read(dir: &Path) -> Result<Self> {
+        read_manifest(dir).await
     }
 }
 
 impl Contents {
-    pub fn read(dir: &Path) -> Result<Self> {
-        let value: serde_json::Value = read_manifest(dir)?;
+    pub async fn read(dir: &Path) -> Result<Self> {
+        let value: serde_json::Value = read_manifest(dir).await?;
+        let invalid = |e: serde_json::Error| {
+            DataFusionError::Execution(format!(
+                "{}: not an orgsql manifest: {e}",
+                dir.join(MANIFEST).display()
+            ))
+        };
         if value.get("orgs").is_some() {
-            Ok(Contents::Several(read_manifest(dir)?))
+            Ok(Contents::Several(
+                serde_json::from_value(value).map_err(invalid)?,
+            ))
         } else {
-            Ok(Contents::One(read_manifest(dir)?))
+            Ok(Contents::One(
+                serde_json::from_value(value).map_err(invalid)?,
+            ))
         }
     }
 
@@ -257,10 +285,16 @@ pub fn digests(dir: &Path, relative: &str) -> Result<Vec<FileDigest>> {
 /// What differs between a snapshot's files and its manifest's record of
 /// them: a file changed, missing or added, one line each (none: intact).
 /// A table exported before files were recorded cannot be checked, and says so.
-pub fn tampered(dir: &Path) -> Result<Vec<String>> {
+pub async fn tampered(dir: &Path) -> Result<Vec<String>> {
+    if crate::storage::is_remote(&dir.display().to_string()) {
+        return Err(DataFusionError::Execution(format!(
+            "{}: file digests are checked in a local folder; copy the snapshot down first",
+            dir.display()
+        )));
+    }
     let mut problems = Vec::new();
-    for (_, folder) in Contents::read(dir)?.org_dirs(dir)? {
-        let manifest = Manifest::read(&folder)?;
+    for (_, folder) in Contents::read(dir).await?.org_dirs(dir)? {
+        let manifest = Manifest::read(&folder).await?;
         for table in &manifest.tables {
             inside(&folder, &table.path, &table.name)?;
             if table.files.is_empty() {
@@ -325,34 +359,45 @@ async fn register(ctx: &SessionContext, schema: Option<&str>, dir: &Path) -> Res
         Some(schema) => TableReference::partial(schema, table),
         None => TableReference::bare(table),
     };
-    let mut locations: Vec<(String, Vec<String>)> = Vec::new();
-    let folders = Contents::read(dir)?.org_dirs(dir)?;
+    // Each table: how many organizations' exports hold it, and its files
+    // or folders.
+    let mut locations: Vec<(String, usize, Vec<String>)> = Vec::new();
+    let folders = Contents::read(dir).await?.org_dirs(dir)?;
+    let remote = crate::storage::is_remote(&dir.display().to_string());
     for (number, (_, folder)) in folders.iter().enumerate() {
-        let manifest = Manifest::read(folder)?;
+        let manifest = Manifest::read(folder).await?;
         for table in &manifest.tables {
             let path = inside(folder, &table.path, &table.name)?;
             let location = path.to_str().ok_or_else(|| {
                 DataFusionError::Execution(format!("{}: not a UTF-8 path", path.display()))
             })?;
-            // A folder of partitions is read recursively; the partition column
-            // was only the folder name, so the files hold exactly the table's
-            // columns.
-            let location = if path.is_dir() {
-                format!("{location}/")
+            let paths = if remote && !table.path.ends_with(".parquet") {
+                remote_files(folder, table).await?
+            } else if (remote && table.path.ends_with(".parquet")) || path.is_file() {
+                vec![location.to_string()]
             } else {
-                location.to_string()
+                // A folder of partitions is read recursively; the partition
+                // column was only the folder name, so the files hold exactly
+                // the table's columns.
+                vec![format!("{location}/")]
             };
-            match locations.iter_mut().find(|(name, _)| *name == table.name) {
-                Some((_, paths)) => paths.push(location),
-                None if number == 0 => locations.push((table.name.clone(), vec![location])),
+            match locations
+                .iter_mut()
+                .find(|(name, _, _)| *name == table.name)
+            {
+                Some((_, orgs, all)) => {
+                    *orgs += 1;
+                    all.extend(paths);
+                }
+                None if number == 0 => locations.push((table.name.clone(), 1, paths)),
                 None => {}
             }
         }
     }
-    locations.retain(|(_, paths)| paths.len() == folders.len());
+    locations.retain(|(_, orgs, _)| *orgs == folders.len());
     let options = ParquetReadOptions::default()
         .to_listing_options(&ctx.copied_config(), ctx.copied_table_options());
-    for (name, paths) in &locations {
+    for (name, _, paths) in &locations {
         let urls = paths
             .iter()
             .map(ListingTableUrl::parse)
@@ -363,9 +408,28 @@ async fn register(ctx: &SessionContext, schema: Option<&str>, dir: &Path) -> Res
             .with_schema(schema);
         ctx.register_table(qualified(name), Arc::new(ListingTable::try_new(config)?))?;
     }
-    let has = |name: &str| locations.iter().any(|(table, _)| table == name);
+    let has = |name: &str| locations.iter().any(|(table, _, _)| table == name);
     crate::tables::register_views(ctx, schema, &catalog(), has)?;
     Ok(())
+}
+
+/// Where a partitioned table's files are in object storage. A prefix can
+/// hold files of a run not (or no longer) in the manifest, which a folder
+/// listing would read: the folder when it holds exactly the files the
+/// manifest lists (one listing, as a local folder), else those files.
+async fn remote_files(folder: &Path, table: &TableEntry) -> Result<Vec<String>> {
+    let base = folder.display().to_string();
+    let base = base.trim_end_matches('/');
+    let remote = crate::storage::Remote::parse(base)?;
+    let mut listed = remote.list(&table.path).await?;
+    let mut recorded: Vec<String> = table.files.iter().map(|f| f.path.clone()).collect();
+    listed.sort();
+    recorded.sort();
+    if table.files.is_empty() || listed == recorded {
+        Ok(vec![format!("{base}/{}/", table.path)])
+    } else {
+        Ok(recorded.iter().map(|f| format!("{base}/{f}")).collect())
+    }
 }
 
 /// What changed from snapshot schema `old` to `new`, for every table both

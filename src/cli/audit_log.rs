@@ -76,11 +76,14 @@ const LEGACY_OVERLAP: chrono::Duration = chrono::Duration::hours(1);
 /// Export the audit-log tables `wanted` (from the catalog) into `out`, each
 /// in the folder of its name, adding to an earlier export there when
 /// `previous` (an entry of it, and when it was made) says where it stopped.
+/// When `out` is staged for object storage, the earlier export's files are
+/// in `published`, not in `out`.
 /// `since` (RFC 3339 or a date) limits a fresh export to events at or after it.
 pub async fn export(
     ctx: &SessionContext,
     client: &Client,
     out: &Path,
+    published: Option<&crate::storage::Remote>,
     since: Option<&str>,
     previous: Option<(&TableEntry, &str)>,
     wanted: &[TableInfo],
@@ -143,7 +146,7 @@ pub async fn export(
     };
     let mut log = pass.finish(previous.and_then(|(entry, _)| entry.stream.clone()))?;
     if dedupe {
-        leave_out_exported(ctx, out, &staging, wanted, &mut log).await?;
+        leave_out_exported(ctx, out, published, &staging, wanted, &mut log).await?;
     }
     for table in wanted {
         let (from, to) = (staging.join(table.name), out.join(table.name));
@@ -503,6 +506,7 @@ fn move_in(from: &Path, to: &Path) -> std::io::Result<()> {
 async fn leave_out_exported(
     ctx: &SessionContext,
     out: &Path,
+    published: Option<&crate::storage::Remote>,
     staging: &Path,
     wanted: &[TableInfo],
     log: &mut AuditLog,
@@ -519,10 +523,12 @@ async fn leave_out_exported(
                 table.name
             )));
         }
-        let exported = match out.join(table.name) {
-            dir if dir.is_dir() => format!("{}/", dir.display()),
+        let exported = match (published, out.join(table.name)) {
+            // Staged for object storage: what was exported is there.
+            (Some(remote), _) => format!("{}/", remote.location(table.name)),
+            (None, dir) if dir.is_dir() => format!("{}/", dir.display()),
             // Exported as one file before it was partitioned.
-            dir => dir.with_extension("parquet").display().to_string(),
+            (None, dir) => dir.with_extension("parquet").display().to_string(),
         };
         let staged = format!("{}/", staging.join(table.name).display());
         let schema = schema_from(table.columns.clone());

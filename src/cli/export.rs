@@ -23,6 +23,9 @@ pub struct ExportOptions {
     pub tables: Option<Vec<String>>,
     /// Only events (and their context) at or after this time.
     pub since: Option<String>,
+    /// `out` is staged for this prefix in object storage: the earlier
+    /// export it adds to is there (its manifest was copied into `out`).
+    pub published: Option<crate::storage::Remote>,
 }
 
 /// Tables an export can write: every organization table (not the view,
@@ -44,6 +47,21 @@ pub async fn export_orgs(
     options: &ExportOptions,
     log: &mut dyn Write,
 ) -> Result<String> {
+    if options.published.is_none() {
+        match crate::storage::local_or_remote(&options.out.display().to_string())? {
+            None => return Box::pin(super::publish::export(orgs, options, log)).await,
+            Some(local) if local != options.out => {
+                let local = ExportOptions {
+                    out: local,
+                    tables: options.tables.clone(),
+                    since: options.since.clone(),
+                    published: None,
+                };
+                return Box::pin(export_orgs(orgs, &local, log)).await;
+            }
+            Some(_) => {}
+        }
+    }
     if orgs.len() == 1 {
         let ctx = crate::session(orgs)?;
         let manifest = export(&ctx, orgs.session(), options, log).await?;
@@ -69,6 +87,7 @@ pub async fn export_orgs(
             out: options.out.join(&path),
             tables: options.tables.clone(),
             since: options.since.clone(),
+            published: options.published.as_ref().map(|r| r.join(&path)),
         };
         export(&ctx, client, &per_org, log)
             .await
@@ -119,7 +138,7 @@ pub async fn export(
     let io = io_at(&options.out);
     std::fs::create_dir_all(&options.out).map_err(io)?;
     let exported_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let previous = Manifest::read(&options.out).ok();
+    let previous = Manifest::read(&options.out).await.ok();
     // The manifest says what the folder holds at every moment: tables this
     // run does not export keep their earlier entries, and it is written
     // again after each table, so a run that stops half way (an error,
@@ -234,8 +253,9 @@ async fn export_audit_log(
             })
         })
         && wanted.iter().all(|t| {
+            // Staged for object storage, the manifest says what is there.
             let path = out.join(t.name);
-            path.is_dir() || path.with_extension("parquet").is_file()
+            options.published.is_some() || path.is_dir() || path.with_extension("parquet").is_file()
         });
     let previous_entry = first.filter(|_| resumable);
     let previous_at = previous.map(|m| m.exported_at.as_str()).unwrap_or_default();
@@ -243,6 +263,7 @@ async fn export_audit_log(
         ctx,
         client,
         out,
+        options.published.as_ref(),
         options.since.as_deref(),
         previous_entry.map(|e| (e, previous_at)),
         wanted,
@@ -275,6 +296,17 @@ async fn export_audit_log(
         .await?;
         entry.newest = newest;
         entry.stream = Some(position.clone());
+        if let Some(before) = before {
+            // Added to: the earlier files stay (staged for object storage,
+            // only the new ones are in `out`).
+            let mut files = before.files.clone();
+            for file in std::mem::take(&mut entry.files) {
+                files.retain(|f| f.path != file.path);
+                files.push(file);
+            }
+            files.sort_by(|a, b| a.path.cmp(&b.path));
+            entry.files = files;
+        }
         entries.push(entry);
     }
     Ok(entries)

@@ -7,6 +7,7 @@ pub mod export;
 pub mod files;
 pub mod output;
 pub mod progress;
+pub mod publish;
 pub mod repl;
 pub mod review;
 

@@ -337,6 +337,7 @@ pub async fn start(
         out: dir.join(SNAPSHOT),
         tables: Some(TABLES.iter().map(|t| t.to_string()).collect()),
         since: None,
+        published: None,
     };
     export_orgs(orgs, &export, log)
         .await
@@ -349,7 +350,9 @@ pub async fn start(
         crate::roster::register(&ctx, &dir.join(ROSTER)).at("--roster")?;
     }
     let tokens = ctx.table_exist("api_tokens").unwrap_or(false);
-    let contents = crate::snapshot::Contents::read(&snapshot).at("review start")?;
+    let contents = crate::snapshot::Contents::read(&snapshot)
+        .await
+        .at("review start")?;
     let sql = grants_sql(
         options.by,
         roster.is_some(),
@@ -579,7 +582,7 @@ struct Decided {
 
 /// Everything the review rests on, checked against `review.json`: the
 /// snapshot's manifest and files, the roster, the files as issued.
-fn check_digests(dir: &Path, review: &Review, problems: &mut Vec<String>) -> Result<()> {
+async fn check_digests(dir: &Path, review: &Review, problems: &mut Vec<String>) -> Result<()> {
     let snapshot = dir.join(&review.snapshot);
     let digest_of = |relative: &Path| std::fs::read(dir.join(relative)).map(|b| sha256(&b));
     let manifest = Path::new(&review.snapshot).join(crate::snapshot::MANIFEST);
@@ -591,7 +594,10 @@ fn check_digests(dir: &Path, review: &Review, problems: &mut Vec<String>) -> Res
         )),
         Err(e) => problems.push(format!("{}: {e}", manifest.display())),
     }
-    for problem in crate::snapshot::tampered(&snapshot).at(&snapshot.display().to_string())? {
+    for problem in crate::snapshot::tampered(&snapshot)
+        .await
+        .at(&snapshot.display().to_string())?
+    {
         problems.push(format!("{}: {problem}", review.snapshot));
     }
     let mut digested: Vec<&Digested> = review.files.iter().map(|f| &f.issued).collect();
@@ -611,9 +617,9 @@ fn check_digests(dir: &Path, review: &Review, problems: &mut Vec<String>) -> Res
 
 /// Read every review file back against its issued copy. Each row must be
 /// an issued grant, once, with its evidence unchanged and a decision.
-fn decisions(dir: &Path, review: &Review) -> Result<BTreeMap<Vec<String>, Decided>> {
+async fn decisions(dir: &Path, review: &Review) -> Result<BTreeMap<Vec<String>, Decided>> {
     let mut problems = Vec::new();
-    check_digests(dir, review, &mut problems)?;
+    check_digests(dir, review, &mut problems).await?;
     let mut decided: BTreeMap<Vec<String>, Decided> = BTreeMap::new();
     for file in &review.files {
         let issued = match std::fs::read(dir.join(&file.issued.path)) {
@@ -866,7 +872,7 @@ pub struct Verified {
 /// then its decisions judged against `now`. Writes `summary.md`.
 pub async fn verify(dir: &Path, now: &Now<'_>) -> Result<Verified> {
     let (review, fingerprint) = read_review(dir)?;
-    let decided = decisions(dir, &review)?;
+    let decided = decisions(dir, &review).await?;
     let started = DateTime::parse_from_rfc3339(&review.started_at)
         .map(|t| t.to_utc())
         .with_context(|| format!("{}: started_at", dir.join(REVIEW_JSON).display()))?;

@@ -202,6 +202,7 @@ pub async fn export_to(
         out: dir.to_path_buf(),
         tables: tables.map(|t| t.iter().map(ToString::to_string).collect()),
         since: None,
+        published: None,
     };
     orgsql::cli::export::export(&ctx, &client, &options, &mut Vec::new())
         .await

@@ -32,6 +32,7 @@ async fn an_export_read_back_answers_as_the_live_org() {
         out: dir.path().to_path_buf(),
         tables: None,
         since: None,
+        published: None,
     };
     let mut log = Vec::new();
     let manifest = export(&live, &client, &options, &mut log)
@@ -84,6 +85,7 @@ async fn since_and_tables_narrow_an_export() {
         out: dir.path().to_path_buf(),
         tables: Some(vec!["events".to_string(), "users".to_string()]),
         since: Some(since.to_rfc3339()),
+        published: None,
     };
     let manifest = export(&live, &client, &options, &mut Vec::new())
         .await
@@ -101,6 +103,7 @@ async fn since_and_tables_narrow_an_export() {
         out: dir.path().to_path_buf(),
         tables: Some(vec!["groups".to_string()]),
         since: None,
+        published: None,
     };
     let manifest = export(&live, &client, &more, &mut Vec::new())
         .await
@@ -120,6 +123,7 @@ async fn since_and_tables_narrow_an_export() {
         out: dir.path().to_path_buf(),
         tables: Some(vec!["no_such_table".to_string()]),
         since: None,
+        published: None,
     };
     let error = export(&live, &client, &unknown, &mut Vec::new())
         .await
@@ -140,6 +144,7 @@ async fn a_second_export_fetches_only_the_new_events() {
         out: dir.path().to_path_buf(),
         tables: Some(vec!["events".to_string()]),
         since: None,
+        published: None,
     };
     export(&live, &client, &options, &mut Vec::new())
         .await

@@ -1,0 +1,221 @@
+//! `orgsql export --out s3://bucket/prefix/` (or `gs://`, `az://`): the
+//! export is written as to a folder, in a private staging folder, then
+//! uploaded with the guarantees of a local export:
+//! - the prefix's manifest is read first, so a re-export adds to it (the
+//!   audit log from the stream's cursor) and fetches only what is new;
+//! - each table's files are uploaded (each object appears whole, or not at
+//!   all), then the manifest is rewritten to list them: a reader that
+//!   trusts the manifest never sees part of an export, and one that stops
+//!   midway leaves the manifest true to what is there;
+//! - files of earlier runs that the manifest no longer lists are removed
+//!   last (readers of a prefix read the files the manifest lists).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use datafusion::error::{DataFusionError, Result};
+
+use futures::{StreamExt, TryStreamExt};
+
+use super::export::{ExportOptions, export_orgs};
+use crate::snapshot::{Contents, MANIFEST, Manifest};
+use crate::storage::Remote;
+
+/// Files uploaded at once.
+const UPLOADS_IN_FLIGHT: usize = 8;
+
+/// A private folder for the staged export, removed when dropped.
+struct Staging(PathBuf);
+
+impl Staging {
+    fn new() -> Result<Self> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "orgsql-export-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&path).map_err(super::files::io_at(&path))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Export into the prefix `options.out` names. Says what it wrote.
+pub async fn export(
+    orgs: &crate::api::Orgs,
+    options: &ExportOptions,
+    log: &mut dyn Write,
+) -> Result<String> {
+    let remote = Remote::parse(&options.out.display().to_string())?;
+    let staging = Staging::new()?;
+    seed(&remote, &staging.0).await?;
+    let staged = ExportOptions {
+        out: staging.0.clone(),
+        tables: options.tables.clone(),
+        since: options.since.clone(),
+        published: Some(remote.clone()),
+    };
+    export_orgs(orgs, &staged, log).await?;
+    let contents = Contents::read(&staging.0).await?;
+    let mut tables = 0;
+    for (_, folder) in contents.org_dirs(&staging.0)? {
+        let relative = folder
+            .strip_prefix(&staging.0)
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let target = if relative.is_empty() {
+            remote.clone()
+        } else {
+            remote.join(&relative)
+        };
+        tables = publish(&folder, &target, log).await?;
+    }
+    Ok(match contents {
+        Contents::One(_) => format!("{tables} tables to {}", remote.url()),
+        Contents::Several(top) => {
+            // Each organization's folder is complete: now the list of them.
+            let bytes =
+                std::fs::read(staging.0.join(MANIFEST)).map_err(super::files::io_at(&staging.0))?;
+            remote.put(MANIFEST, bytes).await?;
+            format!(
+                "{} organizations to {}, a folder each",
+                top.orgs.len(),
+                remote.url()
+            )
+        }
+    })
+}
+
+/// Copy the prefix's manifests (the top one, and each organization's)
+/// into `staging`, so the export there adds to what the prefix holds.
+async fn seed(remote: &Remote, staging: &Path) -> Result<()> {
+    let Some(top) = remote.get(MANIFEST).await? else {
+        return Ok(());
+    };
+    let io = super::files::io_at(staging);
+    std::fs::write(staging.join(MANIFEST), &top).map_err(io)?;
+    if let Ok(Contents::Several(several)) = Contents::read(staging).await {
+        for org in &several.orgs {
+            if let Some(manifest) = remote.join(&org.path).get(MANIFEST).await? {
+                let folder = staging.join(&org.path);
+                std::fs::create_dir_all(&folder).map_err(io)?;
+                std::fs::write(folder.join(MANIFEST), manifest).map_err(io)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn json(manifest: &Manifest) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(manifest)
+        .map_err(|e| DataFusionError::Execution(format!("manifest: {e}")))
+}
+
+/// Upload one organization's staged export: table by table, its new files
+/// then the manifest; then remove what no manifest lists. The tables.
+async fn publish(folder: &Path, target: &Remote, log: &mut dyn Write) -> Result<usize> {
+    let staged = Manifest::read(folder).await?;
+    let before: Option<Manifest> = match target.get(MANIFEST).await? {
+        Some(bytes) => serde_json::from_slice(&bytes).ok(),
+        None => None,
+    };
+    let mut committed = before.clone().unwrap_or_else(|| Manifest {
+        tables: Vec::new(),
+        skipped: Vec::new(),
+        ..staged.clone()
+    });
+    committed.exported_at.clone_from(&staged.exported_at);
+    committed.orgsql_version.clone_from(&staged.orgsql_version);
+    let mut done: Vec<&str> = Vec::new();
+    for table in &staged.tables {
+        let there: BTreeMap<&str, &str> = before
+            .iter()
+            .flat_map(|m| m.tables.iter().filter(|t| t.name == table.name))
+            .flat_map(|t| t.files.iter().map(|f| (f.path.as_str(), f.sha256.as_str())))
+            .collect();
+        let new: Vec<_> = table
+            .files
+            .iter()
+            .filter(|f| there.get(f.path.as_str()) != Some(&f.sha256.as_str()))
+            .collect();
+        // Several at a time: each is a request (or a few) of its own.
+        let uploads = new
+            .iter()
+            .map(|file| target.upload(&file.path, folder.join(&file.path)));
+        futures::stream::iter(uploads)
+            .buffer_unordered(UPLOADS_IN_FLIGHT)
+            .try_collect::<Vec<()>>()
+            .await
+            .map_err(|e| stopped(e, target, &done))?;
+        match committed.tables.iter_mut().find(|t| t.name == table.name) {
+            Some(earlier) => *earlier = table.clone(),
+            None => committed.tables.push(table.clone()),
+        }
+        committed.skipped.retain(|s| s.name != table.name);
+        target
+            .put(MANIFEST, json(&committed)?)
+            .await
+            .map_err(|e| stopped(e, target, &done))?;
+        done.push(&table.name);
+        writeln!(
+            log,
+            "{}: {} new file(s) uploaded to {}",
+            table.name,
+            new.len(),
+            target.location(&table.path)
+        )
+        .map_err(super::files::io_at(folder))?;
+    }
+    // The staged manifest is the whole truth now (skipped tables too).
+    target.put(MANIFEST, json(&staged)?).await?;
+    // Files of earlier runs no manifest lists (a fresh audit log replaces
+    // its folder): best effort, said when it fails.
+    let mut left = 0;
+    for table in staged
+        .tables
+        .iter()
+        .filter(|t| !t.path.ends_with(".parquet"))
+    {
+        let listed: Vec<&str> = table.files.iter().map(|f| f.path.as_str()).collect();
+        for path in target.list(&table.path).await.unwrap_or_default() {
+            if !listed.contains(&path.as_str()) && target.delete(&path).await.is_err() {
+                left += 1;
+            }
+        }
+    }
+    if left > 0 {
+        writeln!(
+            log,
+            "note: {left} file(s) of earlier exports under {} could not be removed; the manifest \
+             does not list them, so no snapshot reads them",
+            target.url()
+        )
+        .map_err(super::files::io_at(folder))?;
+    }
+    Ok(staged.tables.len())
+}
+
+/// An upload that failed: what the prefix holds now.
+fn stopped(error: DataFusionError, target: &Remote, done: &[&str]) -> DataFusionError {
+    let published = if done.is_empty() {
+        "no table of this run".to_string()
+    } else {
+        format!("this run's {}", done.join(", "))
+    };
+    error.context(format!(
+        "the export to {} stopped; its manifest lists the earlier export and {published}, \
+         each whole (files uploaded since are not listed; the next export replaces them)",
+        target.url()
+    ))
+}

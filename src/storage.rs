@@ -1,0 +1,418 @@
+//! Object storage: where an export can be written and a snapshot read
+//! besides a local folder: `s3://`, `gs://`, `az://` and `abfss://`
+//! prefixes (a `file://` URL is a local path).
+//!
+//! Credentials are the ones each cloud's own tools use, read by the
+//! `object_store` crate: the environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`),
+//! the machine's or workload's role, and for S3 also the shared profile
+//! files (`~/.aws/credentials`, `~/.aws/config`, `AWS_PROFILE`), read here
+//! because the crate does not. Nothing here prints a builder or a key:
+//! errors say what failed, where, and what to do.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use url::Url;
+
+/// The schemes of the object stores orgsql can use.
+pub const SCHEMES: [&str; 7] = ["s3", "s3a", "gs", "az", "abfs", "abfss", "azure"];
+
+static RETRY: OnceLock<RetryConfig> = OnceLock::new();
+
+/// Retries of a storage request and the longest time they may take, from
+/// the command line (`--max-retries`, `--max-wait`); set once, before any
+/// store is made.
+pub fn set_retries(max_retries: u32, max_wait: Duration) {
+    let _ = RETRY.set(RetryConfig {
+        max_retries: max_retries as usize,
+        retry_timeout: max_wait,
+        ..RetryConfig::default()
+    });
+}
+
+fn retry() -> RetryConfig {
+    RETRY.get().cloned().unwrap_or_default()
+}
+
+/// The scheme of `text` when it is a URL (`s3://...`).
+fn scheme(text: &str) -> Option<&str> {
+    let (scheme, _) = text.split_once("://")?;
+    (!scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric())).then_some(scheme)
+}
+
+/// Whether `text` names a place in object storage.
+pub fn is_remote(text: &str) -> bool {
+    scheme(text).is_some_and(|s| SCHEMES.contains(&s.to_ascii_lowercase().as_str()))
+}
+
+/// What a `--out`, `--snapshot` or `diff` argument names: a local folder
+/// (a path, or a `file://` URL), or a prefix in object storage. Another
+/// scheme is refused rather than taken for a folder named `http:`.
+pub fn local_or_remote(text: &str) -> Result<Option<PathBuf>> {
+    match scheme(text).map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(Some(PathBuf::from(text))),
+        Some("file") => Url::parse(text)
+            .ok()
+            .and_then(|url| url.to_file_path().ok())
+            .map(Some)
+            .ok_or_else(|| bad(text, "not a file:// URL of an absolute path")),
+        Some(s) if SCHEMES.contains(&s) => Ok(None),
+        Some(other) => Err(bad(
+            text,
+            format!(
+                "orgsql reads and writes {other}:// nowhere; use a folder, file://, s3://, gs://, az:// or abfss://"
+            ),
+        )),
+    }
+}
+
+fn bad(location: &str, what: impl std::fmt::Display) -> DataFusionError {
+    DataFusionError::Execution(format!("{location}: {what}"))
+}
+
+/// A store for the bucket (or container) of `url`, from the environment.
+pub fn store_for(url: &Url) -> Result<Arc<dyn ObjectStore>> {
+    use object_store::aws::AmazonS3Builder;
+    use object_store::azure::MicrosoftAzureBuilder;
+    use object_store::gcp::GoogleCloudStorageBuilder;
+    let built: object_store::Result<Arc<dyn ObjectStore>> = match url.scheme() {
+        "s3" | "s3a" => aws_profile(AmazonS3Builder::from_env())
+            .with_url(url.as_str())
+            .with_retry(retry())
+            .build()
+            .map(|s| Arc::new(s) as _),
+        "gs" => GoogleCloudStorageBuilder::from_env()
+            .with_url(url.as_str())
+            .with_retry(retry())
+            .build()
+            .map(|s| Arc::new(s) as _),
+        "az" | "abfs" | "abfss" | "azure" => MicrosoftAzureBuilder::from_env()
+            .with_url(url.as_str())
+            .with_retry(retry())
+            .build()
+            .map(|s| Arc::new(s) as _),
+        other => return Err(bad(url.as_str(), format!("no object store for {other}://"))),
+    };
+    // A builder's error names a missing setting, never a key's value.
+    built.map_err(|e| bad(url.as_str(), format!("cannot set up access: {e}")))
+}
+
+/// S3 credentials from the shared profile files when the environment has
+/// none: `AWS_PROFILE` (else `default`) in `~/.aws/credentials` (or
+/// `AWS_SHARED_CREDENTIALS_FILE`), and its region and endpoint from
+/// `~/.aws/config` (or `AWS_CONFIG_FILE`).
+fn aws_profile(
+    mut builder: object_store::aws::AmazonS3Builder,
+) -> object_store::aws::AmazonS3Builder {
+    use object_store::aws::AmazonS3ConfigKey as Key;
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let home = || std::env::var_os("HOME").map(PathBuf::from);
+    let profile = env("AWS_PROFILE").unwrap_or_else(|| "default".to_string());
+    let section = |path: Option<PathBuf>, names: &[String]| -> Vec<(String, String)> {
+        let Some(text) = path.and_then(|p| std::fs::read_to_string(p).ok()) else {
+            return Vec::new();
+        };
+        let mut inside = false;
+        let mut found = Vec::new();
+        for line in text.lines().map(str::trim) {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                inside = names.iter().any(|n| n == name.trim());
+            } else if inside && let Some((key, value)) = line.split_once('=') {
+                found.push((key.trim().to_ascii_lowercase(), value.trim().to_string()));
+            }
+        }
+        found
+    };
+    let credentials = env("AWS_SHARED_CREDENTIALS_FILE")
+        .map(PathBuf::from)
+        .or_else(|| home().map(|h| h.join(".aws/credentials")));
+    let config = env("AWS_CONFIG_FILE")
+        .map(PathBuf::from)
+        .or_else(|| home().map(|h| h.join(".aws/config")));
+    let config_names = if profile == "default" {
+        vec!["default".to_string()]
+    } else {
+        vec![format!("profile {profile}")]
+    };
+    let mut settings = section(config, &config_names);
+    settings.extend(section(credentials, std::slice::from_ref(&profile)));
+    let keyed = env("AWS_ACCESS_KEY_ID").is_some()
+        || env("AWS_WEB_IDENTITY_TOKEN_FILE").is_some()
+        || env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
+        || env("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some();
+    for (key, value) in settings {
+        let target = match key.as_str() {
+            "aws_access_key_id" if !keyed => Key::AccessKeyId,
+            "aws_secret_access_key" if !keyed => Key::SecretAccessKey,
+            "aws_session_token" if !keyed => Key::Token,
+            "region" if env("AWS_REGION").is_none() && env("AWS_DEFAULT_REGION").is_none() => {
+                Key::Region
+            }
+            "endpoint_url"
+                if env("AWS_ENDPOINT_URL").is_none() && env("AWS_ENDPOINT").is_none() =>
+            {
+                Key::Endpoint
+            }
+            _ => continue,
+        };
+        builder = builder.with_config(target, value);
+    }
+    builder
+}
+
+/// The registry of every session: the store for a bucket is made the first
+/// time a URL in it is used (`--snapshot s3://...`, `COPY ... TO 's3://...'`,
+/// `SELECT * FROM 'gs://.../x.parquet'`).
+#[derive(Debug)]
+pub struct Stores {
+    known: DefaultObjectStoreRegistry,
+}
+
+impl Default for Stores {
+    fn default() -> Self {
+        Self {
+            known: DefaultObjectStoreRegistry::new(),
+        }
+    }
+}
+
+impl ObjectStoreRegistry for Stores {
+    fn register_store(
+        &self,
+        url: &Url,
+        store: Arc<dyn ObjectStore>,
+    ) -> Option<Arc<dyn ObjectStore>> {
+        self.known.register_store(url, store)
+    }
+
+    fn deregister_store(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
+        self.known.deregister_store(url)
+    }
+
+    fn get_store(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
+        if let Ok(store) = self.known.get_store(url) {
+            return Ok(store);
+        }
+        if !SCHEMES.contains(&url.scheme()) {
+            return Err(bad(
+                url.as_str(),
+                "orgsql reads and writes local files, s3://, gs://, az:// and abfss:// only",
+            ));
+        }
+        let store = store_for(url)?;
+        self.known.register_store(url, Arc::clone(&store));
+        Ok(store)
+    }
+}
+
+/// A prefix in object storage, as a folder: files are named relative to it.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    /// The prefix's URL, ending with `/`.
+    url: Url,
+    store: Arc<dyn ObjectStore>,
+    prefix: ObjectPath,
+}
+
+impl Remote {
+    /// The prefix `text` names (`s3://bucket/some/prefix/`).
+    pub fn parse(text: &str) -> Result<Self> {
+        let with_slash = if text.ends_with('/') {
+            text.to_string()
+        } else {
+            format!("{text}/")
+        };
+        let url = Url::parse(&with_slash).map_err(|e| bad(text, format!("not a URL: {e}")))?;
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(bad(text, "names no bucket (s3://BUCKET/prefix/)"));
+        }
+        let store = store_for(&url)?;
+        let prefix = ObjectPath::parse(url.path().trim_matches('/'))
+            .map_err(|e| bad(text, format!("not a storage path: {e}")))?;
+        Ok(Self { url, store, prefix })
+    }
+
+    /// The prefix's URL, ending with `/`.
+    pub fn url(&self) -> &str {
+        self.url.as_str()
+    }
+
+    /// The folder `relative` inside this one.
+    pub fn join(&self, relative: &str) -> Self {
+        let mut joined = self.clone();
+        joined.url = self
+            .url
+            .join(&format!("{}/", relative.trim_matches('/')))
+            .unwrap_or_else(|_| self.url.clone());
+        joined.prefix = self.path(relative);
+        joined
+    }
+
+    /// The URL of the file `relative` inside this folder.
+    pub fn location(&self, relative: &str) -> String {
+        format!("{}{}", self.url, relative.trim_start_matches('/'))
+    }
+
+    fn path(&self, relative: &str) -> ObjectPath {
+        relative
+            .split('/')
+            .filter(|part| !part.is_empty())
+            .fold(self.prefix.clone(), |path, part| path.join(part))
+    }
+
+    /// The file `relative`, or `None` when there is none.
+    pub async fn get(&self, relative: &str) -> Result<Option<Vec<u8>>> {
+        let location = self.location(relative);
+        match self.store.get(&self.path(relative)).await {
+            Ok(found) => found
+                .bytes()
+                .await
+                .map(|b| Some(b.to_vec()))
+                .map_err(|e| explain("reading", &location, e)),
+            Err(object_store::Error::NotFound { source, .. })
+                if !source.to_string().contains("NoSuchBucket") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(explain("reading", &location, e)),
+        }
+    }
+
+    /// Write `bytes` as the file `relative`, whole or not at all.
+    pub async fn put(&self, relative: &str, bytes: Vec<u8>) -> Result<()> {
+        self.store
+            .put(&self.path(relative), PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| explain("writing", &self.location(relative), e))
+    }
+
+    /// Upload the local file `from` as `relative`: in parts when it is
+    /// large, and visible only once complete (an interrupted upload is
+    /// aborted and leaves no object).
+    pub async fn upload(&self, relative: &str, from: PathBuf) -> Result<()> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let location = self.location(relative);
+        let mut file = tokio::fs::File::open(&from)
+            .await
+            .map_err(|e| bad(&from.display().to_string(), e))?;
+        let mut writer =
+            object_store::buffered::BufWriter::new(Arc::clone(&self.store), self.path(relative));
+        let mut buffer = vec![0; 1 << 20];
+        let written = async {
+            loop {
+                let n = file
+                    .read(&mut buffer)
+                    .await
+                    .map_err(|e| bad(&from.display().to_string(), e))?;
+                if n == 0 {
+                    break;
+                }
+                writer
+                    .write_all(&buffer[..n])
+                    .await
+                    .map_err(|e| io_explain("writing", &location, e))?;
+            }
+            writer
+                .shutdown()
+                .await
+                .map_err(|e| io_explain("writing", &location, e))
+        }
+        .await;
+        if written.is_err() {
+            let _ = writer.abort().await;
+        }
+        written
+    }
+
+    /// The files below `relative`, relative to this folder.
+    pub async fn list(&self, relative: &str) -> Result<Vec<String>> {
+        use futures::TryStreamExt;
+        let below = self.path(relative);
+        let found: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&below))
+            .try_collect()
+            .await
+            .map_err(|e| explain("listing", &self.location(relative), e))?;
+        Ok(found
+            .into_iter()
+            .filter_map(|meta| {
+                meta.location.prefix_match(&self.prefix).map(|parts| {
+                    parts
+                        .map(|p| p.as_ref().to_string())
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })
+            })
+            .collect())
+    }
+
+    /// Remove the file `relative`.
+    pub async fn delete(&self, relative: &str) -> Result<()> {
+        self.store
+            .delete(&self.path(relative))
+            .await
+            .map_err(|e| explain("deleting", &self.location(relative), e))
+    }
+}
+
+/// A storage error as a user should read it: what was being done, where,
+/// what went wrong, and what to do. The crate's errors name the request and
+/// the service's answer, never a credential.
+pub fn explain(doing: &str, location: &str, error: object_store::Error) -> DataFusionError {
+    use object_store::Error as E;
+    let text = error.to_string();
+    let code = text
+        .split_once("<Code>")
+        .and_then(|(_, rest)| rest.split_once("</Code>"))
+        .map(|(code, _)| code.to_string());
+    let message = match (&error, code.as_deref()) {
+        (_, Some("NoSuchBucket")) => format!(
+            "{doing} {location}: no such bucket; check its name (and the region or endpoint: \
+             AWS_REGION, AWS_ENDPOINT_URL)"
+        ),
+        (E::PermissionDenied { .. } | E::Unauthenticated { .. }, code) => format!(
+            "{doing} {location}: access denied{}: the credentials found (the environment, the \
+             profile files, or the machine's role) are refused there, or may not do this",
+            code.map(|c| format!(" ({c})")).unwrap_or_default()
+        ),
+        (E::NotFound { .. }, _) => format!("{doing} {location}: not found"),
+        _ => {
+            // The root cause says most (`Connection refused`); the crate's
+            // own text says which request and after how many retries.
+            let mut root: &dyn std::error::Error = &error;
+            while let Some(next) = root.source() {
+                root = next;
+            }
+            let root = root.to_string();
+            if text.contains(&root) {
+                format!("{doing} {location}: {text}")
+            } else {
+                format!("{doing} {location}: {root} ({text})")
+            }
+        }
+    };
+    DataFusionError::External(Box::new(StorageError(message)))
+}
+
+/// An I/O error of a buffered upload, which wraps the store's error.
+fn io_explain(doing: &str, location: &str, error: std::io::Error) -> DataFusionError {
+    match error.into_inner() {
+        Some(inner) => match inner.downcast::<object_store::Error>() {
+            Ok(store) => explain(doing, location, *store),
+            Err(other) => bad(location, format!("{doing}: {other}")),
+        },
+        None => bad(location, doing),
+    }
+}
+
+/// A storage failure, worded for the user.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StorageError(String);

@@ -1,0 +1,168 @@
+//! A real S3-protocol server on 127.0.0.1 for the object-storage tests and
+//! bench: s3s with its filesystem backend (a bucket is a folder below
+//! `root`, an object a file), SigV4-checked against one key. The bench
+//! includes it too, and each uses part of it.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub const ACCESS_KEY: &str = "AKIAORGSQLTEST";
+pub const SECRET_KEY: &str = "orgsql-test-secret-that-must-never-print";
+
+pub struct S3Server {
+    pub addr: SocketAddr,
+    root: tempfile::TempDir,
+    stop: tokio::sync::watch::Sender<bool>,
+    /// Writes left before the server stops (None: no limit).
+    writes_left: Arc<AtomicU64>,
+}
+
+/// s3s-fs makes a bucket on a write to a missing one; a real service says
+/// NoSuchBucket. And when the write budget is spent, the server stops.
+struct Rules {
+    root: PathBuf,
+    writes_left: Arc<AtomicU64>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+#[async_trait::async_trait]
+impl s3s::access::S3Access for Rules {
+    async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> s3s::S3Result<()> {
+        if cx.credentials().is_none() {
+            return Err(s3s::s3_error!(AccessDenied, "Signature is required"));
+        }
+        let writes = [
+            "PutObject",
+            "UploadPart",
+            "CreateMultipartUpload",
+            "CompleteMultipartUpload",
+        ];
+        if writes.contains(&cx.s3_op().name()) {
+            let left = self.writes_left.load(Ordering::SeqCst);
+            if left == 0 {
+                let _ = self.stop.send(true);
+                return Err(s3s::s3_error!(ServiceUnavailable, "stopped"));
+            }
+            if left != u64::MAX {
+                self.writes_left.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        match cx.s3_path() {
+            s3s::path::S3Path::Bucket { bucket } | s3s::path::S3Path::Object { bucket, .. }
+                if !self.root.join(&**bucket).is_dir() =>
+            {
+                Err(s3s::s3_error!(NoSuchBucket))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl S3Server {
+    /// A server with these buckets, empty.
+    pub async fn start(buckets: &[&str]) -> S3Server {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        let root = tempfile::tempdir().expect("temp dir");
+        for bucket in buckets {
+            std::fs::create_dir(root.path().join(bucket)).expect("bucket folder");
+        }
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let writes_left = Arc::new(AtomicU64::new(u64::MAX));
+        let fs = s3s_fs::FileSystem::new(root.path()).expect("s3s-fs");
+        let mut builder = s3s::service::S3ServiceBuilder::new(fs);
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        builder.set_access(Rules {
+            root: root.path().to_path_buf(),
+            writes_left: Arc::clone(&writes_left),
+            stop: stop.clone(),
+        });
+        let service = builder.build();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let addr = listener.local_addr().expect("its address");
+        tokio::spawn(async move {
+            let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut accepting = stopped.clone();
+            loop {
+                let socket = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((socket, _)) => socket,
+                        Err(_) => continue,
+                    },
+                    _ = accepting.changed() => return,
+                };
+                let connection = http
+                    .serve_connection(TokioIo::new(socket), service.clone())
+                    .into_owned();
+                let mut stopping = stopped.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = connection => {}
+                        _ = stopping.changed() => {}
+                    }
+                });
+            }
+        });
+        S3Server {
+            addr,
+            root,
+            stop,
+            writes_left,
+        }
+    }
+
+    /// The folder of the bucket's objects: `root/bucket/key`.
+    pub fn folder(&self, bucket: &str) -> PathBuf {
+        self.root.path().join(bucket)
+    }
+
+    /// Stop the server (close its port and every connection) when `writes`
+    /// more writes have been served.
+    pub fn stop_after_writes(&self, writes: u64) {
+        self.writes_left.store(writes, Ordering::SeqCst);
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// `orgsql` with the environment a user of this server would have:
+    /// its endpoint, a key, and no profile file of the machine's.
+    pub fn env(&self, command: &mut std::process::Command, secret: &str) {
+        command
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_ENDPOINT_URL", format!("http://{}", self.addr))
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN");
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Files below a folder, at any depth.
+pub fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.path() {
+                    p if p.is_dir() => count_files(&p),
+                    _ => 1,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}

@@ -278,19 +278,13 @@ fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-async fn export_memory() {
+/// `orgsql emulator` in a child process without rate limits, and the
+/// connection line it prints (base_url, org_id, api_key).
+fn emulator_process(users: usize, events: usize) -> (std::process::Child, serde_json::Value) {
     use std::io::BufRead;
-    const EVENTS: usize = 1_000_000;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_orgsql"))
-        .args([
-            "emulator",
-            "--users",
-            "100",
-            "--events",
-            &EVENTS.to_string(),
-            "--rate-limits",
-            "off",
-        ])
+        .args(["emulator", "--users", &users.to_string()])
+        .args(["--events", &events.to_string(), "--rate-limits", "off"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("the emulator starts");
@@ -298,7 +292,12 @@ async fn export_memory() {
     std::io::BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("the connection line");
-    let connection: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    (child, serde_json::from_str(&line).expect("JSON"))
+}
+
+async fn export_memory() {
+    const EVENTS: usize = 1_000_000;
+    let (mut child, connection) = emulator_process(100, EVENTS);
     let text = |key: &str| connection[key].as_str().expect(key).to_string();
     let config = ClientConfig::new(
         text("base_url"),
@@ -441,20 +440,9 @@ async fn rate() {
 /// An export of 100,000 events to an S3 server on loopback against the same
 /// export to local disk, both by the real binary from one emulator.
 async fn storage() {
-    use std::io::BufRead;
     const EVENTS: usize = 100_000;
     const RUNS: usize = 3;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_orgsql"))
-        .args(["emulator", "--users", "50", "--events", &EVENTS.to_string()])
-        .args(["--rate-limits", "off"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("the emulator starts");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the connection line");
-    let connection: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    let (mut child, connection) = emulator_process(50, EVENTS);
     let text = |key: &str| connection[key].as_str().expect(key).to_string();
     let server = s3server::S3Server::start(&["bench"]).await;
     let disk = tempfile::tempdir().expect("temp dir");

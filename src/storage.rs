@@ -391,6 +391,17 @@ pub fn explain(doing: &str, location: &str, error: object_store::Error) -> DataF
                 root = next;
             }
             let root = root.to_string();
+            let lower = format!("{text} {root}").to_lowercase();
+            if lower.contains("169.254.") || lower.contains("credential") {
+                // No key in the environment or a profile: the crate asked
+                // the machine's metadata service, and nobody answered.
+                return DataFusionError::External(Box::new(StorageError(format!(
+                    "{doing} {location}: no usable credentials were found: set \
+                     AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), \
+                     GOOGLE_APPLICATION_CREDENTIALS, or AZURE_STORAGE_ACCOUNT_KEY, or run \
+                     where a role provides them ({root})"
+                ))));
+            }
             if text.contains(&root) {
                 format!("{doing} {location}: {text}")
             } else {

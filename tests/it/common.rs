@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::SessionContext;
 use orgsql::api::{Client, ClientConfig, RetryPolicy};
 use orgsql::emulator::{Emulator, EmulatorConfig, Faults, OrgSpec};
@@ -58,24 +57,7 @@ pub async fn query(ctx: &SessionContext, sql: &str) -> datafusion::error::Result
 
 /// Rows as text, NULL as "NULL", one Vec per row.
 pub fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
-    let options = FormatOptions::default().with_null("NULL");
-    let mut rows = Vec::new();
-    for batch in batches {
-        let formatters: Vec<ArrayFormatter> = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formatter"))
-            .collect();
-        for row in 0..batch.num_rows() {
-            rows.push(
-                formatters
-                    .iter()
-                    .map(|f| f.value(row).to_string())
-                    .collect(),
-            );
-        }
-    }
-    rows
+    orgsql::cli::output::text_rows(batches, "NULL").expect("formattable")
 }
 
 pub async fn sql_rows(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {

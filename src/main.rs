@@ -609,7 +609,7 @@ async fn run_check(cli: &Cli, args: &CheckArgs, session: &Session) -> Result<Exi
     for (org, ctx) in per_org(cli, session).await? {
         let mut checked = check::run(&ctx, controls.clone(), &values).await;
         // A snapshot baseline: the same controls on the same organization then.
-        if let Some(path) = args.baseline.as_ref().filter(|p| p.is_dir()) {
+        if let Some(path) = args.baseline.as_ref().filter(|p| is_snapshot(p)) {
             let at = format!("--baseline {}", path.display());
             let contents = orgsql::snapshot::Contents::read(path).await.at(&at)?;
             let folder = match &org {
@@ -636,7 +636,7 @@ async fn run_check(cli: &Cli, args: &CheckArgs, session: &Session) -> Result<Exi
     }
     let baseline = match &args.baseline {
         None => None,
-        Some(path) if path.is_dir() => Some((
+        Some(path) if is_snapshot(path) => Some((
             check::alarmed(&earlier),
             format!("snapshot {}", path.display()),
         )),
@@ -783,6 +783,16 @@ async fn run_review(cli: &Cli, args: &ReviewArgs) -> Result<ExitCode> {
             write_report(cli, args.format, &verified.results, &about)?;
             Ok(ExitCode::from(check::exit_code(&verified.results, None)))
         }
+    }
+}
+
+/// A `--baseline` that names a snapshot (a folder, or a prefix in object
+/// storage), not a report file.
+fn is_snapshot(path: &std::path::Path) -> bool {
+    match orgsql::storage::local_or_remote(&path.display().to_string()) {
+        Ok(Some(local)) => local.is_dir(),
+        Ok(None) => true,
+        Err(_) => false,
     }
 }
 

@@ -117,6 +117,12 @@ pub enum Contents {
     Several(OrgsManifest),
 }
 
+/// A `file://` URL as the folder it names; anything else as it is.
+fn local_if_file(dir: &Path) -> Result<std::path::PathBuf> {
+    Ok(crate::storage::local_or_remote(&dir.display().to_string())?
+        .unwrap_or_else(|| dir.to_path_buf()))
+}
+
 /// A folder's `manifest.json`: on disk, or in object storage.
 async fn read_manifest<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T> {
     let shown = dir.display().to_string();
@@ -158,6 +164,7 @@ impl Manifest {
 
 impl Contents {
     pub async fn read(dir: &Path) -> Result<Self> {
+        let dir = &local_if_file(dir)?;
         let value: serde_json::Value = read_manifest(dir).await?;
         let invalid = |e: serde_json::Error| {
             DataFusionError::Execution(format!(
@@ -292,6 +299,7 @@ pub async fn tampered(dir: &Path) -> Result<Vec<String>> {
             dir.display()
         )));
     }
+    let dir = &local_if_file(dir)?;
     let mut problems = Vec::new();
     for (_, folder) in Contents::read(dir).await?.org_dirs(dir)? {
         let manifest = Manifest::read(&folder).await?;
@@ -333,7 +341,7 @@ pub async fn tampered(dir: &Path) -> Result<Vec<String>> {
 /// name, and the `role_assignments` view when both its sides were exported.
 pub async fn session(dir: &Path) -> Result<SessionContext> {
     let ctx = crate::session_context();
-    register(&ctx, None, dir).await?;
+    register(&ctx, None, &local_if_file(dir)?).await?;
     Ok(ctx)
 }
 
@@ -348,7 +356,7 @@ pub async fn attach(ctx: &SessionContext, name: &str, dir: &Path) -> Result<()> 
         )));
     }
     catalog.register_schema(name, Arc::new(MemorySchemaProvider::new()))?;
-    register(ctx, Some(name), dir).await
+    register(ctx, Some(name), &local_if_file(dir)?).await
 }
 
 /// Register a snapshot's tables. Of several organizations, a table holds
@@ -372,7 +380,7 @@ async fn register(ctx: &SessionContext, schema: Option<&str>, dir: &Path) -> Res
                 DataFusionError::Execution(format!("{}: not a UTF-8 path", path.display()))
             })?;
             let paths = if remote && !table.path.ends_with(".parquet") {
-                remote_files(folder, table).await?
+                remote_files(folder, table)?
             } else if (remote && table.path.ends_with(".parquet")) || path.is_file() {
                 vec![location.to_string()]
             } else {
@@ -413,23 +421,24 @@ async fn register(ctx: &SessionContext, schema: Option<&str>, dir: &Path) -> Res
     Ok(())
 }
 
-/// Where a partitioned table's files are in object storage. A prefix can
-/// hold files of a run not (or no longer) in the manifest, which a folder
-/// listing would read: the folder when it holds exactly the files the
-/// manifest lists (one listing, as a local folder), else those files.
-async fn remote_files(folder: &Path, table: &TableEntry) -> Result<Vec<String>> {
+/// Where a partitioned table's files are in object storage: exactly those
+/// its manifest lists. A prefix can hold files of a stopped run (or of
+/// another writer) that a folder listing would read too.
+fn remote_files(folder: &Path, table: &TableEntry) -> Result<Vec<String>> {
     let base = folder.display().to_string();
     let base = base.trim_end_matches('/');
-    let remote = crate::storage::Remote::parse(base)?;
-    let mut listed = remote.list(&table.path).await?;
-    let mut recorded: Vec<String> = table.files.iter().map(|f| f.path.clone()).collect();
-    listed.sort();
-    recorded.sort();
-    if table.files.is_empty() || listed == recorded {
-        Ok(vec![format!("{base}/{}/", table.path)])
-    } else {
-        Ok(recorded.iter().map(|f| format!("{base}/{f}")).collect())
+    if table.files.is_empty() {
+        return Err(DataFusionError::Execution(format!(
+            "{base}/{MANIFEST}: {} lists no files (an export by an older orgsql, or a folder \
+             copied up by hand): export into the prefix again with this orgsql",
+            table.name
+        )));
     }
+    Ok(table
+        .files
+        .iter()
+        .map(|f| format!("{base}/{}", f.path))
+        .collect())
 }
 
 /// What changed from snapshot schema `old` to `new`, for every table both

@@ -55,7 +55,18 @@ pub fn is_remote(text: &str) -> bool {
 /// scheme is refused rather than taken for a folder named `http:`.
 pub fn local_or_remote(text: &str) -> Result<Option<PathBuf>> {
     match scheme(text).map(str::to_ascii_lowercase).as_deref() {
-        None => Ok(Some(PathBuf::from(text))),
+        None => {
+            // `s3:/bucket` is a typo, not a folder named `s3:`.
+            let first = text
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            if let Some(scheme) = first.strip_suffix(':').filter(|s| SCHEMES.contains(s)) {
+                return Err(bad(text, format!("did you mean {scheme}://...?")));
+            }
+            Ok(Some(PathBuf::from(text)))
+        }
         Some("file") => Url::parse(text)
             .ok()
             .and_then(|url| url.to_file_path().ok())
@@ -82,6 +93,7 @@ pub fn store_for(url: &Url) -> Result<Arc<dyn ObjectStore>> {
     use object_store::gcp::GoogleCloudStorageBuilder;
     let built: object_store::Result<Arc<dyn ObjectStore>> = match url.scheme() {
         "s3" | "s3a" => aws_profile(AmazonS3Builder::from_env())
+            .map_err(|e| bad(url.as_str(), e))?
             .with_url(url.as_str())
             .with_retry(retry())
             .build()
@@ -108,7 +120,7 @@ pub fn store_for(url: &Url) -> Result<Arc<dyn ObjectStore>> {
 /// `~/.aws/config` (or `AWS_CONFIG_FILE`).
 fn aws_profile(
     mut builder: object_store::aws::AmazonS3Builder,
-) -> object_store::aws::AmazonS3Builder {
+) -> std::result::Result<object_store::aws::AmazonS3Builder, String> {
     use object_store::aws::AmazonS3ConfigKey as Key;
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let home = || std::env::var_os("HOME").map(PathBuf::from);
@@ -134,17 +146,27 @@ fn aws_profile(
     let config = env("AWS_CONFIG_FILE")
         .map(PathBuf::from)
         .or_else(|| home().map(|h| h.join(".aws/config")));
-    let config_names = if profile == "default" {
-        vec!["default".to_string()]
-    } else {
-        vec![format!("profile {profile}")]
-    };
+    let config_names = vec![format!("profile {profile}"), profile.clone()];
     let mut settings = section(config, &config_names);
     settings.extend(section(credentials, std::slice::from_ref(&profile)));
-    let keyed = env("AWS_ACCESS_KEY_ID").is_some()
-        || env("AWS_WEB_IDENTITY_TOKEN_FILE").is_some()
-        || env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
-        || env("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some();
+    // Keys in the environment come first, as for the AWS CLI; then the
+    // profile; then the crate's chain (web identity, container, instance).
+    let keyed = env("AWS_ACCESS_KEY_ID").is_some();
+    if !keyed && env("AWS_PROFILE").is_some() {
+        let has = |key: &str| settings.iter().any(|(k, _)| k == key);
+        if settings.is_empty() {
+            return Err(format!(
+                "AWS_PROFILE {profile}: no such profile in ~/.aws/credentials or ~/.aws/config"
+            ));
+        }
+        if !has("aws_access_key_id") {
+            return Err(format!(
+                "AWS_PROFILE {profile}: the profile holds no access key (SSO, role_arn and \
+                 credential_process profiles are not read): run `aws configure \
+                 export-credentials --profile {profile} --format env` and use those variables"
+            ));
+        }
+    }
     for (key, value) in settings {
         let target = match key.as_str() {
             "aws_access_key_id" if !keyed => Key::AccessKeyId,
@@ -162,23 +184,48 @@ fn aws_profile(
         };
         builder = builder.with_config(target, value);
     }
-    builder
+    Ok(builder)
 }
 
 /// The registry of every session: the store for a bucket is made the first
 /// time a URL in it is used (`--snapshot s3://...`, `COPY ... TO 's3://...'`,
-/// `SELECT * FROM 'gs://.../x.parquet'`).
-#[derive(Debug)]
+/// `SELECT * FROM 'gs://.../x.parquet'`). Stores are keyed by scheme, user
+/// and host: `abfss://a@account...` and `abfss://b@account...` are two
+/// containers (DataFusion's own registry drops the user part).
 pub struct Stores {
     known: DefaultObjectStoreRegistry,
+    made: std::sync::Mutex<std::collections::HashMap<String, Arc<dyn ObjectStore>>>,
 }
 
 impl Default for Stores {
     fn default() -> Self {
         Self {
             known: DefaultObjectStoreRegistry::new(),
+            made: Default::default(),
         }
     }
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The keys only: a store's own Debug can show a token.
+        let made = self
+            .made
+            .lock()
+            .map(|m| m.keys().cloned().collect::<Vec<_>>());
+        f.debug_struct("Stores")
+            .field("made", &made.unwrap_or_default())
+            .finish()
+    }
+}
+
+fn store_key(url: &Url) -> String {
+    format!(
+        "{}://{}@{}",
+        url.scheme(),
+        url.username(),
+        url.host_str().unwrap_or_default()
+    )
 }
 
 impl ObjectStoreRegistry for Stores {
@@ -187,36 +234,63 @@ impl ObjectStoreRegistry for Stores {
         url: &Url,
         store: Arc<dyn ObjectStore>,
     ) -> Option<Arc<dyn ObjectStore>> {
+        if SCHEMES.contains(&url.scheme()) {
+            return self
+                .made
+                .lock()
+                .ok()
+                .and_then(|mut made| made.insert(store_key(url), store));
+        }
         self.known.register_store(url, store)
     }
 
     fn deregister_store(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
+        if let Some(store) = self
+            .made
+            .lock()
+            .ok()
+            .and_then(|mut made| made.remove(&store_key(url)))
+        {
+            return Ok(store);
+        }
         self.known.deregister_store(url)
     }
 
     fn get_store(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
-        if let Ok(store) = self.known.get_store(url) {
+        if !SCHEMES.contains(&url.scheme()) {
+            return self.known.get_store(url).map_err(|_| {
+                bad(
+                    url.as_str(),
+                    "orgsql reads and writes local files, s3://, gs://, az:// and abfss:// only",
+                )
+            });
+        }
+        let key = store_key(url);
+        if let Some(store) = self.made.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(store);
         }
-        if !SCHEMES.contains(&url.scheme()) {
-            return Err(bad(
-                url.as_str(),
-                "orgsql reads and writes local files, s3://, gs://, az:// and abfss:// only",
-            ));
-        }
         let store = store_for(url)?;
-        self.known.register_store(url, Arc::clone(&store));
+        if let Ok(mut made) = self.made.lock() {
+            made.insert(key, Arc::clone(&store));
+        }
         Ok(store)
     }
 }
 
 /// A prefix in object storage, as a folder: files are named relative to it.
-#[derive(Debug, Clone)]
+/// (Its `Debug` shows the URL only: a store's can show a token.)
+#[derive(Clone)]
 pub struct Remote {
     /// The prefix's URL, ending with `/`.
     url: Url,
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Remote({})", self.url)
+    }
 }
 
 impl Remote {
@@ -232,7 +306,9 @@ impl Remote {
             return Err(bad(text, "names no bucket (s3://BUCKET/prefix/)"));
         }
         let store = store_for(&url)?;
-        let prefix = ObjectPath::parse(url.path().trim_matches('/'))
+        // The URL's path is percent-encoded (a space is %20): the object
+        // path is what it encodes.
+        let prefix = ObjectPath::from_url_path(url.path().trim_matches('/'))
             .map_err(|e| bad(text, format!("not a storage path: {e}")))?;
         Ok(Self { url, store, prefix })
     }
@@ -311,27 +387,52 @@ impl Remote {
                     .await
                     .map_err(|e| bad(&from.display().to_string(), e))?;
                 if n == 0 {
-                    break;
+                    return Ok(());
                 }
                 writer
                     .write_all(&buffer[..n])
                     .await
                     .map_err(|e| io_explain("writing", &location, e))?;
             }
-            writer
-                .shutdown()
-                .await
-                .map_err(|e| io_explain("writing", &location, e))
         }
         .await;
-        if written.is_err() {
+        if let Err(e) = written {
+            // Parts sent so far are discarded, not billed.
             let _ = writer.abort().await;
+            return Err(e);
         }
-        written
+        // Completes the object (or fails, leaving none).
+        writer
+            .shutdown()
+            .await
+            .map_err(|e| io_explain("writing", &location, e))
     }
 
-    /// The files below `relative`, relative to this folder.
-    pub async fn list(&self, relative: &str) -> Result<Vec<String>> {
+    /// Whether the bucket is there and this prefix may be listed (one
+    /// request).
+    pub async fn probe(&self) -> Result<()> {
+        self.store
+            .list_with_delimiter(Some(&self.prefix))
+            .await
+            .map(|_| ())
+            .map_err(|e| explain("listing", self.url(), e))
+    }
+
+    /// The size of the file `relative`, or `None` when there is none.
+    pub async fn size(&self, relative: &str) -> Result<Option<u64>> {
+        match self.store.head(&self.path(relative)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { source, .. })
+                if !source.to_string().contains("NoSuchBucket") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(explain("reading", &self.location(relative), e)),
+        }
+    }
+
+    /// The files below `relative`, relative to this folder, with their sizes.
+    pub async fn list(&self, relative: &str) -> Result<Vec<(String, u64)>> {
         use futures::TryStreamExt;
         let below = self.path(relative);
         let found: Vec<object_store::ObjectMeta> = self
@@ -343,12 +444,12 @@ impl Remote {
         Ok(found
             .into_iter()
             .filter_map(|meta| {
-                meta.location.prefix_match(&self.prefix).map(|parts| {
-                    parts
-                        .map(|p| p.as_ref().to_string())
-                        .collect::<Vec<_>>()
-                        .join("/")
-                })
+                let parts = meta.location.prefix_match(&self.prefix)?;
+                let path = parts
+                    .map(|p| p.as_ref().to_string())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                Some((path, meta.size))
             })
             .collect())
     }
@@ -372,12 +473,28 @@ pub fn explain(doing: &str, location: &str, error: object_store::Error) -> DataF
         .split_once("<Code>")
         .and_then(|(_, rest)| rest.split_once("</Code>"))
         .map(|(code, _)| code.to_string());
+    const DENIED: [&str; 8] = [
+        "AccessDenied",
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "NotSignedUp",
+        "ExpiredToken",
+        "InvalidToken",
+        "AuthorizationHeaderMalformed",
+        "AllAccessDisabled",
+    ];
+    let denied = matches!(
+        error,
+        E::PermissionDenied { .. } | E::Unauthenticated { .. }
+    ) || code.as_deref().is_some_and(|c| DENIED.contains(&c))
+        || text.contains("403 Forbidden")
+        || text.contains("401 Unauthorized");
     let message = match (&error, code.as_deref()) {
         (_, Some("NoSuchBucket")) => format!(
             "{doing} {location}: no such bucket; check its name (and the region or endpoint: \
              AWS_REGION, AWS_ENDPOINT_URL)"
         ),
-        (E::PermissionDenied { .. } | E::Unauthenticated { .. }, code) => format!(
+        (_, code) if denied => format!(
             "{doing} {location}: access denied{}: the credentials found (the environment, the \
              profile files, or the machine's role) are refused there, or may not do this",
             code.map(|c| format!(" ({c})")).unwrap_or_default()
@@ -392,7 +509,7 @@ pub fn explain(doing: &str, location: &str, error: object_store::Error) -> DataF
             }
             let root = root.to_string();
             let lower = format!("{text} {root}").to_lowercase();
-            if lower.contains("169.254.") || lower.contains("credential") {
+            if lower.contains("169.254.") {
                 // No key in the environment or a profile: the crate asked
                 // the machine's metadata service, and nobody answered.
                 return DataFusionError::External(Box::new(StorageError(format!(

@@ -77,13 +77,13 @@ const LEGACY_OVERLAP: chrono::Duration = chrono::Duration::hours(1);
 /// in the folder of its name, adding to an earlier export there when
 /// `previous` (an entry of it, and when it was made) says where it stopped.
 /// When `out` is staged for object storage, the earlier export's files are
-/// in `published`, not in `out`.
+/// not in `out`: `exported` names them, per wanted table.
 /// `since` (RFC 3339 or a date) limits a fresh export to events at or after it.
 pub async fn export(
     ctx: &SessionContext,
     client: &Client,
     out: &Path,
-    published: Option<&crate::storage::Remote>,
+    exported: Option<&[Vec<String>]>,
     since: Option<&str>,
     previous: Option<(&TableEntry, &str)>,
     wanted: &[TableInfo],
@@ -146,7 +146,7 @@ pub async fn export(
     };
     let mut log = pass.finish(previous.and_then(|(entry, _)| entry.stream.clone()))?;
     if dedupe {
-        leave_out_exported(ctx, out, published, &staging, wanted, &mut log).await?;
+        leave_out_exported(ctx, out, exported, &staging, wanted, &mut log).await?;
     }
     for table in wanted {
         let (from, to) = (staging.join(table.name), out.join(table.name));
@@ -506,7 +506,7 @@ fn move_in(from: &Path, to: &Path) -> std::io::Result<()> {
 async fn leave_out_exported(
     ctx: &SessionContext,
     out: &Path,
-    published: Option<&crate::storage::Remote>,
+    exported: Option<&[Vec<String>]>,
     staging: &Path,
     wanted: &[TableInfo],
     log: &mut AuditLog,
@@ -516,28 +516,39 @@ async fn leave_out_exported(
     let kept_path = AtomicPath::new(&staging.with_extension("kept")).map_err(io_at(staging))?;
     let kept = kept_path.temp().to_path_buf();
     let mut pass = Pass::new(&kept, wanted, Utc::now())?;
-    for (table, (_, _, writer)) in wanted.iter().zip(pass.tables.iter_mut()) {
+    for (number, (table, (_, _, writer))) in wanted.iter().zip(pass.tables.iter_mut()).enumerate() {
         if !table.columns.iter().any(|c| c.name == EVENT_ID) {
             return Err(DataFusionError::Internal(format!(
                 "{}: an audit-log table without {EVENT_ID}",
                 table.name
             )));
         }
-        let exported = match (published, out.join(table.name)) {
-            // Staged for object storage: what was exported is there.
-            (Some(remote), _) => format!("{}/", remote.location(table.name)),
-            (None, dir) if dir.is_dir() => format!("{}/", dir.display()),
-            // Exported as one file before it was partitioned.
-            (None, dir) => dir.with_extension("parquet").display().to_string(),
-        };
-        let staged = format!("{}/", staging.join(table.name).display());
         let schema = schema_from(table.columns.clone());
         let (old, new) = ("orgsql_exported", "orgsql_staged");
-        for (name, location) in [(old, &exported), (new, &staged)] {
-            // The schema is given: a folder may hold no file yet.
-            let options = ParquetReadOptions::default().schema(&schema);
-            ctx.register_parquet(name, location, options).await?;
+        // The schema is given: a folder may hold no file yet.
+        let options = || ParquetReadOptions::default().schema(&schema);
+        match exported.map(|files| files.get(number).cloned().unwrap_or_default()) {
+            // Staged for object storage: exactly the files listed there.
+            Some(files) if !files.is_empty() => {
+                let frame = ctx.read_parquet(files, options()).await?;
+                ctx.register_table(old, frame.into_view())?;
+            }
+            Some(_) => {
+                let empty =
+                    datafusion::datasource::MemTable::try_new(schema.clone(), vec![vec![]])?;
+                ctx.register_table(old, std::sync::Arc::new(empty))?;
+            }
+            None => {
+                let location = match out.join(table.name) {
+                    dir if dir.is_dir() => format!("{}/", dir.display()),
+                    // Exported as one file before it was partitioned.
+                    dir => dir.with_extension("parquet").display().to_string(),
+                };
+                ctx.register_parquet(old, &location, options()).await?;
+            }
         }
+        let staged = format!("{}/", staging.join(table.name).display());
+        ctx.register_parquet(new, &staged, options()).await?;
         let result = async {
             let sql = format!(
                 "SELECT * FROM {new} WHERE {EVENT_ID} NOT IN (SELECT {EVENT_ID} FROM {old})"

@@ -253,17 +253,35 @@ async fn export_audit_log(
             })
         })
         && wanted.iter().all(|t| {
-            // Staged for object storage, the manifest says what is there.
             let path = out.join(t.name);
-            options.published.is_some() || path.is_dir() || path.with_extension("parquet").is_file()
+            match &options.published {
+                // Staged for object storage: only the files the manifest
+                // lists are known to be there (an entry without them, as
+                // an older orgsql or a copied folder left it, is exported
+                // afresh rather than trusted).
+                Some(_) => earlier.iter().flatten().all(|e| !e.files.is_empty()),
+                None => path.is_dir() || path.with_extension("parquet").is_file(),
+            }
         });
     let previous_entry = first.filter(|_| resumable);
     let previous_at = previous.map(|m| m.exported_at.as_str()).unwrap_or_default();
+    // Staged for object storage, the events exported already are the files
+    // the manifest lists there (a prefix can hold others, of a stopped run).
+    let exported: Option<Vec<Vec<String>>> = options.published.as_ref().map(|remote| {
+        earlier
+            .iter()
+            .map(|e| {
+                e.iter()
+                    .flat_map(|e| e.files.iter().map(|f| remote.location(&f.path)))
+                    .collect()
+            })
+            .collect()
+    });
     let written = super::audit_log::export(
         ctx,
         client,
         out,
-        options.published.as_ref(),
+        exported.as_deref(),
         options.since.as_deref(),
         previous_entry.map(|e| (e, previous_at)),
         wanted,

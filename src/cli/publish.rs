@@ -100,6 +100,8 @@ pub async fn export(
 /// Copy the prefix's manifests (the top one, and each organization's)
 /// into `staging`, so the export there adds to what the prefix holds.
 async fn seed(remote: &Remote, staging: &Path) -> Result<()> {
+    // Before any API work: the bucket exists and may be listed.
+    remote.probe().await?;
     let Some(top) = remote.get(MANIFEST).await? else {
         return Ok(());
     };
@@ -130,6 +132,9 @@ async fn publish(folder: &Path, target: &Remote, log: &mut dyn Write) -> Result<
         Some(bytes) => serde_json::from_slice(&bytes).ok(),
         None => None,
     };
+    // An earlier manifest of another organization says nothing about this
+    // one: start from none (as a local export does).
+    let before = before.filter(|b| b.org_id == staged.org_id);
     let mut committed = before.clone().unwrap_or_else(|| Manifest {
         tables: Vec::new(),
         skipped: Vec::new(),
@@ -138,17 +143,47 @@ async fn publish(folder: &Path, target: &Remote, log: &mut dyn Write) -> Result<
     committed.exported_at.clone_from(&staged.exported_at);
     committed.orgsql_version.clone_from(&staged.orgsql_version);
     let mut done: Vec<&str> = Vec::new();
-    for table in &staged.tables {
-        let there: BTreeMap<&str, &str> = before
+    for (number, table) in staged.tables.iter().enumerate() {
+        // Already there: listed by the earlier manifest with this digest,
+        // and present with this size (an object can have been deleted).
+        let listed: BTreeMap<&str, &str> = before
             .iter()
             .flat_map(|m| m.tables.iter().filter(|t| t.name == table.name))
             .flat_map(|t| t.files.iter().map(|f| (f.path.as_str(), f.sha256.as_str())))
             .collect();
+        let sizes: BTreeMap<String, u64> = if listed.is_empty() {
+            BTreeMap::new()
+        } else if table.path.ends_with(".parquet") {
+            let size = target.size(&table.path).await?;
+            size.map(|size| (table.path.clone(), size))
+                .into_iter()
+                .collect()
+        } else {
+            target.list(&table.path).await?.into_iter().collect()
+        };
         let new: Vec<_> = table
             .files
             .iter()
-            .filter(|f| there.get(f.path.as_str()) != Some(&f.sha256.as_str()))
+            .filter(|f| {
+                listed.get(f.path.as_str()) != Some(&f.sha256.as_str())
+                    || sizes.get(&f.path) != Some(&f.bytes)
+            })
             .collect();
+        // A file this run did not write (its table was not exported) that
+        // is gone from the bucket cannot be put back from here.
+        if let Some(lost) = new.iter().find(|f| !folder.join(&f.path).is_file()) {
+            return Err(stopped(
+                DataFusionError::Execution(format!(
+                    "{}: listed by the manifest but not in the bucket, and this run did not \
+                     export {}: export it again with --tables {}",
+                    target.location(&lost.path),
+                    table.name,
+                    table.name
+                )),
+                target,
+                &done,
+            ));
+        }
         // Several at a time: each is a request (or a few) of its own.
         let uploads = new
             .iter()
@@ -163,10 +198,6 @@ async fn publish(folder: &Path, target: &Remote, log: &mut dyn Write) -> Result<
             None => committed.tables.push(table.clone()),
         }
         committed.skipped.retain(|s| s.name != table.name);
-        target
-            .put(MANIFEST, json(&committed)?)
-            .await
-            .map_err(|e| stopped(e, target, &done))?;
         done.push(&table.name);
         writeln!(
             log,
@@ -176,19 +207,41 @@ async fn publish(folder: &Path, target: &Remote, log: &mut dyn Write) -> Result<
             target.location(&table.path)
         )
         .map_err(super::files::io_at(folder))?;
+        // The audit log's tables share one stream position: they are
+        // listed together, or not at all.
+        let audit_log = |name: &str| crate::tables::find(name).is_some_and(|t| t.audit_log());
+        let next_too = staged
+            .tables
+            .get(number + 1)
+            .is_some_and(|next| audit_log(&next.name) && audit_log(&table.name));
+        if !next_too {
+            target
+                .put(MANIFEST, json(&committed)?)
+                .await
+                .map_err(|e| stopped(e, target, &done))?;
+        }
     }
     // The staged manifest is the whole truth now (skipped tables too).
     target.put(MANIFEST, json(&staged)?).await?;
-    // Files of earlier runs no manifest lists (a fresh audit log replaces
-    // its folder): best effort, said when it fails.
+    // Files of earlier (or stopped) runs that the manifest does not list,
+    // in the folders of tables it lists files for: best effort, said when
+    // it fails. (One export into a prefix at a time: a second writer's files
+    // would look the same.)
     let mut left = 0;
     for table in staged
         .tables
         .iter()
-        .filter(|t| !t.path.ends_with(".parquet"))
+        .filter(|t| !t.path.ends_with(".parquet") && !t.files.is_empty())
     {
         let listed: Vec<&str> = table.files.iter().map(|f| f.path.as_str()).collect();
-        for path in target.list(&table.path).await.unwrap_or_default() {
+        let found = match target.list(&table.path).await {
+            Ok(found) => found,
+            Err(_) => {
+                left += 1;
+                continue;
+            }
+        };
+        for (path, _) in found {
             if !listed.contains(&path.as_str()) && target.delete(&path).await.is_err() {
                 left += 1;
             }
@@ -197,8 +250,9 @@ async fn publish(folder: &Path, target: &Remote, log: &mut dyn Write) -> Result<
     if left > 0 {
         writeln!(
             log,
-            "note: {left} file(s) of earlier exports under {} could not be removed; the manifest \
-             does not list them, so no snapshot reads them",
+            "note: files of earlier exports under {} could not all be listed or removed; the \
+             manifest does not list them, so no snapshot reads them (a reader of the bare \
+             prefix would)",
             target.url()
         )
         .map_err(super::files::io_at(folder))?;

@@ -16,15 +16,21 @@ pub struct S3Server {
     pub addr: SocketAddr,
     root: tempfile::TempDir,
     stop: tokio::sync::watch::Sender<bool>,
-    /// Writes left before the server stops (None: no limit).
-    writes_left: Arc<AtomicU64>,
+    limit: Arc<Limit>,
+}
+
+/// When the server stops: after this many more writes of objects whose
+/// key has this part (`u64::MAX`: never).
+struct Limit {
+    writes_left: AtomicU64,
+    under: std::sync::Mutex<String>,
 }
 
 /// s3s-fs makes a bucket on a write to a missing one; a real service says
-/// NoSuchBucket. And when the write budget is spent, the server stops.
+/// NoSuchBucket. And when the write limit is reached, the server stops.
 struct Rules {
     root: PathBuf,
-    writes_left: Arc<AtomicU64>,
+    limit: Arc<Limit>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -40,14 +46,24 @@ impl s3s::access::S3Access for Rules {
             "CreateMultipartUpload",
             "CompleteMultipartUpload",
         ];
-        if writes.contains(&cx.s3_op().name()) {
-            let left = self.writes_left.load(Ordering::SeqCst);
+        let key = match cx.s3_path() {
+            s3s::path::S3Path::Object { key, .. } => key.to_string(),
+            _ => String::new(),
+        };
+        let under = self
+            .limit
+            .under
+            .lock()
+            .map(|u| u.clone())
+            .unwrap_or_default();
+        if writes.contains(&cx.s3_op().name()) && key.contains(&under) {
+            let left = self.limit.writes_left.load(Ordering::SeqCst);
             if left == 0 {
                 let _ = self.stop.send(true);
                 return Err(s3s::s3_error!(ServiceUnavailable, "stopped"));
             }
             if left != u64::MAX {
-                self.writes_left.fetch_sub(1, Ordering::SeqCst);
+                self.limit.writes_left.fetch_sub(1, Ordering::SeqCst);
             }
         }
         match cx.s3_path() {
@@ -61,58 +77,76 @@ impl s3s::access::S3Access for Rules {
     }
 }
 
+/// Serve `root` on a new loopback port until the returned sender says stop.
+async fn serve(root: &Path, limit: &Arc<Limit>) -> (SocketAddr, tokio::sync::watch::Sender<bool>) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs");
+    let mut builder = s3s::service::S3ServiceBuilder::new(fs);
+    builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+    builder.set_access(Rules {
+        root: root.to_path_buf(),
+        limit: Arc::clone(limit),
+        stop: stop.clone(),
+    });
+    let service = builder.build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    tokio::spawn(async move {
+        let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        let mut accepting = stopped.clone();
+        loop {
+            let socket = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((socket, _)) => socket,
+                    Err(_) => continue,
+                },
+                _ = accepting.changed() => return,
+            };
+            let connection = http
+                .serve_connection(TokioIo::new(socket), service.clone())
+                .into_owned();
+            let mut stopping = stopped.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = connection => {}
+                    _ = stopping.changed() => {}
+                }
+            });
+        }
+    });
+    (addr, stop)
+}
+
 impl S3Server {
     /// A server with these buckets, empty.
     pub async fn start(buckets: &[&str]) -> S3Server {
-        use hyper_util::rt::{TokioExecutor, TokioIo};
         let root = tempfile::tempdir().expect("temp dir");
         for bucket in buckets {
             std::fs::create_dir(root.path().join(bucket)).expect("bucket folder");
         }
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let writes_left = Arc::new(AtomicU64::new(u64::MAX));
-        let fs = s3s_fs::FileSystem::new(root.path()).expect("s3s-fs");
-        let mut builder = s3s::service::S3ServiceBuilder::new(fs);
-        builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
-        builder.set_access(Rules {
-            root: root.path().to_path_buf(),
-            writes_left: Arc::clone(&writes_left),
-            stop: stop.clone(),
+        let limit = Arc::new(Limit {
+            writes_left: AtomicU64::new(u64::MAX),
+            under: std::sync::Mutex::new(String::new()),
         });
-        let service = builder.build();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a loopback port");
-        let addr = listener.local_addr().expect("its address");
-        tokio::spawn(async move {
-            let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let mut accepting = stopped.clone();
-            loop {
-                let socket = tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok((socket, _)) => socket,
-                        Err(_) => continue,
-                    },
-                    _ = accepting.changed() => return,
-                };
-                let connection = http
-                    .serve_connection(TokioIo::new(socket), service.clone())
-                    .into_owned();
-                let mut stopping = stopped.clone();
-                tokio::spawn(async move {
-                    tokio::select! {
-                        _ = connection => {}
-                        _ = stopping.changed() => {}
-                    }
-                });
-            }
-        });
+        let (addr, stop) = serve(root.path(), &limit).await;
         S3Server {
             addr,
             root,
             stop,
-            writes_left,
+            limit,
         }
+    }
+
+    /// Stop, then serve the same objects again (on a new port) with no limit.
+    pub async fn restart(&mut self) {
+        let _ = self.stop.send(true);
+        self.limit.writes_left.store(u64::MAX, Ordering::SeqCst);
+        let (addr, stop) = serve(self.root.path(), &self.limit).await;
+        self.addr = addr;
+        self.stop = stop;
     }
 
     /// The folder of the bucket's objects: `root/bucket/key`.
@@ -121,9 +155,12 @@ impl S3Server {
     }
 
     /// Stop the server (close its port and every connection) when `writes`
-    /// more writes have been served.
-    pub fn stop_after_writes(&self, writes: u64) {
-        self.writes_left.store(writes, Ordering::SeqCst);
+    /// more writes of objects whose key holds `under` have been served.
+    pub fn stop_after_writes(&self, under: &str, writes: u64) {
+        if let Ok(mut part) = self.limit.under.lock() {
+            *part = under.to_string();
+        }
+        self.limit.writes_left.store(writes, Ordering::SeqCst);
     }
 
     pub fn root(&self) -> &Path {
@@ -150,19 +187,4 @@ impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
     }
-}
-
-/// Files below a folder, at any depth.
-pub fn count_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| match e.path() {
-                    p if p.is_dir() => count_files(&p),
-                    _ => 1,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }

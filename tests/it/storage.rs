@@ -45,7 +45,7 @@ fn counts(server: &S3Server, snapshot: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_export_to_s3_reads_back_adds_only_what_is_new_and_survives_a_stop() {
     let emu = emulator(spec(60, 1500), Faults::default(), None).await;
-    let server = S3Server::start(&["warehouse"]).await;
+    let mut server = S3Server::start(&["warehouse"]).await;
     let local = tempfile::tempdir().expect("temp dir");
     let local = local.path().join("snap");
     let prefix = "s3://warehouse/atlassian/org/";
@@ -67,22 +67,30 @@ async fn an_export_to_s3_reads_back_adds_only_what_is_new_and_survives_a_stop() 
         from_disk[0].ends_with(&format!("{served},{served}")),
         "{from_disk:?}"
     );
+    let as_url = format!("file://{}", local.display());
+    assert_eq!(counts(&server, &as_url), from_disk, "file:// is the folder");
 
     // check and diff work on prefixes as on folders.
-    let check = run(on(&server, orgsql_alone()).args([
-        "--snapshot",
-        prefix,
-        "check",
-        "--controls",
-        "org_admin_count",
-        "--format",
-        "json",
-    ]));
-    assert!(
-        matches!(check.status.code(), Some(0 | 1)),
-        "{}",
-        text(&check.stderr)
-    );
+    let checked = |snapshot: &str| {
+        let output = run(on(&server, orgsql_alone()).args([
+            "--snapshot",
+            snapshot,
+            "check",
+            "--controls",
+            "org_admin_count,mfa_active_users,inactive_users_with_access,recent_admin_grants",
+            "--format",
+            "json",
+        ]));
+        let report: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("a JSON report");
+        report
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|r| (r["id"].clone(), r["outcome"].clone(), r["findings"].clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(checked(prefix), checked(&local.display().to_string()));
     let diff = run(on(&server, orgsql_alone()).args([
         "diff",
         prefix,
@@ -97,15 +105,18 @@ async fn an_export_to_s3_reads_back_adds_only_what_is_new_and_survives_a_stop() 
     );
 
     // Three events happen; the next export fetches only them.
-    emu.change(|org| {
-        for i in 0..3 {
-            let mut event = org.events[0].clone();
-            event.id = format!("00000000-0000-4000-8000-00000000010{i}");
-            event.time += chrono::Duration::minutes(i + 1);
-            event.processed_at = event.time + chrono::Duration::seconds(2);
-            org.events.insert(0, event);
-        }
-    });
+    let add_events = |first: u64| {
+        emu.change(move |org| {
+            for i in 0..3 {
+                let mut event = org.events[0].clone();
+                event.id = format!("00000000-0000-4000-8000-{:012}", first + i);
+                event.time += chrono::Duration::minutes(i as i64 + 1);
+                event.processed_at = event.time + chrono::Duration::seconds(2);
+                org.events.insert(0, event);
+            }
+        })
+    };
+    add_events(100);
     emu.reset_requests();
     succeeded(
         &run(on(&server, orgsql_on(&emu)).args(["export", "--out", prefix, "--tables", "events"])),
@@ -116,17 +127,18 @@ async fn an_export_to_s3_reads_back_adds_only_what_is_new_and_survives_a_stop() 
         2,
         "one page of new events and the empty one that ends the stream"
     );
-    let after = counts(&server, prefix);
     let served = served + 3;
+    let after = counts(&server, prefix);
     assert!(
         after[0].ends_with(&format!("{served},{served}")),
         "{after:?}"
     );
 
-    // The server stops midway through the next export: the manifest there
-    // still describes complete files, and a snapshot of them reads.
+    // The server stops while the next export uploads its new events: the
+    // manifest there still lists whole files only, and reads.
+    add_events(200);
     emu.change(|org| org.users[0].name = "Renamed Person".to_string());
-    server.stop_after_writes(2);
+    server.stop_after_writes("events/", 0);
     let stopped =
         run(on(&server, orgsql_on(&emu)).args(["--max-retries", "0", "export", "--out", prefix]));
     let stderr = text(&stopped.stderr);
@@ -145,19 +157,45 @@ async fn an_export_to_s3_reads_back_adds_only_what_is_new_and_survives_a_stop() 
             .all(|p| p.contains("was added after the export")),
         "every file the manifest lists is there, whole: {problems:?}"
     );
-    let sql = "SELECT count(*) FROM users WHERE name = 'Renamed Person'";
-    let read = run(orgsql_alone().args([
+    let on_disk = counts(&server, &folder.display().to_string());
+    assert!(
+        on_disk[0].ends_with(&format!("{served},{served}")),
+        "the events of the stopped run are not listed: {on_disk:?}"
+    );
+
+    // Started again, the next export completes it: every event once.
+    server.restart().await;
+    succeeded(
+        &run(on(&server, orgsql_on(&emu)).args(["export", "--out", prefix])),
+        "the export after the stop",
+    );
+    let served = served + 3;
+    let done = counts(&server, prefix);
+    assert!(done[0].ends_with(&format!("{served},{served}")), "{done:?}");
+    let renamed = run(on(&server, orgsql_alone()).args([
         "--snapshot",
-        &folder.display().to_string(),
+        prefix,
         "--format",
         "csv",
         "-c",
-        sql,
+        "SELECT count(*) FROM users WHERE name = 'Renamed Person'",
     ]));
-    assert_eq!(
-        text(&succeeded(&read, "the bucket's folder")),
-        "count(*)\n0\n"
+    assert_eq!(text(&succeeded(&renamed, "renamed")), "count(*)\n1\n");
+
+    // A prefix whose manifest lists no files (an older orgsql's export,
+    // synced up by hand) is exported afresh, never emptied.
+    let manifest_path = folder.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).expect("manifest")).expect("JSON");
+    for table in manifest["tables"].as_array_mut().expect("tables") {
+        table.as_object_mut().expect("an entry").remove("files");
+    }
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).expect("JSON")).expect("written");
+    succeeded(
+        &run(on(&server, orgsql_on(&emu)).args(["export", "--out", prefix])),
+        "the export over a manifest without files",
     );
+    assert_eq!(counts(&server, prefix), done);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -171,7 +209,7 @@ async fn storage_errors_name_the_url_and_never_the_secret() {
     let stderr = text(&denied.stderr);
     assert!(!denied.status.success());
     assert!(
-        stderr.contains("s3://warehouse/x/manifest.json: access denied"),
+        stderr.contains("s3://warehouse/x/: access denied (SignatureDoesNotMatch)"),
         "{stderr}"
     );
     assert!(!stderr.contains("not-the-secret-either"), "{stderr}");
@@ -186,7 +224,7 @@ async fn storage_errors_name_the_url_and_never_the_secret() {
     let stderr = text(&missing.stderr);
     assert!(!missing.status.success());
     assert!(
-        stderr.contains("s3://nosuchbucket/x/manifest.json: no such bucket"),
+        stderr.contains("s3://nosuchbucket/x/: no such bucket"),
         "{stderr}"
     );
 

@@ -101,7 +101,8 @@ struct Cli {
     /// Fetch every page afresh, even within one session
     #[arg(global = true, long)]
     no_cache: bool,
-    /// Query a folder written by `orgsql export` instead of the API (offline)
+    /// Query an export instead of the API (offline): a folder, or a prefix
+    /// in object storage (s3://, gs://, az://)
     #[arg(long, value_name = "DIR", conflicts_with = "demo")]
     snapshot: Option<PathBuf>,
     /// An HR roster (CSV: email, name, manager_email, department,
@@ -196,9 +197,9 @@ struct ReviewVerifyArgs {
 
 #[derive(Args)]
 struct DiffArgs {
-    /// The earlier snapshot folder
+    /// The earlier snapshot (a folder, or s3://, gs://, az://)
     old: PathBuf,
-    /// The later snapshot folder
+    /// The later snapshot
     new: PathBuf,
     /// How the changes are printed
     #[arg(long, value_enum, default_value = "table")]
@@ -237,7 +238,8 @@ struct CheckArgs {
 
 #[derive(Args)]
 struct ExportArgs {
-    /// The folder to write (created if missing)
+    /// The folder to write (created if missing), or a prefix in object
+    /// storage: s3://bucket/prefix/, gs://..., az://..., abfss://...
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Only these tables, comma-separated
@@ -814,9 +816,9 @@ async fn per_org(cli: &Cli, session: &Session) -> Result<Vec<(Option<String>, Se
     };
     if let Some(orgs) = session.orgs.as_ref().filter(|o| o.len() > 1) {
         let mut parts = Vec::new();
-        for id in orgs.ids() {
-            let one = orgs.only(&id).context("an organization of the session")?;
-            parts.push((Some(id), roster(orgsql::session(&one)?)?));
+        for client in orgs.clients() {
+            let id = client.org_id().to_string();
+            parts.push((Some(id), roster(orgsql::session(client)?)?));
         }
         return Ok(parts);
     }

@@ -64,16 +64,6 @@ impl Orgs {
         self.clients().map(|c| c.org_id().to_string()).collect()
     }
 
-    /// Just the organization `org_id`, sharing this session's log.
-    pub fn only(&self, org_id: &str) -> Option<Orgs> {
-        let client = self.clients().find(|c| c.org_id() == org_id)?.clone();
-        Some(Orgs {
-            first: client,
-            rest: Arc::default(),
-            names: Arc::default(),
-        })
-    }
-
     /// The longest notable wait for a rate budget, in any organization.
     pub fn longest_wait(&self) -> Option<Wait> {
         self.clients()

@@ -79,10 +79,7 @@ pub async fn export_orgs(
         let path = format!("org_id={org_id}");
         let named = name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
         writeln!(log, "org {org_id}{named}:").map_err(io_at(&options.out))?;
-        let one = orgs
-            .only(org_id)
-            .ok_or_else(|| DataFusionError::Internal(format!("no client for org {org_id}")))?;
-        let ctx = crate::session(&one)?;
+        let ctx = crate::session(client)?;
         let per_org = ExportOptions {
             out: options.out.join(&path),
             tables: options.tables.clone(),

@@ -314,7 +314,6 @@ fn is_explain(schema: &SchemaRef) -> bool {
     names == ["plan_type", "plan"]
 }
 
-/// A table's width with its borders.
 /// Each column's width: its widest cell or its name.
 fn column_widths(header: &[String], rows: &[Vec<String>]) -> Vec<usize> {
     let mut widths: Vec<usize> = header.iter().map(|h| measure(h)).collect();
@@ -326,6 +325,7 @@ fn column_widths(header: &[String], rows: &[Vec<String>]) -> Vec<usize> {
     widths
 }
 
+/// A table's width with its borders.
 fn table_width(widths: &[usize]) -> usize {
     widths.iter().map(|w| w + 3).sum::<usize>() + 1
 }
@@ -424,8 +424,7 @@ fn measure(text: &str) -> usize {
 
 /// Narrow the widest columns until the table fits `max` characters.
 fn fit(widths: &mut [usize], max: usize) {
-    let total = |w: &[usize]| w.iter().map(|c| c + 3).sum::<usize>() + 1;
-    while total(widths) > max {
+    while table_width(widths) > max {
         let Some(widest) = widths.iter_mut().filter(|w| **w > MIN_COLUMN).max() else {
             break;
         };

@@ -59,7 +59,7 @@ pub async fn export(
 ) -> Result<String> {
     let remote = Remote::parse(&options.out.display().to_string())?;
     let staging = Staging::new()?;
-    seed(&remote, &staging.0).await?;
+    let mut earlier = seed(&remote, &staging.0).await?;
     let staged = ExportOptions {
         out: staging.0.clone(),
         tables: options.tables.clone(),
@@ -79,7 +79,7 @@ pub async fn export(
         } else {
             remote.join(&relative)
         };
-        tables = publish(&folder, &target, log).await?;
+        tables = publish(&folder, &target, earlier.remove(&relative), log).await?;
     }
     Ok(match contents {
         Contents::One(_) => format!("{tables} tables to {}", remote.url()),
@@ -98,25 +98,37 @@ pub async fn export(
 }
 
 /// Copy the prefix's manifests (the top one, and each organization's)
-/// into `staging`, so the export there adds to what the prefix holds.
-async fn seed(remote: &Remote, staging: &Path) -> Result<()> {
+/// into `staging`, so the export there adds to what the prefix holds; the
+/// organizations' manifests as they were, by folder (`""` for one
+/// organization's export), for the upload to compare with.
+async fn seed(remote: &Remote, staging: &Path) -> Result<BTreeMap<String, Manifest>> {
     // Before any API work: the bucket exists and may be listed.
     remote.probe().await?;
+    let mut earlier = BTreeMap::new();
     let Some(top) = remote.get(MANIFEST).await? else {
-        return Ok(());
+        return Ok(earlier);
     };
     let io = super::files::io_at(staging);
     std::fs::write(staging.join(MANIFEST), &top).map_err(io)?;
-    if let Ok(Contents::Several(several)) = Contents::read(staging).await {
-        for org in &several.orgs {
-            if let Some(manifest) = remote.join(&org.path).get(MANIFEST).await? {
-                let folder = staging.join(&org.path);
-                std::fs::create_dir_all(&folder).map_err(io)?;
-                std::fs::write(folder.join(MANIFEST), manifest).map_err(io)?;
+    match Contents::read(staging).await {
+        Ok(Contents::One(manifest)) => {
+            earlier.insert(String::new(), manifest);
+        }
+        Ok(Contents::Several(several)) => {
+            for org in &several.orgs {
+                if let Some(bytes) = remote.join(&org.path).get(MANIFEST).await? {
+                    let folder = staging.join(&org.path);
+                    std::fs::create_dir_all(&folder).map_err(io)?;
+                    std::fs::write(folder.join(MANIFEST), &bytes).map_err(io)?;
+                    if let Ok(manifest) = serde_json::from_slice(&bytes) {
+                        earlier.insert(org.path.clone(), manifest);
+                    }
+                }
             }
         }
+        Err(_) => {}
     }
-    Ok(())
+    Ok(earlier)
 }
 
 fn json(manifest: &Manifest) -> Result<Vec<u8>> {
@@ -124,14 +136,16 @@ fn json(manifest: &Manifest) -> Result<Vec<u8>> {
         .map_err(|e| DataFusionError::Execution(format!("manifest: {e}")))
 }
 
-/// Upload one organization's staged export: table by table, its new files
-/// then the manifest; then remove what no manifest lists. The tables.
-async fn publish(folder: &Path, target: &Remote, log: &mut dyn Write) -> Result<usize> {
+/// Upload one organization's staged export (`before`: the manifest the
+/// prefix held): table by table, its new files then the manifest; then
+/// remove what no manifest lists. The tables.
+async fn publish(
+    folder: &Path,
+    target: &Remote,
+    before: Option<Manifest>,
+    log: &mut dyn Write,
+) -> Result<usize> {
     let staged = Manifest::read(folder).await?;
-    let before: Option<Manifest> = match target.get(MANIFEST).await? {
-        Some(bytes) => serde_json::from_slice(&bytes).ok(),
-        None => None,
-    };
     // An earlier manifest of another organization says nothing about this
     // one: start from none (as a local export does).
     let before = before.filter(|b| b.org_id == staged.org_id);

@@ -185,11 +185,7 @@ async fn each_api_gets_the_key_it_takes_and_a_missing_scope_is_named() {
         ])
         .output()
         .expect("orgsql runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    succeeded(&output, "both keys from the environment");
     let main = emu.connection_json()["api_key"]
         .as_str()
         .unwrap_or_default()

@@ -14,7 +14,7 @@ fn demo_roster() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo-roster.csv")
 }
 
-/// A review file: its header, and its rows with their line numbers.
+/// A review file: its header, and its rows.
 struct Sheet {
     header: Vec<String>,
     rows: Vec<Vec<String>>,
@@ -247,19 +247,26 @@ async fn a_review_verified_reports_the_revoke_not_done_and_the_new_grant_only() 
         ])
         .output()
         .expect("orgsql runs");
-    assert_eq!(offline.status.code(), Some(1));
+    assert_eq!(
+        offline.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&offline.stderr)
+    );
     let offline: serde_json::Value = serde_json::from_slice(&offline.stdout).expect("json");
-    for (live, against) in report
-        .as_array()
-        .expect("results")
-        .iter()
-        .zip(offline.as_array().expect("results"))
-    {
-        assert_eq!(
-            live["findings"], against["findings"],
-            "--against judges alike"
-        );
-    }
+    let findings = |report: &serde_json::Value| -> Vec<serde_json::Value> {
+        report
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|r| r["findings"].clone())
+            .collect()
+    };
+    assert_eq!(
+        findings(&report),
+        findings(&offline),
+        "--against judges alike"
+    );
 
     // Another organization's snapshot cannot pass for this one: every
     // revoke would look carried out.
@@ -329,8 +336,47 @@ async fn a_review_verified_reports_the_revoke_not_done_and_the_new_grant_only() 
         "{stderr}"
     );
 
-    // The frozen snapshot itself edited: refused.
+    // Another word than keep or revoke, and a row deleted: refused, the
+    // missing grant named.
+    sheet.rows[0][decision] = "maybe".to_string();
+    let deleted = sheet.rows.pop().expect("a row");
+    sheet.write(path);
+    let output = verify(&mut orgsql_on(&emu), &dir);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{file}:2: decision \"maybe\" is neither keep nor revoke"
+        )),
+        "{stderr}"
+    );
+    let email = sheet.at("email");
+    assert!(
+        stderr.contains("1 of its") && stderr.contains(&deleted[email]),
+        "{stderr}"
+    );
+
+    // Saved by a European spreadsheet: a byte-order mark and `;` between
+    // cells read as the same file.
     sheet.rows[0][decision] = "keep".to_string();
+    sheet.rows.push(deleted);
+    let mut semicolons = csv::WriterBuilder::new()
+        .delimiter(b';')
+        .from_writer(b"\xEF\xBB\xBF".to_vec());
+    semicolons.write_record(&sheet.header).expect("header");
+    for row in &sheet.rows {
+        semicolons.write_record(row).expect("row");
+    }
+    std::fs::write(path, semicolons.into_inner().expect("bytes")).expect("writable");
+    let output = verify(&mut orgsql_on(&emu), &dir);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // The frozen snapshot itself edited: refused.
     sheet.write(path);
     let users = dir.join("snapshot/users.parquet");
     let mut bytes = std::fs::read(&users).expect("users.parquet");
@@ -415,6 +461,11 @@ fn by_manager_each_file_holds_exactly_that_managers_people() {
             scopes.len(),
             1,
             "{} holds one manager's people",
+            path.display()
+        );
+        assert!(
+            path.with_extension("html").is_file(),
+            "--format html: a page beside {}",
             path.display()
         );
         let stem = path

@@ -181,6 +181,14 @@ async fn an_export_to_s3_reads_back_adds_only_what_is_new_and_survives_a_stop() 
         "SELECT count(*) FROM users WHERE name = 'Renamed Person'",
     ]));
     assert_eq!(text(&succeeded(&renamed, "renamed")), "count(*)\n1\n");
+    // The stopped run's unlisted files are gone: the bucket holds exactly
+    // what its manifest lists.
+    assert_eq!(
+        orgsql::snapshot::tampered(&folder)
+            .await
+            .expect("a manifest"),
+        Vec::<String>::new()
+    );
 
     // A prefix whose manifest lists no files (an older orgsql's export,
     // synced up by hand) is exported afresh, never emptied.
@@ -191,9 +199,14 @@ async fn an_export_to_s3_reads_back_adds_only_what_is_new_and_survives_a_stop() 
         table.as_object_mut().expect("an entry").remove("files");
     }
     std::fs::write(&manifest_path, serde_json::to_vec(&manifest).expect("JSON")).expect("written");
+    emu.reset_requests();
     succeeded(
         &run(on(&server, orgsql_on(&emu)).args(["export", "--out", prefix])),
         "the export over a manifest without files",
+    );
+    assert!(
+        emu.requests("/events-stream") > 2,
+        "the audit log read afresh, not resumed"
     );
     assert_eq!(counts(&server, prefix), done);
 }

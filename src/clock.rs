@@ -41,6 +41,22 @@ pub fn fix(ctx: &SessionContext, at: DateTime<Utc>) {
     }
 }
 
+/// Give the session back the real clock (DataFusion's own functions), for
+/// a snapshot judged against today on purpose (`--wall-clock`).
+pub fn wall(ctx: &SessionContext) {
+    let config = ctx.copied_config();
+    ctx.register_udf(
+        datafusion::functions::datetime::now(config.options())
+            .as_ref()
+            .clone(),
+    );
+    ctx.register_udf(
+        datafusion::functions::datetime::current_date()
+            .as_ref()
+            .clone(),
+    );
+}
+
 /// `now()` (or, `date`, `current_date()`) at a fixed instant; folded into a
 /// literal when the statement is planned, as DataFusion's own are, so a
 /// filter like `time > now() - interval '7 days'` still reaches the API.

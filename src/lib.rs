@@ -8,6 +8,7 @@ pub mod emulator;
 pub mod roster;
 pub mod sheet;
 pub mod snapshot;
+pub mod sql;
 pub mod storage;
 pub mod tables;
 mod yielding;
@@ -20,9 +21,14 @@ use api::Orgs;
 
 /// A DataFusion session with every table registered, holding the rows of
 /// every organization given (a `&Client` is one).
+/// An organization with a fixed clock (the demo's) fixes the session's.
 pub fn session(orgs: impl Into<Orgs>) -> Result<SessionContext> {
+    let orgs = orgs.into();
     let ctx = session_context();
-    tables::register_all(&ctx, &orgs.into())?;
+    if let Some(at) = orgs.session().clock() {
+        clock::fix(&ctx, at);
+    }
+    tables::register_all(&ctx, &orgs)?;
     Ok(ctx)
 }
 

@@ -105,6 +105,11 @@ struct Cli {
     /// in object storage (s3://, gs://, az://)
     #[arg(long, value_name = "DIR", conflicts_with = "demo")]
     snapshot: Option<PathBuf>,
+    /// With --snapshot: answer now(), current_date and the controls' time
+    /// windows with the real clock, not the data's as-of time (a verdict
+    /// then changes with the day it is run)
+    #[arg(long, requires = "snapshot")]
+    wall_clock: bool,
     /// An HR roster (CSV: email, name, manager_email, department,
     /// employment_status, end_date) as the table `roster`, for joins on
     /// email and the leaver controls
@@ -113,6 +118,53 @@ struct Cli {
     /// Also attach a snapshot as schema NAME (e.g. old=snap1/ gives old.users); repeatable
     #[arg(long, value_name = "NAME=DIR", value_parser = attach_spec)]
     attach: Vec<(String, PathBuf)>,
+    /// `-c` and `-f` as given on the command line, in that order.
+    #[arg(skip)]
+    scripts: Vec<Script>,
+    /// Whether `--format` (of the command run) was given, not defaulted:
+    /// only then may it disagree with `--output`'s extension.
+    #[arg(skip)]
+    format_given: bool,
+}
+
+/// Whether the innermost command's `--format` was given on the command line.
+fn format_given(matches: &clap::ArgMatches) -> bool {
+    let mut matches = matches;
+    while let Some((_, inner)) = matches.subcommand() {
+        matches = inner;
+    }
+    matches.ids().any(|id| id == "format")
+        && matches.value_source("format") == Some(clap::parser::ValueSource::CommandLine)
+}
+
+/// A `-c SQL` or a `-f PATH`.
+#[derive(Clone)]
+enum Script {
+    Command(String),
+    File(PathBuf),
+}
+
+impl Script {
+    /// `-c` and `-f` in the order they were given, as psql runs them.
+    fn in_order(matches: &clap::ArgMatches, cli: &Cli) -> Vec<Script> {
+        let at = |id: &str| -> Vec<usize> {
+            matches
+                .indices_of(id)
+                .map(Iterator::collect)
+                .unwrap_or_default()
+        };
+        let mut scripts: Vec<(usize, Script)> = at("sql")
+            .into_iter()
+            .zip(cli.sql.iter().cloned().map(Script::Command))
+            .chain(
+                at("files")
+                    .into_iter()
+                    .zip(cli.files.iter().cloned().map(Script::File)),
+            )
+            .collect();
+        scripts.sort_by_key(|(index, _)| *index);
+        scripts.into_iter().map(|(_, script)| script).collect()
+    }
 }
 
 /// `--attach NAME=DIR`, read once.
@@ -303,7 +355,13 @@ enum Switch {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let mut cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    cli.scripts = Script::in_order(&matches, &cli);
+    cli.format_given = format_given(&matches);
     logging(cli.verbose);
     // Object storage retries as the API's do.
     orgsql::storage::set_retries(cli.max_retries, Duration::from_secs(cli.max_wait));
@@ -413,6 +471,18 @@ struct Session {
     described: String,
     /// The snapshot folder it reads, if it reads one.
     snapshot: Option<PathBuf>,
+    /// The instant the data is as of, when it is not now: a snapshot's, or
+    /// the demo's fixed clock.
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Session {
+    /// The data's as-of instant for a report: fixed, or now.
+    fn data_as_of(&self) -> String {
+        self.as_of
+            .unwrap_or_else(chrono::Utc::now)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
 }
 
 impl Source {
@@ -478,10 +548,14 @@ impl Source {
         let (configs, names, demo) = match self {
             Source::Snapshot(dir) => {
                 let ctx = orgsql::snapshot::session(&dir).await.at("--snapshot")?;
+                if cli.wall_clock {
+                    orgsql::clock::wall(&ctx);
+                }
                 extend(cli, &ctx).await?;
                 let contents = orgsql::snapshot::Contents::read(&dir)
                     .await
                     .at("--snapshot")?;
+                let as_of = contents.as_of().at("--snapshot")?;
                 let orgs = contents.org_dirs(&dir).at("--snapshot")?;
                 return Ok(Session {
                     ctx,
@@ -493,19 +567,29 @@ impl Source {
                         .collect::<Vec<_>>()
                         .join(", "),
                     described: format!(
-                        "snapshot {} (exported {} by orgsql {})",
+                        "snapshot {} (data as of {}{}; exported {} by orgsql {})",
                         dir.display(),
+                        as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        if cli.wall_clock {
+                            ", judged by the wall clock"
+                        } else {
+                            ""
+                        },
                         contents.exported_at(),
                         contents.orgsql_version()
                     ),
                     snapshot: Some(dir),
+                    as_of: Some(as_of),
                 });
             }
             Source::Demo => {
                 let emulator = Emulator::start(EmulatorConfig::demo())
                     .await
                     .context("starting the demo emulator")?;
-                (vec![emulator.client_config()], Vec::new(), Some(emulator))
+                // The demo's history ends at its fixed "now": so does its clock.
+                let mut config = emulator.client_config();
+                config.clock = Some(orgsql::emulator::DEMO_NOW);
+                (vec![config], Vec::new(), Some(emulator))
             }
             Source::Api(configs, names) => (configs, names, None),
         };
@@ -517,17 +601,17 @@ impl Source {
             config
         });
         let first = configs.next().context("no organization to read")?;
+        let as_of = first.clock;
         let described = match &demo {
-            Some(_) => "the built-in demo organization (emulated)".to_string(),
+            Some(_) => format!(
+                "the built-in demo organization (emulated; data as of {})",
+                orgsql::emulator::DEMO_NOW.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
             None => format!("the Admin API at {}", first.base_url),
         };
         let orgs = Orgs::new(first, configs.collect())?.named(names);
         let org = orgs.ids().join(", ");
         let ctx = orgsql::session(&orgs)?;
-        if demo.is_some() {
-            // The demo's history ends at its fixed "now": so does its clock.
-            orgsql::clock::fix(&ctx, orgsql::emulator::DEMO_NOW);
-        }
         extend(cli, &ctx).await?;
         Ok(Session {
             ctx,
@@ -536,11 +620,17 @@ impl Source {
             org,
             described,
             snapshot: None,
+            as_of,
         })
     }
 }
 
-async fn run(cli: Cli) -> Result<ExitCode> {
+async fn run(mut cli: Cli) -> Result<ExitCode> {
+    if let (None, Some(path)) = (&cli.command, &cli.output) {
+        cli.format =
+            cli::files::output_format(cli.format, cli.format_given, path, Format::EXTENSIONS)
+                .map_err(anyhow::Error::msg)?;
+    }
     if cli.format == Format::Parquet && cli.output.is_none() {
         bail!("--format parquet writes a file: add --output FILE");
     }
@@ -593,6 +683,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 
 /// `orgsql check`: run the controls, report, and say with the exit code.
 async fn run_check(cli: &Cli, args: &CheckArgs, session: &Session) -> Result<ExitCode> {
+    let format = report_format(cli, args.format)?;
     let controls = check::load(args.dir.as_deref())
         .and_then(|all| {
             check::select(
@@ -653,15 +744,26 @@ async fn run_check(cli: &Cli, args: &CheckArgs, session: &Session) -> Result<Exi
     let about = check::About {
         org: session.org.clone(),
         source: session.described.clone(),
+        data_as_of: session.data_as_of(),
         generated_at,
         framework: args.framework.clone(),
         baseline: baseline.map(|(_, what)| what),
     };
-    write_report(cli, args.format, &results, &about)?;
+    write_report(cli, format, &results, &about)?;
     Ok(ExitCode::from(check::exit_code(
         &results,
         args.fail_on.as_deref(),
     )))
+}
+
+/// How a report of `check` or `review verify` is written: `--format`, or
+/// what `--output`'s extension names; decided before anything runs.
+fn report_format(cli: &Cli, format: Report) -> Result<Report> {
+    match &cli.output {
+        Some(path) => cli::files::output_format(format, cli.format_given, path, Report::EXTENSIONS)
+            .map_err(anyhow::Error::msg),
+        None => Ok(format),
+    }
 }
 
 /// A report of `check` or `review verify`: to --output, atomically, or stdout.
@@ -726,6 +828,7 @@ async fn run_review(cli: &Cli, args: &ReviewArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ReviewCommand::Verify(args) => {
+            let format = report_format(cli, args.format)?;
             let (ctx, described, at, session) = match &args.against {
                 Some(dir) => {
                     let ctx = orgsql::snapshot::session(dir).await.at("--against")?;
@@ -779,10 +882,11 @@ async fn run_review(cli: &Cli, args: &ReviewArgs) -> Result<ExitCode> {
                 org: verified.review.orgs.join(", "),
                 source: described,
                 generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                data_as_of: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 framework: None,
                 baseline: Some(cli::review::compared_with(&verified, &args.dir)),
             };
-            write_report(cli, args.format, &verified.results, &about)?;
+            write_report(cli, format, &verified.results, &about)?;
             Ok(ExitCode::from(check::exit_code(&verified.results, None)))
         }
     }
@@ -856,6 +960,13 @@ async fn extend(cli: &Cli, ctx: &SessionContext) -> Result<()> {
 
 /// `orgsql diff OLD NEW`: the changes, printed in --format.
 async fn diff(cli: &Cli, args: &DiffArgs) -> Result<()> {
+    let format = match &cli.output {
+        Some(path) => {
+            cli::files::output_format(args.format, cli.format_given, path, Format::EXTENSIONS)
+                .map_err(anyhow::Error::msg)?
+        }
+        None => args.format,
+    };
     let ctx = orgsql::session_context();
     for (name, dir) in [("old", &args.old), ("new", &args.new)] {
         orgsql::snapshot::attach(&ctx, name, dir).await.at("diff")?;
@@ -869,8 +980,8 @@ async fn diff(cli: &Cli, args: &DiffArgs) -> Result<()> {
     };
     let mut stdout = std::io::stdout().lock();
     match &cli.output {
-        Some(path) => cli::files::write_file(path, args.format, &schema, &changes),
-        None => cli::output::print(&mut stdout, args.format, &schema, &changes, None),
+        Some(path) => cli::files::write_file(path, format, &schema, &changes),
+        None => cli::output::print(&mut stdout, format, &schema, &changes, None),
     }
     .at("diff")
 }
@@ -885,6 +996,7 @@ async fn run_sessions(cli: &Cli, session: Session) -> Result<()> {
         described,
         snapshot,
         _demo,
+        ..
     } = session;
     if interactive {
         let reading = cli::repl::Reading {
@@ -902,13 +1014,7 @@ async fn run_sessions(cli: &Cli, session: Session) -> Result<()> {
         // One file holds one result: refuse rather than keep only the last.
         let queries: usize = scripts
             .iter()
-            .filter_map(|(_, sql)| {
-                datafusion::sql::parser::DFParser::parse_sql_with_dialect(
-                    sql,
-                    &datafusion::sql::sqlparser::dialect::GenericDialect {},
-                )
-                .ok()
-            })
+            .filter_map(|(_, sql)| orgsql::sql::parse(sql).ok())
             .map(|statements| statements.iter().filter(|s| cli::exec::is_query(s)).count())
             .sum();
         if queries > 1 {
@@ -953,15 +1059,16 @@ async fn run_sessions(cli: &Cli, session: Session) -> Result<()> {
 
 /// The SQL to run, with where it came from for error messages.
 fn scripts(cli: &Cli) -> Result<Vec<(String, String)>> {
-    let mut scripts: Vec<(String, String)> = cli
-        .sql
-        .iter()
-        .map(|s| ("-c".to_string(), s.clone()))
-        .collect();
-    for path in &cli.files {
-        let sql = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read SQL file {}", path.display()))?;
-        scripts.push((path.display().to_string(), sql));
+    let mut scripts = Vec::new();
+    for script in &cli.scripts {
+        scripts.push(match script {
+            Script::Command(sql) => ("-c".to_string(), sql.clone()),
+            Script::File(path) => (
+                path.display().to_string(),
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read SQL file {}", path.display()))?,
+            ),
+        });
     }
     if scripts.is_empty() {
         let mut sql = String::new();

@@ -22,6 +22,11 @@ pub struct Manifest {
     pub org_id: String,
     /// When the export started (RFC 3339, UTC).
     pub exported_at: String,
+    /// The instant the data is as of (RFC 3339, UTC): the clock of the
+    /// session that exported it (the demo's is fixed). A snapshot session's
+    /// `now()` answers it. Older exports: `exported_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<String>,
     pub orgsql_version: String,
     pub tables: Vec<TableEntry>,
     /// Tables the keys could not read, and why: not in the folder.
@@ -96,6 +101,9 @@ pub const MANIFEST: &str = "manifest.json";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OrgsManifest {
     pub exported_at: String,
+    /// As `Manifest::as_of`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<String>,
     pub orgsql_version: String,
     pub orgs: Vec<OrgFolder>,
 }
@@ -200,6 +208,22 @@ impl Contents {
             Contents::One(m) => &m.exported_at,
             Contents::Several(m) => &m.exported_at,
         }
+    }
+
+    /// The instant the data is as of: recorded, else when it was exported.
+    pub fn as_of(&self) -> Result<chrono::DateTime<chrono::Utc>> {
+        let (as_of, exported_at) = match self {
+            Contents::One(m) => (&m.as_of, &m.exported_at),
+            Contents::Several(m) => (&m.as_of, &m.exported_at),
+        };
+        let text = as_of.as_deref().unwrap_or(exported_at);
+        chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| t.to_utc())
+            .map_err(|e| {
+                DataFusionError::Execution(format!(
+                    "{MANIFEST}: the data's time {text:?} is not an RFC 3339 time: {e}"
+                ))
+            })
     }
 
     pub fn orgsql_version(&self) -> &str {
@@ -339,9 +363,13 @@ pub async fn tampered(dir: &Path) -> Result<Vec<String>> {
 
 /// A session over a snapshot folder: every exported table under its own
 /// name, and the `role_assignments` view when both its sides were exported.
+/// Its clock stands at the data's as-of instant, so `now()` and the
+/// controls' windows answer the same whenever the snapshot is read.
 pub async fn session(dir: &Path) -> Result<SessionContext> {
     let ctx = crate::session_context();
-    register(&ctx, None, &local_if_file(dir)?).await?;
+    let dir = local_if_file(dir)?;
+    crate::clock::fix(&ctx, Contents::read(&dir).await?.as_of()?);
+    register(&ctx, None, &dir).await?;
     Ok(ctx)
 }
 

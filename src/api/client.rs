@@ -45,6 +45,10 @@ pub struct ClientConfig {
     pub max_page_bytes: usize,
     /// The connection's name in the config file, if it came from there.
     pub name: Option<String>,
+    /// The organization's "now" when it is not the wall clock: the demo's
+    /// fixed instant. Sessions over it answer `now()` with it, and exports
+    /// record it as their data's as-of time.
+    pub clock: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Fan-out requests in flight by default: quick on a large org while staying
@@ -66,6 +70,7 @@ impl ClientConfig {
             cache_ttl: Some(DEFAULT_CACHE_TTL),
             max_page_bytes: MAX_PAGE_BYTES,
             name: None,
+            clock: None,
         }
     }
 }
@@ -236,6 +241,7 @@ struct Inner {
     /// Each organization has its own budgets.
     pacer: Pacer,
     max_page_bytes: usize,
+    clock: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -317,12 +323,18 @@ impl Client {
                 cache: PageCache::new(config.cache_ttl),
                 pacer: Pacer::default(),
                 max_page_bytes: config.max_page_bytes,
+                clock: config.clock,
             }),
         })
     }
 
     pub fn org_id(&self) -> &str {
         &self.inner.org_id
+    }
+
+    /// The organization's fixed "now", if it has one (`ClientConfig::clock`).
+    pub fn clock(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.inner.clock
     }
 
     /// Requests a fan-out scan keeps in flight.

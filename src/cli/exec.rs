@@ -8,14 +8,15 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::parser::Statement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 use super::files::{AtomicPath, write_file};
 use super::output::{self, Format};
 
 /// Plan and run one statement, returning its result. A `COPY ... TO` a local
-/// path writes atomically.
+/// path writes atomically, and replaces a full folder only when told to
+/// (`OPTIONS ('overwrite' 'true')`) and only one that a COPY wrote.
 pub async fn execute(
     ctx: &SessionContext,
     statement: Statement,
@@ -27,6 +28,9 @@ pub async fn execute(
                 .strip_prefix("file://")
                 .unwrap_or(&copy.target)
                 .to_string();
+            let overwrite = take_overwrite(&mut copy.options, &target)?;
+            super::files::replaceable(Path::new(target.trim_end_matches('/')), overwrite)
+                .map_err(|e| DataFusionError::Execution(format!("COPY TO '{target}': {e}")))?;
             let directory = target.ends_with('/');
             let atomic = AtomicPath::new(Path::new(target.trim_end_matches('/')))
                 .map_err(|e| DataFusionError::Execution(format!("COPY TO {target}: {e}")))?;
@@ -59,6 +63,38 @@ async fn run(ctx: &SessionContext, statement: Statement) -> Result<(SchemaRef, V
     task.join_unwind()
         .await
         .map_err(|e| DataFusionError::External(Box::new(e)))?
+}
+
+/// COPY's `overwrite` option, taken out of the options DataFusion reads
+/// (it knows none such): whether the user named a folder to replace.
+fn take_overwrite(
+    options: &mut Vec<(String, datafusion::sql::sqlparser::ast::Value)>,
+    target: &str,
+) -> Result<bool> {
+    use datafusion::sql::sqlparser::ast::Value;
+    let mut overwrite = false;
+    let mut kept = Vec::with_capacity(options.len());
+    for (key, value) in options.drain(..) {
+        if !key.eq_ignore_ascii_case("overwrite") {
+            kept.push((key, value));
+            continue;
+        }
+        overwrite = match &value {
+            Value::Boolean(b) => *b,
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s)
+                if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") =>
+            {
+                s.eq_ignore_ascii_case("true")
+            }
+            other => {
+                return Err(DataFusionError::Plan(format!(
+                    "COPY TO '{target}': overwrite is true or false, not {other}"
+                )));
+            }
+        };
+    }
+    *options = kept;
+    Ok(overwrite)
 }
 
 /// A path on this machine, not an object store URL.
@@ -225,7 +261,7 @@ pub async fn run_sql(
     file: Option<&std::path::Path>,
     screen: Option<output::Screen>,
 ) -> Result<()> {
-    let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?;
+    let statements = crate::sql::parse(sql)?;
     let several = statements.len() > 1;
     let lines = statement_lines(sql);
     let last = statements.len().saturating_sub(1);

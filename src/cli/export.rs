@@ -6,8 +6,6 @@ use std::path::PathBuf;
 
 use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::DFParser;
-use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 use super::exec::execute;
 use super::files::{io_at, write_atomically};
@@ -62,6 +60,8 @@ pub async fn export_orgs(
             Some(_) => {}
         }
     }
+    let only = (orgs.len() == 1).then(|| orgs.ids().join(""));
+    writable(&options.out, only.as_deref()).await?;
     if orgs.len() == 1 {
         let ctx = crate::session(orgs)?;
         let manifest = export(&ctx, orgs.session(), options, log).await?;
@@ -72,6 +72,7 @@ pub async fn export_orgs(
         ));
     }
     let exported_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let as_of = as_of(orgs.session());
     let mut folders = Vec::new();
     for (number, client) in orgs.clients().enumerate() {
         let org_id = client.org_id();
@@ -97,6 +98,7 @@ pub async fn export_orgs(
     }
     let top = OrgsManifest {
         exported_at,
+        as_of: Some(as_of),
         orgsql_version: env!("CARGO_PKG_VERSION").to_string(),
         orgs: folders,
     };
@@ -133,8 +135,10 @@ pub async fn export(
             .collect::<Result<_>>()?,
     };
     let io = io_at(&options.out);
+    writable(&options.out, Some(client.org_id())).await?;
     std::fs::create_dir_all(&options.out).map_err(io)?;
     let exported_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let as_of = as_of(client);
     let previous = Manifest::read(&options.out).await.ok();
     // The manifest says what the folder holds at every moment: tables this
     // run does not export keep their earlier entries, and it is written
@@ -144,6 +148,7 @@ pub async fn export(
     let mut manifest = Manifest {
         org_id: client.org_id().to_string(),
         exported_at,
+        as_of: Some(as_of),
         orgsql_version: env!("CARGO_PKG_VERSION").to_string(),
         tables: Vec::new(),
         skipped: Vec::new(),
@@ -210,6 +215,51 @@ pub async fn export(
         write_manifest(&options.out, &manifest)?;
     }
     Ok(manifest)
+}
+
+/// Whether an export of `org` (of several organizations: `None`) may write
+/// into `out`: a folder that is absent, empty, or an export of the same
+/// kind by orgsql, which it updates. Files it did not write are never
+/// replaced, nor another organization's export.
+async fn writable(out: &std::path::Path, org: Option<&str>) -> Result<()> {
+    let Ok(mut entries) = std::fs::read_dir(out) else {
+        return Ok(()); // Absent: created. Anything else is said on creating it.
+    };
+    if entries.next().is_none() {
+        return Ok(());
+    }
+    let refused = |what: String| {
+        Err(DataFusionError::Plan(format!(
+            "{}: {what}; export into a new or empty folder, or one an earlier export of \
+             the same organizations wrote",
+            out.display()
+        )))
+    };
+    match (crate::snapshot::Contents::read(out).await, org) {
+        (Ok(crate::snapshot::Contents::One(manifest)), Some(org)) if manifest.org_id == org => {
+            Ok(())
+        }
+        (Ok(crate::snapshot::Contents::Several(_)), None) => Ok(()),
+        (Ok(crate::snapshot::Contents::One(manifest)), _) => refused(format!(
+            "the folder holds the export of organization {}",
+            super::output::visible(&manifest.org_id)
+        )),
+        (Ok(crate::snapshot::Contents::Several(_)), Some(_)) => {
+            refused("the folder holds an export of several organizations".to_string())
+        }
+        (Err(_), _) => {
+            refused("the folder holds files, and no manifest.json of an orgsql export".to_string())
+        }
+    }
+}
+
+/// The instant an export's data is as of: the organization's fixed clock
+/// (the demo's), else now, as the export starts reading.
+fn as_of(client: &crate::api::Client) -> String {
+    client
+        .clock()
+        .unwrap_or_else(chrono::Utc::now)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// `manifest.json` in `dir`, written whole or not at all.
@@ -344,7 +394,7 @@ async fn export_table(
         .to_string()
         .replace('\'', "''");
     let copy = format!("COPY {name} TO '{target}'");
-    let statement = DFParser::parse_sql_with_dialect(&copy, &GenericDialect {})?
+    let statement = crate::sql::parse(&copy)?
         .pop_front()
         .ok_or_else(|| DataFusionError::Internal(format!("no statement in {copy}")))?;
     let (_, batches) = execute(ctx, statement)

@@ -97,8 +97,95 @@ pub fn io_at(path: &Path) -> impl Fn(std::io::Error) -> DataFusionError + Copy +
     move |e| DataFusionError::Execution(format!("{}: {e}", path.display()))
 }
 
+/// Whether `path` may be replaced by a COPY's new file or folder: it is
+/// absent, a file (the user named it), or an empty folder. A full folder
+/// only with `overwrite`, and only if all it holds is what a COPY writes
+/// (DataFusion's `<16 letters and digits>_<n>.<ext>` files, in `key=value`
+/// partition folders): a folder of other files is never deleted.
+pub fn replaceable(path: &Path, overwrite: bool) -> std::result::Result<(), String> {
+    if !path.is_dir() {
+        return Ok(());
+    }
+    let mut entries = Vec::new();
+    let mut foreign = Vec::new();
+    fn walk(dir: &Path, top: &Path, entries: &mut Vec<String>, foreign: &mut Vec<String>) {
+        let Ok(read) = std::fs::read_dir(dir) else {
+            foreign.push(dir.strip_prefix(top).unwrap_or(dir).display().to_string());
+            return;
+        };
+        for entry in read.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().to_string();
+            let shown = path
+                .strip_prefix(top)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir && name.contains('=') {
+                walk(&path, top, entries, foreign);
+            } else if !is_dir && is_copy_output(&name) {
+                entries.push(shown);
+            } else {
+                foreign.push(if is_dir { format!("{shown}/") } else { shown });
+            }
+        }
+    }
+    walk(path, path, &mut entries, &mut foreign);
+    if entries.is_empty() && foreign.is_empty() {
+        return Ok(());
+    }
+    let listed = |names: &mut Vec<String>| {
+        names.sort();
+        let more = names.len().saturating_sub(3);
+        let mut text = names.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+        if more > 0 {
+            text.push_str(&format!(" and {more} more"));
+        }
+        output::visible(&text).into_owned()
+    };
+    if !foreign.is_empty() {
+        return Err(format!(
+            "{} is a folder holding files that COPY did not write ({}); nothing there is              replaced: write to a new or empty folder",
+            path.display(),
+            listed(&mut foreign)
+        ));
+    }
+    if !overwrite {
+        return Err(format!(
+            "{} is a folder already holding {} files ({}); to replace them, add              OPTIONS ('overwrite' 'true'), or write to a new or empty folder",
+            path.display(),
+            entries.len(),
+            listed(&mut entries)
+        ));
+    }
+    Ok(())
+}
+
+/// A file name as DataFusion's writers name a folder's files:
+/// `<16 letters and digits>_<part>.<extension>`.
+fn is_copy_output(name: &str) -> bool {
+    let Some((id, rest)) = name.split_once('_') else {
+        return false;
+    };
+    let Some((part, extension)) = rest.split_once('.') else {
+        return false;
+    };
+    id.len() == 16
+        && id.chars().all(|c| c.is_ascii_alphanumeric())
+        && !part.is_empty()
+        && part.chars().all(|c| c.is_ascii_digit())
+        && !extension.is_empty()
+}
+
 /// Write the file `path` through `write`, atomically.
 pub fn write_atomically(path: &Path, write: impl FnOnce(File) -> Result<()>) -> Result<()> {
+    if path.is_dir() {
+        return Err(DataFusionError::Execution(format!(
+            "{} is a folder: name a file to write",
+            path.display()
+        )));
+    }
     let atomic = AtomicPath::new(path).map_err(io_at(path))?;
     write(File::create(atomic.temp()).map_err(io_at(path))?)?;
     atomic.commit().map_err(io_at(path))
@@ -128,4 +215,41 @@ pub fn write_file(
         }
         Ok(())
     })
+}
+
+/// The format to write `--output path` in: the one its extension names (of
+/// `extensions`), else `given`. A `--format` given on the command line that
+/// names another is refused rather than writing, say, a text table into
+/// `u.parquet`.
+pub fn output_format<F: clap::ValueEnum + Copy + PartialEq>(
+    given: F,
+    explicit: bool,
+    path: &Path,
+    extensions: &[(&str, F)],
+) -> std::result::Result<F, String> {
+    let name = |format: F| {
+        format
+            .to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    };
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let named = extensions
+        .iter()
+        .find(|(e, _)| Some(*e) == extension.as_deref())
+        .map(|(_, format)| *format);
+    match named {
+        None => Ok(given),
+        Some(format) if !explicit || format == given => Ok(format),
+        Some(format) => Err(format!(
+            "--output {}: the file's extension says {} and --format says {}: \
+             make them agree (or drop --format)",
+            path.display(),
+            name(format),
+            name(given)
+        )),
+    }
 }

@@ -12,6 +12,17 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::arrow::{csv, json};
 use datafusion::error::Result;
 
+impl Format {
+    /// The formats a file's extension names, for `--output`.
+    pub const EXTENSIONS: &[(&str, Format)] = &[
+        ("parquet", Format::Parquet),
+        ("csv", Format::Csv),
+        ("json", Format::Json),
+        ("ndjson", Format::Ndjson),
+        ("jsonl", Format::Ndjson),
+    ];
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Table,

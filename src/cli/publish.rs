@@ -155,6 +155,7 @@ async fn publish(
         ..staged.clone()
     });
     committed.exported_at.clone_from(&staged.exported_at);
+    committed.as_of.clone_from(&staged.as_of);
     committed.orgsql_version.clone_from(&staged.orgsql_version);
     let mut done: Vec<&str> = Vec::new();
     for (number, table) in staged.tables.iter().enumerate() {

@@ -13,7 +13,6 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::prelude::{SessionContext, col, lit};
 use datafusion::scalar::ScalarValue;
-use datafusion::sql::parser::DFParser;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
@@ -530,11 +529,10 @@ impl Repl {
         if self.format == Format::Parquet && self.output.is_none() {
             return Err("parquet is written to a file: \\o FILE first".to_string());
         }
-        let statements =
-            DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).map_err(|e| {
-                super::exec::show_parse_error(sql, &e);
-                error_message(&e)
-            })?;
+        let statements = crate::sql::parse(sql).map_err(|e| {
+            super::exec::show_parse_error(sql, &e);
+            error_message(&e)
+        })?;
         let several = statements.len() > 1;
         let lines = super::exec::statement_lines(sql);
         for (number, statement) in statements.into_iter().enumerate() {

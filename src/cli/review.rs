@@ -360,7 +360,9 @@ pub async fn start(
         orgs.len() > 1,
         contents.exported_at(),
     );
-    let frame = ctx.sql(&sql).await.at("review start: the grants")?;
+    let frame = crate::sql::frame(&ctx, &sql)
+        .await
+        .at("review start: the grants")?;
     let columns: Vec<String> = frame
         .schema()
         .fields()
@@ -891,9 +893,7 @@ pub async fn verify(dir: &Path, now: &Now<'_>) -> Result<Verified> {
             review.started_at
         )));
     }
-    let batches = now
-        .ctx
-        .sql(CURRENT_SQL)
+    let batches = crate::sql::frame(now.ctx, CURRENT_SQL)
         .await
         .at(&now.described)?
         .collect()
@@ -1088,6 +1088,7 @@ fn write_summary(
         org: review.orgs.join(", "),
         source: now.described.clone(),
         generated_at: now.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        data_as_of: now.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         framework: None,
         baseline: Some(compared_with(verified, dir)),
     };

@@ -27,3 +27,4 @@ mod snapshot;
 mod spec;
 mod storage;
 mod tables;
+mod trust;

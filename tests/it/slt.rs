@@ -51,7 +51,7 @@ impl AsyncDB for OrgDb {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, DataFusionError> {
-        let frame = self.ctx.sql(sql).await?;
+        let frame = orgsql::sql::frame(&self.ctx, sql).await?;
         let schema = frame.schema().clone();
         let batches = frame.collect().await?;
         // DDL (CREATE VIEW, SET, ...) answers with no columns.

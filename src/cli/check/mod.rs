@@ -513,7 +513,9 @@ async fn findings(
     control: &Control,
     sql: &str,
 ) -> Result<Vec<Finding>, String> {
-    let frame = ctx.sql(sql).await.map_err(|e| error_message(&e))?;
+    let frame = crate::sql::frame(ctx, sql)
+        .await
+        .map_err(|e| error_message(&e))?;
     let names: Vec<String> = frame
         .schema()
         .fields()

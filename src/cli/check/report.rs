@@ -8,6 +8,17 @@ use std::io::Write;
 use super::{Checked, FRAMEWORKS, Outcome, SEVERITIES, Since};
 use crate::cli::output::visible;
 
+impl Report {
+    /// The reports a file's extension names, for `--output`.
+    pub const EXTENSIONS: &[(&str, Report)] = &[
+        ("json", Report::Json),
+        ("xml", Report::Junit),
+        ("md", Report::Markdown),
+        ("html", Report::Html),
+        ("htm", Report::Html),
+    ];
+}
+
 /// How `check` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Report {
@@ -28,6 +39,9 @@ pub struct About {
     pub source: String,
     /// When the run began (RFC 3339).
     pub generated_at: String,
+    /// The instant the data is as of (RFC 3339): a snapshot's, the demo's
+    /// fixed clock, else when the run began.
+    pub data_as_of: String,
     /// `--framework`: group the report by this framework's controls.
     pub framework: Option<String>,
     /// `--baseline`: what the run was compared with.
@@ -43,7 +57,7 @@ pub fn write_report(
     match report {
         Report::Table => table(out, results, about),
         Report::Markdown => markdown(out, results, about),
-        Report::Junit => junit(out, results),
+        Report::Junit => junit(out, results, about),
         Report::Html => html(out, results, about),
         Report::Json => {
             serde_json::to_writer_pretty(&mut *out, results)?;
@@ -170,7 +184,8 @@ fn table(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io::Re
             }
         }
     }
-    writeln!(out, "{}", summary(results))
+    writeln!(out, "{}", summary(results))?;
+    writeln!(out, "Data as of {}.", visible(&about.data_as_of))
 }
 
 fn markdown(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io::Result<()> {
@@ -225,7 +240,8 @@ fn markdown(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io:
             )?;
         }
     }
-    writeln!(out, "\n{}", summary(results))
+    writeln!(out, "\n{}", summary(results))?;
+    writeln!(out, "\nData as of {}.", cell(&about.data_as_of))
 }
 
 /// Text for XML: escaped, and with the characters XML 1.0 forbids (and
@@ -253,7 +269,7 @@ fn xml(text: &str) -> String {
 /// JUnit XML: one test case per control; an alarm is a failure, a control
 /// that could not run an error; the framework references and parameter
 /// values as properties.
-fn junit(out: &mut dyn Write, results: &[Checked]) -> std::io::Result<()> {
+fn junit(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io::Result<()> {
     let count = |o| results.iter().filter(|r| r.outcome == o).count();
     writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
     writeln!(
@@ -272,6 +288,13 @@ fn junit(out: &mut dyn Write, results: &[Checked]) -> std::io::Result<()> {
         count(Outcome::Error),
         count(Outcome::Skipped)
     )?;
+    writeln!(out, "    <properties>")?;
+    writeln!(
+        out,
+        r#"      <property name="data_as_of" value="{}"/>"#,
+        xml(&about.data_as_of)
+    )?;
+    writeln!(out, "    </properties>")?;
     for r in results {
         let c = &r.control;
         writeln!(
@@ -369,6 +392,7 @@ fn html(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io::Res
     for (key, value) in [
         ("Organization", about.org.as_str()),
         ("Source", about.source.as_str()),
+        ("Data as of", about.data_as_of.as_str()),
         ("Generated", about.generated_at.as_str()),
         ("orgsql", env!("CARGO_PKG_VERSION")),
         (

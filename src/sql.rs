@@ -1,0 +1,337 @@
+//! Parsing SQL as PostgreSQL groups it. Every statement orgsql runs (the
+//! REPL, `-c`, `-f`, `\i`, controls, reviews) is parsed here.
+//!
+//! sqlparser 0.62, which DataFusion 55 uses, parses the right operand of
+//! `IS [NOT] DISTINCT FROM` at the lowest precedence, so
+//! `a IS DISTINCT FROM b AND c` becomes `a IS DISTINCT FROM (b AND c)`: a
+//! wrong answer from a standard idiom. PostgreSQL binds `IS` tighter than
+//! `NOT`, `AND` and `OR` and looser than comparisons. The generic dialect
+//! also ranks `=` with `BETWEEN`/`IN` and above `LIKE`, and `||` with `*`,
+//! where PostgreSQL has `BETWEEN`, `IN`, `LIKE`, `ILIKE` and `SIMILAR` above
+//! the comparisons and `||` (as every other operator) below `+` and `-`.
+//!
+//! `Postgresish` is the generic dialect with PostgreSQL's precedence
+//! (https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-PRECEDENCE)
+//! and the right operand of `IS [NOT] DISTINCT FROM` parsed as sqlparser
+//! 0.64 does (apache/datafusion-sqlparser-rs#2436). `tests/slt/precedence.slt`
+//! holds PostgreSQL's answers. `upstream_still_misgroups` below fails once
+//! DataFusion takes that fix: then the `parse_infix` override goes.
+
+use std::collections::VecDeque;
+
+use datafusion::dataframe::DataFrame;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::sqlparser::ast::Expr;
+use datafusion::sql::sqlparser::dialect::{Dialect, GenericDialect, Precedence};
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+/// The statements of `sql`, grouped as PostgreSQL groups them.
+pub fn parse(sql: &str) -> Result<VecDeque<Statement>> {
+    DFParser::parse_sql_with_dialect(sql, &Postgresish)
+}
+
+/// The one statement of `sql`, planned in `ctx` (as `SessionContext::sql`,
+/// with `parse`'s grouping).
+pub async fn frame(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
+    let mut statements = parse(sql)?;
+    let statement = match (statements.pop_front(), statements.is_empty()) {
+        (Some(statement), true) => statement,
+        _ => {
+            return Err(DataFusionError::Plan(
+                "expected exactly one SQL statement".to_string(),
+            ));
+        }
+    };
+    let plan = ctx.state().statement_to_plan(statement).await?;
+    ctx.execute_logical_plan(plan).await
+}
+
+/// sqlparser's generic dialect, but for the right operand of
+/// `IS [NOT] DISTINCT FROM`, parsed at the precedence of `IS`.
+#[derive(Debug)]
+struct Postgresish;
+
+/// What `GenericDialect` answers, for each setting it overrides (the others
+/// keep the trait's defaults, as `GenericDialect` does).
+macro_rules! as_generic {
+    ($($name:ident),* $(,)?) => {
+        $(fn $name(&self) -> bool { GenericDialect.$name() })*
+    };
+}
+
+impl Dialect for Postgresish {
+    /// The parser's many `dialect_of!(self is GenericDialect)` tests hold.
+    fn dialect(&self) -> std::any::TypeId {
+        GenericDialect.dialect()
+    }
+
+    /// PostgreSQL's order, highest first: `.`, `::`, `AT TIME ZONE`,
+    /// `* / %`, `+ -`, any other operator (`||`, `&`, `|`, `->`, ...),
+    /// `BETWEEN IN LIKE ILIKE SIMILAR`, comparisons, `IS`, `NOT`, `AND`,
+    /// `OR`. Among the other operators the generic dialect's order stays.
+    fn prec_value(&self, precedence: Precedence) -> u8 {
+        match precedence {
+            Precedence::Period => 100,
+            Precedence::DoubleColon => 50,
+            Precedence::AtTz => 41,
+            Precedence::MulDivModOp => 40,
+            Precedence::PlusMinus => 30,
+            Precedence::Xor => 27,
+            Precedence::Ampersand => 26,
+            Precedence::Caret => 25,
+            Precedence::Pipe | Precedence::Colon | Precedence::PgOther => 24,
+            Precedence::Between | Precedence::Like => 21,
+            Precedence::Eq => 20,
+            Precedence::Is => 17,
+            Precedence::UnaryNot => 15,
+            Precedence::And => 10,
+            Precedence::Or => 5,
+        }
+    }
+
+    /// `||` is one of PostgreSQL's other operators (the generic dialect
+    /// ranks it with `*`); every other token as the generic dialect does.
+    fn get_next_precedence(&self, parser: &Parser) -> Option<Result<u8, ParserError>> {
+        (parser.peek_token_ref().token == Token::StringConcat)
+            .then(|| Ok(self.prec_value(Precedence::PgOther)))
+    }
+
+    fn parse_infix(
+        &self,
+        parser: &mut Parser,
+        expr: &Expr,
+        _precedence: u8,
+    ) -> Option<Result<Expr, ParserError>> {
+        let distinct = if parser.parse_keywords(&[Keyword::IS, Keyword::DISTINCT, Keyword::FROM]) {
+            true
+        } else if parser.parse_keywords(&[
+            Keyword::IS,
+            Keyword::NOT,
+            Keyword::DISTINCT,
+            Keyword::FROM,
+        ]) {
+            false
+        } else {
+            return None;
+        };
+        let left = Box::new(expr.clone());
+        Some(
+            parser
+                .parse_subexpr(self.prec_value(Precedence::Is))
+                .map(|right| match distinct {
+                    true => Expr::IsDistinctFrom(left, Box::new(right)),
+                    false => Expr::IsNotDistinctFrom(left, Box::new(right)),
+                }),
+        )
+    }
+
+    fn is_delimited_identifier_start(&self, ch: char) -> bool {
+        GenericDialect.is_delimited_identifier_start(ch)
+    }
+
+    fn is_identifier_start(&self, ch: char) -> bool {
+        GenericDialect.is_identifier_start(ch)
+    }
+
+    fn is_identifier_part(&self, ch: char) -> bool {
+        GenericDialect.is_identifier_part(ch)
+    }
+
+    as_generic!(
+        supports_unicode_string_literal,
+        supports_partition_by_after_order_by,
+        supports_array_join_syntax,
+        supports_group_by_expr,
+        supports_group_by_with_modifier,
+        supports_left_associative_joins_without_parens,
+        supports_connect_by,
+        supports_match_recognize,
+        supports_pipe_operator,
+        supports_start_transaction_modifier,
+        supports_window_function_null_treatment_arg,
+        supports_dictionary_syntax,
+        supports_window_clause_named_window_reference,
+        supports_parenthesized_set_variables,
+        supports_select_wildcard_except,
+        support_map_literal_syntax,
+        allow_extract_custom,
+        allow_extract_single_quotes,
+        supports_extract_comma_syntax,
+        supports_create_view_comment_syntax,
+        supports_parens_around_table_factor,
+        supports_values_as_table_factor,
+        supports_create_index_with_clause,
+        supports_explain_with_utility_options,
+        supports_limit_comma,
+        supports_update_order_by,
+        supports_from_first_select,
+        supports_projection_trailing_commas,
+        supports_asc_desc_in_column_definition,
+        supports_try_convert,
+        supports_bitwise_shift_operators,
+        supports_comment_on,
+        supports_load_extension,
+        supports_named_fn_args_with_assignment_operator,
+        supports_struct_literal,
+        supports_empty_projections,
+        supports_nested_comments,
+        supports_multiline_comment_hints,
+        supports_user_host_grantee,
+        supports_string_escape_constant,
+        supports_array_typedef_with_brackets,
+        supports_match_against,
+        supports_set_names,
+        supports_comma_separated_set_assignments,
+        supports_filter_during_aggregation,
+        supports_select_wildcard_exclude,
+        supports_data_type_signed_suffix,
+        supports_interval_options,
+        supports_quote_delimited_string,
+        supports_select_wildcard_replace,
+        supports_select_wildcard_ilike,
+        supports_select_wildcard_rename,
+        supports_optimize_table,
+        supports_install,
+        supports_detach,
+        supports_prewhere,
+        supports_with_fill,
+        supports_limit_by,
+        supports_interpolate,
+        supports_settings,
+        supports_select_format,
+        supports_comment_optimizer_hint,
+        supports_constraint_keyword_without_name,
+        supports_key_column_option,
+        supports_comma_separated_trim,
+        supports_cte_without_as,
+        supports_select_item_multi_column_alias,
+        supports_xml_expressions,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, SelectItem, SetExpr, Statement as Sql};
+
+    /// The first projected expression of `SELECT <expr>`, parsed by `dialect`.
+    fn projected(sql: &str, dialect: &dyn Dialect) -> Expr {
+        let mut parsed = DFParser::parse_sql_with_dialect(sql, dialect).unwrap_or_default();
+        let Some(Statement::Statement(statement)) = parsed.pop_front() else {
+            panic!("{sql}: not a statement");
+        };
+        let Sql::Query(query) = *statement else {
+            panic!("{sql}: not a query");
+        };
+        let SetExpr::Select(select) = *query.body else {
+            panic!("{sql}: not a select");
+        };
+        match select.projection.into_iter().next() {
+            Some(SelectItem::UnnamedExpr(expr)) => expr,
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn and_or_after_is_distinct_from_bind_outside_it() {
+        let top = |sql: &str| match projected(sql, &Postgresish) {
+            Expr::BinaryOp { left, op, .. } => (op, *left),
+            other => panic!("{sql}: {other:?}"),
+        };
+        let (op, left) = top("SELECT a IS DISTINCT FROM b AND c");
+        assert_eq!(op, BinaryOperator::And);
+        assert!(matches!(left, Expr::IsDistinctFrom(..)), "{left:?}");
+        let (op, left) = top("SELECT a IS NOT DISTINCT FROM b OR c");
+        assert_eq!(op, BinaryOperator::Or);
+        assert!(matches!(left, Expr::IsNotDistinctFrom(..)), "{left:?}");
+        // Comparison binds tighter than IS: the operand is `b = c`.
+        match projected("SELECT a IS DISTINCT FROM b = c", &Postgresish) {
+            Expr::IsDistinctFrom(_, right) => {
+                assert!(matches!(
+                    *right,
+                    Expr::BinaryOp {
+                        op: BinaryOperator::Eq,
+                        ..
+                    }
+                ))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The pack's controls and the slt suites' statements (but the
+    /// precedence suite's, which exist to differ) group alike under both
+    /// dialects but for `IS DISTINCT FROM`: none relied on the generic
+    /// dialect's order where it is not PostgreSQL's.
+    #[test]
+    fn everything_else_parses_as_the_generic_dialect() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut compared = 0;
+        for folder in ["queries", "tests/slt"] {
+            let Ok(entries) = std::fs::read_dir(root.join(folder)) else {
+                panic!("{folder} is missing");
+            };
+            for entry in entries.flatten() {
+                if entry.file_name() == "precedence.slt" {
+                    continue;
+                }
+                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                let chunks: Vec<&str> = if folder == "queries" {
+                    vec![text.as_str()]
+                } else {
+                    text.split("\n\n").collect()
+                };
+                for chunk in chunks {
+                    // An slt record: comments, a header line, the SQL.
+                    let record: String = chunk
+                        .lines()
+                        .filter(|line| !line.starts_with('#'))
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    let chunk = if folder == "queries" {
+                        chunk
+                    } else {
+                        record.as_str()
+                    };
+                    let sql = match chunk.trim_start().split_once('\n') {
+                        Some((header, rest))
+                            if header.starts_with("query") || header.starts_with("statement") =>
+                        {
+                            rest.split("\n----").next().unwrap_or(rest)
+                        }
+                        _ if folder == "queries" => chunk,
+                        _ => continue,
+                    };
+                    if sql.to_ascii_uppercase().contains("DISTINCT FROM") {
+                        continue;
+                    }
+                    let generic = format!(
+                        "{:?}",
+                        DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
+                    );
+                    let ours = format!("{:?}", DFParser::parse_sql_with_dialect(sql, &Postgresish));
+                    assert_eq!(generic, ours, "{sql}");
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 100, "only {compared} statements compared");
+    }
+
+    /// Fails once DataFusion's sqlparser groups `IS DISTINCT FROM` as
+    /// PostgreSQL does (sqlparser 0.64): then `Postgresish` has done its
+    /// work and goes.
+    #[test]
+    fn upstream_still_misgroups() {
+        let expr = projected("SELECT a IS DISTINCT FROM b AND c", &GenericDialect {});
+        assert!(
+            matches!(&expr, Expr::IsDistinctFrom(_, right) if matches!(**right, Expr::BinaryOp { .. })),
+            "sqlparser now parses `a IS DISTINCT FROM b AND c` as {expr:?}: remove \
+             sql::Postgresish and this test"
+        );
+    }
+}

@@ -11,6 +11,7 @@ pub mod snapshot;
 pub mod sql;
 pub mod storage;
 pub mod tables;
+pub mod text;
 mod yielding;
 
 use datafusion::error::Result;

@@ -402,7 +402,7 @@ fn main() -> ExitCode {
         Err(e) if cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             // Errors quote the API: nothing in them may act on the terminal.
-            eprintln!("error: {}", cli::output::visible(&format!("{e:#}")));
+            eprintln!("error: {}", cli::output::visible_lines(&format!("{e:#}")));
             failure
         }
     }
@@ -989,25 +989,32 @@ async fn diff(cli: &Cli, args: &DiffArgs) -> Result<()> {
 /// The REPL on a terminal with no SQL given, else the scripts.
 async fn run_sessions(cli: &Cli, session: Session) -> Result<()> {
     let interactive = cli.sql.is_empty() && cli.files.is_empty() && std::io::stdin().is_terminal();
+    let reading = cli::meta::Reading {
+        description: match &session.snapshot {
+            Some(_) => format!(
+                "{}, organization {}; offline",
+                session.described, session.org
+            ),
+            None => format!("{}, organization {}", session.described, session.org),
+        },
+        offline: session.snapshot.is_some(),
+        attached: cli.attach.clone(),
+    };
+    let settings = cli::runner::Settings {
+        format: cli.format,
+        max_rows: cli.maxrows,
+        expanded: if cli.vertical {
+            cli::output::Expanded::On
+        } else {
+            cli::output::Expanded::Off
+        },
+    };
     let Session {
-        ctx,
-        orgs,
-        org,
-        described,
-        snapshot,
-        _demo,
-        ..
+        ctx, orgs, _demo, ..
     } = session;
     if interactive {
-        let reading = cli::repl::Reading {
-            description: match &snapshot {
-                Some(_) => format!("{described}, organization {org}; offline"),
-                None => format!("{described}, organization {org}"),
-            },
-            offline: snapshot.is_some(),
-            attached: cli.attach.clone(),
-        };
-        return cli::repl::run(ctx, orgs, cli.format, reading).await;
+        let runner = cli::runner::Runner::new(ctx, orgs, reading, settings, None);
+        return cli::repl::run(runner).await;
     }
     let scripts = scripts(cli)?;
     if let Some(path) = &cli.output {
@@ -1025,34 +1032,16 @@ async fn run_sessions(cli: &Cli, session: Session) -> Result<()> {
             );
         }
     }
-    let expanded = if cli.vertical {
-        cli::output::Expanded::On
-    } else {
-        cli::output::Expanded::Off
-    };
-    let screen = cli::output::Screen::of_stdout(cli.maxrows, expanded, false);
-    let mut stdout = std::io::stdout().lock();
+    let mut runner = cli::runner::Runner::new(ctx, orgs, reading, settings, cli.output.clone());
     for (origin, sql) in scripts {
-        let progress = orgs.as_ref().map(cli::progress::Progress::start);
-        let result = cli::run_sql(
-            &ctx,
-            &sql,
-            cli.format,
-            &mut stdout,
-            cli.output.as_deref(),
-            screen,
-        )
-        .await;
-        if let Some(progress) = progress {
-            progress.finish();
+        match runner.script(&sql).await {
+            Ok(cli::runner::Flow::Quit) => break,
+            Ok(_) => {}
+            Err(cli::runner::Stopped::ClosedPipe) => {
+                return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
+            }
+            Err(stopped) => bail!("{origin}: {stopped}"),
         }
-        if let Some(orgs) = &orgs {
-            cli::say_notices(orgs);
-        }
-        if let Err(e) = &result {
-            cli::exec::show_parse_error(&sql, e);
-        }
-        result.at(&origin)?;
     }
     Ok(())
 }

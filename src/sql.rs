@@ -23,15 +23,42 @@ use datafusion::dataframe::DataFrame;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement};
-use datafusion::sql::sqlparser::ast::Expr;
+use datafusion::sql::sqlparser::ast::{
+    Expr, Query, SelectFlavor, SelectItem, SetExpr, Statement as Sql, WildcardAdditionalOptions,
+};
 use datafusion::sql::sqlparser::dialect::{Dialect, GenericDialect, Precedence};
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 
-/// The statements of `sql`, grouped as PostgreSQL groups them.
+/// The statements of `sql`, grouped as PostgreSQL groups them. A bare
+/// `FROM users` is `SELECT * FROM users`, as in DuckDB (DataFusion would
+/// answer it with no columns).
 pub fn parse(sql: &str) -> Result<VecDeque<Statement>> {
-    DFParser::parse_sql_with_dialect(sql, &Postgresish)
+    let mut statements = DFParser::parse_sql_with_dialect(sql, &Postgresish)?;
+    for statement in &mut statements {
+        if let Statement::Statement(statement) = statement
+            && let Sql::Query(query) = statement.as_mut()
+        {
+            select_all_of_from_first(query);
+        }
+    }
+    Ok(statements)
+}
+
+/// `FROM t` (no SELECT) selects every column.
+fn select_all_of_from_first(query: &mut Query) {
+    match query.body.as_mut() {
+        SetExpr::Select(select)
+            if select.flavor == SelectFlavor::FromFirstNoSelect && select.projection.is_empty() =>
+        {
+            select
+                .projection
+                .push(SelectItem::Wildcard(WildcardAdditionalOptions::default()));
+        }
+        SetExpr::Query(inner) => select_all_of_from_first(inner),
+        _ => {}
+    }
 }
 
 /// The one statement of `sql`, planned in `ctx` (as `SessionContext::sql`,
@@ -216,7 +243,7 @@ impl Dialect for Postgresish {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::sql::sqlparser::ast::{BinaryOperator, SelectItem, SetExpr, Statement as Sql};
+    use datafusion::sql::sqlparser::ast::BinaryOperator;
 
     /// The first projected expression of `SELECT <expr>`, parsed by `dialect`.
     fn projected(sql: &str, dialect: &dyn Dialect) -> Expr {

@@ -2,11 +2,15 @@
 
 use serde_json::Value;
 
+// The API's words are quoted as a terminal may show them: a line break in
+// an error is then always orgsql's own.
+use crate::text::visible;
+
 /// What went wrong talking to the Admin API. Every variant names the endpoint
 /// (method and path template, never ids or keys) so the user knows where.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("{endpoint}: HTTP {status}: {message}{}", hint_for(*status, *scope))]
+    #[error("{endpoint}: HTTP {status}: {}{}", visible(message), hint_for(*status, *scope))]
     Status {
         endpoint: String,
         status: u16,
@@ -14,26 +18,31 @@ pub enum ApiError {
         /// The scope the endpoint needs of a scoped key, if it is one of those.
         scope: Option<&'static str>,
     },
-    #[error("{endpoint}: {detail} (gave up after {attempts} attempts){}", hint_for(*status, None))]
+    #[error("{endpoint}: {} (gave up after {attempts} attempts){}", visible(detail), hint_for(*status, None))]
     RetriesExhausted {
         endpoint: String,
         status: u16,
         attempts: u32,
         detail: String,
     },
-    #[error("{endpoint}: could not reach the API: {detail}. Check --base-url and the network")]
+    #[error(
+        "{endpoint}: could not reach the API: {}. Check --base-url and the network",
+        visible(detail)
+    )]
     Transport { endpoint: String, detail: String },
     #[error(
         "{endpoint}: the API returned the same page cursor twice; stopping instead of looping \
          forever. The listing would be incomplete, so the query fails"
     )]
     RepeatedCursor { endpoint: String },
-    #[error("{endpoint}: unexpected response body: {detail}")]
+    #[error("{endpoint}: unexpected response body: {}", visible(detail))]
     Decode { endpoint: String, detail: String },
     #[error(
         "{endpoint}: the answer is not the Admin API's JSON (HTTP {status}, Content-Type \
-         {content_type}, starting {start}). Hint: a proxy or a login page may be answering \
-         instead of the API; check --base-url (ORGSQL_BASE_URL) and the network"
+         {}, starting {}). Hint: a proxy or a login page may be answering \
+         instead of the API; check --base-url (ORGSQL_BASE_URL) and the network",
+        visible(content_type),
+        visible(start)
     )]
     NotTheApi {
         endpoint: String,
@@ -42,8 +51,9 @@ pub enum ApiError {
         start: String,
     },
     #[error(
-        "{endpoint}: the API sent the same item twice in one listing ({item}); a listing that \
-         repeats itself would not end, so the query stops"
+        "{endpoint}: the API sent the same item twice in one listing ({}); a listing that \
+         repeats itself would not end, so the query stops",
+        visible(item)
     )]
     RepeatedItem { endpoint: String, item: String },
     #[error("{endpoint}: refused: orgsql only calls read endpoints")]

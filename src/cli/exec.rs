@@ -1,7 +1,6 @@
 //! Running SQL statements: the one runner the one-shot mode, the REPL and
 //! `--output` share. A `COPY ... TO` a local path writes atomically.
 
-use std::io::Write;
 use std::path::Path;
 
 use datafusion::arrow::array::RecordBatch;
@@ -11,8 +10,8 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
-use super::files::{AtomicPath, write_file};
-use super::output::{self, Format};
+use super::files::AtomicPath;
+use super::output;
 
 /// Plan and run one statement, returning its result. A `COPY ... TO` a local
 /// path writes atomically, and replaces a full folder only when told to
@@ -246,46 +245,4 @@ fn parse_error_pointer(sql: &str, error: &DataFusionError) -> Option<String> {
     let text = sql.lines().nth(line.checked_sub(1)?)?;
     let column = column.saturating_sub(1).min(text.chars().count());
     Some(format!("{text}\n{}^", " ".repeat(column)))
-}
-
-/// Run every statement of `sql` in order and print each result (fitted to
-/// `screen` when printing to a terminal), or, with `file` (`--output`),
-/// write the query's result there atomically (a script gives `--output`
-/// one query: `main` refuses more before anything runs). Stops at the
-/// first failing statement, naming it when the script has several.
-pub async fn run_sql(
-    ctx: &SessionContext,
-    sql: &str,
-    format: Format,
-    out: &mut dyn Write,
-    file: Option<&std::path::Path>,
-    screen: Option<output::Screen>,
-) -> Result<()> {
-    let statements = crate::sql::parse(sql)?;
-    let several = statements.len() > 1;
-    let lines = statement_lines(sql);
-    let last = statements.len().saturating_sub(1);
-    let any_query = statements.iter().any(is_query);
-    for (i, statement) in statements.into_iter().enumerate() {
-        let keep = is_query(&statement) || (!any_query && i == last);
-        let done = Done::of(&statement);
-        let (schema, batches) = execute(ctx, statement)
-            .await
-            .map_err(|e| in_statement(e, i, &lines, several))?;
-        match (file, done) {
-            (_, Some(done)) => writeln!(out, "{}", done.say(&batches))?,
-            (Some(path), None) if keep => write_file(path, format, &schema, &batches)?,
-            _ => {
-                // Parquet goes only to files; anything else on the way prints as a table.
-                let shown = if format == Format::Parquet {
-                    Format::Table
-                } else {
-                    format
-                };
-                output::print(out, shown, &schema, &batches, screen)?;
-            }
-        }
-        out.flush()?;
-    }
-    Ok(())
 }

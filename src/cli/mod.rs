@@ -5,15 +5,16 @@ pub mod check;
 pub mod exec;
 pub mod export;
 pub mod files;
+pub mod meta;
 pub mod output;
 pub mod progress;
 pub mod publish;
 pub mod repl;
 pub mod review;
+pub mod runner;
 
 use datafusion::error::DataFusionError;
 
-pub use exec::run_sql;
 pub use output::Format;
 
 /// The message a user should read: an API error as the client worded it,
@@ -87,7 +88,7 @@ impl<T> At<T> for Result<T, DataFusionError> {
 }
 
 /// The I/O error at the root of an engine error, if that is what it is.
-fn io_error(error: &DataFusionError) -> Option<&std::io::Error> {
+pub(crate) fn io_error(error: &DataFusionError) -> Option<&std::io::Error> {
     use datafusion::arrow::error::ArrowError;
     match error.find_root() {
         DataFusionError::IoError(io) => Some(io),

@@ -380,3 +380,73 @@ async fn one_shot_output_errors_and_vertical() {
         "-[ RECORD 1 ]-------------\nname         | acme-eu.com\nclaim_status | unverified\n(1 row)\n"
     );
 }
+
+/// Backslash commands are the REPL's and also `-c`'s, a script's and
+/// standard input's, as in psql; `FROM t` selects every column.
+#[tokio::test]
+async fn backslash_commands_work_in_every_mode() {
+    // What the REPL prints for `\d users`: a line per column.
+    let mut command = orgsql();
+    command.args(["--demo", "-c", "\\d users"]);
+    let output = run(command).await;
+    let described = text(&succeeded(&output, "-c '\\d users'"));
+    assert!(described.starts_with("users: "), "{described}");
+    assert!(described.contains("\naccount_id "), "{described}");
+    assert!(described.contains("\nmfa_enabled "), "{described}");
+    // The same on standard input.
+    let mut command = orgsql();
+    command
+        .arg("--demo")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("orgsql starts");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"\\d users\n").expect("written");
+    }
+    let output = child.wait_with_output().expect("orgsql ends");
+    assert_eq!(text(&succeeded(&output, "\\d users on stdin")), described);
+    // A script: SQL, a command mid-script (\x), SQL again, \q ends it.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("s.sql");
+    std::fs::write(
+        &script,
+        "SELECT 1 AS a;\n\\x on\nSELECT 2 AS b,\n  3 AS c;\n\\q\nSELECT 'never' AS d;\n",
+    )
+    .expect("script");
+    let mut command = orgsql();
+    command.args(["--demo", "-f"]).arg(&script);
+    let output = run(command).await;
+    let printed = text(&succeeded(&output, "a script with commands"));
+    assert!(printed.contains("| a |\n"), "{printed}");
+    assert!(printed.contains("Expanded display is on.\n"), "{printed}");
+    assert!(printed.contains("b | 2\nc | 3\n"), "{printed}");
+    assert!(!printed.contains("never"), "{printed}");
+    // A bare FROM selects every column (DataFusion alone gives none).
+    let mut command = orgsql();
+    command.args(["--demo", "--format", "csv", "-c", "FROM orgs"]);
+    let output = run(command).await;
+    let rows = text(&succeeded(&output, "FROM orgs"));
+    assert!(rows.starts_with("org_id,"), "{rows}");
+    assert_eq!(rows.lines().count(), 2, "{rows}");
+}
+
+/// orgsql's own multi-line error prints as lines; a statement of a script
+/// that fails is named with its line in the whole script.
+#[tokio::test]
+async fn errors_print_their_own_lines_and_name_the_statement() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("s.sql");
+    std::fs::write(&script, "SELECT 1;\n\\x on\n\nSELECT nope\nFROM users;\n").expect("script");
+    let mut command = orgsql();
+    command.args(["--demo", "-f"]).arg(&script);
+    let output = run(command).await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("statement 2, line 4: "), "{stderr}");
+    // DataFusion's message has a second line, "Valid fields are ...".
+    assert!(stderr.contains("\nValid fields are"), "{stderr}");
+    assert!(!stderr.contains("\\n"), "{stderr}");
+}

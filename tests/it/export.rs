@@ -7,7 +7,8 @@ use crate::common::*;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::prelude::SessionContext;
 use orgsql::api::{Client, RetryPolicy};
-use orgsql::cli::{Format, run_sql};
+use orgsql::cli::Format;
+use orgsql::cli::runner::{Runner, Settings};
 use orgsql::emulator::{Emulator, Faults};
 
 const EVENTS: &str = "SELECT event_id, time, action, actor_id, ip FROM events ORDER BY event_id";
@@ -41,10 +42,16 @@ async fn run(
     format: Format,
     file: Option<&std::path::Path>,
 ) -> Result<(), String> {
-    let mut out = Vec::new();
-    run_sql(ctx, sql, format, &mut out, file, None)
+    let settings = Settings {
+        format,
+        max_rows: 0,
+        expanded: orgsql::cli::output::Expanded::Off,
+    };
+    let output = file.map(std::path::Path::to_path_buf);
+    Runner::new(ctx.clone(), None, Default::default(), settings, output)
+        .statements(sql)
         .await
-        .map_err(|e| orgsql::cli::error_message(&e))
+        .map_err(|e| e.to_string())
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
-use super::history::{self, HISTORY_ACTIONS, ORG_ADMIN, Tenure};
+use super::history::{self, DEACTIVATED, HISTORY_ACTIONS, ORG_ADMIN, Tenure};
 
 /// The demo organization's "now", 2026-11-30T12:00:00Z: `OrgSpec::default()`
 /// (`--demo`, `orgsql emulator`) generates its history up to this instant,
@@ -24,8 +24,9 @@ pub struct OrgSpec {
     pub users: usize,
     /// Events of the 90 days before `now` other than grants and removals of
     /// roles, memberships and product access; the history of those (every
-    /// one held now, from the day it was granted, and some taken back)
-    /// comes on top.
+    /// one held now, from the day it was granted, and some taken back), and
+    /// the deactivation of each managed account deactivated or deleted now,
+    /// come on top.
     pub events: usize,
     /// "Now" for the generated history: nothing happens after it. Every
     /// date of the organization is drawn relative to it, never the clock.
@@ -136,6 +137,23 @@ pub struct User {
     pub product_access: Vec<ProductAccess>,
     /// Indices into `Org::groups`.
     pub groups: Vec<usize>,
+}
+
+impl User {
+    /// The last time they used any product; `None`: never.
+    pub(super) fn last_active(&self) -> Option<DateTime<Utc>> {
+        self.product_access
+            .iter()
+            .filter_map(|p| p.last_active)
+            .max()
+    }
+
+    /// A managed account deactivated by the organization: deactivated, or
+    /// deleted (deactivated for a grace period before it goes). The log
+    /// holds when (history.rs).
+    pub(super) fn deactivated_by_org(&self) -> bool {
+        self.claim_status == "managed" && matches!(self.status, "deactivated" | "for_deletion")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -1232,10 +1250,26 @@ fn events(g: &mut Gen, spec: &OrgSpec, org: &Org, tenures: &[Tenure]) -> Vec<Eve
         .filter(|a| !HISTORY_ACTIONS.contains(&a.0))
         .collect();
     let total_weight: u32 = everyday.iter().map(|a| a.1).sum();
+    let is_self_service = |action: &str| {
+        matches!(
+            action,
+            "user_login" | "user_logout" | "password_change" | "twosv_enabled_for_user"
+        )
+    };
+    // Who was deactivated, and when, is the state's and history.rs's: a
+    // draw of a deactivation becomes another admin action that takes the
+    // same draws after it (on no group), from a generator of its own, so
+    // that every other event stays what the seed gave.
+    let instead: Vec<(&str, u32)> = everyday
+        .iter()
+        .filter(|a| a.0 != DEACTIVATED && !is_self_service(a.0) && !a.0.contains("group"))
+        .map(|a| (a.0, a.1))
+        .collect();
+    let mut redraw = ChaCha8Rng::seed_from_u64(spec.seed ^ 0x3c6e_f372_fe94_f82b);
     let mut events = Vec::with_capacity(spec.events);
     for _ in 0..spec.events {
         let mut roll = g.rng.random_range(0..total_weight);
-        let action = everyday
+        let mut action = everyday
             .iter()
             .find(|a| {
                 let hit = roll < a.1;
@@ -1243,11 +1277,13 @@ fn events(g: &mut Gen, spec: &OrgSpec, org: &Org, tenures: &[Tenure]) -> Vec<Eve
                 hit
             })
             .map_or("user_login", |a| a.0);
+        if action == DEACTIVATED {
+            action = instead
+                .choose_weighted(&mut redraw, |a| a.1)
+                .map_or("user_invited", |a| a.0);
+        }
         let subject = &org.users[g.rng.random_range(0..org.users.len())];
-        let self_service = matches!(
-            action,
-            "user_login" | "user_logout" | "password_change" | "twosv_enabled_for_user"
-        );
+        let self_service = is_self_service(action);
         // The time first: who could act then depends on it.
         let time = g.before(spec.now, 90);
         let actor = if self_service {

@@ -6,6 +6,8 @@
 //! come and go. Org admins grant every admin role (admin groups included),
 //! user-access admins grant the rest. The owner (user 0) was made org admin
 //! by Atlassian when the organization was created, as the real log shows it.
+//! Each managed account deactivated (or deleted) now was deactivated by an
+//! org admin in the 90 days, after its last activity and every grant.
 
 use std::collections::HashSet;
 
@@ -34,6 +36,19 @@ pub(super) const HISTORY_ACTIONS: &[&str] = &[
     "user_granted_product_access",
     "user_revoked_product_access",
 ];
+
+/// The grants of `HISTORY_ACTIONS`: after the last one a user got, they
+/// can be deactivated.
+const GRANTS: &[&str] = &[
+    "added_org_admin",
+    "user_granted_role",
+    "user_added_to_group",
+    "user_granted_product_access",
+];
+
+/// A managed account deactivated by an org admin: the state decides who,
+/// `deactivations` when; the everyday events have none (org.rs `events`).
+pub(super) const DEACTIVATED: &str = "managed_account_deactivated";
 
 /// Atlassian as an actor: id and name (also sent as its email), as the real
 /// log shows the organization's first admin being added.
@@ -94,6 +109,7 @@ pub(super) fn history(spec: &OrgSpec, org: &Org) -> History {
     w.group_churn(churn("user_removed_from_group"));
     w.product_churn(churn("user_revoked_product_access"));
     w.product_admin_churn(churn("user_revoked_role"));
+    w.deactivations();
     History {
         events: w.events,
         tenures: w.tenures,
@@ -506,6 +522,45 @@ impl Writer<'_> {
                 Some(what),
                 site,
             );
+        }
+    }
+
+    /// Every managed account that is deactivated now, or deleted (it stays
+    /// deactivated for a 14-day grace before it goes), was deactivated by an
+    /// org admin, at the organization, in the 90 days before now (a deleted
+    /// one in the last 14): after its last product activity, which ends its
+    /// sessions too, and after the last grant it got.
+    fn deactivations(&mut self) {
+        let org = self.org;
+        for (i, user) in org.users.iter().enumerate() {
+            if !user.deactivated_by_org() {
+                continue;
+            }
+            let days = if user.status == "for_deletion" {
+                14
+            } else {
+                90
+            };
+            let granted = self
+                .events
+                .iter()
+                .filter(|e| GRANTS.contains(&e.action))
+                .filter(|e| {
+                    e.context
+                        .iter()
+                        .any(|c| c["id"] == user.account_id.as_str())
+                })
+                .map(|e| e.time)
+                .max();
+            let after = [user.last_active(), granted].into_iter().flatten().fold(
+                user.added_to_org.max(self.now - Duration::days(days)),
+                DateTime::max,
+            );
+            let time = self
+                .g
+                .between((after + Duration::milliseconds(1)).min(self.now), self.now);
+            let actor = self.actor(time, &[ORG_ADMIN], Some(i));
+            self.change(time, DEACTIVATED, Some(actor), i, None, org.org_container());
         }
     }
 }

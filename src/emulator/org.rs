@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
-use super::history::{self, HISTORY_ACTIONS, ORG_ADMIN, Tenure};
+use super::history::{self, DEACTIVATED, HISTORY_ACTIONS, ORG_ADMIN, Tenure};
 
 /// The demo organization's "now", 2026-11-30T12:00:00Z: `OrgSpec::default()`
 /// (`--demo`, `orgsql emulator`) generates its history up to this instant,
@@ -24,8 +24,9 @@ pub struct OrgSpec {
     pub users: usize,
     /// Events of the 90 days before `now` other than grants and removals of
     /// roles, memberships and product access; the history of those (every
-    /// one held now, from the day it was granted, and some taken back)
-    /// comes on top.
+    /// one held now, from the day it was granted, and some taken back), and
+    /// the deactivation of each managed account deactivated or deleted now,
+    /// come on top.
     pub events: usize,
     /// "Now" for the generated history: nothing happens after it. Every
     /// date of the organization is drawn relative to it, never the clock.
@@ -136,6 +137,35 @@ pub struct User {
     pub product_access: Vec<ProductAccess>,
     /// Indices into `Org::groups`.
     pub groups: Vec<usize>,
+}
+
+impl User {
+    /// The last time they used any product; `None`: never.
+    pub(super) fn last_active(&self) -> Option<DateTime<Utc>> {
+        self.product_access
+            .iter()
+            .filter_map(|p| p.last_active)
+            .max()
+    }
+
+    /// A managed account deactivated by the organization: deactivated, or
+    /// deleted (deactivated for a grace period before it goes). The log
+    /// holds when (history.rs).
+    pub(super) fn deactivated_by_org(&self) -> bool {
+        self.claim_status == "managed" && matches!(self.status, "deactivated" | "for_deletion")
+    }
+
+    /// When they could have a session: from joining until their last
+    /// product activity (a session is activity), if active or suspended now
+    /// (the log does not say when a suspension began, so their activity
+    /// bounds it) or deactivated by the organization (after that activity,
+    /// history.rs). `None`: never, as for an account not invited, one that
+    /// never used a product, or one deactivated outside the organization.
+    fn session_span(&self) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let may = matches!(self.status, "active" | "suspended") || self.deactivated_by_org();
+        let last = self.last_active().filter(|_| may)?;
+        Some((self.added_to_org, last))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -1232,10 +1262,28 @@ fn events(g: &mut Gen, spec: &OrgSpec, org: &Org, tenures: &[Tenure]) -> Vec<Eve
         .filter(|a| !HISTORY_ACTIONS.contains(&a.0))
         .collect();
     let total_weight: u32 = everyday.iter().map(|a| a.1).sum();
+    let is_self_service = |action: &str| {
+        matches!(
+            action,
+            "user_login" | "user_logout" | "password_change" | "twosv_enabled_for_user"
+        )
+    };
+    // Who was deactivated, and when, is the state's and history.rs's: a
+    // draw of a deactivation becomes another admin action that takes the
+    // same draws after it (on no group), from a generator of its own, so
+    // that every other event stays what the seed gave.
+    let instead: Vec<(&str, u32)> = everyday
+        .iter()
+        .filter(|a| a.0 != DEACTIVATED && !is_self_service(a.0) && !a.0.contains("group"))
+        .map(|a| (a.0, a.1))
+        .collect();
+    let mut redraw = ChaCha8Rng::seed_from_u64(spec.seed ^ 0x3c6e_f372_fe94_f82b);
+    // The sessions drawn: (index, from a stray address?), for `sessions`.
+    let mut sessions_drawn: Vec<(usize, bool)> = Vec::new();
     let mut events = Vec::with_capacity(spec.events);
     for _ in 0..spec.events {
         let mut roll = g.rng.random_range(0..total_weight);
-        let action = everyday
+        let mut action = everyday
             .iter()
             .find(|a| {
                 let hit = roll < a.1;
@@ -1243,11 +1291,13 @@ fn events(g: &mut Gen, spec: &OrgSpec, org: &Org, tenures: &[Tenure]) -> Vec<Eve
                 hit
             })
             .map_or("user_login", |a| a.0);
+        if action == DEACTIVATED {
+            action = instead
+                .choose_weighted(&mut redraw, |a| a.1)
+                .map_or("user_invited", |a| a.0);
+        }
         let subject = &org.users[g.rng.random_range(0..org.users.len())];
-        let self_service = matches!(
-            action,
-            "user_login" | "user_logout" | "password_change" | "twosv_enabled_for_user"
-        );
+        let self_service = is_self_service(action);
         // The time first: who could act then depends on it.
         let time = g.before(spec.now, 90);
         let actor = if self_service {
@@ -1301,6 +1351,9 @@ fn events(g: &mut Gen, spec: &OrgSpec, org: &Org, tenures: &[Tenure]) -> Vec<Eve
         } else {
             org.site_container(site)
         };
+        if self_service {
+            sessions_drawn.push((events.len(), stray));
+        }
         events.push(Event {
             id: g.uuid(),
             time,
@@ -1316,7 +1369,105 @@ fn events(g: &mut Gen, spec: &OrgSpec, org: &Org, tenures: &[Tenure]) -> Vec<Eve
             message,
         });
     }
+    sessions(spec, org, &mut events, &sessions_drawn);
     events
+}
+
+/// Sessions (logins, logouts, a user's own password and 2SV changes) agree
+/// with the state: each is within its user's `session_span`, so nobody
+/// deactivated, deleted or never invited has one after that, nobody
+/// inactive for 90 days has one in the log, and (logins enough drawn)
+/// everyone active in a product in the 90 days logged in then. A session
+/// drawn for someone who could not have it goes, first, to someone active
+/// in the 90 days who has no login yet (a login, in their span), else to
+/// someone who could have it at its time, else to anyone at a time they
+/// could. Its draws are a generator's own, so the other events stay.
+fn sessions(spec: &OrgSpec, org: &Org, events: &mut Vec<Event>, drawn: &[(usize, bool)]) {
+    let mut g = Gen {
+        rng: ChaCha8Rng::seed_from_u64(spec.seed ^ 0xbb67_ae85_84ca_a73b),
+    };
+    let start = spec.now - Duration::days(90);
+    let index: std::collections::HashMap<&str, usize> = org
+        .users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.account_id.as_str(), i))
+        .collect();
+    // Each user's span within the 90 days.
+    let spans: Vec<Option<(DateTime<Utc>, DateTime<Utc>)>> = org
+        .users
+        .iter()
+        .map(|u| {
+            let (from, to) = u.session_span()?;
+            let from = from.max(start);
+            (from <= to).then_some((from, to))
+        })
+        .collect();
+    let within = |user: usize, time: DateTime<Utc>| {
+        spans[user].is_some_and(|(from, to)| from <= time && time <= to)
+    };
+    let mut logged_in = vec![false; org.users.len()];
+    let mut misplaced = Vec::new();
+    for &(at, stray) in drawn {
+        let event = &events[at];
+        match index.get(event.actor_id.as_str()) {
+            Some(&user) if within(user, event.time) => {
+                logged_in[user] |= event.action == "user_login";
+            }
+            _ => misplaced.push((at, stray)),
+        }
+    }
+    let mut not_yet = (0..org.users.len()).filter(|&u| spans[u].is_some() && !logged_in[u]);
+    let able: Vec<usize> = (0..org.users.len())
+        .filter(|&u| spans[u].is_some())
+        .collect();
+    let mut gone = Vec::new();
+    for (at, stray) in misplaced {
+        let event = &mut events[at];
+        let first_login = (event.action == "user_login")
+            .then(|| not_yet.next())
+            .flatten();
+        // (user, the time they had it; None: a time of their span)
+        let to = match first_login {
+            Some(user) => Some((user, None)),
+            None => {
+                let then: Vec<usize> = able
+                    .iter()
+                    .copied()
+                    .filter(|&u| within(u, event.time))
+                    .collect();
+                match then.choose(&mut g.rng) {
+                    Some(&user) => Some((user, Some(event.time))),
+                    None => able.choose(&mut g.rng).map(|&user| (user, None)),
+                }
+            }
+        };
+        let Some((user, (from, until), time)) =
+            to.and_then(|(user, time)| Some((user, spans[user]?, time)))
+        else {
+            // Nobody could have had a session: it goes.
+            gone.push(at);
+            continue;
+        };
+        let time = time.unwrap_or_else(|| g.between(from, until));
+        let u = &org.users[user];
+        event.time = time;
+        event.processed_at = time;
+        event.actor_id = u.account_id.clone();
+        event.actor_name = u.name.clone();
+        event.actor_email = Some(u.email.clone());
+        event.context = vec![org.user_object(u)];
+        event.message = format!("{} for {}", event.action.replace('_', " "), u.email);
+        if !stray && event.location.is_some() {
+            event.location = Some(usual_location(&u.account_id));
+        }
+    }
+    // `gone` is in order.
+    let mut at = 0;
+    events.retain(|_| {
+        at += 1;
+        gone.binary_search(&(at - 1)).is_err()
+    });
 }
 
 /// When the API processed each event (newest first): seconds after it

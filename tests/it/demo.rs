@@ -1,6 +1,7 @@
 //! The demo organization tells one story: its audit log explains every role
-//! it has (who granted it, when, and who could), and it is generated from a
-//! fixed "now", so the demo prints the same bytes every run.
+//! it has (who granted it, when, and who could) and agrees with who is
+//! active (sessions, deactivations, product activity), and it is generated
+//! from a fixed "now", so the demo prints the same bytes every run.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -336,4 +337,194 @@ fn two_demo_exports_differ_in_nothing() {
         .expect("orgsql runs");
     let printed = succeeded(&output, "diff of two demo exports");
     assert_eq!(String::from_utf8_lossy(&printed).trim(), "[]");
+}
+
+/// The sessions of the log: a user's own logins, logouts, password and
+/// two-step changes.
+const SESSIONS: &str = "('user_login', 'user_logout', 'password_change', 'twosv_enabled_for_user')";
+
+/// The demo's log agrees with who is active (issue #25, item 8):
+/// (a) nobody has a session when they could not: after their deactivation;
+///     at all when deactivated, deleted or not invited with no deactivation
+///     in the log; before joining; or after their last product activity (a
+///     session is activity);
+/// (b) only managed accounts are deactivated, at the organization, once,
+///     and every managed account deactivated or deleted now was, in the log;
+/// (c) the accounts the inactivity control flags have no login in its 90
+///     days, and every account active in a product in those days logged in
+///     then.
+/// Every breach is collected, so a failure names each invariant it breaks.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_log_agrees_with_who_is_active() {
+    let emu = emulator(OrgSpec::default(), Faults::default(), None).await;
+    let ctx = session(emu.client_config());
+    orgsql::clock::fix(&ctx, DEMO_NOW);
+    let org_id = emu.org().id.clone();
+    let micros = |text: &str| -> i64 { text.parse().expect("micros") };
+    let window = (DEMO_NOW - chrono::Duration::days(90)).timestamp_micros();
+    let mut breaches: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut breach =
+        |kind: &'static str, what: String| breaches.entry(kind).or_default().push(what);
+
+    // account id -> (status, claim status, joined)
+    let users: HashMap<String, (String, String, i64)> = sql_rows(
+        &ctx,
+        "SELECT account_id, status, claim_status, CAST(added_to_org AS BIGINT) FROM users",
+    )
+    .await
+    .into_iter()
+    .map(|r| (r[0].clone(), (r[1].clone(), r[2].clone(), micros(&r[3]))))
+    .collect();
+    let last_active: HashMap<String, i64> = sql_rows(
+        &ctx,
+        "SELECT account_id, CAST(max(last_active) AS BIGINT) FROM user_product_access \
+         WHERE last_active IS NOT NULL GROUP BY account_id",
+    )
+    .await
+    .into_iter()
+    .map(|r| (r[0].clone(), micros(&r[1])))
+    .collect();
+    let gone = |status: &str| ["deactivated", "for_deletion"].contains(&status);
+
+    // (b) Deactivations.
+    let mut deactivated: HashMap<String, i64> = HashMap::new();
+    for r in sql_rows(
+        &ctx,
+        "SELECT CAST(e.time AS BIGINT), u.object_id, c.object_type, c.object_id \
+         FROM events e \
+         LEFT JOIN event_context u ON u.event_id = e.event_id AND u.role = 'context' \
+              AND u.object_type = 'users' \
+         LEFT JOIN event_context c ON c.event_id = e.event_id AND c.role = 'container' \
+         WHERE e.action = 'managed_account_deactivated'",
+    )
+    .await
+    {
+        let (status, claim) = match users.get(&r[1]) {
+            Some((status, claim, _)) => (status.as_str(), claim.as_str()),
+            None => ("not a user", "not a user"),
+        };
+        if claim != "managed" || !gone(status) {
+            breach(
+                "(b) deactivates an account not managed or active now",
+                format!("{r:?} {claim} {status}"),
+            );
+        }
+        if (r[2].as_str(), r[3].as_str()) != ("orgs", org_id.as_str()) {
+            breach(
+                "(b) a deactivation's container is not the organization",
+                format!("{r:?}"),
+            );
+        }
+        if deactivated.insert(r[1].clone(), micros(&r[0])).is_some() {
+            breach("(b) deactivated twice", format!("{r:?}"));
+        }
+    }
+    let managed_gone: Vec<&String> = users
+        .iter()
+        .filter(|(_, (status, claim, _))| claim == "managed" && gone(status))
+        .map(|(id, _)| id)
+        .collect();
+    assert!(managed_gone.len() >= 5, "{managed_gone:?}");
+    for account in managed_gone
+        .into_iter()
+        .filter(|a| !deactivated.contains_key(*a))
+    {
+        breach(
+            "(b) deactivated or deleted now, with no deactivation",
+            account.clone(),
+        );
+    }
+
+    // (a) Sessions.
+    let sessions = sql_rows(
+        &ctx,
+        &format!(
+            "SELECT CAST(time AS BIGINT), actor_id, action FROM events WHERE action IN {SESSIONS}"
+        ),
+    )
+    .await;
+    assert!(sessions.len() > 1000, "{} sessions", sessions.len());
+    let mut logins: HashMap<&str, Vec<i64>> = HashMap::new();
+    for r in &sessions {
+        let (time, actor) = (micros(&r[0]), r[1].as_str());
+        let Some((status, _, joined)) = users.get(actor) else {
+            breach("(a) a session of someone not a user", format!("{r:?}"));
+            continue;
+        };
+        if time < *joined {
+            breach("(a) a session before joining", format!("{r:?}"));
+        }
+        match deactivated.get(actor) {
+            Some(&at) if time >= at => {
+                breach(
+                    "(a) a session after its deactivation",
+                    format!("{r:?} at {at}"),
+                );
+            }
+            None if !["active", "suspended"].contains(&status.as_str()) => {
+                breach(
+                    "(a) a session of an account not active",
+                    format!("{r:?} {status}"),
+                );
+            }
+            _ => {}
+        }
+        let last = last_active.get(actor).copied();
+        if last.is_none_or(|l| time > l) {
+            breach(
+                "(a) a session after its last product activity",
+                format!("{r:?} {last:?}"),
+            );
+        }
+        if r[2] == "user_login" {
+            logins.entry(actor).or_default().push(time);
+        }
+    }
+
+    // (c) The inactivity control, as the pack runs it, and logins.
+    let control = include_str!("../../queries/inactive_managed_accounts_with_access.sql")
+        .replace("${inactive_days}", "90");
+    // Its columns: resource, status, reason, account_id, ...
+    let flagged: Vec<String> = sql_rows(&ctx, &control)
+        .await
+        .into_iter()
+        .filter(|r| r[1] == "alarm")
+        .map(|r| r[3].clone())
+        .collect();
+    assert!(flagged.len() >= 10, "{flagged:?}");
+    let logged_in = |account: &str, from: i64, to: i64| {
+        logins
+            .get(account)
+            .into_iter()
+            .flatten()
+            .any(|&t| from <= t && t <= to)
+    };
+    for account in &flagged {
+        if logged_in(account, window, i64::MAX) {
+            breach(
+                "(c) flagged inactive yet logged in in the 90 days",
+                account.clone(),
+            );
+        }
+    }
+    for (account, &last) in last_active.iter().filter(|(_, l)| **l >= window) {
+        if !logged_in(account, window, last) {
+            breach(
+                "(c) active in a product with no login in the 90 days",
+                account.clone(),
+            );
+        }
+    }
+
+    let report: Vec<String> = breaches
+        .iter()
+        .map(|(kind, list)| {
+            format!(
+                "{kind}: {} (e.g. {:?})",
+                list.len(),
+                &list[..list.len().min(3)]
+            )
+        })
+        .collect();
+    assert!(report.is_empty(), "{}", report.join("\n"));
 }

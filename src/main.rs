@@ -666,7 +666,7 @@ async fn run(mut cli: Cli) -> Result<ExitCode> {
                 since: args.since.clone(),
                 published: None,
             };
-            let written = cli::export::export_orgs(orgs, &options, &mut std::io::stderr())
+            let written = cli::export::run(orgs, &options, &mut std::io::stderr())
                 .await
                 .at("export");
             cli::say_notices(orgs);

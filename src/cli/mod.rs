@@ -1,6 +1,5 @@
 //! The command line's front doors, beside `main.rs` which only parses and dispatches.
 
-pub mod audit_log;
 pub mod check;
 pub mod exec;
 pub mod export;
@@ -8,7 +7,6 @@ pub mod files;
 pub mod meta;
 pub mod output;
 pub mod progress;
-pub mod publish;
 pub mod repl;
 pub mod review;
 pub mod runner;

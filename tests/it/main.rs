@@ -15,6 +15,7 @@ mod fanout;
 mod fixtures;
 mod fuzz;
 mod hostile;
+mod layout;
 mod leak;
 mod orgs;
 mod pushdown;

@@ -2,29 +2,17 @@
 //! manifest; the audit log added to, not fetched again.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::SessionContext;
 
-use super::exec::execute;
-use super::files::{io_at, write_atomically};
+use super::ExportOptions;
+use crate::cli::exec::execute;
+use crate::cli::files::{io_at, write_atomically};
 use crate::snapshot::{
     ColumnEntry, MANIFEST, Manifest, OrgFolder, OrgsManifest, Skipped, TableEntry,
 };
 use crate::tables::TableInfo;
-
-/// What `orgsql export` writes.
-pub struct ExportOptions {
-    pub out: PathBuf,
-    /// Only these tables; every table when `None`.
-    pub tables: Option<Vec<String>>,
-    /// Only events (and their context) at or after this time.
-    pub since: Option<String>,
-    /// `out` is staged for this prefix in object storage: the earlier
-    /// export it adds to is there (its manifest was copied into `out`).
-    pub published: Option<crate::storage::Remote>,
-}
 
 /// Tables an export can write: every organization table (not the view,
 /// which a snapshot rebuilds, nor the session's own request log).
@@ -36,7 +24,7 @@ fn exportable() -> Vec<&'static str> {
         .collect()
 }
 
-/// `orgsql export` of the session's organizations: one as `export` writes
+/// An export into a folder of the session's organizations: one as `export` writes
 /// it; several each into a folder of its own (`org_id=<id>/`, an export of
 /// that organization alone, updated in place next time), with a top
 /// `manifest.json` listing them. Says what it wrote.
@@ -45,21 +33,6 @@ pub async fn export_orgs(
     options: &ExportOptions,
     log: &mut dyn Write,
 ) -> Result<String> {
-    if options.published.is_none() {
-        match crate::storage::local_or_remote(&options.out.display().to_string())? {
-            None => return Box::pin(super::publish::export(orgs, options, log)).await,
-            Some(local) if local != options.out => {
-                let local = ExportOptions {
-                    out: local,
-                    tables: options.tables.clone(),
-                    since: options.since.clone(),
-                    published: None,
-                };
-                return Box::pin(export_orgs(orgs, &local, log)).await;
-            }
-            Some(_) => {}
-        }
-    }
     let only = (orgs.len() == 1).then(|| orgs.ids().join(""));
     writable(&options.out, only.as_deref()).await?;
     if orgs.len() == 1 {
@@ -166,7 +139,7 @@ pub async fn export(
             continue; // One pass over the audit log wrote them all.
         }
         let started = client.request_count();
-        let progress = super::progress::Progress::start(&client.into());
+        let progress = crate::cli::progress::Progress::start(&client.into());
         let result = if table.audit_log() {
             audit_done = true;
             let wanted: Vec<TableInfo> = tables
@@ -185,9 +158,13 @@ pub async fn export(
             // A table the keys cannot read (it needs a scoped key): left
             // out, said, and recorded; the rest is still written.
             Err(e) if refused_for_scope(&e) => {
-                let reason = super::error_message(&e);
-                writeln!(log, "{name}: skipped: {}", super::output::visible(&reason))
-                    .map_err(io)?;
+                let reason = crate::cli::error_message(&e);
+                writeln!(
+                    log,
+                    "{name}: skipped: {}",
+                    crate::cli::output::visible(&reason)
+                )
+                .map_err(io)?;
                 manifest.tables.retain(|t| t.name != name);
                 manifest.skipped.retain(|t| t.name != name);
                 manifest.skipped.push(Skipped {
@@ -242,7 +219,7 @@ async fn writable(out: &std::path::Path, org: Option<&str>) -> Result<()> {
         (Ok(crate::snapshot::Contents::Several(_)), None) => Ok(()),
         (Ok(crate::snapshot::Contents::One(manifest)), _) => refused(format!(
             "the folder holds the export of organization {}",
-            super::output::visible(&manifest.org_id)
+            crate::cli::output::visible(&manifest.org_id)
         )),
         (Ok(crate::snapshot::Contents::Several(_)), Some(_)) => {
             refused("the folder holds an export of several organizations".to_string())
@@ -400,7 +377,7 @@ async fn export_table(
     let (_, batches) = execute(ctx, statement)
         .await
         .map_err(|e| e.context(format!("exporting {name}")))?;
-    let rows = super::exec::copied_rows(&batches);
+    let rows = crate::cli::exec::copied_rows(&batches);
     let requests = requests_of(client, name, started);
     table_entry(ctx, &options.out, name, path, rows, requests).await
 }

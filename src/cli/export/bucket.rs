@@ -18,7 +18,8 @@ use datafusion::error::{DataFusionError, Result};
 
 use futures::{StreamExt, TryStreamExt};
 
-use super::export::{ExportOptions, export_orgs};
+use super::ExportOptions;
+use super::folder::export_orgs;
 use crate::snapshot::{Contents, MANIFEST, Manifest};
 use crate::storage::Remote;
 
@@ -40,7 +41,9 @@ impl Staging {
         let mut builder = std::fs::DirBuilder::new();
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(&path).map_err(super::files::io_at(&path))?;
+        builder
+            .create(&path)
+            .map_err(crate::cli::files::io_at(&path))?;
         Ok(Self(path))
     }
 }
@@ -85,8 +88,8 @@ pub async fn export(
         Contents::One(_) => format!("{tables} tables to {}", remote.url()),
         Contents::Several(top) => {
             // Each organization's folder is complete: now the list of them.
-            let bytes =
-                std::fs::read(staging.0.join(MANIFEST)).map_err(super::files::io_at(&staging.0))?;
+            let bytes = std::fs::read(staging.0.join(MANIFEST))
+                .map_err(crate::cli::files::io_at(&staging.0))?;
             remote.put(MANIFEST, bytes).await?;
             format!(
                 "{} organizations to {}, a folder each",
@@ -108,7 +111,7 @@ async fn seed(remote: &Remote, staging: &Path) -> Result<BTreeMap<String, Manife
     let Some(top) = remote.get(MANIFEST).await? else {
         return Ok(earlier);
     };
-    let io = super::files::io_at(staging);
+    let io = crate::cli::files::io_at(staging);
     std::fs::write(staging.join(MANIFEST), &top).map_err(io)?;
     match Contents::read(staging).await {
         Ok(Contents::One(manifest)) => {
@@ -221,7 +224,7 @@ async fn publish(
             new.len(),
             target.location(&table.path)
         )
-        .map_err(super::files::io_at(folder))?;
+        .map_err(crate::cli::files::io_at(folder))?;
         // The audit log's tables share one stream position: they are
         // listed together, or not at all.
         let audit_log = |name: &str| crate::tables::find(name).is_some_and(|t| t.audit_log());
@@ -270,7 +273,7 @@ async fn publish(
              prefix would)",
             target.url()
         )
-        .map_err(super::files::io_at(folder))?;
+        .map_err(crate::cli::files::io_at(folder))?;
     }
     Ok(staged.tables.len())
 }

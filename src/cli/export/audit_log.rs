@@ -24,8 +24,8 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::StreamExt;
 use serde::Deserialize;
 
-use super::files::{AtomicPath, io_at};
 use crate::api::{ApiError, Client, EVENTS_STREAM, PageRequest};
+use crate::cli::files::{AtomicPath, io_at};
 use crate::snapshot::{StreamPosition, TableEntry};
 use crate::tables::{Kind, TableInfo, schema_from};
 

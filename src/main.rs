@@ -151,6 +151,29 @@ enum Command {
     /// The user access review: `start` freezes every grant into a file per
     /// reviewer, `verify` checks the decisions against the organization now
     Review(ReviewArgs),
+    /// Check an export offline: `verify` hashes every file against its manifest
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(Args)]
+struct SnapshotArgs {
+    #[command(subcommand)]
+    command: SnapshotCommand,
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Hash every file of every table (of each organization) and compare it
+    /// with the manifest: exit 0 when intact; 1 listing each file changed,
+    /// missing or added, and each table that cannot be verified; 2 when the
+    /// export cannot be read
+    Verify(SnapshotVerifyArgs),
+}
+
+#[derive(Args)]
+struct SnapshotVerifyArgs {
+    /// The export: a folder, or s3://, gs://, az:// (downloaded to be hashed)
+    dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -307,6 +330,10 @@ fn main() -> ExitCode {
     logging(cli.verbose);
     // Object storage retries as the API's do.
     orgsql::storage::set_retries(cli.max_retries, Duration::from_secs(cli.max_wait));
+    // Snapshot files hashed once are not hashed again while unchanged.
+    if let Some(record) = orgsql::snapshot::verify::user_record() {
+        orgsql::snapshot::verify::remember_in(record);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -317,6 +344,7 @@ fn main() -> ExitCode {
     // `check` says "could not check" with 2, apart from "an alarm" (1).
     let failure = match cli.command {
         Some(Command::Check(_))
+        | Some(Command::Snapshot(_))
         | Some(Command::Review(ReviewArgs {
             command: ReviewCommand::Verify(_),
         })) => ExitCode::from(2),
@@ -563,6 +591,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             run_check(&cli, args, &session).await
         }
         Some(Command::Review(args)) => run_review(&cli, args).await,
+        Some(Command::Snapshot(SnapshotArgs {
+            command: SnapshotCommand::Verify(args),
+        })) => {
+            let report = orgsql::snapshot::verify::verify(&args.dir)
+                .await
+                .at(&format!("snapshot verify {}", args.dir.display()))?;
+            report.write(&mut std::io::stdout().lock(), &args.dir)?;
+            Ok(ExitCode::from(if report.intact() { 0 } else { 1 }))
+        }
         Some(Command::Export(args)) => {
             let source = Source::of(&cli)?;
             if matches!(source, Source::Snapshot(_)) {

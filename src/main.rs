@@ -763,20 +763,26 @@ async fn run_review(cli: &Cli, args: &ReviewArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ReviewCommand::Verify(args) => {
-            let (ctx, described, at, session) = match &args.against {
-                Some(dir) => {
-                    let ctx = orgsql::snapshot::session(dir).await.at("--against")?;
-                    let contents = orgsql::snapshot::Contents::read(dir)
-                        .await
-                        .at("--against")?;
-                    let problems = orgsql::snapshot::tampered(dir).await.at("--against")?;
-                    if let Some(problem) = problems.first() {
-                        bail!("--against {}: {problem}", dir.display());
-                    }
-                    let at = chrono::DateTime::parse_from_rfc3339(contents.exported_at())
-                        .map(|t| t.to_utc())
-                        .with_context(|| format!("--against {}: exported_at", dir.display()))?;
-                    (ctx, format!("snapshot {}", dir.display()), at, None)
+            // A snapshot is judged alike however it is named: checked whole,
+            // and as of its export, never as of now.
+            let snapshot = match (&args.against, &cli.snapshot) {
+                (Some(against), Some(snapshot)) if against != snapshot => bail!(
+                    "--snapshot {} and --against {}: a review is verified against one snapshot; \
+                     name it once",
+                    snapshot.display(),
+                    against.display()
+                ),
+                (Some(dir), _) => Some(("--against", dir.clone())),
+                (None, Some(_)) => match Source::of(cli)? {
+                    Source::Snapshot(dir) => Some(("--snapshot", dir)),
+                    _ => None,
+                },
+                (None, None) => None,
+            };
+            let (ctx, described, at, session) = match snapshot {
+                Some((flag, dir)) => {
+                    let (ctx, described, at) = cli::review::snapshot_now(flag, &dir).await?;
+                    (ctx, described, at, None)
                 }
                 None => {
                     let session = Source::of(cli)?.open(cli, true).await?;

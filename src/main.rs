@@ -203,6 +203,29 @@ enum Command {
     /// The user access review: `start` freezes every grant into a file per
     /// reviewer, `verify` checks the decisions against the organization now
     Review(ReviewArgs),
+    /// Check an export offline: `verify` hashes every file against its manifest
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(Args)]
+struct SnapshotArgs {
+    #[command(subcommand)]
+    command: SnapshotCommand,
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Hash every file of every table (of each organization) and compare it
+    /// with the manifest: exit 0 when intact; 1 listing each file changed,
+    /// missing or added, and each table that cannot be verified; 2 when the
+    /// export cannot be read
+    Verify(SnapshotVerifyArgs),
+}
+
+#[derive(Args)]
+struct SnapshotVerifyArgs {
+    /// The export: a folder, or s3://, gs://, az:// (downloaded to be hashed)
+    dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -365,6 +388,10 @@ fn main() -> ExitCode {
     logging(cli.verbose);
     // Object storage retries as the API's do.
     orgsql::storage::set_retries(cli.max_retries, Duration::from_secs(cli.max_wait));
+    // Snapshot files hashed once are not hashed again while unchanged.
+    if let Some(record) = orgsql::snapshot::verify::user_record() {
+        orgsql::snapshot::verify::remember_in(record);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -375,6 +402,7 @@ fn main() -> ExitCode {
     // `check` says "could not check" with 2, apart from "an alarm" (1).
     let failure = match cli.command {
         Some(Command::Check(_))
+        | Some(Command::Snapshot(_))
         | Some(Command::Review(ReviewArgs {
             command: ReviewCommand::Verify(_),
         })) => ExitCode::from(2),
@@ -653,6 +681,15 @@ async fn run(mut cli: Cli) -> Result<ExitCode> {
             run_check(&cli, args, &session).await
         }
         Some(Command::Review(args)) => run_review(&cli, args).await,
+        Some(Command::Snapshot(SnapshotArgs {
+            command: SnapshotCommand::Verify(args),
+        })) => {
+            let report = orgsql::snapshot::verify::verify(&args.dir)
+                .await
+                .at(&format!("snapshot verify {}", args.dir.display()))?;
+            report.write(&mut std::io::stdout().lock(), &args.dir)?;
+            Ok(ExitCode::from(if report.intact() { 0 } else { 1 }))
+        }
         Some(Command::Export(args)) => {
             let source = Source::of(&cli)?;
             if matches!(source, Source::Snapshot(_)) {
@@ -829,20 +866,26 @@ async fn run_review(cli: &Cli, args: &ReviewArgs) -> Result<ExitCode> {
         }
         ReviewCommand::Verify(args) => {
             let format = report_format(cli, args.format)?;
-            let (ctx, described, at, session) = match &args.against {
-                Some(dir) => {
-                    let ctx = orgsql::snapshot::session(dir).await.at("--against")?;
-                    let contents = orgsql::snapshot::Contents::read(dir)
-                        .await
-                        .at("--against")?;
-                    let problems = orgsql::snapshot::tampered(dir).await.at("--against")?;
-                    if let Some(problem) = problems.first() {
-                        bail!("--against {}: {problem}", dir.display());
-                    }
-                    let at = chrono::DateTime::parse_from_rfc3339(contents.exported_at())
-                        .map(|t| t.to_utc())
-                        .with_context(|| format!("--against {}: exported_at", dir.display()))?;
-                    (ctx, format!("snapshot {}", dir.display()), at, None)
+            // A snapshot is judged alike however it is named: checked whole,
+            // and as of its export, never as of now.
+            let snapshot = match (&args.against, &cli.snapshot) {
+                (Some(against), Some(snapshot)) if against != snapshot => bail!(
+                    "--snapshot {} and --against {}: a review is verified against one snapshot; \
+                     name it once",
+                    snapshot.display(),
+                    against.display()
+                ),
+                (Some(dir), _) => Some(("--against", dir.clone())),
+                (None, Some(_)) => match Source::of(cli)? {
+                    Source::Snapshot(dir) => Some(("--snapshot", dir)),
+                    _ => None,
+                },
+                (None, None) => None,
+            };
+            let (ctx, described, at, session) = match snapshot {
+                Some((flag, dir)) => {
+                    let (ctx, described, at) = cli::review::snapshot_now(flag, &dir).await?;
+                    (ctx, described, at, None)
                 }
                 None => {
                     let session = Source::of(cli)?.open(cli, true).await?;

@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::tables::{TableInfo, catalog};
 
+pub mod verify;
+
 /// `manifest.json`: what a snapshot holds and how it was made.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
@@ -283,19 +285,7 @@ pub fn digests(dir: &Path, relative: &str) -> Result<Vec<FileDigest>> {
     walk(&top, &mut found).map_err(io(&top))?;
     let mut digests = Vec::new();
     for path in found {
-        let mut file = std::fs::File::open(&path).map_err(io(&path))?;
-        let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-        let mut buffer = vec![0; 1 << 16];
-        let mut bytes = 0u64;
-        loop {
-            let n = std::io::Read::read(&mut file, &mut buffer).map_err(io(&path))?;
-            if n == 0 {
-                break;
-            }
-            context.update(&buffer[..n]);
-            bytes += n as u64;
-        }
-        let sha256 = hex(context.finish().as_ref());
+        let (bytes, sha256) = verify::hash_file(&path).map_err(io(&path))?;
         let relative = path
             .strip_prefix(dir)
             .unwrap_or(&path)
@@ -315,50 +305,10 @@ pub fn digests(dir: &Path, relative: &str) -> Result<Vec<FileDigest>> {
 
 /// What differs between a snapshot's files and its manifest's record of
 /// them: a file changed, missing or added, one line each (none: intact).
-/// A table exported before files were recorded cannot be checked, and says so.
+/// Every file is hashed, whatever the verification record says. A table
+/// exported before files were recorded cannot be checked, and says so.
 pub async fn tampered(dir: &Path) -> Result<Vec<String>> {
-    if crate::storage::is_remote(&dir.display().to_string()) {
-        return Err(DataFusionError::Execution(format!(
-            "{}: file digests are checked in a local folder; copy the snapshot down first",
-            dir.display()
-        )));
-    }
-    let dir = &local_if_file(dir)?;
-    let mut problems = Vec::new();
-    for (_, folder) in Contents::read(dir).await?.org_dirs(dir)? {
-        let manifest = Manifest::read(&folder).await?;
-        for table in &manifest.tables {
-            inside(&folder, &table.path, &table.name)?;
-            if table.files.is_empty() {
-                problems.push(format!(
-                    "{}: the manifest records no file digests (exported by an older orgsql)",
-                    table.name
-                ));
-                continue;
-            }
-            let now = digests(&folder, &table.path)?;
-            for recorded in &table.files {
-                match now.iter().find(|f| f.path == recorded.path) {
-                    None => problems.push(format!("{}: {} is missing", table.name, recorded.path)),
-                    Some(found) if found != recorded => problems.push(format!(
-                        "{}: {} has changed since the export (sha256 {} was {})",
-                        table.name, recorded.path, found.sha256, recorded.sha256
-                    )),
-                    Some(_) => {}
-                }
-            }
-            for extra in now
-                .iter()
-                .filter(|f| !table.files.iter().any(|r| r.path == f.path))
-            {
-                problems.push(format!(
-                    "{}: {} was added after the export",
-                    table.name, extra.path
-                ));
-            }
-        }
-    }
-    Ok(problems)
+    Ok(verify::verify(dir).await?.problems)
 }
 
 /// A session over a snapshot folder: every exported table under its own
@@ -389,34 +339,71 @@ pub async fn attach(ctx: &SessionContext, name: &str, dir: &Path) -> Result<()> 
 
 /// Register a snapshot's tables. Of several organizations, a table holds
 /// every organization's rows, and is there only when every export has it
-/// (a table missing for one would silently lack its rows).
+/// (a table missing for one would silently lack its rows). Each table reads
+/// exactly the files its manifest lists, each checked first (`verify`).
 async fn register(ctx: &SessionContext, schema: Option<&str>, dir: &Path) -> Result<()> {
     let qualified = |table: &str| match schema {
         Some(schema) => TableReference::partial(schema, table),
         None => TableReference::bare(table),
     };
-    // Each table: how many organizations' exports hold it, and its files
-    // or folders.
-    let mut locations: Vec<(String, usize, Vec<String>)> = Vec::new();
     let folders = Contents::read(dir).await?.org_dirs(dir)?;
+    let mut checker = verify::Checker::new();
+    let locations = locations(dir, &folders, &mut checker).await;
+    // What was hashed is recorded even when a later file failed.
+    checker.finish();
+    let locations = locations?;
+    let options = ParquetReadOptions::default()
+        .to_listing_options(&ctx.copied_config(), ctx.copied_table_options());
+    for (name, _, paths) in &locations {
+        let Some(first) = paths.first() else {
+            // No file in any organization's export (none listed, no rows).
+            if let Some(info) = crate::tables::find(name) {
+                let schema = crate::tables::schema_from(info.columns);
+                let empty = datafusion::datasource::MemTable::try_new(schema, vec![vec![]])?;
+                ctx.register_table(qualified(name), Arc::new(empty))?;
+            }
+            continue;
+        };
+        let urls = paths
+            .iter()
+            .map(ListingTableUrl::parse)
+            .collect::<Result<Vec<_>>>()?;
+        let schema = options
+            .infer_schema(&ctx.state(), &ListingTableUrl::parse(first)?)
+            .await?;
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options.clone())
+            .with_schema(schema);
+        ctx.register_table(qualified(name), Arc::new(ListingTable::try_new(config)?))?;
+    }
+    let has = |name: &str| {
+        locations.iter().any(|(table, _, paths)| {
+            table == name && (!paths.is_empty() || crate::tables::find(name).is_some())
+        })
+    };
+    crate::tables::register_views(ctx, schema, &catalog(), has)?;
+    Ok(())
+}
+
+/// Each table the organizations' exports all hold, how many hold it, and
+/// its files, checked.
+async fn locations(
+    dir: &Path,
+    folders: &[(String, std::path::PathBuf)],
+    checker: &mut verify::Checker,
+) -> Result<Vec<(String, usize, Vec<String>)>> {
+    let mut locations: Vec<(String, usize, Vec<String>)> = Vec::new();
     let remote = crate::storage::is_remote(&dir.display().to_string());
     for (number, (_, folder)) in folders.iter().enumerate() {
         let manifest = Manifest::read(folder).await?;
+        let sizes = match remote {
+            true => Some(verify::remote_sizes(folder).await?),
+            false => None,
+        };
+        let mut unverified = Vec::new();
         for table in &manifest.tables {
-            let path = inside(folder, &table.path, &table.name)?;
-            let location = path.to_str().ok_or_else(|| {
-                DataFusionError::Execution(format!("{}: not a UTF-8 path", path.display()))
-            })?;
-            let paths = if remote && !table.path.ends_with(".parquet") {
-                remote_files(folder, table)?
-            } else if (remote && table.path.ends_with(".parquet")) || path.is_file() {
-                vec![location.to_string()]
-            } else {
-                // A folder of partitions is read recursively; the partition
-                // column was only the folder name, so the files hold exactly
-                // the table's columns.
-                vec![format!("{location}/")]
-            };
+            let paths =
+                verify::readable(dir, folder, table, sizes.as_ref(), checker, &mut unverified)?;
             match locations
                 .iter_mut()
                 .find(|(name, _, _)| *name == table.name)
@@ -429,44 +416,10 @@ async fn register(ctx: &SessionContext, schema: Option<&str>, dir: &Path) -> Res
                 None => {}
             }
         }
+        verify::warn_unverified(folder, &unverified);
     }
     locations.retain(|(_, orgs, _)| *orgs == folders.len());
-    let options = ParquetReadOptions::default()
-        .to_listing_options(&ctx.copied_config(), ctx.copied_table_options());
-    for (name, _, paths) in &locations {
-        let urls = paths
-            .iter()
-            .map(ListingTableUrl::parse)
-            .collect::<Result<Vec<_>>>()?;
-        let schema = options.infer_schema(&ctx.state(), &urls[0]).await?;
-        let config = ListingTableConfig::new_with_multi_paths(urls)
-            .with_listing_options(options.clone())
-            .with_schema(schema);
-        ctx.register_table(qualified(name), Arc::new(ListingTable::try_new(config)?))?;
-    }
-    let has = |name: &str| locations.iter().any(|(table, _, _)| table == name);
-    crate::tables::register_views(ctx, schema, &catalog(), has)?;
-    Ok(())
-}
-
-/// Where a partitioned table's files are in object storage: exactly those
-/// its manifest lists. A prefix can hold files of a stopped run (or of
-/// another writer) that a folder listing would read too.
-fn remote_files(folder: &Path, table: &TableEntry) -> Result<Vec<String>> {
-    let base = folder.display().to_string();
-    let base = base.trim_end_matches('/');
-    if table.files.is_empty() {
-        return Err(DataFusionError::Execution(format!(
-            "{base}/{MANIFEST}: {} lists no files (an export by an older orgsql, or a folder \
-             copied up by hand): export into the prefix again with this orgsql",
-            table.name
-        )));
-    }
-    Ok(table
-        .files
-        .iter()
-        .map(|f| format!("{base}/{}", f.path))
-        .collect())
+    Ok(locations)
 }
 
 /// What changed from snapshot schema `old` to `new`, for every table both

@@ -359,6 +359,37 @@ impl Remote {
         }
     }
 
+    /// The size and sha256 (lowercase hex) of the file `relative`, read as a
+    /// stream (never whole in memory), or `None` when there is none.
+    pub async fn digest(&self, relative: &str) -> Result<Option<(u64, String)>> {
+        use futures::StreamExt;
+        let location = self.location(relative);
+        let found = match self.store.get(&self.path(relative)).await {
+            Ok(found) => found,
+            Err(object_store::Error::NotFound { source, .. })
+                if !source.to_string().contains("NoSuchBucket") =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(explain("reading", &location, e)),
+        };
+        let mut stream = found.into_stream();
+        let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        let mut bytes = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| explain("reading", &location, e))?;
+            context.update(&chunk);
+            bytes += chunk.len() as u64;
+        }
+        let sha256 = context
+            .finish()
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Some((bytes, sha256)))
+    }
+
     /// Write `bytes` as the file `relative`, whole or not at all.
     pub async fn put(&self, relative: &str, bytes: Vec<u8>) -> Result<()> {
         self.store

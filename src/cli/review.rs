@@ -863,6 +863,38 @@ pub struct Now<'a> {
     pub at: DateTime<Utc>,
 }
 
+/// A snapshot to judge a review against, however it was named (`--against
+/// DIR`, or `--snapshot DIR`): refused unless every file is as its manifest
+/// records (each hashed: this is evidence); then a session over it, how
+/// reports name it, and the time it shows, its export's (`verify` refuses
+/// one from before the review started). `flag` says where it was named.
+pub async fn snapshot_now(
+    flag: &str,
+    dir: &Path,
+) -> Result<(SessionContext, String, DateTime<Utc>)> {
+    let at = format!("{flag} {}", dir.display());
+    let problems = crate::snapshot::tampered(dir).await.at(&at)?;
+    if !problems.is_empty() {
+        const SHOWN: usize = 3;
+        let more = match problems.len().saturating_sub(SHOWN) {
+            0 => String::new(),
+            n => format!("; and {n} more"),
+        };
+        bail!(
+            "{at}: {}{more}: it is not as exported, so it cannot show what was done; export \
+             again (`orgsql snapshot verify {}` lists every problem)",
+            problems[..problems.len().min(SHOWN)].join("; "),
+            dir.display()
+        );
+    }
+    let ctx = crate::snapshot::session(dir).await.at(&at)?;
+    let contents = crate::snapshot::Contents::read(dir).await.at(&at)?;
+    let exported = DateTime::parse_from_rfc3339(contents.exported_at())
+        .map(|t| t.to_utc())
+        .with_context(|| format!("{at}: exported_at {:?}", contents.exported_at()))?;
+    Ok((ctx, format!("snapshot {}", dir.display()), exported))
+}
+
 /// What `review verify` found, as `check` results.
 pub struct Verified {
     pub results: Vec<Checked>,

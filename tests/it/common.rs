@@ -139,7 +139,44 @@ pub fn orgsql_alone() -> std::process::Command {
     ] {
         command.env_remove(var);
     }
+    // The verification record of snapshot files goes below target/, not
+    // into the user's own cache.
+    command.env(
+        "XDG_CACHE_HOME",
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/xdg-cache"),
+    );
     command
+}
+
+/// Every file below `dir` dated an hour back, as an export made earlier
+/// (the verification record leaves out files changed in the last seconds).
+pub fn age_files(dir: &std::path::Path) {
+    let earlier = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for path in files_below(dir) {
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(earlier))
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+}
+
+/// A file's bytes with one in the middle changed: the same size, another
+/// sha256. Its modification time is set back as it was (as `touch -d`
+/// would), so only its content and inode change time tell.
+pub fn flip_a_byte(path: &std::path::Path) {
+    let modified = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .expect("a file");
+    let mut bytes = std::fs::read(path).expect("readable");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(path, bytes).expect("writable");
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(modified))
+        .expect("the time set back");
 }
 
 /// The resources a control alarms on, sorted, from its entry in a

@@ -435,4 +435,45 @@ async fn export_snapshot_diff_and_check_across_organizations() {
         .expect("orgsql runs");
     assert_eq!(offline.status.code(), Some(1));
     assert_eq!(alarms_by_org(&offline), together);
+
+    // Each organization's folder is verified; a file changed in one is
+    // named with its folder, and no session reads past it.
+    let verify = || {
+        orgsql_alone()
+            .args(["snapshot", "verify"])
+            .arg(&after)
+            .output()
+            .expect("orgsql runs")
+    };
+    let intact = verify();
+    assert!(
+        text(&intact.stdout).contains("intact")
+            && text(&intact.stdout).contains("of 3 organizations"),
+        "{}",
+        text(&intact.stdout)
+    );
+    assert_eq!(intact.status.code(), Some(0));
+    let folder = format!("org_id={}", ids[2]);
+    crate::common::flip_a_byte(&after.join(&folder).join("users.parquet"));
+    let found = verify();
+    assert_eq!(found.status.code(), Some(1));
+    assert!(
+        text(&found.stdout).contains(&format!(
+            "users: {folder}/users.parquet has changed since the export"
+        )),
+        "{}",
+        text(&found.stdout)
+    );
+    let read = orgsql_alone()
+        .arg("--snapshot")
+        .arg(&after)
+        .args(["-c", "SELECT count(*) FROM groups"])
+        .output()
+        .expect("orgsql runs");
+    assert!(!read.status.success());
+    assert!(
+        text(&read.stderr).contains(&format!("{folder}/users.parquet (table users) has changed")),
+        "{}",
+        text(&read.stderr)
+    );
 }

@@ -625,3 +625,132 @@ fn a_bad_roster_is_refused_with_its_line() {
         assert!(stderr.contains(says), "{text}: {stderr}");
     }
 }
+
+/// `orgsql ARGS` offline: its exit code, stderr and stdout.
+fn offline(args: &[&str]) -> (Option<i32>, String, Vec<u8>) {
+    let output = orgsql_alone().args(args).output().expect("orgsql runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        output.stdout,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_source_is_judged_as_against_is_and_refused_alike_when_stale_or_changed() {
+    let emu = emulator(spec(40, 20), Faults::default(), None).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let export = |dir: &Path| {
+        succeeded(
+            &orgsql_on(&emu)
+                .args(["export", "--out", &dir.display().to_string()])
+                .output()
+                .expect("orgsql runs"),
+            "export",
+        );
+    };
+    // Exported the day before the review (its manifest dated back so: the
+    // review may start within the same second).
+    let old = tmp.path().join("old");
+    export(&old);
+    let manifest_path = old.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).expect("manifest")).expect("JSON");
+    let exported = chrono::DateTime::parse_from_rfc3339(
+        manifest["exported_at"].as_str().expect("exported_at"),
+    )
+    .expect("a time");
+    manifest["exported_at"] = serde_json::json!(
+        (exported - chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).expect("JSON")).expect("written");
+
+    let dir = tmp.path().join("review");
+    succeeded(
+        &orgsql_on(&emu)
+            .args(["review", "start", "--out", &dir.display().to_string()])
+            .output()
+            .expect("orgsql runs"),
+        "review start",
+    );
+    for (path, mut sheet) in sheets(&dir) {
+        let decision = sheet.at("decision");
+        for row in &mut sheet.rows {
+            row[decision] = "keep".to_string();
+        }
+        sheet.write(&path);
+    }
+    let review = dir.display().to_string();
+    let old = old.display().to_string();
+
+    // Stale: nothing done since the review started can show in it.
+    let by_snapshot = offline(&["--snapshot", &old, "review", "verify", &review]);
+    let by_against = offline(&["review", "verify", &review, "--against", &old]);
+    assert_eq!(by_snapshot.0, Some(2), "{}", by_snapshot.1);
+    assert!(
+        by_snapshot.1.contains("before the review started"),
+        "{}",
+        by_snapshot.1
+    );
+    assert_eq!(by_snapshot.1, by_against.1, "the same refusal");
+    assert_eq!(by_against.0, Some(2));
+
+    // Exported after the start, intact: judged, alike.
+    let new = tmp.path().join("new");
+    export(&new);
+    let new = new.display().to_string();
+    let json = ["--format", "json"];
+    let by_snapshot = offline(
+        &[
+            &["--snapshot", &new, "review", "verify", &review],
+            &json[..],
+        ]
+        .concat(),
+    );
+    let by_against =
+        offline(&[&["review", "verify", &review, "--against", &new], &json[..]].concat());
+    assert_eq!(by_snapshot.0, Some(0), "{}", by_snapshot.1);
+    assert_eq!(by_against.0, Some(0), "{}", by_against.1);
+    let findings = |stdout: &[u8]| -> Vec<serde_json::Value> {
+        let report: serde_json::Value = serde_json::from_slice(stdout).expect("a JSON report");
+        report
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|r| serde_json::json!([r["id"], r["outcome"], r["findings"]]))
+            .collect()
+    };
+    assert_eq!(findings(&by_snapshot.2), findings(&by_against.2));
+
+    // A file of it changed: refused by either, in the same words.
+    crate::common::flip_a_byte(&Path::new(&new).join("users.parquet"));
+    let by_snapshot = offline(&["--snapshot", &new, "review", "verify", &review]);
+    let by_against = offline(&["review", "verify", &review, "--against", &new]);
+    assert_eq!(by_snapshot.0, Some(2), "{}", by_snapshot.1);
+    assert!(
+        by_snapshot.1.contains(&format!(
+            "--snapshot {new}: users: users.parquet has changed since the export"
+        )),
+        "{}",
+        by_snapshot.1
+    );
+    assert_eq!(by_against.0, Some(2));
+    assert_eq!(
+        by_snapshot.1.replace("--snapshot", "--against"),
+        by_against.1,
+        "the same refusal"
+    );
+
+    // Two snapshots named: which one would be judged is not guessed.
+    let both = offline(&[
+        "--snapshot",
+        &old,
+        "review",
+        "verify",
+        &review,
+        "--against",
+        &new,
+    ]);
+    assert_eq!(both.0, Some(2));
+    assert!(both.1.contains("name it once"), "{}", both.1);
+}

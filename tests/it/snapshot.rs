@@ -188,3 +188,390 @@ async fn a_second_export_fetches_only_the_new_events() {
     latest.sort();
     assert_eq!(latest, newer);
 }
+
+/// `orgsql ARGS`, offline, with the verification record below `cache`.
+fn offline(cache: &std::path::Path, args: &[&str]) -> std::process::Output {
+    orgsql_alone()
+        .env("XDG_CACHE_HOME", cache)
+        .args(args)
+        .output()
+        .expect("orgsql runs")
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// An export of `emu` by the real binary into `dir`.
+fn export_by_binary(emu: &orgsql::emulator::Emulator, dir: &std::path::Path) {
+    succeeded(
+        &orgsql_on(emu)
+            .args(["export", "--out", &dir.display().to_string()])
+            .output()
+            .expect("orgsql runs"),
+        "export",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_file_is_never_read_and_snapshot_verify_lists_every_problem() {
+    let emu = emulator(spec(40, 300), Faults::default(), None).await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let cache = tmp.path().join("cache");
+    let good = tmp.path().join("good");
+    export_by_binary(&emu, &good);
+    let good_arg = good.display().to_string();
+    let verified = offline(&cache, &["snapshot", "verify", &good_arg]);
+    let said = String::from_utf8_lossy(&succeeded(&verified, "snapshot verify")).into_owned();
+    assert!(said.contains("intact"), "{said}");
+
+    // users.parquet replaced by another table's file, the manifest untouched.
+    let bad = tmp.path().join("bad");
+    let copied = std::process::Command::new("cp")
+        .args(["-a", &good_arg, &bad.display().to_string()])
+        .status()
+        .expect("cp runs");
+    assert!(copied.success());
+    let bad_arg = bad.display().to_string();
+    std::fs::copy(bad.join("groups.parquet"), bad.join("users.parquet")).expect("copied");
+    let named = format!("{bad_arg}/users.parquet (table users) has changed since the export");
+    let failed = |args: &[&str], code: i32| {
+        let output = offline(&cache, args);
+        let stderr = stderr(&output);
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(&named), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("orgsql snapshot verify {bad_arg}")),
+            "{stderr}"
+        );
+        assert!(output.stdout.is_empty(), "{args:?}: nothing read");
+    };
+    failed(
+        &["--snapshot", &bad_arg, "-c", "SELECT count(*) FROM groups"],
+        1,
+    );
+    failed(&["--snapshot", &bad_arg, "check"], 2);
+    failed(&["diff", &good_arg, &bad_arg], 1);
+    failed(
+        &[
+            "--snapshot",
+            &good_arg,
+            "--attach",
+            &format!("old={bad_arg}"),
+            "-c",
+            "SELECT 1",
+        ],
+        1,
+    );
+    failed(
+        &["--snapshot", &good_arg, "check", "--baseline", &bad_arg],
+        2,
+    );
+    let listed = offline(&cache, &["snapshot", "verify", &bad_arg]);
+    let out = String::from_utf8_lossy(&listed.stdout);
+    assert_eq!(listed.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("users: users.parquet has changed since the export"),
+        "{out}"
+    );
+    assert!(out.contains("1 problem(s)"), "{out}");
+
+    // The same size, one byte changed, the time set back: the sha256 tells.
+    std::fs::copy(good.join("users.parquet"), bad.join("users.parquet")).expect("restored");
+    crate::common::flip_a_byte(&bad.join("users.parquet"));
+    let output = offline(&cache, &["--snapshot", &bad_arg, "-c", "SELECT 1"]);
+    let said = stderr(&output);
+    assert!(!output.status.success());
+    assert!(said.contains(&named) && said.contains("sha256"), "{said}");
+
+    // A file added to a table's folder is not read, and is listed; one gone
+    // is named.
+    std::fs::copy(good.join("users.parquet"), bad.join("users.parquet")).expect("restored");
+    let day = std::fs::read_dir(bad.join("events"))
+        .expect("events")
+        .next()
+        .expect("a day")
+        .expect("entry")
+        .path();
+    let part = std::fs::read_dir(&day)
+        .expect("a day's files")
+        .next()
+        .expect("a file")
+        .expect("entry")
+        .path();
+    let extra = day.join("part-added.parquet");
+    std::fs::copy(&part, &extra).expect("copied");
+    let count = "SELECT count(*) FROM events";
+    let counted = |dir: &str| {
+        String::from_utf8_lossy(&succeeded(
+            &offline(&cache, &["--snapshot", dir, "--format", "csv", "-c", count]),
+            dir,
+        ))
+        .into_owned()
+    };
+    assert_eq!(
+        counted(&bad_arg),
+        counted(&good_arg),
+        "the added file unread"
+    );
+    let listed = offline(&cache, &["snapshot", "verify", &bad_arg]);
+    let out = String::from_utf8_lossy(&listed.stdout);
+    assert_eq!(listed.status.code(), Some(1), "{out}");
+    let relative = extra
+        .strip_prefix(&bad)
+        .expect("inside")
+        .display()
+        .to_string();
+    assert!(
+        out.contains(&format!("events: {relative} was added after the export")),
+        "{out}"
+    );
+    std::fs::remove_file(&part).expect("removed");
+    let gone = part
+        .strip_prefix(&bad)
+        .expect("inside")
+        .display()
+        .to_string();
+    let output = offline(&cache, &["--snapshot", &bad_arg, "-c", count]);
+    let said = stderr(&output);
+    assert!(
+        said.contains(&format!("{bad_arg}/{gone} (table events) is missing")),
+        "{said}"
+    );
+    let listed = offline(&cache, &["snapshot", "verify", &bad_arg]);
+    let out = String::from_utf8_lossy(&listed.stdout);
+    assert_eq!(listed.status.code(), Some(1), "{out}");
+    assert!(out.contains(&format!("events: {gone} is missing")), "{out}");
+    assert!(out.contains("2 problem(s)"), "{out}");
+    assert_eq!(
+        offline(
+            &cache,
+            &[
+                "snapshot",
+                "verify",
+                &tmp.path().join("none").display().to_string()
+            ]
+        )
+        .status
+        .code(),
+        Some(2),
+        "no export there: cannot be checked"
+    );
+}
+
+/// The verification record's entries, by path.
+fn record(
+    cache: &std::path::Path,
+) -> std::collections::BTreeMap<String, orgsql::snapshot::verify::Hashed> {
+    let path = cache.join("orgsql/verified.json");
+    let record: orgsql::snapshot::verify::Record =
+        serde_json::from_slice(&std::fs::read(&path).expect("a record")).expect("JSON");
+    record.files
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_intact_export_is_hashed_once_and_the_record_is_trusted_only_private() {
+    let emu = emulator(spec(30, 200), Faults::default(), None).await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let cache = tmp.path().join("cache");
+    let dir = tmp.path().join("snap");
+    export_by_binary(&emu, &dir);
+    crate::common::age_files(&dir);
+    let arg = dir.display().to_string();
+    let query = [
+        "--snapshot",
+        arg.as_str(),
+        "-c",
+        "SELECT count(*) FROM users",
+    ];
+    succeeded(&offline(&cache, &query), "the first query");
+
+    // Every file the manifest lists is recorded, with the manifest's sha256.
+    let manifest: orgsql::snapshot::Manifest =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("manifest"))
+            .expect("JSON");
+    let canonical = std::fs::canonicalize(&dir).expect("canonical");
+    let listed: Vec<(String, String)> = manifest
+        .tables
+        .iter()
+        .flat_map(|t| t.files.iter())
+        .map(|f| {
+            (
+                canonical.join(&f.path).display().to_string(),
+                f.sha256.clone(),
+            )
+        })
+        .collect();
+    assert!(listed.len() > 20, "{listed:?}");
+    let first = record(&cache);
+    for (path, sha256) in &listed {
+        assert_eq!(
+            first.get(path).map(|h| h.sha256.as_str()),
+            Some(sha256.as_str()),
+            "{path}"
+        );
+    }
+    let record_path = cache.join("orgsql/verified.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            |p: &std::path::Path| std::fs::metadata(p).expect("there").permissions().mode() & 0o777;
+        assert_eq!(mode(&record_path), 0o600);
+        assert_eq!(mode(&cache.join("orgsql")), 0o700);
+    }
+
+    // The second query hashes nothing: a file hashed again would get a new
+    // hashed_at (to the nanosecond).
+    let bytes = std::fs::read(&record_path).expect("the record");
+    succeeded(&offline(&cache, &query), "the second query");
+    assert!(
+        std::fs::read(&record_path).expect("the record") == bytes,
+        "the record was rewritten: a file was hashed again"
+    );
+    assert_eq!(record(&cache), first);
+
+    // Written over in place, its modification time set back: no longer the
+    // file recorded (its inode change time moved), so hashed, and refused.
+    let users = dir.join("users.parquet");
+    let intact = std::fs::read(&users).expect("users.parquet");
+    crate::common::flip_a_byte(&users);
+    let output = offline(&cache, &query);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("users.parquet (table users) has changed since the export"),
+        "{}",
+        stderr(&output)
+    );
+
+    // What the record stands for: a (forged) entry with the changed file's
+    // stamp and the manifest's sha256 passes it unhashed, while the record
+    // is private; once others may write it, it is not trusted.
+    let recorded = listed
+        .iter()
+        .find(|(path, _)| path.ends_with("/users.parquet"))
+        .expect("users.parquet listed");
+    let stamp = orgsql::snapshot::verify::Stamp::of(&std::fs::metadata(&users).expect("there"))
+        .expect("a stamp");
+    let mut forged = orgsql::snapshot::verify::Record::load(&record_path);
+    forged.files.insert(
+        recorded.0.clone(),
+        orgsql::snapshot::verify::Hashed {
+            stamp,
+            sha256: recorded.1.clone(),
+            hashed_at: "2026-01-01T00:00:00.000000000Z".to_string(),
+        },
+    );
+    std::fs::write(&record_path, serde_json::to_vec(&forged).expect("JSON")).expect("written");
+    succeeded(&offline(&cache, &query), "a file the record vouches for");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&record_path, std::fs::Permissions::from_mode(0o620))
+            .expect("chmod");
+        let output = offline(&cache, &query);
+        assert!(
+            !output.status.success(),
+            "a record others may write is not trusted"
+        );
+        assert!(
+            stderr(&output).contains("users.parquet"),
+            "{}",
+            stderr(&output)
+        );
+    }
+    std::fs::write(&users, intact).expect("restored");
+}
+
+#[test]
+fn a_file_is_hashed_unless_recorded_as_it_is_and_recorded_once_settled() {
+    use orgsql::snapshot::verify::{Hashed, Stamp, may_record, must_hash};
+    let stamp = Stamp {
+        bytes: 100,
+        modified_ns: 1_800_000_000_000_000_000,
+        changed_ns: 1_800_000_000_000_000_000,
+        inode: 7,
+        device: 1,
+    };
+    let known = Hashed {
+        stamp,
+        sha256: "ab".to_string(),
+        hashed_at: "2027-01-15T08:00:05.000000000Z".to_string(),
+    };
+    assert!(!must_hash(Some(&known), Some(&stamp), "ab"), "as recorded");
+    assert!(must_hash(None, Some(&stamp), "ab"), "never hashed");
+    assert!(must_hash(Some(&known), None, "ab"), "no stamp");
+    assert!(
+        must_hash(Some(&known), Some(&stamp), "cd"),
+        "another digest"
+    );
+    for changed in [
+        Stamp {
+            bytes: 101,
+            ..stamp
+        },
+        Stamp {
+            modified_ns: stamp.modified_ns + 1,
+            ..stamp
+        },
+        Stamp {
+            changed_ns: stamp.changed_ns + 1,
+            ..stamp
+        },
+        Stamp { inode: 8, ..stamp },
+        Stamp { device: 2, ..stamp },
+    ] {
+        assert!(must_hash(Some(&known), Some(&changed), "ab"), "{changed:?}");
+    }
+    let at = |ns: i64| std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns as u64);
+    assert!(!may_record(&stamp, at(stamp.modified_ns + 1_999_999_999)));
+    assert!(
+        !may_record(&stamp, at(stamp.modified_ns - 5)),
+        "from the future"
+    );
+    assert!(may_record(&stamp, at(stamp.modified_ns + 2_000_000_000)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_export_listing_no_files_is_read_with_a_warning_and_verify_says_it_cannot_be_checked() {
+    let emu = emulator(spec(20, 50), Faults::default(), None).await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let cache = tmp.path().join("cache");
+    let dir = tmp.path().join("snap");
+    export_by_binary(&emu, &dir);
+    let arg = dir.display().to_string();
+    let sql = "SELECT (SELECT count(*) FROM users) AS u, (SELECT count(*) FROM events) AS e";
+    let query = ["--snapshot", arg.as_str(), "--format", "csv", "-c", sql];
+    let before = succeeded(&offline(&cache, &query), "intact");
+    assert!(
+        stderr(&offline(&cache, &query)).is_empty(),
+        "no warning when verified"
+    );
+
+    // As an older orgsql wrote it: no file digests.
+    let path = dir.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("manifest")).expect("JSON");
+    for table in manifest["tables"].as_array_mut().expect("tables") {
+        table.as_object_mut().expect("an entry").remove("files");
+    }
+    std::fs::write(&path, serde_json::to_vec(&manifest).expect("JSON")).expect("written");
+    let output = offline(&cache, &query);
+    assert_eq!(succeeded(&output, "unverified"), before, "read as before");
+    let warned = stderr(&output);
+    assert!(
+        warned.starts_with("warning: ")
+            && warned.contains("lists no files for")
+            && warned.contains("users")
+            && warned.contains("events")
+            && warned.contains("unverified"),
+        "{warned}"
+    );
+    let listed = offline(&cache, &["snapshot", "verify", &arg]);
+    let out = String::from_utf8_lossy(&listed.stdout);
+    assert_eq!(listed.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("users: the manifest records no file digests"),
+        "{out}"
+    );
+}

@@ -276,3 +276,55 @@ async fn storage_errors_name_the_url_and_never_the_secret() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prefix_is_read_only_at_the_manifests_sizes_and_verify_downloads_and_hashes_it() {
+    let emu = emulator(spec(30, 200), Faults::default(), None).await;
+    let server = S3Server::start(&["warehouse"]).await;
+    let prefix = "s3://warehouse/snap/";
+    succeeded(
+        &run(on(&server, orgsql_on(&emu)).args(["export", "--out", prefix])),
+        "export to s3",
+    );
+    let verify =
+        |server: &S3Server| run(on(server, orgsql_alone()).args(["snapshot", "verify", prefix]));
+    let intact = verify(&server);
+    assert!(text(&succeeded(&intact, "verify")).contains("intact"));
+
+    // The same size, another content: a query checks sizes only (hashing
+    // would download the export each time); verify downloads and hashes.
+    let users = server.folder("warehouse").join("snap/users.parquet");
+    let original = std::fs::read(&users).expect("users.parquet");
+    crate::common::flip_a_byte(&users);
+    let found = verify(&server);
+    assert_eq!(found.status.code(), Some(1), "{}", text(&found.stderr));
+    assert!(
+        text(&found.stdout).contains("users: users.parquet has changed since the export"),
+        "{}",
+        text(&found.stdout)
+    );
+
+    // Another size: no query reads it.
+    let mut longer = original.clone();
+    longer.push(0);
+    std::fs::write(&users, longer).expect("written");
+    let query = run(on(&server, orgsql_alone()).args(["--snapshot", prefix, "-c", "SELECT 1"]));
+    let stderr = text(&query.stderr);
+    assert!(!query.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "{prefix}users.parquet (table users) has changed since the export ({} bytes where \
+             the manifest records {})",
+            original.len() + 1,
+            original.len()
+        )),
+        "{stderr}"
+    );
+    std::fs::remove_file(&users).expect("removed");
+    let query = run(on(&server, orgsql_alone()).args(["--snapshot", prefix, "-c", "SELECT 1"]));
+    assert!(
+        text(&query.stderr).contains(&format!("{prefix}users.parquet (table users) is missing")),
+        "{}",
+        text(&query.stderr)
+    );
+}

@@ -338,9 +338,12 @@ async fn export_audit_log(
         .await?;
         entry.newest = newest;
         entry.stream = Some(position.clone());
-        if let Some(before) = before {
-            // Added to: the earlier files stay (staged for object storage,
-            // only the new ones are in `out`).
+        // Added to in object storage: the earlier files stay listed (only
+        // the new ones are in the staging folder). In a folder they are
+        // all there, and `table_entry` listed exactly what is: an earlier
+        // entry's list may name files that are gone (a legacy single file
+        // moved into the folder), and readers trust the list.
+        if let Some(before) = before.filter(|_| options.published.is_some()) {
             let mut files = before.files.clone();
             for file in std::mem::take(&mut entry.files) {
                 files.retain(|f| f.path != file.path);

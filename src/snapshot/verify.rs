@@ -1,0 +1,771 @@
+//! A snapshot's files against its manifest, which records each file's size
+//! and sha256 (`TableEntry::files`): checked before a session reads them,
+//! and all of them by `orgsql snapshot verify`.
+//!
+//! A session over a snapshot (`--snapshot`, `--attach`, `diff`, `check
+//! --baseline`, `review verify --against`) reads exactly the files each
+//! table lists (one dropped into a table's folder is not read), and checks
+//! each before the table is registered:
+//! - in a folder: its size, then its sha256, unless the verification record
+//!   shows that this very file was hashed before (see `user_record`);
+//! - in object storage: that it is there with the manifest's size (from one
+//!   listing per organization). Its content is not read: hashing every
+//!   object on every query would download the whole export each time. A
+//!   same-size rewrite there is found by `orgsql snapshot verify URL`,
+//!   which downloads and hashes every file.
+//!
+//! A check happens when the session opens: a file replaced while a session
+//! runs is read as it is then.
+//!
+//! A table whose manifest entry lists no files was exported by an older
+//! orgsql (or holds no rows): with rows, it is read as before, from its file
+//! or folder, with a warning that it cannot be verified; without, it is an
+//! empty table and nothing is read.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use datafusion::error::{DataFusionError, Result};
+use serde::{Deserialize, Serialize};
+
+use super::{Contents, FileDigest, MANIFEST, Manifest, TableEntry, inside};
+
+/// A file as the file system describes it: what must be unchanged for an
+/// earlier hash of it to stand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub bytes: u64,
+    /// Its last modification, in ns since 1970.
+    pub modified_ns: i64,
+    /// Unix: its inode's last change (any write, rename, or a modification
+    /// time set back), in ns; and the inode and device. Zero elsewhere.
+    pub changed_ns: i64,
+    pub inode: u64,
+    pub device: u64,
+}
+
+impl Stamp {
+    /// `None` for a time before 1970 or past 2262: such a file is hashed.
+    pub fn of(meta: &std::fs::Metadata) -> Option<Self> {
+        let modified = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
+        let modified_ns = i64::try_from(modified.as_nanos()).ok()?;
+        #[cfg(unix)]
+        let (changed_ns, inode, device) = {
+            use std::os::unix::fs::MetadataExt;
+            let changed = meta
+                .ctime()
+                .checked_mul(1_000_000_000)?
+                .checked_add(meta.ctime_nsec())?;
+            (changed, meta.ino(), meta.dev())
+        };
+        #[cfg(not(unix))]
+        let (changed_ns, inode, device) = (0, 0, 0);
+        Some(Self {
+            bytes: meta.len(),
+            modified_ns,
+            changed_ns,
+            inode,
+            device,
+        })
+    }
+}
+
+/// A file hashed before: as it was, and its sha256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hashed {
+    #[serde(flatten)]
+    pub stamp: Stamp,
+    pub sha256: String,
+    /// When (RFC 3339, to the ns): a file hashed again gets a new time.
+    pub hashed_at: String,
+}
+
+/// Whether a file must be hashed before it is read: unless it was hashed
+/// before, exactly as it is now, with the sha256 the manifest records.
+pub fn must_hash(known: Option<&Hashed>, now: Option<&Stamp>, recorded_sha256: &str) -> bool {
+    !matches!(
+        (known, now),
+        (Some(known), Some(now)) if known.stamp == *now && known.sha256 == recorded_sha256
+    )
+}
+
+/// A file changed this recently before it was hashed is not recorded.
+const SETTLE_NS: i64 = 2_000_000_000;
+
+/// Whether a file just hashed may go into the record. Not when it was
+/// modified less than 2 s before hashing began: a write in the same clock
+/// tick after the hash would leave its stamp as it was (git's "racy" case;
+/// FAT's clock has 2 s steps). Such a file is hashed again next time.
+pub fn may_record(stamp: &Stamp, hashing_began: SystemTime) -> bool {
+    let began = hashing_began
+        .duration_since(UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_nanos()).ok());
+    began.is_some_and(|began| began - stamp.modified_ns >= SETTLE_NS)
+}
+
+/// The verification record, in a file: canonical path to the file as hashed.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Record {
+    pub version: u32,
+    pub files: BTreeMap<String, Hashed>,
+}
+
+const RECORD_VERSION: u32 = 1;
+/// The record forgets the files hashed longest ago beyond this many.
+const RECORD_MAX: usize = 20_000;
+
+static RECORD_AT: OnceLock<PathBuf> = OnceLock::new();
+
+/// Keep the verification record at `path` from now on in this process (the
+/// binary: `user_record()`). Without one, each file is hashed once a
+/// process; a library user's home is not written to unasked.
+pub fn remember_in(path: PathBuf) {
+    let _ = RECORD_AT.set(path);
+}
+
+/// Where the user's verification record is: `$XDG_CACHE_HOME/orgsql/`,
+/// else `~/.cache/orgsql/`, file `verified.json`.
+///
+/// Why there: the record lets a query on a large export skip hashing a file
+/// hashed before, so it is worth what its writers are.
+/// - Not in the snapshot's folder: whoever can replace a file there could
+///   edit a record beside it to match. The user's cache is the user's own;
+///   its folder is made private (0700, the file 0600), and a record that
+///   group or others may write is neither trusted nor written.
+/// - Keyed by the file's canonical path; valid only while its size,
+///   modification time and (Unix) inode change time, inode and device are
+///   as when hashed. A file written over, replaced, or given its old
+///   modification time back (`touch -d`) no longer matches: the change
+///   time cannot be set back.
+/// - A file changed under 2 s before it was hashed is not recorded
+///   (`may_record`).
+/// - A record that cannot be read or written is no error: every file is
+///   hashed, as without one.
+pub fn user_record() -> Option<PathBuf> {
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    let cache =
+        absolute("XDG_CACHE_HOME").or_else(|| absolute("HOME").map(|h| h.join(".cache")))?;
+    Some(cache.join("orgsql").join("verified.json"))
+}
+
+/// Whether only its owner may write `path` (a symbolic link is not followed:
+/// it is refused).
+fn private(path: &Path) -> bool {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        meta.permissions().mode() & 0o022 == 0 && !meta.file_type().is_symlink()
+    }
+    #[cfg(not(unix))]
+    {
+        !meta.file_type().is_symlink()
+    }
+}
+
+impl Record {
+    /// The record at `path`; empty when there is none, or it cannot be
+    /// trusted or read.
+    pub fn load(path: &Path) -> Self {
+        let trusted = path.parent().is_some_and(private) && private(path);
+        let parsed = trusted
+            .then(|| std::fs::read(path).ok())
+            .flatten()
+            .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok());
+        match parsed {
+            Some(record) if record.version == RECORD_VERSION => record,
+            _ => Record::default(),
+        }
+    }
+
+    /// Add `hashed` to the record at `path` (as it is on disk now: another
+    /// process may have added to it), forgetting files that are gone.
+    /// Written beside it and renamed over it: never half.
+    fn add(path: &Path, hashed: Vec<(String, Hashed)>) -> std::io::Result<()> {
+        let folder = path
+            .parent()
+            .ok_or_else(|| std::io::Error::other("the record's path names no folder"))?;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(folder)?;
+        if !private(folder) || (path.exists() && !private(path)) {
+            return Err(std::io::Error::other(
+                "others may write there; nothing recorded",
+            ));
+        }
+        let mut record = Record::load(path);
+        record.version = RECORD_VERSION;
+        record.files.extend(hashed);
+        record.files.retain(|file, _| Path::new(file).is_file());
+        if record.files.len() > RECORD_MAX {
+            let mut times: Vec<&str> = record
+                .files
+                .values()
+                .map(|h| h.hashed_at.as_str())
+                .collect();
+            times.sort_unstable();
+            let oldest_kept = times[times.len() - RECORD_MAX].to_string();
+            record.files.retain(|_, h| h.hashed_at >= oldest_kept);
+        }
+        let text = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let temp = folder.join(format!(
+            ".verified.json.{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let written = options
+            .open(&temp)
+            .and_then(|mut file| file.write_all(&text).and_then(|()| file.sync_all()))
+            .and_then(|()| std::fs::rename(&temp, path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        written
+    }
+}
+
+/// Files this process hashed (or found in the record), by canonical path:
+/// a session that opens a snapshot twice (`check` of several organizations,
+/// `review verify --against`) hashes each file once.
+static CHECKED: Mutex<BTreeMap<PathBuf, (Stamp, String)>> = Mutex::new(BTreeMap::new());
+
+/// The size and sha256 of a local file, read in blocks.
+pub fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut buffer = vec![0; 1 << 16];
+    let mut bytes = 0u64;
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        context.update(&buffer[..n]);
+        bytes += n as u64;
+    }
+    Ok((bytes, super::hex(context.finish().as_ref())))
+}
+
+/// Checks local files against their digests, with what the record knows,
+/// and adds what it hashed to the record when done.
+pub struct Checker {
+    record: Option<PathBuf>,
+    known: Record,
+    hashed: Vec<(String, Hashed)>,
+}
+
+impl Checker {
+    /// With the process's record (`remember_in`), if any.
+    pub fn new() -> Self {
+        Self::with_record(RECORD_AT.get().cloned())
+    }
+
+    /// With the record at `record` (`None`: hash every file once a process).
+    pub fn with_record(record: Option<PathBuf>) -> Self {
+        let known = record.as_deref().map(Record::load).unwrap_or_default();
+        Self {
+            record,
+            known,
+            hashed: Vec::new(),
+        }
+    }
+
+    /// Whether the local file `path` is as `recorded`: `Err` says how not
+    /// ("is missing", "has changed since the export (...)").
+    pub fn check(&mut self, path: &Path, recorded: &FileDigest) -> Result<(), String> {
+        let meta = match std::fs::metadata(path) {
+            Ok(meta) if meta.is_file() => meta,
+            Ok(_) => return Err("is not a file".to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err("is missing".to_string());
+            }
+            Err(e) => return Err(format!("cannot be read: {e}")),
+        };
+        if meta.len() != recorded.bytes {
+            return Err(format!(
+                "has changed since the export ({} bytes where the manifest records {})",
+                meta.len(),
+                recorded.bytes
+            ));
+        }
+        let stamp = Stamp::of(&meta);
+        let canonical = std::fs::canonicalize(path).ok();
+        if let (Some(stamp), Some(canonical)) = (stamp, &canonical) {
+            let seen = CHECKED
+                .lock()
+                .ok()
+                .and_then(|checked| checked.get(canonical).cloned());
+            if seen.is_some_and(|(s, sha)| s == stamp && sha == recorded.sha256) {
+                return Ok(());
+            }
+            let key = canonical.to_string_lossy();
+            if !must_hash(
+                self.known.files.get(key.as_ref()),
+                Some(&stamp),
+                &recorded.sha256,
+            ) {
+                remember_here(canonical, stamp, &recorded.sha256);
+                return Ok(());
+            }
+        }
+        let sha256 = self.hash(path, stamp, canonical)?;
+        if sha256 != recorded.sha256 {
+            return Err(format!(
+                "has changed since the export (sha256 {sha256} was {})",
+                recorded.sha256
+            ));
+        }
+        Ok(())
+    }
+
+    /// Hash `path` (as `stamp` said it was) and remember it when it did
+    /// not change meanwhile: here, and in the record if it has settled.
+    fn hash(
+        &mut self,
+        path: &Path,
+        stamp: Option<Stamp>,
+        canonical: Option<PathBuf>,
+    ) -> Result<String, String> {
+        let began = SystemTime::now();
+        let (bytes, sha256) = hash_file(path).map_err(|e| format!("cannot be read: {e}"))?;
+        let after = std::fs::metadata(path).ok().and_then(|m| Stamp::of(&m));
+        if let (Some(stamp), Some(canonical)) = (stamp, canonical)
+            && after == Some(stamp)
+            && bytes == stamp.bytes
+        {
+            remember_here(&canonical, stamp, &sha256);
+            if may_record(&stamp, began) {
+                let hashed_at =
+                    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+                self.hashed.push((
+                    canonical.to_string_lossy().into_owned(),
+                    Hashed {
+                        stamp,
+                        sha256: sha256.clone(),
+                        hashed_at,
+                    },
+                ));
+            }
+        }
+        Ok(sha256)
+    }
+
+    /// The size and sha256 of `path` as it is now, hashed whatever the
+    /// record says (`snapshot verify`, a review's evidence).
+    fn hash_afresh(&mut self, path: &Path) -> std::io::Result<(u64, String)> {
+        let meta = std::fs::metadata(path)?;
+        let stamp = Stamp::of(&meta);
+        let canonical = std::fs::canonicalize(path).ok();
+        let sha256 = self
+            .hash(path, stamp, canonical)
+            .map_err(std::io::Error::other)?;
+        Ok((meta.len(), sha256))
+    }
+
+    /// Add what was hashed to the record. If it cannot be written, the
+    /// next session hashes again: never an error.
+    pub fn finish(self) {
+        if let Some(path) = &self.record
+            && !self.hashed.is_empty()
+            && let Err(e) = Record::add(path, self.hashed)
+        {
+            tracing::debug!("verification record {}: {e}", path.display());
+        }
+    }
+}
+
+impl Default for Checker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn remember_here(canonical: &Path, stamp: Stamp, sha256: &str) {
+    if let Ok(mut checked) = CHECKED.lock() {
+        checked.insert(canonical.to_path_buf(), (stamp, sha256.to_string()));
+    }
+}
+
+/// The sizes of the files below an organization's folder in object
+/// storage, relative to it (one listing).
+pub(super) async fn remote_sizes(folder: &Path) -> Result<BTreeMap<String, u64>> {
+    let remote = crate::storage::Remote::parse(&folder.display().to_string())?;
+    Ok(remote.list("").await?.into_iter().collect())
+}
+
+/// A file that is not as its manifest records, as a session's error: the
+/// file, its table, what is wrong, and what to do.
+fn refused(top: &Path, shown: &str, table: &str, what: &str) -> DataFusionError {
+    DataFusionError::External(Box::new(NotAsExported(format!(
+        "{shown} (table {table}) {what}: a snapshot is read only as it was exported; restore \
+         the file or export again (`orgsql snapshot verify {}` lists every problem)",
+        top.display()
+    ))))
+}
+
+/// A snapshot file that is not as its manifest records.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotAsExported(String);
+
+/// The files of `table` (in `folder`, of the snapshot `top`) a session
+/// reads, each checked first: exactly those the manifest lists, or none
+/// (an empty table). A table listing none, with rows, is read unverified
+/// and named in `unverified`. `sizes`: the organization's files in object
+/// storage, when it is there.
+pub(super) fn readable(
+    top: &Path,
+    folder: &Path,
+    table: &TableEntry,
+    sizes: Option<&BTreeMap<String, u64>>,
+    checker: &mut Checker,
+    unverified: &mut Vec<String>,
+) -> Result<Vec<String>> {
+    let path = inside(folder, &table.path, &table.name)?;
+    let utf8 = |path: &Path| -> Result<String> {
+        path.to_str().map(str::to_string).ok_or_else(|| {
+            DataFusionError::Execution(format!("{}: not a UTF-8 path", path.display()))
+        })
+    };
+    if table.files.is_empty() {
+        if table.rows == 0 {
+            return Ok(Vec::new());
+        }
+        unverified.push(table.name.clone());
+        return Ok(match sizes {
+            Some(_) if !table.path.ends_with(".parquet") => {
+                // A prefix is not listed for a folder's files: the
+                // manifest must name them.
+                return Err(DataFusionError::Execution(format!(
+                    "{}/{MANIFEST}: {} lists no files (an export by an older orgsql, or a \
+                     folder copied up by hand): export into the prefix again with this orgsql",
+                    folder.display().to_string().trim_end_matches('/'),
+                    table.name
+                )));
+            }
+            None if !path.is_file() => {
+                // A folder of partitions is read recursively; the partition
+                // column was only the folder name, so the files hold
+                // exactly the table's columns.
+                vec![format!("{}/", utf8(&path)?)]
+            }
+            _ => vec![utf8(&path)?],
+        });
+    }
+    let mut paths = Vec::new();
+    for file in &table.files {
+        let shown = inside(folder, &file.path, &table.name)?;
+        let problem = match sizes {
+            // Object storage: there, of its size (the content is not read).
+            Some(sizes) => match sizes.get(&file.path) {
+                None => Some("is missing".to_string()),
+                Some(&bytes) if bytes != file.bytes => Some(format!(
+                    "has changed since the export ({bytes} bytes where the manifest records {})",
+                    file.bytes
+                )),
+                Some(_) => None,
+            },
+            None => checker.check(&shown, file).err(),
+        };
+        let shown = match sizes {
+            Some(_) => format!(
+                "{}/{}",
+                folder.display().to_string().trim_end_matches('/'),
+                file.path
+            ),
+            None => utf8(&shown)?,
+        };
+        if let Some(what) = problem {
+            return Err(refused(top, &shown, &table.name, &what));
+        }
+        paths.push(shown);
+    }
+    Ok(paths)
+}
+
+/// Tell the reader, every time, that some tables cannot be verified.
+pub(super) fn warn_unverified(folder: &Path, tables: &[String]) {
+    if tables.is_empty() {
+        return;
+    }
+    let message = format!(
+        "{}: the manifest lists no files for {} (an export by an older orgsql): read as they \
+         are, unverified; export again with this orgsql to have every file checked",
+        folder.join(MANIFEST).display(),
+        tables.join(", ")
+    );
+    eprintln!("warning: {}", crate::cli::output::visible(&message));
+}
+
+/// What `orgsql snapshot verify` found: every file of every table of every
+/// organization, hashed.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub orgs: usize,
+    pub tables: usize,
+    pub files: usize,
+    /// A line each: a file changed, missing or added, or a table that
+    /// cannot be verified. None: intact.
+    pub problems: Vec<String>,
+}
+
+impl Report {
+    pub fn intact(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// The problems, a line each, then what they mean.
+    pub fn write(&self, out: &mut dyn Write, dir: &Path) -> std::io::Result<()> {
+        for problem in &self.problems {
+            writeln!(out, "{}", crate::cli::output::visible(problem))?;
+        }
+        let orgs = if self.orgs > 1 {
+            format!(" of {} organizations", self.orgs)
+        } else {
+            String::new()
+        };
+        if self.intact() {
+            writeln!(
+                out,
+                "{}: intact: {} files of {} tables{orgs}, each as its manifest records it",
+                dir.display(),
+                self.files,
+                self.tables
+            )
+        } else {
+            writeln!(
+                out,
+                "{}: {} problem(s) in {} files of {} tables{orgs}: the snapshot is not as \
+                 exported; restore those files or export again",
+                dir.display(),
+                self.problems.len(),
+                self.files,
+                self.tables
+            )
+        }
+    }
+}
+
+/// Every file below `path` (itself, if a file), relative to `folder` with
+/// `/` between names; none if there is nothing there.
+fn files_below(folder: &Path, path: &Path, found: &mut Vec<String>) -> std::io::Result<()> {
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            files_below(folder, &entry?.path(), found)?;
+        }
+    } else if path.exists() {
+        found.push(
+            path.strip_prefix(folder)
+                .unwrap_or(path)
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/"),
+        );
+    }
+    Ok(())
+}
+
+/// Check every file of the snapshot at `dir` (a folder, or a prefix in
+/// object storage, whose files are downloaded to be hashed) against its
+/// manifest. Problems name the table and the file, relative to `dir`.
+pub async fn verify(dir: &Path) -> Result<Report> {
+    let dir = &super::local_if_file(dir)?;
+    let remote = crate::storage::is_remote(&dir.display().to_string());
+    let contents = Contents::read(dir).await?;
+    let several = matches!(contents, Contents::Several(_));
+    let mut checker = Checker::new();
+    let mut report = Report::default();
+    let result = async {
+        for (org, folder) in contents.org_dirs(dir)? {
+            report.orgs += 1;
+            // Of several organizations, a path shows its organization's folder.
+            let prefix = match &contents {
+                Contents::Several(top) => top
+                    .orgs
+                    .iter()
+                    .find(|o| o.org_id == org)
+                    .map(|o| format!("{}/", o.path))
+                    .unwrap_or_default(),
+                Contents::One(_) => String::new(),
+            };
+            let manifest = match Manifest::read(&folder).await {
+                Ok(manifest) => manifest,
+                Err(e) if several => {
+                    report.problems.push(format!("{prefix}{MANIFEST}: {e}"));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if remote {
+                verify_remote(&folder, &prefix, &manifest, &mut report).await?;
+            } else {
+                verify_local(&folder, &prefix, &manifest, &mut checker, &mut report);
+            }
+        }
+        Ok(())
+    }
+    .await;
+    checker.finish();
+    result.map(|()| report)
+}
+
+/// A manifest's tables against the files in its local folder.
+fn verify_local(
+    folder: &Path,
+    prefix: &str,
+    manifest: &Manifest,
+    checker: &mut Checker,
+    report: &mut Report,
+) {
+    for table in &manifest.tables {
+        report.tables += 1;
+        let name = &table.name;
+        let path = match inside(folder, &table.path, name) {
+            Ok(path) => path,
+            Err(e) => {
+                report
+                    .problems
+                    .push(format!("{name}: {}", crate::cli::error_message(&e)));
+                continue;
+            }
+        };
+        if table.files.is_empty() && table.rows > 0 {
+            report.problems.push(unverifiable(name));
+            continue;
+        }
+        for recorded in &table.files {
+            report.files += 1;
+            let shown = format!("{prefix}{}", recorded.path);
+            let found = inside(folder, &recorded.path, name)
+                .map_err(|e| crate::cli::error_message(&e))
+                .and_then(|file| match checker.hash_afresh(&file) {
+                    Ok(found) => Ok(Some(found)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(format!("cannot be read: {e}")),
+                });
+            match found {
+                Ok(None) => report.problems.push(format!("{name}: {shown} is missing")),
+                Ok(Some((bytes, sha256))) => {
+                    if let Some(what) = changed(bytes, &sha256, recorded) {
+                        report.problems.push(format!("{name}: {shown} {what}"));
+                    }
+                }
+                Err(what) => report.problems.push(format!("{name}: {shown}: {what}")),
+            }
+        }
+        let mut present = Vec::new();
+        if let Err(e) = files_below(folder, &path, &mut present) {
+            report
+                .problems
+                .push(format!("{name}: {prefix}{}: {e}", table.path));
+        }
+        added(name, prefix, table, present, report);
+    }
+}
+
+/// A manifest's tables against the files in its prefix in object storage:
+/// one listing, then each listed file downloaded and hashed.
+async fn verify_remote(
+    folder: &Path,
+    prefix: &str,
+    manifest: &Manifest,
+    report: &mut Report,
+) -> Result<()> {
+    let remote = crate::storage::Remote::parse(&folder.display().to_string())?;
+    let sizes: BTreeMap<String, u64> = remote.list("").await?.into_iter().collect();
+    for table in &manifest.tables {
+        report.tables += 1;
+        let name = &table.name;
+        if let Err(e) = inside(folder, &table.path, name) {
+            report
+                .problems
+                .push(format!("{name}: {}", crate::cli::error_message(&e)));
+            continue;
+        }
+        if table.files.is_empty() && table.rows > 0 {
+            report.problems.push(unverifiable(name));
+            continue;
+        }
+        for recorded in &table.files {
+            report.files += 1;
+            let shown = format!("{prefix}{}", recorded.path);
+            if let Err(e) = inside(folder, &recorded.path, name) {
+                report
+                    .problems
+                    .push(format!("{name}: {}", crate::cli::error_message(&e)));
+                continue;
+            }
+            match remote.digest(&recorded.path).await? {
+                None => report.problems.push(format!("{name}: {shown} is missing")),
+                Some((bytes, sha256)) => {
+                    if let Some(what) = changed(bytes, &sha256, recorded) {
+                        report.problems.push(format!("{name}: {shown} {what}"));
+                    }
+                }
+            }
+        }
+        let below = format!("{}/", table.path.trim_end_matches('/'));
+        let present = sizes
+            .keys()
+            .filter(|p| **p == table.path || p.starts_with(&below))
+            .cloned()
+            .collect();
+        added(name, prefix, table, present, report);
+    }
+    Ok(())
+}
+
+fn unverifiable(table: &str) -> String {
+    format!(
+        "{table}: the manifest records no file digests (exported by an older orgsql): its \
+         files cannot be verified; export again with this orgsql"
+    )
+}
+
+/// How a file found differs from its record, if it does.
+fn changed(bytes: u64, sha256: &str, recorded: &FileDigest) -> Option<String> {
+    if sha256 == recorded.sha256 && bytes == recorded.bytes {
+        None
+    } else if bytes != recorded.bytes {
+        Some(format!(
+            "has changed since the export ({bytes} bytes, sha256 {sha256}; the manifest \
+             records {} bytes, sha256 {})",
+            recorded.bytes, recorded.sha256
+        ))
+    } else {
+        Some(format!(
+            "has changed since the export (sha256 {sha256} was {})",
+            recorded.sha256
+        ))
+    }
+}
+
+/// Files in a table's place that its manifest entry does not list.
+fn added(name: &str, prefix: &str, table: &TableEntry, present: Vec<String>, report: &mut Report) {
+    for extra in present
+        .iter()
+        .filter(|f| !table.files.iter().any(|r| &r.path == *f))
+    {
+        report.problems.push(format!(
+            "{name}: {prefix}{extra} was added after the export"
+        ));
+    }
+}

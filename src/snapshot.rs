@@ -311,15 +311,62 @@ pub async fn tampered(dir: &Path) -> Result<Vec<String>> {
     Ok(verify::verify(dir).await?.problems)
 }
 
+/// A snapshot's manifests, read once (in a bucket each read is a GET):
+/// the top one and each organization's.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    /// The folder (a `file://` URL as the folder it names), or the prefix.
+    pub dir: std::path::PathBuf,
+    pub contents: Contents,
+    /// Each organization's id, export folder and manifest.
+    pub orgs: Vec<(String, std::path::PathBuf, Manifest)>,
+}
+
+impl Opened {
+    pub async fn read(dir: &Path) -> Result<Self> {
+        let dir = local_if_file(dir)?;
+        let contents = Contents::read(&dir).await?;
+        let mut orgs = Vec::new();
+        for (id, folder) in contents.org_dirs(&dir)? {
+            let manifest = match &contents {
+                Contents::One(manifest) => manifest.clone(),
+                Contents::Several(_) => Manifest::read(&folder).await?,
+            };
+            orgs.push((id, folder, manifest));
+        }
+        Ok(Self {
+            dir,
+            contents,
+            orgs,
+        })
+    }
+
+    /// Each organization's export on its own.
+    pub fn each(&self) -> Vec<Opened> {
+        self.orgs
+            .iter()
+            .map(|(id, folder, manifest)| Opened {
+                dir: folder.clone(),
+                contents: Contents::One(manifest.clone()),
+                orgs: vec![(id.clone(), folder.clone(), manifest.clone())],
+            })
+            .collect()
+    }
+}
+
 /// A session over a snapshot folder: every exported table under its own
 /// name, and the `role_assignments` view when both its sides were exported.
 /// Its clock stands at the data's as-of instant, so `now()` and the
 /// controls' windows answer the same whenever the snapshot is read.
 pub async fn session(dir: &Path) -> Result<SessionContext> {
+    session_of(&Opened::read(dir).await?).await
+}
+
+/// `session`, of a snapshot already opened.
+pub async fn session_of(opened: &Opened) -> Result<SessionContext> {
     let ctx = crate::session_context();
-    let dir = local_if_file(dir)?;
-    crate::clock::fix(&ctx, Contents::read(&dir).await?.as_of()?);
-    register(&ctx, None, &dir).await?;
+    crate::clock::fix(&ctx, opened.contents.as_of()?);
+    register(&ctx, None, opened).await?;
     Ok(ctx)
 }
 
@@ -334,21 +381,20 @@ pub async fn attach(ctx: &SessionContext, name: &str, dir: &Path) -> Result<()> 
         )));
     }
     catalog.register_schema(name, Arc::new(MemorySchemaProvider::new()))?;
-    register(ctx, Some(name), &local_if_file(dir)?).await
+    register(ctx, Some(name), &Opened::read(dir).await?).await
 }
 
 /// Register a snapshot's tables. Of several organizations, a table holds
 /// every organization's rows, and is there only when every export has it
 /// (a table missing for one would silently lack its rows). Each table reads
 /// exactly the files its manifest lists, each checked first (`verify`).
-async fn register(ctx: &SessionContext, schema: Option<&str>, dir: &Path) -> Result<()> {
+async fn register(ctx: &SessionContext, schema: Option<&str>, opened: &Opened) -> Result<()> {
     let qualified = |table: &str| match schema {
         Some(schema) => TableReference::partial(schema, table),
         None => TableReference::bare(table),
     };
-    let folders = Contents::read(dir).await?.org_dirs(dir)?;
     let mut checker = verify::Checker::new();
-    let locations = locations(dir, &folders, &mut checker).await;
+    let locations = locations(opened, &mut checker).await;
     // What was hashed is recorded even when a later file failed.
     checker.finish();
     let locations = locations?;
@@ -388,14 +434,13 @@ async fn register(ctx: &SessionContext, schema: Option<&str>, dir: &Path) -> Res
 /// Each table the organizations' exports all hold, how many hold it, and
 /// its files, checked.
 async fn locations(
-    dir: &Path,
-    folders: &[(String, std::path::PathBuf)],
+    opened: &Opened,
     checker: &mut verify::Checker,
 ) -> Result<Vec<(String, usize, Vec<String>)>> {
+    let dir = &opened.dir;
     let mut locations: Vec<(String, usize, Vec<String>)> = Vec::new();
     let remote = crate::storage::is_remote(&dir.display().to_string());
-    for (number, (_, folder)) in folders.iter().enumerate() {
-        let manifest = Manifest::read(folder).await?;
+    for (number, (_, folder, manifest)) in opened.orgs.iter().enumerate() {
         let sizes = match remote {
             true => Some(verify::remote_sizes(folder).await?),
             false => None,
@@ -418,7 +463,7 @@ async fn locations(
         }
         verify::warn_unverified(folder, &unverified);
     }
-    locations.retain(|(_, orgs, _)| *orgs == folders.len());
+    locations.retain(|(_, orgs, _)| *orgs == opened.orgs.len());
     Ok(locations)
 }
 

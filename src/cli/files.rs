@@ -217,6 +217,30 @@ pub fn write_file(
     })
 }
 
+/// `--output FILE`, and whether `--format` was given beside it.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    pub path: Option<PathBuf>,
+    /// `--format` (of the command run) was given, not defaulted: only then
+    /// may it disagree with the file's extension.
+    pub format_given: bool,
+}
+
+impl Output {
+    /// The format to write in: `given`, or what the file's extension names
+    /// (`output_format`); decided before anything runs.
+    pub fn format<F: clap::ValueEnum + Copy + PartialEq>(
+        &self,
+        given: F,
+        extensions: &[(&str, F)],
+    ) -> std::result::Result<F, String> {
+        match &self.path {
+            Some(path) => output_format(given, self.format_given, path, extensions),
+            None => Ok(given),
+        }
+    }
+}
+
 /// The format to write `--output path` in: the one its extension names (of
 /// `extensions`), else `given`. A `--format` given on the command line that
 /// names another is refused rather than writing, say, a text table into

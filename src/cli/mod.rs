@@ -1,15 +1,18 @@
 //! The command line's front doors, beside `main.rs` which only parses and dispatches.
 
 pub mod check;
+pub mod diff;
 pub mod exec;
 pub mod export;
 pub mod files;
 pub mod meta;
 pub mod output;
 pub mod progress;
+pub mod query;
 pub mod repl;
 pub mod review;
 pub mod runner;
+pub mod serve;
 
 use datafusion::error::DataFusionError;
 

@@ -511,7 +511,7 @@ pub(super) fn warn_unverified(folder: &Path, tables: &[String]) {
         folder.join(MANIFEST).display(),
         tables.join(", ")
     );
-    eprintln!("warning: {}", crate::cli::output::visible(&message));
+    eprintln!("warning: {}", crate::text::visible(&message));
 }
 
 /// What `orgsql snapshot verify` found: every file of every table of every
@@ -534,7 +534,7 @@ impl Report {
     /// The problems, a line each, then what they mean.
     pub fn write(&self, out: &mut dyn Write, dir: &Path) -> std::io::Result<()> {
         for problem in &self.problems {
-            writeln!(out, "{}", crate::cli::output::visible(problem))?;
+            writeln!(out, "{}", crate::text::visible(problem))?;
         }
         let orgs = if self.orgs > 1 {
             format!(" of {} organizations", self.orgs)

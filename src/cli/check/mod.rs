@@ -10,6 +10,7 @@
 //! uses as `${NAME}`. `-- requires: roster` names tables a session has only
 //! when asked for (`--roster`): without them the control is skipped, saying why.
 
+pub mod command;
 mod report;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -8,8 +8,12 @@ mod folder;
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use datafusion::error::Result;
+
+use crate::cli::At;
+use crate::session::{Options, Source};
 
 pub use folder::{export, export_orgs};
 
@@ -44,4 +48,43 @@ pub async fn run(
             export_orgs(orgs, &local, log).await
         }
     }
+}
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// The folder to write (created if missing), or a prefix in object
+    /// storage: s3://bucket/prefix/, gs://..., az://..., abfss://...
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Only these tables, comma-separated
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub tables: Option<Vec<String>>,
+    /// Only events at or after this time, e.g. 2026-11-01 or 2026-11-01T00:00:00Z
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+}
+
+/// `orgsql export`: a session on the API (as an export: each listing read
+/// once, nothing cached), exported; says what it wrote.
+pub async fn command(options: &Options, args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let source = Source::of(options)?;
+    if matches!(source, Source::Snapshot(_)) {
+        anyhow::bail!("export reads the API; --snapshot DIR is already an export");
+    }
+    let session = source.open(options, false).await?;
+    let Some(orgs) = session.orgs.as_ref() else {
+        anyhow::bail!("export reads the API");
+    };
+    let export = ExportOptions {
+        out: args.out.clone(),
+        tables: args.tables.clone(),
+        since: args.since.clone(),
+        published: None,
+    };
+    let written = run(orgs, &export, &mut std::io::stderr())
+        .await
+        .at("export");
+    crate::cli::say_notices(orgs);
+    eprintln!("wrote {}", written?);
+    Ok(ExitCode::SUCCESS)
 }

@@ -13,6 +13,8 @@
 //! with the organization as it is now (or a later snapshot), and writes
 //! `summary.md` beside the files.
 
+pub mod command;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};

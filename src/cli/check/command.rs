@@ -1,0 +1,149 @@
+//! `orgsql check`, the command: the controls chosen, run on each
+//! organization of the session (and on a `--baseline`), reported.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::{About, Checked, Report};
+use crate::cli::At;
+use crate::cli::files::Output;
+use crate::session::Session;
+use crate::snapshot::Opened;
+
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    /// Only these controls, comma-separated ids
+    #[arg(long, value_name = "ID,...", value_delimiter = ',')]
+    pub controls: Vec<String>,
+    /// Only the controls that give evidence for this framework, reported by
+    /// its controls: soc2, iso27001, nist800-53 or cis
+    #[arg(long, value_name = "FRAMEWORK")]
+    pub framework: Option<String>,
+    /// A control parameter, e.g. inactive_days=60 (repeatable; --list shows them)
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Exit 1 only for alarms of this severity or higher (default: any alarm)
+    #[arg(long, value_parser = ["critical", "high", "medium", "low"], value_name = "SEVERITY")]
+    pub fail_on: Option<String>,
+    /// Mark alarms new or still open, and list what was fixed, since an
+    /// earlier `check --format json` report or a snapshot folder
+    #[arg(long, value_name = "FILE_OR_SNAPSHOT")]
+    pub baseline: Option<PathBuf>,
+    /// How the report is written
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Report,
+    /// List the controls and stop
+    #[arg(long)]
+    pub list: bool,
+    /// Also run the controls in this folder (.sql files in the pack's format)
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// `orgsql check`: run the controls, report, and say with the exit code.
+pub async fn run(session: &Session, args: &CheckArgs, output: &Output) -> Result<ExitCode> {
+    let format = output
+        .format(args.format, Report::EXTENSIONS)
+        .map_err(anyhow::Error::msg)?;
+    let controls = super::load(args.dir.as_deref())
+        .and_then(|all| {
+            super::select(
+                all,
+                &super::Selection {
+                    ids: &args.controls,
+                    framework: args.framework.as_deref(),
+                },
+            )
+        })
+        .map_err(anyhow::Error::msg)?;
+    let values = super::parameters(&controls, &args.params).map_err(anyhow::Error::msg)?;
+    let generated_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // A snapshot baseline: the same controls on the same organizations then.
+    let then = match args.baseline.as_ref().filter(|p| is_snapshot(p)) {
+        Some(path) => Some(
+            Opened::read(path)
+                .await
+                .at(&format!("--baseline {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut results = Vec::new();
+    let mut earlier = Vec::new();
+    for (org, ctx) in session.per_org().await? {
+        let mut checked = super::run(&ctx, controls.clone(), &values).await;
+        let before = then.as_ref().and_then(|then| match &org {
+            None => Some(then.clone()),
+            Some(org) => then
+                .each()
+                .into_iter()
+                .find(|one| one.orgs.iter().any(|(id, _, _)| id == org)),
+        });
+        if let Some(before) = before {
+            let ctx = session.snapshot_session(&before).await?;
+            let mut before = super::run(&ctx, controls.clone(), &values).await;
+            before.iter_mut().for_each(|r| r.org_id.clone_from(&org));
+            earlier.extend(before);
+        }
+        checked.iter_mut().for_each(|r| r.org_id.clone_from(&org));
+        results.extend(checked);
+    }
+    let baseline = match &args.baseline {
+        None => None,
+        Some(path) if then.is_some() => Some((
+            super::alarmed(&earlier),
+            format!("snapshot {}", path.display()),
+        )),
+        Some(path) => Some((
+            super::alarmed_in_report(path).map_err(anyhow::Error::msg)?,
+            format!("report {}", path.display()),
+        )),
+    };
+    if let Some((alarmed, _)) = &baseline {
+        super::compare(&mut results, alarmed);
+    }
+    let about = About {
+        org: session.org.clone(),
+        source: session.described.clone(),
+        data_as_of: session.data_as_of(),
+        generated_at,
+        framework: args.framework.clone(),
+        baseline: baseline.map(|(_, what)| what),
+    };
+    write_report(output, format, &results, &about)?;
+    Ok(ExitCode::from(super::exit_code(
+        &results,
+        args.fail_on.as_deref(),
+    )))
+}
+
+/// A report of `check` or `review verify`: to `--output`, atomically, or
+/// standard output.
+pub fn write_report(
+    output: &Output,
+    format: Report,
+    results: &[Checked],
+    about: &About,
+) -> Result<()> {
+    match &output.path {
+        Some(path) => crate::cli::files::write_atomically(path, |mut file| {
+            super::write_report(&mut file, format, results, about).map_err(|e| {
+                datafusion::error::DataFusionError::Execution(format!("{}: {e}", path.display()))
+            })
+        })
+        .at("--output")?,
+        None => super::write_report(&mut std::io::stdout().lock(), format, results, about)?,
+    }
+    Ok(())
+}
+
+/// A `--baseline` that names a snapshot (a folder, or a prefix in object
+/// storage), not a report file.
+fn is_snapshot(path: &Path) -> bool {
+    match crate::storage::local_or_remote(&path.display().to_string()) {
+        Ok(Some(local)) => local.is_dir(),
+        Ok(None) => true,
+        Err(_) => false,
+    }
+}

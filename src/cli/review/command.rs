@@ -1,0 +1,175 @@
+//! `orgsql review start|verify`, the commands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+
+use crate::cli::check::command::write_report;
+use crate::cli::check::{About, Report};
+use crate::cli::files::Output;
+use crate::session::Source;
+
+#[derive(clap::Args)]
+pub struct ReviewArgs {
+    #[command(subcommand)]
+    pub command: ReviewCommand,
+}
+
+#[derive(clap::Subcommand)]
+pub enum ReviewCommand {
+    /// Freeze the organization's grants into DIR: a snapshot, and a CSV file
+    /// per reviewer scope with empty decision and justification columns
+    Start(ReviewStartArgs),
+    /// Read the filled files back (refused if the evidence was edited or a
+    /// decision is missing: exit 2), then report revokes not carried out and
+    /// grants nobody certified (exit 1), and write DIR/summary.md
+    Verify(ReviewVerifyArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ReviewStartArgs {
+    /// The review's folder (new, or empty)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// How grants are split into files, one per reviewer
+    #[arg(long, value_enum, default_value = "product")]
+    pub by: super::By,
+    /// csv; html also writes a page per file to read or print
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: super::Pages,
+}
+
+#[derive(clap::Args)]
+pub struct ReviewVerifyArgs {
+    /// The folder `review start` wrote
+    pub dir: PathBuf,
+    /// Judge against a snapshot folder instead of the live organization
+    #[arg(long, value_name = "SNAPSHOT")]
+    pub against: Option<PathBuf>,
+    /// How the report is written
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Report,
+}
+
+/// `orgsql review start|verify`.
+pub async fn run(
+    options: &crate::session::Options,
+    args: &ReviewArgs,
+    output: &Output,
+) -> Result<ExitCode> {
+    match &args.command {
+        ReviewCommand::Start(args) => {
+            let source = Source::of(options)?;
+            if matches!(source, Source::Snapshot(_)) {
+                bail!(
+                    "review start freezes the organization as it is now; it reads the API, not --snapshot"
+                );
+            }
+            // As an export: each listing read once, nothing cached.
+            let session = source.open(options, false).await?;
+            let orgs = session
+                .orgs
+                .as_ref()
+                .context("review start reads the API")?;
+            let options = super::StartOptions {
+                out: args.out.clone(),
+                by: args.by,
+                roster: options.roster.clone(),
+                pages: args.format,
+                source: session.described.clone(),
+            };
+            let started = super::start(orgs, &options, &mut std::io::stderr()).await;
+            crate::cli::say_notices(orgs);
+            let (review, fingerprint) = started?;
+            let grants: usize = review.files.iter().map(|f| f.rows).sum();
+            let out = args.out.display();
+            eprintln!(
+                "Froze {grants} grants of {} into {out}: {} files in {out}/reviews/, a file per {}.",
+                review.orgs.join(", "),
+                review.files.len(),
+                format!("{:?}", args.by).to_lowercase()
+            );
+            eprintln!(
+                "Fingerprint (sha256 of {out}/review.json; keep it with the review's record): {fingerprint}"
+            );
+            eprintln!(
+                "Fill in decision (keep or revoke) and justification; change nothing else. Then: orgsql review verify {out}"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ReviewCommand::Verify(args) => {
+            let format = output
+                .format(args.format, Report::EXTENSIONS)
+                .map_err(anyhow::Error::msg)?;
+            // A snapshot is judged alike however it is named: checked whole,
+            // and as of its export, never as of now.
+            let snapshot = match (&args.against, &options.snapshot) {
+                (Some(against), Some(snapshot)) if against != snapshot => bail!(
+                    "--snapshot {} and --against {}: a review is verified against one snapshot; \
+                     name it once",
+                    snapshot.display(),
+                    against.display()
+                ),
+                (Some(dir), _) => Some(("--against", dir.clone())),
+                (None, Some(_)) => match Source::of(options)? {
+                    Source::Snapshot(dir) => Some(("--snapshot", dir)),
+                    _ => None,
+                },
+                (None, None) => None,
+            };
+            let (ctx, described, at, session) = match snapshot {
+                Some((flag, dir)) => {
+                    let (ctx, described, at) = super::snapshot_now(flag, &dir).await?;
+                    (ctx, described, at, None)
+                }
+                None => {
+                    let session = Source::of(options)?.open(options, true).await?;
+                    (
+                        session.ctx.clone(),
+                        session.described.clone(),
+                        chrono::Utc::now(),
+                        Some(session),
+                    )
+                }
+            };
+            let now = super::Now {
+                ctx: &ctx,
+                described: described.clone(),
+                at,
+            };
+            let result = super::verify(&args.dir, &now).await;
+            if let Some(orgs) = session.as_ref().and_then(|s| s.orgs.as_ref()) {
+                crate::cli::say_notices(orgs);
+            }
+            let verified = match result {
+                Ok(verified) => verified,
+                Err(e) => {
+                    if let Some(refused) = e.downcast_ref::<super::Refused>() {
+                        const SHOWN: usize = 40;
+                        for problem in refused.problems.iter().take(SHOWN) {
+                            eprintln!("{}", crate::cli::output::visible(problem));
+                        }
+                        if refused.problems.len() > SHOWN {
+                            eprintln!("... and {} more", refused.problems.len() - SHOWN);
+                        }
+                    }
+                    return Err(e);
+                }
+            };
+            let about = About {
+                org: verified.review.orgs.join(", "),
+                source: described,
+                generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                data_as_of: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                framework: None,
+                baseline: Some(super::compared_with(&verified, &args.dir)),
+            };
+            write_report(output, format, &verified.results, &about)?;
+            Ok(ExitCode::from(crate::cli::check::exit_code(
+                &verified.results,
+                None,
+            )))
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! `orgsql emulator`: the Admin API emulator, served on 127.0.0.1 for
+//! other clients (and the benches) until stopped.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::emulator::{Emulator, EmulatorConfig, Faults, OrgSpec, RateLimits};
+
+#[derive(clap::Args)]
+pub struct EmulatorArgs {
+    /// Port on 127.0.0.1 (0 picks a free one)
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Seed of the generated organization
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Number of users
+    #[arg(long, default_value_t = 250)]
+    pub users: usize,
+    /// Number of audit events over the last 90 days
+    #[arg(long, default_value_t = 3000)]
+    pub events: usize,
+    /// Latency added to every response, in milliseconds
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub latency_ms: u64,
+    /// Fail every N-th request, alternately with 429 and 503
+    #[arg(long, value_name = "N")]
+    pub fail_every: Option<u64>,
+    /// Enforce the API's documented rate budgets (429 when one is spent)
+    #[arg(long, value_enum, default_value = "on", value_name = "on|off")]
+    pub rate_limits: Switch,
+    /// Run the budgets' clock this many times faster (60: a documented
+    /// minute lasts one second)
+    #[arg(long, default_value_t = 1.0, value_name = "X", value_parser = time_scale)]
+    pub time_scale: f64,
+    /// Requests a minute allowed to endpoints whose budget is not published
+    #[arg(long, default_value_t = RateLimits::DEFAULT_PER_MINUTE, value_name = "N")]
+    pub default_limit: u32,
+    /// Organizations to serve, each with its own key and budgets (some of
+    /// the first's people are outside accounts in the others)
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=50))]
+    pub orgs: u16,
+}
+
+fn time_scale(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!(
+            "{text:?} is not a positive number (1 is real time, 60 a minute a second)"
+        )),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+/// `orgsql emulator`: serve until Ctrl-C.
+pub async fn run(args: &EmulatorArgs) -> Result<()> {
+    let config = EmulatorConfig {
+        org: OrgSpec {
+            seed: args.seed,
+            users: args.users,
+            events: args.events,
+            ..OrgSpec::default()
+        },
+        faults: Faults {
+            latency: Duration::from_millis(args.latency_ms),
+            fail_every: args.fail_every,
+            retry_after_secs: 1,
+            repeat_cursor: false,
+        },
+        page_size_cap: None,
+        port: args.port,
+        limits: (args.rate_limits == Switch::On).then_some(RateLimits {
+            time_scale: args.time_scale,
+            default_per_minute: args.default_limit,
+        }),
+        api_key: None,
+        access: Default::default(),
+        orgs: usize::from(args.orgs),
+    };
+    let emulator = Emulator::start(config)
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
+    println!("{}", emulator.connection_json());
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    Ok(())
+}

@@ -414,9 +414,16 @@ async fn register(ctx: &SessionContext, schema: Option<&str>, opened: &Opened) -
             .iter()
             .map(ListingTableUrl::parse)
             .collect::<Result<Vec<_>>>()?;
-        let schema = options
-            .infer_schema(&ctx.state(), &ListingTableUrl::parse(first)?)
-            .await?;
+        // The schema the manifest records, when it is the table's own: no
+        // file's footer is read to open the snapshot.
+        let schema = match known_schema(opened, name) {
+            Some(schema) => schema,
+            None => {
+                options
+                    .infer_schema(&ctx.state(), &ListingTableUrl::parse(first)?)
+                    .await?
+            }
+        };
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options.clone())
             .with_schema(schema);
@@ -429,6 +436,32 @@ async fn register(ctx: &SessionContext, schema: Option<&str>, opened: &Opened) -
     };
     crate::tables::register_views(ctx, schema, &catalog(), has)?;
     Ok(())
+}
+
+/// The catalog's schema of `table`, when every organization's manifest
+/// records exactly it (names, types, nullability) for the table's files:
+/// an export by this orgsql. Else `None`: read the files' own.
+fn known_schema(opened: &Opened, table: &str) -> Option<datafusion::arrow::datatypes::SchemaRef> {
+    let schema = crate::tables::schema_from(crate::tables::find(table)?.columns);
+    let same = |columns: &[ColumnEntry]| {
+        columns.len() == schema.fields().len()
+            && columns.iter().zip(schema.fields()).all(|(c, f)| {
+                c.name == *f.name()
+                    && c.data_type == f.data_type().to_string()
+                    && c.nullable == f.is_nullable()
+            })
+    };
+    opened
+        .orgs
+        .iter()
+        .all(|(_, _, manifest)| {
+            manifest
+                .tables
+                .iter()
+                .find(|t| t.name == table)
+                .is_some_and(|t| same(&t.columns))
+        })
+        .then_some(schema)
 }
 
 /// Each table the organizations' exports all hold, how many hold it, and

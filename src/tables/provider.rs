@@ -4,7 +4,7 @@
 //! that streams one batch per page, fans out per user or group with bounded
 //! concurrency, and narrows that fan-out by the keys a join has already seen.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::marker::PhantomData;
@@ -218,14 +218,15 @@ impl<'a> Scan<'a> {
             .iter()
             .find(|f| matches!(f.shape, filters::Shape::Parent));
         let named = parent.and_then(|f| filters::allowed_values(self.filters, f.column));
-        let requests = self.requests(child);
-        let (Some(parent), Some(child)) = (parent, requests.into_iter().next()) else {
+        // Several calls per parent when a filter's list is split over calls.
+        let children = self.requests(child);
+        let Some(parent) = parent.filter(|_| !children.is_empty()) else {
             // Contradicting filters: nothing to call.
             return Fetch::Listings(Vec::new());
         };
         Fetch::PerParent(FanOut {
             parents: named.map_or(every, Parents::Ids),
-            child,
+            children,
             param: parent.param,
         })
     }
@@ -270,7 +271,12 @@ impl Fetch {
                         format!("each of {}", listing.join(" + "))
                     }
                 };
-                vec![format!("{} (per parent: {per})", fan_out.child.described())]
+                let children: Vec<String> = fan_out
+                    .children
+                    .iter()
+                    .map(PageRequest::described)
+                    .collect();
+                vec![format!("{} (per parent: {per})", children.join(" + "))]
             }
             Fetch::Fallback { first, then, .. } => {
                 let mut endpoints = first.endpoints();
@@ -287,11 +293,12 @@ impl From<Vec<PageRequest>> for Fetch {
     }
 }
 
-/// A fan-out: the parents' ids, and the call made for each.
+/// A fan-out: the parents' ids, and the calls made for each.
 pub struct FanOut {
     pub parents: Parents,
-    /// The per-parent call, without the parent's path parameter.
-    pub child: PageRequest,
+    /// The per-parent calls, without the parent's path parameter: one, or
+    /// several when a filter's list is split over calls.
+    pub children: Vec<PageRequest>,
     /// The path parameter that takes the parent's id, e.g. `accountId`.
     pub param: &'static str,
 }
@@ -935,7 +942,7 @@ fn fan_out_batches<R: Resource>(
 ) -> BoxStream<'static, Result<RecordBatch>> {
     let FanOut {
         parents,
-        child,
+        children,
         param,
     } = fan_out;
     let ids: BoxStream<'static, Result<String>> = match parents {
@@ -966,27 +973,37 @@ fn fan_out_batches<R: Resource>(
     let concurrency = client.concurrency();
     ids.map(move |id| {
         let client = client.clone();
-        let request = tagged::<R>(
-            child
-                .clone()
-                .path_param(param, id.as_deref().unwrap_or_default()),
-        );
+        let requests: Vec<PageRequest> = children
+            .iter()
+            .map(|child| {
+                tagged::<R>(
+                    child
+                        .clone()
+                        .path_param(param, id.as_deref().unwrap_or_default()),
+                )
+            })
+            .collect();
         async move {
             let id = id?;
             let origin = Origin {
                 org_id: client.org_id(),
                 parent: Some(&id),
             };
+            let several = requests.len() > 1;
             let mut rows = Vec::new();
-            let mut pages = client.pages::<R::Data>(request);
-            while let Some(page) = pages.next().await {
-                match page {
-                    Ok(data) => R::push_rows(&origin, data, &mut rows),
-                    Err(ApiError::Status { status: 404, .. }) => return Ok(Vec::new()),
-                    Err(e) => return Err(external(e)),
+            // One after another, in this parent's slot: --concurrency
+            // counts parents' calls, and a split must not outrun it.
+            for request in requests {
+                let mut pages = client.pages::<R::Data>(request);
+                while let Some(page) = pages.next().await {
+                    match page {
+                        Ok(data) => R::push_rows(&origin, data, &mut rows),
+                        Err(ApiError::Status { status: 404, .. }) => return Ok(Vec::new()),
+                        Err(e) => return Err(external(e)),
+                    }
                 }
             }
-            Ok(rows)
+            Ok(if several { once_each::<R>(rows) } else { rows })
         }
     })
     // Unordered: a slow answer must not hold a slot that another call could use.
@@ -1002,6 +1019,29 @@ fn fan_out_batches<R: Resource>(
         futures::future::ready(batch.transpose())
     })
     .boxed()
+}
+
+/// One parent's rows, each key once: the calls of a split filter list can
+/// each return the same item (an API may filter which items it lists, not
+/// what an item holds). A key with a NULL in it names nothing: kept.
+fn once_each<R: Resource>(rows: Vec<R::Row>) -> Vec<R::Row> {
+    if R::KEY.is_empty() {
+        return rows;
+    }
+    let mut seen = HashSet::new();
+    rows.into_iter()
+        .filter(|row| {
+            let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(row) else {
+                return true;
+            };
+            let key: Vec<&serde_json::Value> = R::KEY
+                .iter()
+                .map(|column| fields.get(*column).unwrap_or(&serde_json::Value::Null))
+                .collect();
+            key.iter().any(|v| v.is_null())
+                || serde_json::to_string(&key).is_ok_and(|key| seen.insert(key))
+        })
+        .collect()
 }
 
 /// Poll `source` in a task of its own, up to `ahead` items before they are

@@ -35,7 +35,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::filters::{self, Filter, join_key_values};
+use super::filters::{self, Filter, join_key_values, join_key_values_of};
 use crate::api::{ApiError, Client, Orgs, PageItems, PageRequest};
 
 /// Every table's first column, which organization a row is of.
@@ -657,11 +657,14 @@ impl<R: Resource> ExecutionPlan for ApiScanExec<R> {
 
 impl<R: Resource> ApiScanExec<R> {
     /// The scan's filters plus `col IN (keys)` for each join key column the
-    /// resource can push to the API.
-    fn effective_filters(&self) -> Vec<Expr> {
+    /// resource can push to the API, of organization `org_id`'s keys: a join
+    /// on org_id pairs each key with its organization, and another's keys
+    /// would be calls for people this one does not have. `None` when no key
+    /// of this organization passes.
+    fn effective_filters(&self, org_id: &str) -> Option<Vec<Expr>> {
         let mut filters = self.filters.clone();
         for expr in &self.join_filters {
-            for (column, values) in join_key_values(expr) {
+            for (column, values) in join_key_values_of(expr, ORG_ID, org_id)? {
                 let list = values.into_iter().map(datafusion::prelude::lit).collect();
                 let filter = datafusion::prelude::col(column).in_list(list, false);
                 if R::pushdown(&filter) != TableProviderFilterPushDown::Unsupported {
@@ -669,7 +672,7 @@ impl<R: Resource> ApiScanExec<R> {
                 }
             }
         }
-        filters
+        Some(filters)
     }
 
     fn fetch(&self, filters: &[Expr]) -> Fetch {
@@ -723,15 +726,19 @@ impl<R: Resource> ApiScanExec<R> {
         // beats splitting a long key list into calls of ten.
         let streams: Vec<_> = self
             .clients()
-            .map(|client| {
+            .filter_map(|client| {
                 let fetch = match self.fetch(&self.filters) {
                     Fetch::PerParent(FanOut {
                         parents: Parents::Listing { .. },
                         ..
-                    }) if !self.join_filters.is_empty() => self.fetch(&self.effective_filters()),
+                    }) if !self.join_filters.is_empty() => {
+                        // None of the join's keys is this organization's:
+                        // none of its rows would join.
+                        self.fetch(&self.effective_filters(client.org_id())?)
+                    }
                     fetch => fetch,
                 };
-                run::<R>(client.clone(), self.schema.clone(), fetch)
+                Some(run::<R>(client.clone(), self.schema.clone(), fetch))
             })
             .collect();
         stream::select_all(streams).boxed()

@@ -131,6 +131,68 @@ async fn every_table_holds_each_organizations_own_rows() {
     assert_eq!(emu.throttled(), 0);
 }
 
+/// A join over several organizations narrows each one's fan-out to its own
+/// keys: no organization is called for another's people (a 404, or an
+/// outside account's rows, each against its own budget), and the answer is
+/// what the API holds.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_organization_is_called_only_for_its_own_join_keys() {
+    let emu = three_orgs(60).await;
+    let configs = configs(&emu);
+    let orgs = Orgs::new(configs[0].clone(), configs[1..].to_vec()).expect("orgs");
+    let ctx = orgsql::session(&orgs).expect("session");
+    let all = emu.orgs();
+
+    // A department with people in every organization.
+    let in_department =
+        |org: &orgsql::emulator::Org, department: &str| -> Vec<orgsql::emulator::User> {
+            org.users
+                .iter()
+                .filter(|u| u.department == Some(department))
+                .cloned()
+                .collect()
+        };
+    let department = all[0]
+        .users
+        .iter()
+        .filter_map(|u| u.department)
+        .find(|d| all.iter().all(|org| !in_department(org, d).is_empty()))
+        .expect("a department in every organization");
+    let members: Vec<Vec<orgsql::emulator::User>> = all
+        .iter()
+        .map(|org| in_department(org, department))
+        .collect();
+    let mut expected: Vec<Vec<String>> = all
+        .iter()
+        .zip(&members)
+        .map(|(org, people)| {
+            let roles: usize = people.iter().map(|u| org.user_roles(u).len()).sum();
+            vec![org.id.clone(), roles.to_string()]
+        })
+        .collect();
+    expected.sort();
+
+    let before = orgs.session().request_count();
+    let sql = format!(
+        "SELECT u.org_id, count(*) FROM users u \
+         JOIN user_role_assignments r USING (org_id, account_id) \
+         WHERE u.department = '{department}' GROUP BY 1 ORDER BY 1"
+    );
+    assert_eq!(sql_rows(&ctx, &sql).await, expected);
+    let calls: Vec<_> = orgs
+        .session()
+        .requests_since(before)
+        .into_iter()
+        .filter(|r| r.endpoint.ends_with("/role-assignments"))
+        .collect();
+    let refused: Vec<_> = calls.iter().filter(|r| r.status != Some(200)).collect();
+    assert!(refused.is_empty(), "calls for another's keys: {refused:?}");
+    for (org, people) in all.iter().zip(&members) {
+        let made = calls.iter().filter(|r| r.org_id == org.id).count();
+        assert_eq!(made, people.len(), "calls in {}: one per member", org.id);
+    }
+}
+
 /// A config file naming the three organizations, each key from another
 /// kind of source: a variable, a file only the owner can read, a command.
 fn config_file(emu: &Emulator, dir: &Path) -> (std::path::PathBuf, Vec<String>) {

@@ -193,6 +193,112 @@ async fn each_organization_is_called_only_for_its_own_join_keys() {
     }
 }
 
+/// Every control of the pack, run over one session of several
+/// organizations (as `-f queries/x.sql --all-orgs` runs it), finds in each
+/// organization what it finds there alone: no join, grouping or count of
+/// a control mixes two organizations' rows, though the same account is in
+/// several of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_control_over_several_organizations_finds_each_ones_own() {
+    let emu = three_orgs(60).await;
+    // An account of the first organization that is an outside account in
+    // the other two, suspended in both of those and still in their groups:
+    // joined on account_id alone, each of its two rows would count the
+    // memberships and roles of both organizations.
+    let all = emu.orgs();
+    let shared = all[0]
+        .users
+        .iter()
+        .map(|u| u.account_id.clone())
+        .find(|id| {
+            all[1..].iter().all(|org| {
+                org.users
+                    .iter()
+                    .any(|u| &u.account_id == id && !u.groups.is_empty())
+            })
+        })
+        .expect("an account in every organization, in groups in the others");
+    for index in [1, 2] {
+        let shared = shared.clone();
+        emu.change_org(index, move |org| {
+            for user in org.users.iter_mut().filter(|u| u.account_id == shared) {
+                user.status = "suspended";
+            }
+        });
+    }
+    // One clock for every session: what is stale does not change between them.
+    let configs: Vec<ClientConfig> = configs(&emu)
+        .into_iter()
+        .map(|mut config| {
+            config.clock = Some(fixed_now());
+            config
+        })
+        .collect();
+    let orgs = Orgs::new(configs[0].clone(), configs[1..].to_vec()).expect("orgs");
+    let together = orgsql::session(&orgs).expect("session");
+    let alone: Vec<_> = configs.iter().map(|c| session(c.clone())).collect();
+
+    let controls = orgsql::cli::check::load(None).expect("the pack");
+    let values = BTreeMap::new();
+    let findings = |checked: Vec<orgsql::cli::check::Checked>| -> BTreeMap<String, Vec<String>> {
+        checked
+            .into_iter()
+            .map(|c| {
+                assert!(c.error.is_none(), "{}: {:?}", c.control.id, c.error);
+                let found = c
+                    .findings
+                    .iter()
+                    .map(|f| format!("{} | {} | {}", f.status, f.resource, f.reason))
+                    .collect();
+                (c.control.id.clone(), found)
+            })
+            .collect()
+    };
+    let mut each: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for ctx in &alone {
+        for (id, found) in findings(orgsql::cli::check::run(ctx, controls.clone(), &values).await) {
+            each.entry(id).or_default().extend(found);
+        }
+    }
+    let mut mixed = Vec::new();
+    for (id, mut found) in findings(orgsql::cli::check::run(&together, controls, &values).await) {
+        let mut expected = each.remove(&id).unwrap_or_default();
+        found.sort();
+        expected.sort();
+        if found != expected {
+            mixed.push(format!(
+                "{id}:\n  together: {found:#?}\n  alone:    {expected:#?}"
+            ));
+        }
+    }
+    assert!(mixed.is_empty(), "{}", mixed.join("\n"));
+    // The suspended account: one finding in each organization it is
+    // suspended in, each with that organization's own groups.
+    let inactive = findings(
+        orgsql::cli::check::run(
+            &together,
+            orgsql::cli::check::load(None)
+                .expect("the pack")
+                .into_iter()
+                .filter(|c| c.id == "inactive_users_with_access")
+                .collect(),
+            &BTreeMap::new(),
+        )
+        .await,
+    );
+    let email = all[1]
+        .users
+        .iter()
+        .find(|u| u.account_id == shared)
+        .map(|u| u.email.clone())
+        .expect("the shared account");
+    let of_shared: Vec<&String> = inactive["inactive_users_with_access"]
+        .iter()
+        .filter(|f| f.contains(&format!("| {email} |")))
+        .collect();
+    assert_eq!(of_shared.len(), 2, "{of_shared:?}");
+}
+
 /// A config file naming the three organizations, each key from another
 /// kind of source: a variable, a file only the owner can read, a command.
 fn config_file(emu: &Emulator, dir: &Path) -> (std::path::PathBuf, Vec<String>) {

@@ -7,12 +7,12 @@
 -- param: window_days integer 90 Days of sessions that make an address known
 -- param: recent_days integer 30 Days of token use that are checked
 WITH ev AS (
-  SELECT time, action, actor_email, actor_auth_type, actor_token_id, ip, country
+  SELECT org_id, time, action, actor_email, actor_auth_type, actor_token_id, ip, country
   FROM events
   WHERE time >= now() - interval '${window_days} days'
 ),
 known AS (
-  SELECT DISTINCT ip FROM ev
+  SELECT DISTINCT org_id, ip FROM ev
   WHERE ip IS NOT NULL AND (actor_auth_type IS NULL OR actor_auth_type NOT LIKE '%token%')
 )
 SELECT
@@ -29,6 +29,6 @@ FROM ev t
 WHERE t.actor_auth_type = 'api-token'
   AND t.time >= now() - interval '${recent_days} days'
   AND t.ip IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM known k WHERE k.ip = t.ip)
-GROUP BY t.ip
+  AND NOT EXISTS (SELECT 1 FROM known k WHERE k.org_id = t.org_id AND k.ip = t.ip)
+GROUP BY t.org_id, t.ip
 ORDER BY status, resource;

@@ -6,18 +6,18 @@
 -- frameworks: soc2:CC7.2, iso27001:A.8.16, nist800-53:SI-4, cis:8.11
 -- param: window_days integer 90 Days of sessions and token use that are compared
 WITH recent AS (
-  SELECT time, actor_auth_type, actor_token_id, ip
+  SELECT org_id, time, actor_auth_type, actor_token_id, ip
   FROM events
   WHERE time >= now() - interval '${window_days} days' AND ip IS NOT NULL
 ),
 people AS (
-  SELECT DISTINCT ip FROM recent
+  SELECT DISTINCT org_id, ip FROM recent
   WHERE actor_auth_type IS NULL OR actor_auth_type NOT LIKE '%token%'
 ),
 uses AS (
-  SELECT r.actor_token_id AS token_id, r.ip, p.ip IS NULL AS unfamiliar
+  SELECT r.org_id, r.actor_token_id AS token_id, r.ip, p.ip IS NULL AS unfamiliar
   FROM recent r
-  LEFT JOIN people p ON p.ip = r.ip
+  LEFT JOIN people p ON p.org_id = r.org_id AND p.ip = r.ip
   WHERE r.actor_auth_type = 'api-token' AND r.actor_token_id IS NOT NULL
 )
 SELECT
@@ -32,6 +32,6 @@ SELECT
     || coalesce(max(t.owner_email), max(t.account_id)) || ')' AS reason,
   max(t.account_id) AS account_id
 FROM api_tokens t
-JOIN uses u ON u.token_id = t.token_id
-GROUP BY t.token_id
+JOIN uses u ON u.org_id = t.org_id AND u.token_id = t.token_id
+GROUP BY t.org_id, t.token_id
 ORDER BY status, resource;

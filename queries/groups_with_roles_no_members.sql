@@ -14,7 +14,7 @@ WITH grants AS (
   GROUP BY g.org_id, g.group_id, g.name, g.user_count
 ),
 members AS (
-  SELECT group_id, count(*) AS n FROM group_members GROUP BY group_id
+  SELECT org_id, group_id, count(*) AS n FROM group_members GROUP BY org_id, group_id
 )
 SELECT
   gr.name AS resource,
@@ -28,5 +28,5 @@ SELECT
   gr.roles,
   gr.user_count
 FROM grants gr
-LEFT JOIN members m ON m.group_id = gr.group_id
+LEFT JOIN members m ON m.org_id = gr.org_id AND m.group_id = gr.group_id
 ORDER BY status, resource;

@@ -27,5 +27,5 @@ SELECT
   string_agg(p.product_name || ' (' || p.url || ')', ', ' ORDER BY p.product_name, p.url) AS products
 FROM stale s
 JOIN managed_account_product_access p USING (org_id, account_id)
-GROUP BY s.who, s.account_id, s.last_active
+GROUP BY s.org_id, s.who, s.account_id, s.last_active
 ORDER BY status, resource;

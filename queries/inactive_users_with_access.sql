@@ -10,15 +10,15 @@ WITH gone AS (
   WHERE status IN ('suspended', 'deactivated')
 ),
 memberships AS (
-  SELECT g.account_id, count(*) AS n, string_agg(m.group_name, ', ' ORDER BY m.group_name) AS names
+  SELECT g.org_id, g.account_id, count(*) AS n, string_agg(m.group_name, ', ' ORDER BY m.group_name) AS names
   FROM gone g JOIN group_members m USING (org_id, account_id)
-  GROUP BY g.account_id
+  GROUP BY g.org_id, g.account_id
 ),
 roles AS (
-  SELECT g.account_id, count(*) AS n,
+  SELECT g.org_id, g.account_id, count(*) AS n,
          count(*) FILTER (WHERE r.role <> 'atlassian/user') AS admin_n
   FROM gone g JOIN user_role_assignments r USING (org_id, account_id)
-  GROUP BY g.account_id
+  GROUP BY g.org_id, g.account_id
 )
 SELECT
   g.who AS resource,
@@ -33,6 +33,6 @@ SELECT
   g.status AS user_status,
   m.names AS groups
 FROM gone g
-LEFT JOIN memberships m USING (account_id)
-LEFT JOIN roles r USING (account_id)
+LEFT JOIN memberships m USING (org_id, account_id)
+LEFT JOIN roles r USING (org_id, account_id)
 ORDER BY status, resource;

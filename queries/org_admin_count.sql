@@ -18,7 +18,7 @@ holders AS (
   HAVING count(*) FILTER (WHERE role = 'atlassian/org-admin') > 0
 ),
 counted AS (
-  SELECT h.*, count(*) OVER () AS holders FROM holders h
+  SELECT h.*, count(*) OVER (PARTITION BY org_id) AS holders FROM holders h
 )
 SELECT
   coalesce(u.email, c.account_id) AS resource,

@@ -6,20 +6,20 @@
 -- frameworks: soc2:CC6.2, soc2:CC7.2, iso27001:A.8.2, iso27001:A.8.15, nist800-53:AU-6, cis:8.11
 -- param: days integer 7 How far back grants are reviewed, in days
 WITH recent AS (
-  SELECT event_id, time, action, actor_email, actor_auth_type, message
+  SELECT org_id, event_id, time, action, actor_email, actor_auth_type, message
   FROM events
   WHERE time >= now() - interval '${days} days'
     AND action IN ('added_org_admin', 'group_granted_admin_access', 'user_granted_role', 'user_added_to_group')
 ),
 event_groups AS (
-  SELECT event_id, name AS group_name
+  SELECT org_id, event_id, name AS group_name
   FROM event_context
   WHERE time >= now() - interval '${days} days'
     AND action = 'user_added_to_group'
     AND object_type = 'groups'
 ),
 admin_groups AS (
-  SELECT DISTINCT g.name
+  SELECT DISTINCT g.org_id, g.name
   FROM groups g
   JOIN group_role_assignments r USING (org_id, group_id)
   WHERE r.role IN ('atlassian/org-admin', 'atlassian/site-admin', 'atlassian/admin', 'atlassian/user-access-admin')
@@ -40,7 +40,10 @@ SELECT
   e.actor_email,
   e.event_id
 FROM recent e
-LEFT JOIN event_groups eg ON eg.event_id = e.event_id
+LEFT JOIN event_groups eg ON eg.org_id = e.org_id AND eg.event_id = e.event_id
+-- A group of that name that grants admin in this organization (the same
+-- name may be an admin group in another one).
+LEFT JOIN admin_groups ag ON ag.org_id = eg.org_id AND ag.name = eg.group_name
 WHERE e.action <> 'user_added_to_group'
-   OR eg.group_name IN (SELECT name FROM admin_groups)
+   OR ag.name IS NOT NULL
 ORDER BY status, resource;

@@ -24,5 +24,5 @@ SELECT
 FROM unmanaged u
 JOIN user_product_access p USING (org_id, account_id)
 LEFT JOIN workspaces w ON w.org_id = p.org_id AND w.workspace_id = p.product_id
-GROUP BY u.who, u.account_id, u.mfa_enabled
+GROUP BY u.org_id, u.who, u.account_id, u.mfa_enabled
 ORDER BY status, resource;

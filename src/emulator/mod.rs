@@ -99,6 +99,57 @@ pub(crate) struct State {
     max_in_flight: AtomicU64,
     /// Requests refused for being over budget.
     throttled: AtomicU64,
+    /// Tests' gates (`Emulator::hold_after`), while the test holds them.
+    gates: Mutex<Vec<std::sync::Weak<GateState>>>,
+}
+
+/// Requests to an endpoint held back after the first few, until the test
+/// opens the gate: a run that cannot end (or go on) before the test has
+/// seen what it waits for, with no sleep and no luck. Dropped, it lets
+/// every request go, so a failed test leaves none hanging.
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<GateState>);
+
+#[derive(Debug)]
+struct GateState {
+    /// Which requests: "METHOD template" ends with it.
+    suffix: String,
+    /// How many go through before it holds.
+    after: u64,
+    passed: AtomicU64,
+    open: tokio::sync::watch::Sender<bool>,
+    /// Requests held so far.
+    held: tokio::sync::watch::Sender<u64>,
+}
+
+impl Gate {
+    /// Let every held request go, and every later one.
+    pub fn open(&self) {
+        self.0.open.send_replace(true);
+    }
+
+    /// Wait until a request is being held.
+    pub async fn held(&self) {
+        let mut held = self.0.held.subscribe();
+        let _ = held.wait_for(|n| *n > 0).await;
+    }
+}
+
+impl GateState {
+    /// A request to `route`: `None` to let it through, else what it waits on
+    /// (until it says open, or the gate is gone).
+    fn holds(&self, route: &str) -> Option<tokio::sync::watch::Receiver<bool>> {
+        if !route.ends_with(&self.suffix) || self.passed.fetch_add(1, Ordering::SeqCst) < self.after
+        {
+            return None;
+        }
+        let open = self.open.subscribe();
+        if *open.borrow() {
+            return None;
+        }
+        self.held.send_modify(|n| *n += 1);
+        Some(open)
+    }
 }
 
 /// One organization served, with its key and its own rate budgets.
@@ -190,6 +241,7 @@ impl Emulator {
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
+            gates: Mutex::new(Vec::new()),
             config,
         });
         let app = axum::Router::new()
@@ -341,6 +393,22 @@ impl Emulator {
         }
     }
 
+    /// Hold the requests whose "METHOD template" ends with `suffix`, after
+    /// the first `after` of them, until the gate returned is opened. A held
+    /// request is counted by `requests` already.
+    pub fn hold_after(&self, suffix: &str, after: u64) -> Gate {
+        let gate = Gate(Arc::new(GateState {
+            suffix: suffix.to_string(),
+            after,
+            passed: AtomicU64::new(0),
+            open: tokio::sync::watch::Sender::new(false),
+            held: tokio::sync::watch::Sender::new(0),
+        }));
+        let mut gates = self.state.gates.lock().unwrap_or_else(|e| e.into_inner());
+        gates.push(Arc::downgrade(&gate.0));
+        gate
+    }
+
     /// Requests refused with 429 for being over a rate budget (injected
     /// faults not counted).
     pub fn throttled(&self) -> u64 {
@@ -424,6 +492,23 @@ impl State {
 
     fn count_throttled(&self) {
         self.throttled.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Wait at every gate that holds requests to `route`.
+    async fn pass_gates(&self, route: &str) {
+        let held: Vec<_> = self
+            .gates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .filter_map(|gate| gate.holds(route))
+            .collect();
+        // Not holding the gates meanwhile: a test that drops its gate
+        // (a failed one) lets the requests go.
+        for mut open in held {
+            let _ = open.wait_for(|open| *open).await;
+        }
     }
 
     fn count(&self, endpoint: &str) -> u64 {

@@ -188,6 +188,7 @@ pub(crate) async fn handle(
     };
     let version = endpoint.version();
     let n = state.count(endpoint.route);
+    state.pass_gates(endpoint.route).await;
     state.remember_body(endpoint.route, &body);
     state.remember_query(endpoint.route, uri.query().unwrap_or(""));
     if let Some(every) = faults.fail_every.filter(|&e| e > 0 && n % e == 0) {

@@ -128,7 +128,7 @@ impl Resource for ApiTokens {
             ])),
             then: Box::new(Fetch::PerParent(FanOut {
                 parents: every_managed_user(),
-                child: PageRequest::get("/users/{accountId}/manage/api-tokens").bare(),
+                children: vec![PageRequest::get("/users/{accountId}/manage/api-tokens").bare()],
                 param: "accountId",
             })),
             note: "api_tokens: the API refused the org-wide token listing; each managed user's \

@@ -577,13 +577,35 @@ pub fn case_folded(values: Vec<String>) -> Vec<String> {
 /// reads it all.
 pub fn join_key_values(expr: &Arc<dyn PhysicalExpr>) -> Vec<(String, Vec<String>)> {
     match snapshot_physical_expr(Arc::clone(expr)) {
-        Ok(expr) => key_values(&expr).unwrap_or_default().into_iter().collect(),
+        Ok(expr) => key_values(&expr, None)
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
         Err(_) => Vec::new(),
     }
 }
 
-/// `None` when the expression is `false` (no key passes).
-fn key_values(expr: &Arc<dyn PhysicalExpr>) -> Option<HashMap<String, Vec<String>>> {
+/// `join_key_values` of the keys whose `column` is `value` (an
+/// organization's, `column` being org_id): where the filter pairs the keys
+/// (`struct(org_id, account_id) IN (...)`), only the other values of the
+/// pairs with that one. `None` when no such key passes.
+pub fn join_key_values_of(
+    expr: &Arc<dyn PhysicalExpr>,
+    column: &str,
+    value: &str,
+) -> Option<Vec<(String, Vec<String>)>> {
+    match snapshot_physical_expr(Arc::clone(expr)) {
+        Ok(expr) => key_values(&expr, Some((column, value))).map(|keys| keys.into_iter().collect()),
+        Err(_) => Some(Vec::new()),
+    }
+}
+
+/// The keys `expr` lets pass, by column; with `scope` (a column and its
+/// value), only those of keys that have it. `None` when none passes.
+fn key_values(
+    expr: &Arc<dyn PhysicalExpr>,
+    scope: Option<(&str, &str)>,
+) -> Option<HashMap<String, Vec<String>>> {
     if let Some(ScalarValue::Boolean(Some(false))) = physical_literal(expr) {
         return None;
     }
@@ -595,7 +617,7 @@ fn key_values(expr: &Arc<dyn PhysicalExpr>) -> Option<HashMap<String, Vec<String
             .chain(case.else_expr());
         let mut union: Option<HashMap<String, Vec<String>>> = None;
         for branch in branches {
-            let Some(keys) = key_values(branch) else {
+            let Some(keys) = key_values(branch, scope) else {
                 continue;
             };
             union = Some(match union {
@@ -609,7 +631,7 @@ fn key_values(expr: &Arc<dyn PhysicalExpr>) -> Option<HashMap<String, Vec<String
                 }
             });
         }
-        return Some(union.unwrap_or_default());
+        return union;
     }
     let mut conjuncts = Vec::new();
     split_and(expr, &mut conjuncts);
@@ -618,7 +640,7 @@ fn key_values(expr: &Arc<dyn PhysicalExpr>) -> Option<HashMap<String, Vec<String
     let mut upper: HashMap<String, String> = HashMap::new();
     for conjunct in conjuncts {
         if let Some(list) = conjunct.downcast_ref::<InListExpr>() {
-            for (column, found) in in_list_values(list) {
+            for (column, found) in in_list_values(list, scope)? {
                 values.entry(column).or_insert(found);
             }
         } else if let Some(binary) = conjunct.downcast_ref::<physical::BinaryExpr>() {
@@ -647,6 +669,15 @@ fn key_values(expr: &Arc<dyn PhysicalExpr>) -> Option<HashMap<String, Vec<String
             values.entry(column).or_insert_with(|| vec![low]);
         }
     }
+    // The scope's column pinned to other values: none of its keys passes.
+    if let Some((column, value)) = scope
+        && let Some(found) = values.get_mut(column)
+    {
+        if !found.iter().any(|v| v == value) {
+            return None;
+        }
+        *found = vec![value.to_string()];
+    }
     Some(values)
 }
 
@@ -660,42 +691,68 @@ fn split_and<'a>(expr: &'a Arc<dyn PhysicalExpr>, out: &mut Vec<&'a Arc<dyn Phys
     }
 }
 
-fn in_list_values(list: &InListExpr) -> Vec<(String, Vec<String>)> {
+/// The values an `IN` list allows, by column; with `scope`, of a list of
+/// pairs (`struct(org_id, account_id) IN (...)`) only the pairs that have
+/// the scope's value (`None` when there is none).
+fn in_list_values(
+    list: &InListExpr,
+    scope: Option<(&str, &str)>,
+) -> Option<Vec<(String, Vec<String>)>> {
     if list.negated() {
-        return Vec::new();
+        return Some(Vec::new());
     }
     if let Some(column) = physical_column(list.expr()) {
         let values: Option<Vec<String>> = list.list().iter().map(physical_text).collect();
-        return values.map(|v| vec![(column, v)]).unwrap_or_default();
+        return Some(values.map(|v| vec![(column, v)]).unwrap_or_default());
     }
     // A join on several keys: `struct(k1, k2) IN ({k1: .., k2: ..}, ...)`.
     let Some(function) = list.expr().downcast_ref::<ScalarFunctionExpr>() else {
-        return Vec::new();
+        return Some(Vec::new());
     };
     if function.name() != "struct" {
-        return Vec::new();
+        return Some(Vec::new());
     }
-    let mut out = Vec::new();
-    for (field, arg) in function.args().iter().enumerate() {
-        let Some(column) = physical_column(arg) else {
-            continue;
-        };
-        let values: Option<Vec<String>> = list
-            .list()
-            .iter()
-            .map(|item| match physical_literal(item)? {
-                ScalarValue::Struct(array) => {
+    let columns: Vec<Option<String>> = function.args().iter().map(physical_column).collect();
+    // Each pair's fields as text (`None`: not text, or not a struct).
+    let pairs: Vec<Vec<Option<String>>> = list
+        .list()
+        .iter()
+        .map(|item| match physical_literal(item) {
+            Some(ScalarValue::Struct(array)) => (0..columns.len())
+                .map(|field| {
                     let value = ScalarValue::try_from_array(array.column(field), 0).ok()?;
                     text(&value)
-                }
-                _ => None,
-            })
-            .collect();
+                })
+                .collect(),
+            _ => vec![None; columns.len()],
+        })
+        .collect();
+    let scoped = scope.and_then(|(column, value)| {
+        let field = columns.iter().position(|c| c.as_deref() == Some(column))?;
+        Some((field, value))
+    });
+    let kept: Vec<&Vec<Option<String>>> = match scoped {
+        // A pair whose field is not text may be of this scope: kept.
+        Some((field, value)) => pairs
+            .iter()
+            .filter(|pair| pair[field].as_deref().is_none_or(|v| v == value))
+            .collect(),
+        None => pairs.iter().collect(),
+    };
+    if scoped.is_some() && kept.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for (field, column) in columns.into_iter().enumerate() {
+        let Some(column) = column else {
+            continue;
+        };
+        let values: Option<Vec<String>> = kept.iter().map(|pair| pair[field].clone()).collect();
         if let Some(values) = values {
             out.push((column, values));
         }
     }
-    out
+    Some(out)
 }
 
 fn physical_column(expr: &Arc<dyn PhysicalExpr>) -> Option<String> {
@@ -765,6 +822,93 @@ mod tests {
             Some(("time", TimeBound::At(7_000)))
         );
         assert_eq!(time_window(&[col("other").gt(ts(1))], "time"), (None, None));
+    }
+
+    /// A join on (org_id, account_id) with a small build side filters the
+    /// probe side by `struct(org_id, account_id) IN (...)`: each
+    /// organization's keys are the pairs of that organization.
+    #[test]
+    fn a_join_on_org_id_gives_each_organization_its_own_keys() -> datafusion::error::Result<()> {
+        use datafusion::arrow::array::{ArrayRef, StringArray, StructArray};
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::common::config::ConfigOptions;
+
+        let schema = Schema::new(vec![
+            Field::new("org_id", DataType::Utf8, false),
+            Field::new("account_id", DataType::Utf8, false),
+        ]);
+        let pair = ScalarFunctionExpr::try_new(
+            datafusion::functions::core::r#struct(),
+            vec![
+                physical::col("org_id", &schema)?,
+                physical::col("account_id", &schema)?,
+            ],
+            &schema,
+            Arc::new(ConfigOptions::default()),
+        )?;
+        let DataType::Struct(fields) = pair.return_type().clone() else {
+            panic!("struct() makes a struct");
+        };
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec!["org-a", "org-a", "org-b"])),
+            Arc::new(StringArray::from(vec!["ann", "bob", "cy"])),
+        ];
+        let pairs = StructArray::try_new(fields, columns, None)?;
+        let filter: Arc<dyn PhysicalExpr> = Arc::new(InListExpr::try_new_from_array(
+            Arc::new(pair),
+            Arc::new(pairs),
+            false,
+            &schema,
+        )?);
+        let sorted = |mut keys: Vec<(String, Vec<String>)>| {
+            keys.sort();
+            keys
+        };
+        let keys = |org: &str, accounts: &[&str]| {
+            Some(vec![
+                (
+                    "account_id".to_string(),
+                    accounts.iter().map(|a| a.to_string()).collect(),
+                ),
+                ("org_id".to_string(), vec![org.to_string()]),
+            ])
+        };
+        assert_eq!(
+            join_key_values_of(&filter, "org_id", "org-a").map(sorted),
+            keys("org-a", &["ann", "bob"])
+        );
+        assert_eq!(
+            join_key_values_of(&filter, "org_id", "org-b").map(sorted),
+            keys("org-b", &["cy"])
+        );
+        assert_eq!(join_key_values_of(&filter, "org_id", "org-c"), None);
+        // Unscoped, every key (and DataFusion pairs them again).
+        let all = sorted(join_key_values(&filter));
+        assert_eq!(all[0].1, vec!["ann", "bob", "cy"]);
+
+        // `org_id = 'org-b' AND account_id IN (...)`: nothing of org-a.
+        let pinned: Arc<dyn PhysicalExpr> = physical::binary(
+            physical::binary(
+                physical::col("org_id", &schema)?,
+                Operator::Eq,
+                physical::lit("org-b"),
+                &schema,
+            )?,
+            Operator::And,
+            physical::in_list(
+                physical::col("account_id", &schema)?,
+                vec![physical::lit("cy")],
+                &false,
+                &schema,
+            )?,
+            &schema,
+        )?;
+        assert_eq!(join_key_values_of(&pinned, "org_id", "org-a"), None);
+        assert_eq!(
+            join_key_values_of(&pinned, "org_id", "org-b").map(sorted),
+            keys("org-b", &["cy"])
+        );
+        Ok(())
     }
 
     #[test]

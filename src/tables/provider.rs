@@ -4,7 +4,7 @@
 //! that streams one batch per page, fans out per user or group with bounded
 //! concurrency, and narrows that fan-out by the keys a join has already seen.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::marker::PhantomData;
@@ -35,7 +35,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::filters::{self, Filter, join_key_values};
+use super::filters::{self, Filter, join_key_values, join_key_values_of};
 use crate::api::{ApiError, Client, Orgs, PageItems, PageRequest};
 
 /// Every table's first column, which organization a row is of.
@@ -218,14 +218,15 @@ impl<'a> Scan<'a> {
             .iter()
             .find(|f| matches!(f.shape, filters::Shape::Parent));
         let named = parent.and_then(|f| filters::allowed_values(self.filters, f.column));
-        let requests = self.requests(child);
-        let (Some(parent), Some(child)) = (parent, requests.into_iter().next()) else {
+        // Several calls per parent when a filter's list is split over calls.
+        let children = self.requests(child);
+        let Some(parent) = parent.filter(|_| !children.is_empty()) else {
             // Contradicting filters: nothing to call.
             return Fetch::Listings(Vec::new());
         };
         Fetch::PerParent(FanOut {
             parents: named.map_or(every, Parents::Ids),
-            child,
+            children,
             param: parent.param,
         })
     }
@@ -270,7 +271,12 @@ impl Fetch {
                         format!("each of {}", listing.join(" + "))
                     }
                 };
-                vec![format!("{} (per parent: {per})", fan_out.child.described())]
+                let children: Vec<String> = fan_out
+                    .children
+                    .iter()
+                    .map(PageRequest::described)
+                    .collect();
+                vec![format!("{} (per parent: {per})", children.join(" + "))]
             }
             Fetch::Fallback { first, then, .. } => {
                 let mut endpoints = first.endpoints();
@@ -287,11 +293,12 @@ impl From<Vec<PageRequest>> for Fetch {
     }
 }
 
-/// A fan-out: the parents' ids, and the call made for each.
+/// A fan-out: the parents' ids, and the calls made for each.
 pub struct FanOut {
     pub parents: Parents,
-    /// The per-parent call, without the parent's path parameter.
-    pub child: PageRequest,
+    /// The per-parent calls, without the parent's path parameter: one, or
+    /// several when a filter's list is split over calls.
+    pub children: Vec<PageRequest>,
     /// The path parameter that takes the parent's id, e.g. `accountId`.
     pub param: &'static str,
 }
@@ -650,11 +657,14 @@ impl<R: Resource> ExecutionPlan for ApiScanExec<R> {
 
 impl<R: Resource> ApiScanExec<R> {
     /// The scan's filters plus `col IN (keys)` for each join key column the
-    /// resource can push to the API.
-    fn effective_filters(&self) -> Vec<Expr> {
+    /// resource can push to the API, of organization `org_id`'s keys: a join
+    /// on org_id pairs each key with its organization, and another's keys
+    /// would be calls for people this one does not have. `None` when no key
+    /// of this organization passes.
+    fn effective_filters(&self, org_id: &str) -> Option<Vec<Expr>> {
         let mut filters = self.filters.clone();
         for expr in &self.join_filters {
-            for (column, values) in join_key_values(expr) {
+            for (column, values) in join_key_values_of(expr, ORG_ID, org_id)? {
                 let list = values.into_iter().map(datafusion::prelude::lit).collect();
                 let filter = datafusion::prelude::col(column).in_list(list, false);
                 if R::pushdown(&filter) != TableProviderFilterPushDown::Unsupported {
@@ -662,7 +672,7 @@ impl<R: Resource> ApiScanExec<R> {
                 }
             }
         }
-        filters
+        Some(filters)
     }
 
     fn fetch(&self, filters: &[Expr]) -> Fetch {
@@ -716,15 +726,19 @@ impl<R: Resource> ApiScanExec<R> {
         // beats splitting a long key list into calls of ten.
         let streams: Vec<_> = self
             .clients()
-            .map(|client| {
+            .filter_map(|client| {
                 let fetch = match self.fetch(&self.filters) {
                     Fetch::PerParent(FanOut {
                         parents: Parents::Listing { .. },
                         ..
-                    }) if !self.join_filters.is_empty() => self.fetch(&self.effective_filters()),
+                    }) if !self.join_filters.is_empty() => {
+                        // None of the join's keys is this organization's:
+                        // none of its rows would join.
+                        self.fetch(&self.effective_filters(client.org_id())?)
+                    }
                     fetch => fetch,
                 };
-                run::<R>(client.clone(), self.schema.clone(), fetch)
+                Some(run::<R>(client.clone(), self.schema.clone(), fetch))
             })
             .collect();
         stream::select_all(streams).boxed()
@@ -935,7 +949,7 @@ fn fan_out_batches<R: Resource>(
 ) -> BoxStream<'static, Result<RecordBatch>> {
     let FanOut {
         parents,
-        child,
+        children,
         param,
     } = fan_out;
     let ids: BoxStream<'static, Result<String>> = match parents {
@@ -966,27 +980,37 @@ fn fan_out_batches<R: Resource>(
     let concurrency = client.concurrency();
     ids.map(move |id| {
         let client = client.clone();
-        let request = tagged::<R>(
-            child
-                .clone()
-                .path_param(param, id.as_deref().unwrap_or_default()),
-        );
+        let requests: Vec<PageRequest> = children
+            .iter()
+            .map(|child| {
+                tagged::<R>(
+                    child
+                        .clone()
+                        .path_param(param, id.as_deref().unwrap_or_default()),
+                )
+            })
+            .collect();
         async move {
             let id = id?;
             let origin = Origin {
                 org_id: client.org_id(),
                 parent: Some(&id),
             };
+            let several = requests.len() > 1;
             let mut rows = Vec::new();
-            let mut pages = client.pages::<R::Data>(request);
-            while let Some(page) = pages.next().await {
-                match page {
-                    Ok(data) => R::push_rows(&origin, data, &mut rows),
-                    Err(ApiError::Status { status: 404, .. }) => return Ok(Vec::new()),
-                    Err(e) => return Err(external(e)),
+            // One after another, in this parent's slot: --concurrency
+            // counts parents' calls, and a split must not outrun it.
+            for request in requests {
+                let mut pages = client.pages::<R::Data>(request);
+                while let Some(page) = pages.next().await {
+                    match page {
+                        Ok(data) => R::push_rows(&origin, data, &mut rows),
+                        Err(ApiError::Status { status: 404, .. }) => return Ok(Vec::new()),
+                        Err(e) => return Err(external(e)),
+                    }
                 }
             }
-            Ok(rows)
+            Ok(if several { once_each::<R>(rows) } else { rows })
         }
     })
     // Unordered: a slow answer must not hold a slot that another call could use.
@@ -1002,6 +1026,29 @@ fn fan_out_batches<R: Resource>(
         futures::future::ready(batch.transpose())
     })
     .boxed()
+}
+
+/// One parent's rows, each key once: the calls of a split filter list can
+/// each return the same item (an API may filter which items it lists, not
+/// what an item holds). A key with a NULL in it names nothing: kept.
+fn once_each<R: Resource>(rows: Vec<R::Row>) -> Vec<R::Row> {
+    if R::KEY.is_empty() {
+        return rows;
+    }
+    let mut seen = HashSet::new();
+    rows.into_iter()
+        .filter(|row| {
+            let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(row) else {
+                return true;
+            };
+            let key: Vec<&serde_json::Value> = R::KEY
+                .iter()
+                .map(|column| fields.get(*column).unwrap_or(&serde_json::Value::Null))
+                .collect();
+            key.iter().any(|v| v.is_null())
+                || serde_json::to_string(&key).is_ok_and(|key| seen.insert(key))
+        })
+        .collect()
 }
 
 /// Poll `source` in a task of its own, up to `ahead` items before they are

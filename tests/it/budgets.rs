@@ -1,8 +1,19 @@
 //! The API's rate budgets set the pace, not luck. Against an emulator that
 //! enforces the documented limits (its clock sped up 120 times: a documented
-//! minute lasts half a second), long scans get no 429 at all, a limit
-//! lowered mid-run is followed, both audit endpoints give the same events,
-//! and an export misses no event that was processed late.
+//! minute lasts half a second), long scans give the whole answer and no 429
+//! reaches it, a limit lowered mid-run is followed, both audit endpoints give
+//! the same events, and an export misses no event that was processed late.
+//! With a period no test outlasts, a spent budget is waited for, never
+//! overrun.
+//!
+//! Whether a sped-up run draws a 429 at all depends on the machine: one
+//! answer held past a half-second period by a loaded machine can draw one.
+//! What is promised, and asserted, is the answer: every 429 retried, the rows
+//! the API holds. The pacing itself is pinned where no timing can move it.
+
+use std::time::Duration;
+
+use datafusion::prelude::SessionContext;
 
 use crate::common::*;
 use orgsql::emulator::{Emulator, EmulatorConfig, Faults, OrgSpec, RateLimits};
@@ -18,13 +29,29 @@ async fn limited(org: OrgSpec, page_size_cap: Option<usize>) -> Emulator {
     .expect("emulator starts")
 }
 
+/// No 429 reached the answer (the caller compared the rows with the
+/// oracle's): every 429 the API sent is in the session's log, an attempt
+/// that was retried.
+async fn every_429_was_retried(ctx: &SessionContext, emu: &Emulator) {
+    let logged = column(
+        ctx,
+        "SELECT count(*) FROM orgsql_requests WHERE status = 429",
+    )
+    .await;
+    assert_eq!(
+        logged,
+        vec![emu.throttled().to_string()],
+        "every 429 the API sent was seen and retried"
+    );
+}
+
 /// The same organization without limits: what the answers must be.
 async fn oracle(org: OrgSpec, page_size_cap: Option<usize>) -> Emulator {
     emulator(org, Faults::default(), page_size_cap).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn long_scans_stay_within_every_budget_without_a_429() {
+async fn long_scans_paced_by_every_budget_give_the_whole_answer() {
     let org = spec(450, 1500);
     let emu = limited(org.clone(), Some(40)).await;
     let free = oracle(org, Some(40)).await;
@@ -58,15 +85,42 @@ async fn long_scans_stay_within_every_budget_without_a_429() {
         "more than one period of /events"
     );
     assert!(emu.requests("/events-stream") > 30);
-    assert_eq!(emu.throttled(), 0, "no request was refused for its budget");
-    // The waits are on record.
-    let waited = column(
-        &ctx,
-        "SELECT count(*) FROM orgsql_requests WHERE wait_ms > 0 \
-         AND endpoint = '/admin/v1/orgs/{orgId}/events'",
-    )
-    .await;
-    assert_ne!(waited, vec!["0".to_string()]);
+    every_429_was_retried(&ctx, &emu).await;
+}
+
+/// With a budget period of ten minutes (the emulator's clock ten times
+/// slower than the API's: a period no test outlasts), a budget is never
+/// overrun: /events allows 10 requests a period, and a scan that needs 45
+/// pages sends what the pacer allows, draws no 429, and fails at once when
+/// the next request would have to wait longer than --max-wait, saying so.
+/// Without the pacer the 11th request would draw a 429.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spent_budget_is_waited_for_not_overrun() {
+    let emu = Emulator::start(EmulatorConfig {
+        org: spec(20, 900),
+        page_size_cap: Some(20),
+        limits: Some(RateLimits::scaled(0.1)),
+        ..Default::default()
+    })
+    .await
+    .expect("emulator starts");
+    let mut config = fast_retries(emu.client_config());
+    config.retry.max_delay = Duration::from_secs(5);
+    let ctx = orgsql::session(&orgsql::api::Client::new(config).expect("client")).expect("session");
+    // An upper time bound: /events, not the stream.
+    let sql = "SELECT count(*) FROM events WHERE time <= TIMESTAMP '2100-01-01T00:00:00Z'";
+    let error = query(&ctx, sql)
+        .await
+        .expect_err("45 pages at 10 in ten minutes, waits of at most 5 s")
+        .to_string();
+    assert!(
+        error.contains("GET /admin/v1/orgs/{orgId}/events: the next request would have to wait"),
+        "{error}"
+    );
+    assert!(!error.contains("429"), "{error}");
+    let sent = emu.requests("/events");
+    assert!((1..=10).contains(&sent), "{sent} requests");
+    assert_eq!(emu.throttled(), 0, "the budget was never overrun");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -81,9 +135,10 @@ async fn a_limit_lowered_mid_run_is_followed() {
         40,
     );
     let sql = "SELECT * FROM user_role_assignments ORDER BY account_id, resource_id, role";
-    let got = sql_rows(&session(emu.client_config()), sql).await;
+    let ctx = session(emu.client_config());
+    let got = sql_rows(&ctx, sql).await;
     assert!(got == sql_rows(&session(free.client_config()), sql).await);
-    assert_eq!(emu.throttled(), 0, "the lower limit was read and kept");
+    every_429_was_retried(&ctx, &emu).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -139,7 +194,7 @@ async fn both_audit_endpoints_return_the_same_events() {
             .any(|line| line.contains("endpoint=GET /admin/v1/orgs/{orgId}/events-stream")),
         "{plan:?}"
     );
-    assert_eq!(emu.throttled(), 0);
+    every_429_was_retried(&ctx, &emu).await;
 }
 
 /// An event that happened a month ago but was processed after the last
@@ -201,11 +256,13 @@ async fn a_late_processed_event_is_exported_exactly_once() {
     // The context came along, once per event too.
     let live = session(emu.client_config());
     let context = "SELECT count(*) FROM event_context";
+    // (Every event once, above, is the promise; whether the three clients
+    // drew a 429 on the way depends on the machine's load, and each one
+    // drawn was retried or the export would have failed.)
     assert_eq!(
         column(&offline, context).await,
         column(&live, context).await
     );
-    assert_eq!(emu.throttled(), 0);
 }
 
 /// A folder exported before the polling API (no stream position, the

@@ -264,22 +264,55 @@ async fn verbose_prints_a_line_per_request() {
 }
 
 /// Without a terminal, a long run says now and then that it is still going.
+/// Nothing here depends on how long anything takes: the notice threshold is
+/// 0 (a line at the first look after a page), and the emulator holds the
+/// second page of users until the test has read that line, so the run
+/// cannot end before it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_long_run_says_it_is_still_running_without_a_terminal() {
-    let faults = Faults {
-        latency: std::time::Duration::from_millis(150),
-        ..Faults::default()
-    };
-    let emu = emulator(spec(40, 10), faults, Some(2)).await;
-    let mut command = orgsql_on(&emu);
-    command
-        .env("ORGSQL_NOTICE_SECS", "1")
-        .args(["-c", "SELECT count(*) FROM users"]);
-    let output = run(command).await;
+    let emu = emulator(spec(40, 10), Faults::default(), Some(2)).await;
+    let gate = emu.hold_after("/users/search", 1);
+    let mut child = orgsql_on(&emu)
+        .env("ORGSQL_NOTICE_SECS", "0")
+        .args(["--format", "csv", "-c", "SELECT count(*) AS n FROM users"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("orgsql runs");
+    let stderr = child.stderr.take().expect("stderr");
+    let (send, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The minute only bounds a failure (no notice while the run is held).
+    let notice = tokio::task::spawn_blocking(move || {
+        let mut before = Vec::new();
+        loop {
+            match lines.recv_timeout(std::time::Duration::from_secs(60)) {
+                Ok(line) if line.contains("still running") => return Ok(line),
+                Ok(line) => before.push(line),
+                Err(_) => return Err(before),
+            }
+        }
+    })
+    .await
+    .expect("join");
+    gate.open();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().expect("exit"))
+        .await
+        .expect("join");
+    let notice = notice.unwrap_or_else(|before| panic!("no notice; stderr: {before:?}"));
+    assert!(
+        notice.starts_with("orgsql: still running after"),
+        "{notice}"
+    );
+    assert!(notice.contains("users: 1 pages, 2 rows"), "{notice}");
     assert!(output.status.success());
-    let stderr = text(&output.stderr);
-    assert!(stderr.contains("orgsql: still running after"), "{stderr}");
-    assert!(stderr.contains("users: "), "{stderr}");
+    assert_eq!(text(&output.stdout), "n\n40\n");
 }
 
 /// `orgsql ... | head`: when the reader goes away, orgsql ends quietly.

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use crate::common::*;
 use orgsql::emulator::Faults;
+use orgsql::tables::user_role_assignments::UserRoleAssignments;
+use orgsql::tables::{ApiTable, Fetch, Filter, Origin, Resource, Scan};
 
 const USER_ROLES: &str = "/users/{accountId}/role-assignments";
 const GROUP_ROLES: &str = "/groups/{groupId}/role-assignments";
@@ -304,4 +306,95 @@ async fn group_and_policy_filters_go_to_the_api() {
     assert_eq!(column(&ctx, &sql).await, vec!["1"]);
     let query = emu.last_query(USER_ROLES).expect("a role call");
     assert!(query.contains("roleIds=atlassian%2Forg-admin"), "{query}");
+}
+
+/// `user_role_assignments` as a table whose per-user call takes one role
+/// a call (so `role IN (a, b)` is two calls per user), and a filter the
+/// emulator does not apply (so each of those calls returns every row).
+struct SplitRoles;
+
+impl Resource for SplitRoles {
+    type Data = <UserRoleAssignments as Resource>::Data;
+    type Row = <UserRoleAssignments as Resource>::Row;
+    const NAME: &'static str = "split_roles";
+    const DESCRIPTION: &'static str = "user_role_assignments, its filter lists split";
+    const KEY: &'static [&'static str] = UserRoleAssignments::KEY;
+    const FAN_OUT: Option<&'static str> = Some("user");
+    const FILTERS: &'static [Filter] = &[
+        Filter::parent("account_id", "accountId"),
+        Filter::values("role", "roleIds", 1),
+        // The emulator ignores a parameter it does not know: each call of
+        // the split answers with all of the user's rows.
+        Filter::values("user_directory_status", "notAFilterOfTheApi", 1),
+    ];
+
+    fn fetch(scan: &Scan) -> Fetch {
+        UserRoleAssignments::fetch(scan)
+    }
+
+    fn push_rows(origin: &Origin, data: Self::Data, rows: &mut Vec<Self::Row>) {
+        UserRoleAssignments::push_rows(origin, data, rows);
+    }
+}
+
+/// A fan-out whose per-parent call is split over several calls makes every
+/// one of them, and returns each row once: the same rows as the table whose
+/// call is not split.
+#[tokio::test]
+async fn a_split_per_parent_call_makes_every_call_and_keeps_each_row_once() {
+    let emu = emulator(spec(40, 10), Faults::default(), None).await;
+    let org = emu.org().clone();
+    let client = orgsql::api::Client::new(fast_retries(emu.client_config())).expect("client");
+    let ctx = orgsql::session(&client).expect("session");
+    let table = ApiTable::<SplitRoles>::new((&client).into());
+    ctx.register_table("split_roles", std::sync::Arc::new(table))
+        .expect("registered");
+
+    // A user with two roles, and one whose roles are all in a directory
+    // (a platform role leaves the status NULL).
+    let distinct_roles = |u: &orgsql::emulator::User| {
+        let mut roles: Vec<&str> = org.user_roles(u).iter().map(|r| r.role).collect();
+        roles.sort_unstable();
+        roles.dedup();
+        roles
+    };
+    let admin = org
+        .users
+        .iter()
+        .find(|u| distinct_roles(u).len() >= 2)
+        .expect("a user with two roles");
+    let member = org
+        .users
+        .iter()
+        .find(|u| {
+            let roles = org.user_roles(u);
+            !roles.is_empty() && roles.iter().all(|r| r.directory.is_some())
+        })
+        .expect("a user with product roles");
+    let roles = distinct_roles(admin);
+    let columns = "account_id, resource_id, role, assignment_methods, user_directory_status";
+    for (user, filter) in [
+        (admin, format!("role IN ('{}', '{}')", roles[0], roles[1])),
+        (
+            member,
+            format!(
+                "user_directory_status IN ('{}', 'no-such-status')",
+                member.membership_status
+            ),
+        ),
+    ] {
+        let sql = |table: &str| {
+            format!(
+                "SELECT {columns} FROM {table} WHERE account_id = '{}' AND {filter} \
+                 ORDER BY 1, 2, 3",
+                user.account_id
+            )
+        };
+        let expected = sql_rows(&ctx, &sql("user_role_assignments")).await;
+        assert!(!expected.is_empty(), "{filter}: some rows");
+        emu.reset_requests();
+        let split = sql_rows(&ctx, &sql("split_roles")).await;
+        assert_eq!(split, expected, "{filter}");
+        assert_eq!(emu.requests(USER_ROLES), 2, "{filter}: one call per value");
+    }
 }

@@ -320,11 +320,12 @@ async fn a_snapshot_cannot_point_outside_its_folder_and_corrupt_files_are_errors
 /// neither the audit log's files nor their staging folder behind.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stop_mid_write_leaves_no_file() {
-    let faults = Faults {
-        latency: std::time::Duration::from_millis(100),
-        ..Faults::default()
-    };
-    let emu = emulator(spec(10, 3000), faults, Some(20)).await;
+    let emu = emulator(spec(10, 3000), Faults::default(), Some(20)).await;
+    // The audit log is written day by day as it pages (150 pages of 20).
+    // The 11th page is held until the process is stopped: by the time it
+    // is asked for, the export has written pages it took from its
+    // read-ahead of two, so it is mid-write whatever the machine's speed.
+    let gate = emu.hold_after("/events-stream", 10);
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("snap");
     let child = orgsql_on(&emu)
@@ -333,17 +334,15 @@ async fn a_stop_mid_write_leaves_no_file() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("orgsql runs");
-    // Stop it once it writes (the audit log is written day by day as it
-    // pages; 150 pages at 100 ms each would take 15 s).
+    // The minute only bounds a failure (an export that ends or fails early).
+    tokio::time::timeout(std::time::Duration::from_secs(60), gate.held())
+        .await
+        .expect("the export asks for the held page");
     let written = || {
         files_below(&out)
             .iter()
             .any(|p| p.extension().is_some_and(|e| e == "parquet"))
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !written() && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
     assert!(written(), "it started writing");
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -353,6 +352,7 @@ async fn a_stop_mid_write_leaves_no_file() {
     let output = tokio::task::spawn_blocking(move || child.wait_with_output().expect("exit"))
         .await
         .expect("join");
+    gate.open();
     assert_eq!(output.status.code(), Some(143));
     assert!(text(&output.stderr).contains("stopped by SIGTERM"));
     assert!(

@@ -37,6 +37,8 @@ async fn every_table_holds_each_organizations_own_rows() {
     let ctx = orgsql::session(&orgs).expect("session");
 
     // Per organization, what a session on that organization alone counts.
+    let drawn_429 = "SELECT count(*) FROM orgsql_requests WHERE status = 429";
+    let mut retried: u64 = 0;
     for table in [
         "users",
         "groups",
@@ -56,6 +58,9 @@ async fn every_table_holds_each_organizations_own_rows() {
             let one = session(config.clone());
             let count = column(&one, &format!("SELECT count(*) FROM {table}")).await;
             alone.push(vec![config.org_id.clone(), count[0].clone()]);
+            retried += column(&one, drawn_429).await[0]
+                .parse::<u64>()
+                .expect("a count");
         }
         alone.sort();
         assert_eq!(together, alone, "{table}");
@@ -127,8 +132,181 @@ async fn every_table_holds_each_organizations_own_rows() {
     assert_eq!(ids, all_ids);
 
     // Each organization within its own budgets: 450 last-active calls in
-    // all, over the 200 a minute one organization may make, and no 429.
-    assert_eq!(emu.throttled(), 0);
+    // all, over the 200 a minute one organization may make, and no 429 in
+    // any answer. (Whether a 429 is drawn at all, a sped-up minute lasting a
+    // second, depends on the machine's load; every one drawn was retried.)
+    retried += column(&ctx, drawn_429).await[0]
+        .parse::<u64>()
+        .expect("a count");
+    assert_eq!(retried, emu.throttled(), "every 429 was seen and retried");
+}
+
+/// A join over several organizations narrows each one's fan-out to its own
+/// keys: no organization is called for another's people (a 404, or an
+/// outside account's rows, each against its own budget), and the answer is
+/// what the API holds.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_organization_is_called_only_for_its_own_join_keys() {
+    let emu = three_orgs(60).await;
+    let configs = configs(&emu);
+    let orgs = Orgs::new(configs[0].clone(), configs[1..].to_vec()).expect("orgs");
+    let ctx = orgsql::session(&orgs).expect("session");
+    let all = emu.orgs();
+
+    // A department with people in every organization.
+    let in_department =
+        |org: &orgsql::emulator::Org, department: &str| -> Vec<orgsql::emulator::User> {
+            org.users
+                .iter()
+                .filter(|u| u.department == Some(department))
+                .cloned()
+                .collect()
+        };
+    let department = all[0]
+        .users
+        .iter()
+        .filter_map(|u| u.department)
+        .find(|d| all.iter().all(|org| !in_department(org, d).is_empty()))
+        .expect("a department in every organization");
+    let members: Vec<Vec<orgsql::emulator::User>> = all
+        .iter()
+        .map(|org| in_department(org, department))
+        .collect();
+    let mut expected: Vec<Vec<String>> = all
+        .iter()
+        .zip(&members)
+        .map(|(org, people)| {
+            let roles: usize = people.iter().map(|u| org.user_roles(u).len()).sum();
+            vec![org.id.clone(), roles.to_string()]
+        })
+        .collect();
+    expected.sort();
+
+    let before = orgs.session().request_count();
+    let sql = format!(
+        "SELECT u.org_id, count(*) FROM users u \
+         JOIN user_role_assignments r USING (org_id, account_id) \
+         WHERE u.department = '{department}' GROUP BY 1 ORDER BY 1"
+    );
+    assert_eq!(sql_rows(&ctx, &sql).await, expected);
+    let calls: Vec<_> = orgs
+        .session()
+        .requests_since(before)
+        .into_iter()
+        .filter(|r| r.endpoint.ends_with("/role-assignments"))
+        .collect();
+    let refused: Vec<_> = calls.iter().filter(|r| r.status != Some(200)).collect();
+    assert!(refused.is_empty(), "calls for another's keys: {refused:?}");
+    for (org, people) in all.iter().zip(&members) {
+        let made = calls.iter().filter(|r| r.org_id == org.id).count();
+        assert_eq!(made, people.len(), "calls in {}: one per member", org.id);
+    }
+}
+
+/// Every control of the pack, run over one session of several
+/// organizations (as `-f queries/x.sql --all-orgs` runs it), finds in each
+/// organization what it finds there alone: no join, grouping or count of
+/// a control mixes two organizations' rows, though the same account is in
+/// several of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_control_over_several_organizations_finds_each_ones_own() {
+    let emu = three_orgs(60).await;
+    // An account of the first organization that is an outside account in
+    // the other two, suspended in both of those and still in their groups:
+    // joined on account_id alone, each of its two rows would count the
+    // memberships and roles of both organizations.
+    let all = emu.orgs();
+    let shared = all[0]
+        .users
+        .iter()
+        .map(|u| u.account_id.clone())
+        .find(|id| {
+            all[1..].iter().all(|org| {
+                org.users
+                    .iter()
+                    .any(|u| &u.account_id == id && !u.groups.is_empty())
+            })
+        })
+        .expect("an account in every organization, in groups in the others");
+    for index in [1, 2] {
+        let shared = shared.clone();
+        emu.change_org(index, move |org| {
+            for user in org.users.iter_mut().filter(|u| u.account_id == shared) {
+                user.status = "suspended";
+            }
+        });
+    }
+    // One clock for every session: what is stale does not change between them.
+    let configs: Vec<ClientConfig> = configs(&emu)
+        .into_iter()
+        .map(|mut config| {
+            config.clock = Some(fixed_now());
+            config
+        })
+        .collect();
+    let orgs = Orgs::new(configs[0].clone(), configs[1..].to_vec()).expect("orgs");
+    let together = orgsql::session(&orgs).expect("session");
+    let alone: Vec<_> = configs.iter().map(|c| session(c.clone())).collect();
+
+    let controls = orgsql::cli::check::load(None).expect("the pack");
+    let values = BTreeMap::new();
+    let findings = |checked: Vec<orgsql::cli::check::Checked>| -> BTreeMap<String, Vec<String>> {
+        checked
+            .into_iter()
+            .map(|c| {
+                assert!(c.error.is_none(), "{}: {:?}", c.control.id, c.error);
+                let found = c
+                    .findings
+                    .iter()
+                    .map(|f| format!("{} | {} | {}", f.status, f.resource, f.reason))
+                    .collect();
+                (c.control.id.clone(), found)
+            })
+            .collect()
+    };
+    let mut each: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for ctx in &alone {
+        for (id, found) in findings(orgsql::cli::check::run(ctx, controls.clone(), &values).await) {
+            each.entry(id).or_default().extend(found);
+        }
+    }
+    let mut mixed = Vec::new();
+    for (id, mut found) in findings(orgsql::cli::check::run(&together, controls, &values).await) {
+        let mut expected = each.remove(&id).unwrap_or_default();
+        found.sort();
+        expected.sort();
+        if found != expected {
+            mixed.push(format!(
+                "{id}:\n  together: {found:#?}\n  alone:    {expected:#?}"
+            ));
+        }
+    }
+    assert!(mixed.is_empty(), "{}", mixed.join("\n"));
+    // The suspended account: one finding in each organization it is
+    // suspended in, each with that organization's own groups.
+    let inactive = findings(
+        orgsql::cli::check::run(
+            &together,
+            orgsql::cli::check::load(None)
+                .expect("the pack")
+                .into_iter()
+                .filter(|c| c.id == "inactive_users_with_access")
+                .collect(),
+            &BTreeMap::new(),
+        )
+        .await,
+    );
+    let email = all[1]
+        .users
+        .iter()
+        .find(|u| u.account_id == shared)
+        .map(|u| u.email.clone())
+        .expect("the shared account");
+    let of_shared: Vec<&String> = inactive["inactive_users_with_access"]
+        .iter()
+        .filter(|f| f.contains(&format!("| {email} |")))
+        .collect();
+    assert_eq!(of_shared.len(), 2, "{of_shared:?}");
 }
 
 /// A config file naming the three organizations, each key from another

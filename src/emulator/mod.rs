@@ -22,6 +22,7 @@ pub use org::{
     ApiToken, DEMO_NOW, Directory, Domain, Event, EventAction, Group, GroupRole, Location, Org,
     OrgApiKey, OrgSpec, Policy, ProductAccess, User, UserRole, Workspace,
 };
+pub use routes::endpoints;
 
 use crate::api::{ApiKey, ClientConfig};
 

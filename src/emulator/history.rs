@@ -17,25 +17,14 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
-use super::org::{ACTIONS, Event, Gen, Org, OrgSpec, usual_location};
+use super::org::{
+    ACTIONS, DEACTIVATED, Event, Gen, History, ORG_ADMIN, Org, OrgSpec, Tenure, usual_location,
+};
 
-pub(super) const ORG_ADMIN: &str = "atlassian/org-admin";
 const SITE_ADMIN: &str = "atlassian/site-admin";
 const USER_ACCESS_ADMIN: &str = "atlassian/user-access-admin";
 /// A product's admin role, granted directly for a while.
 const PRODUCT_ADMIN: &str = "atlassian/admin";
-
-/// The actions this history writes; the everyday events have none of them.
-pub(super) const HISTORY_ACTIONS: &[&str] = &[
-    "added_org_admin",
-    "removed_org_admin",
-    "user_granted_role",
-    "user_revoked_role",
-    "user_added_to_group",
-    "user_removed_from_group",
-    "user_granted_product_access",
-    "user_revoked_product_access",
-];
 
 /// The grants of `HISTORY_ACTIONS`: after the last one a user got, they
 /// can be deactivated.
@@ -46,37 +35,9 @@ const GRANTS: &[&str] = &[
     "user_granted_product_access",
 ];
 
-/// A managed account deactivated by an org admin: the state decides who,
-/// `deactivations` when; the everyday events have none (org.rs `events`).
-pub(super) const DEACTIVATED: &str = "managed_account_deactivated";
-
 /// Atlassian as an actor: id and name (also sent as its email), as the real
 /// log shows the organization's first admin being added.
 const SYSTEM: (&str, &str) = ("atlassian-internal-system", "Atlassian Internal System");
-
-/// A platform role held by a user from one time, until another or now.
-#[derive(Debug, Clone)]
-pub(super) struct Tenure {
-    /// Index into `Org::users`.
-    pub(super) user: usize,
-    pub(super) role: &'static str,
-    pub(super) from: DateTime<Utc>,
-    /// `None`: held now.
-    pub(super) until: Option<DateTime<Utc>>,
-}
-
-impl Tenure {
-    fn covers(&self, time: DateTime<Utc>) -> bool {
-        self.from <= time && self.until.is_none_or(|until| time < until)
-    }
-}
-
-pub(super) struct History {
-    /// Unsorted, not yet processed.
-    pub(super) events: Vec<Event>,
-    /// Every platform role ever held.
-    pub(super) tenures: Vec<Tenure>,
-}
 
 /// The history of `org`'s roles, from a generator of its own (the rest of
 /// the org stays what the seed always gave).

@@ -22,8 +22,18 @@ pub use org::{
     ApiToken, DEMO_NOW, Directory, Domain, Event, EventAction, Group, GroupRole, Location, Org,
     OrgApiKey, OrgSpec, Policy, ProductAccess, User, UserRole, Workspace,
 };
+pub use routes::endpoints;
 
 use crate::api::{ApiKey, ClientConfig};
+
+impl Org {
+    /// The organization `spec` describes (org.rs), its audit log holding
+    /// the history of who may do what (history.rs) written over it. Here,
+    /// where both are known: history.rs builds on org.rs, never the reverse.
+    pub fn generate(spec: &OrgSpec) -> Org {
+        Org::generate_with(spec, history::history)
+    }
+}
 
 /// Faults to inject, deterministically, so tests need no luck.
 #[derive(Debug, Clone, Default)]
@@ -219,7 +229,8 @@ impl Emulator {
         let seed = config.org.seed;
         let mut tenants = Vec::new();
         for number in 1..config.orgs.max(1) {
-            let org = Org::sibling_of(&first, number, &config.org, 10);
+            let org =
+                Org::generate(&config.org.sibling(number)).into_sibling_of(&first, number, 10);
             let key = format!("emulator-key-{seed}-org{}", number + 1);
             tenants.push(Tenant::new(org, key, config.limits));
         }

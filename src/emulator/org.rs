@@ -10,8 +10,6 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
-use super::history::{self, DEACTIVATED, HISTORY_ACTIONS, ORG_ADMIN, Tenure};
-
 /// The demo organization's "now", 2026-11-30T12:00:00Z: `OrgSpec::default()`
 /// (`--demo`, `orgsql emulator`) generates its history up to this instant,
 /// never from the clock, so the demo prints the same bytes every run.
@@ -31,6 +29,17 @@ pub struct OrgSpec {
     /// "Now" for the generated history: nothing happens after it. Every
     /// date of the organization is drawn relative to it, never the clock.
     pub now: DateTime<Utc>,
+}
+
+impl OrgSpec {
+    /// The spec of the `number`-th other organization of the same owner:
+    /// the same size and "now", a seed of its own.
+    pub fn sibling(&self, number: usize) -> OrgSpec {
+        OrgSpec {
+            seed: self.seed.wrapping_add(1000 * number as u64),
+            ..self.clone()
+        }
+    }
 }
 
 impl Default for OrgSpec {
@@ -591,6 +600,51 @@ pub(super) const ACTIONS: &[(&str, u32, &str, &str)] = &[
     ("domain_claimed", 1, "Domain claimed", "Domains"),
 ];
 
+/// The org admin role, which grants every admin role.
+pub(super) const ORG_ADMIN: &str = "atlassian/org-admin";
+
+/// The actions history.rs writes; the everyday events have none of them.
+pub(super) const HISTORY_ACTIONS: &[&str] = &[
+    "added_org_admin",
+    "removed_org_admin",
+    "user_granted_role",
+    "user_revoked_role",
+    "user_added_to_group",
+    "user_removed_from_group",
+    "user_granted_product_access",
+    "user_revoked_product_access",
+];
+
+/// A managed account deactivated by an org admin: the state decides who,
+/// history.rs `deactivations` when; the everyday events have none (`events`).
+pub(super) const DEACTIVATED: &str = "managed_account_deactivated";
+
+/// A platform role held by a user from one time, until another or now.
+#[derive(Debug, Clone)]
+pub(super) struct Tenure {
+    /// Index into `Org::users`.
+    pub(super) user: usize,
+    pub(super) role: &'static str,
+    pub(super) from: DateTime<Utc>,
+    /// `None`: held now.
+    pub(super) until: Option<DateTime<Utc>>,
+}
+
+impl Tenure {
+    pub(super) fn covers(&self, time: DateTime<Utc>) -> bool {
+        self.from <= time && self.until.is_none_or(|until| time < until)
+    }
+}
+
+/// What history.rs writes over an organization: the grants and removals of
+/// its roles, memberships and product access, and who held which role when.
+pub(super) struct History {
+    /// Unsorted, not yet processed.
+    pub(super) events: Vec<Event>,
+    /// Every platform role ever held.
+    pub(super) tenures: Vec<Tenure>,
+}
+
 pub(super) struct Gen {
     pub(super) rng: ChaCha8Rng,
 }
@@ -647,15 +701,13 @@ impl Gen {
 }
 
 impl Org {
-    /// Another organization of the same owner: its own people, except that
-    /// every `every`-th of `first`'s managed accounts is in this one too
-    /// (same account, name and email) as an outside account: managed by the
+    /// This organization (generated from `OrgSpec::sibling`) made another
+    /// of the same owner as `first`: its own people, except that every
+    /// `every`-th of `first`'s managed accounts is in this one too (same
+    /// account, name and email) as an outside account: managed by the
     /// first organization, invited into this one.
-    pub fn sibling_of(first: &Org, number: usize, spec: &OrgSpec, every: usize) -> Org {
-        let mut org = Org::generate(&OrgSpec {
-            seed: spec.seed.wrapping_add(1000 * number as u64),
-            ..spec.clone()
-        });
+    pub fn into_sibling_of(self, first: &Org, number: usize, every: usize) -> Org {
+        let mut org = self;
         org.name = format!("Acme Subsidiary {number}");
         let mut renamed: Vec<(String, String)> = Vec::new();
         let shared: Vec<usize> = (1..org.users.len().min(first.users.len()))
@@ -708,7 +760,13 @@ impl Org {
         org
     }
 
-    pub fn generate(spec: &OrgSpec) -> Org {
+    /// The organization `spec` describes, with `write_history`'s events
+    /// and roles (history.rs) in its audit log. A parameter, not a call:
+    /// history.rs reads the organization, so this file does not import it.
+    pub(super) fn generate_with(
+        spec: &OrgSpec,
+        write_history: fn(&OrgSpec, &Org) -> History,
+    ) -> Org {
         let mut g = Gen {
             rng: ChaCha8Rng::seed_from_u64(spec.seed),
         };
@@ -772,7 +830,7 @@ impl Org {
             api_tokens: Vec::new(),
             api_keys: Vec::new(),
         };
-        let history = history::history(spec, &org);
+        let history = write_history(spec, &org);
         let mut events = events(&mut g, spec, &org, &history.tenures);
         events.extend(history.events);
         events.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.id.cmp(&b.id)));

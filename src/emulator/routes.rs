@@ -133,6 +133,12 @@ const ENDPOINTS: &[Endpoint] = &[
     },
 ];
 
+/// Every endpoint served, "METHOD template" as the spec writes it (the
+/// tests hold the tables' calls to this list).
+pub fn endpoints() -> impl Iterator<Item = &'static str> {
+    ENDPOINTS.iter().map(|e| e.route)
+}
+
 impl Endpoint {
     /// The path parameters when `method path` is this endpoint.
     fn matches(&self, method: &Method, segments: &[&str]) -> Option<Vec<(&'static str, String)>> {

@@ -6,7 +6,7 @@
 use serde::Deserialize;
 
 use super::api_tokens::{Person, READ_TOKENS};
-use super::provider::{Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, Resource, Scan};
 use crate::api::PageRequest;
 use crate::row;
 
@@ -65,9 +65,5 @@ impl Resource for ApiKeys {
                 .scoped(READ_TOKENS),
         ]
         .into()
-    }
-
-    fn push_rows(origin: &Origin, data: Vec<ApiKey>, rows: &mut Vec<ApiKeyRow>) {
-        rows.extend(data.into_iter().map(|k| ApiKeyRow::new(origin, k)));
     }
 }

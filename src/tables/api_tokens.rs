@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use super::provider::{FanOut, Fetch, Origin, Resource, Scan};
+use super::provider::{FanOut, Fetch, FromPage, Origin, Resource, Scan};
 use super::users::every_managed_user;
 use crate::api::PageRequest;
 use crate::row;
@@ -136,7 +136,9 @@ impl Resource for ApiTokens {
                    creators). A key with read:tokens:admin reads them all at once",
         }
     }
+}
 
+impl FromPage<Vec<ApiTokenItem>> for ApiTokenRow {
     fn push_rows(origin: &Origin, data: Vec<ApiTokenItem>, rows: &mut Vec<ApiTokenRow>) {
         rows.extend(data.into_iter().map(|item| {
             let token = match item {

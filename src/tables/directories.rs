@@ -3,7 +3,7 @@
 use crate::row;
 use serde::Deserialize;
 
-use super::provider::{Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, Resource, Scan};
 use crate::api::PageRequest;
 
 pub struct Directories;
@@ -38,9 +38,5 @@ impl Resource for Directories {
                 .query("limit", scan.page_size(MAX_PAGE).to_string()),
         ]
         .into()
-    }
-
-    fn push_rows(origin: &Origin, data: Vec<ApiDirectory>, rows: &mut Vec<DirectoryRow>) {
-        rows.extend(data.into_iter().map(|d| DirectoryRow::new(origin, d)));
     }
 }

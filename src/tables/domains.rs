@@ -3,7 +3,7 @@
 use crate::row;
 use serde::Deserialize;
 
-use super::provider::{Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, Resource, Scan};
 use crate::api::PageRequest;
 
 pub struct Domains;
@@ -48,9 +48,5 @@ impl Resource for Domains {
 
     fn fetch(_scan: &Scan) -> Fetch {
         vec![PageRequest::get("/admin/v1/orgs/{orgId}/domains")].into()
-    }
-
-    fn push_rows(origin: &Origin, data: Vec<ApiDomain>, rows: &mut Vec<DomainRow>) {
-        rows.extend(data.into_iter().map(|d| DomainRow::new(origin, d)));
     }
 }

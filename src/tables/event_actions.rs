@@ -3,7 +3,7 @@
 use crate::row;
 use serde::Deserialize;
 
-use super::provider::{Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, Resource, Scan};
 use crate::api::PageRequest;
 
 pub struct EventActions;
@@ -22,12 +22,12 @@ struct ActionAttributes {
 }
 
 row! {
-    EventActionRow(origin, id: String, attributes: Option<ActionAttributes>) {
-        action_id: key = id.to_lowercase(),
+    EventActionRow(origin, action: ApiEventAction) {
+        action_id: key = action.id.to_lowercase(),
             "Action key, lowercased to match events.action (the API may send it uppercase)";
-        display_name: text = attributes.as_ref().and_then(|a| a.display_name.clone()),
+        display_name: text = action.attributes.as_ref().and_then(|a| a.display_name.clone()),
             "What admin.atlassian.com calls the action";
-        group_display_name: text = attributes.and_then(|a| a.group_display_name),
+        group_display_name: text = action.attributes.and_then(|a| a.group_display_name),
             "The action's group, e.g. Group management";
     }
 }
@@ -42,12 +42,5 @@ impl Resource for EventActions {
 
     fn fetch(_scan: &Scan) -> Fetch {
         vec![PageRequest::get("/admin/v1/orgs/{orgId}/event-actions")].into()
-    }
-
-    fn push_rows(origin: &Origin, data: Vec<ApiEventAction>, rows: &mut Vec<EventActionRow>) {
-        rows.extend(
-            data.into_iter()
-                .map(|a| EventActionRow::new(origin, a.id, a.attributes)),
-        );
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::events::{ApiEvent, EVENT_FILTERS, events_requests};
 use super::filters::Filter;
-use super::provider::{Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, FromPage, Origin, Resource, Scan};
 
 pub struct EventContext;
 
@@ -62,7 +62,9 @@ impl Resource for EventContext {
         // A LIMIT counts objects, not events: page at full size.
         events_requests(&scan.without_limit()).into()
     }
+}
 
+impl FromPage<Vec<ApiEvent>> for EventContextRow {
     fn push_rows(origin: &Origin, data: Vec<ApiEvent>, rows: &mut Vec<EventContextRow>) {
         for event in data {
             let a = event.attributes;

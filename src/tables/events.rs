@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::filters::{Filter, allowed_values, time_window};
-use super::provider::{Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, Resource, Scan};
 use crate::api::{EVENTS_STREAM, PageRequest};
 
 pub struct Events;
@@ -69,27 +69,32 @@ struct Message {
 }
 
 row! {
-    EventRow(origin, id: String, a: EventAttributes, message: Option<Message>) {
-        event_id: key = id, "Event id (UUID)";
-        time: time = a.time, "When the event happened";
-        action: text = a.action, "Action key, lowercase, e.g. user_added_to_group";
-        actor_id: text = a.actor.as_ref().and_then(|x| x.id.clone()),
+    EventRow(origin, e: ApiEvent) {
+        event_id: key = e.id, "Event id (UUID)";
+        time: time = e.attributes.time, "When the event happened";
+        action: text = e.attributes.action, "Action key, lowercase, e.g. user_added_to_group";
+        actor_id: text = e.attributes.actor.as_ref().and_then(|x| x.id.clone()),
             "Account id of who did it (or a system id)";
-        actor_name: text = a.actor.as_ref().and_then(|x| x.name.clone()), "Actor's name";
-        actor_email: text = a.actor.as_ref().and_then(|x| x.email.clone()), "Actor's email";
-        actor_auth_type: text = a.actor.as_ref().and_then(|x| x.auth.as_ref()?.auth_type.clone()),
+        actor_name: text = e.attributes.actor.as_ref().and_then(|x| x.name.clone()), "Actor's name";
+        actor_email: text = e.attributes.actor.as_ref().and_then(|x| x.email.clone()),
+            "Actor's email";
+        actor_auth_type: text = e.attributes.actor.as_ref().and_then(|x| x.auth.as_ref()?.auth_type.clone()),
             "How the actor authenticated: api-token, container-token, ...";
-        actor_token_id: text = a.actor.as_ref().and_then(|x| x.auth.as_ref()?.token_id.clone()),
+        actor_token_id: text = e.attributes.actor.as_ref().and_then(|x| x.auth.as_ref()?.token_id.clone()),
             "Id of the token used, when one was";
-        on_behalf_of_id: text = a.actor.and_then(|x| x.on_behalf_of?.id), "Account an app acted for";
-        ip: text = a.location.as_ref().and_then(|l| l.ip.clone()), "Source IP address";
-        city: text = a.location.as_ref().and_then(|l| l.city.clone()), "City of the source IP";
-        region: text = a.location.as_ref().and_then(|l| l.region_name.clone()), "Region of the source IP";
-        country: text = a.location.and_then(|l| l.country_name), "Country of the source IP";
-        message: text = message.and_then(|m| m.content), "Human-readable summary";
-        context: text = json_text(a.context),
+        on_behalf_of_id: text = e.attributes.actor.and_then(|x| x.on_behalf_of?.id),
+            "Account an app acted for";
+        ip: text = e.attributes.location.as_ref().and_then(|l| l.ip.clone()), "Source IP address";
+        city: text = e.attributes.location.as_ref().and_then(|l| l.city.clone()),
+            "City of the source IP";
+        region: text = e.attributes.location.as_ref().and_then(|l| l.region_name.clone()),
+            "Region of the source IP";
+        country: text = e.attributes.location.and_then(|l| l.country_name),
+            "Country of the source IP";
+        message: text = e.message.and_then(|m| m.content), "Human-readable summary";
+        context: text = json_text(e.attributes.context),
             "What the event acted on: JSON array of objects (users, groups, ...)";
-        container: text = json_text(a.container),
+        container: text = json_text(e.attributes.container),
             "Where it happened: JSON array of objects (sites, orgs, ...)";
     }
 }
@@ -153,12 +158,5 @@ impl Resource for Events {
 
     fn fetch(scan: &Scan) -> Fetch {
         events_requests(scan).into()
-    }
-
-    fn push_rows(origin: &Origin, data: Vec<ApiEvent>, rows: &mut Vec<EventRow>) {
-        rows.extend(
-            data.into_iter()
-                .map(|e| EventRow::new(origin, e.id, e.attributes, e.message)),
-        );
     }
 }

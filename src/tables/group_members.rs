@@ -4,7 +4,7 @@
 use crate::row;
 
 use super::filters::Filter;
-use super::provider::{Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, FromPage, Origin, Resource, Scan};
 use super::users::{ApiUser, UserGroup, users_search};
 
 pub struct GroupMembers;
@@ -42,7 +42,9 @@ impl Resource for GroupMembers {
     fn fetch(scan: &Scan) -> Fetch {
         users_search(&scan.without_limit(), &["groups"]).into()
     }
+}
 
+impl FromPage<Vec<ApiUser>> for GroupMemberRow {
     fn push_rows(origin: &Origin, data: Vec<ApiUser>, rows: &mut Vec<GroupMemberRow>) {
         for user in data {
             for group in user.groups {

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::filters::Filter;
 use super::groups::every_group;
-use super::provider::{Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, FromPage, Origin, Resource, Scan};
 use super::user_role_assignments::{GROUP_ROLE_FILTERS, role_assignments};
 
 pub struct GroupRoleAssignments;
@@ -52,7 +52,9 @@ impl Resource for GroupRoleAssignments {
             ),
         )
     }
+}
 
+impl FromPage<Vec<ApiGroupRoleAssignment>> for GroupRoleRow {
     fn push_rows(origin: &Origin, data: Vec<ApiGroupRoleAssignment>, rows: &mut Vec<GroupRoleRow>) {
         for mut item in data {
             for role in std::mem::take(&mut item.roles) {

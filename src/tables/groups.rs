@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::filters::Filter;
-use super::provider::{Fetch, Origin, Parents, Resource, Scan};
+use super::provider::{Fetch, Parents, Resource, Scan};
 use crate::api::{CursorIn, PageRequest};
 
 pub struct Groups;
@@ -107,9 +107,5 @@ impl Resource for Groups {
 
     fn fetch(scan: &Scan) -> Fetch {
         groups_search(scan).into()
-    }
-
-    fn push_rows(origin: &Origin, data: Vec<ApiGroup>, rows: &mut Vec<GroupRow>) {
-        rows.extend(data.into_iter().map(|g| GroupRow::new(origin, g)));
     }
 }

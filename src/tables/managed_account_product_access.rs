@@ -4,7 +4,7 @@
 use crate::row;
 
 use super::managed_accounts::{ApiManagedAccount, MANAGED_USERS};
-use super::provider::{Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, FromPage, Origin, Resource, Scan};
 use crate::api::PageRequest;
 
 pub struct ManagedAccountProductAccess;
@@ -30,7 +30,9 @@ impl Resource for ManagedAccountProductAccess {
     fn fetch(_scan: &Scan) -> Fetch {
         vec![PageRequest::get(MANAGED_USERS)].into()
     }
+}
 
+impl FromPage<Vec<ApiManagedAccount>> for ManagedProductRow {
     fn push_rows(origin: &Origin, data: Vec<ApiManagedAccount>, rows: &mut Vec<ManagedProductRow>) {
         for account in data {
             for product in account.product_access {

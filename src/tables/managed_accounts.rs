@@ -5,7 +5,7 @@
 use crate::row;
 use serde::Deserialize;
 
-use super::provider::{Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, Resource, Scan};
 use crate::api::PageRequest;
 
 pub struct ManagedAccounts;
@@ -57,9 +57,5 @@ impl Resource for ManagedAccounts {
 
     fn fetch(_scan: &Scan) -> Fetch {
         vec![PageRequest::get(MANAGED_USERS)].into()
-    }
-
-    fn push_rows(origin: &Origin, data: Vec<ApiManagedAccount>, rows: &mut Vec<ManagedAccountRow>) {
-        rows.extend(data.into_iter().map(|a| ManagedAccountRow::new(origin, a)));
     }
 }

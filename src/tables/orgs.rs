@@ -3,7 +3,7 @@
 use crate::row;
 use serde::Deserialize;
 
-use super::provider::{Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, FromPage, Origin, Resource, Scan};
 use crate::api::PageRequest;
 
 pub struct Orgs;
@@ -43,8 +43,10 @@ impl Resource for Orgs {
     fn fetch(_scan: &Scan) -> Fetch {
         vec![PageRequest::get("/admin/v1/orgs/{orgId}")].into()
     }
+}
 
-    /// The organization's id as the API gives it.
+/// A page is the one organization; its id as the API gives it.
+impl FromPage<ApiOrg> for OrgRow {
     fn push_rows(_origin: &Origin, org: ApiOrg, rows: &mut Vec<OrgRow>) {
         let id = org.id.clone();
         let origin = Origin {

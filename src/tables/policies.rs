@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::filters::Filter;
-use super::provider::{Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, Resource, Scan};
 use crate::api::PageRequest;
 
 pub struct Policies;
@@ -45,15 +45,15 @@ pub(crate) fn policies_request() -> PageRequest {
 }
 
 row! {
-    PolicyRow(origin, id: String, a: PolicyAttributes) {
-        policy_id: key = id, "Policy id (UUID)";
-        r#type: text = a.kind, "ip-allowlist, data-residency, data-security, ...";
-        name: text = a.name, "Policy name";
-        status: text = a.status, "enabled or disabled";
-        rule: text = (!a.rule.is_null()).then(|| a.rule.to_string()),
+    PolicyRow(origin, p: ApiPolicy) {
+        policy_id: key = p.id, "Policy id (UUID)";
+        r#type: text = p.attributes.kind, "ip-allowlist, data-residency, data-security, ...";
+        name: text = p.attributes.name, "Policy name";
+        status: text = p.attributes.status, "enabled or disabled";
+        rule: text = (!p.attributes.rule.is_null()).then(|| p.attributes.rule.to_string()),
             "The policy rule as JSON text, e.g. {\"in\":[\"eu\"]}";
-        created_at: time = a.created_at, "When the policy was created";
-        updated_at: time = a.updated_at, "When the policy was last changed";
+        created_at: time = p.attributes.created_at, "When the policy was created";
+        updated_at: time = p.attributes.updated_at, "When the policy was last changed";
     }
 }
 
@@ -70,12 +70,5 @@ impl Resource for Policies {
 
     fn fetch(scan: &Scan) -> Fetch {
         scan.requests(policies_request()).into()
-    }
-
-    fn push_rows(origin: &Origin, data: Vec<ApiPolicy>, rows: &mut Vec<PolicyRow>) {
-        rows.extend(
-            data.into_iter()
-                .map(|p| PolicyRow::new(origin, p.id, p.attributes)),
-        );
     }
 }

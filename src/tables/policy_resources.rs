@@ -5,7 +5,7 @@ use crate::row;
 
 use super::filters::Filter;
 use super::policies::{ApiPolicy, PolicyResource, policies_request};
-use super::provider::{Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, FromPage, Origin, Resource, Scan};
 
 pub struct PolicyResources;
 
@@ -32,7 +32,9 @@ impl Resource for PolicyResources {
     fn fetch(scan: &Scan) -> Fetch {
         scan.requests(policies_request()).into()
     }
+}
 
+impl FromPage<Vec<ApiPolicy>> for PolicyResourceRow {
     fn push_rows(origin: &Origin, data: Vec<ApiPolicy>, rows: &mut Vec<PolicyResourceRow>) {
         for mut policy in data {
             for resource in std::mem::take(&mut policy.attributes.resources) {

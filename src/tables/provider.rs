@@ -112,6 +112,16 @@ pub trait TableRow {
     fn columns() -> Vec<Column>;
 }
 
+/// How one page's data becomes a table's rows. `row!` implements it for a
+/// row made of one API item (`Row(origin, item: Item)`): a page that is a
+/// list of such items makes a row of each, so such a table writes nothing
+/// more. A row made otherwise (several of one item, or of a page that is
+/// one object) implements it itself.
+pub trait FromPage<Data>: Sized {
+    /// Append the rows one page's data holds.
+    fn push_rows(origin: &Origin, data: Data, rows: &mut Vec<Self>);
+}
+
 /// The Rust type a column kind is held in before it becomes Arrow.
 #[macro_export]
 #[doc(hidden)]
@@ -128,8 +138,9 @@ macro_rules! row_type {
 /// A table's row, declared once: each column's name, kind (`key`, `text`,
 /// `flag`, `count`, `float`, `time`, `date`), where its value comes from, and
 /// its description. Generates the row struct, its constructor from the
-/// arguments given (`origin` first: every row starts with `org_id`) and its
-/// columns. For example:
+/// arguments given (`origin` first: every row starts with `org_id`), its
+/// columns and, for a row made of one item (taken by value, as a page's
+/// items are), `FromPage` for a page of them. For example:
 ///
 /// ```ignore
 /// row! {
@@ -169,7 +180,24 @@ macro_rules! row {
                 ]
             }
         }
+
+        $crate::row_per_item!($row $(, $arg: $ty)*);
     };
+}
+
+/// `FromPage` for a row made of one item: a row of each item of a page.
+/// Rows made of more arguments get none (their table says how).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! row_per_item {
+    ($row:ident, $arg:ident : $ty:ty) => {
+        impl $crate::tables::FromPage<Vec<$ty>> for $row {
+            fn push_rows(origin: &$crate::tables::Origin, data: Vec<$ty>, rows: &mut Vec<Self>) {
+                rows.extend(data.into_iter().map(|item| Self::new(origin, item)));
+            }
+        }
+    };
+    ($row:ident $(, $arg:ident : $ty:ty)*) => {};
 }
 
 /// What a scan asks of a resource: the columns it reads, the filters it
@@ -331,8 +359,8 @@ pub trait Resource: Send + Sync + 'static {
     /// A page's `data` as the API sends it.
     type Data: DeserializeOwned + PageItems + Send + 'static;
     /// One row, declared with `row!`: field names are column names, and
-    /// arrow-json maps them strictly.
-    type Row: TableRow + Serialize + Send + 'static;
+    /// arrow-json maps them strictly. `FromPage` makes them of a page.
+    type Row: TableRow + FromPage<Self::Data> + Serialize + Send + 'static;
 
     const NAME: &'static str;
     const DESCRIPTION: &'static str;
@@ -353,9 +381,6 @@ pub trait Resource: Send + Sync + 'static {
 
     /// The API calls whose pages hold this scan's rows.
     fn fetch(scan: &Scan) -> Fetch;
-
-    /// Append the rows one page's data holds.
-    fn push_rows(origin: &Origin, data: Self::Data, rows: &mut Vec<Self::Row>);
 
     /// How a filter reaches the API, from `FILTERS`: `Exact` only when the
     /// API applies it fully.
@@ -398,7 +423,7 @@ fn rows_to_batch<R: Resource>(
     data: R::Data,
 ) -> Result<Option<RecordBatch>> {
     let mut rows = Vec::new();
-    R::push_rows(origin, data, &mut rows);
+    R::Row::push_rows(origin, data, &mut rows);
     rows_of::<R>(schema, rows)
 }
 
@@ -1004,7 +1029,7 @@ fn fan_out_batches<R: Resource>(
                 let mut pages = client.pages::<R::Data>(request);
                 while let Some(page) = pages.next().await {
                     match page {
-                        Ok(data) => R::push_rows(&origin, data, &mut rows),
+                        Ok(data) => R::Row::push_rows(&origin, data, &mut rows),
                         Err(ApiError::Status { status: 404, .. }) => return Ok(Vec::new()),
                         Err(e) => return Err(external(e)),
                     }

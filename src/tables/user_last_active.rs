@@ -6,7 +6,7 @@ use crate::row;
 use serde::Deserialize;
 
 use super::filters::Filter;
-use super::provider::{Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, FromPage, Origin, Resource, Scan};
 use super::users::every_user;
 use crate::api::{PageItems, PageRequest};
 
@@ -65,7 +65,9 @@ impl Resource for UserLastActive {
             ),
         )
     }
+}
 
+impl FromPage<ApiLastActive> for LastActiveRow {
     fn push_rows(origin: &Origin, data: ApiLastActive, rows: &mut Vec<LastActiveRow>) {
         for product in data.product_access {
             rows.push(LastActiveRow::new(

@@ -4,7 +4,7 @@
 use crate::row;
 
 use super::filters::Filter;
-use super::provider::{Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, FromPage, Origin, Resource, Scan};
 use super::users::{ApiUser, BY_ACCOUNT, users_search};
 
 pub struct UserPlatformRoles;
@@ -29,7 +29,9 @@ impl Resource for UserPlatformRoles {
     fn fetch(scan: &Scan) -> Fetch {
         users_search(&scan.without_limit(), &["platformRoles"]).into()
     }
+}
 
+impl FromPage<Vec<ApiUser>> for PlatformRoleRow {
     fn push_rows(origin: &Origin, data: Vec<ApiUser>, rows: &mut Vec<PlatformRoleRow>) {
         for user in data {
             for role in user.platform_roles {

@@ -4,7 +4,7 @@
 use crate::row;
 
 use super::filters::Filter;
-use super::provider::{Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, FromPage, Origin, Resource, Scan};
 use super::users::{ApiUser, BY_ACCOUNT, UserProductAccess as ApiProductAccess, users_search};
 
 pub struct UserProductAccess;
@@ -31,7 +31,9 @@ impl Resource for UserProductAccess {
     fn fetch(scan: &Scan) -> Fetch {
         users_search(&scan.without_limit(), &["productAccess"]).into()
     }
+}
 
+impl FromPage<Vec<ApiUser>> for ProductAccessRow {
     fn push_rows(origin: &Origin, data: Vec<ApiUser>, rows: &mut Vec<ProductAccessRow>) {
         for user in data {
             for access in user.product_access {

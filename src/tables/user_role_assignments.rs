@@ -7,7 +7,7 @@ use crate::row;
 use serde::Deserialize;
 
 use super::filters::Filter;
-use super::provider::{Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, FromPage, Origin, Resource, Scan};
 use super::users::every_user;
 use crate::api::PageRequest;
 
@@ -100,7 +100,9 @@ impl Resource for UserRoleAssignments {
             ),
         )
     }
+}
 
+impl FromPage<Vec<ApiUserRoleAssignment>> for UserRoleRow {
     fn push_rows(origin: &Origin, data: Vec<ApiUserRoleAssignment>, rows: &mut Vec<UserRoleRow>) {
         for mut item in data {
             let roles: Vec<(String, Vec<String>)> = if item.role_assignments.is_empty() {

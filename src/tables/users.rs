@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::filters::Filter;
-use super::provider::{Fetch, Origin, Parents, Resource, Scan};
+use super::provider::{Fetch, Parents, Resource, Scan};
 use crate::api::{CursorIn, PageRequest};
 
 pub struct Users;
@@ -174,9 +174,5 @@ impl Resource for Users {
             &[]
         };
         users_search(scan, expand).into()
-    }
-
-    fn push_rows(origin: &Origin, data: Vec<ApiUser>, rows: &mut Vec<UserRow>) {
-        rows.extend(data.into_iter().map(|u| UserRow::new(origin, u)));
     }
 }

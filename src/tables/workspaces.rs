@@ -4,7 +4,7 @@ use crate::row;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::provider::{Fetch, Origin, Resource, Scan};
+use super::provider::{Fetch, Resource, Scan};
 use crate::api::{CursorIn, PageRequest};
 
 pub struct Workspaces;
@@ -43,21 +43,21 @@ struct Sandbox {
 }
 
 row! {
-    WorkspaceRow(origin, id: String, a: WorkspaceAttributes) {
-        workspace_id: key = id, "Workspace ARI, e.g. ari:cloud:jira::site/<cloud id>";
-        name: text = a.name, "Workspace name";
-        type_key: text = a.type_key, "Product key, e.g. jira-software, confluence";
-        r#type: text = a.kind, "Product display name";
-        host_url: text = a.host_url, "Site host, e.g. acme.atlassian.net";
-        status: text = a.status, "online, offline or deprecated";
-        realm: text = a.realm, "Data realm";
-        regions: text = a.regions.map(|r| r.join(",")), "Data regions, comma-separated";
-        sandbox_type: text = a.sandbox.and_then(|s| s.kind), "CHILD for a sandbox, NONE otherwise";
-        owner: text = a.owner, "Owner, when the API names one";
-        created_at: time = a.created_at, "When the workspace was created";
-        created_by: text = a.created_by, "Account ARI of the creator";
-        usage: count = a.usage, "Current usage (mostly Bitbucket)";
-        capacity: count = a.capacity, "Capacity (mostly Bitbucket)";
+    WorkspaceRow(origin, w: ApiWorkspace) {
+        workspace_id: key = w.id, "Workspace ARI, e.g. ari:cloud:jira::site/<cloud id>";
+        name: text = w.attributes.name, "Workspace name";
+        type_key: text = w.attributes.type_key, "Product key, e.g. jira-software, confluence";
+        r#type: text = w.attributes.kind, "Product display name";
+        host_url: text = w.attributes.host_url, "Site host, e.g. acme.atlassian.net";
+        status: text = w.attributes.status, "online, offline or deprecated";
+        realm: text = w.attributes.realm, "Data realm";
+        regions: text = w.attributes.regions.map(|r| r.join(",")), "Data regions, comma-separated";
+        sandbox_type: text = w.attributes.sandbox.and_then(|s| s.kind), "CHILD for a sandbox, NONE otherwise";
+        owner: text = w.attributes.owner, "Owner, when the API names one";
+        created_at: time = w.attributes.created_at, "When the workspace was created";
+        created_by: text = w.attributes.created_by, "Account ARI of the creator";
+        usage: count = w.attributes.usage, "Current usage (mostly Bitbucket)";
+        capacity: count = w.attributes.capacity, "Capacity (mostly Bitbucket)";
     }
 }
 
@@ -81,12 +81,5 @@ impl Resource for Workspaces {
             },
         )]
         .into()
-    }
-
-    fn push_rows(origin: &Origin, data: Vec<ApiWorkspace>, rows: &mut Vec<WorkspaceRow>) {
-        rows.extend(
-            data.into_iter()
-                .map(|w| WorkspaceRow::new(origin, w.id, w.attributes)),
-        );
     }
 }

@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 
 use crate::common::*;
-use orgsql::emulator::Faults;
+use orgsql::emulator::{AccessRules, Emulator, EmulatorConfig, Faults};
+use orgsql::tables::{Kind, Shape, catalog};
 
 #[tokio::test]
 async fn every_table_returns_the_emulators_rows_across_pages() {
@@ -430,4 +431,119 @@ async fn keys_identify_rows() {
             table.name
         );
     }
+}
+
+/// Endpoints the emulator serves that no table reads, and why each is served.
+const SERVED_FOR_NO_TABLE: &[(&str, &str)] = &[(
+    "GET /admin/v1/orgs",
+    "the organizations a key can see: orgsql is told which organization each key is for and \
+     never lists them; served as the API does, and checked against the spec (spec.rs)",
+)];
+
+/// The catalog and the emulator's route table agree: every call an API
+/// table makes is to an endpoint the emulator serves (method and path
+/// template), and every endpoint it serves is called by some table or is in
+/// `SERVED_FOR_NO_TABLE`. A table's calls are those it makes read whole and
+/// with each filter it declares (filters choose endpoints: events reads
+/// `/events-stream` whole and `/events` filtered), and read whole again with
+/// the org-wide token listing refused (api_tokens then reads each user's).
+#[tokio::test]
+async fn every_table_calls_endpoints_the_emulator_serves_and_each_is_called() {
+    let served: BTreeSet<&str> = orgsql::emulator::endpoints().collect();
+    let api_tables: Vec<_> = catalog()
+        .into_iter()
+        .filter(|t| matches!(t.kind, Kind::Api { .. } | Kind::AuditLog { .. }))
+        .collect();
+    let normal = emulator(spec(8, 40), Faults::default(), None).await;
+    let refusing = Emulator::start(EmulatorConfig {
+        org: spec(8, 40),
+        access: AccessRules {
+            refuse_token_listing: true,
+            ..AccessRules::default()
+        },
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("emulator starts");
+
+    // (table, "METHOD template") of every call sent; queries that failed.
+    let mut calls: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut failed: Vec<String> = Vec::new();
+    for (emu, filtered) in [(&normal, true), (&refusing, false)] {
+        // No page cache: a table whose pages another has fetched calls too.
+        let mut config = fast_retries(emu.client_config());
+        config.cache_ttl = None;
+        let client = orgsql::api::Client::new(config).expect("client");
+        let ctx = orgsql::session(&client).expect("session");
+        for table in &api_tables {
+            let mut queries = vec![format!("SELECT * FROM {}", table.name)];
+            // Any value will do: a filter chooses an endpoint whatever it holds.
+            let filters = if filtered { table.filters } else { &[] };
+            for filter in filters {
+                let predicate = match filter.shape {
+                    Shape::Flag => format!("{} = true", filter.column),
+                    Shape::Time { .. } => {
+                        format!("{} < TIMESTAMP '2100-01-01T00:00:00Z'", filter.column)
+                    }
+                    _ => format!("{} = 'x'", filter.column),
+                };
+                queries.push(format!("SELECT * FROM {} WHERE {predicate}", table.name));
+            }
+            for sql in queries {
+                if let Err(e) = query(&ctx, &sql).await {
+                    failed.push(format!("{sql}: {e}"));
+                }
+            }
+        }
+        calls.extend(client.requests().into_iter().map(|r| {
+            (
+                r.table_name.to_string(),
+                format!("{} {}", r.method, r.endpoint),
+            )
+        }));
+    }
+
+    let unserved: Vec<String> = calls
+        .iter()
+        .filter(|(_, call)| !served.contains(call.as_str()))
+        .map(|(table, call)| format!("{table} calls {call}"))
+        .collect();
+    assert!(
+        unserved.is_empty(),
+        "calls the emulator does not serve (routes.rs ENDPOINTS):\n{}",
+        unserved.join("\n")
+    );
+    for table in &api_tables {
+        assert!(
+            calls.iter().any(|(t, _)| t == table.name),
+            "{} made no call: nothing of it was checked",
+            table.name
+        );
+    }
+    let called: BTreeSet<&str> = calls.iter().map(|(_, call)| call.as_str()).collect();
+    let unused: BTreeSet<&str> = SERVED_FOR_NO_TABLE
+        .iter()
+        .map(|(route, _)| *route)
+        .collect();
+    let uncalled: Vec<&str> = served
+        .iter()
+        .filter(|route| !called.contains(*route) && !unused.contains(*route))
+        .copied()
+        .collect();
+    assert!(
+        uncalled.is_empty(),
+        "served, but no table calls them (a table should, or SERVED_FOR_NO_TABLE say why):\n{}",
+        uncalled.join("\n")
+    );
+    for route in &unused {
+        assert!(
+            served.contains(route),
+            "{route} is listed as unused but not served"
+        );
+        assert!(
+            !called.contains(route),
+            "{route} is listed as called by no table, but a table calls it"
+        );
+    }
+    assert!(failed.is_empty(), "queries failed:\n{}", failed.join("\n"));
 }

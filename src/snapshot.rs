@@ -152,8 +152,7 @@ async fn read_manifest<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T> 
             .await?
             .ok_or_else(|| {
                 DataFusionError::Execution(format!(
-                    "{}: no {MANIFEST} there; is it a prefix written by `orgsql export`?",
-                    shown
+                    "{shown}: no {MANIFEST} there; is it a prefix written by `orgsql export`?"
                 ))
             })?,
     };

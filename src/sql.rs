@@ -65,13 +65,10 @@ fn select_all_of_from_first(query: &mut Query) {
 /// with `parse`'s grouping).
 pub async fn frame(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
     let mut statements = parse(sql)?;
-    let statement = match (statements.pop_front(), statements.is_empty()) {
-        (Some(statement), true) => statement,
-        _ => {
-            return Err(DataFusionError::Plan(
-                "expected exactly one SQL statement".to_string(),
-            ));
-        }
+    let (Some(statement), true) = (statements.pop_front(), statements.is_empty()) else {
+        return Err(DataFusionError::Plan(
+            "expected exactly one SQL statement".to_string(),
+        ));
     };
     let plan = ctx.state().statement_to_plan(statement).await?;
     ctx.execute_logical_plan(plan).await
@@ -284,7 +281,7 @@ mod tests {
                         op: BinaryOperator::Eq,
                         ..
                     }
-                ))
+                ));
             }
             other => panic!("{other:?}"),
         }

@@ -338,7 +338,7 @@ impl Remote {
         relative
             .split('/')
             .filter(|part| !part.is_empty())
-            .fold(self.prefix.clone(), |path, part| path.join(part))
+            .fold(self.prefix.clone(), object_store::path::Path::join)
     }
 
     /// The file `relative`, or `None` when there is none.

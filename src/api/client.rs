@@ -384,7 +384,7 @@ impl Client {
             .shared
             .notices
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !notices.contains(&text) {
             notices.push(text);
         }
@@ -398,7 +398,7 @@ impl Client {
                 .shared
                 .notices
                 .lock()
-                .unwrap_or_else(|e| e.into_inner()),
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
         )
     }
 
@@ -660,7 +660,7 @@ impl Client {
                     let delay = policy.delay(attempt, Some(&headers), chrono::Utc::now());
                     if status == 429 {
                         if delay > policy.max_delay {
-                            in_flight.throttled(std::time::Duration::ZERO);
+                            in_flight.throttled(Duration::ZERO);
                             return Err(ApiError::WaitTooLong {
                                 endpoint,
                                 wait: delay,

@@ -37,13 +37,19 @@ pub struct RequestLog {
 impl RequestLog {
     /// Append a record; its index lets the caller fill in `rows` later.
     pub fn push(&self, record: RequestRecord) -> usize {
-        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let mut records = self
+            .records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         records.push(record);
         records.len() - 1
     }
 
     pub fn set_rows(&self, index: usize, rows: usize) {
-        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let mut records = self
+            .records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(record) = records.get_mut(index) {
             record.rows = Some(rows);
         }
@@ -51,11 +57,17 @@ impl RequestLog {
 
     /// The records from index `start` on (all of them from 0).
     pub fn since(&self, start: usize) -> Vec<RequestRecord> {
-        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let records = self
+            .records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         records.get(start..).unwrap_or_default().to_vec()
     }
 
     pub fn len(&self) -> usize {
-        self.records.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 }

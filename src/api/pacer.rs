@@ -111,7 +111,10 @@ impl Pacer {
             let answered = self.answered.notified();
             match decision {
                 Decision::Go => {
-                    let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut budgets = self
+                        .budgets
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     let number = budgets.get_mut(endpoint).map_or(0, |b| {
                         b.sent += 1;
                         b.sent
@@ -151,7 +154,10 @@ impl Pacer {
     }
 
     fn decide(&self, endpoint: &str, now: Instant) -> Decision {
-        let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut budgets = self
+            .budgets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let budget = budgets
             .entry(endpoint.to_string())
             .or_insert_with(|| Budget::new(now));
@@ -164,7 +170,10 @@ impl Pacer {
     }
 
     fn clear_wait(&self, endpoint: &str) {
-        let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut budgets = self
+            .budgets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(budget) = budgets.get_mut(endpoint) {
             budget.waiting = None;
         }
@@ -172,7 +181,10 @@ impl Pacer {
 
     /// No answer came to say more: let one more request find out.
     fn go_anyway(&self, endpoint: &str) {
-        let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut budgets = self
+            .budgets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(budget) = budgets.get_mut(endpoint) {
             budget.sent_unknowing = budget.sent_unknowing.saturating_sub(1);
         }
@@ -183,7 +195,10 @@ impl Pacer {
     fn on_answer(&self, endpoint: &str, update: impl FnOnce(&mut Budget, Instant)) {
         let now = Instant::now();
         {
-            let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+            let mut budgets = self
+                .budgets
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let budget = budgets
                 .entry(endpoint.to_string())
                 .or_insert_with(|| Budget::new(now));
@@ -236,7 +251,10 @@ impl Pacer {
     /// The longest wait going on now, if it is a notable one.
     pub fn longest_wait(&self) -> Option<Wait> {
         let now = Instant::now();
-        let budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        let budgets = self
+            .budgets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         budgets
             .iter()
             .filter_map(|(endpoint, b)| {

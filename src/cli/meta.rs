@@ -110,7 +110,7 @@ pub enum Meta {
 impl std::str::FromStr for Meta {
     type Err = String;
 
-    fn from_str(text: &str) -> std::result::Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, String> {
         use clap::ValueEnum;
         let mut words = text.split_whitespace();
         let name = words.next().unwrap_or_default();
@@ -243,7 +243,7 @@ pub fn describe_table(
     ctx: &SessionContext,
     reading: &Reading,
     name: &str,
-) -> std::result::Result<String, String> {
+) -> Result<String, String> {
     let (schema, bare) = match name.split_once('.') {
         Some((schema, table)) => (Some(schema), table),
         None => (None, name),

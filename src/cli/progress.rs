@@ -96,7 +96,9 @@ impl Progress {
                 }
                 if let Some(line) = line {
                     last_said = Instant::now();
-                    let ended = said.lock().unwrap_or_else(|e| e.into_inner());
+                    let ended = said
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     if *ended {
                         return;
                     }
@@ -117,7 +119,10 @@ impl Drop for Progress {
         // two: the flag keeps it from writing, and a finished bar draws
         // nothing more.
         self.ticker.abort();
-        *self.ended.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        *self
+            .ended
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
         self.bar.finish_and_clear();
     }
 }
@@ -157,7 +162,10 @@ mod tests {
 
     impl Screen {
         fn line(&self) -> String {
-            let screen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let screen = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             screen.0.trim_end().to_string()
         }
     }
@@ -173,11 +181,17 @@ mod tests {
             Ok(())
         }
         fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).1 += n;
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .1 += n;
             Ok(())
         }
         fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
-            let mut screen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut screen = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             screen.1 = screen.1.saturating_sub(n);
             Ok(())
         }
@@ -186,7 +200,10 @@ mod tests {
         }
         /// Characters overwrite from the cursor; `\r` goes back to the start.
         fn write_str(&self, s: &str) -> std::io::Result<()> {
-            let mut screen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut screen = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let (line, cursor) = &mut *screen;
             for c in s.chars() {
                 if c == '\r' {
@@ -206,7 +223,10 @@ mod tests {
             Ok(())
         }
         fn clear_line(&self) -> std::io::Result<()> {
-            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = (String::new(), 0);
+            *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = (String::new(), 0);
             Ok(())
         }
         fn flush(&self) -> std::io::Result<()> {
@@ -254,7 +274,11 @@ mod tests {
             bar.set_message("users: 4 pages");
             bar.tick();
             assert_eq!(screen.line(), "");
-            assert!(*ended.lock().unwrap_or_else(|e| e.into_inner()));
+            assert!(
+                *ended
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+            );
         }
     }
 }

@@ -89,7 +89,10 @@ impl Budgets {
     /// After `after` requests to `endpoint`, allow only `per_minute` from
     /// the next period on: a server that lowers a limit mid-run.
     pub fn lower_after(&self, endpoint: &'static str, after: u64, per_minute: u32) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         state.lowered.push(Lowered {
             endpoint,
             after,
@@ -105,7 +108,10 @@ impl Budgets {
         let elapsed = self.started.elapsed();
         let number = (elapsed.as_secs_f64() / period.as_secs_f64()) as u64;
         let ends_in = period.mul_f64((number + 1) as f64).saturating_sub(elapsed);
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let limit = state
             .lowered
             .iter()

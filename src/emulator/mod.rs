@@ -184,7 +184,10 @@ impl Tenant {
     }
 
     pub(crate) fn org(&self) -> Arc<Org> {
-        self.org.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.org
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) fn budgets(&self) -> Option<&limits::Budgets> {
@@ -196,7 +199,7 @@ impl Tenant {
         let mut cached = self
             .processing_order
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((of, order)) = cached.as_ref()
             && Arc::ptr_eq(of, org)
         {
@@ -299,7 +302,10 @@ impl Emulator {
         let Some(tenant) = self.state.tenants.get(index) else {
             return;
         };
-        let mut current = tenant.org.lock().unwrap_or_else(|e| e.into_inner());
+        let mut current = tenant
+            .org
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut org = Org::clone(&current);
         edit(&mut org);
         *current = Arc::new(org);
@@ -361,7 +367,7 @@ impl Emulator {
             .state
             .requests
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         requests
             .iter()
             .filter(|(k, _)| k.ends_with(suffix))
@@ -375,7 +381,7 @@ impl Emulator {
             .state
             .last_bodies
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         bodies
             .iter()
             .find(|(k, _)| k.ends_with(suffix))
@@ -388,7 +394,7 @@ impl Emulator {
             .state
             .last_queries
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         queries
             .iter()
             .find(|(k, _)| k.ends_with(suffix))
@@ -415,7 +421,11 @@ impl Emulator {
             open: tokio::sync::watch::Sender::new(false),
             held: tokio::sync::watch::Sender::new(0),
         }));
-        let mut gates = self.state.gates.lock().unwrap_or_else(|e| e.into_inner());
+        let mut gates = self
+            .state
+            .gates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         gates.push(Arc::downgrade(&gate.0));
         gate
     }
@@ -437,7 +447,7 @@ impl Emulator {
         self.state
             .params_seen
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
@@ -445,12 +455,12 @@ impl Emulator {
         self.state
             .params_seen
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
         self.state
             .requests
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
     }
 }
@@ -484,19 +494,31 @@ impl State {
     }
 
     fn remember_query(&self, endpoint: &str, query: &str) {
-        let mut queries = self.last_queries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut queries = self
+            .last_queries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         queries.insert(endpoint.to_string(), query.to_string());
-        let mut seen = self.params_seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = self
+            .params_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         seen.extend(form_urlencoded::parse(query.as_bytes()).map(|(k, _)| k.into_owned()));
     }
 
     fn remember_body(&self, endpoint: &str, body: &[u8]) {
         if let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) {
             if let Some(fields) = json.as_object() {
-                let mut seen = self.params_seen.lock().unwrap_or_else(|e| e.into_inner());
+                let mut seen = self
+                    .params_seen
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 seen.extend(fields.keys().cloned());
             }
-            let mut bodies = self.last_bodies.lock().unwrap_or_else(|e| e.into_inner());
+            let mut bodies = self
+                .last_bodies
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             bodies.insert(endpoint.to_string(), json);
         }
     }
@@ -510,7 +532,7 @@ impl State {
         let held: Vec<_> = self
             .gates
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
             .filter_map(std::sync::Weak::upgrade)
             .filter_map(|gate| gate.holds(route))
@@ -523,7 +545,10 @@ impl State {
     }
 
     fn count(&self, endpoint: &str) -> u64 {
-        let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let mut requests = self
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *requests.entry(endpoint.to_string()).or_default() += 1;
         self.counter.fetch_add(1, Ordering::SeqCst) + 1
     }

@@ -761,7 +761,8 @@ fn physical_column(expr: &Arc<dyn PhysicalExpr>) -> Option<String> {
 }
 
 fn physical_literal(expr: &Arc<dyn PhysicalExpr>) -> Option<&ScalarValue> {
-    expr.downcast_ref::<physical::Literal>().map(|l| l.value())
+    expr.downcast_ref::<physical::Literal>()
+        .map(datafusion::physical_expr::expressions::Literal::value)
 }
 
 fn physical_text(expr: &Arc<dyn PhysicalExpr>) -> Option<String> {
@@ -868,7 +869,7 @@ mod tests {
             Some(vec![
                 (
                     "account_id".to_string(),
-                    accounts.iter().map(|a| a.to_string()).collect(),
+                    accounts.iter().map(ToString::to_string).collect(),
                 ),
                 ("org_id".to_string(), vec![org.to_string()]),
             ])

@@ -78,8 +78,7 @@ pub async fn offline_with_events_once(dir: &std::path::Path, expected: usize) ->
         )
         .await,
         vec![vec![expected.to_string(), expected.to_string()]],
-        "{} events, each once",
-        expected
+        "{expected} events, each once"
     );
     offline
 }

@@ -161,7 +161,7 @@ impl Predicates<'_> {
         match (roll, real) {
             (0..70, Some(v)) => v,
             (70..80, Some(v)) => v.to_uppercase(),
-            (80..85, Some(v)) => format!("{} ", v),
+            (80..85, Some(v)) => format!("{v} "),
             (85..92, _) => String::new(),
             _ => format!("nosuch-{}", self.rng.random_range(0..1000)),
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::common::*;
 use orgsql::emulator::Faults;
 use orgsql::tables::user_role_assignments::UserRoleAssignments;
-use orgsql::tables::{ApiTable, Fetch, Filter, Origin, Resource, Scan};
+use orgsql::tables::{ApiTable, Fetch, Filter, Resource, Scan};
 
 const USER_ROLES: &str = "/users/{accountId}/role-assignments";
 const GROUP_ROLES: &str = "/groups/{groupId}/role-assignments";
@@ -330,10 +330,6 @@ impl Resource for SplitRoles {
 
     fn fetch(scan: &Scan) -> Fetch {
         UserRoleAssignments::fetch(scan)
-    }
-
-    fn push_rows(origin: &Origin, data: Self::Data, rows: &mut Vec<Self::Row>) {
-        UserRoleAssignments::push_rows(origin, data, rows);
     }
 }
 

@@ -1,6 +1,9 @@
 //! The integration tests, one binary (each test binary links DataFusion):
 //! the emulator on loopback, the library, and the real `orgsql` binary.
 
+// A test's failure is its report: helpers unwrap and panic too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 mod budgets;

@@ -43,7 +43,7 @@ async fn an_export_read_back_answers_as_the_live_org() {
     // new table needs no edit here).
     let (exported, not): (Vec<_>, Vec<_>) = orgsql::tables::catalog()
         .into_iter()
-        .partition(|t| t.exported());
+        .partition(orgsql::tables::TableInfo::exported);
     let not: Vec<&str> = not.iter().map(|t| t.name).collect();
     assert_eq!(not, ["role_assignments", "orgsql_requests"]);
     assert_eq!(manifest.tables.len(), exported.len());

@@ -114,7 +114,7 @@ async fn an_export_to_s3_reads_back_adds_only_what_is_new_and_survives_a_stop() 
                 event.processed_at = event.time + chrono::Duration::seconds(2);
                 org.events.insert(0, event);
             }
-        })
+        });
     };
     add_events(100);
     emu.reset_requests();

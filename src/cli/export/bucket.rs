@@ -252,12 +252,9 @@ async fn publish(
         .filter(|t| !t.path.ends_with(".parquet") && !t.files.is_empty())
     {
         let listed: Vec<&str> = table.files.iter().map(|f| f.path.as_str()).collect();
-        let found = match target.list(&table.path).await {
-            Ok(found) => found,
-            Err(_) => {
-                left += 1;
-                continue;
-            }
+        let Ok(found) = target.list(&table.path).await else {
+            left += 1;
+            continue;
         };
         for (path, _) in found {
             if !listed.contains(&path.as_str()) && target.delete(&path).await.is_err() {

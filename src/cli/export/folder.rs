@@ -19,7 +19,7 @@ use crate::tables::TableInfo;
 fn exportable() -> Vec<&'static str> {
     crate::tables::catalog()
         .into_iter()
-        .filter(|t| t.exported())
+        .filter(TableInfo::exported)
         .map(|t| t.name)
         .collect()
 }

@@ -337,7 +337,7 @@ pub async fn start(
     let started_at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let export = ExportOptions {
         out: dir.join(SNAPSHOT),
-        tables: Some(TABLES.iter().map(|t| t.to_string()).collect()),
+        tables: Some(TABLES.iter().map(ToString::to_string).collect()),
         since: None,
         published: None,
     };
@@ -972,7 +972,7 @@ pub async fn verify(dir: &Path, now: &Now<'_>) -> Result<Verified> {
                 ),
             )),
             (true, false) => {
-                revokes.push(finding(name, "ok", format!("Revoked as decided ({place})")))
+                revokes.push(finding(name, "ok", format!("Revoked as decided ({place})")));
             }
             (false, false) => gone.push(finding(
                 name,

@@ -636,21 +636,10 @@ fn verify_local(
     report: &mut Report,
 ) {
     for table in &manifest.tables {
-        report.tables += 1;
         let name = &table.name;
-        let path = match inside(folder, &table.path, name) {
-            Ok(path) => path,
-            Err(e) => {
-                report
-                    .problems
-                    .push(format!("{name}: {}", crate::cli::error_message(&e)));
-                continue;
-            }
-        };
-        if table.files.is_empty() && table.rows > 0 {
-            report.problems.push(unverifiable(name));
+        let Some(path) = checkable(folder, table, report) else {
             continue;
-        }
+        };
         for recorded in &table.files {
             report.files += 1;
             let shown = format!("{prefix}{}", recorded.path);
@@ -681,6 +670,26 @@ fn verify_local(
     }
 }
 
+/// A table counted, and where its files are when they can be checked; else
+/// the problem (outside the folder, or no file recorded) is said.
+fn checkable(folder: &Path, table: &TableEntry, report: &mut Report) -> Option<PathBuf> {
+    report.tables += 1;
+    let name = &table.name;
+    let path = match inside(folder, &table.path, name) {
+        Ok(path) => path,
+        Err(e) => {
+            let message = crate::cli::error_message(&e);
+            report.problems.push(format!("{name}: {message}"));
+            return None;
+        }
+    };
+    if table.files.is_empty() && table.rows > 0 {
+        report.problems.push(unverifiable(name));
+        return None;
+    }
+    Some(path)
+}
+
 /// A manifest's tables against the files in its prefix in object storage:
 /// one listing, then each listed file downloaded and hashed.
 async fn verify_remote(
@@ -692,16 +701,8 @@ async fn verify_remote(
     let remote = crate::storage::Remote::parse(&folder.display().to_string())?;
     let sizes: BTreeMap<String, u64> = remote.list("").await?.into_iter().collect();
     for table in &manifest.tables {
-        report.tables += 1;
         let name = &table.name;
-        if let Err(e) = inside(folder, &table.path, name) {
-            report
-                .problems
-                .push(format!("{name}: {}", crate::cli::error_message(&e)));
-            continue;
-        }
-        if table.files.is_empty() && table.rows > 0 {
-            report.problems.push(unverifiable(name));
+        if checkable(folder, table, report).is_none() {
             continue;
         }
         for recorded in &table.files {

@@ -181,33 +181,35 @@ impl Session {
 impl Source {
     /// The source the flags name; warnings about where keys are kept
     /// are said on stderr.
-    pub fn of(cli: &Options) -> Result<Self> {
-        let chosen = cli.all_orgs || !cli.org_names.is_empty();
-        if chosen && (cli.demo || cli.snapshot.is_some()) {
+    pub fn of(options: &Options) -> Result<Self> {
+        let chosen = options.all_orgs || !options.org_names.is_empty();
+        if chosen && (options.demo || options.snapshot.is_some()) {
             bail!(
                 "--org and --all-orgs read organizations from the config file; \
                  --demo and --snapshot read no API: use one or the other"
             );
         }
-        if let Some(dir) = &cli.snapshot {
+        if let Some(dir) = &options.snapshot {
             return Ok(Source::Snapshot(dir.clone()));
         }
-        if cli.demo {
+        if options.demo {
             return Ok(Source::Demo);
         }
         if chosen {
-            let path = cli
+            let path = options
                 .config
                 .clone()
                 .or_else(crate::config::config_path)
                 .context("no config file: set ORGSQL_CONFIG or --config PATH")?;
             let mut warnings = Vec::new();
-            let connections = crate::config::connections(&path, &cli.org_names, &mut warnings);
+            let connections = crate::config::connections(&path, &options.org_names, &mut warnings);
             say_warnings(&warnings);
             let mut names = Vec::new();
             let mut configs = Vec::new();
             for connection in connections? {
-                let base_url = connection.base_url.unwrap_or_else(|| cli.base_url.clone());
+                let base_url = connection
+                    .base_url
+                    .unwrap_or_else(|| options.base_url.clone());
                 let mut config = ClientConfig::new(base_url, connection.org_id, connection.api_key);
                 config.scoped_api_key = connection.scoped_api_key;
                 config.name = Some(connection.name.clone());
@@ -218,8 +220,8 @@ impl Source {
         }
         let mut warnings = Vec::new();
         for (path, what) in [
-            (&cli.api_key_file, "the key file"),
-            (&cli.scoped_api_key_file, "the scoped key file"),
+            (&options.api_key_file, "the key file"),
+            (&options.scoped_api_key_file, "the scoped key file"),
         ] {
             if let Some(path) = path {
                 crate::config::warn_if_readable(path, what, &mut warnings);
@@ -227,11 +229,14 @@ impl Source {
         }
         say_warnings(&warnings);
         let env_key = std::env::var("ATLASSIAN_API_KEY").ok();
-        let (org_id, api_key) =
-            crate::config::credentials(cli.org_id.clone(), cli.api_key_file.as_deref(), env_key)?;
-        let mut config = ClientConfig::new(cli.base_url.clone(), org_id, api_key);
+        let (org_id, api_key) = crate::config::credentials(
+            options.org_id.clone(),
+            options.api_key_file.as_deref(),
+            env_key,
+        )?;
+        let mut config = ClientConfig::new(options.base_url.clone(), org_id, api_key);
         config.scoped_api_key = crate::config::scoped_key(
-            cli.scoped_api_key_file.as_deref(),
+            options.scoped_api_key_file.as_deref(),
             std::env::var("ATLASSIAN_SCOPED_API_KEY").ok(),
         )?;
         Ok(Source::Api(vec![config], Vec::new()))
@@ -239,17 +244,17 @@ impl Source {
 
     /// The session; `cache` is false for an export, which reads each
     /// listing once (a cache would hold it all in memory).
-    pub async fn open(self, cli: &Options, cache: bool) -> Result<Session> {
+    pub async fn open(self, options: &Options, cache: bool) -> Result<Session> {
         let (configs, names, demo) = match self {
             Source::Snapshot(dir) => {
                 let opened = Opened::read(&dir).await.at("--snapshot")?;
                 let ctx = crate::snapshot::session_of(&opened)
                     .await
                     .at("--snapshot")?;
-                if cli.wall_clock {
+                if options.wall_clock {
                     crate::clock::wall(&ctx);
                 }
-                extend(cli, &ctx).await?;
+                extend(options, &ctx).await?;
                 let contents = &opened.contents;
                 let as_of = contents.as_of().at("--snapshot")?;
                 let org = opened
@@ -267,7 +272,7 @@ impl Source {
                         "snapshot {} (data as of {}{}; exported {} by orgsql {})",
                         dir.display(),
                         as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                        if cli.wall_clock {
+                        if options.wall_clock {
                             ", judged by the wall clock"
                         } else {
                             ""
@@ -277,8 +282,8 @@ impl Source {
                     ),
                     as_of: Some(as_of),
                     snapshot: Some(opened),
-                    roster: cli.roster.clone(),
-                    wall_clock: cli.wall_clock,
+                    roster: options.roster.clone(),
+                    wall_clock: options.wall_clock,
                 });
             }
             Source::Demo => {
@@ -293,10 +298,11 @@ impl Source {
             Source::Api(configs, names) => (configs, names, None),
         };
         let mut configs = configs.into_iter().map(|mut config| {
-            config.retry.max_attempts = cli.max_retries + 1;
-            config.retry.max_delay = Duration::from_secs(cli.max_wait);
-            config.concurrency = usize::from(cli.concurrency);
-            config.cache_ttl = (cache && !cli.no_cache).then(|| Duration::from_secs(cli.cache_ttl));
+            config.retry.max_attempts = options.max_retries + 1;
+            config.retry.max_delay = Duration::from_secs(options.max_wait);
+            config.concurrency = usize::from(options.concurrency);
+            config.cache_ttl =
+                (cache && !options.no_cache).then(|| Duration::from_secs(options.cache_ttl));
             config
         });
         let first = configs.next().context("no organization to read")?;
@@ -311,7 +317,7 @@ impl Source {
         let orgs = Orgs::new(first, configs.collect())?.named(names);
         let org = orgs.ids().join(", ");
         let ctx = crate::session(&orgs)?;
-        extend(cli, &ctx).await?;
+        extend(options, &ctx).await?;
         Ok(Session {
             ctx,
             orgs: Some(orgs),
@@ -320,7 +326,7 @@ impl Source {
             described,
             snapshot: None,
             as_of,
-            roster: cli.roster.clone(),
+            roster: options.roster.clone(),
             wall_clock: false,
         })
     }
@@ -328,13 +334,13 @@ impl Source {
 
 /// What a session holds beside the organization's tables: `--attach
 /// NAME=DIR` snapshots as schemas, and `--roster` as the table `roster`.
-async fn extend(cli: &Options, ctx: &SessionContext) -> Result<()> {
-    for (name, dir) in &cli.attach {
+async fn extend(options: &Options, ctx: &SessionContext) -> Result<()> {
+    for (name, dir) in &options.attach {
         crate::snapshot::attach(ctx, name, dir)
             .await
             .at(&format!("--attach {name}={}", dir.display()))?;
     }
-    if let Some(path) = &cli.roster {
+    if let Some(path) = &options.roster {
         crate::roster::register(ctx, path).at("--roster")?;
     }
     Ok(())

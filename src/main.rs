@@ -288,15 +288,9 @@ async fn run(mut cli: Cli) -> Result<ExitCode> {
         }
         Some(Command::Export(args)) => cli::export::command(&cli.session, args).await,
         None => {
-            if let Some(path) = &cli.output {
-                cli.format = cli::files::output_format(
-                    cli.format,
-                    cli.format_given,
-                    path,
-                    Format::EXTENSIONS,
-                )
+            cli.format = output
+                .format(cli.format, Format::EXTENSIONS)
                 .map_err(anyhow::Error::msg)?;
-            }
             if cli.format == Format::Parquet && cli.output.is_none() {
                 bail!("--format parquet writes a file: add --output FILE");
             }

@@ -87,7 +87,7 @@ pub struct Options {
 }
 
 /// `--attach NAME=DIR`, read once.
-pub fn attach_spec(spec: &str) -> std::result::Result<(String, PathBuf), String> {
+fn attach_spec(spec: &str) -> std::result::Result<(String, PathBuf), String> {
     spec.split_once('=')
         .filter(|(name, dir)| !name.is_empty() && !dir.is_empty())
         .map(|(name, dir)| (name.to_string(), PathBuf::from(dir)))

@@ -245,7 +245,7 @@ impl Output {
 /// `extensions`), else `given`. A `--format` given on the command line that
 /// names another is refused rather than writing, say, a text table into
 /// `u.parquet`.
-pub fn output_format<F: clap::ValueEnum + Copy + PartialEq>(
+fn output_format<F: clap::ValueEnum + Copy + PartialEq>(
     given: F,
     explicit: bool,
     path: &Path,

@@ -74,22 +74,25 @@ pub trait At<T> {
 impl<T> At<T> for Result<T, DataFusionError> {
     fn at(self, place: &str) -> anyhow::Result<T> {
         self.map_err(|e| {
-            // A closed pipe is kept recognisable. The CSV writer words it
-            // as text, so the text counts too.
-            let message = error_message(&e);
-            let closed = io_error(&e).is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-                || message.contains("Broken pipe (os error");
-            if closed {
+            // A closed pipe is kept recognisable.
+            if is_closed_pipe(&e) {
                 anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
             } else {
-                anyhow::anyhow!("{place}: {message}")
+                anyhow::anyhow!("{place}: {}", error_message(&e))
             }
         })
     }
 }
 
+/// Whether the reader of our output went away. The CSV writer words it as
+/// text, so the text counts too.
+pub(crate) fn is_closed_pipe(error: &DataFusionError) -> bool {
+    io_error(error).is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        || error.to_string().contains("Broken pipe (os error")
+}
+
 /// The I/O error at the root of an engine error, if that is what it is.
-pub(crate) fn io_error(error: &DataFusionError) -> Option<&std::io::Error> {
+fn io_error(error: &DataFusionError) -> Option<&std::io::Error> {
     use datafusion::arrow::error::ArrowError;
     match error.find_root() {
         DataFusionError::IoError(io) => Some(io),

@@ -57,16 +57,12 @@ impl From<std::io::Error> for Stopped {
     }
 }
 
-/// An engine error: a closed pipe stays recognisable (the CSV writer words
-/// it as text, so the text counts too).
+/// An engine error: a closed pipe stays recognisable.
 fn stopped(error: &datafusion::error::DataFusionError) -> Stopped {
-    let message = error_message(error);
-    if super::io_error(error).is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-        || message.contains("Broken pipe (os error")
-    {
+    if super::is_closed_pipe(error) {
         Stopped::ClosedPipe
     } else {
-        Stopped::Failed(message)
+        Stopped::Failed(error_message(error))
     }
 }
 

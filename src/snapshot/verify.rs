@@ -273,12 +273,9 @@ pub struct Checker {
 
 impl Checker {
     /// With the process's record (`remember_in`), if any.
+    /// Without one, every file is hashed once a process.
     pub fn new() -> Self {
-        Self::with_record(RECORD_AT.get().cloned())
-    }
-
-    /// With the record at `record` (`None`: hash every file once a process).
-    pub fn with_record(record: Option<PathBuf>) -> Self {
+        let record = RECORD_AT.get().cloned();
         let known = record.as_deref().map(Record::load).unwrap_or_default();
         Self {
             record,
@@ -423,7 +420,7 @@ fn refused(top: &Path, shown: &str, table: &str, what: &str) -> DataFusionError 
 /// A snapshot file that is not as its manifest records.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct NotAsExported(String);
+struct NotAsExported(String);
 
 /// The files of `table` (in `folder`, of the snapshot `top`) a session
 /// reads, each checked first: exactly those the manifest lists, or none
@@ -699,7 +696,7 @@ async fn verify_remote(
     report: &mut Report,
 ) -> Result<()> {
     let remote = crate::storage::Remote::parse(&folder.display().to_string())?;
-    let sizes: BTreeMap<String, u64> = remote.list("").await?.into_iter().collect();
+    let sizes = remote_sizes(folder).await?;
     for table in &manifest.tables {
         let name = &table.name;
         if checkable(folder, table, report).is_none() {

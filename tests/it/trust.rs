@@ -99,7 +99,9 @@ fn a_snapshot_answers_as_of_its_data() {
         csv(&["--snapshot", snap_arg, "--format", "csv", "-c", now]),
         "now,today\n2026-11-30T12:00:00,2026-11-30\n"
     );
-    // Judging by today's clock is asked for by name.
+    // Judging by today's clock is asked for by name: now() is the real
+    // clock's, no earlier than this test's start.
+    let started = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S");
     let wall = csv(&[
         "--snapshot",
         snap_arg,
@@ -107,9 +109,9 @@ fn a_snapshot_answers_as_of_its_data() {
         "--format",
         "csv",
         "-c",
-        "SELECT now() > TIMESTAMP '2026-11-30T12:00:00' AS later",
+        &format!("SELECT now() >= TIMESTAMP '{started}' AS real"),
     ]);
-    assert_eq!(wall, "later\ntrue\n");
+    assert_eq!(wall, "real\ntrue\n");
     // The same control, live on the demo and on its export: the same report.
     let check = |source: &[&str]| {
         let mut args = source.to_vec();
@@ -322,6 +324,18 @@ fn export_never_writes_into_a_folder_it_did_not_write() {
         serde_json::from_slice(&std::fs::read(&manifest_path).expect("manifest")).expect("json");
     manifest["org_id"] = serde_json::json!("00000000-0000-4000-8000-000000000000");
     std::fs::write(&manifest_path, manifest.to_string()).expect("rewritten");
+    let contents = |dir: &Path| -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let mut files = files_below(dir);
+        files.sort();
+        files
+            .into_iter()
+            .map(|f| {
+                let bytes = std::fs::read(&f).expect("readable");
+                (f, bytes)
+            })
+            .collect()
+    };
+    let before = contents(&own);
     let output = orgsql_alone()
         .args(["--demo", "export", "--tables", "users", "--out"])
         .arg(&own)
@@ -333,4 +347,14 @@ fn export_never_writes_into_a_folder_it_did_not_write() {
         said.contains("00000000-0000-4000-8000-000000000000"),
         "{said}"
     );
+    assert_eq!(contents(&own), before, "the other export was touched");
+    // --output naming a folder is refused, and the folder left as it was.
+    let output = orgsql_alone()
+        .args(["--demo", "-c", "SELECT 1", "--output"])
+        .arg(&full)
+        .output()
+        .expect("orgsql runs");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is a folder"));
+    assert_eq!(files_below(&full).len(), 1);
 }

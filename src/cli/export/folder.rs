@@ -33,8 +33,6 @@ pub async fn export_orgs(
     options: &ExportOptions,
     log: &mut dyn Write,
 ) -> Result<String> {
-    let only = (orgs.len() == 1).then(|| orgs.ids().join(""));
-    writable(&options.out, only.as_deref()).await?;
     if orgs.len() == 1 {
         let ctx = crate::session(orgs)?;
         let manifest = export(&ctx, orgs.session(), options, log).await?;
@@ -44,6 +42,7 @@ pub async fn export_orgs(
             options.out.display()
         ));
     }
+    writable(&options.out, None).await?;
     let exported_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let as_of = as_of(orgs.session());
     let mut folders = Vec::new();

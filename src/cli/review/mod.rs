@@ -588,7 +588,9 @@ struct Decided {
 /// snapshot's manifest and files, the roster, the files as issued.
 async fn check_digests(dir: &Path, review: &Review, problems: &mut Vec<String>) -> Result<()> {
     let snapshot = dir.join(&review.snapshot);
-    let digest_of = |relative: &Path| std::fs::read(dir.join(relative)).map(|b| sha256(&b));
+    let digest_of = |relative: &Path| {
+        crate::snapshot::verify::hash_file(&dir.join(relative)).map(|(_, sha256)| sha256)
+    };
     let manifest = Path::new(&review.snapshot).join(crate::snapshot::MANIFEST);
     match digest_of(&manifest) {
         Ok(d) if d == review.snapshot_manifest_sha256 => {}

@@ -891,8 +891,9 @@ pub async fn snapshot_now(
             dir.display()
         );
     }
-    let ctx = crate::snapshot::session(dir).await.at(&at)?;
-    let contents = crate::snapshot::Contents::read(dir).await.at(&at)?;
+    let opened = crate::snapshot::Opened::read(dir).await.at(&at)?;
+    let ctx = crate::snapshot::session_of(&opened).await.at(&at)?;
+    let contents = &opened.contents;
     let exported = DateTime::parse_from_rfc3339(contents.exported_at())
         .map(|t| t.to_utc())
         .with_context(|| format!("{at}: exported_at {:?}", contents.exported_at()))?;

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod emulator;
+pub mod error;
 pub mod roster;
 pub mod session;
 pub mod sheet;

@@ -148,7 +148,7 @@ enum SnapshotCommand {
 #[derive(Args)]
 struct SnapshotVerifyArgs {
     /// The export: a folder, or s3://, gs://, az:// (downloaded to be hashed)
-    dir: PathBuf,
+    dir: orgsql::storage::Location,
 }
 
 fn main() -> ExitCode {
@@ -282,7 +282,7 @@ async fn run(mut cli: Cli) -> Result<ExitCode> {
         })) => {
             let report = orgsql::snapshot::verify::verify(&args.dir)
                 .await
-                .at(&format!("snapshot verify {}", args.dir.display()))?;
+                .at(&format!("snapshot verify {}", args.dir))?;
             report.write(&mut std::io::stdout().lock(), &args.dir)?;
             Ok(ExitCode::from(if report.intact() { 0 } else { 1 }))
         }

@@ -6,13 +6,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
 use datafusion::prelude::SessionContext;
 
 use crate::api::{ClientConfig, DEFAULT_CACHE_TTL, DEFAULT_CONCURRENCY, DEFAULT_MAX_WAIT, Orgs};
-use crate::cli::At;
+use crate::error::SessionError;
+
+type Result<T> = std::result::Result<T, SessionError>;
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::snapshot::Opened;
+use crate::storage::Location;
 
 /// The flags that say what a session reads, and how.
 #[derive(Debug, Clone, clap::Args)]
@@ -70,7 +72,7 @@ pub struct Options {
     /// Query an export instead of the API (offline): a folder, or a prefix
     /// in object storage (s3://, gs://, az://)
     #[arg(long, value_name = "DIR", conflicts_with = "demo")]
-    pub snapshot: Option<PathBuf>,
+    pub snapshot: Option<Location>,
     /// With --snapshot: answer now(), current_date and the controls' time
     /// windows with the real clock, not the data's as-of time (a verdict
     /// then changes with the day it is run)
@@ -83,15 +85,16 @@ pub struct Options {
     pub roster: Option<PathBuf>,
     /// Also attach a snapshot as schema NAME (e.g. old=snap1/ gives old.users); repeatable
     #[arg(long, value_name = "NAME=DIR", value_parser = attach_spec)]
-    pub attach: Vec<(String, PathBuf)>,
+    pub attach: Vec<(String, Location)>,
 }
 
 /// `--attach NAME=DIR`, read once.
-fn attach_spec(spec: &str) -> std::result::Result<(String, PathBuf), String> {
-    spec.split_once('=')
+fn attach_spec(spec: &str) -> std::result::Result<(String, Location), String> {
+    let (name, dir) = spec
+        .split_once('=')
         .filter(|(name, dir)| !name.is_empty() && !dir.is_empty())
-        .map(|(name, dir)| (name.to_string(), PathBuf::from(dir)))
-        .ok_or_else(|| format!("{spec}: use NAME=DIR, e.g. old=snap1/"))
+        .ok_or_else(|| format!("{spec}: use NAME=DIR, e.g. old=snap1/"))?;
+    Ok((name.to_string(), dir.parse().map_err(|e| format!("{e}"))?))
 }
 
 /// Where the session's tables come from, decided once.
@@ -102,7 +105,7 @@ pub enum Source {
     /// The built-in demo organization: an emulator in this process.
     Demo,
     /// A folder written by `orgsql export`, offline.
-    Snapshot(PathBuf),
+    Snapshot(Location),
 }
 
 /// A session over its source: the tables, the client when there is an API,
@@ -144,7 +147,12 @@ impl Session {
             let mut parts = Vec::new();
             for client in orgs.clients() {
                 let id = client.org_id().to_string();
-                parts.push((Some(id), self.with_roster(crate::session(client)?)?));
+                parts.push((
+                    Some(id),
+                    self.with_roster(
+                        crate::session(client).map_err(SessionError::at("the session"))?,
+                    )?,
+                ));
             }
             return Ok(parts);
         }
@@ -162,8 +170,10 @@ impl Session {
     /// A session over another snapshot (a `--baseline`, an organization of
     /// this one), judged by this session's clock rule, with the roster.
     pub async fn snapshot_session(&self, opened: &Opened) -> Result<SessionContext> {
-        let at = format!("snapshot {}", opened.dir.display());
-        let ctx = crate::snapshot::session_of(opened).await.at(&at)?;
+        let at = format!("snapshot {}", opened.dir);
+        let ctx = crate::snapshot::session_of(opened)
+            .await
+            .map_err(SessionError::at(&at))?;
         if self.wall_clock {
             crate::clock::wall(&ctx);
         }
@@ -172,7 +182,7 @@ impl Session {
 
     fn with_roster(&self, ctx: SessionContext) -> Result<SessionContext> {
         if let Some(path) = &self.roster {
-            crate::roster::register(&ctx, path).at("--roster")?;
+            crate::roster::register(&ctx, path).map_err(SessionError::at("--roster"))?;
         }
         Ok(ctx)
     }
@@ -184,10 +194,11 @@ impl Source {
     pub fn of(options: &Options) -> Result<Self> {
         let chosen = options.all_orgs || !options.org_names.is_empty();
         if chosen && (options.demo || options.snapshot.is_some()) {
-            bail!(
-                "--org and --all-orgs read organizations from the config file; \
-                 --demo and --snapshot read no API: use one or the other"
-            );
+            return Err(SessionError::Usage(
+                "--org and --all-orgs read organizations from the config file; --demo and \
+                 --snapshot read no API: use one or the other"
+                    .to_string(),
+            ));
         }
         if let Some(dir) = &options.snapshot {
             return Ok(Source::Snapshot(dir.clone()));
@@ -200,7 +211,11 @@ impl Source {
                 .config
                 .clone()
                 .or_else(crate::config::config_path)
-                .context("no config file: set ORGSQL_CONFIG or --config PATH")?;
+                .ok_or_else(|| {
+                    SessionError::Usage(
+                        "no config file: set ORGSQL_CONFIG or --config PATH".to_string(),
+                    )
+                })?;
             let mut warnings = Vec::new();
             let connections = crate::config::connections(&path, &options.org_names, &mut warnings);
             say_warnings(&warnings);
@@ -247,16 +262,18 @@ impl Source {
     pub async fn open(self, options: &Options, cache: bool) -> Result<Session> {
         let (configs, names, demo) = match self {
             Source::Snapshot(dir) => {
-                let opened = Opened::read(&dir).await.at("--snapshot")?;
+                let opened = Opened::read(&dir)
+                    .await
+                    .map_err(SessionError::at("--snapshot"))?;
                 let ctx = crate::snapshot::session_of(&opened)
                     .await
-                    .at("--snapshot")?;
+                    .map_err(SessionError::at("--snapshot"))?;
                 if options.wall_clock {
                     crate::clock::wall(&ctx);
                 }
                 extend(options, &ctx).await?;
                 let contents = &opened.contents;
-                let as_of = contents.as_of().at("--snapshot")?;
+                let as_of = contents.as_of().map_err(SessionError::at("--snapshot"))?;
                 let org = opened
                     .orgs
                     .iter()
@@ -270,7 +287,7 @@ impl Source {
                     org,
                     described: format!(
                         "snapshot {} (data as of {}{}; exported {} by orgsql {})",
-                        dir.display(),
+                        dir,
                         as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                         if options.wall_clock {
                             ", judged by the wall clock"
@@ -289,7 +306,7 @@ impl Source {
             Source::Demo => {
                 let emulator = Emulator::start(EmulatorConfig::demo())
                     .await
-                    .context("starting the demo emulator")?;
+                    .map_err(SessionError::Demo)?;
                 // The demo's history ends at its fixed "now": so does its clock.
                 let mut config = emulator.client_config();
                 config.clock = Some(crate::emulator::DEMO_NOW);
@@ -305,7 +322,9 @@ impl Source {
                 (cache && !options.no_cache).then(|| Duration::from_secs(options.cache_ttl));
             config
         });
-        let first = configs.next().context("no organization to read")?;
+        let first = configs
+            .next()
+            .ok_or_else(|| SessionError::Usage("no organization to read".to_string()))?;
         let as_of = first.clock;
         let described = match &demo {
             Some(_) => format!(
@@ -316,7 +335,7 @@ impl Source {
         };
         let orgs = Orgs::new(first, configs.collect())?.named(names);
         let org = orgs.ids().join(", ");
-        let ctx = crate::session(&orgs)?;
+        let ctx = crate::session(&orgs).map_err(SessionError::at("the session"))?;
         extend(options, &ctx).await?;
         Ok(Session {
             ctx,
@@ -338,10 +357,10 @@ async fn extend(options: &Options, ctx: &SessionContext) -> Result<()> {
     for (name, dir) in &options.attach {
         crate::snapshot::attach(ctx, name, dir)
             .await
-            .at(&format!("--attach {name}={}", dir.display()))?;
+            .map_err(SessionError::at(&format!("--attach {name}={dir}")))?;
     }
     if let Some(path) = &options.roster {
-        crate::roster::register(ctx, path).at("--roster")?;
+        crate::roster::register(ctx, path).map_err(SessionError::at("--roster"))?;
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde::{Deserialize, Serialize};
 
+use crate::storage::Location;
 use crate::tables::{TableInfo, catalog};
 
 pub mod verify;
@@ -127,58 +128,41 @@ pub enum Contents {
     Several(OrgsManifest),
 }
 
-/// A `file://` URL as the folder it names; anything else as it is.
-fn local_if_file(dir: &Path) -> Result<std::path::PathBuf> {
-    Ok(crate::storage::local_or_remote(&dir.display().to_string())?
-        .unwrap_or_else(|| dir.to_path_buf()))
-}
-
 /// A folder's `manifest.json`: on disk, or in object storage.
-async fn read_manifest<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T> {
-    let shown = dir.display().to_string();
-    let text = match crate::storage::local_or_remote(&shown)? {
-        Some(local) => {
-            let path = local.join(MANIFEST);
-            std::fs::read(&path).map_err(|e| {
-                DataFusionError::Execution(format!(
-                    "{}: {e}; is {} a folder written by `orgsql export`?",
-                    path.display(),
-                    local.display()
-                ))
-            })?
-        }
-        None => crate::storage::Remote::parse(&shown)?
-            .get(MANIFEST)
-            .await?
-            .ok_or_else(|| {
-                DataFusionError::Execution(format!(
-                    "{shown}: no {MANIFEST} there; is it a prefix written by `orgsql export`?"
-                ))
-            })?,
-    };
+async fn read_manifest<T: serde::de::DeserializeOwned>(dir: &Location) -> Result<T> {
+    let text = dir.read(MANIFEST).await?.ok_or_else(|| {
+        DataFusionError::Execution(match dir {
+            Location::Folder(_) => format!(
+                "{}: not found; is {dir} a folder written by `orgsql export`?",
+                dir.file(MANIFEST)
+            ),
+            Location::Bucket(_) => {
+                format!("{dir}: no {MANIFEST} there; is it a prefix written by `orgsql export`?")
+            }
+        })
+    })?;
     serde_json::from_slice(&text).map_err(|e| {
         DataFusionError::Execution(format!(
             "{}: not an orgsql manifest: {e}",
-            dir.join(MANIFEST).display()
+            dir.file(MANIFEST)
         ))
     })
 }
 
 impl Manifest {
     /// The manifest of one organization's export.
-    pub async fn read(dir: &Path) -> Result<Self> {
+    pub async fn read(dir: &Location) -> Result<Self> {
         read_manifest(dir).await
     }
 }
 
 impl Contents {
-    pub async fn read(dir: &Path) -> Result<Self> {
-        let dir = &local_if_file(dir)?;
+    pub async fn read(dir: &Location) -> Result<Self> {
         let value: serde_json::Value = read_manifest(dir).await?;
         let invalid = |e: serde_json::Error| {
             DataFusionError::Execution(format!(
                 "{}: not an orgsql manifest: {e}",
-                dir.join(MANIFEST).display()
+                dir.file(MANIFEST)
             ))
         };
         if value.get("orgs").is_some() {
@@ -192,14 +176,20 @@ impl Contents {
         }
     }
 
-    /// Each organization's id and its export's folder.
-    pub fn org_dirs(&self, dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>> {
+    /// Each organization's id and its export's folder, relative to `dir`
+    /// (`""` for one organization's export) and as a location.
+    pub fn org_dirs(&self, dir: &Location) -> Result<Vec<(String, String, Location)>> {
         match self {
-            Contents::One(manifest) => Ok(vec![(manifest.org_id.clone(), dir.to_path_buf())]),
+            Contents::One(manifest) => {
+                Ok(vec![(manifest.org_id.clone(), String::new(), dir.clone())])
+            }
             Contents::Several(top) => top
                 .orgs
                 .iter()
-                .map(|org| Ok((org.org_id.clone(), inside(dir, &org.path, &org.org_id)?)))
+                .map(|org| {
+                    let folder = inside(dir, &org.path, &org.org_id)?;
+                    Ok((org.org_id.clone(), org.path.clone(), folder))
+                })
                 .collect(),
         }
     }
@@ -237,7 +227,7 @@ impl Contents {
 
 /// `relative` under `dir`, refused if it would lead outside (a manifest
 /// says where its files are; it may not point elsewhere).
-fn inside(dir: &Path, relative: &str, what: &str) -> Result<std::path::PathBuf> {
+fn inside(dir: &Location, relative: &str, what: &str) -> Result<Location> {
     let path = Path::new(relative);
     if relative.is_empty()
         || !path
@@ -246,10 +236,10 @@ fn inside(dir: &Path, relative: &str, what: &str) -> Result<std::path::PathBuf> 
     {
         return Err(DataFusionError::Execution(format!(
             "{}: {what:?} is at {relative:?}, outside the snapshot folder; refusing to read it",
-            dir.join(MANIFEST).display(),
+            dir.file(MANIFEST),
         )));
     }
-    Ok(dir.join(path))
+    Ok(dir.join(relative))
 }
 
 /// Bytes as lowercase hex.
@@ -306,7 +296,7 @@ pub fn digests(dir: &Path, relative: &str) -> Result<Vec<FileDigest>> {
 /// them: a file changed, missing or added, one line each (none: intact).
 /// Every file is hashed, whatever the verification record says. A table
 /// exported before files were recorded cannot be checked, and says so.
-pub async fn tampered(dir: &Path) -> Result<Vec<String>> {
+pub async fn tampered(dir: &Location) -> Result<Vec<String>> {
     Ok(verify::verify(dir).await?.problems)
 }
 
@@ -314,19 +304,18 @@ pub async fn tampered(dir: &Path) -> Result<Vec<String>> {
 /// the top one and each organization's.
 #[derive(Debug, Clone)]
 pub struct Opened {
-    /// The folder (a `file://` URL as the folder it names), or the prefix.
-    pub dir: std::path::PathBuf,
+    pub dir: Location,
     pub contents: Contents,
     /// Each organization's id, export folder and manifest.
-    pub orgs: Vec<(String, std::path::PathBuf, Manifest)>,
+    pub orgs: Vec<(String, Location, Manifest)>,
 }
 
 impl Opened {
-    pub async fn read(dir: &Path) -> Result<Self> {
-        let dir = local_if_file(dir)?;
+    pub async fn read(dir: &Location) -> Result<Self> {
+        let dir = dir.clone();
         let contents = Contents::read(&dir).await?;
         let mut orgs = Vec::new();
-        for (id, folder) in contents.org_dirs(&dir)? {
+        for (id, _, folder) in contents.org_dirs(&dir)? {
             let manifest = match &contents {
                 Contents::One(manifest) => manifest.clone(),
                 Contents::Several(_) => Manifest::read(&folder).await?,
@@ -357,7 +346,7 @@ impl Opened {
 /// name, and the `role_assignments` view when both its sides were exported.
 /// Its clock stands at the data's as-of instant, so `now()` and the
 /// controls' windows answer the same whenever the snapshot is read.
-pub async fn session(dir: &Path) -> Result<SessionContext> {
+pub async fn session(dir: &Location) -> Result<SessionContext> {
     session_of(&Opened::read(dir).await?).await
 }
 
@@ -370,7 +359,7 @@ pub async fn session_of(opened: &Opened) -> Result<SessionContext> {
 }
 
 /// Attach a snapshot as schema `name` (`old.users`, `new.users`) of a session.
-pub async fn attach(ctx: &SessionContext, name: &str, dir: &Path) -> Result<()> {
+pub async fn attach(ctx: &SessionContext, name: &str, dir: &Location) -> Result<()> {
     let catalog = ctx
         .catalog("datafusion")
         .ok_or_else(|| DataFusionError::Internal("no default catalog".to_string()))?;
@@ -471,11 +460,10 @@ async fn locations(
 ) -> Result<Vec<(String, usize, Vec<String>)>> {
     let dir = &opened.dir;
     let mut locations: Vec<(String, usize, Vec<String>)> = Vec::new();
-    let remote = crate::storage::is_remote(&dir.display().to_string());
     for (number, (_, folder, manifest)) in opened.orgs.iter().enumerate() {
-        let sizes = match remote {
-            true => Some(verify::remote_sizes(folder).await?),
-            false => None,
+        let sizes = match folder.remote()? {
+            Some(remote) => Some(verify::remote_sizes(&remote).await?),
+            None => None,
         };
         let mut unverified = Vec::new();
         for table in &manifest.tables {

@@ -19,8 +19,10 @@
 
 use std::collections::VecDeque;
 
+use datafusion::common::TableReference;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast::{
@@ -70,8 +72,63 @@ pub async fn frame(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
             "expected exactly one SQL statement".to_string(),
         ));
     };
-    let plan = ctx.state().statement_to_plan(statement).await?;
-    ctx.execute_logical_plan(plan).await
+    ctx.execute_logical_plan(plan(ctx, statement).await?).await
+}
+
+/// Plan one statement. When that fails and a table it names is not in the
+/// session, that is the error, with the nearest table names: found by
+/// looking its tables up as DataFusion does, not from DataFusion's words.
+pub async fn plan(ctx: &SessionContext, statement: Statement) -> Result<LogicalPlan> {
+    let state = ctx.state();
+    let references = state.resolve_table_references(&statement)?;
+    let error = match state.statement_to_plan(statement).await {
+        Ok(plan) => return Ok(plan),
+        Err(error) => error,
+    };
+    for reference in references {
+        let found = match state.schema_for_ref(reference.clone()) {
+            // An error other than "none" (a file that cannot be read) is
+            // not a missing table: the planner's error says it.
+            Ok(schema) => !matches!(schema.table(reference.table()).await, Ok(None)),
+            Err(_) => false,
+        };
+        if !found {
+            return Err(DataFusionError::External(Box::new(UnknownTable::near(
+                &reference,
+            ))));
+        }
+    }
+    Err(error)
+}
+
+/// A statement names a table the session does not have.
+#[derive(Debug, thiserror::Error)]
+#[error("no table {name}{hint} (\\d lists the tables)")]
+pub struct UnknownTable {
+    name: String,
+    hint: String,
+}
+
+impl UnknownTable {
+    /// With the one or two catalog tables nearest by name.
+    fn near(reference: &TableReference) -> Self {
+        let bare = reference.table();
+        let mut near: Vec<(f64, &str)> = crate::tables::catalog()
+            .iter()
+            .map(|t| (strsim::jaro_winkler(bare, t.name), t.name))
+            .filter(|(score, _)| *score > 0.8)
+            .collect();
+        near.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let hint = match near.as_slice() {
+            [] => String::new(),
+            [(_, one)] => format!("; did you mean {one}?"),
+            [(_, one), (_, two), ..] => format!("; did you mean {one} or {two}?"),
+        };
+        Self {
+            name: reference.to_string(),
+            hint,
+        }
+    }
 }
 
 /// sqlparser's generic dialect, but for the right operand of

@@ -45,40 +45,131 @@ fn scheme(text: &str) -> Option<&str> {
     (!scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric())).then_some(scheme)
 }
 
-/// Whether `text` names a place in object storage.
-pub fn is_remote(text: &str) -> bool {
-    scheme(text).is_some_and(|s| SCHEMES.contains(&s.to_ascii_lowercase().as_str()))
+/// Where an export is written or a snapshot read, as the user named it
+/// (`--out`, `--snapshot`, `--attach`, `diff`, `--baseline`, `--against`),
+/// decided once when the command line is read: a local folder (a path, or a
+/// `file://` URL) or a prefix in object storage. Parsing makes no store:
+/// the retry settings are not known yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Folder(PathBuf),
+    /// A prefix's URL, ending with `/`.
+    Bucket(Url),
 }
 
-/// What a `--out`, `--snapshot` or `diff` argument names: a local folder
-/// (a path, or a `file://` URL), or a prefix in object storage. Another
-/// scheme is refused rather than taken for a folder named `http:`.
-pub fn local_or_remote(text: &str) -> Result<Option<PathBuf>> {
-    match scheme(text).map(str::to_ascii_lowercase).as_deref() {
-        None => {
-            // `s3:/bucket` is a typo, not a folder named `s3:`.
-            let first = text
-                .split('/')
-                .next()
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            if let Some(scheme) = first.strip_suffix(':').filter(|s| SCHEMES.contains(s)) {
-                return Err(bad(text, format!("did you mean {scheme}://...?")));
+impl std::str::FromStr for Location {
+    type Err = StorageError;
+
+    /// Another scheme is refused rather than taken for a folder named
+    /// `http:`, and `s3:/bucket` is a typo, not a folder named `s3:`.
+    fn from_str(text: &str) -> std::result::Result<Self, StorageError> {
+        let bad = |what: String| StorageError(format!("{text}: {what}"));
+        match scheme(text).map(str::to_ascii_lowercase).as_deref() {
+            None => {
+                let first = text
+                    .split('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                if let Some(scheme) = first.strip_suffix(':').filter(|s| SCHEMES.contains(s)) {
+                    return Err(bad(format!("did you mean {scheme}://...?")));
+                }
+                Ok(Location::Folder(PathBuf::from(text)))
             }
-            Ok(Some(PathBuf::from(text)))
+            Some("file") => Url::parse(text)
+                .ok()
+                .and_then(|url| url.to_file_path().ok())
+                .map(Location::Folder)
+                .ok_or_else(|| bad("not a file:// URL of an absolute path".to_string())),
+            Some(s) if SCHEMES.contains(&s) => {
+                let with_slash = match text.ends_with('/') {
+                    true => text.to_string(),
+                    false => format!("{text}/"),
+                };
+                let url = Url::parse(&with_slash).map_err(|e| bad(format!("not a URL: {e}")))?;
+                if url.host_str().is_none_or(str::is_empty) {
+                    return Err(bad("names no bucket (s3://BUCKET/prefix/)".to_string()));
+                }
+                Ok(Location::Bucket(url))
+            }
+            Some(other) => Err(bad(format!(
+                "orgsql reads and writes {other}:// nowhere; use a folder, file://, s3://, \
+                 gs://, az:// or abfss://"
+            ))),
         }
-        Some("file") => Url::parse(text)
-            .ok()
-            .and_then(|url| url.to_file_path().ok())
-            .map(Some)
-            .ok_or_else(|| bad(text, "not a file:// URL of an absolute path")),
-        Some(s) if SCHEMES.contains(&s) => Ok(None),
-        Some(other) => Err(bad(
-            text,
-            format!(
-                "orgsql reads and writes {other}:// nowhere; use a folder, file://, s3://, gs://, az:// or abfss://"
+    }
+}
+
+impl std::fmt::Display for Location {
+    /// The folder's path, or the prefix's URL without its last `/`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Folder(path) => write!(f, "{}", path.display()),
+            Location::Bucket(url) => write!(f, "{}", url.as_str().trim_end_matches('/')),
+        }
+    }
+}
+
+impl From<&std::path::Path> for Location {
+    fn from(folder: &std::path::Path) -> Self {
+        Location::Folder(folder.to_path_buf())
+    }
+}
+
+impl Location {
+    /// The folder `relative` (a manifest's `/`-separated path) inside this one.
+    pub fn join(&self, relative: &str) -> Self {
+        match self {
+            Location::Folder(path) => Location::Folder(
+                relative
+                    .split('/')
+                    .filter(|part| !part.is_empty())
+                    .fold(path.clone(), |path, part| path.join(part)),
             ),
-        )),
+            Location::Bucket(url) => Location::Bucket(
+                url.join(&format!("{}/", relative.trim_matches('/')))
+                    .unwrap_or_else(|_| url.clone()),
+            ),
+        }
+    }
+
+    /// The file `relative` inside this folder: its path, or its URL.
+    pub fn file(&self, relative: &str) -> String {
+        match self {
+            Location::Folder(_) => self.join(relative).to_string(),
+            Location::Bucket(url) => format!("{url}{}", relative.trim_start_matches('/')),
+        }
+    }
+
+    /// The local folder, when it is one.
+    pub fn folder(&self) -> Option<&std::path::Path> {
+        match self {
+            Location::Folder(path) => Some(path),
+            Location::Bucket(_) => None,
+        }
+    }
+
+    /// The prefix in object storage, with its store, when it is one.
+    pub fn remote(&self) -> Result<Option<Remote>> {
+        match self {
+            Location::Folder(_) => Ok(None),
+            Location::Bucket(url) => Remote::at(url).map(Some),
+        }
+    }
+
+    /// The file `relative` inside this folder, or `None` when there is none.
+    pub async fn read(&self, relative: &str) -> Result<Option<Vec<u8>>> {
+        match self {
+            Location::Folder(_) => {
+                let path = self.file(relative);
+                match std::fs::read(&path) {
+                    Ok(bytes) => Ok(Some(bytes)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(bad(&path, e)),
+                }
+            }
+            Location::Bucket(url) => Remote::at(url)?.get(relative).await,
+        }
     }
 }
 
@@ -294,23 +385,19 @@ impl std::fmt::Debug for Remote {
 }
 
 impl Remote {
-    /// The prefix `text` names (`s3://bucket/some/prefix/`).
-    pub fn parse(text: &str) -> Result<Self> {
-        let with_slash = if text.ends_with('/') {
-            text.to_string()
-        } else {
-            format!("{text}/")
-        };
-        let url = Url::parse(&with_slash).map_err(|e| bad(text, format!("not a URL: {e}")))?;
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err(bad(text, "names no bucket (s3://BUCKET/prefix/)"));
-        }
-        let store = store_for(&url)?;
+    /// The prefix `url` names (`s3://bucket/some/prefix/`, ending with
+    /// `/`), with a store for its bucket.
+    pub fn at(url: &Url) -> Result<Self> {
+        let store = store_for(url)?;
         // The URL's path is percent-encoded (a space is %20): the object
         // path is what it encodes.
         let prefix = ObjectPath::from_url_path(url.path().trim_matches('/'))
-            .map_err(|e| bad(text, format!("not a storage path: {e}")))?;
-        Ok(Self { url, store, prefix })
+            .map_err(|e| bad(url.as_str(), format!("not a storage path: {e}")))?;
+        Ok(Self {
+            url: url.clone(),
+            store,
+            prefix,
+        })
     }
 
     /// The prefix's URL, ending with `/`.
@@ -575,3 +662,53 @@ fn io_explain(doing: &str, location: &str, error: std::io::Error) -> DataFusionE
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct StorageError(String);
+
+#[cfg(test)]
+mod tests {
+    use super::Location;
+
+    fn parsed(text: &str) -> Result<Location, String> {
+        text.parse::<Location>().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_location_is_a_folder_or_a_bucket_prefix_decided_once() {
+        assert_eq!(parsed("snap/"), Ok(Location::Folder("snap/".into())));
+        assert_eq!(
+            parsed("file:///tmp/snap"),
+            Ok(Location::Folder("/tmp/snap".into()))
+        );
+        for text in ["s3://audit/atlassian", "s3://audit/atlassian/"] {
+            let Ok(Location::Bucket(url)) = parsed(text) else {
+                panic!("{text}: not a bucket");
+            };
+            assert_eq!(url.as_str(), "s3://audit/atlassian/");
+        }
+        let bucket = parsed("gs://audit/x").expect("gs");
+        assert_eq!(bucket.to_string(), "gs://audit/x");
+        assert_eq!(bucket.file("manifest.json"), "gs://audit/x/manifest.json");
+        assert_eq!(
+            bucket.join("org_id=1").file("manifest.json"),
+            "gs://audit/x/org_id=1/manifest.json"
+        );
+        let folder = parsed("snap").expect("folder");
+        assert_eq!(
+            folder.join("org_id=1").file("events/a.parquet"),
+            std::path::Path::new("snap/org_id=1/events/a.parquet")
+                .display()
+                .to_string()
+        );
+    }
+
+    #[test]
+    fn a_location_that_is_neither_is_refused_with_what_to_do() {
+        let typo = parsed("s3:/audit/x").expect_err("typo");
+        assert!(typo.contains("did you mean s3://"), "{typo}");
+        let http = parsed("https://example.com/x").expect_err("http");
+        assert!(http.contains("reads and writes https:// nowhere"), "{http}");
+        let no_bucket = parsed("s3:///x").expect_err("no bucket");
+        assert!(no_bucket.contains("names no bucket"), "{no_bucket}");
+        let relative = parsed("file://snap").expect_err("relative file URL");
+        assert!(relative.contains("absolute path"), "{relative}");
+    }
+}

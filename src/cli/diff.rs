@@ -1,6 +1,6 @@
 //! `orgsql diff OLD NEW`: what changed between two snapshots.
 
-use std::path::PathBuf;
+use crate::storage::Location;
 
 use anyhow::Result;
 
@@ -11,9 +11,9 @@ use super::output::Format;
 #[derive(clap::Args)]
 pub struct DiffArgs {
     /// The earlier snapshot (a folder, or s3://, gs://, az://)
-    pub old: PathBuf,
+    pub old: Location,
     /// The later snapshot
-    pub new: PathBuf,
+    pub new: Location,
     /// How the changes are printed
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,

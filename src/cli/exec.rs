@@ -53,7 +53,7 @@ pub async fn execute(
 async fn run(ctx: &SessionContext, statement: Statement) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let ctx = ctx.clone();
     let task = datafusion::common::runtime::SpawnedTask::spawn(async move {
-        let plan = ctx.state().statement_to_plan(statement).await?;
+        let plan = crate::sql::plan(&ctx, statement).await?;
         let frame = ctx.execute_logical_plan(plan).await?;
         let schema = frame.schema().inner().clone();
         let batches = frame.collect().await?;

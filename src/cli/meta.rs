@@ -2,8 +2,6 @@
 //! how they are read, and the descriptions of tables they print. The
 //! statement runner carries them out, in every mode.
 
-use std::path::PathBuf;
-
 use datafusion::arrow::datatypes::DataType;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::prelude::{SessionContext, col, lit};
@@ -163,7 +161,7 @@ pub struct Reading {
     /// A snapshot: nothing is fetched, and there is no `orgsql_requests`.
     pub offline: bool,
     /// Snapshots attached as schemas (`--attach NAME=DIR`): name and folder.
-    pub attached: Vec<(String, PathBuf)>,
+    pub attached: Vec<(String, crate::storage::Location)>,
 }
 
 /// A format as `--format` spells it.
@@ -229,8 +227,7 @@ pub fn describe_tables(ctx: &SessionContext, reading: &Reading) -> String {
     }
     for (name, dir) in &reading.attached {
         text.push_str(&format!(
-            "schema {name}: the snapshot {} (\\d {name}.TABLE describes one)\n",
-            dir.display()
+            "schema {name}: the snapshot {dir} (\\d {name}.TABLE describes one)\n"
         ));
     }
     text.pop();

@@ -90,8 +90,47 @@ impl Screen {
     }
 }
 
-/// Print a result: on a `screen`, tables fit it (see `Screen`).
+/// Print a result: on a `screen`, tables fit it (see `Screen`). A reader
+/// that went away (`| head`) is an I/O error of kind `BrokenPipe`, whatever
+/// the writer made of it (arrow's CSV writer keeps only its text).
 pub fn print(
+    out: &mut dyn Write,
+    format: Format,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    screen: Option<Screen>,
+) -> Result<()> {
+    let mut watched = Watched { out, closed: false };
+    let printed = print_to(&mut watched, format, schema, batches, screen);
+    match printed {
+        Err(_) if watched.closed => {
+            Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into())
+        }
+        printed => printed,
+    }
+}
+
+/// A writer that remembers whether its reader went away.
+struct Watched<'a> {
+    out: &'a mut dyn Write,
+    closed: bool,
+}
+
+impl Write for Watched<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.out.write(buf);
+        self.closed |= matches!(&written, Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe);
+        written
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let flushed = self.out.flush();
+        self.closed |= matches!(&flushed, Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe);
+        flushed
+    }
+}
+
+fn print_to(
     out: &mut dyn Write,
     format: Format,
     schema: &SchemaRef,

@@ -25,7 +25,7 @@ pub struct Query {
     /// `--output FILE`: the one query's result goes there.
     pub output: Option<PathBuf>,
     /// `--attach NAME=DIR`, for `\conninfo`.
-    pub attached: Vec<(String, PathBuf)>,
+    pub attached: Vec<(String, crate::storage::Location)>,
 }
 
 /// The REPL on a terminal with no SQL given, else the scripts.

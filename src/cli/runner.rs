@@ -11,13 +11,13 @@ use std::time::Instant;
 
 use datafusion::prelude::SessionContext;
 
+use super::Format;
 use super::exec::{Done, execute, in_statement, is_query, show_parse_error, statement_lines};
 use super::meta::{
     Meta, Reading, describe_table, describe_tables, format_name, help, max_rows_words,
 };
 use super::output::{self, Expanded, Screen, visible};
 use super::progress::Progress;
-use super::{Format, error_message};
 use crate::api::Orgs;
 use crate::tables::catalog;
 
@@ -59,10 +59,10 @@ impl From<std::io::Error> for Stopped {
 
 /// An engine error: a closed pipe stays recognisable.
 fn stopped(error: &datafusion::error::DataFusionError) -> Stopped {
-    if super::is_closed_pipe(error) {
+    if crate::error::is_closed_pipe(error) {
         Stopped::ClosedPipe
     } else {
-        Stopped::Failed(error_message(error))
+        Stopped::Failed(crate::error::message(error))
     }
 }
 
@@ -284,14 +284,18 @@ impl Runner {
                 (_, Some(done)) => self.print_text(&done.say(&batches))?,
                 (Sink::Result(path), None) if keep => {
                     super::files::write_file(path, format, &schema, &batches).map_err(|e| {
-                        Stopped::Failed(format!("{}: {}", path.display(), error_message(&e)))
+                        Stopped::Failed(format!(
+                            "{}: {}",
+                            path.display(),
+                            crate::error::message(&e)
+                        ))
                     })?;
                 }
                 // Parquet is a whole file: each result replaces it.
                 (Sink::Log { path, file }, None) if format == Format::Parquet => {
                     let failed = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
                     super::files::write_file(path, format, &schema, &batches)
-                        .map_err(|e| failed(&error_message(&e)))?;
+                        .map_err(|e| failed(&crate::error::message(&e)))?;
                     // The file was replaced: what comes next goes to the new one.
                     *file = std::fs::OpenOptions::new()
                         .append(true)
@@ -300,7 +304,11 @@ impl Runner {
                 }
                 (Sink::Log { path, file }, None) => {
                     output::print(file, format, &schema, &batches, None).map_err(|e| {
-                        Stopped::Failed(format!("{}: {}", path.display(), error_message(&e)))
+                        Stopped::Failed(format!(
+                            "{}: {}",
+                            path.display(),
+                            crate::error::message(&e)
+                        ))
                     })?;
                 }
                 (Sink::Screen | Sink::Result(_), None) => {
@@ -366,7 +374,7 @@ impl Runner {
             Meta::ConnInfo => {
                 let mut text = format!("Reading {}.", visible(&self.reading.description));
                 for (name, dir) in &self.reading.attached {
-                    text.push_str(&format!("\nAttached snapshot {name}: {}", dir.display()));
+                    text.push_str(&format!("\nAttached snapshot {name}: {dir}"));
                 }
                 self.print_text(&text)?;
             }

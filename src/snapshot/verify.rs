@@ -32,6 +32,7 @@ use datafusion::error::{DataFusionError, Result};
 use serde::{Deserialize, Serialize};
 
 use super::{Contents, FileDigest, MANIFEST, Manifest, TableEntry, inside};
+use crate::storage::{Location, Remote};
 
 /// A file as the file system describes it: what must be unchanged for an
 /// earlier hash of it to stand.
@@ -402,18 +403,16 @@ fn remember_here(canonical: &Path, stamp: Stamp, sha256: &str) {
 
 /// The sizes of the files below an organization's folder in object
 /// storage, relative to it (one listing).
-pub(super) async fn remote_sizes(folder: &Path) -> Result<BTreeMap<String, u64>> {
-    let remote = crate::storage::Remote::parse(&folder.display().to_string())?;
+pub(super) async fn remote_sizes(remote: &Remote) -> Result<BTreeMap<String, u64>> {
     Ok(remote.list("").await?.into_iter().collect())
 }
 
 /// A file that is not as its manifest records, as a session's error: the
 /// file, its table, what is wrong, and what to do.
-fn refused(top: &Path, shown: &str, table: &str, what: &str) -> DataFusionError {
+fn refused(top: &Location, shown: &str, table: &str, what: &str) -> DataFusionError {
     DataFusionError::External(Box::new(NotAsExported(format!(
         "{shown} (table {table}) {what}: a snapshot is read only as it was exported; restore \
-         the file or export again (`orgsql snapshot verify {}` lists every problem)",
-        top.display()
+         the file or export again (`orgsql snapshot verify {top}` lists every problem)"
     ))))
 }
 
@@ -428,18 +427,21 @@ struct NotAsExported(String);
 /// and named in `unverified`. `sizes`: the organization's files in object
 /// storage, when it is there.
 pub(super) fn readable(
-    top: &Path,
-    folder: &Path,
+    top: &Location,
+    folder: &Location,
     table: &TableEntry,
     sizes: Option<&BTreeMap<String, u64>>,
     checker: &mut Checker,
     unverified: &mut Vec<String>,
 ) -> Result<Vec<String>> {
     let path = inside(folder, &table.path, &table.name)?;
-    let utf8 = |path: &Path| -> Result<String> {
-        path.to_str().map(str::to_string).ok_or_else(|| {
-            DataFusionError::Execution(format!("{}: not a UTF-8 path", path.display()))
-        })
+    let utf8 = |place: &Location| -> Result<String> {
+        match place {
+            Location::Folder(path) => path.to_str().map(str::to_string).ok_or_else(|| {
+                DataFusionError::Execution(format!("{}: not a UTF-8 path", path.display()))
+            }),
+            Location::Bucket(_) => Ok(place.to_string()),
+        }
     };
     if table.files.is_empty() {
         if table.rows == 0 {
@@ -451,13 +453,13 @@ pub(super) fn readable(
                 // A prefix is not listed for a folder's files: the
                 // manifest must name them.
                 return Err(DataFusionError::Execution(format!(
-                    "{}/{MANIFEST}: {} lists no files (an export by an older orgsql, or a \
-                     folder copied up by hand): export into the prefix again with this orgsql",
-                    folder.display().to_string().trim_end_matches('/'),
+                    "{}: {} lists no files (an export by an older orgsql, or a folder copied \
+                     up by hand): export into the prefix again with this orgsql",
+                    folder.file(MANIFEST),
                     table.name
                 )));
             }
-            None if !path.is_file() => {
+            None if !path.folder().is_some_and(Path::is_file) => {
                 // A folder of partitions is read recursively; the partition
                 // column was only the folder name, so the files hold
                 // exactly the table's columns.
@@ -468,7 +470,7 @@ pub(super) fn readable(
     }
     let mut paths = Vec::new();
     for file in &table.files {
-        let shown = inside(folder, &file.path, &table.name)?;
+        let place = inside(folder, &file.path, &table.name)?;
         let problem = match sizes {
             // Object storage: there, of its size (the content is not read).
             Some(sizes) => match sizes.get(&file.path) {
@@ -479,15 +481,14 @@ pub(super) fn readable(
                 )),
                 Some(_) => None,
             },
-            None => checker.check(&shown, file).err(),
+            None => match place.folder() {
+                Some(path) => checker.check(path, file).err(),
+                None => Some("is in object storage, but its size was not listed".to_string()),
+            },
         };
         let shown = match sizes {
-            Some(_) => format!(
-                "{}/{}",
-                folder.display().to_string().trim_end_matches('/'),
-                file.path
-            ),
-            None => utf8(&shown)?,
+            Some(_) => folder.file(&file.path),
+            None => utf8(&place)?,
         };
         if let Some(what) = problem {
             return Err(refused(top, &shown, &table.name, &what));
@@ -498,14 +499,14 @@ pub(super) fn readable(
 }
 
 /// Tell the reader, every time, that some tables cannot be verified.
-pub(super) fn warn_unverified(folder: &Path, tables: &[String]) {
+pub(super) fn warn_unverified(folder: &Location, tables: &[String]) {
     if tables.is_empty() {
         return;
     }
     let message = format!(
         "{}: the manifest lists no files for {} (an export by an older orgsql): read as they \
          are, unverified; export again with this orgsql to have every file checked",
-        folder.join(MANIFEST).display(),
+        folder.file(MANIFEST),
         tables.join(", ")
     );
     eprintln!("warning: {}", crate::text::visible(&message));
@@ -529,7 +530,7 @@ impl Report {
     }
 
     /// The problems, a line each, then what they mean.
-    pub fn write(&self, out: &mut dyn Write, dir: &Path) -> std::io::Result<()> {
+    pub fn write(&self, out: &mut dyn Write, dir: &Location) -> std::io::Result<()> {
         for problem in &self.problems {
             writeln!(out, "{}", crate::text::visible(problem))?;
         }
@@ -541,17 +542,14 @@ impl Report {
         if self.intact() {
             writeln!(
                 out,
-                "{}: intact: {} files of {} tables{orgs}, each as its manifest records it",
-                dir.display(),
-                self.files,
-                self.tables
+                "{dir}: intact: {} files of {} tables{orgs}, each as its manifest records it",
+                self.files, self.tables
             )
         } else {
             writeln!(
                 out,
-                "{}: {} problem(s) in {} files of {} tables{orgs}: the snapshot is not as \
+                "{dir}: {} problem(s) in {} files of {} tables{orgs}: the snapshot is not as \
                  exported; restore those files or export again",
-                dir.display(),
                 self.problems.len(),
                 self.files,
                 self.tables
@@ -583,25 +581,18 @@ fn files_below(folder: &Path, path: &Path, found: &mut Vec<String>) -> std::io::
 /// Check every file of the snapshot at `dir` (a folder, or a prefix in
 /// object storage, whose files are downloaded to be hashed) against its
 /// manifest. Problems name the table and the file, relative to `dir`.
-pub async fn verify(dir: &Path) -> Result<Report> {
-    let dir = &super::local_if_file(dir)?;
-    let remote = crate::storage::is_remote(&dir.display().to_string());
+pub async fn verify(dir: &Location) -> Result<Report> {
     let contents = Contents::read(dir).await?;
     let several = matches!(contents, Contents::Several(_));
     let mut checker = Checker::new();
     let mut report = Report::default();
     let result = async {
-        for (org, folder) in contents.org_dirs(dir)? {
+        for (_, relative, folder) in contents.org_dirs(dir)? {
             report.orgs += 1;
             // Of several organizations, a path shows its organization's folder.
-            let prefix = match &contents {
-                Contents::Several(top) => top
-                    .orgs
-                    .iter()
-                    .find(|o| o.org_id == org)
-                    .map(|o| format!("{}/", o.path))
-                    .unwrap_or_default(),
-                Contents::One(_) => String::new(),
+            let prefix = match relative.is_empty() {
+                true => String::new(),
+                false => format!("{relative}/"),
             };
             let manifest = match Manifest::read(&folder).await {
                 Ok(manifest) => manifest,
@@ -611,10 +602,21 @@ pub async fn verify(dir: &Path) -> Result<Report> {
                 }
                 Err(e) => return Err(e),
             };
-            if remote {
-                verify_remote(&folder, &prefix, &manifest, &mut report).await?;
-            } else {
-                verify_local(&folder, &prefix, &manifest, &mut checker, &mut report);
+            match &folder {
+                Location::Folder(local) => {
+                    verify_local(
+                        &folder,
+                        local,
+                        &prefix,
+                        &manifest,
+                        &mut checker,
+                        &mut report,
+                    );
+                }
+                Location::Bucket(url) => {
+                    let remote = Remote::at(url)?;
+                    verify_remote(&folder, &remote, &prefix, &manifest, &mut report).await?;
+                }
             }
         }
         Ok(())
@@ -626,7 +628,8 @@ pub async fn verify(dir: &Path) -> Result<Report> {
 
 /// A manifest's tables against the files in its local folder.
 fn verify_local(
-    folder: &Path,
+    folder: &Location,
+    local: &Path,
     prefix: &str,
     manifest: &Manifest,
     checker: &mut Checker,
@@ -634,15 +637,15 @@ fn verify_local(
 ) {
     for table in &manifest.tables {
         let name = &table.name;
-        let Some(path) = checkable(folder, table, report) else {
+        if !checkable(folder, table, report) {
             continue;
-        };
+        }
         for recorded in &table.files {
             report.files += 1;
             let shown = format!("{prefix}{}", recorded.path);
             let found = inside(folder, &recorded.path, name)
-                .map_err(|e| crate::cli::error_message(&e))
-                .and_then(|file| match checker.hash_afresh(&file) {
+                .map_err(|e| crate::error::message(&e))
+                .and_then(|_| match checker.hash_afresh(&local.join(&recorded.path)) {
                     Ok(found) => Ok(Some(found)),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                     Err(e) => Err(format!("cannot be read: {e}")),
@@ -658,7 +661,7 @@ fn verify_local(
             }
         }
         let mut present = Vec::new();
-        if let Err(e) = files_below(folder, &path, &mut present) {
+        if let Err(e) = files_below(local, &local.join(&table.path), &mut present) {
             report
                 .problems
                 .push(format!("{name}: {prefix}{}: {e}", table.path));
@@ -667,39 +670,36 @@ fn verify_local(
     }
 }
 
-/// A table counted, and where its files are when they can be checked; else
-/// the problem (outside the folder, or no file recorded) is said.
-fn checkable(folder: &Path, table: &TableEntry, report: &mut Report) -> Option<PathBuf> {
+/// A table counted, and whether its files can be checked; if not, the
+/// problem (outside the folder, or no file recorded) is said.
+fn checkable(folder: &Location, table: &TableEntry, report: &mut Report) -> bool {
     report.tables += 1;
     let name = &table.name;
-    let path = match inside(folder, &table.path, name) {
-        Ok(path) => path,
-        Err(e) => {
-            let message = crate::cli::error_message(&e);
-            report.problems.push(format!("{name}: {message}"));
-            return None;
-        }
-    };
+    if let Err(e) = inside(folder, &table.path, name) {
+        let message = crate::error::message(&e);
+        report.problems.push(format!("{name}: {message}"));
+        return false;
+    }
     if table.files.is_empty() && table.rows > 0 {
         report.problems.push(unverifiable(name));
-        return None;
+        return false;
     }
-    Some(path)
+    true
 }
 
 /// A manifest's tables against the files in its prefix in object storage:
 /// one listing, then each listed file downloaded and hashed.
 async fn verify_remote(
-    folder: &Path,
+    folder: &Location,
+    remote: &Remote,
     prefix: &str,
     manifest: &Manifest,
     report: &mut Report,
 ) -> Result<()> {
-    let remote = crate::storage::Remote::parse(&folder.display().to_string())?;
-    let sizes = remote_sizes(folder).await?;
+    let sizes = remote_sizes(remote).await?;
     for table in &manifest.tables {
         let name = &table.name;
-        if checkable(folder, table, report).is_none() {
+        if !checkable(folder, table, report) {
             continue;
         }
         for recorded in &table.files {
@@ -708,7 +708,7 @@ async fn verify_remote(
             if let Err(e) = inside(folder, &recorded.path, name) {
                 report
                     .problems
-                    .push(format!("{name}: {}", crate::cli::error_message(&e)));
+                    .push(format!("{name}: {}", crate::error::message(&e)));
                 continue;
             }
             match remote.digest(&recorded.path).await? {

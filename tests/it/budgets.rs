@@ -282,7 +282,7 @@ async fn an_export_from_before_the_polling_api_is_topped_up() {
     // The context as one file, as the previous version wrote it.
     let folder = dir.path().join("event_context");
     let single = dir.path().join("context-single.parquet");
-    let offline = orgsql::snapshot::session(dir.path())
+    let offline = orgsql::snapshot::session(&dir.path().into())
         .await
         .expect("snapshot");
     let copy = format!("COPY event_context TO '{}'", single.display());

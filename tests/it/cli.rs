@@ -173,6 +173,48 @@ async fn sql_errors_exit_1_with_one_line() {
     assert!(stderr.contains("nope"), "{stderr}");
 }
 
+/// A table the session lacks is named with the nearest ones, however it is
+/// qualified; a query that fails for another reason keeps its own error,
+/// even beside a table read from a file path.
+#[tokio::test]
+async fn a_missing_table_is_named_and_other_errors_are_not_taken_for_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("people.csv");
+    std::fs::write(&file, "email\na@example.com\n").expect("write csv");
+    for (sql, expected) in [
+        (
+            "SELECT * FROM usres".to_string(),
+            "no table usres; did you mean users?",
+        ),
+        (
+            "SELECT * FROM old.users".to_string(),
+            "no table old.users; did you mean users",
+        ),
+        (
+            "SELECT u.email FROM users u JOIN grops g ON true".to_string(),
+            "no table grops; did you mean groups",
+        ),
+        (format!("SELECT nope FROM '{}'", file.display()), "nope"),
+        (
+            format!(
+                "SELECT u.nope FROM users u JOIN '{}' p USING (email)",
+                file.display()
+            ),
+            "nope",
+        ),
+    ] {
+        let mut command = orgsql();
+        command.args(["--demo", "-c", &sql]);
+        let output = run(command).await;
+        assert_eq!(output.status.code(), Some(1), "{sql}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains(expected), "{sql}: {stderr}");
+        if !expected.starts_with("no table") {
+            assert!(!stderr.contains("no table"), "{sql}: {stderr}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_emulator_subcommand_serves_other_clients() {
     let mut child = orgsql()

@@ -70,7 +70,9 @@ pub async fn sql_rows(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {
 /// An export folder opened offline, after checking that it holds `expected`
 /// audit events, each exactly once.
 pub async fn offline_with_events_once(dir: &std::path::Path, expected: usize) -> SessionContext {
-    let offline = orgsql::snapshot::session(dir).await.expect("snapshot");
+    let offline = orgsql::snapshot::session(&dir.into())
+        .await
+        .expect("snapshot");
     assert_eq!(
         sql_rows(
             &offline,

@@ -168,7 +168,7 @@ async fn each_api_gets_the_key_it_takes_and_a_missing_scope_is_named() {
     let error = query(&ctx, "SELECT * FROM api_keys")
         .await
         .expect_err("refused");
-    let message = orgsql::cli::error_message(&error);
+    let message = orgsql::error::message(&error);
     assert!(message.contains("HTTP 403"), "{message}");
     assert!(message.contains("read:tokens:admin"), "{message}");
     assert!(message.contains("ATLASSIAN_SCOPED_API_KEY"), "{message}");

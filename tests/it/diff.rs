@@ -45,10 +45,10 @@ async fn a_diff_reports_exactly_what_changed() {
     export_to(emu.client_config(), after.path(), None).await;
 
     let ctx = orgsql::session_context();
-    orgsql::snapshot::attach(&ctx, "old", before.path())
+    orgsql::snapshot::attach(&ctx, "old", &before.path().into())
         .await
         .expect("old");
-    orgsql::snapshot::attach(&ctx, "new", after.path())
+    orgsql::snapshot::attach(&ctx, "new", &after.path().into())
         .await
         .expect("new");
     let mut changes = rows(

@@ -470,7 +470,7 @@ async fn setup(seed: u64) -> Setup {
     let faulty = emulator(org, faults, None).await;
     let dir = tempfile::tempdir().expect("temp dir");
     export_to(live.client_config(), dir.path(), None).await;
-    let snapshot = orgsql::snapshot::session(dir.path())
+    let snapshot = orgsql::snapshot::session(&dir.path().into())
         .await
         .expect("snapshot");
     let offline = SessionContext::new();

@@ -73,7 +73,7 @@ async fn error_of(base_url: &str, sql: &str) -> String {
     let ctx = orgsql::session(&client(base_url)).expect("session");
     match query(&ctx, sql).await {
         Ok(_) => panic!("{sql}: expected an error"),
-        Err(e) => orgsql::cli::error_message(&e),
+        Err(e) => orgsql::error::message(&e),
     }
 }
 
@@ -238,7 +238,7 @@ async fn a_page_over_the_size_cap_is_refused_as_it_arrives() {
         let error = query(&ctx, "SELECT * FROM domains")
             .await
             .expect_err("refused");
-        let error = orgsql::cli::error_message(&error);
+        let error = orgsql::error::message(&error);
         assert!(error.contains("larger than 10000 bytes"), "{error}");
     }
 }

@@ -554,7 +554,9 @@ async fn export_snapshot_diff_and_check_across_organizations() {
 
     // The snapshot holds what the API holds, per organization.
     let count = "SELECT org_id, count(*) FROM users GROUP BY org_id ORDER BY org_id";
-    let offline = orgsql::snapshot::session(&after).await.expect("snapshot");
+    let offline = orgsql::snapshot::session(&after.as_path().into())
+        .await
+        .expect("snapshot");
     let configs = configs(&emu);
     let live = Orgs::new(configs[0].clone(), configs[1..].to_vec()).expect("orgs");
     let live = orgsql::session(&live).expect("session");

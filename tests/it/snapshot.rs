@@ -66,7 +66,7 @@ async fn an_export_read_back_answers_as_the_live_org() {
             })
     );
 
-    let offline = orgsql::snapshot::session(dir.path())
+    let offline = orgsql::snapshot::session(&dir.path().into())
         .await
         .expect("snapshot");
     for sql in QUESTIONS {
@@ -112,7 +112,7 @@ async fn since_and_tables_narrow_an_export() {
         .expect("export");
     let names: Vec<&str> = manifest.tables.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, vec!["events", "users", "groups"]);
-    let offline = orgsql::snapshot::session(dir.path())
+    let offline = orgsql::snapshot::session(&dir.path().into())
         .await
         .expect("snapshot");
     let counts = "SELECT (SELECT count(*) FROM users) AS u, (SELECT count(*) FROM groups) AS g";

@@ -148,7 +148,7 @@ async fn an_export_to_s3_reads_back_adds_only_what_is_new_and_survives_a_stop() 
         "{stderr}"
     );
     let folder = server.folder("warehouse").join("atlassian/org");
-    let problems = orgsql::snapshot::tampered(&folder)
+    let problems = orgsql::snapshot::tampered(&folder.as_path().into())
         .await
         .expect("a manifest");
     assert!(
@@ -184,7 +184,7 @@ async fn an_export_to_s3_reads_back_adds_only_what_is_new_and_survives_a_stop() 
     // The stopped run's unlisted files are gone: the bucket holds exactly
     // what its manifest lists.
     assert_eq!(
-        orgsql::snapshot::tampered(&folder)
+        orgsql::snapshot::tampered(&folder.as_path().into())
             .await
             .expect("a manifest"),
         Vec::<String>::new()

@@ -286,7 +286,7 @@ async fn retries_are_bounded_and_then_the_query_fails_clearly() {
     let error = query(&ctx, "SELECT * FROM policies")
         .await
         .expect_err("always failing API");
-    let message = orgsql::cli::error_message(&error);
+    let message = orgsql::error::message(&error);
     assert!(
         message.contains("GET /admin/v1/orgs/{orgId}/policies"),
         "{message}"
@@ -306,7 +306,7 @@ async fn a_repeated_cursor_is_an_error_not_an_endless_loop() {
     let error = query(&ctx, "SELECT count(*) FROM users")
         .await
         .expect_err("a broken cursor must fail");
-    let message = orgsql::cli::error_message(&error);
+    let message = orgsql::error::message(&error);
     assert!(message.contains("same page cursor twice"), "{message}");
     assert_eq!(emu.requests("/users/search"), 2);
 }
@@ -321,7 +321,7 @@ async fn a_wrong_org_id_names_the_org_id_problem() {
         let error = query(&ctx, &format!("SELECT * FROM {table}"))
             .await
             .expect_err("unknown org");
-        let message = orgsql::cli::error_message(&error);
+        let message = orgsql::error::message(&error);
         assert!(message.contains("HTTP 404"), "{message}");
         assert!(message.contains("Organization not found"), "{message}");
         assert!(

@@ -11,6 +11,7 @@ use crate::cli::At;
 use crate::cli::files::Output;
 use crate::session::Session;
 use crate::snapshot::Opened;
+use crate::storage::Location;
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
@@ -61,11 +62,11 @@ pub async fn run(session: &Session, args: &CheckArgs, output: &Output) -> Result
     let values = super::parameters(&controls, &args.params).map_err(anyhow::Error::msg)?;
     let generated_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     // A snapshot baseline: the same controls on the same organizations then.
-    let then = match args.baseline.as_ref().filter(|p| is_snapshot(p)) {
-        Some(path) => Some(
-            Opened::read(path)
+    let then = match args.baseline.as_deref().and_then(snapshot_at) {
+        Some(location) => Some(
+            Opened::read(&location)
                 .await
-                .at(&format!("--baseline {}", path.display()))?,
+                .at(&format!("--baseline {location}"))?,
         ),
         None => None,
     };
@@ -138,12 +139,11 @@ pub fn write_report(
     Ok(())
 }
 
-/// A `--baseline` that names a snapshot (a folder, or a prefix in object
-/// storage), not a report file.
-fn is_snapshot(path: &Path) -> bool {
-    match crate::storage::local_or_remote(&path.display().to_string()) {
-        Ok(Some(local)) => local.is_dir(),
-        Ok(None) => true,
-        Err(_) => false,
+/// The snapshot a `--baseline` names (a folder, or a prefix in object
+/// storage), when it is not a report file.
+fn snapshot_at(path: &Path) -> Option<Location> {
+    match path.to_str()?.parse::<Location>().ok()? {
+        Location::Folder(dir) if !dir.is_dir() => None,
+        location => Some(location),
     }
 }

@@ -23,8 +23,6 @@ use serde::{Deserialize, Serialize};
 pub(crate) use report::h as escape_html;
 pub use report::{About, Report, write_report};
 
-use super::error_message;
-
 mod pack {
     include!(concat!(env!("OUT_DIR"), "/pack.rs"));
 }
@@ -516,7 +514,7 @@ async fn findings(
 ) -> Result<Vec<Finding>, String> {
     let frame = crate::sql::frame(ctx, sql)
         .await
-        .map_err(|e| error_message(&e))?;
+        .map_err(|e| crate::error::message(&e))?;
     let names: Vec<String> = frame
         .schema()
         .fields()
@@ -531,7 +529,10 @@ async fn findings(
             names.join(", ")
         ));
     }
-    let batches = frame.collect().await.map_err(|e| error_message(&e))?;
+    let batches = frame
+        .collect()
+        .await
+        .map_err(|e| crate::error::message(&e))?;
     let mut out = Vec::new();
     for batch in &batches {
         out.extend(rows(batch).map_err(|e| format!("{}: {e}", control.source))?);

@@ -21,7 +21,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::ExportOptions;
 use super::folder::export_orgs;
 use crate::snapshot::{Contents, MANIFEST, Manifest};
-use crate::storage::Remote;
+use crate::storage::{Location, Remote};
 
 /// Files uploaded at once.
 const UPLOADS_IN_FLIGHT: usize = 8;
@@ -54,29 +54,30 @@ impl Drop for Staging {
     }
 }
 
-/// Export into the prefix `options.out` names. Says what it wrote.
+/// Export into the prefix `remote`: staged in a local folder, then
+/// uploaded. Says what it wrote.
 pub async fn export(
     orgs: &crate::api::Orgs,
-    options: &ExportOptions,
+    remote: &Remote,
+    tables: Option<Vec<String>>,
+    since: Option<String>,
     log: &mut dyn Write,
 ) -> Result<String> {
-    let remote = Remote::parse(&options.out.display().to_string())?;
     let staging = Staging::new()?;
-    let mut earlier = seed(&remote, &staging.0).await?;
+    let mut earlier = seed(remote, &staging.0).await?;
     let staged = ExportOptions {
         out: staging.0.clone(),
-        tables: options.tables.clone(),
-        since: options.since.clone(),
+        tables,
+        since,
         published: Some(remote.clone()),
     };
     export_orgs(orgs, &staged, log).await?;
-    let contents = Contents::read(&staging.0).await?;
+    let staged_at = Location::Folder(staging.0.clone());
+    let contents = Contents::read(&staged_at).await?;
     let mut tables = 0;
-    for (_, folder) in contents.org_dirs(&staging.0)? {
-        let relative = folder
-            .strip_prefix(&staging.0)
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
+    // The folders as the manifest names them, each checked to be inside.
+    for (_, relative, _) in contents.org_dirs(&staged_at)? {
+        let folder = staging.0.join(&relative);
         let target = if relative.is_empty() {
             remote.clone()
         } else {
@@ -113,7 +114,7 @@ async fn seed(remote: &Remote, staging: &Path) -> Result<BTreeMap<String, Manife
     };
     let io = crate::cli::files::io_at(staging);
     std::fs::write(staging.join(MANIFEST), &top).map_err(io)?;
-    match Contents::read(staging).await {
+    match Contents::read(&Location::Folder(staging.to_path_buf())).await {
         Ok(Contents::One(manifest)) => {
             earlier.insert(String::new(), manifest);
         }
@@ -148,7 +149,7 @@ async fn publish(
     before: Option<Manifest>,
     log: &mut dyn Write,
 ) -> Result<usize> {
-    let staged = Manifest::read(folder).await?;
+    let staged = Manifest::read(&Location::Folder(folder.to_path_buf())).await?;
     // An earlier manifest of another organization says nothing about this
     // one: start from none (as a local export does).
     let before = before.filter(|b| b.org_id == staged.org_id);

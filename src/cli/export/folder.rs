@@ -10,8 +10,9 @@ use super::ExportOptions;
 use crate::cli::exec::execute;
 use crate::cli::files::{io_at, write_atomically};
 use crate::snapshot::{
-    ColumnEntry, MANIFEST, Manifest, OrgFolder, OrgsManifest, Skipped, TableEntry,
+    ColumnEntry, Contents, MANIFEST, Manifest, OrgFolder, OrgsManifest, Skipped, TableEntry,
 };
+use crate::storage::Location;
 use crate::tables::TableInfo;
 
 /// Tables an export can write: every organization table (not the view,
@@ -107,11 +108,13 @@ pub async fn export(
             .collect::<Result<_>>()?,
     };
     let io = io_at(&options.out);
-    writable(&options.out, Some(client.org_id())).await?;
+    let previous = match writable(&options.out, Some(client.org_id())).await? {
+        Some(Contents::One(manifest)) => Some(manifest),
+        _ => None,
+    };
     std::fs::create_dir_all(&options.out).map_err(io)?;
     let exported_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let as_of = as_of(client);
-    let previous = Manifest::read(&options.out).await.ok();
     // The manifest says what the folder holds at every moment: tables this
     // run does not export keep their earlier entries, and it is written
     // again after each table, so a run that stops half way (an error,
@@ -157,7 +160,7 @@ pub async fn export(
             // A table the keys cannot read (it needs a scoped key): left
             // out, said, and recorded; the rest is still written.
             Err(e) if refused_for_scope(&e) => {
-                let reason = crate::cli::error_message(&e);
+                let reason = crate::error::message(&e);
                 writeln!(
                     log,
                     "{name}: skipped: {}",
@@ -195,14 +198,14 @@ pub async fn export(
 
 /// Whether an export of `org` (of several organizations: `None`) may write
 /// into `out`: a folder that is absent, empty, or an export of the same
-/// kind by orgsql, which it updates. Files it did not write are never
-/// replaced, nor another organization's export.
-async fn writable(out: &std::path::Path, org: Option<&str>) -> Result<()> {
+/// kind by orgsql, which it updates (its manifest is returned). Files it
+/// did not write are never replaced, nor another organization's export.
+async fn writable(out: &std::path::Path, org: Option<&str>) -> Result<Option<Contents>> {
     let Ok(mut entries) = std::fs::read_dir(out) else {
-        return Ok(()); // Absent: created. Anything else is said on creating it.
+        return Ok(None); // Absent: created. Anything else is said on creating it.
     };
     if entries.next().is_none() {
-        return Ok(());
+        return Ok(None);
     }
     let refused = |what: String| {
         Err(DataFusionError::Plan(format!(
@@ -211,16 +214,19 @@ async fn writable(out: &std::path::Path, org: Option<&str>) -> Result<()> {
             out.display()
         )))
     };
-    match (crate::snapshot::Contents::read(out).await, org) {
-        (Ok(crate::snapshot::Contents::One(manifest)), Some(org)) if manifest.org_id == org => {
-            Ok(())
+    match (
+        Contents::read(&Location::Folder(out.to_path_buf())).await,
+        org,
+    ) {
+        (Ok(Contents::One(manifest)), Some(org)) if manifest.org_id == org => {
+            Ok(Some(Contents::One(manifest)))
         }
-        (Ok(crate::snapshot::Contents::Several(_)), None) => Ok(()),
-        (Ok(crate::snapshot::Contents::One(manifest)), _) => refused(format!(
+        (Ok(Contents::Several(top)), None) => Ok(Some(Contents::Several(top))),
+        (Ok(Contents::One(manifest)), _) => refused(format!(
             "the folder holds the export of organization {}",
             crate::cli::output::visible(&manifest.org_id)
         )),
-        (Ok(crate::snapshot::Contents::Several(_)), Some(_)) => {
+        (Ok(Contents::Several(_)), Some(_)) => {
             refused("the folder holds an export of several organizations".to_string())
         }
         (Err(_), _) => {

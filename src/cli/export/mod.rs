@@ -14,6 +14,7 @@ use datafusion::error::Result;
 
 use crate::cli::At;
 use crate::session::{Options, Source};
+use crate::storage::Location;
 
 pub use folder::{export, export_orgs};
 
@@ -29,20 +30,25 @@ pub struct ExportOptions {
     pub published: Option<crate::storage::Remote>,
 }
 
-/// Export the organizations into `options.out`: a folder (also a
-/// `file://` URL) or a prefix in object storage. Says what it wrote.
+/// Export the organizations into `out`: a folder or a prefix in object
+/// storage. Says what it wrote.
 pub async fn run(
     orgs: &crate::api::Orgs,
-    options: &ExportOptions,
+    out: &Location,
+    tables: Option<Vec<String>>,
+    since: Option<String>,
     log: &mut dyn Write,
 ) -> Result<String> {
-    match crate::storage::local_or_remote(&options.out.display().to_string())? {
-        None => bucket::export(orgs, options, log).await,
-        Some(local) => {
+    match out {
+        Location::Bucket(url) => {
+            let remote = crate::storage::Remote::at(url)?;
+            bucket::export(orgs, &remote, tables, since, log).await
+        }
+        Location::Folder(local) => {
             let local = ExportOptions {
-                out: local,
-                tables: options.tables.clone(),
-                since: options.since.clone(),
+                out: local.clone(),
+                tables,
+                since,
                 published: None,
             };
             export_orgs(orgs, &local, log).await
@@ -55,7 +61,7 @@ pub struct ExportArgs {
     /// The folder to write (created if missing), or a prefix in object
     /// storage: s3://bucket/prefix/, gs://..., az://..., abfss://...
     #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    pub out: Location,
     /// Only these tables, comma-separated
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
     pub tables: Option<Vec<String>>,
@@ -75,13 +81,8 @@ pub async fn command(options: &Options, args: &ExportArgs) -> anyhow::Result<Exi
     let Some(orgs) = session.orgs.as_ref() else {
         anyhow::bail!("export reads the API");
     };
-    let export = ExportOptions {
-        out: args.out.clone(),
-        tables: args.tables.clone(),
-        since: args.since.clone(),
-        published: None,
-    };
-    let written = run(orgs, &export, &mut std::io::stderr())
+    let (tables, since) = (args.tables.clone(), args.since.clone());
+    let written = run(orgs, &args.out, tables, since, &mut std::io::stderr())
         .await
         .at("export");
     crate::cli::say_notices(orgs);

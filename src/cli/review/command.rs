@@ -46,7 +46,7 @@ pub struct ReviewVerifyArgs {
     pub dir: PathBuf,
     /// Judge against a snapshot folder instead of the live organization
     #[arg(long, value_name = "SNAPSHOT")]
-    pub against: Option<PathBuf>,
+    pub against: Option<crate::storage::Location>,
     /// How the report is written
     #[arg(long, value_enum, default_value = "table")]
     pub format: Report,
@@ -106,10 +106,8 @@ pub async fn run(
             // and as of its export, never as of now.
             let snapshot = match (&args.against, &options.snapshot) {
                 (Some(against), Some(snapshot)) if against != snapshot => bail!(
-                    "--snapshot {} and --against {}: a review is verified against one snapshot; \
-                     name it once",
-                    snapshot.display(),
-                    against.display()
+                    "--snapshot {snapshot} and --against {against}: a review is verified \
+                     against one snapshot; name it once"
                 ),
                 (Some(dir), _) => Some(("--against", dir.clone())),
                 (None, Some(_)) => match Source::of(options)? {

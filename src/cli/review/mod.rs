@@ -30,6 +30,7 @@ use super::export::{ExportOptions, export_orgs};
 use super::files::AtomicPath;
 use crate::sheet;
 use crate::snapshot::sha256;
+use crate::storage::Location;
 
 /// How a review is split among reviewers: a file per value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -344,7 +345,7 @@ pub async fn start(
     export_orgs(orgs, &export, log)
         .await
         .at("review start: freezing the organization")?;
-    let snapshot = dir.join(SNAPSHOT);
+    let snapshot = Location::Folder(dir.join(SNAPSHOT));
     let ctx = crate::snapshot::session(&snapshot)
         .await
         .at("review start: reading the frozen snapshot")?;
@@ -411,7 +412,7 @@ pub async fn start(
             rows: rows.len(),
         });
     }
-    let manifest = std::fs::read(snapshot.join(crate::snapshot::MANIFEST))
+    let manifest = std::fs::read(dir.join(SNAPSHOT).join(crate::snapshot::MANIFEST))
         .with_context(|| at("reading the snapshot's manifest"))?;
     let review = Review {
         started_at,
@@ -600,7 +601,7 @@ async fn check_digests(dir: &Path, review: &Review, problems: &mut Vec<String>) 
         )),
         Err(e) => problems.push(format!("{}: {e}", manifest.display())),
     }
-    for problem in crate::snapshot::tampered(&snapshot)
+    for problem in crate::snapshot::tampered(&Location::Folder(snapshot.clone()))
         .await
         .at(&snapshot.display().to_string())?
     {
@@ -874,9 +875,9 @@ pub struct Now<'a> {
 /// one from before the review started). `flag` says where it was named.
 pub async fn snapshot_now(
     flag: &str,
-    dir: &Path,
+    dir: &Location,
 ) -> Result<(SessionContext, String, DateTime<Utc>)> {
-    let at = format!("{flag} {}", dir.display());
+    let at = format!("{flag} {dir}");
     let problems = crate::snapshot::tampered(dir).await.at(&at)?;
     if !problems.is_empty() {
         const SHOWN: usize = 3;
@@ -886,9 +887,8 @@ pub async fn snapshot_now(
         };
         bail!(
             "{at}: {}{more}: it is not as exported, so it cannot show what was done; export \
-             again (`orgsql snapshot verify {}` lists every problem)",
+             again (`orgsql snapshot verify {dir}` lists every problem)",
             problems[..problems.len().min(SHOWN)].join("; "),
-            dir.display()
         );
     }
     let opened = crate::snapshot::Opened::read(dir).await.at(&at)?;
@@ -897,7 +897,7 @@ pub async fn snapshot_now(
     let exported = DateTime::parse_from_rfc3339(contents.exported_at())
         .map(|t| t.to_utc())
         .with_context(|| format!("{at}: exported_at {:?}", contents.exported_at()))?;
-    Ok((ctx, format!("snapshot {}", dir.display()), exported))
+    Ok((ctx, format!("snapshot {dir}"), exported))
 }
 
 /// What `review verify` found, as `check` results.

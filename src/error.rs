@@ -25,10 +25,12 @@ pub enum SessionError {
     #[error("starting the demo emulator: {0}")]
     Demo(std::io::Error),
     /// Reading what a flag names (`--snapshot`, `--roster`, `--attach`).
-    #[error("{place}: {}", message(.source))]
+    /// The engine's error is worded here, whole: it is not a `source` too,
+    /// or a report of the chain would say it twice.
+    #[error("{place}: {}", message(.error))]
     At {
         place: String,
-        source: DataFusionError,
+        error: DataFusionError,
     },
 }
 
@@ -36,7 +38,26 @@ impl SessionError {
     /// An engine error, with the flag or place it came from.
     pub fn at(place: impl Into<String>) -> impl FnOnce(DataFusionError) -> Self {
         let place = place.into();
-        move |source| SessionError::At { place, source }
+        move |error| SessionError::At { place, error }
+    }
+}
+
+/// A file or folder that could not be read or written, and where.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", .path.display())]
+pub struct FileError {
+    pub path: std::path::PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// An I/O error as an engine error, naming the path it happened at.
+pub fn io_at(path: &std::path::Path) -> impl Fn(std::io::Error) -> DataFusionError + Copy + '_ {
+    move |source| {
+        DataFusionError::External(Box::new(FileError {
+            path: path.to_path_buf(),
+            source,
+        }))
     }
 }
 

@@ -128,24 +128,66 @@ pub enum Contents {
     Several(OrgsManifest),
 }
 
+/// What is wrong with a snapshot: its manifest, or a file against it.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("{0}: no {MANIFEST} there; is it a folder or prefix written by `orgsql export`?")]
+    NoManifest(Location),
+    #[error("{}: not an orgsql manifest: {reason}", .dir.file(MANIFEST))]
+    NotAManifest { dir: Location, reason: String },
+    #[error("{MANIFEST}: the data's time {text:?} is not an RFC 3339 time: {reason}")]
+    NotATime { text: String, reason: String },
+    /// A manifest may not point outside its folder.
+    #[error(
+        "{}: {what:?} is at {relative:?}, outside the snapshot folder; refusing to read it",
+        .dir.file(MANIFEST)
+    )]
+    Outside {
+        dir: Location,
+        what: String,
+        relative: String,
+    },
+    /// A file that is not as its manifest records: the file, its table, what
+    /// is wrong, and what to do.
+    #[error(
+        "{file} (table {table}) {what}: a snapshot is read only as it was exported; restore \
+         the file or export again (`orgsql snapshot verify {top}` lists every problem)"
+    )]
+    NotAsExported {
+        file: String,
+        table: String,
+        what: String,
+        top: Location,
+    },
+    /// A prefix in object storage is not listed for a table's files.
+    #[error(
+        "{}: {table} lists no files (an export by an older orgsql, or a folder copied up by \
+         hand): export into the prefix again with this orgsql",
+        .dir.file(MANIFEST)
+    )]
+    Unlisted { dir: Location, table: String },
+    #[error("{0}: not a UTF-8 path")]
+    NotUtf8(String),
+}
+
+impl From<SnapshotError> for DataFusionError {
+    fn from(error: SnapshotError) -> Self {
+        DataFusionError::External(Box::new(error))
+    }
+}
+
 /// A folder's `manifest.json`: on disk, or in object storage.
 async fn read_manifest<T: serde::de::DeserializeOwned>(dir: &Location) -> Result<T> {
-    let text = dir.read(MANIFEST).await?.ok_or_else(|| {
-        DataFusionError::Execution(match dir {
-            Location::Folder(_) => format!(
-                "{}: not found; is {dir} a folder written by `orgsql export`?",
-                dir.file(MANIFEST)
-            ),
-            Location::Bucket(_) => {
-                format!("{dir}: no {MANIFEST} there; is it a prefix written by `orgsql export`?")
-            }
-        })
-    })?;
+    let text = dir
+        .read(MANIFEST)
+        .await?
+        .ok_or_else(|| SnapshotError::NoManifest(dir.clone()))?;
     serde_json::from_slice(&text).map_err(|e| {
-        DataFusionError::Execution(format!(
-            "{}: not an orgsql manifest: {e}",
-            dir.file(MANIFEST)
-        ))
+        SnapshotError::NotAManifest {
+            dir: dir.clone(),
+            reason: e.to_string(),
+        }
+        .into()
     })
 }
 
@@ -159,11 +201,9 @@ impl Manifest {
 impl Contents {
     pub async fn read(dir: &Location) -> Result<Self> {
         let value: serde_json::Value = read_manifest(dir).await?;
-        let invalid = |e: serde_json::Error| {
-            DataFusionError::Execution(format!(
-                "{}: not an orgsql manifest: {e}",
-                dir.file(MANIFEST)
-            ))
+        let invalid = |e: serde_json::Error| SnapshotError::NotAManifest {
+            dir: dir.clone(),
+            reason: e.to_string(),
         };
         if value.get("orgs").is_some() {
             Ok(Contents::Several(
@@ -211,9 +251,11 @@ impl Contents {
         chrono::DateTime::parse_from_rfc3339(text)
             .map(|t| t.to_utc())
             .map_err(|e| {
-                DataFusionError::Execution(format!(
-                    "{MANIFEST}: the data's time {text:?} is not an RFC 3339 time: {e}"
-                ))
+                SnapshotError::NotATime {
+                    text: text.to_string(),
+                    reason: e.to_string(),
+                }
+                .into()
             })
     }
 
@@ -234,10 +276,12 @@ fn inside(dir: &Location, relative: &str, what: &str) -> Result<Location> {
             .components()
             .all(|c| matches!(c, std::path::Component::Normal(_)))
     {
-        return Err(DataFusionError::Execution(format!(
-            "{}: {what:?} is at {relative:?}, outside the snapshot folder; refusing to read it",
-            dir.file(MANIFEST),
-        )));
+        return Err(SnapshotError::Outside {
+            dir: dir.clone(),
+            what: what.to_string(),
+            relative: relative.to_string(),
+        }
+        .into());
     }
     Ok(dir.join(relative))
 }
@@ -265,10 +309,7 @@ pub fn digests(dir: &Path, relative: &str) -> Result<Vec<FileDigest>> {
         }
         Ok(())
     }
-    let io = |path: &Path| {
-        let path = path.display().to_string();
-        move |e: std::io::Error| DataFusionError::Execution(format!("{path}: {e}"))
-    };
+    let io = crate::error::io_at;
     let mut found = Vec::new();
     let top = dir.join(relative);
     walk(&top, &mut found).map_err(io(&top))?;

@@ -92,10 +92,7 @@ impl Drop for AtomicPath {
     }
 }
 
-/// An I/O error, naming the path it happened at.
-pub fn io_at(path: &Path) -> impl Fn(std::io::Error) -> DataFusionError + Copy + '_ {
-    move |e| DataFusionError::Execution(format!("{}: {e}", path.display()))
-}
+pub use crate::error::io_at;
 
 /// Whether `path` may be replaced by a COPY's new file or folder: it is
 /// absent, a file (the user named it), or an empty folder. A full folder

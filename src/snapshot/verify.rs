@@ -28,10 +28,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use serde::{Deserialize, Serialize};
 
-use super::{Contents, FileDigest, MANIFEST, Manifest, TableEntry, inside};
+use super::{Contents, FileDigest, MANIFEST, Manifest, SnapshotError, TableEntry, inside};
 use crate::storage::{Location, Remote};
 
 /// A file as the file system describes it: what must be unchanged for an
@@ -407,20 +407,6 @@ pub(super) async fn remote_sizes(remote: &Remote) -> Result<BTreeMap<String, u64
     Ok(remote.list("").await?.into_iter().collect())
 }
 
-/// A file that is not as its manifest records, as a session's error: the
-/// file, its table, what is wrong, and what to do.
-fn refused(top: &Location, shown: &str, table: &str, what: &str) -> DataFusionError {
-    DataFusionError::External(Box::new(NotAsExported(format!(
-        "{shown} (table {table}) {what}: a snapshot is read only as it was exported; restore \
-         the file or export again (`orgsql snapshot verify {top}` lists every problem)"
-    ))))
-}
-
-/// A snapshot file that is not as its manifest records.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct NotAsExported(String);
-
 /// The files of `table` (in `folder`, of the snapshot `top`) a session
 /// reads, each checked first: exactly those the manifest lists, or none
 /// (an empty table). A table listing none, with rows, is read unverified
@@ -437,9 +423,10 @@ pub(super) fn readable(
     let path = inside(folder, &table.path, &table.name)?;
     let utf8 = |place: &Location| -> Result<String> {
         match place {
-            Location::Folder(path) => path.to_str().map(str::to_string).ok_or_else(|| {
-                DataFusionError::Execution(format!("{}: not a UTF-8 path", path.display()))
-            }),
+            Location::Folder(path) => path
+                .to_str()
+                .map(str::to_string)
+                .ok_or_else(|| SnapshotError::NotUtf8(path.display().to_string()).into()),
             Location::Bucket(_) => Ok(place.to_string()),
         }
     };
@@ -452,12 +439,11 @@ pub(super) fn readable(
             Some(_) if !table.path.ends_with(".parquet") => {
                 // A prefix is not listed for a folder's files: the
                 // manifest must name them.
-                return Err(DataFusionError::Execution(format!(
-                    "{}: {} lists no files (an export by an older orgsql, or a folder copied \
-                     up by hand): export into the prefix again with this orgsql",
-                    folder.file(MANIFEST),
-                    table.name
-                )));
+                return Err(SnapshotError::Unlisted {
+                    dir: folder.clone(),
+                    table: table.name.clone(),
+                }
+                .into());
             }
             None if !path.folder().is_some_and(Path::is_file) => {
                 // A folder of partitions is read recursively; the partition
@@ -491,7 +477,13 @@ pub(super) fn readable(
             None => utf8(&place)?,
         };
         if let Some(what) = problem {
-            return Err(refused(top, &shown, &table.name, &what));
+            return Err(SnapshotError::NotAsExported {
+                file: shown,
+                table: table.name.clone(),
+                what,
+                top: top.clone(),
+            }
+            .into());
         }
         paths.push(shown);
     }

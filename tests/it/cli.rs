@@ -215,6 +215,43 @@ async fn a_missing_table_is_named_and_other_errors_are_not_taken_for_one() {
     }
 }
 
+/// What a flag names and cannot be read is said once, with what to do.
+#[tokio::test]
+async fn a_snapshot_that_is_not_one_is_said_once_with_what_to_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broken = dir.path().join("broken");
+    std::fs::create_dir_all(&broken).expect("folder");
+    std::fs::write(broken.join("manifest.json"), "{").expect("manifest");
+    for (folder, expected) in [
+        (
+            dir.path().join("absent"),
+            "no manifest.json there; is it a folder or prefix written by `orgsql export`?",
+        ),
+        (broken, "manifest.json: not an orgsql manifest: "),
+    ] {
+        let mut command = orgsql();
+        command
+            .arg("--snapshot")
+            .arg(&folder)
+            .args(["-c", "SELECT 1"]);
+        let output = run(command).await;
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = text(&output.stderr);
+        assert!(stderr.starts_with("error: --snapshot: "), "{stderr}");
+        assert_eq!(stderr.matches(expected).count(), 1, "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+    let mut command = orgsql();
+    command.args(["--snapshot", "https://example.com/snap", "-c", "SELECT 1"]);
+    let output = run(command).await;
+    assert_eq!(output.status.code(), Some(2), "a usage error");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("reads and writes https:// nowhere; use a folder"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn the_emulator_subcommand_serves_other_clients() {
     let mut child = orgsql()

@@ -21,6 +21,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::ExportOptions;
 use super::folder::export_orgs;
 use crate::snapshot::{Contents, MANIFEST, Manifest};
+use crate::session::Session;
 use crate::storage::{Location, Remote};
 
 /// Files uploaded at once.
@@ -57,7 +58,7 @@ impl Drop for Staging {
 /// Export into the prefix `remote`: staged in a local folder, then
 /// uploaded. Says what it wrote.
 pub async fn export(
-    orgs: &crate::api::Orgs,
+    session: &Session,
     remote: &Remote,
     tables: Option<Vec<String>>,
     since: Option<String>,
@@ -71,7 +72,7 @@ pub async fn export(
         since,
         published: Some(remote.clone()),
     };
-    export_orgs(orgs, &staged, log).await?;
+    export_orgs(session, &staged, log).await?;
     let staged_at = Location::Folder(staging.0.clone());
     let contents = Contents::read(&staged_at).await?;
     let mut tables = 0;

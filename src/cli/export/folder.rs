@@ -12,6 +12,7 @@ use crate::cli::files::{io_at, write_atomically};
 use crate::snapshot::{
     ColumnEntry, Contents, MANIFEST, Manifest, OrgFolder, OrgsManifest, Skipped, TableEntry,
 };
+use crate::session::Session;
 use crate::storage::Location;
 use crate::tables::TableInfo;
 
@@ -30,13 +31,22 @@ fn exportable() -> Vec<&'static str> {
 /// that organization alone, updated in place next time), with a top
 /// `manifest.json` listing them. Says what it wrote.
 pub async fn export_orgs(
-    orgs: &crate::api::Orgs,
+    session: &Session,
     options: &ExportOptions,
     log: &mut dyn Write,
 ) -> Result<String> {
-    if orgs.len() == 1 {
-        let ctx = crate::session(orgs)?;
-        let manifest = export(&ctx, orgs.session(), options, log).await?;
+    let Some(orgs) = session.orgs.as_ref() else {
+        return Err(DataFusionError::Plan(
+            "export reads the API; a snapshot is already an export".to_string(),
+        ));
+    };
+    // The session's own context, or one per organization: none built twice.
+    let contexts = session
+        .per_org()
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+    if let [(_, ctx)] = contexts.as_slice() {
+        let manifest = export(ctx, orgs.session(), options, log).await?;
         return Ok(format!(
             "{} tables to {}",
             manifest.tables.len(),
@@ -47,20 +57,19 @@ pub async fn export_orgs(
     let exported_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let as_of = as_of(orgs.session());
     let mut folders = Vec::new();
-    for (number, client) in orgs.clients().enumerate() {
+    for (number, (client, (_, ctx))) in orgs.clients().zip(&contexts).enumerate() {
         let org_id = client.org_id();
         let name = orgs.names().get(number).cloned();
         let path = format!("org_id={org_id}");
         let named = name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
         writeln!(log, "org {org_id}{named}:").map_err(io_at(&options.out))?;
-        let ctx = crate::session(client)?;
         let per_org = ExportOptions {
             out: options.out.join(&path),
             tables: options.tables.clone(),
             since: options.since.clone(),
             published: options.published.as_ref().map(|r| r.join(&path)),
         };
-        export(&ctx, client, &per_org, log)
+        export(ctx, client, &per_org, log)
             .await
             .map_err(|e| e.context(format!("org {org_id}{named}")))?;
         folders.push(OrgFolder {

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use datafusion::error::Result;
 
 use crate::cli::At;
-use crate::session::{Options, Source};
+use crate::session::{Options, Session, Source};
 use crate::storage::Location;
 
 pub use folder::{export, export_orgs};
@@ -33,7 +33,7 @@ pub struct ExportOptions {
 /// Export the organizations into `out`: a folder or a prefix in object
 /// storage. Says what it wrote.
 pub async fn run(
-    orgs: &crate::api::Orgs,
+    session: &Session,
     out: &Location,
     tables: Option<Vec<String>>,
     since: Option<String>,
@@ -42,7 +42,7 @@ pub async fn run(
     match out {
         Location::Bucket(url) => {
             let remote = crate::storage::Remote::at(url)?;
-            bucket::export(orgs, &remote, tables, since, log).await
+            bucket::export(session, &remote, tables, since, log).await
         }
         Location::Folder(local) => {
             let local = ExportOptions {
@@ -51,7 +51,7 @@ pub async fn run(
                 since,
                 published: None,
             };
-            export_orgs(orgs, &local, log).await
+            export_orgs(session, &local, log).await
         }
     }
 }
@@ -82,7 +82,7 @@ pub async fn command(options: &Options, args: &ExportArgs) -> anyhow::Result<Exi
         anyhow::bail!("export reads the API");
     };
     let (tables, since) = (args.tables.clone(), args.since.clone());
-    let written = run(orgs, &args.out, tables, since, &mut std::io::stderr())
+    let written = run(&session, &args.out, tables, since, &mut std::io::stderr())
         .await
         .at("export");
     crate::cli::say_notices(orgs);

@@ -79,7 +79,7 @@ pub async fn run(
                 pages: args.format,
                 source: session.described.clone(),
             };
-            let started = super::start(orgs, &options, &mut std::io::stderr()).await;
+            let started = super::start(&session, &options, &mut std::io::stderr()).await;
             crate::cli::say_notices(orgs);
             let (review, fingerprint) = started?;
             let grants: usize = review.files.iter().map(|f| f.rows).sum();

@@ -290,10 +290,14 @@ pub struct StartOptions {
 /// `orgsql review start`: freeze, split, write; the review and its
 /// fingerprint.
 pub async fn start(
-    orgs: &crate::api::Orgs,
+    session: &crate::session::Session,
     options: &StartOptions,
     log: &mut dyn Write,
 ) -> Result<(Review, String)> {
+    let orgs = session
+        .orgs
+        .as_ref()
+        .context("review start reads the API")?;
     if options.by == By::Manager && options.roster.is_none() {
         bail!("--by manager splits by the roster's managers: add --roster people.csv");
     }
@@ -342,7 +346,7 @@ pub async fn start(
         since: None,
         published: None,
     };
-    export_orgs(orgs, &export, log)
+    export_orgs(session, &export, log)
         .await
         .at("review start: freezing the organization")?;
     let snapshot = Location::Folder(dir.join(SNAPSHOT));

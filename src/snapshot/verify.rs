@@ -31,7 +31,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use datafusion::error::Result;
 use serde::{Deserialize, Serialize};
 
-use super::{Contents, FileDigest, MANIFEST, Manifest, SnapshotError, TableEntry, inside};
+use super::{Contents, FileDigest, MANIFEST, Manifest, Opened, SnapshotError, TableEntry, inside};
 use crate::storage::{Location, Remote};
 
 /// A file as the file system describes it: what must be unchanged for an
@@ -576,23 +576,53 @@ fn files_below(folder: &Path, path: &Path, found: &mut Vec<String>) -> std::io::
 pub async fn verify(dir: &Location) -> Result<Report> {
     let contents = Contents::read(dir).await?;
     let several = matches!(contents, Contents::Several(_));
+    let mut orgs = Vec::new();
+    for (_, relative, folder) in contents.org_dirs(dir)? {
+        // Of several organizations, one whose manifest cannot be read is a
+        // problem of the snapshot; the others are still checked.
+        let manifest = match Manifest::read(&folder).await {
+            Ok(manifest) => Ok(manifest),
+            Err(e) if several => Err(crate::error::message(&e)),
+            Err(e) => return Err(e),
+        };
+        orgs.push((relative, folder, manifest));
+    }
+    verify_each(orgs).await
+}
+
+/// `verify`, of a snapshot whose manifests were read already.
+pub async fn verify_opened(opened: &Opened) -> Result<Report> {
+    let orgs = opened
+        .contents
+        .org_dirs(&opened.dir)?
+        .into_iter()
+        .zip(&opened.orgs)
+        .map(|((_, relative, folder), (_, _, manifest))| (relative, folder, Ok(manifest.clone())))
+        .collect();
+    verify_each(orgs).await
+}
+
+/// Each organization's files (its folder relative to the snapshot's, the
+/// folder, its manifest or why it could not be read) against its manifest.
+async fn verify_each(
+    orgs: Vec<(String, Location, std::result::Result<Manifest, String>)>,
+) -> Result<Report> {
     let mut checker = Checker::new();
     let mut report = Report::default();
     let result = async {
-        for (_, relative, folder) in contents.org_dirs(dir)? {
+        for (relative, folder, manifest) in orgs {
             report.orgs += 1;
             // Of several organizations, a path shows its organization's folder.
             let prefix = match relative.is_empty() {
                 true => String::new(),
                 false => format!("{relative}/"),
             };
-            let manifest = match Manifest::read(&folder).await {
+            let manifest = match manifest {
                 Ok(manifest) => manifest,
-                Err(e) if several => {
+                Err(e) => {
                     report.problems.push(format!("{prefix}{MANIFEST}: {e}"));
                     continue;
                 }
-                Err(e) => return Err(e),
             };
             match &folder {
                 Location::Folder(local) => {

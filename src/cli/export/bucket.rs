@@ -20,8 +20,8 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::ExportOptions;
 use super::folder::export_orgs;
-use crate::snapshot::{Contents, MANIFEST, Manifest};
 use crate::session::Session;
+use crate::snapshot::{Contents, MANIFEST, Manifest};
 use crate::storage::{Location, Remote};
 
 /// Files uploaded at once.

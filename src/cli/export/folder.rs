@@ -9,10 +9,10 @@ use datafusion::prelude::SessionContext;
 use super::ExportOptions;
 use crate::cli::exec::execute;
 use crate::cli::files::{io_at, write_atomically};
+use crate::session::Session;
 use crate::snapshot::{
     ColumnEntry, Contents, MANIFEST, Manifest, OrgFolder, OrgsManifest, Skipped, TableEntry,
 };
-use crate::session::Session;
 use crate::storage::Location;
 use crate::tables::TableInfo;
 

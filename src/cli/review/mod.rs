@@ -349,17 +349,16 @@ pub async fn start(
     export_orgs(session, &export, log)
         .await
         .at("review start: freezing the organization")?;
-    let snapshot = Location::Folder(dir.join(SNAPSHOT));
-    let ctx = crate::snapshot::session(&snapshot)
+    let reading = "review start: reading the frozen snapshot";
+    let opened = crate::snapshot::Opened::read(&Location::Folder(dir.join(SNAPSHOT)))
         .await
-        .at("review start: reading the frozen snapshot")?;
+        .at(reading)?;
+    let ctx = crate::snapshot::session_of(&opened).await.at(reading)?;
     if roster.is_some() {
         crate::roster::register(&ctx, &dir.join(ROSTER)).at("--roster")?;
     }
     let tokens = ctx.table_exist("api_tokens").unwrap_or(false);
-    let contents = crate::snapshot::Contents::read(&snapshot)
-        .await
-        .at("review start")?;
+    let contents = &opened.contents;
     let sql = grants_sql(
         options.by,
         roster.is_some(),
@@ -882,7 +881,11 @@ pub async fn snapshot_now(
     dir: &Location,
 ) -> Result<(SessionContext, String, DateTime<Utc>)> {
     let at = format!("{flag} {dir}");
-    let problems = crate::snapshot::tampered(dir).await.at(&at)?;
+    let opened = crate::snapshot::Opened::read(dir).await.at(&at)?;
+    let problems = crate::snapshot::verify::verify_opened(&opened)
+        .await
+        .at(&at)?
+        .problems;
     if !problems.is_empty() {
         const SHOWN: usize = 3;
         let more = match problems.len().saturating_sub(SHOWN) {
@@ -895,7 +898,6 @@ pub async fn snapshot_now(
             problems[..problems.len().min(SHOWN)].join("; "),
         );
     }
-    let opened = crate::snapshot::Opened::read(dir).await.at(&at)?;
     let ctx = crate::snapshot::session_of(&opened).await.at(&at)?;
     let contents = &opened.contents;
     let exported = DateTime::parse_from_rfc3339(contents.exported_at())

@@ -83,7 +83,7 @@ async fn emulator(users: usize, events: usize, latency_ms: u64) -> Emulator {
 
 fn session(config: ClientConfig) -> SessionContext {
     let client = Client::new(config).expect("client");
-    orgsql::session(&client).expect("session")
+    orgsql::context(&client).expect("session")
 }
 
 async fn count(ctx: &SessionContext, sql: &str) -> i64 {
@@ -332,7 +332,7 @@ async fn export_events(
 ) -> (orgsql::snapshot::Manifest, f64) {
     config.cache_ttl = None;
     let client = Client::new(config).expect("client");
-    let ctx = orgsql::session(&client).expect("session");
+    let ctx = orgsql::context(&client).expect("session");
     let options = orgsql::cli::export::ExportOptions {
         out: out.to_path_buf(),
         tables: Some(vec!["events".to_string()]),

@@ -120,7 +120,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_clock_function_answers_the_fixed_instant() -> Result<()> {
-        let ctx = crate::session_context();
+        let ctx = crate::bare_context();
         let at = DateTime::from_timestamp(1_796_040_000, 0).unwrap_or_default();
         fix(&ctx, at);
         let batches = ctx

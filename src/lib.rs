@@ -22,21 +22,21 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use api::Orgs;
 
-/// A DataFusion session with every table registered, holding the rows of
-/// every organization given (a `&Client` is one).
-/// An organization with a fixed clock (the demo's) fixes the session's.
-pub fn session(orgs: impl Into<Orgs>) -> Result<SessionContext> {
+/// A DataFusion context with every table registered, holding the rows of
+/// every organization given (a `&Client` is one). An organization with a
+/// fixed clock (the demo's) fixes the context's.
+pub fn context(orgs: impl Into<Orgs>) -> Result<SessionContext> {
     let orgs = orgs.into();
-    let ctx = session_context();
-    if let Some(at) = orgs.session().clock() {
+    let ctx = bare_context();
+    if let Some(at) = orgs.first().clock() {
         clock::fix(&ctx, at);
     }
     tables::register_all(&ctx, &orgs)?;
     Ok(ctx)
 }
 
-/// orgsql's session settings, with no tables yet.
-pub fn session_context() -> SessionContext {
+/// A DataFusion context with orgsql's settings and no tables yet.
+pub fn bare_context() -> SessionContext {
     let config = SessionConfig::new()
         .with_information_schema(true)
         // A round-robin repartition above a scan polls it eagerly and would page

@@ -150,7 +150,7 @@ impl Session {
                 parts.push((
                     Some(id),
                     self.with_roster(
-                        crate::session(client).map_err(SessionError::at("the session"))?,
+                        crate::context(client).map_err(SessionError::at("the session"))?,
                     )?,
                 ));
             }
@@ -159,7 +159,7 @@ impl Session {
         if let Some(opened) = self.snapshot.as_ref().filter(|o| o.orgs.len() > 1) {
             let mut parts = Vec::new();
             for one in opened.each() {
-                let ctx = self.snapshot_session(&one).await?;
+                let ctx = self.snapshot_context(&one).await?;
                 parts.push((one.orgs.first().map(|(id, _, _)| id.clone()), ctx));
             }
             return Ok(parts);
@@ -169,9 +169,9 @@ impl Session {
 
     /// A session over another snapshot (a `--baseline`, an organization of
     /// this one), judged by this session's clock rule, with the roster.
-    pub async fn snapshot_session(&self, opened: &Opened) -> Result<SessionContext> {
+    pub async fn snapshot_context(&self, opened: &Opened) -> Result<SessionContext> {
         let at = format!("snapshot {}", opened.dir);
-        let ctx = crate::snapshot::session_of(opened)
+        let ctx = crate::snapshot::context_of(opened)
             .await
             .map_err(SessionError::at(&at))?;
         if self.wall_clock {
@@ -265,7 +265,7 @@ impl Source {
                 let opened = Opened::read(&dir)
                     .await
                     .map_err(SessionError::at("--snapshot"))?;
-                let ctx = crate::snapshot::session_of(&opened)
+                let ctx = crate::snapshot::context_of(&opened)
                     .await
                     .map_err(SessionError::at("--snapshot"))?;
                 if options.wall_clock {
@@ -335,7 +335,7 @@ impl Source {
         };
         let orgs = Orgs::new(first, configs.collect())?.named(names);
         let org = orgs.ids().join(", ");
-        let ctx = crate::session(&orgs).map_err(SessionError::at("the session"))?;
+        let ctx = crate::context(&orgs).map_err(SessionError::at("the session"))?;
         extend(options, &ctx).await?;
         Ok(Session {
             ctx,

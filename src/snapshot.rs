@@ -383,17 +383,17 @@ impl Opened {
     }
 }
 
-/// A session over a snapshot folder: every exported table under its own
+/// A DataFusion context over a snapshot folder: every exported table under its own
 /// name, and the `role_assignments` view when both its sides were exported.
 /// Its clock stands at the data's as-of instant, so `now()` and the
 /// controls' windows answer the same whenever the snapshot is read.
-pub async fn session(dir: &Location) -> Result<SessionContext> {
-    session_of(&Opened::read(dir).await?).await
+pub async fn context(dir: &Location) -> Result<SessionContext> {
+    context_of(&Opened::read(dir).await?).await
 }
 
-/// `session`, of a snapshot already opened.
-pub async fn session_of(opened: &Opened) -> Result<SessionContext> {
-    let ctx = crate::session_context();
+/// `context`, of a snapshot already opened.
+pub async fn context_of(opened: &Opened) -> Result<SessionContext> {
+    let ctx = crate::bare_context();
     crate::clock::fix(&ctx, opened.contents.as_of()?);
     register(&ctx, None, opened).await?;
     Ok(ctx)

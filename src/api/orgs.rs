@@ -49,9 +49,9 @@ impl Orgs {
         false
     }
 
-    /// A client of the session, for what they share: the request log and
-    /// the notices.
-    pub fn session(&self) -> &Client {
+    /// The first organization's client: also the way to what the clients
+    /// share (the request log, the notices, the clock).
+    pub fn first(&self) -> &Client {
         &self.first
     }
 

@@ -24,7 +24,7 @@ pub async fn run(args: &DiffArgs, output: &Output) -> Result<()> {
     let format = output
         .format(args.format, Format::EXTENSIONS)
         .map_err(anyhow::Error::msg)?;
-    let ctx = crate::session_context();
+    let ctx = crate::bare_context();
     for (name, dir) in [("old", &args.old), ("new", &args.new)] {
         crate::snapshot::attach(&ctx, name, dir).await.at("diff")?;
     }

@@ -37,20 +37,23 @@ pub async fn execute(
             if directory {
                 copy.target.push('/');
             }
-            let result = run(ctx, Statement::CopyTo(copy)).await?;
+            let result = plan_and_collect(ctx, Statement::CopyTo(copy)).await?;
             atomic
                 .commit()
                 .map_err(|e| DataFusionError::Execution(format!("COPY TO {target}: {e}")))?;
             Ok(result)
         }
-        other => run(ctx, other).await,
+        other => plan_and_collect(ctx, other).await,
     }
 }
 
 /// Plan and collect in a task of its own: dropping the future (Ctrl-C,
 /// SIGTERM) aborts the task, so a CPU-bound statement stops at its next
 /// batch instead of running on unseen.
-async fn run(ctx: &SessionContext, statement: Statement) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+async fn plan_and_collect(
+    ctx: &SessionContext,
+    statement: Statement,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let ctx = ctx.clone();
     let task = datafusion::common::runtime::SpawnedTask::spawn(async move {
         let plan = crate::sql::plan(&ctx, statement).await?;

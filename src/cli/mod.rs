@@ -49,7 +49,7 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
 
 /// What the clients noted for the user (a table read another way), on stderr.
 pub fn say_notices(orgs: &crate::api::Orgs) {
-    for note in orgs.session().take_notices() {
+    for note in orgs.first().take_notices() {
         eprintln!("note: {}", output::visible(&note));
     }
 }

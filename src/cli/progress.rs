@@ -54,7 +54,7 @@ impl Progress {
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         let orgs = orgs.clone();
-        let client = orgs.session().clone();
+        let client = orgs.first().clone();
         let shown = bar.clone();
         let ended = Arc::new(Mutex::new(false));
         let said = ended.clone();

@@ -478,7 +478,7 @@ impl Runner {
         let Some(orgs) = &self.orgs else {
             return "A snapshot is read from files: no API requests.".to_string();
         };
-        let log = orgs.session().requests();
+        let log = orgs.first().requests();
         let pages = log
             .iter()
             .filter(|r| r.status.is_some_and(|s| (200..300).contains(&s)))

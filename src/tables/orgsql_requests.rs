@@ -29,7 +29,7 @@ pub fn info() -> TableInfo {
         filters: &[],
         key: &[],
         kind: Kind::Session {
-            make: |orgs| Arc::new(RequestsTable::new(orgs.session().clone())),
+            make: |orgs| Arc::new(RequestsTable::new(orgs.first().clone())),
         },
     }
 }

@@ -763,7 +763,7 @@ impl<R: Resource> ApiScanExec<R> {
                     }
                     fetch => fetch,
                 };
-                Some(run::<R>(client.clone(), self.schema.clone(), fetch))
+                Some(batches_of::<R>(client.clone(), self.schema.clone(), fetch))
             })
             .collect();
         stream::select_all(streams).boxed()
@@ -771,14 +771,14 @@ impl<R: Resource> ApiScanExec<R> {
 }
 
 /// The batches of a fetch.
-fn run<R: Resource>(
+fn batches_of<R: Resource>(
     client: Client,
     schema: SchemaRef,
     fetch: Fetch,
 ) -> BoxStream<'static, Result<RecordBatch>> {
     match fetch {
         Fetch::Fallback { first, then, note } => {
-            let first = run::<R>(client.clone(), schema.clone(), *first);
+            let first = batches_of::<R>(client.clone(), schema.clone(), *first);
             stream::once(async move {
                 let mut first = first.peekable();
                 let refused = match std::pin::Pin::new(&mut first).peek().await {
@@ -798,7 +798,7 @@ fn run<R: Resource>(
                 if refused {
                     client.notice(note);
                     tracing::warn!(target: "orgsql", "{note}");
-                    run::<R>(client, schema, *then)
+                    batches_of::<R>(client, schema, *then)
                 } else {
                     first.boxed()
                 }

@@ -106,7 +106,7 @@ async fn a_spent_budget_is_waited_for_not_overrun() {
     .expect("emulator starts");
     let mut config = fast_retries(emu.client_config());
     config.retry.max_delay = Duration::from_secs(5);
-    let ctx = orgsql::session(&orgsql::api::Client::new(config).expect("client")).expect("session");
+    let ctx = orgsql::context(&orgsql::api::Client::new(config).expect("client")).expect("session");
     // An upper time bound: /events, not the stream.
     let sql = "SELECT count(*) FROM events WHERE time <= TIMESTAMP '2100-01-01T00:00:00Z'";
     let error = query(&ctx, sql)
@@ -282,7 +282,7 @@ async fn an_export_from_before_the_polling_api_is_topped_up() {
     // The context as one file, as the previous version wrote it.
     let folder = dir.path().join("event_context");
     let single = dir.path().join("context-single.parquet");
-    let offline = orgsql::snapshot::session(&dir.path().into())
+    let offline = orgsql::snapshot::context(&dir.path().into())
         .await
         .expect("snapshot");
     let copy = format!("COPY event_context TO '{}'", single.display());

@@ -48,7 +48,7 @@ pub fn fast_retries(mut config: ClientConfig) -> ClientConfig {
 
 pub fn session(config: ClientConfig) -> SessionContext {
     let client = Client::new(fast_retries(config)).expect("client");
-    orgsql::session(&client).expect("session")
+    orgsql::context(&client).expect("session")
 }
 
 pub async fn query(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<Vec<RecordBatch>> {
@@ -70,7 +70,7 @@ pub async fn sql_rows(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {
 /// An export folder opened offline, after checking that it holds `expected`
 /// audit events, each exactly once.
 pub async fn offline_with_events_once(dir: &std::path::Path, expected: usize) -> SessionContext {
-    let offline = orgsql::snapshot::session(&dir.into())
+    let offline = orgsql::snapshot::context(&dir.into())
         .await
         .expect("snapshot");
     assert_eq!(
@@ -217,7 +217,7 @@ pub async fn export_to(
 ) -> orgsql::snapshot::Manifest {
     config.cache_ttl = None;
     let client = orgsql::api::Client::new(config).expect("client");
-    let ctx = orgsql::session(&client).expect("session");
+    let ctx = orgsql::context(&client).expect("session");
     let options = orgsql::cli::export::ExportOptions {
         out: dir.to_path_buf(),
         tables: tables.map(|t| t.iter().map(ToString::to_string).collect()),

@@ -116,7 +116,7 @@ async fn a_refused_token_listing_falls_back_to_each_managed_user_and_says_so() {
     let emu = with_access(access, None).await;
     let org = emu.org();
     let client = Client::new(fast_retries(emu.client_config())).expect("client");
-    let ctx = orgsql::session(&client).expect("session");
+    let ctx = orgsql::context(&client).expect("session");
     let mut expected: Vec<Vec<String>> = org
         .api_tokens
         .iter()

@@ -44,7 +44,7 @@ async fn a_diff_reports_exactly_what_changed() {
     });
     export_to(emu.client_config(), after.path(), None).await;
 
-    let ctx = orgsql::session_context();
+    let ctx = orgsql::bare_context();
     orgsql::snapshot::attach(&ctx, "old", &before.path().into())
         .await
         .expect("old");

@@ -470,7 +470,7 @@ async fn setup(seed: u64) -> Setup {
     let faulty = emulator(org, faults, None).await;
     let dir = tempfile::tempdir().expect("temp dir");
     export_to(live.client_config(), dir.path(), None).await;
-    let snapshot = orgsql::snapshot::session(&dir.path().into())
+    let snapshot = orgsql::snapshot::context(&dir.path().into())
         .await
         .expect("snapshot");
     let offline = SessionContext::new();
@@ -520,7 +520,7 @@ async fn check_seed(seed: u64, predicates: usize, joins: usize) {
         max_delay: Duration::from_millis(2),
     };
     let client = Client::new(config).expect("client");
-    let faulty = orgsql::session(&client).expect("session");
+    let faulty = orgsql::context(&client).expect("session");
     let sample: Vec<String> = sql.iter().step_by(8).cloned().collect();
     let (report, _) = compare(&faulty, &setup.offline, &sample).await;
     assert!(report.is_empty(), "seed {seed}, with faults: {report}");
@@ -676,7 +676,7 @@ async fn every_declared_filter_reaches_the_api_and_changes_no_answer() {
             let mut config = setup.live.client_config();
             config.cache_ttl = None;
             let client = Client::new(config).expect("client");
-            let live = orgsql::session(&client).expect("session");
+            let live = orgsql::context(&client).expect("session");
             let (got, expected) = (
                 answer(&live, &sql).await,
                 answer(&setup.offline, &sql).await,

@@ -33,7 +33,7 @@ fn fragile_session(emu: &Emulator) -> SessionContext {
         max_attempts: 1,
         ..RetryPolicy::default()
     };
-    orgsql::session(&Client::new(config).expect("client")).expect("session")
+    orgsql::context(&Client::new(config).expect("client")).expect("session")
 }
 
 async fn run(

@@ -341,7 +341,7 @@ async fn a_split_per_parent_call_makes_every_call_and_keeps_each_row_once() {
     let emu = emulator(spec(40, 10), Faults::default(), None).await;
     let org = emu.org().clone();
     let client = orgsql::api::Client::new(fast_retries(emu.client_config())).expect("client");
-    let ctx = orgsql::session(&client).expect("session");
+    let ctx = orgsql::context(&client).expect("session");
     let table = ApiTable::<SplitRoles>::new((&client).into());
     ctx.register_table("split_roles", std::sync::Arc::new(table))
         .expect("registered");

@@ -70,7 +70,7 @@ fn client(base_url: &str) -> Client {
 }
 
 async fn error_of(base_url: &str, sql: &str) -> String {
-    let ctx = orgsql::session(&client(base_url)).expect("session");
+    let ctx = orgsql::context(&client(base_url)).expect("session");
     match query(&ctx, sql).await {
         Ok(_) => panic!("{sql}: expected an error"),
         Err(e) => orgsql::error::message(&e),
@@ -234,7 +234,7 @@ async fn a_page_over_the_size_cap_is_refused_as_it_arrives() {
     for server in [&stated, &streamed] {
         let mut config = ClientConfig::new(&server.base_url, ORG, orgsql::api::ApiKey::new("k"));
         config.max_page_bytes = 10_000;
-        let ctx = orgsql::session(&Client::new(config).expect("client")).expect("session");
+        let ctx = orgsql::context(&Client::new(config).expect("client")).expect("session");
         let error = query(&ctx, "SELECT * FROM domains")
             .await
             .expect_err("refused");

@@ -34,7 +34,7 @@ async fn every_table_holds_each_organizations_own_rows() {
     let emu = three_orgs(150).await;
     let configs = configs(&emu);
     let orgs = Orgs::new(configs[0].clone(), configs[1..].to_vec()).expect("orgs");
-    let ctx = orgsql::session(&orgs).expect("session");
+    let ctx = orgsql::context(&orgs).expect("session");
 
     // Per organization, what a session on that organization alone counts.
     let drawn_429 = "SELECT count(*) FROM orgsql_requests WHERE status = 429";
@@ -94,18 +94,18 @@ async fn every_table_holds_each_organizations_own_rows() {
 
     // A filter on org_id reads that organization only.
     orgs.clear_cache(None);
-    let before = orgs.session().request_count();
+    let before = orgs.first().request_count();
     let sql = format!("SELECT count(*) FROM users WHERE org_id = '{}'", second.id);
     assert_eq!(
         column(&ctx, &sql).await,
         vec![second.users.len().to_string()]
     );
-    let sent = orgs.session().requests_since(before);
+    let sent = orgs.first().requests_since(before);
     assert!(!sent.is_empty());
     assert!(sent.iter().all(|r| r.org_id == second.id));
     // A join narrows a fan-out to the people it saw, in their organization.
     let person = &second.users[3];
-    let before = orgs.session().request_count();
+    let before = orgs.first().request_count();
     let sql = format!(
         "SELECT count(*) FROM users u JOIN user_role_assignments r USING (org_id, account_id) \
          WHERE u.email = '{}'",
@@ -114,7 +114,7 @@ async fn every_table_holds_each_organizations_own_rows() {
     let expected = second.user_roles(person).len();
     assert_eq!(column(&ctx, &sql).await, vec![expected.to_string()]);
     let calls: Vec<_> = orgs
-        .session()
+        .first()
         .requests_since(before)
         .into_iter()
         .filter(|r| r.endpoint.ends_with("/role-assignments"))
@@ -150,7 +150,7 @@ async fn each_organization_is_called_only_for_its_own_join_keys() {
     let emu = three_orgs(60).await;
     let configs = configs(&emu);
     let orgs = Orgs::new(configs[0].clone(), configs[1..].to_vec()).expect("orgs");
-    let ctx = orgsql::session(&orgs).expect("session");
+    let ctx = orgsql::context(&orgs).expect("session");
     let all = emu.orgs();
 
     // A department with people in every organization.
@@ -182,7 +182,7 @@ async fn each_organization_is_called_only_for_its_own_join_keys() {
         .collect();
     expected.sort();
 
-    let before = orgs.session().request_count();
+    let before = orgs.first().request_count();
     let sql = format!(
         "SELECT u.org_id, count(*) FROM users u \
          JOIN user_role_assignments r USING (org_id, account_id) \
@@ -190,7 +190,7 @@ async fn each_organization_is_called_only_for_its_own_join_keys() {
     );
     assert_eq!(sql_rows(&ctx, &sql).await, expected);
     let calls: Vec<_> = orgs
-        .session()
+        .first()
         .requests_since(before)
         .into_iter()
         .filter(|r| r.endpoint.ends_with("/role-assignments"))
@@ -245,7 +245,7 @@ async fn every_control_over_several_organizations_finds_each_ones_own() {
         })
         .collect();
     let orgs = Orgs::new(configs[0].clone(), configs[1..].to_vec()).expect("orgs");
-    let together = orgsql::session(&orgs).expect("session");
+    let together = orgsql::context(&orgs).expect("session");
     let alone: Vec<_> = configs.iter().map(|c| session(c.clone())).collect();
 
     let controls = orgsql::cli::check::load(None).expect("the pack");
@@ -266,12 +266,16 @@ async fn every_control_over_several_organizations_finds_each_ones_own() {
     };
     let mut each: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for ctx in &alone {
-        for (id, found) in findings(orgsql::cli::check::run(ctx, controls.clone(), &values).await) {
+        for (id, found) in
+            findings(orgsql::cli::check::run_controls(ctx, controls.clone(), &values).await)
+        {
             each.entry(id).or_default().extend(found);
         }
     }
     let mut mixed = Vec::new();
-    for (id, mut found) in findings(orgsql::cli::check::run(&together, controls, &values).await) {
+    for (id, mut found) in
+        findings(orgsql::cli::check::run_controls(&together, controls, &values).await)
+    {
         let mut expected = each.remove(&id).unwrap_or_default();
         found.sort();
         expected.sort();
@@ -285,7 +289,7 @@ async fn every_control_over_several_organizations_finds_each_ones_own() {
     // The suspended account: one finding in each organization it is
     // suspended in, each with that organization's own groups.
     let inactive = findings(
-        orgsql::cli::check::run(
+        orgsql::cli::check::run_controls(
             &together,
             orgsql::cli::check::load(None)
                 .expect("the pack")
@@ -554,12 +558,12 @@ async fn export_snapshot_diff_and_check_across_organizations() {
 
     // The snapshot holds what the API holds, per organization.
     let count = "SELECT org_id, count(*) FROM users GROUP BY org_id ORDER BY org_id";
-    let offline = orgsql::snapshot::session(&after.as_path().into())
+    let offline = orgsql::snapshot::context(&after.as_path().into())
         .await
         .expect("snapshot");
     let configs = configs(&emu);
     let live = Orgs::new(configs[0].clone(), configs[1..].to_vec()).expect("orgs");
-    let live = orgsql::session(&live).expect("session");
+    let live = orgsql::context(&live).expect("session");
     assert_eq!(
         sql_rows(&offline, count).await,
         sql_rows(&live, count).await

@@ -30,7 +30,7 @@ impl OrgDb {
         let client = Client::new(crate::common::fast_retries(config))
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         Ok(Self {
-            ctx: orgsql::session(&client)?,
+            ctx: orgsql::context(&client)?,
         })
     }
 }

@@ -26,7 +26,7 @@ async fn an_export_read_back_answers_as_the_live_org() {
     let mut config = emu.client_config();
     config.cache_ttl = None;
     let client = orgsql::api::Client::new(config).expect("client");
-    let live = orgsql::session(&client).expect("session");
+    let live = orgsql::context(&client).expect("session");
     let dir = tempfile::tempdir().expect("temp dir");
     let options = ExportOptions {
         out: dir.path().to_path_buf(),
@@ -66,7 +66,7 @@ async fn an_export_read_back_answers_as_the_live_org() {
             })
     );
 
-    let offline = orgsql::snapshot::session(&dir.path().into())
+    let offline = orgsql::snapshot::context(&dir.path().into())
         .await
         .expect("snapshot");
     for sql in QUESTIONS {
@@ -80,7 +80,7 @@ async fn an_export_read_back_answers_as_the_live_org() {
 async fn since_and_tables_narrow_an_export() {
     let emu = emulator(spec(20, 3000), Faults::default(), None).await;
     let client = orgsql::api::Client::new(emu.client_config()).expect("client");
-    let live = orgsql::session(&client).expect("session");
+    let live = orgsql::context(&client).expect("session");
     let dir = tempfile::tempdir().expect("temp dir");
     let since = fixed_now() - chrono::Duration::days(3);
     let options = ExportOptions {
@@ -112,7 +112,7 @@ async fn since_and_tables_narrow_an_export() {
         .expect("export");
     let names: Vec<&str> = manifest.tables.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, vec!["events", "users", "groups"]);
-    let offline = orgsql::snapshot::session(&dir.path().into())
+    let offline = orgsql::snapshot::context(&dir.path().into())
         .await
         .expect("snapshot");
     let counts = "SELECT (SELECT count(*) FROM users) AS u, (SELECT count(*) FROM groups) AS g";
@@ -140,7 +140,7 @@ async fn since_and_tables_narrow_an_export() {
 async fn a_second_export_fetches_only_the_new_events() {
     let emu = emulator(spec(20, 2000), Faults::default(), None).await;
     let client = orgsql::api::Client::new(emu.client_config()).expect("client");
-    let live = orgsql::session(&client).expect("session");
+    let live = orgsql::context(&client).expect("session");
     let dir = tempfile::tempdir().expect("temp dir");
     let options = ExportOptions {
         out: dir.path().to_path_buf(),
@@ -172,7 +172,7 @@ async fn a_second_export_fetches_only_the_new_events() {
     emu.reset_requests();
     // A fresh session: nothing cached from the first run.
     let client = orgsql::api::Client::new(emu.client_config()).expect("client");
-    let live = orgsql::session(&client).expect("session");
+    let live = orgsql::context(&client).expect("session");
     let manifest = export(&live, &client, &options, &mut Vec::new())
         .await
         .expect("second export");

@@ -474,7 +474,7 @@ async fn every_table_calls_endpoints_the_emulator_serves_and_each_is_called() {
         let mut config = fast_retries(emu.client_config());
         config.cache_ttl = None;
         let client = orgsql::api::Client::new(config).expect("client");
-        let ctx = orgsql::session(&client).expect("session");
+        let ctx = orgsql::context(&client).expect("session");
         for table in &api_tables {
             let mut queries = vec![format!("SELECT * FROM {}", table.name)];
             // Any value will do: a filter chooses an endpoint whatever it holds.

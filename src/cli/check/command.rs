@@ -73,7 +73,7 @@ pub async fn run(session: &Session, args: &CheckArgs, output: &Output) -> Result
     let mut results = Vec::new();
     let mut earlier = Vec::new();
     for (org, ctx) in session.per_org().await? {
-        let mut checked = super::run(&ctx, controls.clone(), &values).await;
+        let mut checked = super::run_controls(&ctx, controls.clone(), &values).await;
         let before = then.as_ref().and_then(|then| match &org {
             None => Some(then.clone()),
             Some(org) => then
@@ -82,8 +82,8 @@ pub async fn run(session: &Session, args: &CheckArgs, output: &Output) -> Result
                 .find(|one| one.orgs.iter().any(|(id, _, _)| id == org)),
         });
         if let Some(before) = before {
-            let ctx = session.snapshot_session(&before).await?;
-            let mut before = super::run(&ctx, controls.clone(), &values).await;
+            let ctx = session.snapshot_context(&before).await?;
+            let mut before = super::run_controls(&ctx, controls.clone(), &values).await;
             before.iter_mut().for_each(|r| r.org_id.clone_from(&org));
             earlier.extend(before);
         }

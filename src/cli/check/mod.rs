@@ -457,7 +457,7 @@ fn key(control: &str, org: Option<&str>) -> String {
 
 /// Run every control with the parameter values given (defaults elsewhere); a
 /// failing control is an `Error` outcome, not a stop.
-pub async fn run(
+pub async fn run_controls(
     ctx: &SessionContext,
     controls: Vec<Control>,
     values: &BTreeMap<String, String>,

@@ -46,7 +46,7 @@ pub async fn export_orgs(
         .await
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
     if let [(_, ctx)] = contexts.as_slice() {
-        let manifest = export(ctx, orgs.session(), options, log).await?;
+        let manifest = export(ctx, orgs.first(), options, log).await?;
         return Ok(format!(
             "{} tables to {}",
             manifest.tables.len(),
@@ -55,7 +55,7 @@ pub async fn export_orgs(
     }
     writable(&options.out, None).await?;
     let exported_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let as_of = as_of(orgs.session());
+    let as_of = as_of(orgs.first());
     let mut folders = Vec::new();
     for (number, (client, (_, ctx))) in orgs.clients().zip(&contexts).enumerate() {
         let org_id = client.org_id();

@@ -353,7 +353,7 @@ pub async fn start(
     let opened = crate::snapshot::Opened::read(&Location::Folder(dir.join(SNAPSHOT)))
         .await
         .at(reading)?;
-    let ctx = crate::snapshot::session_of(&opened).await.at(reading)?;
+    let ctx = crate::snapshot::context_of(&opened).await.at(reading)?;
     if roster.is_some() {
         crate::roster::register(&ctx, &dir.join(ROSTER)).at("--roster")?;
     }
@@ -898,7 +898,7 @@ pub async fn snapshot_now(
             problems[..problems.len().min(SHOWN)].join("; "),
         );
     }
-    let ctx = crate::snapshot::session_of(&opened).await.at(&at)?;
+    let ctx = crate::snapshot::context_of(&opened).await.at(&at)?;
     let contents = &opened.contents;
     let exported = DateTime::parse_from_rfc3339(contents.exported_at())
         .map(|t| t.to_utc())

@@ -537,10 +537,19 @@ async fn locations(
 pub async fn diff(ctx: &SessionContext, old: &str, new: &str) -> Result<Vec<RecordBatch>> {
     let mut batches = Vec::new();
     for table in diffed(ctx, old, new)? {
-        let held = |schema: &str, name: &str| {
-            ctx.table_exist(TableReference::partial(schema, name))
-                .unwrap_or(false)
-        };
+        // The tables its labels read that each snapshot holds (an export of
+        // some tables may lack them: the labels are NULL then).
+        let mut held = Vec::new();
+        for schema in [old, new] {
+            for label in table.labels {
+                if let crate::tables::LabelFrom::Lookup { table: from, .. } = label.from
+                    && ctx.table_exist(TableReference::partial(schema, from))?
+                {
+                    held.push((schema, from));
+                }
+            }
+        }
+        let held = |schema: &str, name: &str| held.contains(&(schema, name));
         let sql = diff_query(&table, old, new, &held);
         for batch in ctx.sql(&sql).await?.collect().await? {
             batches.push(as_diff_batch(&batch)?);

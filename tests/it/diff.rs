@@ -155,7 +155,7 @@ async fn value(ctx: &datafusion::prelude::SessionContext, sql: &str) -> Value {
 }
 
 /// The real binary, between two exports: a person renamed (to text with
-/// quotes, a comma and a slash) whose location went from NULL to '', a
+/// quotes, a comma, a slash and an escape) whose location went from NULL to '', a
 /// person whose account changed (removed, and added anew), a policy
 /// switched. Every expected value is read from the exports with SQL or from
 /// the emulator, never from the diff.
@@ -173,7 +173,9 @@ async fn diff_shows_people_old_and_new_and_exits_1_on_a_change() {
         .position(|u| u.location.is_none() && !u.groups.is_empty())
         .expect("a user in a group with no location");
     let renamed_id = org.users[renamed].account_id.clone();
-    let new_name = "Zoë \"Z\" Smith, Jr./Ops";
+    // Anyone can set their name: quotes, a comma, a slash, and a terminal's
+    // escape (which the table shows, not acts on).
+    let new_name = "Zoë \"Z\" Smith, Jr./Ops\u{1b}[2J";
     let moved = org
         .users
         .iter()
@@ -406,12 +408,13 @@ async fn diff_shows_people_old_and_new_and_exits_1_on_a_change() {
     let table = String::from_utf8(succeeded(&output, "diff")).expect("UTF-8");
     for text in [
         old_name.as_str().expect("a name"),
-        new_name,
+        "Zoë \"Z\" Smith, Jr./Ops\\u{1b}[2J",
         renamed_email.as_str().expect("an email"),
         moved_email.as_str().expect("an email"),
     ] {
         assert!(table.contains(text), "{text} in:\n{table}");
     }
+    assert!(!table.contains('\u{1b}'), "nothing a terminal acts on");
 
     // Nothing changed: 0; an export that cannot be read: 2, not "changed".
     let output = diff(&after, &after, &["--exit-code", "--format", "json"]);

@@ -402,6 +402,30 @@ async fn diff_shows_people_old_and_new_and_exits_1_on_a_change() {
         .collect();
     assert_eq!(&lines, changes);
 
+    // Parquet keeps the key a map: a query reads one of its fields.
+    let file = dir.path().join("changes.parquet");
+    let output = diff(
+        &before,
+        &after,
+        &["--output", file.to_str().expect("UTF-8")],
+    );
+    succeeded(&output, "diff --output changes.parquet");
+    let read = orgsql::session_context();
+    read.register_parquet("changes", file.to_str().expect("UTF-8"), Default::default())
+        .await
+        .expect("a Parquet file");
+    let sql = format!(
+        "SELECT old_value, new_value FROM changes WHERE table_name = 'users' \
+         AND key['account_id'] = '{renamed_id}' AND column_name = 'name'"
+    );
+    assert_eq!(
+        sql_rows(&read, &sql).await,
+        vec![vec![
+            old_name.as_str().expect("a name").to_string(),
+            new_name.to_string()
+        ]]
+    );
+
     // The table for people: the email and both names, whole. Without
     // --exit-code a change is no failure.
     let output = diff(&before, &after, &[]);

@@ -118,7 +118,8 @@ enum Command {
     /// query it later with --snapshot DIR
     Export(ExportArgs),
     /// What changed between two snapshots: rows added, removed and changed
-    /// (naming the columns), per table; --format table|csv|json|ndjson
+    /// (each changed column with its old and new value), with readable labels;
+    /// --exit-code: 1 when anything changed; 2 when it cannot compare
     Diff(DiffArgs),
     /// Run the compliance pack (queries/*.sql): exit 0 when every control
     /// passes, 1 when any alarms, 2 when one cannot run
@@ -176,9 +177,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // `check` says "could not check" with 2, apart from "an alarm" (1).
+    // `check` says "could not check" with 2, apart from "an alarm" (1);
+    // `diff` "could not compare", apart from "changed" (--exit-code).
     let failure = match cli.command {
         Some(Command::Check(_))
+        | Some(Command::Diff(_))
         | Some(Command::Snapshot(_))
         | Some(Command::Review(ReviewArgs {
             command: ReviewCommand::Verify(_),
@@ -264,8 +267,8 @@ async fn run(mut cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Diff(args)) => {
-            cli::diff::run(args, &output).await?;
-            Ok(ExitCode::SUCCESS)
+            let changed = cli::diff::run(args, &output).await?;
+            Ok(ExitCode::from(u8::from(changed && args.exit_code)))
         }
         Some(Command::Check(args)) if args.list => {
             let controls = cli::check::load(args.dir.as_deref()).map_err(anyhow::Error::msg)?;

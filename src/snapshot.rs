@@ -529,50 +529,112 @@ async fn locations(
 }
 
 /// What changed from snapshot schema `old` to `new`, for every table both
-/// hold that has a key: one row per change, with the table, `added`,
-/// `removed` or `changed`, the row's organization and key (values joined
-/// by `/`) and, for a changed row, the columns that changed.
+/// hold that has a key (`diff_schema`): a row for each row added or
+/// removed, and for each column of a changed row, with its old and new
+/// value as text. Rows are compared within their organization; labels (an
+/// email, a group's name) are read from the snapshot the row is in (the
+/// new one, but for a removed row).
 pub async fn diff(ctx: &SessionContext, old: &str, new: &str) -> Result<Vec<RecordBatch>> {
     let mut batches = Vec::new();
-    for table in catalog() {
-        if table.key.is_empty()
-            || !table.exported()
-            || table.audit_log()
-            || !ctx.table_exist(TableReference::partial(old, table.name))?
-            || !ctx.table_exist(TableReference::partial(new, table.name))?
-        {
-            continue;
-        }
-        for sql in diff_queries(&table, old, new) {
-            for batch in ctx.sql(&sql).await?.collect().await? {
-                batches.push(as_diff_batch(&batch)?);
+    for table in diffed(ctx, old, new)? {
+        // The tables its labels read that each snapshot holds (an export of
+        // some tables may lack them: the labels are NULL then).
+        let mut held = Vec::new();
+        for schema in [old, new] {
+            for label in table.labels {
+                if let crate::tables::LabelFrom::Lookup { table: from, .. } = label.from
+                    && ctx.table_exist(TableReference::partial(schema, from))?
+                {
+                    held.push((schema, from));
+                }
             }
+        }
+        let held = |schema: &str, name: &str| held.contains(&(schema, name));
+        let sql = diff_query(&table, old, new, &held);
+        for batch in ctx.sql(&sql).await?.collect().await? {
+            batches.push(as_diff_batch(&batch)?);
         }
     }
     Ok(batches)
 }
 
-/// Every answer in one schema (the queries' literals and NULLs type loosely).
+/// The tables `diff` compares: those with a key, not of the audit log (it
+/// only grows), that both snapshots hold.
+fn diffed(ctx: &SessionContext, old: &str, new: &str) -> Result<Vec<TableInfo>> {
+    let mut tables = Vec::new();
+    for table in catalog() {
+        if comparable(&table)
+            && ctx.table_exist(TableReference::partial(old, table.name))?
+            && ctx.table_exist(TableReference::partial(new, table.name))?
+        {
+            tables.push(table);
+        }
+    }
+    Ok(tables)
+}
+
+fn comparable(table: &TableInfo) -> bool {
+    !table.key.is_empty() && table.exported() && !table.audit_log()
+}
+
+/// The tables `diff` would compare that only one of the snapshots holds
+/// (an export of some tables), each with the schema that holds it: not
+/// compared, which a reader should be told.
+pub fn one_sided(ctx: &SessionContext, old: &str, new: &str) -> Result<Vec<(String, String)>> {
+    let mut found = Vec::new();
+    for table in catalog().iter().filter(|t| comparable(t)) {
+        let in_old = ctx.table_exist(TableReference::partial(old, table.name))?;
+        let in_new = ctx.table_exist(TableReference::partial(new, table.name))?;
+        if in_old != in_new {
+            let holder = if in_old { old } else { new };
+            found.push((table.name.to_string(), holder.to_string()));
+        }
+    }
+    Ok(found)
+}
+
+/// Every answer in `diff_schema` (VARCHAR may come as Utf8View).
 fn as_diff_batch(batch: &RecordBatch) -> Result<RecordBatch> {
     use datafusion::arrow::compute::cast;
-    use datafusion::arrow::datatypes::DataType;
+    let schema = Arc::new(diff_schema());
     let columns = batch
         .columns()
         .iter()
-        .map(|c| cast(c, &DataType::Utf8))
+        .zip(schema.fields())
+        .map(|(c, field)| cast(c, field.data_type()))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(RecordBatch::try_new(Arc::new(diff_schema()), columns)?)
+    Ok(RecordBatch::try_new(schema, columns)?)
 }
 
-/// The columns of `diff`'s answer.
+/// A map from text to text (NULL allowed), as `make_map` makes it: the
+/// row's key and its labels, each field on its own.
+fn text_map() -> datafusion::arrow::datatypes::DataType {
+    use datafusion::arrow::datatypes::{DataType, Field, Fields};
+    let entries = Field::new(
+        "entries",
+        DataType::Struct(Fields::from(vec![
+            Field::new("key", DataType::Utf8, false),
+            Field::new("value", DataType::Utf8, true),
+        ])),
+        false,
+    );
+    DataType::Map(Arc::new(entries), false)
+}
+
+/// The columns of `diff`'s answer: the row's organization, table, `added`,
+/// `removed` or `changed`, its key and labels (maps: name to value), and for
+/// a changed row one of its changed columns, with the old and new value.
 pub fn diff_schema() -> datafusion::arrow::datatypes::Schema {
     use datafusion::arrow::datatypes::{DataType, Field};
     datafusion::arrow::datatypes::Schema::new(vec![
         Field::new("org_id", DataType::Utf8, false),
         Field::new("table_name", DataType::Utf8, false),
         Field::new("change", DataType::Utf8, false),
-        Field::new("key", DataType::Utf8, true),
-        Field::new("columns", DataType::Utf8, true),
+        Field::new("key", text_map(), false),
+        Field::new("labels", text_map(), false),
+        Field::new("column_name", DataType::Utf8, true),
+        Field::new("old_value", DataType::Utf8, true),
+        Field::new("new_value", DataType::Utf8, true),
     ])
 }
 
@@ -580,73 +642,257 @@ fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn diff_queries(table: &TableInfo, old: &str, new: &str) -> [String; 3] {
-    let name = table.name;
-    let (old_t, new_t) = (
-        format!("{}.{}", quoted(old), quoted(name)),
-        format!("{}.{}", quoted(new), quoted(name)),
-    );
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// As text, the same for every value (VARCHAR may be Utf8View).
+fn text(expr: &str) -> String {
+    format!("arrow_cast({expr}, 'Utf8')")
+}
+
+/// One query for a table's changes, ordered: rows added, removed, then each
+/// changed column of each changed row (in the table's order), by key.
+/// `held(schema, table)`: whether a snapshot holds a table a label reads.
+fn diff_query(
+    table: &TableInfo,
+    old: &str,
+    new: &str,
+    held: &dyn Fn(&str, &str) -> bool,
+) -> String {
+    let name = literal(table.name);
+    let at = |schema: &str, t: &str| format!("{}.{}", quoted(schema), quoted(t));
+    let (old_t, new_t) = (at(old, table.name), at(new, table.name));
     // Rows are compared within their organization: a person in two of
     // them is two rows.
-    let on: Vec<String> = std::iter::once(&"org_id")
-        .chain(table.key.iter().filter(|k| **k != "org_id"))
-        .map(|k| format!("o.{k} = n.{k}", k = quoted(k)))
+    let key: Vec<&str> = table
+        .key
+        .iter()
+        .copied()
+        .filter(|k| *k != "org_id")
         .collect();
-    let on = on.join(" AND ");
-    let key = |side: &str| {
-        let parts: Vec<String> = table
+    let on = |a: &str, b: &str| {
+        std::iter::once("org_id")
+            .chain(key.iter().copied())
+            .map(|k| format!("{a}.{k} = {b}.{k}", k = quoted(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let key_map = {
+        let pairs: Vec<String> = table
             .key
             .iter()
-            .map(|k| format!("CAST({side}.{} AS VARCHAR)", quoted(k)))
+            .map(|k| format!("{}, {}", literal(k), text(&format!("r.{}", quoted(k)))))
             .collect();
-        format!("concat_ws('/', {})", parts.join(", "))
+        format!("make_map({})", pairs.join(", "))
     };
+    // Labels of row `r`, read in `schema`: the map, and the joins it needs.
+    // A lookup reads one value a key (a duplicate must not repeat the row),
+    // and NULL when the table or the row is not there.
+    let labels = |schema: &str| {
+        let mut joins = String::new();
+        let mut pairs = Vec::new();
+        for (i, label) in table.labels.iter().enumerate() {
+            let value = match label.from {
+                crate::tables::LabelFrom::Own(column) => text(&format!("r.{}", quoted(column))),
+                crate::tables::LabelFrom::Lookup {
+                    by,
+                    table: from,
+                    key,
+                    column,
+                } if held(schema, from) => {
+                    joins.push_str(&format!(
+                        " LEFT JOIN (SELECT org_id, {key} AS k, max({column}) AS v FROM {from} \
+                         GROUP BY org_id, {key}) l{i} ON l{i}.org_id = r.org_id AND l{i}.k = r.{by}",
+                        key = quoted(key),
+                        column = quoted(column),
+                        from = at(schema, from),
+                        by = quoted(by),
+                    ));
+                    text(&format!("l{i}.v"))
+                }
+                crate::tables::LabelFrom::Lookup { .. } => text("NULL"),
+            };
+            pairs.push(format!("{}, {value}", literal(label.name)));
+        }
+        (format!("make_map({})", pairs.join(", ")), joins)
+    };
+    // The key's columns as they are (k0, k1, ..), to order by.
+    let sort: String = key
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("r.{} AS k{i}, ", quoted(k)))
+        .collect();
+    let nothing = text("NULL");
+    let mut branches = Vec::new();
+    for (order, change, this_t, other_t, schema) in [
+        (1, "added", &new_t, &old_t, new),
+        (2, "removed", &old_t, &new_t, old),
+    ] {
+        let (labels, joins) = labels(schema);
+        branches.push(format!(
+            "SELECT r.org_id, {order} AS change_order, {sort}0 AS position, \
+             {change} AS change, {key_map} AS key, {labels} AS labels, \
+             {nothing} AS column_name, {nothing} AS old_value, {nothing} AS new_value \
+             FROM (SELECT t.* FROM {this_t} t LEFT ANTI JOIN {other_t} o ON {on}) r{joins}",
+            change = literal(change),
+            on = on("t", "o"),
+        ));
+    }
+    // A changed row is joined once: each of its columns that differs is a
+    // struct of a list, unnested to a row each.
     let values: Vec<&str> = table
         .columns
         .iter()
         .map(|c| c.name)
         .filter(|c| !table.key.contains(c) && *c != "org_id")
         .collect();
-    let differs: Vec<String> = values
-        .iter()
-        .map(|c| format!("(o.{c} IS DISTINCT FROM n.{c})", c = quoted(c)))
-        .collect();
-    let which: Vec<String> = values
-        .iter()
-        .map(|c| {
-            format!(
-                "CASE WHEN o.{q} IS DISTINCT FROM n.{q} THEN '{c}' END",
-                q = quoted(c)
-            )
-        })
-        .collect();
-    let nothing = "CAST(NULL AS VARCHAR)";
-    let changed = if differs.is_empty() {
-        format!(
-            "SELECT '' AS org_id, '{name}' AS table_name, 'changed' AS change, '' AS key, \
-             {nothing} AS columns WHERE false"
-        )
-    } else {
-        format!(
-            "SELECT n.org_id, '{name}' AS table_name, 'changed' AS change, {} AS key, \
-             concat_ws(', ', {}) AS columns \
-             FROM {new_t} n JOIN {old_t} o ON {on} WHERE {}",
-            key("n"),
-            which.join(", "),
-            differs.join(" OR ")
-        )
-    };
-    [
-        format!(
-            "SELECT n.org_id, '{name}' AS table_name, 'added' AS change, {} AS key, \
-             {nothing} AS columns FROM {new_t} n LEFT ANTI JOIN {old_t} o ON {on} ORDER BY key",
-            key("n")
-        ),
-        format!(
-            "SELECT o.org_id, '{name}' AS table_name, 'removed' AS change, {} AS key, \
-             {nothing} AS columns FROM {old_t} o LEFT ANTI JOIN {new_t} n ON {on} ORDER BY key",
-            key("o")
-        ),
-        format!("{changed} ORDER BY key"),
-    ]
+    if !values.is_empty() {
+        let (labels, joins) = labels(new);
+        // In parentheses: IS DISTINCT FROM binds looser than OR in the parser.
+        let differs = |c: &str| format!("(o.{q} IS DISTINCT FROM r.{q})", q = quoted(c));
+        let each: Vec<String> = values
+            .iter()
+            .enumerate()
+            .map(|(position, column)| {
+                let q = quoted(column);
+                format!(
+                    "CASE WHEN {} THEN named_struct('position', {position}, 'column_name', \
+                     {}, 'old_value', {}, 'new_value', {}) END",
+                    differs(column),
+                    literal(column),
+                    text(&format!("o.{q}")),
+                    text(&format!("r.{q}")),
+                )
+            })
+            .collect();
+        let any: Vec<String> = values.iter().map(|c| differs(c)).collect();
+        let order: String = (0..key.len()).map(|i| format!("k{i}, ")).collect();
+        branches.push(format!(
+            "SELECT org_id, 3 AS change_order, {order}c['position'] AS position, \
+             'changed' AS change, key, labels, c['column_name'] AS column_name, \
+             c['old_value'] AS old_value, c['new_value'] AS new_value \
+             FROM (SELECT r.org_id, {sort}{key_map} AS key, {labels} AS labels, \
+             unnest(make_array({each})) AS c \
+             FROM {new_t} r JOIN {old_t} o ON {on}{joins} WHERE {any}) WHERE c IS NOT NULL",
+            each = each.join(", "),
+            on = on("r", "o"),
+            any = any.join(" OR "),
+        ));
+    }
+    let order: String = (0..key.len()).map(|i| format!("k{i}, ")).collect();
+    format!(
+        "SELECT org_id, {name} AS table_name, change, key, labels, column_name, old_value, \
+         new_value FROM ({}) ORDER BY org_id, change_order, {order}position",
+        branches.join(" UNION ALL "),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two snapshots as schemas of a session, made of SQL.
+    async fn snapshots(statements: &[&str]) -> SessionContext {
+        let ctx = crate::session_context();
+        let catalog = ctx.catalog("datafusion").expect("default catalog");
+        for name in ["old", "new"] {
+            catalog
+                .register_schema(name, Arc::new(MemorySchemaProvider::new()))
+                .expect("schema");
+        }
+        for sql in statements {
+            let run = async { ctx.sql(sql).await?.collect().await };
+            run.await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        ctx
+    }
+
+    #[tokio::test]
+    async fn labels_are_read_where_the_row_is_and_null_when_missing() {
+        let members = "(org_id VARCHAR, group_id VARCHAR, account_id VARCHAR, group_name VARCHAR)";
+        let ctx = snapshots(&[
+            &format!("CREATE TABLE old.group_members {members}"),
+            &format!("CREATE TABLE new.group_members {members}"),
+            "INSERT INTO old.group_members VALUES ('o', 'g1', 'u1', 'Ops'), \
+             ('o', 'g2', 'u4', 'Gone, \"old\"/x')",
+            "INSERT INTO new.group_members VALUES ('o', 'g1', 'u1', ''), \
+             ('o', 'g1', 'u2', 'Ops'), ('o', 'g1', 'u3', 'Ops')",
+            // Only the new snapshot has users, and not u3.
+            "CREATE TABLE new.users (org_id VARCHAR, account_id VARCHAR, email VARCHAR)",
+            "INSERT INTO new.users VALUES ('o', 'u2', 'u2@example.com')",
+        ])
+        .await;
+        let changes = diff(&ctx, "old", "new").await.expect("diff");
+        let rows = crate::cli::output::text_rows(&changes, "NULL").expect("text");
+        let row = |change: &str, key: &str, labels: &str, column: [&str; 3]| {
+            let mut row = vec!["o", "group_members", change, key, labels];
+            row.extend(column);
+            row.into_iter().map(String::from).collect::<Vec<_>>()
+        };
+        let none = ["NULL"; 3];
+        assert_eq!(
+            rows,
+            vec![
+                row(
+                    "added",
+                    "{group_id: g1, account_id: u2}",
+                    "{email: u2@example.com, group: Ops}",
+                    none
+                ),
+                row(
+                    "added",
+                    "{group_id: g1, account_id: u3}",
+                    "{email: NULL, group: Ops}",
+                    none
+                ),
+                // Labels of a removed row are the old snapshot's (no users).
+                row(
+                    "removed",
+                    "{group_id: g2, account_id: u4}",
+                    "{email: NULL, group: Gone, \"old\"/x}",
+                    none
+                ),
+                // '' is a value, not NULL; the label is the new one.
+                row(
+                    "changed",
+                    "{group_id: g1, account_id: u1}",
+                    "{email: NULL, group: }",
+                    ["group_name", "Ops", ""]
+                ),
+            ]
+        );
+        assert_eq!(
+            one_sided(&ctx, "old", "new").expect("tables"),
+            vec![("users".to_string(), "new".to_string())]
+        );
+    }
+
+    /// A label misnamed would fail every diff of its table: each names
+    /// columns that are there, of a table `diff` compares.
+    #[test]
+    fn every_label_reads_columns_that_exist() {
+        let has = |table: &str, column: &str| {
+            crate::tables::find(table).is_some_and(|t| t.columns.iter().any(|c| c.name == column))
+        };
+        for table in catalog() {
+            assert!(
+                table.labels.is_empty() || comparable(&table),
+                "{}: labels, but diff does not compare it",
+                table.name
+            );
+            for label in table.labels {
+                let ok = match label.from {
+                    crate::tables::LabelFrom::Own(column) => has(table.name, column),
+                    crate::tables::LabelFrom::Lookup {
+                        by,
+                        table: from,
+                        key,
+                        column,
+                    } => has(table.name, by) && has(from, key) && has(from, column),
+                };
+                assert!(ok, "{}: label {}", table.name, label.name);
+            }
+        }
+    }
 }

@@ -9,6 +9,7 @@ use super::api_tokens::{Person, READ_TOKENS};
 use super::provider::{Fetch, Resource, Scan};
 use crate::api::PageRequest;
 use crate::row;
+use super::Label;
 
 pub struct ApiKeys;
 
@@ -57,6 +58,7 @@ impl Resource for ApiKeys {
     const DESCRIPTION: &'static str = "The organization's admin API keys: scopes, expiry, last use, \
         who made and revoked them (shape from one public client library: unverified)";
     const KEY: &'static [&'static str] = &["key_id"];
+    const LABELS: &'static [Label] = &[Label::own("label", "label")];
 
     fn fetch(_scan: &Scan) -> Fetch {
         vec![

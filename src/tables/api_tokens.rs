@@ -11,6 +11,7 @@ use super::provider::{FanOut, Fetch, FromPage, Origin, Resource, Scan};
 use super::users::every_managed_user;
 use crate::api::PageRequest;
 use crate::row;
+use super::Label;
 
 pub struct ApiTokens;
 
@@ -118,6 +119,7 @@ impl Resource for ApiTokens {
     const NAME: &'static str = "api_tokens";
     const DESCRIPTION: &'static str = "API tokens of the organization's managed users: owner, age, expiry, last use";
     const KEY: &'static [&'static str] = &["token_id"];
+    const LABELS: &'static [Label] = &[Label::own("label", "label"), Label::own("owner_email", "owner_email")];
 
     fn fetch(_scan: &Scan) -> Fetch {
         Fetch::Fallback {

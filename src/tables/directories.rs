@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use super::provider::{Fetch, Resource, Scan};
 use crate::api::PageRequest;
+use super::Label;
 
 pub struct Directories;
 
@@ -31,6 +32,7 @@ impl Resource for Directories {
     const NAME: &'static str = "directories";
     const DESCRIPTION: &'static str = "User directories of the organization";
     const KEY: &'static [&'static str] = &["directory_id"];
+    const LABELS: &'static [Label] = &[Label::own("directory", "name")];
 
     fn fetch(scan: &Scan) -> Fetch {
         vec![

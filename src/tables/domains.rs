@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use super::provider::{Fetch, Resource, Scan};
 use crate::api::PageRequest;
+use super::Label;
 
 pub struct Domains;
 
@@ -45,6 +46,7 @@ impl Resource for Domains {
     const NAME: &'static str = "domains";
     const DESCRIPTION: &'static str = "Domains of the organization and how they were claimed";
     const KEY: &'static [&'static str] = &["domain_id"];
+    const LABELS: &'static [Label] = &[Label::own("domain", "name")];
 
     fn fetch(_scan: &Scan) -> Fetch {
         vec![PageRequest::get("/admin/v1/orgs/{orgId}/domains")].into()

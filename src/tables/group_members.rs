@@ -6,6 +6,7 @@ use crate::row;
 use super::filters::Filter;
 use super::provider::{Fetch, FromPage, Origin, Resource, Scan};
 use super::users::{ApiUser, UserGroup, users_search};
+use super::Label;
 
 pub struct GroupMembers;
 
@@ -32,6 +33,7 @@ impl Resource for GroupMembers {
     const NAME: &'static str = "group_members";
     const DESCRIPTION: &'static str = "Group memberships: one row per user in a group";
     const KEY: &'static [&'static str] = &["group_id", "account_id"];
+    const LABELS: &'static [Label] = &[Label::email("account_id"), Label::own("group", "group_name")];
     /// account_id narrows to those users; group_id to the members of those
     /// groups (their other groups are filtered out again by DataFusion).
     const FILTERS: &'static [Filter] = &[

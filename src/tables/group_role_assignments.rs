@@ -8,6 +8,7 @@ use super::filters::Filter;
 use super::groups::every_group;
 use super::provider::{Fetch, FromPage, Origin, Resource, Scan};
 use super::user_role_assignments::{GROUP_ROLE_FILTERS, role_assignments};
+use super::Label;
 
 pub struct GroupRoleAssignments;
 
@@ -41,6 +42,7 @@ impl Resource for GroupRoleAssignments {
     const DESCRIPTION: &'static str =
         "Roles each group grants its members on each resource (one call per group)";
     const KEY: &'static [&'static str] = &["group_id", "resource_id", "role"];
+    const LABELS: &'static [Label] = &[Label::lookup("group", "group_id", "groups", "group_id", "name"), Label::workspace("resource_id")];
     const FAN_OUT: Option<&'static str> = Some("group");
     const FILTERS: &'static [Filter] = GROUP_ROLE_FILTERS;
 

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::filters::Filter;
 use super::provider::{Fetch, Parents, Resource, Scan};
 use crate::api::{CursorIn, PageRequest};
+use super::Label;
 
 pub struct Groups;
 
@@ -96,6 +97,7 @@ impl Resource for Groups {
     const DESCRIPTION: &'static str =
         "Groups in the organization's directories, with member and resource counts";
     const KEY: &'static [&'static str] = &["group_id"];
+    const LABELS: &'static [Label] = &[Label::own("group", "name")];
     /// Ids are exact (10 a call); names (100 a call) are matched ignoring
     /// case, and the API takes ids or names, not both.
     const FILTERS: &'static [Filter] = &[

@@ -6,6 +6,7 @@ use crate::row;
 use super::managed_accounts::{ApiManagedAccount, MANAGED_USERS};
 use super::provider::{Fetch, FromPage, Origin, Resource, Scan};
 use crate::api::PageRequest;
+use super::Label;
 
 pub struct ManagedAccountProductAccess;
 
@@ -26,6 +27,7 @@ impl Resource for ManagedAccountProductAccess {
     const NAME: &'static str = "managed_account_product_access";
     const DESCRIPTION: &'static str = "Products each managed account uses, with last activity";
     const KEY: &'static [&'static str] = &["account_id", "product_key", "url"];
+    const LABELS: &'static [Label] = &[Label::lookup("email", "account_id", "managed_accounts", "account_id", "email")];
 
     fn fetch(_scan: &Scan) -> Fetch {
         vec![PageRequest::get(MANAGED_USERS)].into()

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::provider::{Fetch, Resource, Scan};
 use crate::api::PageRequest;
+use super::Label;
 
 pub struct ManagedAccounts;
 
@@ -54,6 +55,7 @@ impl Resource for ManagedAccounts {
     const DESCRIPTION: &'static str =
         "Managed accounts (users on claimed domains), with billing status and last activity";
     const KEY: &'static [&'static str] = &["account_id"];
+    const LABELS: &'static [Label] = &[Label::own("email", "email"), Label::own("name", "name")];
 
     fn fetch(_scan: &Scan) -> Fetch {
         vec![PageRequest::get(MANAGED_USERS)].into()

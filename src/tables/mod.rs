@@ -69,7 +69,73 @@ pub struct TableInfo {
     pub filters: &'static [Filter],
     /// The columns that identify a row (empty: not compared by `orgsql diff`).
     pub key: &'static [&'static str],
+    /// What `orgsql diff` shows beside the key so a person can read it.
+    pub labels: &'static [Label],
     pub kind: Kind,
+}
+
+/// A readable name for a row, shown by `orgsql diff` beside its key (which
+/// is often only ids): a person's email, a group's or a site's name.
+#[derive(Debug, Clone, Copy)]
+pub struct Label {
+    /// Its name in the diff's `labels`.
+    pub name: &'static str,
+    pub from: LabelFrom,
+}
+
+/// Where a label is read.
+#[derive(Debug, Clone, Copy)]
+pub enum LabelFrom {
+    /// A column of the row itself.
+    Own(&'static str),
+    /// `column` of the row of `table`, in the same organization, whose
+    /// `key` equals this row's `by` (NULL when there is none).
+    Lookup {
+        by: &'static str,
+        table: &'static str,
+        key: &'static str,
+        column: &'static str,
+    },
+}
+
+impl Label {
+    /// The row's own `column`, as `name`.
+    pub const fn own(name: &'static str, column: &'static str) -> Self {
+        Label {
+            name,
+            from: LabelFrom::Own(column),
+        }
+    }
+
+    /// A person's email, by this row's `by` (an account id).
+    pub const fn email(by: &'static str) -> Self {
+        Self::lookup("email", by, "users", "account_id", "email")
+    }
+
+    /// A site's or workspace's name (`acme`), by this row's `by` (its ARI).
+    /// Its name rather than its host: a Bitbucket workspace has no host.
+    pub const fn workspace(by: &'static str) -> Self {
+        Self::lookup("workspace", by, "workspaces", "workspace_id", "name")
+    }
+
+    /// `column` of `table`'s row whose `key` is this row's `by`, as `name`.
+    pub const fn lookup(
+        name: &'static str,
+        by: &'static str,
+        table: &'static str,
+        key: &'static str,
+        column: &'static str,
+    ) -> Self {
+        Label {
+            name,
+            from: LabelFrom::Lookup {
+                by,
+                table,
+                key,
+                column,
+            },
+        }
+    }
 }
 
 /// Makes a view from its sides.
@@ -146,6 +212,7 @@ fn api<R: Resource>() -> TableInfo {
         columns: R::columns(),
         filters: R::FILTERS,
         key: R::KEY,
+        labels: R::LABELS,
         kind: if R::HISTORY {
             Kind::AuditLog { make, decode }
         } else {

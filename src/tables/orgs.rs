@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use super::provider::{Fetch, FromPage, Origin, Resource, Scan};
 use crate::api::PageRequest;
+use super::Label;
 
 pub struct Orgs;
 
@@ -39,6 +40,7 @@ impl Resource for Orgs {
     const NAME: &'static str = "orgs";
     const DESCRIPTION: &'static str = "The organization orgsql is pointed at";
     const KEY: &'static [&'static str] = &["org_id"];
+    const LABELS: &'static [Label] = &[Label::own("name", "name")];
 
     fn fetch(_scan: &Scan) -> Fetch {
         vec![PageRequest::get("/admin/v1/orgs/{orgId}")].into()

@@ -28,6 +28,7 @@ pub fn info() -> TableInfo {
         columns: columns(),
         filters: &[],
         key: &[],
+        labels: &[],
         kind: Kind::Session {
             make: |orgs| Arc::new(RequestsTable::new(orgs.first().clone())),
         },

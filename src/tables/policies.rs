@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::filters::Filter;
 use super::provider::{Fetch, Resource, Scan};
 use crate::api::PageRequest;
+use super::Label;
 
 pub struct Policies;
 
@@ -65,6 +66,7 @@ impl Resource for Policies {
     const DESCRIPTION: &'static str =
         "Organization policies: IP allowlists, data residency, data security";
     const KEY: &'static [&'static str] = &["policy_id"];
+    const LABELS: &'static [Label] = &[Label::own("policy", "name")];
     /// Inexact: the API's matching rules for `type` are not documented.
     const FILTERS: &'static [Filter] = &[Filter::values("type", "type", 1)];
 

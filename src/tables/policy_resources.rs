@@ -6,6 +6,7 @@ use crate::row;
 use super::filters::Filter;
 use super::policies::{ApiPolicy, PolicyResource, policies_request};
 use super::provider::{Fetch, FromPage, Origin, Resource, Scan};
+use super::Label;
 
 pub struct PolicyResources;
 
@@ -27,6 +28,7 @@ impl Resource for PolicyResources {
     const NAME: &'static str = "policy_resources";
     const DESCRIPTION: &'static str = "Resources (product sites) each policy applies to";
     const KEY: &'static [&'static str] = &["policy_id", "resource_id"];
+    const LABELS: &'static [Label] = &[Label::lookup("policy", "policy_id", "policies", "policy_id", "name"), Label::workspace("resource_id")];
     const FILTERS: &'static [Filter] = &[Filter::values("policy_type", "type", 1)];
 
     fn fetch(scan: &Scan) -> Fetch {

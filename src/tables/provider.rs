@@ -369,6 +369,8 @@ pub trait Resource: Send + Sync + 'static {
     /// The columns that identify a row: a scan yields each key once, and
     /// `orgsql diff` compares rows by it.
     const KEY: &'static [&'static str] = &[];
+    /// What `orgsql diff` shows beside the key to name the row for a person.
+    const LABELS: &'static [super::Label] = &[];
     /// The filters the API applies, as it takes them: the one list that both
     /// answers pushdown and builds the calls.
     const FILTERS: &'static [Filter] = &[];

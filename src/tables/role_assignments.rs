@@ -25,6 +25,7 @@ pub fn info() -> TableInfo {
         columns: columns(),
         filters: &[],
         key: &[],
+        labels: &[],
         kind: Kind::View {
             over: &[UserRoleAssignments::NAME, GroupRoleAssignments::NAME],
             make: view_of,

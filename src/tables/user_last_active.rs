@@ -9,6 +9,7 @@ use super::filters::Filter;
 use super::provider::{Fetch, FromPage, Origin, Resource, Scan};
 use super::users::every_user;
 use crate::api::{PageItems, PageRequest};
+use super::Label;
 
 pub struct UserLastActive;
 
@@ -53,6 +54,7 @@ impl Resource for UserLastActive {
         "Last activity per user and product (one call per user; the API delays it up to 24 h)";
     // One site can host two products: the id alone is not unique.
     const KEY: &'static [&'static str] = &["account_id", "product_id", "product_key"];
+    const LABELS: &'static [Label] = &[Label::email("account_id")];
     const FAN_OUT: Option<&'static str> = Some("user");
     /// account_id picks the users called: exact.
     const FILTERS: &'static [Filter] = &[Filter::parent("account_id", "accountId")];

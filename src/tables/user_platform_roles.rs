@@ -6,6 +6,7 @@ use crate::row;
 use super::filters::Filter;
 use super::provider::{Fetch, FromPage, Origin, Resource, Scan};
 use super::users::{ApiUser, BY_ACCOUNT, users_search};
+use super::Label;
 
 pub struct UserPlatformRoles;
 
@@ -25,6 +26,7 @@ impl Resource for UserPlatformRoles {
         "Platform roles users hold: org-admin, site-admin, user-access-admin, ai-access";
     const FILTERS: &'static [Filter] = BY_ACCOUNT;
     const KEY: &'static [&'static str] = &["account_id", "role"];
+    const LABELS: &'static [Label] = &[Label::email("account_id")];
 
     fn fetch(scan: &Scan) -> Fetch {
         users_search(&scan.without_limit(), &["platformRoles"]).into()

@@ -6,6 +6,7 @@ use crate::row;
 use super::filters::Filter;
 use super::provider::{Fetch, FromPage, Origin, Resource, Scan};
 use super::users::{ApiUser, BY_ACCOUNT, UserProductAccess as ApiProductAccess, users_search};
+use super::Label;
 
 pub struct UserProductAccess;
 
@@ -27,6 +28,7 @@ impl Resource for UserProductAccess {
     const DESCRIPTION: &'static str = "Product sites each user can access, with last activity";
     const FILTERS: &'static [Filter] = BY_ACCOUNT;
     const KEY: &'static [&'static str] = &["account_id", "product_id"];
+    const LABELS: &'static [Label] = &[Label::email("account_id"), Label::workspace("product_id")];
 
     fn fetch(scan: &Scan) -> Fetch {
         users_search(&scan.without_limit(), &["productAccess"]).into()

@@ -10,6 +10,7 @@ use super::filters::Filter;
 use super::provider::{Fetch, FromPage, Origin, Resource, Scan};
 use super::users::every_user;
 use crate::api::PageRequest;
+use super::Label;
 
 pub struct UserRoleAssignments;
 
@@ -89,6 +90,7 @@ impl Resource for UserRoleAssignments {
     const DESCRIPTION: &'static str =
         "Roles each user holds on each resource, and how they were assigned (one call per user)";
     const KEY: &'static [&'static str] = &["account_id", "resource_id", "role"];
+    const LABELS: &'static [Label] = &[Label::email("account_id"), Label::workspace("resource_id")];
     const FAN_OUT: Option<&'static str> = Some("user");
     const FILTERS: &'static [Filter] = USER_ROLE_FILTERS;
 

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::filters::Filter;
 use super::provider::{Fetch, Parents, Resource, Scan};
 use crate::api::{CursorIn, PageRequest};
+use super::Label;
 
 pub struct Users;
 
@@ -165,6 +166,7 @@ impl Resource for Users {
     const DESCRIPTION: &'static str =
         "Every user in the organization's directories, managed or not";
     const KEY: &'static [&'static str] = &["account_id"];
+    const LABELS: &'static [Label] = &[Label::own("email", "email"), Label::own("name", "name")];
     const FILTERS: &'static [Filter] = USER_FILTERS;
 
     fn fetch(scan: &Scan) -> Fetch {

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::provider::{Fetch, Resource, Scan};
 use crate::api::{CursorIn, PageRequest};
+use super::Label;
 
 pub struct Workspaces;
 
@@ -69,6 +70,7 @@ impl Resource for Workspaces {
     const DESCRIPTION: &'static str =
         "Product workspaces (Jira, Confluence, ... sites) of the organization";
     const KEY: &'static [&'static str] = &["workspace_id"];
+    const LABELS: &'static [Label] = &[Label::own("name", "name"), Label::own("site", "host_url")];
 
     fn fetch(scan: &Scan) -> Fetch {
         // Later pages carry the cursor alone in the body.

@@ -583,7 +583,11 @@ async fn export_snapshot_diff_and_check_across_organizations() {
     assert_eq!(changes[0]["org_id"], ids[1].as_str());
     assert_eq!(changes[0]["table_name"], "users");
     assert_eq!(changes[0]["change"], "added");
-    assert_eq!(changes[0]["key"], newcomer);
+    assert_eq!(
+        changes[0]["key"],
+        serde_json::json!({ "account_id": newcomer })
+    );
+    assert_eq!(changes[0]["labels"]["email"], "newcomer@example.com");
 
     // check: per organization, the same as each alone, live and offline.
     let live = orgsql(&config, &keys)

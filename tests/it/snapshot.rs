@@ -253,7 +253,7 @@ async fn a_changed_file_is_never_read_and_snapshot_verify_lists_every_problem() 
         1,
     );
     failed(&["--snapshot", &bad_arg, "check"], 2);
-    failed(&["diff", &good_arg, &bad_arg], 1);
+    failed(&["diff", &good_arg, &bad_arg], 2);
     failed(
         &[
             "--snapshot",

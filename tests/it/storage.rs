@@ -100,7 +100,7 @@ async fn an_export_to_s3_reads_back_adds_only_what_is_new_and_survives_a_stop() 
     ]));
     assert_eq!(
         text(&succeeded(&diff, "diff")),
-        "org_id,table_name,change,key,columns\n",
+        "org_id,table_name,change,key,labels,column_name,old_value,new_value\n",
         "the same organization, exported twice: no change"
     );
 

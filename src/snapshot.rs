@@ -794,7 +794,7 @@ mod tests {
 
     /// Two snapshots as schemas of a session, made of SQL.
     async fn snapshots(statements: &[&str]) -> SessionContext {
-        let ctx = crate::session_context();
+        let ctx = crate::bare_context();
         let catalog = ctx.catalog("datafusion").expect("default catalog");
         for name in ["old", "new"] {
             catalog

@@ -199,7 +199,7 @@ async fn diff_shows_people_old_and_new_and_exits_1_on_a_change() {
     });
     export_to(emu.client_config(), &after, None).await;
 
-    let ctx = orgsql::session_context();
+    let ctx = orgsql::bare_context();
     orgsql::snapshot::attach(&ctx, "old", &before.as_path().into())
         .await
         .expect("old");
@@ -410,7 +410,7 @@ async fn diff_shows_people_old_and_new_and_exits_1_on_a_change() {
         &["--output", file.to_str().expect("UTF-8")],
     );
     succeeded(&output, "diff --output changes.parquet");
-    let read = orgsql::session_context();
+    let read = orgsql::bare_context();
     read.register_parquet("changes", file.to_str().expect("UTF-8"), Default::default())
         .await
         .expect("a Parquet file");

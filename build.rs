@@ -1,11 +1,13 @@
 //! Embeds the compliance pack (`queries/*.sql`) in the binary, so `orgsql
-//! check` runs the same controls wherever it is installed.
+//! check` runs the same controls wherever it is installed; and the commit
+//! it is built from, which every report names.
 
 // A build script reports a failure by panicking.
 #![allow(clippy::panic)]
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=queries");
@@ -38,4 +40,39 @@ fn main() {
     if let Err(e) = std::fs::write(&out, code) {
         panic!("cannot write {}: {e}", out.display());
     }
+    println!("cargo:rustc-env=ORGSQL_COMMIT={}", commit());
+}
+
+/// The commit checked out, "unknown" without git or a repository (a
+/// source tarball): the build never fails for want of it. Rebuilt when
+/// HEAD moves.
+fn commit() -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let Some(commit) = git(&["rev-parse", "HEAD"]) else {
+        return "unknown".to_string();
+    };
+    // HEAD, the branch it names, and packed refs: a commit changes one of them.
+    for file in ["HEAD", "packed-refs"]
+        .into_iter()
+        .map(str::to_string)
+        .chain(git(&["symbolic-ref", "-q", "HEAD"]))
+    {
+        if let Some(path) = git(&["rev-parse", "--path-format=absolute", "--git-path", &file])
+            .filter(|p| Path::new(p).exists())
+        {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
+    // No "modified" mark: the script reruns when HEAD moves, not on every
+    // edit, so it could not be kept true.
+    commit
 }

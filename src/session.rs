@@ -132,6 +132,16 @@ pub struct Session {
 }
 
 impl Session {
+    /// Whether it reads the built-in demo (its API is this process's own).
+    pub fn is_demo(&self) -> bool {
+        self._demo.is_some()
+    }
+
+    /// `--roster`, when given.
+    pub fn roster(&self) -> Option<&std::path::Path> {
+        self.roster.as_deref()
+    }
+
     /// The data's as-of instant for a report: fixed, or now.
     pub fn data_as_of(&self) -> String {
         self.as_of

@@ -332,6 +332,11 @@ impl Client {
         &self.inner.org_id
     }
 
+    /// The Admin API's base URL, for reports.
+    pub fn base_url(&self) -> &str {
+        self.inner.base_url.as_str()
+    }
+
     /// The organization's fixed "now", if it has one (`ClientConfig::clock`).
     pub fn clock(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         self.inner.clock

@@ -156,7 +156,7 @@ async fn the_pack_on_the_demo_org_alarms_exactly_on_its_findings() {
     let output = check_demo(&["--format", "json"]);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
-    let controls = report.as_array().expect("one entry per control");
+    let controls = report["results"].as_array().expect("one entry per control");
     assert!(controls.len() >= 15, "{} controls", controls.len());
     let outcome = |c: &serde_json::Value| c["outcome"].as_str().unwrap_or_default().to_string();
     let id = |c: &serde_json::Value| c["id"].as_str().unwrap_or_default().to_string();
@@ -316,7 +316,7 @@ async fn the_pack_on_the_demo_org_alarms_exactly_on_its_findings() {
 
 fn json_report(output: &Output) -> Vec<serde_json::Value> {
     serde_json::from_slice::<serde_json::Value>(&output.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", text(&output.stderr)))
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&output.stderr)))["results"]
         .as_array()
         .expect("controls")
         .clone()
@@ -560,4 +560,228 @@ async fn a_baseline_tells_new_open_and_fixed_findings() {
     }
     assert!(page.contains(&new_email) && page.contains("Fixed since the baseline"));
     assert!(page.contains(&org.id), "names the organization");
+}
+
+/// The sha256 of some bytes, as lowercase hex, computed here.
+fn sha256_hex(bytes: &[u8]) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Every format carries the envelope: the organization (id and name), the
+/// source, the operator, orgsql's version, the parameters, `--fail-on`, the
+/// roster's name and sha256, the framework and the command line; a report
+/// written to a file has its sha256 said; the key is never in any of it.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_report_format_carries_the_envelope() {
+    let emu = emulator(spec(60, 10), Faults::default(), None).await;
+    let org = emu.org();
+    let key = emu.connection_json()["api_key"]
+        .as_str()
+        .expect("a key")
+        .to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let roster = dir.path().join("roster.csv");
+    let roster_bytes =
+        b"email,name,manager_email,department,employment_status,end_date\nx@example.com,X,,IT,active,\n";
+    std::fs::write(&roster, roster_bytes).expect("roster");
+    let roster_sha = sha256_hex(roster_bytes);
+    let roster_arg = roster.display().to_string();
+    let run = |format: &str, out: &std::path::Path| {
+        orgsql_on(&emu)
+            .env("USER", "auditor")
+            .args([
+                "--roster",
+                &roster_arg,
+                "check",
+                "--controls",
+                "org_admin_count",
+            ])
+            .args(["--framework", "soc2", "--param", "max_org_admins=7"])
+            .args(["--fail-on", "high", "--format", format, "--output"])
+            .arg(out)
+            .output()
+            .expect("orgsql runs")
+    };
+    let version = env!("CARGO_PKG_VERSION");
+    for (format, file) in [
+        ("json", "r.json"),
+        ("junit", "r.xml"),
+        ("markdown", "r.md"),
+        ("html", "r.html"),
+        ("table", "r.txt"),
+    ] {
+        let path = dir.path().join(file);
+        let output = run(format, &path);
+        assert!(
+            matches!(output.status.code(), Some(0 | 1)),
+            "{format}: {}",
+            text(&output.stderr)
+        );
+        let bytes = std::fs::read(&path).expect("the report");
+        let report = text(&bytes);
+        // Its digest, said where a script can take it.
+        let said = format!("sha256 {}  {}", sha256_hex(&bytes), path.display());
+        assert!(
+            text(&output.stderr).contains(&said),
+            "{format}: {}",
+            text(&output.stderr)
+        );
+        for everything in [&report, &text(&output.stdout), &text(&output.stderr)] {
+            assert!(!everything.contains(&key), "{format}: the key is shown");
+        }
+        if format == "json" {
+            let json: serde_json::Value = serde_json::from_str(&report).expect("JSON");
+            let envelope = &json["envelope"];
+            assert_eq!(envelope["command"], "orgsql check");
+            assert_eq!(envelope["organizations"][0]["id"], org.id.as_str());
+            assert_eq!(envelope["organizations"][0]["name"], org.name.as_str());
+            assert_eq!(
+                envelope["source"]["api_url"],
+                format!("{}/", emu.base_url())
+            );
+            assert_eq!(envelope["parameters"]["max_org_admins"], "7");
+            assert_eq!(envelope["fail_on"], "high");
+            assert_eq!(envelope["framework"], "soc2");
+            assert_eq!(envelope["roster"]["file"], roster_arg.as_str());
+            assert_eq!(envelope["roster"]["sha256"], roster_sha.as_str());
+            assert_eq!(envelope["orgsql_version"], version);
+            assert!(
+                envelope["orgsql_commit"]
+                    .as_str()
+                    .is_some_and(|c| !c.is_empty())
+            );
+            let operator = envelope["operator"].as_str().expect("operator");
+            assert!(operator.starts_with("auditor@"), "{operator}");
+            // Live data is as of the run: between its start and end.
+            let instant = |field: &str| {
+                chrono::DateTime::parse_from_rfc3339(envelope[field].as_str().expect(field))
+                    .unwrap_or_else(|e| panic!("{field}: {e}"))
+            };
+            assert!(instant("run_started") <= instant("data_as_of"));
+            assert!(instant("data_as_of") <= instant("run_ended"));
+            let line: Vec<&str> = envelope["command_line"]
+                .as_array()
+                .expect("command line")
+                .iter()
+                .filter_map(|a| a.as_str())
+                .collect();
+            assert!(
+                line.windows(2).any(|w| w == ["--fail-on", "high"]),
+                "{line:?}"
+            );
+            assert_eq!(json["results"][0]["id"], "org_admin_count");
+            continue;
+        }
+        if format == "junit" {
+            let doc = roxmltree::Document::parse(&report).expect("XML");
+            let suite = doc
+                .descendants()
+                .find(|n| n.has_tag_name("testsuite"))
+                .expect("a test suite");
+            let property = |name: &str| -> String {
+                suite
+                    .children()
+                    .filter(|n| n.has_tag_name("properties"))
+                    .flat_map(|n| n.children())
+                    .find(|p| p.attribute("name") == Some(name))
+                    .and_then(|p| p.attribute("value"))
+                    .unwrap_or_else(|| panic!("no property {name}: {report}"))
+                    .to_string()
+            };
+            assert!(property("organization").contains(&org.id));
+            assert!(property("roster").contains(&roster_sha));
+            assert_eq!(property("fail_on"), "high");
+            assert_eq!(property("framework"), "soc2");
+            assert!(property("operator").starts_with("auditor@"));
+        }
+        for expected in [
+            org.id.as_str(),
+            org.name.as_str(),
+            roster_sha.as_str(),
+            "max_org_admins=7",
+            "auditor@",
+            version,
+            "--fail-on high",
+            "soc2",
+        ] {
+            assert!(
+                report.contains(expected),
+                "{format} lacks {expected}: {report}"
+            );
+        }
+    }
+}
+
+/// `--api-key-file`'s value is a path, but the command line a report shows
+/// hides the value of any flag naming a key.
+#[test]
+fn the_command_line_in_a_report_hides_a_key_flags_value() {
+    let output = orgsql_alone()
+        .args(["--demo", "--api-key-file", "/no/such/secret-place", "check"])
+        .args(["--controls", "org_admin_count", "--format", "json"])
+        .output()
+        .expect("orgsql runs");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&output.stderr)));
+    let line = json["envelope"]["command_line"].to_string();
+    assert!(!line.contains("secret-place"), "{line}");
+    assert!(line.contains(r#""--api-key-file","[redacted]""#), "{line}");
+    assert_eq!(json["envelope"]["data_as_of"], "2026-11-30T12:00:00Z");
+}
+
+/// `--baseline` reads a JSON report in both shapes: the enveloped object,
+/// and the bare list of results of orgsql before the envelope.
+#[test]
+fn a_baseline_reads_the_old_and_the_new_json_report() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let new = dir.path().join("new.json");
+    let first = check_demo(
+        &["--controls", "org_admin_count", "--output"]
+            .into_iter()
+            .chain([new.to_str().expect("utf-8")])
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(first.status.code(), Some(1), "{}", text(&first.stderr));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&new).expect("report")).expect("JSON");
+    let old = dir.path().join("old.json");
+    std::fs::write(&old, report["results"].to_string()).expect("old shape");
+    for baseline in [&new, &old] {
+        let output = check_demo(&[
+            "--controls",
+            "org_admin_count",
+            "--baseline",
+            baseline.to_str().expect("utf-8"),
+            "--format",
+            "json",
+        ]);
+        let again = json_report(&output);
+        // The same demo, the same alarms: each still open, none new, none fixed.
+        let alarms: Vec<&serde_json::Value> = again[0]["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter(|f| f["status"] == "alarm")
+            .collect();
+        assert!(!alarms.is_empty());
+        for alarm in alarms {
+            assert_eq!(alarm["since"], "open", "{}: {alarm}", baseline.display());
+        }
+        assert_eq!(again[0]["resolved"], serde_json::json!([]));
+    }
+    // Neither shape: said, with what to give instead.
+    let wrong = dir.path().join("wrong.json");
+    std::fs::write(&wrong, r#"{"results": 3}"#).expect("wrong");
+    let output = check_demo(&["--baseline", wrong.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("not a `check --format json` report"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("snapshot folder"), "{stderr}");
 }

@@ -503,7 +503,7 @@ async fn named_connections_from_a_config_file() {
 fn alarms_by_org(output: &Output) -> BTreeMap<(String, String), Vec<String>> {
     let report: Value = serde_json::from_slice(&output.stdout).expect("a JSON report");
     let mut alarms = BTreeMap::new();
-    for result in report.as_array().expect("results") {
+    for result in report["results"].as_array().expect("results") {
         let org = result["org_id"].as_str().unwrap_or_default().to_string();
         let id = result["id"].as_str().expect("id").to_string();
         alarms.insert((org, id), alarmed_resources(result));

@@ -175,7 +175,7 @@ async fn a_review_verified_reports_the_revoke_not_done_and_the_new_grant_only() 
     );
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json report");
     let entry = |id: &str| {
-        report
+        report["results"]
             .as_array()
             .expect("results")
             .iter()
@@ -255,7 +255,7 @@ async fn a_review_verified_reports_the_revoke_not_done_and_the_new_grant_only() 
     );
     let offline: serde_json::Value = serde_json::from_slice(&offline.stdout).expect("json");
     let findings = |report: &serde_json::Value| -> Vec<serde_json::Value> {
-        report
+        report["results"]
             .as_array()
             .expect("results")
             .iter()
@@ -505,7 +505,7 @@ fn the_leaver_controls_alarm_on_exactly_the_planted_people_and_skip_without_a_ro
     );
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     let alarms = |id: &str| {
-        let entry = report
+        let entry = report["results"]
             .as_array()
             .expect("results")
             .iter()
@@ -551,7 +551,7 @@ fn the_leaver_controls_alarm_on_exactly_the_planted_people_and_skip_without_a_ro
         .expect("orgsql runs");
     assert_eq!(without.status.code(), Some(0), "skipped is not failed");
     let report: serde_json::Value = serde_json::from_slice(&without.stdout).expect("json");
-    for entry in report.as_array().expect("results") {
+    for entry in report["results"].as_array().expect("results") {
         assert_eq!(entry["outcome"], "skipped", "{entry}");
         assert!(
             entry["skipped"]
@@ -713,7 +713,7 @@ async fn a_snapshot_source_is_judged_as_against_is_and_refused_alike_when_stale_
     assert_eq!(by_against.0, Some(0), "{}", by_against.1);
     let findings = |stdout: &[u8]| -> Vec<serde_json::Value> {
         let report: serde_json::Value = serde_json::from_slice(stdout).expect("a JSON report");
-        report
+        report["results"]
             .as_array()
             .expect("results")
             .iter()

@@ -83,7 +83,7 @@ async fn an_export_to_s3_reads_back_adds_only_what_is_new_and_survives_a_stop() 
         ]));
         let report: serde_json::Value =
             serde_json::from_slice(&output.stdout).expect("a JSON report");
-        report
+        report["results"]
             .as_array()
             .expect("results")
             .iter()

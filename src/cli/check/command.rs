@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::{About, Checked, Report};
+use super::{Checked, Envelope, Report};
 use crate::cli::At;
 use crate::cli::files::Output;
 use crate::session::Session;
@@ -60,7 +60,10 @@ pub async fn run(session: &Session, args: &CheckArgs, output: &Output) -> Result
         })
         .map_err(anyhow::Error::msg)?;
     let values = super::parameters(&controls, &args.params).map_err(anyhow::Error::msg)?;
-    let generated_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut envelope = Envelope::begin("orgsql check").with_session(session).await;
+    envelope.parameters = values.clone();
+    envelope.fail_on.clone_from(&args.fail_on);
+    envelope.framework.clone_from(&args.framework);
     // A snapshot baseline: the same controls on the same organizations then.
     let then = match args.baseline.as_deref().and_then(snapshot_at) {
         Some(location) => Some(
@@ -104,37 +107,38 @@ pub async fn run(session: &Session, args: &CheckArgs, output: &Output) -> Result
     if let Some((alarmed, _)) = &baseline {
         super::compare(&mut results, alarmed);
     }
-    let about = About {
-        org: session.org.clone(),
-        source: session.described.clone(),
-        data_as_of: session.data_as_of(),
-        generated_at,
-        framework: args.framework.clone(),
-        baseline: baseline.map(|(_, what)| what),
-    };
-    write_report(output, format, &results, &about)?;
+    envelope.baseline = baseline.map(|(_, what)| what);
+    write_report(output, format, &results, &envelope.end())?;
     Ok(ExitCode::from(super::exit_code(
         &results,
         args.fail_on.as_deref(),
     )))
 }
 
-/// A report of `check` or `review verify`: to `--output`, atomically, or
+/// A report of `check` or `review verify`: to `--output`, atomically, its
+/// sha256 said on stderr (a report cannot hold its own digest), or to
 /// standard output.
 pub fn write_report(
     output: &Output,
     format: Report,
     results: &[Checked],
-    about: &About,
+    envelope: &Envelope,
 ) -> Result<()> {
     match &output.path {
-        Some(path) => crate::cli::files::write_atomically(path, |mut file| {
-            super::write_report(&mut file, format, results, about).map_err(|e| {
-                datafusion::error::DataFusionError::Execution(format!("{}: {e}", path.display()))
+        Some(path) => {
+            let mut bytes = Vec::new();
+            super::write_report(&mut bytes, format, results, envelope)?;
+            crate::cli::files::write_atomically(path, |mut file| {
+                std::io::Write::write_all(&mut file, &bytes).map_err(crate::cli::files::io_at(path))
             })
-        })
-        .at("--output")?,
-        None => super::write_report(&mut std::io::stdout().lock(), format, results, about)?,
+            .at("--output")?;
+            eprintln!(
+                "sha256 {}  {}",
+                crate::snapshot::sha256(&bytes),
+                crate::cli::output::visible(&path.display().to_string())
+            );
+        }
+        None => super::write_report(&mut std::io::stdout().lock(), format, results, envelope)?,
     }
     Ok(())
 }

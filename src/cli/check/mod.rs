@@ -11,6 +11,7 @@
 //! when asked for (`--roster`): without them the control is skipped, saying why.
 
 pub mod command;
+pub mod envelope;
 mod report;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,8 +21,9 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
+pub use envelope::Envelope;
 pub(crate) use report::h as escape_html;
-pub use report::{About, Report, write_report};
+pub use report::{Report, write_report};
 
 mod pack {
     include!(concat!(env!("OUT_DIR"), "/pack.rs"));
@@ -600,12 +602,29 @@ pub fn alarmed_in_report(path: &Path) -> Result<Alarmed, String> {
     }
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("--baseline {}: {e}", path.display()))?;
-    let earlier: Vec<Earlier> = serde_json::from_str(&text).map_err(|e| {
-        format!(
-            "--baseline {}: not a `check --format json` report: {e}",
+    // Reports before the envelope were a bare list of results.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Shape {
+        Enveloped { results: Vec<Earlier> },
+        Bare(Vec<Earlier>),
+    }
+    let Ok(Shape::Enveloped { results: earlier } | Shape::Bare(earlier)) =
+        serde_json::from_str(&text)
+    else {
+        // Untagged says only "no variant matched": say what is wrong with the new shape.
+        let e = serde_json::from_str::<serde_json::Value>(&text)
+            .and_then(|v| {
+                serde_json::from_value::<Vec<Earlier>>(v.get("results").cloned().unwrap_or(v))
+            })
+            .err()
+            .map_or_else(String::new, |e| format!(": {e}"));
+        return Err(format!(
+            "--baseline {}: not a `check --format json` report{e}; give a JSON report \
+             of `orgsql check` or a snapshot folder",
             path.display()
-        )
-    })?;
+        ));
+    };
     Ok(earlier
         .into_iter()
         .map(|c| {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use super::{Checked, FRAMEWORKS, Outcome, SEVERITIES, Since};
+use super::{Checked, Envelope, FRAMEWORKS, Outcome, SEVERITIES, Since};
 use crate::cli::output::visible;
 
 impl Report {
@@ -30,40 +30,29 @@ pub enum Report {
     Html,
 }
 
-/// What a report says about the run itself.
-#[derive(Debug, Clone, Default)]
-pub struct About {
-    /// The organization(s) the controls ran on.
-    pub org: String,
-    /// Where the data came from: the live API, or a snapshot and its time.
-    pub source: String,
-    /// When the run began (RFC 3339).
-    pub generated_at: String,
-    /// The instant the data is as of (RFC 3339): a snapshot's, the demo's
-    /// fixed clock, else when the run began.
-    pub data_as_of: String,
-    /// `--framework`: group the report by this framework's controls.
-    pub framework: Option<String>,
-    /// `--baseline`: what the run was compared with.
-    pub baseline: Option<String>,
-}
-
 pub fn write_report(
     out: &mut dyn Write,
     report: Report,
     results: &[Checked],
-    about: &About,
+    envelope: &Envelope,
 ) -> std::io::Result<()> {
     match report {
-        Report::Table => table(out, results, about),
-        Report::Markdown => markdown(out, results, about),
-        Report::Junit => junit(out, results, about),
-        Report::Html => html(out, results, about),
+        Report::Table => table(out, results, envelope),
+        Report::Markdown => markdown(out, results, envelope),
+        Report::Junit => junit(out, results, envelope),
+        Report::Html => html(out, results, envelope),
         Report::Json => {
-            serde_json::to_writer_pretty(&mut *out, results)?;
+            serde_json::to_writer_pretty(&mut *out, &Json { envelope, results })?;
             writeln!(out)
         }
     }
+}
+
+/// The JSON report: the run, then a result per control (and organization).
+#[derive(serde::Serialize)]
+struct Json<'a> {
+    envelope: &'a Envelope,
+    results: &'a [Checked],
 }
 
 fn label(outcome: Outcome) -> &'static str {
@@ -117,7 +106,7 @@ fn parameters(result: &Checked) -> String {
 
 /// The results in report order: by the `--framework` controls they evidence
 /// (a result under each), else as run.
-fn groups<'r>(results: &'r [Checked], about: &About) -> Vec<(Option<String>, Vec<&'r Checked>)> {
+fn groups<'r>(results: &'r [Checked], about: &Envelope) -> Vec<(Option<String>, Vec<&'r Checked>)> {
     let Some(framework) = &about.framework else {
         return vec![(None, results.iter().collect())];
     };
@@ -141,7 +130,12 @@ fn framework_name(key: &str) -> &str {
         .map_or(key, |(_, name)| name)
 }
 
-fn table(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io::Result<()> {
+/// The table's envelope: `# `-led lines before it, on standard output with
+/// it, so a saved table keeps what it is of, and `grep -v '^#'` drops them.
+fn table(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::io::Result<()> {
+    for (_, label, value) in about.fields() {
+        writeln!(out, "# {label}: {}", visible(&value))?;
+    }
     let width = results.iter().map(|r| r.name().len()).max().unwrap_or(0);
     for (group, members) in groups(results, about) {
         if let (Some(group), Some(framework)) = (&group, &about.framework) {
@@ -188,8 +182,13 @@ fn table(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io::Re
     writeln!(out, "Data as of {}.", visible(&about.data_as_of))
 }
 
-fn markdown(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io::Result<()> {
+fn markdown(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::io::Result<()> {
     let cell = |s: &str| visible(s).replace('|', "\\|");
+    writeln!(out, "| Run | |\n|---|---|")?;
+    for (_, label, value) in about.fields() {
+        writeln!(out, "| {label} | {} |", cell(&value))?;
+    }
+    writeln!(out)?;
     for (group, members) in groups(results, about) {
         if let (Some(group), Some(framework)) = (&group, &about.framework) {
             writeln!(out, "\n### {} {}\n", framework_name(framework), cell(group))?;
@@ -269,7 +268,7 @@ fn xml(text: &str) -> String {
 /// JUnit XML: one test case per control; an alarm is a failure, a control
 /// that could not run an error; the framework references and parameter
 /// values as properties.
-fn junit(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io::Result<()> {
+fn junit(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::io::Result<()> {
     let count = |o| results.iter().filter(|r| r.outcome == o).count();
     writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
     writeln!(
@@ -289,11 +288,13 @@ fn junit(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io::Re
         count(Outcome::Skipped)
     )?;
     writeln!(out, "    <properties>")?;
-    writeln!(
-        out,
-        r#"      <property name="data_as_of" value="{}"/>"#,
-        xml(&about.data_as_of)
-    )?;
+    for (key, _, value) in about.fields() {
+        writeln!(
+            out,
+            r#"      <property name="{key}" value="{}"/>"#,
+            xml(&value)
+        )?;
+    }
     writeln!(out, "    </properties>")?;
     for r in results {
         let c = &r.control;
@@ -366,7 +367,7 @@ pub(crate) fn h(text: &str) -> String {
 
 /// The evidence report: one HTML file (well-formed XHTML), its style inline,
 /// nothing fetched (no script, no link, no image), readable printed to PDF.
-fn html(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io::Result<()> {
+fn html(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::io::Result<()> {
     let count = |o, severity: Option<&str>| {
         results
             .iter()
@@ -378,7 +379,8 @@ fn html(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io::Res
         out,
         "<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\"><head><meta charset=\"utf-8\"/>"
     )?;
-    writeln!(out, "<title>orgsql check: {}</title>", h(&about.org))?;
+    let org = about.organizations_line();
+    writeln!(out, "<title>orgsql check: {}</title>", h(&org))?;
     const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
          table{border-collapse:collapse;margin:1em 0}\
          td,th{border:1px solid #bbb;padding:.3em .6em;text-align:left;vertical-align:top}\
@@ -387,20 +389,10 @@ fn html(out: &mut dyn Write, results: &[Checked], about: &About) -> std::io::Res
          white-space:pre-wrap}section{page-break-inside:avoid;margin-bottom:2em}\
          .new{color:#a40000}.fixed{color:#1a6b1a}.skip{color:#666;font-weight:bold}";
     writeln!(out, "<style>{STYLE}</style></head><body>")?;
-    writeln!(out, "<h1>Compliance evidence: {}</h1>", h(&about.org))?;
+    writeln!(out, "<h1>Compliance evidence: {}</h1>", h(&org))?;
     writeln!(out, "<table>")?;
-    for (key, value) in [
-        ("Organization", about.org.as_str()),
-        ("Source", about.source.as_str()),
-        ("Data as of", about.data_as_of.as_str()),
-        ("Generated", about.generated_at.as_str()),
-        ("orgsql", env!("CARGO_PKG_VERSION")),
-        (
-            "Compared with",
-            about.baseline.as_deref().unwrap_or("(no baseline)"),
-        ),
-    ] {
-        writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", h(key), h(value))?;
+    for (_, label, value) in about.fields() {
+        writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", h(label), h(&value))?;
     }
     writeln!(out, "</table>")?;
     writeln!(out, "<p>{}</p>", h(&summary(results)))?;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 
 use crate::cli::check::command::write_report;
-use crate::cli::check::{About, Report};
+use crate::cli::check::{Envelope, Report};
 use crate::cli::files::Output;
 use crate::session::Source;
 
@@ -116,25 +116,33 @@ pub async fn run(
                 },
                 (None, None) => None,
             };
-            let (ctx, described, at, session) = match snapshot {
+            let envelope = Envelope::begin("orgsql review verify");
+            let (ctx, described, at, session, envelope) = match snapshot {
                 Some((flag, dir)) => {
                     let (ctx, described, at) = super::snapshot_now(flag, &dir).await?;
-                    (ctx, described, at, None)
+                    let envelope = envelope.with_snapshot(&dir).await;
+                    (ctx, described, at, None, envelope)
                 }
                 None => {
                     let session = Source::of(options)?.open(options, true).await?;
+                    let envelope = envelope.with_session(&session).await;
                     (
                         session.ctx.clone(),
                         session.described.clone(),
                         chrono::Utc::now(),
                         Some(session),
+                        envelope,
                     )
                 }
             };
+            let mut envelope = envelope;
+            envelope.source.description.clone_from(&described);
+            envelope.data_as_of = crate::cli::check::envelope::rfc3339(at);
             let now = super::Now {
                 ctx: &ctx,
                 described: described.clone(),
                 at,
+                envelope,
             };
             let result = super::verify(&args.dir, &now).await;
             if let Some(orgs) = session.as_ref().and_then(|s| s.orgs.as_ref()) {
@@ -155,15 +163,8 @@ pub async fn run(
                     return Err(e);
                 }
             };
-            let about = About {
-                org: verified.review.orgs.join(", "),
-                source: described,
-                generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                data_as_of: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                framework: None,
-                baseline: Some(super::compared_with(&verified, &args.dir)),
-            };
-            write_report(output, format, &verified.results, &about)?;
+            let envelope = super::enveloped(&now.envelope, &verified, &args.dir).end();
+            write_report(output, format, &verified.results, &envelope)?;
             Ok(ExitCode::from(crate::cli::check::exit_code(
                 &verified.results,
                 None,

@@ -869,6 +869,8 @@ pub struct Now<'a> {
     pub described: String,
     /// When: the time of the live read, or the snapshot's export.
     pub at: DateTime<Utc>,
+    /// What the reports say of the run (the rest is filled in as known).
+    pub envelope: super::check::Envelope,
 }
 
 /// A snapshot to judge a review against, however it was named (`--against
@@ -1072,6 +1074,29 @@ pub fn compared_with(verified: &Verified, dir: &Path) -> String {
     )
 }
 
+/// The envelope of a verification's reports: the review's organizations
+/// (when the session did not name them), and what it was verified against.
+pub fn enveloped(
+    envelope: &super::check::Envelope,
+    verified: &Verified,
+    dir: &Path,
+) -> super::check::Envelope {
+    let mut envelope = envelope.clone();
+    if envelope.organizations.is_empty() {
+        envelope.organizations = verified
+            .review
+            .orgs
+            .iter()
+            .map(|id| super::check::envelope::Organization {
+                id: id.clone(),
+                ..Default::default()
+            })
+            .collect();
+    }
+    envelope.baseline = Some(compared_with(verified, dir));
+    envelope
+}
+
 /// `summary.md` beside the files: what was reviewed, each reviewer's file
 /// with its decisions, then the report as `check --format markdown` writes it.
 fn write_summary(
@@ -1127,19 +1152,12 @@ fn write_summary(
         )?;
     }
     writeln!(text, "\n## Findings\n")?;
-    let about = super::check::About {
-        org: review.orgs.join(", "),
-        source: now.described.clone(),
-        generated_at: now.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        data_as_of: now.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        framework: None,
-        baseline: Some(compared_with(verified, dir)),
-    };
+    let envelope = enveloped(&now.envelope, verified, dir).end();
     super::check::write_report(
         &mut text,
         super::check::Report::Markdown,
         &verified.results,
-        &about,
+        &envelope,
     )?;
     let path = dir.join(SUMMARY);
     super::files::write_atomically(&path, |mut file| {

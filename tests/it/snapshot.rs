@@ -62,7 +62,7 @@ async fn an_export_read_back_answers_as_the_live_org() {
                 d.expect("entry")
                     .file_name()
                     .to_string_lossy()
-                    .starts_with("date=")
+                    .starts_with("month=")
             })
     );
 

@@ -274,10 +274,12 @@ pub fn tidy(out: &Path, entry: &TableEntry, log: &mut dyn std::io::Write) -> Res
             let ours = file_name.ends_with(".parquet")
                 && (file_name.starts_with("part-") || file_name.starts_with(".part-"));
             let relative = format!("{}/{name}/{file_name}", entry.path);
-            if ours && !listed.contains(relative.as_str()) && file.path().is_file() {
-                if std::fs::remove_file(file.path()).is_err() {
-                    left.push(relative);
-                }
+            if ours
+                && !listed.contains(relative.as_str())
+                && file.path().is_file()
+                && std::fs::remove_file(file.path()).is_err()
+            {
+                left.push(relative);
             }
         }
         // Only if empty: fails (and is left) otherwise.

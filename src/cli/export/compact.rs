@@ -144,13 +144,17 @@ pub async fn compact(
                 .map_err(io_at(out))?;
             }
             Ok(Folded::NotAsExported(what)) => {
+                let shown = match &source {
+                    Source::Folder => out.display().to_string(),
+                    Source::Bucket(remote) => remote.url().to_string(),
+                };
                 writeln!(
                     log,
                     "{}: month {month} left as it is: {}; `orgsql snapshot verify {}` lists \
                      every problem",
                     entry.name,
                     crate::text::visible(&what),
-                    out.display()
+                    crate::text::visible(&shown)
                 )
                 .map_err(io_at(out))?;
             }
@@ -182,8 +186,10 @@ async fn fold(
     for file in files {
         let path = out.join(&file.path);
         let problem = match source {
-            Source::Folder => checker.check(&path, file).err(),
-            Source::Bucket(remote) => fetch(remote, file, &path).await?,
+            // Staged for object storage, this run's files are here, and
+            // the earlier ones in the bucket.
+            Source::Bucket(remote) if !path.exists() => fetch(remote, file, &path).await?,
+            _ => checker.check(&path, file).err(),
         };
         if let Some(what) = problem {
             return Ok(Folded::NotAsExported(format!("{} {what}", file.path)));

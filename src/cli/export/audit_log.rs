@@ -377,15 +377,17 @@ fn since_micros(text: &str) -> Result<i64> {
 /// a four-year history is some fifty folders, not some fifteen hundred
 /// files of a few events each, which warehouses (Spark, Athena) read
 /// slowly. The stream is in processing order, which is nearly time order:
-/// a month's file is closed when a batch holds none of its events, so only
-/// a month or two are open at a time; an event processed late gets a small
-/// file of its own, which compaction folds in once the month is closed
-/// (`compact`).
+/// the `OPEN_MONTHS` months written last keep their files open, so events
+/// of last month processed days late still go into its file; an event
+/// older than those gets a small file of its own, which compaction folds in
+/// once the month is closed (`compact`).
 struct MonthWriter {
     dir: PathBuf,
     schema: SchemaRef,
     stamp: String,
-    open: BTreeMap<Option<i64>, ArrowWriter<File>>,
+    /// Each open month's file, and the batch that last wrote to it.
+    open: BTreeMap<Option<i64>, (ArrowWriter<File>, u64)>,
+    batches: u64,
     files: u64,
     rows: u64,
     newest: Option<i64>,
@@ -413,6 +415,10 @@ fn month_folder(month: Option<i64>) -> String {
 /// events, large enough for engines to read well.
 pub(super) const ROW_GROUP_BYTES: usize = 16 << 20;
 
+/// Months with a file open at once (each holding up to `ROW_GROUP_BYTES`):
+/// this month, last month (its late events), and one more.
+const OPEN_MONTHS: usize = 3;
+
 /// Write `batch`, flushing the row group once it reaches `ROW_GROUP_BYTES`.
 pub(super) fn write_bounded(writer: &mut ArrowWriter<File>, batch: &RecordBatch) -> Result<()> {
     writer.write(batch)?;
@@ -430,6 +436,7 @@ impl MonthWriter {
             schema,
             stamp,
             open: BTreeMap::new(),
+            batches: 0,
             files: 0,
             rows: 0,
             newest: None,
@@ -447,6 +454,7 @@ impl MonthWriter {
                 month_of_micros(times.value(i))
             })
             .collect();
+        self.batches += 1;
         let mut distinct = months.clone();
         distinct.sort_unstable();
         distinct.dedup();
@@ -459,24 +467,23 @@ impl MonthWriter {
                 self.files += 1;
                 let path = folder.join(format!("part-{}-{:05}.parquet", self.stamp, self.files));
                 let file = File::create(&path).map_err(io_at(&path))?;
-                self.open.insert(
-                    *month,
-                    ArrowWriter::try_new(file, self.schema.clone(), None)?,
-                );
+                let writer = ArrowWriter::try_new(file, self.schema.clone(), None)?;
+                self.open.insert(*month, (writer, self.batches));
             }
-            if let Some(writer) = self.open.get_mut(month) {
+            if let Some((writer, used)) = self.open.get_mut(month) {
                 write_bounded(writer, &part)?;
+                *used = self.batches;
             }
             self.rows += part.num_rows() as u64;
         }
-        let done: Vec<Option<i64>> = self
-            .open
-            .keys()
-            .filter(|m| !distinct.contains(m))
-            .copied()
-            .collect();
-        for month in done {
-            if let Some(writer) = self.open.remove(&month) {
+        // The months written longest ago are closed.
+        while self.open.len() > OPEN_MONTHS.max(distinct.len()) {
+            let oldest = self
+                .open
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(month, _)| *month);
+            if let Some((writer, _)) = oldest.and_then(|m| self.open.remove(&m)) {
                 writer.close()?;
             }
         }
@@ -485,7 +492,7 @@ impl MonthWriter {
 
     /// Close every file; the rows written and the newest time.
     fn finish(self) -> Result<(u64, Option<DateTime<Utc>>)> {
-        for (_, writer) in self.open {
+        for (_, (writer, _)) in self.open {
             writer.close()?;
         }
         Ok((

@@ -12,7 +12,12 @@
 //! - rate: with the API's documented rate budgets enforced (the emulator's
 //!   clock 60 times faster: a minute lasts a second), an export of 100,000
 //!   events, `user_last_active` for 2,000 users and a fan-out over an
-//!   unpublished budget, each against the time its budget allows at best.
+//!   unpublished budget, each against the time its budget allows at best;
+//! - snapshot: an export of 200,000 events and their context (the
+//!   emulator's history of several years) by the real binary, then the
+//!   time the binary takes to open it (`SELECT 1`) and to count events by
+//!   action, with the number of files. `ORGSQL_BENCH_BIN=path` measures
+//!   another build of orgsql (an earlier one, for before and after).
 //!
 //! `cargo bench -- decode` runs only the benches whose name contains "decode".
 
@@ -60,6 +65,9 @@ async fn main() {
     }
     if wanted("storage") {
         storage().await;
+    }
+    if wanted("snapshot") {
+        snapshot();
     }
 }
 
@@ -312,11 +320,12 @@ async fn export_memory() {
     let (manifest, elapsed) = export_events(config, out.path()).await;
     let _ = child.kill();
     let _ = child.wait();
-    let days = std::fs::read_dir(out.path().join("events"))
+    let months = std::fs::read_dir(out.path().join("events"))
         .map(std::iter::Iterator::count)
         .unwrap_or(0);
+    let files = manifest.tables[0].files.len();
     println!(
-        "export: {} events in {days} day partitions, {} requests, {elapsed:.1} s; \
+        "export: {} events in {months} month partitions ({files} files), {} requests, {elapsed:.1} s; \
          peak memory of the exporting process {:.0} MB ({before:.0} MB before)",
         manifest.tables[0].rows,
         manifest.tables[0].requests,
@@ -496,4 +505,115 @@ async fn storage() {
          S3 on loopback {s3:.2} s; ratio {:.2}",
         s3 / local
     );
+}
+
+/// The binary a bench runs: this build's, or `ORGSQL_BENCH_BIN`'s.
+fn orgsql_binary() -> std::path::PathBuf {
+    std::env::var_os("ORGSQL_BENCH_BIN")
+        .map_or_else(|| env!("CARGO_BIN_EXE_orgsql").into(), Into::into)
+}
+
+/// The median time of `runs` runs of `command`, in seconds (each must succeed).
+fn median_run(runs: usize, mut command: impl FnMut() -> std::process::Command) -> f64 {
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let mut command = command();
+            let started = Instant::now();
+            let output = command.output().expect("orgsql runs");
+            let elapsed = started.elapsed().as_secs_f64();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            elapsed
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// An export of 200,000 events (and their context) by the binary, then the
+/// binary opening it: what a user waits for, process start included.
+fn snapshot() {
+    const EVENTS: usize = 200_000;
+    const RUNS: usize = 7;
+    let binary = orgsql_binary();
+    let (mut child, connection) = emulator_process(100, EVENTS);
+    let text = |key: &str| connection[key].as_str().expect(key).to_string();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("snap");
+    let cache = tmp.path().join("cache");
+    let out = dir.display().to_string();
+    let exported = std::process::Command::new(&binary)
+        .args(["--base-url", &text("base_url"), "--org-id", &text("org_id")])
+        .env("ATLASSIAN_API_KEY", text("api_key"))
+        .args(["export", "--tables", "events,event_context", "--out", &out])
+        .output()
+        .expect("orgsql runs");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    // As an export made earlier: the verification record leaves out files
+    // changed in the last seconds.
+    let earlier = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let mut files = 0;
+    let mut folders = std::collections::BTreeSet::new();
+    let mut pending = vec![dir.clone()];
+    while let Some(path) = pending.pop() {
+        for entry in std::fs::read_dir(&path).expect("readable").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                files += 1;
+                folders.insert(path.parent().expect("a folder").to_path_buf());
+                std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(earlier))
+                    .expect("dated back");
+            }
+        }
+    }
+    let query = |sql: &'static str| {
+        let (binary, cache, out) = (binary.clone(), cache.clone(), out.clone());
+        move || {
+            let mut command = std::process::Command::new(&binary);
+            command.env("XDG_CACHE_HOME", &cache).args([
+                "--snapshot",
+                &out,
+                "--format",
+                "csv",
+                "-c",
+                sql,
+            ]);
+            command
+        }
+    };
+    // The first opening hashes every file (and records it); what follows
+    // is every later query's cost.
+    let first = median_run(1, query("SELECT 1"));
+    let open = median_run(RUNS, query("SELECT 1"));
+    let group = "SELECT action, count(*) FROM events GROUP BY action";
+    let grouped = median_run(RUNS, query(group));
+    println!(
+        "snapshot: export of {EVENTS} events (with the role history) and their context: {files} \
+         files in {} folders; `orgsql --snapshot DIR -c ...` by {}, median of {RUNS}: SELECT 1 \
+         {:.0} ms (the first, hashing every file: {:.0} ms), {group} {:.0} ms",
+        folders.len(),
+        binary.display(),
+        open * 1000.0,
+        first * 1000.0,
+        grouped * 1000.0
+    );
+    if let Some(keep) = std::env::var_os("ORGSQL_BENCH_KEEP") {
+        // For measuring other readers (DuckDB) on the same files.
+        let _ = std::fs::remove_dir_all(&keep);
+        std::fs::rename(&dir, &keep).expect("kept");
+    }
 }

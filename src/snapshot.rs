@@ -48,7 +48,9 @@ pub struct Skipped {
 pub struct TableEntry {
     pub name: String,
     /// Relative to the snapshot folder: a file, or a folder of files
-    /// (events: hive-style `date=YYYY-MM-DD/` partitions).
+    /// (the audit log: hive-style `month=YYYY-MM/` partitions, or the
+    /// `date=YYYY-MM-DD/` ones of an export by an orgsql before months, or both:
+    /// the manifest lists the files, a folder name is not a column).
     pub path: String,
     pub rows: u64,
     /// API requests the export of this table made.

@@ -270,6 +270,10 @@ pub struct Checker {
     record: Option<PathBuf>,
     known: Record,
     hashed: Vec<(String, Hashed)>,
+    /// Folders' canonical paths, found once: a snapshot's files share a
+    /// few folders, and resolving each file's path whole (a system call per
+    /// component) was most of the cost of checking it.
+    folders: BTreeMap<PathBuf, Option<PathBuf>>,
 }
 
 impl Checker {
@@ -282,13 +286,51 @@ impl Checker {
             record,
             known,
             hashed: Vec::new(),
+            folders: BTreeMap::new(),
         }
+    }
+
+    /// The canonical path of the file `path`, of which `meta` is the
+    /// `symlink_metadata`: its folder's (resolved once per folder) and its
+    /// name, when it is no symbolic link itself; else resolved whole.
+    fn canonical(&mut self, path: &Path, meta: &std::fs::Metadata) -> Option<PathBuf> {
+        let (Some(folder), Some(name)) = (path.parent(), path.file_name()) else {
+            return std::fs::canonicalize(path).ok();
+        };
+        if meta.file_type().is_symlink() || folder.as_os_str().is_empty() {
+            return std::fs::canonicalize(path).ok();
+        }
+        Some(self.canonical_folder(folder)?.join(name))
+    }
+
+    fn canonical_folder(&mut self, folder: &Path) -> Option<PathBuf> {
+        if let Some(known) = self.folders.get(folder) {
+            return known.clone();
+        }
+        // A folder that is no symbolic link: its parent's path (resolved
+        // once for all its folders) and its name, one system call.
+        let parent = folder.parent().filter(|p| !p.as_os_str().is_empty());
+        let resolved = match (parent, folder.file_name()) {
+            (Some(parent), Some(name))
+                if std::fs::symlink_metadata(folder).is_ok_and(|m| m.file_type().is_dir()) =>
+            {
+                self.canonical_folder(parent).map(|p| p.join(name))
+            }
+            _ => std::fs::canonicalize(folder).ok(),
+        };
+        self.folders.insert(folder.to_path_buf(), resolved.clone());
+        resolved
     }
 
     /// Whether the local file `path` is as `recorded`: `Err` says how not
     /// ("is missing", "has changed since the export (...)").
     pub fn check(&mut self, path: &Path, recorded: &FileDigest) -> Result<(), String> {
-        let meta = match std::fs::metadata(path) {
+        let linked = std::fs::symlink_metadata(path);
+        let meta = match &linked {
+            Ok(link) if !link.file_type().is_symlink() => Ok(link.clone()),
+            _ => std::fs::metadata(path),
+        };
+        let meta = match meta {
             Ok(meta) if meta.is_file() => meta,
             Ok(_) => return Err("is not a file".to_string()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -304,7 +346,10 @@ impl Checker {
             ));
         }
         let stamp = Stamp::of(&meta);
-        let canonical = std::fs::canonicalize(path).ok();
+        let canonical = match &linked {
+            Ok(link) => self.canonical(path, link),
+            Err(_) => std::fs::canonicalize(path).ok(),
+        };
         if let (Some(stamp), Some(canonical)) = (stamp, &canonical) {
             let seen = CHECKED
                 .lock()

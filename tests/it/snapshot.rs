@@ -62,7 +62,7 @@ async fn an_export_read_back_answers_as_the_live_org() {
                 d.expect("entry")
                     .file_name()
                     .to_string_lossy()
-                    .starts_with("date=")
+                    .starts_with("month=")
             })
     );
 
@@ -575,5 +575,251 @@ async fn an_export_listing_no_files_is_read_with_a_warning_and_verify_says_it_ca
     assert!(
         out.contains("users: the manifest records no file digests"),
         "{out}"
+    );
+}
+
+/// An export's clock (its `as_of`) at `text`: compaction judges months
+/// closed by it.
+fn at(emu: &orgsql::emulator::Emulator, text: &str) -> orgsql::api::ClientConfig {
+    let mut config = emu.client_config();
+    config.clock = Some(
+        chrono::DateTime::parse_from_rfc3339(text)
+            .expect("a time")
+            .to_utc(),
+    );
+    config
+}
+
+/// An event like the newest, that happened at `time` and was processed
+/// after every event the emulator served so far (late, for an old `time`).
+fn processed_now(emu: &orgsql::emulator::Emulator, id: &str, time: &str) {
+    let (id, time) = (
+        id.to_string(),
+        chrono::DateTime::parse_from_rfc3339(time)
+            .expect("a time")
+            .to_utc(),
+    );
+    emu.change(move |org| {
+        let newest = org
+            .events
+            .iter()
+            .map(|e| e.processed_at)
+            .max()
+            .expect("events");
+        let mut event = org.events[0].clone();
+        event.id = id;
+        event.time = time;
+        event.processed_at = newest + chrono::Duration::seconds(30);
+        org.events.push(event);
+        org.events.sort_by_key(|e| std::cmp::Reverse(e.time));
+    });
+}
+
+/// The files of `table` in the folder of month `month` (`2026-10`), as the
+/// manifest lists them and as the disk holds them.
+fn month_files(
+    dir: &std::path::Path,
+    manifest: &orgsql::snapshot::Manifest,
+    table: &str,
+    month: &str,
+) -> (Vec<String>, Vec<String>) {
+    let folder = format!("{table}/month={month}/");
+    let mut listed: Vec<String> = manifest
+        .tables
+        .iter()
+        .filter(|t| t.name == table)
+        .flat_map(|t| t.files.iter().map(|f| f.path.clone()))
+        .filter(|p| p.starts_with(&folder))
+        .collect();
+    listed.sort();
+    let mut present: Vec<String> = files_below(&dir.join(&folder))
+        .iter()
+        .map(|p| p.strip_prefix(dir).expect("inside").display().to_string())
+        .collect();
+    present.sort();
+    (listed, present)
+}
+
+/// What the snapshot at `dir` answers and the live organization does, for
+/// every row of both audit-log tables.
+async fn same_audit_log(dir: &std::path::Path, emu: &orgsql::emulator::Emulator) {
+    let offline = offline_with_events_once(dir, emu.org().events.len()).await;
+    let live = session(emu.client_config());
+    for sql in [
+        "SELECT * FROM events ORDER BY event_id",
+        "SELECT * FROM event_context ORDER BY event_id, role, object_id",
+    ] {
+        assert_eq!(
+            sql_rows(&offline, sql).await,
+            sql_rows(&live, sql).await,
+            "{sql}"
+        );
+    }
+    assert_eq!(
+        orgsql::snapshot::tampered(dir).await.expect("verified"),
+        Vec::<String>::new(),
+        "the manifest lists exactly the files there, each as recorded"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_log_is_written_by_month_and_closed_months_are_compacted() {
+    use datafusion::arrow::array::{Array, TimestampMicrosecondArray};
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let emu = emulator(spec(20, 1500), Faults::default(), None).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tables = Some(&["events", "event_context"][..]);
+    // The organization's now is 2026-11-20: the export runs on 3 December,
+    // so October is closed and November (ended 1 December, less than the
+    // lateness margin ago) is not.
+    let manifest = export_to(at(&emu, "2026-12-03T00:00:00Z"), dir.path(), tables).await;
+
+    // Every file is in the folder of its rows' month.
+    let events = manifest
+        .tables
+        .iter()
+        .find(|t| t.name == "events")
+        .expect("events");
+    assert!(events.files.len() > 2, "{:?}", events.files);
+    for file in &events.files {
+        let (folder, _) = file
+            .path
+            .strip_prefix("events/month=")
+            .and_then(|p| p.split_once('/'))
+            .unwrap_or_else(|| panic!("{} is not in a month folder", file.path));
+        let reader = ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(dir.path().join(&file.path)).expect("the file"),
+        )
+        .expect("parquet")
+        .build()
+        .expect("a reader");
+        for batch in reader {
+            let batch = batch.expect("a batch");
+            let times = batch
+                .column_by_name("time")
+                .and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>())
+                .expect("time");
+            for i in 0..times.len() {
+                let time = chrono::DateTime::from_timestamp_micros(times.value(i)).expect("time");
+                assert_eq!(time.format("%Y-%m").to_string(), folder, "{}", file.path);
+            }
+        }
+    }
+    same_audit_log(dir.path(), &emu).await;
+
+    // A late event in closed October, and one in open November: October's
+    // two files become one; November keeps its new file beside the others.
+    let before = |table: &str, month: &str| month_files(dir.path(), &manifest, table, month).0;
+    let november = before("events", "2026-11");
+    assert!(!november.is_empty());
+    processed_now(
+        &emu,
+        "00000000-0000-4000-8000-0000000000c1",
+        "2026-10-15T10:00:00Z",
+    );
+    processed_now(
+        &emu,
+        "00000000-0000-4000-8000-0000000000c2",
+        "2026-11-10T10:00:00Z",
+    );
+    let manifest = export_to(at(&emu, "2026-12-03T00:00:00Z"), dir.path(), tables).await;
+    for table in ["events", "event_context"] {
+        let (listed, present) = month_files(dir.path(), &manifest, table, "2026-10");
+        assert_eq!(listed.len(), 1, "{table}: {listed:?}");
+        assert_eq!(listed, present, "{table}: the replaced files are gone");
+    }
+    let (listed, present) = month_files(dir.path(), &manifest, "events", "2026-11");
+    assert_eq!(listed.len(), november.len() + 1, "open: not compacted");
+    assert_eq!(listed, present);
+    same_audit_log(dir.path(), &emu).await;
+
+    // A file a stopped run left in a month folder, unlisted: not read, and
+    // removed by the next export. On 5 December November is still open.
+    let stray = dir
+        .path()
+        .join("events/month=2026-11/part-stopped-00001.parquet");
+    std::fs::copy(dir.path().join(&listed[0]), &stray).expect("copied");
+    let offline = offline_with_events_once(dir.path(), emu.org().events.len()).await;
+    drop(offline);
+    let manifest = export_to(at(&emu, "2026-12-05T00:00:00Z"), dir.path(), tables).await;
+    assert!(!stray.exists(), "the unlisted file is removed");
+    let (listed, present) = month_files(dir.path(), &manifest, "events", "2026-11");
+    assert_eq!(listed.len(), november.len() + 1, "still open on 5 December");
+    assert_eq!(listed, present);
+
+    // Seven days after its end November is closed: one file, the same rows.
+    let manifest = export_to(at(&emu, "2026-12-08T00:00:00Z"), dir.path(), tables).await;
+    for table in ["events", "event_context"] {
+        let (listed, present) = month_files(dir.path(), &manifest, table, "2026-11");
+        assert_eq!(listed.len(), 1, "{table}: {listed:?}");
+        assert_eq!(listed, present);
+    }
+    same_audit_log(dir.path(), &emu).await;
+}
+
+/// An export by an orgsql that wrote day folders (`date=YYYY-MM-DD/`) is
+/// read as it is, and topped up by month: the month folders go beside the
+/// day folders, and a closed month's files, day and month, become one.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_export_in_day_folders_is_read_and_topped_up_by_month() {
+    let emu = emulator(spec(20, 800), Faults::default(), None).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tables = Some(&["events", "event_context"][..]);
+    let clock = "2026-12-03T00:00:00Z";
+    export_to(at(&emu, clock), dir.path(), tables).await;
+    // Each month's file moved into a day folder, as the old layout had it.
+    let path = dir.path().join("manifest.json");
+    let mut manifest: orgsql::snapshot::Manifest =
+        serde_json::from_slice(&std::fs::read(&path).expect("manifest")).expect("JSON");
+    for table in &mut manifest.tables {
+        for file in &mut table.files {
+            let Some((month, name)) = file
+                .path
+                .strip_prefix(&format!("{}/month=", table.name))
+                .and_then(|p| p.split_once('/'))
+            else {
+                continue;
+            };
+            let day = format!("{}/date={month}-01/{name}", table.name);
+            std::fs::create_dir_all(dir.path().join(&day).parent().expect("a folder"))
+                .expect("a day folder");
+            std::fs::rename(dir.path().join(&file.path), dir.path().join(&day)).expect("moved");
+            file.path = day;
+        }
+    }
+    for table in ["events", "event_context"] {
+        for month in std::fs::read_dir(dir.path().join(table)).expect("a folder") {
+            let month = month.expect("entry").path();
+            if month.to_string_lossy().contains("month=") {
+                std::fs::remove_dir(&month).expect("emptied");
+            }
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec(&manifest).expect("JSON")).expect("written");
+    same_audit_log(dir.path(), &emu).await;
+
+    processed_now(
+        &emu,
+        "00000000-0000-4000-8000-0000000000d1",
+        "2026-10-20T10:00:00Z",
+    );
+    let manifest = export_to(at(&emu, clock), dir.path(), tables).await;
+    same_audit_log(dir.path(), &emu).await;
+    let (listed, present) = month_files(dir.path(), &manifest, "events", "2026-10");
+    assert_eq!(listed.len(), 1, "October's day and month files in one");
+    assert_eq!(listed, present);
+    assert!(!dir.path().join("events/date=2026-10-01").exists());
+    let events = manifest
+        .tables
+        .iter()
+        .find(|t| t.name == "events")
+        .expect("events");
+    assert!(
+        events
+            .files
+            .iter()
+            .any(|f| f.path.starts_with("events/date=2026-09-01/")),
+        "a month of one file stays in its day folder: {:?}",
+        events.files
     );
 }

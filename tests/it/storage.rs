@@ -190,6 +190,50 @@ async fn an_export_to_s3_reads_back_adds_only_what_is_new_and_survives_a_stop() 
         Vec::<String>::new()
     );
 
+    // An event of October (closed: the export's clock is the wall's) processed
+    // late: October's files in the bucket, with the new one, become one file,
+    // and the objects it replaced are removed once the manifest lists it.
+    emu.change(|org| {
+        let newest = org.events.iter().map(|e| e.processed_at).max();
+        let mut event = org.events[0].clone();
+        event.id = "00000000-0000-4000-8000-0000000000e1".to_string();
+        event.time = chrono::DateTime::parse_from_rfc3339("2026-10-15T10:00:00Z")
+            .expect("a time")
+            .to_utc();
+        event.processed_at = newest.expect("events") + chrono::Duration::seconds(30);
+        org.events.push(event);
+        org.events.sort_by_key(|e| std::cmp::Reverse(e.time));
+    });
+    succeeded(
+        &run(on(&server, orgsql_on(&emu)).args(["export", "--out", prefix, "--tables", "events"])),
+        "the export adding to a closed month",
+    );
+    let served = served + 1;
+    let compacted = counts(&server, prefix);
+    assert!(
+        compacted[0].ends_with(&format!("{served},{served}")),
+        "{compacted:?}"
+    );
+    let manifest: orgsql::snapshot::Manifest =
+        serde_json::from_slice(&std::fs::read(folder.join("manifest.json")).expect("manifest"))
+            .expect("JSON");
+    let october: Vec<&str> = manifest
+        .tables
+        .iter()
+        .filter(|t| t.name == "events")
+        .flat_map(|t| t.files.iter().map(|f| f.path.as_str()))
+        .filter(|p| p.starts_with("events/month=2026-10/"))
+        .collect();
+    assert_eq!(october.len(), 1, "{october:?}");
+    assert_eq!(
+        orgsql::snapshot::tampered(&folder)
+            .await
+            .expect("a manifest"),
+        Vec::<String>::new(),
+        "the bucket holds exactly what the manifest lists"
+    );
+    let done = compacted;
+
     // A prefix whose manifest lists no files (an older orgsql's export,
     // synced up by hand) is exported afresh, never emptied.
     let manifest_path = folder.join("manifest.json");

@@ -2,7 +2,7 @@
 //! (`events` and `event_context`), read once and together from the polling
 //! API (`/events-stream`, 50 requests a minute where `/events` has 10) in
 //! the order the events were processed, each page decoded by each table,
-//! and written by day.
+//! and written by month (`month=YYYY-MM/`, see `MonthWriter`).
 //!
 //! The stream's position (its cursor, valid after the last page, and the
 //! newest processing time read) goes into the manifest. The next export into
@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use datafusion::arrow::array::{Array, BooleanArray, RecordBatch, TimestampMicrosecondArray};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -40,6 +40,10 @@ pub struct Written {
     pub name: &'static str,
     pub rows: u64,
     pub newest: Option<String>,
+    /// Added to an earlier export: the files moved into its folder, relative
+    /// to the export's folder (`events/month=2026-11/part-....parquet`).
+    /// `None`: the table's folder was replaced whole.
+    pub added: Option<Vec<String>>,
 }
 
 /// The column every audit-log table carries: an event appears once.
@@ -148,14 +152,13 @@ pub async fn export(
     if dedupe {
         leave_out_exported(ctx, out, exported, &staging, wanted, &mut log).await?;
     }
-    for table in wanted {
+    for (table, written) in wanted.iter().zip(log.tables.iter_mut()) {
         let (from, to) = (staging.join(table.name), out.join(table.name));
         if adding {
-            move_in(&from, &to)
+            written.added = Some(move_in(&from, &to, table.name).map_err(io)?);
         } else {
-            replace_dir(&from, &to)
+            replace_dir(&from, &to).map_err(io)?;
         }
-        .map_err(io)?;
     }
     Ok(log)
 }
@@ -195,8 +198,8 @@ impl From<Refused> for DataFusionError {
 
 /// One pass over the stream, writing as it reads.
 struct Pass {
-    /// Each wanted table: its decoder and its files by day.
-    tables: Vec<(&'static str, Decode, DayWriter)>,
+    /// Each wanted table: its decoder and its files by month.
+    tables: Vec<(&'static str, Decode, MonthWriter)>,
     since: Option<i64>,
     newest_processed: Option<DateTime<Utc>>,
     cursor: Option<String>,
@@ -221,7 +224,7 @@ impl Pass {
                 )));
             };
             let schema = schema_from(table.columns.clone());
-            let writer = DayWriter::new(&staging.join(table.name), schema, stamp.clone())?;
+            let writer = MonthWriter::new(&staging.join(table.name), schema, stamp.clone())?;
             tables.push((table.name, decode, writer));
         }
         Ok(Self {
@@ -317,6 +320,7 @@ impl Pass {
                 name,
                 rows,
                 newest: newest.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+                added: None,
             });
         }
         let previous = previous.unwrap_or_default();
@@ -369,23 +373,62 @@ fn since_micros(text: &str) -> Result<i64> {
     Ok(parsed.timestamp_micros())
 }
 
-/// Events into `dir/date=YYYY-MM-DD/` folders as they stream. The stream is
-/// in processing order, which is nearly time order: a day's file is closed
-/// when a batch holds none of its events, so only a day or two are open at
-/// a time; an event processed late gets a small file of its own.
-struct DayWriter {
+/// Events into `dir/month=YYYY-MM/` folders (hive-style) as they stream:
+/// a four-year history is some fifty folders, not some fifteen hundred
+/// files of a few events each, which warehouses (Spark, Athena) read
+/// slowly. The stream is in processing order, which is nearly time order:
+/// the `OPEN_MONTHS` months written last keep their files open, so events
+/// of last month processed days late still go into its file; an event
+/// older than those gets a small file of its own, which compaction folds in
+/// once the month is closed (`compact`).
+struct MonthWriter {
     dir: PathBuf,
     schema: SchemaRef,
     stamp: String,
-    open: BTreeMap<Option<i64>, ArrowWriter<File>>,
+    /// Each open month's file, and the batch that last wrote to it.
+    open: BTreeMap<Option<i64>, (ArrowWriter<File>, u64)>,
+    batches: u64,
     files: u64,
     rows: u64,
     newest: Option<i64>,
 }
 
-const MICROS_PER_DAY: i64 = 86_400_000_000;
+/// A month as a number (months since January of year 0), from microseconds.
+fn month_of_micros(micros: i64) -> Option<i64> {
+    let time = DateTime::from_timestamp_micros(micros)?;
+    Some(i64::from(time.year()) * 12 + i64::from(time.month0()))
+}
 
-impl DayWriter {
+/// The partition folder of a month number (`None`: no time).
+fn month_folder(month: Option<i64>) -> String {
+    match month {
+        Some(m) => format!("month={:04}-{:02}", m.div_euclid(12), m.rem_euclid(12) + 1),
+        None => "month=__HIVE_DEFAULT_PARTITION__".to_string(),
+    }
+}
+
+/// A row group is flushed to its file once its buffered pages reach this
+/// size. ArrowWriter keeps a whole row group in memory until it is flushed,
+/// up to a million rows by default: with a month to a file that is hundreds
+/// of MB per open file. 16 MB bounds an export's memory (a month or two
+/// open at a time) and still makes row groups of tens of thousands of
+/// events, large enough for engines to read well.
+pub(super) const ROW_GROUP_BYTES: usize = 16 << 20;
+
+/// Months with a file open at once (each holding up to `ROW_GROUP_BYTES`):
+/// this month, last month (its late events), and one more.
+const OPEN_MONTHS: usize = 3;
+
+/// Write `batch`, flushing the row group once it reaches `ROW_GROUP_BYTES`.
+pub(super) fn write_bounded(writer: &mut ArrowWriter<File>, batch: &RecordBatch) -> Result<()> {
+    writer.write(batch)?;
+    if writer.memory_size() >= ROW_GROUP_BYTES {
+        writer.flush()?;
+    }
+    Ok(())
+}
+
+impl MonthWriter {
     fn new(dir: &Path, schema: SchemaRef, stamp: String) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(io_at(dir))?;
         Ok(Self {
@@ -393,6 +436,7 @@ impl DayWriter {
             schema,
             stamp,
             open: BTreeMap::new(),
+            batches: 0,
             files: 0,
             rows: 0,
             newest: None,
@@ -401,49 +445,45 @@ impl DayWriter {
 
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let times = times(batch)?;
-        let day_of =
-            |i: usize| (!times.is_null(i)).then(|| times.value(i).div_euclid(MICROS_PER_DAY));
-        for i in 0..batch.num_rows() {
-            if !times.is_null(i) {
+        let months: Vec<Option<i64>> = (0..batch.num_rows())
+            .map(|i| {
+                if times.is_null(i) {
+                    return None;
+                }
                 self.newest = self.newest.max(Some(times.value(i)));
-            }
-        }
-        let mut days: Vec<Option<i64>> = (0..batch.num_rows()).map(day_of).collect();
-        days.sort_unstable();
-        days.dedup();
-        for day in &days {
-            let keep: BooleanArray = (0..batch.num_rows())
-                .map(|i| Some(day_of(i) == *day))
-                .collect();
+                month_of_micros(times.value(i))
+            })
+            .collect();
+        self.batches += 1;
+        let mut distinct = months.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        for month in &distinct {
+            let keep: BooleanArray = months.iter().map(|m| Some(m == month)).collect();
             let part = filter_record_batch(batch, &keep)?;
-            if !self.open.contains_key(day) {
-                let folder = day
-                    .and_then(|d| DateTime::from_timestamp(d * 86_400, 0))
-                    .map_or_else(
-                        || "date=__HIVE_DEFAULT_PARTITION__".to_string(),
-                        |t| format!("date={}", t.format("%Y-%m-%d")),
-                    );
-                let folder = self.dir.join(folder);
+            if !self.open.contains_key(month) {
+                let folder = self.dir.join(month_folder(*month));
                 std::fs::create_dir_all(&folder).map_err(io_at(&folder))?;
                 self.files += 1;
                 let path = folder.join(format!("part-{}-{:05}.parquet", self.stamp, self.files));
                 let file = File::create(&path).map_err(io_at(&path))?;
-                self.open
-                    .insert(*day, ArrowWriter::try_new(file, self.schema.clone(), None)?);
+                let writer = ArrowWriter::try_new(file, self.schema.clone(), None)?;
+                self.open.insert(*month, (writer, self.batches));
             }
-            if let Some(writer) = self.open.get_mut(day) {
-                writer.write(&part)?;
+            if let Some((writer, used)) = self.open.get_mut(month) {
+                write_bounded(writer, &part)?;
+                *used = self.batches;
             }
             self.rows += part.num_rows() as u64;
         }
-        let done: Vec<Option<i64>> = self
-            .open
-            .keys()
-            .filter(|d| !days.contains(d))
-            .copied()
-            .collect();
-        for day in done {
-            if let Some(writer) = self.open.remove(&day) {
+        // The months written longest ago are closed.
+        while self.open.len() > OPEN_MONTHS.max(distinct.len()) {
+            let oldest = self
+                .open
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(month, _)| *month);
+            if let Some((writer, _)) = oldest.and_then(|m| self.open.remove(&m)) {
                 writer.close()?;
             }
         }
@@ -452,7 +492,7 @@ impl DayWriter {
 
     /// Close every file; the rows written and the newest time.
     fn finish(self) -> Result<(u64, Option<DateTime<Utc>>)> {
-        for (_, writer) in self.open {
+        for (_, (writer, _)) in self.open {
             writer.close()?;
         }
         Ok((
@@ -475,30 +515,40 @@ fn replace_dir(new: &Path, target: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Move the staged files of one table into its folder, day by day. File
-/// names carry the export's time, so none overwrites an earlier one. A table
-/// exported as one file before it was partitioned (`event_context.parquet`)
-/// moves into the folder first.
-fn move_in(from: &Path, to: &Path) -> std::io::Result<()> {
+/// Move the staged files of one table (`name`) into its folder, month by
+/// month; the files moved, relative to the export's folder. File names
+/// carry the export's time, so none overwrites an earlier one. A month
+/// folder may land beside the day folders (`date=YYYY-MM-DD/`) of an export
+/// by an earlier orgsql: both are read, as the manifest lists their files.
+/// A table exported as one file before it was partitioned
+/// (`event_context.parquet`) moves into the folder first.
+fn move_in(from: &Path, to: &Path, name: &str) -> std::io::Result<Vec<String>> {
     let legacy = to.with_extension("parquet");
     if legacy.is_file() {
         std::fs::create_dir_all(to)?;
         std::fs::rename(&legacy, to.join("part-0.parquet"))?;
     }
+    let mut moved = Vec::new();
     if !from.is_dir() {
-        return Ok(());
+        return Ok(moved);
     }
     std::fs::create_dir_all(to)?;
-    for day in std::fs::read_dir(from)? {
-        let day = day?;
-        let target = to.join(day.file_name());
+    for month in std::fs::read_dir(from)? {
+        let month = month?;
+        let target = to.join(month.file_name());
         std::fs::create_dir_all(&target)?;
-        for file in std::fs::read_dir(day.path())? {
+        for file in std::fs::read_dir(month.path())? {
             let file = file?;
             std::fs::rename(file.path(), target.join(file.file_name()))?;
+            moved.push(format!(
+                "{name}/{}/{}",
+                month.file_name().to_string_lossy(),
+                file.file_name().to_string_lossy()
+            ));
         }
     }
-    Ok(())
+    moved.sort();
+    Ok(moved)
 }
 
 /// Rewrite the staged files without the events the folder holds already

@@ -92,8 +92,8 @@ pub async fn export_orgs(
     ))
 }
 
-/// Write each table as Parquet into `options.out` (events partitioned by day,
-/// hive-style), then `manifest.json`. Each file appears whole or not at all.
+/// Write each table as Parquet into `options.out` (the audit log partitioned
+/// by month, hive-style, closed months compacted), then `manifest.json`. Each file appears whole or not at all.
 /// Reports a line per table to `log`.
 pub async fn export(
     ctx: &SessionContext,
@@ -132,7 +132,7 @@ pub async fn export(
     let mut manifest = Manifest {
         org_id: client.org_id().to_string(),
         exported_at,
-        as_of: Some(as_of),
+        as_of: Some(as_of.clone()),
         orgsql_version: env!("CARGO_PKG_VERSION").to_string(),
         tables: Vec::new(),
         skipped: Vec::new(),
@@ -158,7 +158,17 @@ pub async fn export(
                 .filter_map(|t| crate::tables::find(t))
                 .filter(TableInfo::audit_log)
                 .collect();
-            export_audit_log(ctx, client, options, previous.as_ref(), &wanted, started).await
+            export_audit_log(
+                ctx,
+                client,
+                options,
+                previous.as_ref(),
+                &wanted,
+                started,
+                &as_of,
+                log,
+            )
+            .await
         } else {
             export_table(ctx, client, options, name, started)
                 .await
@@ -201,6 +211,18 @@ pub async fn export(
             }
         }
         write_manifest(&options.out, &manifest)?;
+        // Listed no more (compacted, or a stopped run's): removed now that
+        // the manifest on disk does not name them. In object storage the
+        // upload does it.
+        if table.audit_log() && options.published.is_none() {
+            for entry in manifest
+                .tables
+                .iter()
+                .filter(|t| crate::tables::find(&t.name).is_some_and(|t| t.audit_log()))
+            {
+                super::compact::tidy(&options.out, entry, log)?;
+            }
+        }
     }
     Ok(manifest)
 }
@@ -267,6 +289,7 @@ fn write_manifest(dir: &std::path::Path, manifest: &impl serde::Serialize) -> Re
 /// the folder's earlier export when it holds each of them from the same
 /// stream position (or from before the stream: no position, events with a
 /// newest time), and no `--since` asks for a window.
+#[allow(clippy::too_many_arguments)]
 async fn export_audit_log(
     ctx: &SessionContext,
     client: &crate::api::Client,
@@ -274,8 +297,13 @@ async fn export_audit_log(
     previous: Option<&Manifest>,
     wanted: &[TableInfo],
     started: usize,
+    as_of: &str,
+    log: &mut dyn Write,
 ) -> Result<Vec<TableEntry>> {
     let out = &options.out;
+    let as_of = chrono::DateTime::parse_from_rfc3339(as_of)
+        .map(|t| t.to_utc())
+        .map_err(|e| DataFusionError::Internal(format!("the export's as_of {as_of:?}: {e}")))?;
     let entry = |name: &str| previous.and_then(|m| m.tables.iter().find(|t| t.name == name));
     let earlier: Vec<Option<&TableEntry>> = wanted.iter().map(|t| entry(t.name)).collect();
     let first = earlier.first().copied().flatten();
@@ -303,18 +331,41 @@ async fn export_audit_log(
         });
     let previous_entry = first.filter(|_| resumable);
     let previous_at = previous.map(|m| m.exported_at.as_str()).unwrap_or_default();
-    // Staged for object storage, the events exported already are the files
-    // the manifest lists there (a prefix can hold others, of a stopped run).
-    let exported: Option<Vec<Vec<String>>> = options.published.as_ref().map(|remote| {
-        earlier
-            .iter()
-            .map(|e| {
-                e.iter()
-                    .flat_map(|e| e.files.iter().map(|f| remote.location(&f.path)))
-                    .collect()
-            })
-            .collect()
-    });
+    // An earlier export by this orgsql lists its files: they are the
+    // table, whatever else its folder holds (files a compaction replaced,
+    // or of a run that stopped before listing them). An older one's folder
+    // (no files listed, or no stream position) is the table as it is.
+    let listed = |e: &&TableEntry| e.stream.is_some() && !e.files.is_empty() && e.path == e.name;
+    let by_list = resumable && earlier.iter().all(|e| e.as_ref().is_some_and(listed));
+    // The events exported already: the files the manifest lists in the
+    // prefix (which can hold others, of a stopped run) or the folder.
+    let exported: Option<Vec<Vec<String>>> = match &options.published {
+        Some(remote) => Some(
+            earlier
+                .iter()
+                .map(|e| {
+                    e.iter()
+                        .flat_map(|e| e.files.iter().map(|f| remote.location(&f.path)))
+                        .collect()
+                })
+                .collect(),
+        ),
+        None if by_list => Some(
+            earlier
+                .iter()
+                .map(|e| {
+                    e.iter()
+                        .flat_map(|e| {
+                            e.files
+                                .iter()
+                                .map(|f| out.join(&f.path).display().to_string())
+                        })
+                        .collect()
+                })
+                .collect(),
+        ),
+        None => None,
+    };
     let written = super::audit_log::export(
         ctx,
         client,
@@ -341,6 +392,19 @@ async fn export_audit_log(
         };
         // The pass's requests are counted once, on the first table.
         let requests = if i == 0 { requests } else { 0 };
+        // In a folder, added to an export that lists its files: those and
+        // the new ones (hashed once, not the whole history again).
+        let files = match (&written.added, before) {
+            (Some(added), Some(before)) if by_list && options.published.is_none() => {
+                let mut files = before.files.clone();
+                for path in added {
+                    files.extend(crate::snapshot::digests(out, path)?);
+                }
+                files.sort_by(|a, b| a.path.cmp(&b.path));
+                Some(files)
+            }
+            _ => None,
+        };
         let mut entry = table_entry(
             ctx,
             out,
@@ -348,6 +412,7 @@ async fn export_audit_log(
             written.name.to_string(),
             rows,
             requests,
+            files,
         )
         .await?;
         entry.newest = newest;
@@ -366,6 +431,11 @@ async fn export_audit_log(
             files.sort_by(|a, b| a.path.cmp(&b.path));
             entry.files = files;
         }
+        let source = match &options.published {
+            Some(remote) => super::compact::Source::Bucket(remote),
+            None => super::compact::Source::Folder,
+        };
+        super::compact::compact(out, &mut entry, as_of, source, log).await?;
         entries.push(entry);
     }
     Ok(entries)
@@ -396,10 +466,11 @@ async fn export_table(
         .map_err(|e| e.context(format!("exporting {name}")))?;
     let rows = crate::cli::exec::copied_rows(&batches);
     let requests = requests_of(client, name, started);
-    table_entry(ctx, &options.out, name, path, rows, requests).await
+    table_entry(ctx, &options.out, name, path, rows, requests, None).await
 }
 
-/// The manifest's entry for a table just written into `out`.
+/// The manifest's entry for a table just written into `out`, with `files`
+/// (else every file at `path`, hashed).
 async fn table_entry(
     ctx: &SessionContext,
     out: &std::path::Path,
@@ -407,6 +478,7 @@ async fn table_entry(
     path: String,
     rows: u64,
     requests: u64,
+    files: Option<Vec<crate::snapshot::FileDigest>>,
 ) -> Result<TableEntry> {
     let schema = ctx.table_provider(name).await?.schema();
     let columns = schema
@@ -418,7 +490,10 @@ async fn table_entry(
             nullable: f.is_nullable(),
         })
         .collect();
-    let files = crate::snapshot::digests(out, &path)?;
+    let files = match files {
+        Some(files) => files,
+        None => crate::snapshot::digests(out, &path)?,
+    };
     Ok(TableEntry {
         name: name.to_string(),
         path,

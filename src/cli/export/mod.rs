@@ -4,6 +4,7 @@
 
 mod audit_log;
 mod bucket;
+mod compact;
 mod folder;
 
 use std::io::Write;

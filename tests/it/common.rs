@@ -211,10 +211,19 @@ pub fn files_below(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// `orgsql export` into `dir` (of `tables`, or all) with a client of its
 /// own that caches nothing, as the command's is.
 pub async fn export_to(
-    mut config: orgsql::api::ClientConfig,
+    config: orgsql::api::ClientConfig,
     dir: &std::path::Path,
     tables: Option<&[&str]>,
 ) -> orgsql::snapshot::Manifest {
+    export_logged(config, dir, tables).await.0
+}
+
+/// `export_to`, and what it said (its log, a line per table).
+pub async fn export_logged(
+    mut config: orgsql::api::ClientConfig,
+    dir: &std::path::Path,
+    tables: Option<&[&str]>,
+) -> (orgsql::snapshot::Manifest, String) {
     config.cache_ttl = None;
     let client = orgsql::api::Client::new(config).expect("client");
     let ctx = orgsql::context(&client).expect("session");
@@ -224,7 +233,9 @@ pub async fn export_to(
         since: None,
         published: None,
     };
-    orgsql::cli::export::export(&ctx, &client, &options, &mut Vec::new())
+    let mut log = Vec::new();
+    let manifest = orgsql::cli::export::export(&ctx, &client, &options, &mut log)
         .await
-        .expect("export")
+        .expect("export");
+    (manifest, String::from_utf8_lossy(&log).into_owned())
 }

@@ -656,7 +656,9 @@ async fn same_audit_log(dir: &std::path::Path, emu: &orgsql::emulator::Emulator)
         );
     }
     assert_eq!(
-        orgsql::snapshot::tampered(dir).await.expect("verified"),
+        orgsql::snapshot::tampered(&dir.into())
+            .await
+            .expect("verified"),
         Vec::<String>::new(),
         "the manifest lists exactly the files there, each as recorded"
     );
@@ -734,15 +736,24 @@ async fn the_audit_log_is_written_by_month_and_closed_months_are_compacted() {
     same_audit_log(dir.path(), &emu).await;
 
     // A file a stopped run left in a month folder, unlisted: not read, and
-    // removed by the next export. On 5 December November is still open.
+    // removed by the next export, which says so. On 5 December November is
+    // still open.
     let stray = dir
         .path()
         .join("events/month=2026-11/part-stopped-00001.parquet");
     std::fs::copy(dir.path().join(&listed[0]), &stray).expect("copied");
     let offline = offline_with_events_once(dir.path(), emu.org().events.len()).await;
     drop(offline);
-    let manifest = export_to(at(&emu, "2026-12-05T00:00:00Z"), dir.path(), tables).await;
+    let (manifest, said) =
+        export_logged(at(&emu, "2026-12-05T00:00:00Z"), dir.path(), tables).await;
     assert!(!stray.exists(), "the unlisted file is removed");
+    assert!(
+        said.contains(
+            "events: removed 1 file(s) the manifest no longer lists (folded into a compacted \
+             month, or left by a stopped run; first: events/month=2026-11/part-stopped-00001.parquet)"
+        ),
+        "{said}"
+    );
     let (listed, present) = month_files(dir.path(), &manifest, "events", "2026-11");
     assert_eq!(listed.len(), november.len() + 1, "still open on 5 December");
     assert_eq!(listed, present);

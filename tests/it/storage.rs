@@ -226,7 +226,7 @@ async fn an_export_to_s3_reads_back_adds_only_what_is_new_and_survives_a_stop() 
         .collect();
     assert_eq!(october.len(), 1, "{october:?}");
     assert_eq!(
-        orgsql::snapshot::tampered(&folder)
+        orgsql::snapshot::tampered(&folder.as_path().into())
             .await
             .expect("a manifest"),
         Vec::<String>::new(),

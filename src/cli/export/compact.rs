@@ -262,7 +262,7 @@ pub fn tidy(out: &Path, entry: &TableEntry, log: &mut dyn std::io::Write) -> Res
     }
     let listed: std::collections::BTreeSet<&str> =
         entry.files.iter().map(|f| f.path.as_str()).collect();
-    let mut left = Vec::new();
+    let (mut left, mut removed) = (Vec::new(), Vec::new());
     let Ok(folders) = std::fs::read_dir(&top) else {
         return Ok(());
     };
@@ -280,16 +280,27 @@ pub fn tidy(out: &Path, entry: &TableEntry, log: &mut dyn std::io::Write) -> Res
             let ours = file_name.ends_with(".parquet")
                 && (file_name.starts_with("part-") || file_name.starts_with(".part-"));
             let relative = format!("{}/{name}/{file_name}", entry.path);
-            if ours
-                && !listed.contains(relative.as_str())
-                && file.path().is_file()
-                && std::fs::remove_file(file.path()).is_err()
-            {
-                left.push(relative);
+            if ours && !listed.contains(relative.as_str()) && file.path().is_file() {
+                match std::fs::remove_file(file.path()) {
+                    Ok(()) => removed.push(relative),
+                    Err(_) => left.push(relative),
+                }
             }
         }
         // Only if empty: fails (and is left) otherwise.
         let _ = std::fs::remove_dir(folder.path());
+    }
+    // Said, not silent: a file someone put there is gone too.
+    if !removed.is_empty() {
+        writeln!(
+            log,
+            "{}: removed {} file(s) the manifest no longer lists (folded into a compacted \
+             month, or left by a stopped run; first: {})",
+            entry.name,
+            removed.len(),
+            crate::text::visible(&removed[0])
+        )
+        .map_err(io_at(out))?;
     }
     if !left.is_empty() {
         writeln!(

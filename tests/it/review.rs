@@ -376,6 +376,48 @@ async fn a_review_verified_reports_the_revoke_not_done_and_the_new_grant_only() 
         String::from_utf8_lossy(&output.stderr)
     );
 
+    // The fingerprint `review start` printed is review.json's sha256, and
+    // verify holds the review to it: a review.json rewritten to agree with
+    // itself (here only re-indented) passes without it and fails with it.
+    let said = String::from_utf8_lossy(&started.stderr);
+    let fingerprint = said
+        .lines()
+        .find_map(|line| line.strip_prefix("Fingerprint (sha256 of "))
+        .and_then(|line| line.rsplit(": ").next())
+        .expect("the fingerprint printed")
+        .to_string();
+    let record = dir.join("review.json");
+    let bytes = std::fs::read(&record).expect("review.json");
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(fingerprint, hex);
+    let with_fingerprint = |fingerprint: &str| {
+        orgsql_on(&emu)
+            .args(["review", "verify", &dir.display().to_string()])
+            .args(["--format", "json", "--fingerprint", fingerprint])
+            .output()
+            .expect("orgsql runs")
+    };
+    assert_eq!(
+        with_fingerprint(&fingerprint.to_uppercase()).status.code(),
+        Some(1)
+    );
+    let value: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+    std::fs::write(&record, serde_json::to_vec(&value).expect("JSON")).expect("writable");
+    assert_eq!(verify(&mut orgsql_on(&emu), &dir).status.code(), Some(1));
+    let forged = with_fingerprint(&fingerprint);
+    let stderr = String::from_utf8_lossy(&forged.stderr);
+    assert_eq!(forged.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("not {fingerprint} (--fingerprint)")),
+        "{stderr}"
+    );
+    assert!(forged.stdout.is_empty(), "no report when refused");
+    let short = with_fingerprint("abc123");
+    assert_eq!(short.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&short.stderr).contains("64 hexadecimal digits"));
+    std::fs::write(&record, &bytes).expect("writable");
+
     // The frozen snapshot itself edited: refused.
     sheet.write(path);
     let users = dir.join("snapshot/users.parquet");

@@ -47,6 +47,10 @@ pub struct ReviewVerifyArgs {
     /// Judge against a snapshot folder instead of the live organization
     #[arg(long, value_name = "SNAPSHOT")]
     pub against: Option<crate::storage::Location>,
+    /// The fingerprint `review start` printed: refuse (exit 2) a review
+    /// whose review.json is not that one
+    #[arg(long, value_name = "SHA256", value_parser = sha256_hex)]
+    pub fingerprint: Option<String>,
     /// How the report is written
     #[arg(long, value_enum, default_value = "table")]
     pub format: Report,
@@ -144,7 +148,7 @@ pub async fn run(
                 at,
                 envelope,
             };
-            let result = super::verify(&args.dir, &now).await;
+            let result = super::verify(&args.dir, &now, args.fingerprint.as_deref()).await;
             if let Some(orgs) = session.as_ref().and_then(|s| s.orgs.as_ref()) {
                 crate::cli::say_notices(orgs);
             }
@@ -170,5 +174,16 @@ pub async fn run(
                 None,
             )))
         }
+    }
+}
+
+/// A sha256 as 64 hexadecimal digits.
+fn sha256_hex(text: &str) -> std::result::Result<String, String> {
+    let text = text.trim();
+    match text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit()) {
+        true => Ok(text.to_ascii_lowercase()),
+        false => Err(format!(
+            "{text}: a fingerprint is the 64 hexadecimal digits `review start` printed"
+        )),
     }
 }

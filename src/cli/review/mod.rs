@@ -917,8 +917,21 @@ pub struct Verified {
 
 /// `orgsql review verify DIR`: the review's digests and files checked,
 /// then its decisions judged against `now`. Writes `summary.md`.
-pub async fn verify(dir: &Path, now: &Now<'_>) -> Result<Verified> {
+pub async fn verify(dir: &Path, now: &Now<'_>, expected: Option<&str>) -> Result<Verified> {
     let (review, fingerprint) = read_review(dir)?;
+    // A review.json rewritten with its digests recomputed is consistent with
+    // itself: only the fingerprint kept from `review start` tells.
+    if let Some(expected) = expected.filter(|e| !e.eq_ignore_ascii_case(&fingerprint)) {
+        return Err(Refused {
+            dir: dir.display().to_string(),
+            problems: vec![format!(
+                "{}: its fingerprint is {fingerprint}, not {expected} (--fingerprint): this is \
+                 not the review that was started, or it was changed since",
+                dir.join(REVIEW_JSON).display()
+            )],
+        }
+        .into());
+    }
     let decided = decisions(dir, &review).await?;
     let started = DateTime::parse_from_rfc3339(&review.started_at)
         .map(|t| t.to_utc())

@@ -180,11 +180,19 @@ impl From<SnapshotError> for DataFusionError {
 
 /// A folder's `manifest.json`: on disk, or in object storage.
 async fn read_manifest<T: serde::de::DeserializeOwned>(dir: &Location) -> Result<T> {
-    let text = dir
+    parse_manifest(dir, &manifest_bytes(dir).await?)
+}
+
+/// The bytes of a folder's `manifest.json`.
+async fn manifest_bytes(dir: &Location) -> Result<Vec<u8>> {
+    Ok(dir
         .read(MANIFEST)
         .await?
-        .ok_or_else(|| SnapshotError::NoManifest(dir.clone()))?;
-    serde_json::from_slice(&text).map_err(|e| {
+        .ok_or_else(|| SnapshotError::NoManifest(dir.clone()))?)
+}
+
+fn parse_manifest<T: serde::de::DeserializeOwned>(dir: &Location, text: &[u8]) -> Result<T> {
+    serde_json::from_slice(text).map_err(|e| {
         SnapshotError::NotAManifest {
             dir: dir.clone(),
             reason: e.to_string(),
@@ -202,7 +210,12 @@ impl Manifest {
 
 impl Contents {
     pub async fn read(dir: &Location) -> Result<Self> {
-        let value: serde_json::Value = read_manifest(dir).await?;
+        Self::parse(dir, &manifest_bytes(dir).await?)
+    }
+
+    /// `dir`'s manifest, from its bytes.
+    fn parse(dir: &Location, text: &[u8]) -> Result<Self> {
+        let value: serde_json::Value = parse_manifest(dir, text)?;
         let invalid = |e: serde_json::Error| SnapshotError::NotAManifest {
             dir: dir.clone(),
             reason: e.to_string(),
@@ -351,24 +364,37 @@ pub struct Opened {
     pub contents: Contents,
     /// Each organization's id, export folder and manifest.
     pub orgs: Vec<(String, Location, Manifest)>,
+    /// The sha256 of `dir`'s manifest.json as read: it vouches for every
+    /// file (a report names the snapshot by it).
+    pub manifest_sha256: String,
+    /// Each organization's manifest.json's sha256, as `orgs`.
+    org_manifest_sha256: Vec<String>,
 }
 
 impl Opened {
     pub async fn read(dir: &Location) -> Result<Self> {
         let dir = dir.clone();
-        let contents = Contents::read(&dir).await?;
-        let mut orgs = Vec::new();
+        let bytes = manifest_bytes(&dir).await?;
+        let manifest_sha256 = sha256(&bytes);
+        let contents = Contents::parse(&dir, &bytes)?;
+        let (mut orgs, mut org_manifest_sha256) = (Vec::new(), Vec::new());
         for (id, _, folder) in contents.org_dirs(&dir)? {
-            let manifest = match &contents {
-                Contents::One(manifest) => manifest.clone(),
-                Contents::Several(_) => Manifest::read(&folder).await?,
+            let (manifest, digest) = match &contents {
+                Contents::One(manifest) => (manifest.clone(), manifest_sha256.clone()),
+                Contents::Several(_) => {
+                    let bytes = manifest_bytes(&folder).await?;
+                    (parse_manifest(&folder, &bytes)?, sha256(&bytes))
+                }
             };
             orgs.push((id, folder, manifest));
+            org_manifest_sha256.push(digest);
         }
         Ok(Self {
             dir,
             contents,
             orgs,
+            manifest_sha256,
+            org_manifest_sha256,
         })
     }
 
@@ -376,10 +402,13 @@ impl Opened {
     pub fn each(&self) -> Vec<Opened> {
         self.orgs
             .iter()
-            .map(|(id, folder, manifest)| Opened {
+            .zip(&self.org_manifest_sha256)
+            .map(|((id, folder, manifest), digest)| Opened {
                 dir: folder.clone(),
                 contents: Contents::One(manifest.clone()),
                 orgs: vec![(id.clone(), folder.clone(), manifest.clone())],
+                manifest_sha256: digest.clone(),
+                org_manifest_sha256: vec![digest.clone()],
             })
             .collect()
     }

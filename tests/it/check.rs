@@ -733,6 +733,33 @@ fn the_command_line_in_a_report_hides_a_key_flags_value() {
     assert_eq!(json["envelope"]["data_as_of"], "2026-11-30T12:00:00Z");
 }
 
+/// A check on a snapshot names it in its envelope by its location and the
+/// sha256 of its manifest.json, the bytes that vouch for every file.
+#[test]
+fn a_snapshot_source_is_named_by_its_manifests_digest() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let snap = dir.path().join("snap");
+    let exported = orgsql_alone()
+        .args(["--demo", "export", "--tables", "users,orgs", "--out"])
+        .arg(&snap)
+        .output()
+        .expect("orgsql runs");
+    assert!(exported.status.success(), "{}", text(&exported.stderr));
+    let output = orgsql_alone()
+        .arg("--snapshot")
+        .arg(&snap)
+        .args(["check", "--controls", "org_admin_count", "--format", "json"])
+        .output()
+        .expect("orgsql runs");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&output.stderr)));
+    let source = &json["envelope"]["source"];
+    let manifest = std::fs::read(snap.join("manifest.json")).expect("manifest");
+    assert_eq!(source["manifest_sha256"], sha256_hex(&manifest).as_str());
+    assert_eq!(source["snapshot"], snap.display().to_string().as_str());
+    assert_eq!(source["api_url"], serde_json::Value::Null);
+}
+
 /// `--baseline` reads a JSON report in both shapes: the enveloped object,
 /// and the bare list of results of orgsql before the envelope.
 #[test]

@@ -8,7 +8,6 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::session::Session;
-use crate::storage::Location;
 
 /// The commit orgsql was built from (build.rs), "unknown" without git.
 pub const COMMIT: &str = env!("ORGSQL_COMMIT");
@@ -130,20 +129,18 @@ impl Envelope {
             self.source.api_url = Some(without_credentials(orgs.first().base_url()));
         }
         if let Some(opened) = &session.snapshot {
-            self = self.with_snapshot(&opened.dir).await;
+            self = self.with_snapshot(opened);
         }
         self.data_as_of = session.data_as_of();
         self.roster = session.roster().and_then(file_digest);
         self
     }
 
-    /// A snapshot read: its location, and its manifest.json's sha256, read
-    /// again for its bytes (the manifest is what vouches for the data).
-    pub async fn with_snapshot(mut self, dir: &Location) -> Self {
-        self.source.snapshot = Some(dir.to_string());
-        if let Ok(Some(bytes)) = dir.read(crate::snapshot::MANIFEST).await {
-            self.source.manifest_sha256 = Some(crate::snapshot::sha256(&bytes));
-        }
+    /// A snapshot read: its location, and its manifest.json's sha256 as the
+    /// session read it (the manifest is what vouches for the data).
+    pub fn with_snapshot(mut self, opened: &crate::snapshot::Opened) -> Self {
+        self.source.snapshot = Some(opened.dir.to_string());
+        self.source.manifest_sha256 = Some(opened.manifest_sha256.clone());
         self
     }
 

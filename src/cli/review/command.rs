@@ -123,8 +123,8 @@ pub async fn run(
             let envelope = Envelope::begin("orgsql review verify");
             let (ctx, described, at, session, envelope) = match snapshot {
                 Some((flag, dir)) => {
-                    let (ctx, described, at) = super::snapshot_now(flag, &dir).await?;
-                    let envelope = envelope.with_snapshot(&dir).await;
+                    let (ctx, described, at, opened) = super::snapshot_now(flag, &dir).await?;
+                    let envelope = envelope.with_snapshot(&opened);
                     (ctx, described, at, None, envelope)
                 }
                 None => {

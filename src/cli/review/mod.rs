@@ -876,12 +876,18 @@ pub struct Now<'a> {
 /// A snapshot to judge a review against, however it was named (`--against
 /// DIR`, or `--snapshot DIR`): refused unless every file is as its manifest
 /// records (each hashed: this is evidence); then a session over it, how
-/// reports name it, and the time it shows, its export's (`verify` refuses
-/// one from before the review started). `flag` says where it was named.
+/// reports name it, the time it shows, its export's (`verify` refuses
+/// one from before the review started), and the snapshot as opened (its
+/// manifests read once). `flag` says where it was named.
 pub async fn snapshot_now(
     flag: &str,
     dir: &Location,
-) -> Result<(SessionContext, String, DateTime<Utc>)> {
+) -> Result<(
+    SessionContext,
+    String,
+    DateTime<Utc>,
+    crate::snapshot::Opened,
+)> {
     let at = format!("{flag} {dir}");
     let opened = crate::snapshot::Opened::read(dir).await.at(&at)?;
     let problems = crate::snapshot::verify::verify_opened(&opened)
@@ -905,7 +911,7 @@ pub async fn snapshot_now(
     let exported = DateTime::parse_from_rfc3339(contents.exported_at())
         .map(|t| t.to_utc())
         .with_context(|| format!("{at}: exported_at {:?}", contents.exported_at()))?;
-    Ok((ctx, format!("snapshot {dir}"), exported))
+    Ok((ctx, format!("snapshot {dir}"), exported, opened))
 }
 
 /// What `review verify` found, as `check` results.

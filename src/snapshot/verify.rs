@@ -669,72 +669,13 @@ async fn verify_each(
                     continue;
                 }
             };
-            match &folder {
-                Location::Folder(local) => {
-                    verify_local(
-                        &folder,
-                        local,
-                        &prefix,
-                        &manifest,
-                        &mut checker,
-                        &mut report,
-                    );
-                }
-                Location::Bucket(url) => {
-                    let remote = Remote::at(url)?;
-                    verify_remote(&folder, &remote, &prefix, &manifest, &mut report).await?;
-                }
-            }
+            verify_org(&folder, &prefix, &manifest, &mut checker, &mut report).await?;
         }
         Ok(())
     }
     .await;
     checker.finish();
     result.map(|()| report)
-}
-
-/// A manifest's tables against the files in its local folder.
-fn verify_local(
-    folder: &Location,
-    local: &Path,
-    prefix: &str,
-    manifest: &Manifest,
-    checker: &mut Checker,
-    report: &mut Report,
-) {
-    for table in &manifest.tables {
-        let name = &table.name;
-        if !checkable(folder, table, report) {
-            continue;
-        }
-        for recorded in &table.files {
-            report.files += 1;
-            let shown = format!("{prefix}{}", recorded.path);
-            let found = inside(folder, &recorded.path, name)
-                .map_err(|e| crate::error::message(&e))
-                .and_then(|_| match checker.hash_afresh(&local.join(&recorded.path)) {
-                    Ok(found) => Ok(Some(found)),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(format!("cannot be read: {e}")),
-                });
-            match found {
-                Ok(None) => report.problems.push(format!("{name}: {shown} is missing")),
-                Ok(Some((bytes, sha256))) => {
-                    if let Some(what) = changed(bytes, &sha256, recorded) {
-                        report.problems.push(format!("{name}: {shown} {what}"));
-                    }
-                }
-                Err(what) => report.problems.push(format!("{name}: {shown}: {what}")),
-            }
-        }
-        let mut present = Vec::new();
-        if let Err(e) = files_below(local, &local.join(&table.path), &mut present) {
-            report
-                .problems
-                .push(format!("{name}: {prefix}{}: {e}", table.path));
-        }
-        added(name, prefix, table, present, report);
-    }
 }
 
 /// A table counted, and whether its files can be checked; if not, the
@@ -754,16 +695,31 @@ fn checkable(folder: &Location, table: &TableEntry, report: &mut Report) -> bool
     true
 }
 
-/// A manifest's tables against the files in its prefix in object storage:
-/// one listing, then each listed file downloaded and hashed.
-async fn verify_remote(
+/// Where an organization's files are: on disk, or in a prefix with the
+/// sizes of its files (one listing).
+enum Place<'a> {
+    Disk(&'a Path),
+    Bucket(Remote, BTreeMap<String, u64>),
+}
+
+/// A manifest's tables against the files in its folder, each hashed: on
+/// disk (a file that cannot be read is a problem), or in object storage (one
+/// listing, then each listed file downloaded; a failed request stops).
+async fn verify_org(
     folder: &Location,
-    remote: &Remote,
     prefix: &str,
     manifest: &Manifest,
+    checker: &mut Checker,
     report: &mut Report,
 ) -> Result<()> {
-    let sizes = remote_sizes(remote).await?;
+    let place = match folder {
+        Location::Folder(local) => Place::Disk(local),
+        Location::Bucket(url) => {
+            let remote = Remote::at(url)?;
+            let sizes = remote_sizes(&remote).await?;
+            Place::Bucket(remote, sizes)
+        }
+    };
     for table in &manifest.tables {
         let name = &table.name;
         if !checkable(folder, table, report) {
@@ -778,21 +734,43 @@ async fn verify_remote(
                     .push(format!("{name}: {}", crate::error::message(&e)));
                 continue;
             }
-            match remote.digest(&recorded.path).await? {
-                None => report.problems.push(format!("{name}: {shown} is missing")),
-                Some((bytes, sha256)) => {
+            let found = match &place {
+                Place::Bucket(remote, _) => Ok(remote.digest(&recorded.path).await?),
+                Place::Disk(local) => match checker.hash_afresh(&local.join(&recorded.path)) {
+                    Ok(found) => Ok(Some(found)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(format!("cannot be read: {e}")),
+                },
+            };
+            match found {
+                Ok(None) => report.problems.push(format!("{name}: {shown} is missing")),
+                Ok(Some((bytes, sha256))) => {
                     if let Some(what) = changed(bytes, &sha256, recorded) {
                         report.problems.push(format!("{name}: {shown} {what}"));
                     }
                 }
+                Err(what) => report.problems.push(format!("{name}: {shown}: {what}")),
             }
         }
-        let below = format!("{}/", table.path.trim_end_matches('/'));
-        let present = sizes
-            .keys()
-            .filter(|p| **p == table.path || p.starts_with(&below))
-            .cloned()
-            .collect();
+        let mut present = Vec::new();
+        match &place {
+            Place::Bucket(_, sizes) => {
+                let below = format!("{}/", table.path.trim_end_matches('/'));
+                present.extend(
+                    sizes
+                        .keys()
+                        .filter(|p| **p == table.path || p.starts_with(&below))
+                        .cloned(),
+                );
+            }
+            Place::Disk(local) => {
+                if let Err(e) = files_below(local, &local.join(&table.path), &mut present) {
+                    report
+                        .problems
+                        .push(format!("{name}: {prefix}{}: {e}", table.path));
+                }
+            }
+        }
         added(name, prefix, table, present, report);
     }
     Ok(())

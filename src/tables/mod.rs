@@ -153,7 +153,7 @@ pub enum Kind {
     },
     /// Part of the audit log: an append-only history, exported from the
     /// polling API in one pass with the others of its kind, partitioned by
-    /// day; left out of `diff`.
+    /// month; left out of `diff`.
     AuditLog {
         make: fn(&Orgs) -> Arc<dyn TableProvider>,
         decode: fn(&str, &[u8]) -> Result<Option<RecordBatch>>,

@@ -29,12 +29,18 @@ fn configs(emu: &Emulator) -> Vec<ClientConfig> {
     emu.client_configs().into_iter().map(fast_retries).collect()
 }
 
+/// The emulator's organizations together, and a context over them.
+fn together(configs: &[ClientConfig]) -> (Orgs, datafusion::prelude::SessionContext) {
+    let orgs = Orgs::new(configs[0].clone(), configs[1..].to_vec()).expect("orgs");
+    let ctx = orgsql::context(&orgs).expect("session");
+    (orgs, ctx)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_table_holds_each_organizations_own_rows() {
     let emu = three_orgs(150).await;
     let configs = configs(&emu);
-    let orgs = Orgs::new(configs[0].clone(), configs[1..].to_vec()).expect("orgs");
-    let ctx = orgsql::context(&orgs).expect("session");
+    let (orgs, ctx) = together(&configs);
 
     // Per organization, what a session on that organization alone counts.
     let drawn_429 = "SELECT count(*) FROM orgsql_requests WHERE status = 429";
@@ -149,8 +155,7 @@ async fn every_table_holds_each_organizations_own_rows() {
 async fn each_organization_is_called_only_for_its_own_join_keys() {
     let emu = three_orgs(60).await;
     let configs = configs(&emu);
-    let orgs = Orgs::new(configs[0].clone(), configs[1..].to_vec()).expect("orgs");
-    let ctx = orgsql::context(&orgs).expect("session");
+    let (orgs, ctx) = together(&configs);
     let all = emu.orgs();
 
     // A department with people in every organization.
@@ -244,8 +249,7 @@ async fn every_control_over_several_organizations_finds_each_ones_own() {
             config
         })
         .collect();
-    let orgs = Orgs::new(configs[0].clone(), configs[1..].to_vec()).expect("orgs");
-    let together = orgsql::context(&orgs).expect("session");
+    let (_, together) = together(&configs);
     let alone: Vec<_> = configs.iter().map(|c| session(c.clone())).collect();
 
     let controls = orgsql::cli::check::load(None).expect("the pack");
@@ -561,9 +565,7 @@ async fn export_snapshot_diff_and_check_across_organizations() {
     let offline = orgsql::snapshot::context(&after.as_path().into())
         .await
         .expect("snapshot");
-    let configs = configs(&emu);
-    let live = Orgs::new(configs[0].clone(), configs[1..].to_vec()).expect("orgs");
-    let live = orgsql::context(&live).expect("session");
+    let (_, live) = together(&configs(&emu));
     assert_eq!(
         sql_rows(&offline, count).await,
         sql_rows(&live, count).await

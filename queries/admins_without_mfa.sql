@@ -4,6 +4,8 @@
 -- rationale: An administrator account without two-step verification is one phished password away from control of users, products or the whole organization.
 -- remediation: Turn on two-step verification (or SSO with MFA at the identity provider) for every admin now, and enforce it with an authentication policy that covers all admin accounts.
 -- frameworks: soc2:CC6.1, iso27001:A.8.2, iso27001:A.8.5, nist800-53:IA-2(1), cis:6.5
+-- population: active admins
+-- population-sql: SELECT count(*) FROM (SELECT DISTINCT r.org_id, r.account_id FROM user_role_assignments r JOIN users u USING (org_id, account_id) WHERE r.role IN ('atlassian/org-admin', 'atlassian/site-admin', 'atlassian/admin', 'atlassian/user-access-admin') AND u.status = 'active')
 WITH admin_roles AS (
   SELECT org_id, account_id, role, resource_id, assignment_methods
   FROM user_role_assignments

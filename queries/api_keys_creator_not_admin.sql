@@ -4,6 +4,8 @@
 -- rationale: A key made by someone who is no longer an org admin (moved on, or left) has no one accountable for it, and keeps the power its maker had.
 -- remediation: Have a current org admin take over the integration with a key of their own, and revoke the old key.
 -- frameworks: soc2:CC6.2, iso27001:A.5.17, iso27001:A.5.18, nist800-53:AC-2, nist800-53:IA-5, cis:6.2
+-- population: unrevoked API keys
+-- population-sql: SELECT count(*) FROM api_keys k WHERE k.revoked_at IS NULL
 -- An admin who is suspended or deactivated holds the role but cannot act:
 -- not accountable either.
 WITH admins AS (

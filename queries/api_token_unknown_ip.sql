@@ -4,6 +4,9 @@
 -- rationale: An API token acting from an address that no person of the organization has used is the typical sign of a leaked token (scripts, CI logs, laptops). Token actions skip two-step verification.
 -- remediation: Confirm the automation behind each address. Revoke and rotate the token if nobody owns it, and restrict admin API access with an IP allowlist.
 -- frameworks: soc2:CC7.2, iso27001:A.8.16, nist800-53:AU-6, nist800-53:SI-4, cis:8.11
+-- population: addresses API tokens acted from in the last ${recent_days} days
+-- population-sql: SELECT count(*) FROM (SELECT DISTINCT org_id, ip FROM events
+-- population-sql: WHERE time >= now() - interval '${recent_days} days' AND actor_auth_type = 'api-token' AND ip IS NOT NULL)
 -- param: window_days integer 90 Days of sessions that make an address known
 -- param: recent_days integer 30 Days of token use that are checked
 WITH ev AS (

@@ -4,6 +4,10 @@
 -- rationale: A token acting from an address that no interactive session of the organization used is the typical sign of a leaked token. Token actions skip two-step verification.
 -- remediation: Ask the token's owner which automation runs from those addresses. Revoke and rotate the token if nobody does, and restrict admin API access with an IP allowlist.
 -- frameworks: soc2:CC7.2, iso27001:A.8.16, nist800-53:SI-4, cis:8.11
+-- population: API tokens used in the last ${window_days} days
+-- population-sql: SELECT count(*) FROM (SELECT DISTINCT t.org_id, t.token_id FROM api_tokens t
+-- population-sql: JOIN events e ON e.org_id = t.org_id AND e.actor_token_id = t.token_id
+-- population-sql: WHERE e.time >= now() - interval '${window_days} days' AND e.ip IS NOT NULL AND e.actor_auth_type = 'api-token')
 -- param: window_days integer 90 Days of sessions and token use that are compared
 WITH recent AS (
   SELECT org_id, time, actor_auth_type, actor_token_id, ip

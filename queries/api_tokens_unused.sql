@@ -4,6 +4,8 @@
 -- rationale: A token nobody uses still opens the organization to whoever finds it (old laptops, scripts, CI logs). A token unused for 90 days, or never used a month after it was made, is a key lying around.
 -- remediation: Revoke the token (Settings > API tokens in admin.atlassian.com, or ask its owner). Create tokens when they are needed, with an expiry.
 -- frameworks: soc2:CC6.2, iso27001:A.5.18, nist800-53:AC-2(3), cis:5.3
+-- population: unblocked, unexpired API tokens
+-- population-sql: SELECT count(*) FROM api_tokens t WHERE (t.status IS DISTINCT FROM 'BLOCKED') AND (t.expires_at IS NULL OR t.expires_at > now())
 -- param: unused_days integer 90 Days since a token was last used after which it counts as unused
 -- param: never_used_days integer 30 Days a never-used token may exist before it counts as unused
 SELECT

@@ -4,6 +4,8 @@
 -- rationale: An empty group that still grants roles (often admin) is a dormant privilege: anyone who can add members to it gets the role, and nobody reviews a group with no one in it.
 -- remediation: Remove the role assignments from the empty group, or delete the group. If it is still needed, document its owner and purpose.
 -- frameworks: soc2:CC6.3, iso27001:A.5.18, nist800-53:AC-2, cis:6.8
+-- population: groups that grant roles
+-- population-sql: SELECT count(*) FROM (SELECT DISTINCT g.org_id, g.group_id FROM groups g JOIN group_role_assignments r USING (org_id, group_id))
 WITH grants AS (
   SELECT g.org_id, g.group_id, g.name, g.user_count,
          string_agg(DISTINCT CASE r.role WHEN 'atlassian/admin' THEN 'product-admin' ELSE split_part(r.role, '/', 2) END, ', '

@@ -4,6 +4,9 @@
 -- rationale: Dormant accounts that keep product access widen the attack surface, are rarely noticed when taken over, and are usually billable. Access reviews expect unused access to be removed.
 -- remediation: Remove the product access (or deactivate the account) of managed accounts with no activity for inactive_days (90 by default), after confirming with their manager.
 -- frameworks: soc2:CC6.2, iso27001:A.5.18, nist800-53:AC-2(3), cis:5.3
+-- population: active managed accounts
+-- population-sql: SELECT count(*) FROM managed_accounts m JOIN users u USING (org_id, account_id)
+-- population-sql: WHERE m.account_status = 'active' AND u.status = 'active'
 -- param: inactive_days integer 90 Days without product activity after which an account counts as inactive
 WITH stale AS (
   SELECT m.org_id, m.account_id, coalesce(m.email, m.account_id) AS who, m.last_active

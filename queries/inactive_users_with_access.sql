@@ -4,6 +4,8 @@
 -- rationale: Offboarding is complete only when access is gone. A suspended or deactivated account that keeps its groups and roles gets all of it back the moment it is reactivated, and inflates access reviews.
 -- remediation: Remove leavers from their groups and revoke their role assignments as part of offboarding (or delete the account). Reactivate only with fresh, reviewed access.
 -- frameworks: soc2:CC6.2, soc2:CC6.3, iso27001:A.5.18, nist800-53:AC-2, cis:6.2
+-- population: suspended and deactivated users
+-- population-sql: SELECT count(*) FROM users WHERE status IN ('suspended', 'deactivated')
 WITH gone AS (
   SELECT org_id, account_id, coalesce(email, account_id) AS who, status
   FROM users

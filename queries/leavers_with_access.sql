@@ -4,6 +4,9 @@
 -- rationale: The HR roster is the authority on who still works here. A person who has left (terminated, or past their end date) and still has an active account, product access, group memberships or a valid API token can keep using company systems, and offboarding that misses them is the classic access-review finding.
 -- remediation: Deactivate the account, remove its product access and group memberships, and revoke its API tokens as soon as HR records the departure. Where the roster is wrong (a rehire, a changed end date), correct the roster.
 -- frameworks: soc2:CC6.2, soc2:CC6.3, iso27001:A.5.18, iso27001:A.6.5, nist800-53:AC-2, nist800-53:PS-4, cis:5.3, cis:6.2
+-- population: leavers in the roster with an account
+-- population-sql: SELECT count(*) FROM roster r JOIN users u ON lower(u.email) = lower(r.email)
+-- population-sql: WHERE r.end_date < current_date OR (r.end_date IS NULL AND lower(r.employment_status) = 'terminated')
 -- requires: roster
 WITH leavers AS (
   SELECT u.org_id, u.account_id, u.email, u.status AS account_status,

@@ -4,6 +4,8 @@
 -- rationale: An account protected by a password alone is taken over by phishing or password reuse. Two-step verification is the baseline control auditors expect for every active user.
 -- remediation: Enforce two-step verification in an authentication policy for managed accounts, and require it (or SSO) for everyone else. Follow up on users whose status is unknown.
 -- frameworks: soc2:CC6.1, iso27001:A.8.5, nist800-53:IA-2(2), cis:6.3
+-- population: active users
+-- population-sql: SELECT count(*) FROM users WHERE status = 'active'
 SELECT
   coalesce(email, account_id) AS resource,
   'alarm' AS status,

@@ -4,6 +4,10 @@
 -- rationale: Organization admins control every product, user, policy and API key of the organization. Each extra holder is another account whose takeover compromises everything.
 -- remediation: Keep org-admin to a named few (2 or 3 break-glass and owner accounts). Give day-to-day administrators user-access-admin or product admin roles instead.
 -- frameworks: soc2:CC6.3, iso27001:A.8.2, nist800-53:AC-6(5), cis:5.4
+-- population: org-admins
+-- population-sql: SELECT count(*) FROM (SELECT org_id, account_id FROM user_role_assignments
+-- population-sql: WHERE role IN ('atlassian/org-admin', 'atlassian/site-admin', 'atlassian/admin', 'atlassian/user-access-admin')
+-- population-sql: GROUP BY org_id, account_id HAVING count(*) FILTER (WHERE role = 'atlassian/org-admin') > 0)
 -- param: max_org_admins integer 3 The most users that may hold org-admin
 WITH admin_roles AS (
   SELECT org_id, account_id, role, resource_id, assignment_methods

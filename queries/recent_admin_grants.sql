@@ -4,6 +4,9 @@
 -- rationale: New org admins, users added to admin groups and role grants are the changes an attacker or an insider makes first. Each should match an approved change request.
 -- remediation: Match each grant to a ticket or approval. Revoke any that has none and investigate the actor (and the API token, when one was used).
 -- frameworks: soc2:CC6.2, soc2:CC7.2, iso27001:A.8.2, iso27001:A.8.15, nist800-53:AU-6, cis:8.11
+-- population: grant events in the last ${days} days
+-- population-sql: SELECT count(*) FROM events WHERE time >= now() - interval '${days} days'
+-- population-sql: AND action IN ('added_org_admin', 'group_granted_admin_access', 'user_granted_role', 'user_added_to_group')
 -- param: days integer 7 How far back grants are reviewed, in days
 WITH recent AS (
   SELECT org_id, event_id, time, action, actor_email, actor_auth_type, message

@@ -4,6 +4,10 @@
 -- rationale: Site admins manage users, groups and product access of every site they hold. The role is often handed out and rarely taken back, so its holders should be few and known.
 -- remediation: Review each site admin. Remove the role from those who do not administer sites, and grant product admin roles for product-only administration.
 -- frameworks: soc2:CC6.3, iso27001:A.8.2, nist800-53:AC-6(5), cis:5.4
+-- population: site-admins
+-- population-sql: SELECT count(*) FROM (SELECT org_id, account_id FROM user_role_assignments
+-- population-sql: WHERE role IN ('atlassian/org-admin', 'atlassian/site-admin', 'atlassian/admin', 'atlassian/user-access-admin')
+-- population-sql: GROUP BY org_id, account_id HAVING count(*) FILTER (WHERE role = 'atlassian/site-admin') > 0)
 -- param: max_site_admins integer 10 The most users that may hold site-admin
 WITH admin_roles AS (
   SELECT org_id, account_id, role, resource_id, assignment_methods

@@ -4,6 +4,8 @@
 -- rationale: Accounts outside the organization's claimed domains (personal or partner addresses) are not under its authentication policies, password rules, SSO or offboarding, yet can read and change product data.
 -- remediation: Move the person to a managed account (claim their domain or invite their work address), or remove the product access. For partners, use a dedicated, reviewed group with an expiry.
 -- frameworks: soc2:CC6.1, iso27001:A.5.16, nist800-53:AC-2, cis:5.1
+-- population: active users
+-- population-sql: SELECT count(*) FROM users WHERE status = 'active'
 WITH unmanaged AS (
   SELECT org_id, account_id, coalesce(email, account_id) AS who, mfa_enabled
   FROM users

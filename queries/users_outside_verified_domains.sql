@@ -4,6 +4,8 @@
 -- rationale: Users whose address is not on one of the organization's verified domains are outsiders (personal mail, partners, typo or look-alike domains). Auditors expect each to be a known, justified guest.
 -- remediation: Verify and claim the domain if it belongs to the company. Otherwise confirm the user is an approved external collaborator, or remove them.
 -- frameworks: soc2:CC6.1, iso27001:A.5.16, nist800-53:AC-2, cis:5.1
+-- population: active users
+-- population-sql: SELECT count(*) FROM users WHERE status = 'active'
 SELECT
   coalesce(u.email, u.account_id) AS resource,
   'alarm' AS status,

@@ -4,6 +4,8 @@
 -- rationale: Offline, deprecated and forgotten sandbox workspaces still hold product data and user access, but fall out of monitoring, patching and access reviews.
 -- remediation: Decide for each: bring it back into service and under the same policies, or export what must be kept and delete the workspace (and revoke its access).
 -- frameworks: soc2:CC6.1, iso27001:A.5.9, nist800-53:CM-8, cis:1.1
+-- population: workspaces
+-- population-sql: SELECT count(*) FROM workspaces
 SELECT
   w.name || ' (' || w.type_key || ')' AS resource,
   CASE WHEN w.status = 'online' THEN 'ok' ELSE 'alarm' END AS status,

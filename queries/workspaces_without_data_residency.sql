@@ -4,6 +4,8 @@
 -- rationale: Data residency keeps product data in the region your contracts, GDPR transfer assessments or customers require. A site without a policy may be stored or moved anywhere Atlassian hosts.
 -- remediation: Add the site to the data residency policy of the required region (Security > Data residency) and follow the move until it is applied. Record why a site is exempt.
 -- frameworks: soc2:C1.1, iso27001:A.5.23, nist800-53:SA-9(5), cis:3.1
+-- population: online Jira and Confluence sites
+-- population-sql: SELECT count(*) FROM workspaces w WHERE w.status = 'online' AND (w.type_key LIKE 'jira%' OR w.type_key = 'confluence')
 WITH coverage AS (
   SELECT r.org_id, r.resource_id,
          string_agg(p.name, ', ' ORDER BY p.name) FILTER (WHERE r.application_status = 'applied') AS applied,

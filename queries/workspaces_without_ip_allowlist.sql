@@ -4,6 +4,8 @@
 -- rationale: Without an IP allowlist a stolen session or password works from anywhere. Allowlisting the office and VPN networks contains leaked credentials and is a common requirement of security baselines.
 -- remediation: Add the workspace to an enabled IP allowlist policy (Security > IP allowlists) and check that the policy reaches the applied state.
 -- frameworks: soc2:CC6.6, iso27001:A.8.20, nist800-53:SC-7, cis:13.4
+-- population: online workspaces
+-- population-sql: SELECT count(*) FROM workspaces w WHERE w.status = 'online'
 WITH coverage AS (
   SELECT r.org_id, r.resource_id,
          string_agg(p.name, ', ' ORDER BY p.name) FILTER (WHERE r.application_status = 'applied') AS applied,

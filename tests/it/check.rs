@@ -812,3 +812,221 @@ fn a_baseline_reads_the_old_and_the_new_json_report() {
     );
     assert!(stderr.contains("snapshot folder"), "{stderr}");
 }
+
+/// Each control's population in every report ("54 of 225 active users"),
+/// the rows judged fine (`ok`, `info`) beside the alarms, and `--framework`
+/// reporting by that framework's criteria alone. The numbers are the demo
+/// organization's, read from the generator, not from orgsql.
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_count_each_population_and_show_what_passed() {
+    let emu = emulator(
+        orgsql::emulator::OrgSpec::default(),
+        Faults::default(),
+        None,
+    )
+    .await;
+    let org = emu.org();
+    let active = org.users.iter().filter(|u| u.status == "active").count();
+    let without_mfa = org
+        .users
+        .iter()
+        .filter(|u| u.status == "active" && u.mfa_enabled != Some(true))
+        .count();
+    let site_admins: Vec<&str> = org
+        .users
+        .iter()
+        .filter(|u| {
+            org.user_roles(u)
+                .iter()
+                .any(|r| r.role == "atlassian/site-admin")
+        })
+        .map(|u| u.email.as_str())
+        .collect();
+    assert_eq!((active, site_admins.len()), (225, 7), "the issue's numbers");
+    let mfa = format!("{without_mfa} of {active} active users");
+
+    let pack = orgsql::cli::check::load(None).expect("the pack");
+    let uncounted: Vec<&str> = pack
+        .iter()
+        .filter(|c| c.population.is_none())
+        .map(|c| c.id.as_str())
+        .collect();
+    assert!(
+        uncounted.is_empty(),
+        "built-in controls without a population: {uncounted:?}"
+    );
+    let json = check_demo(&["--format", "json"]);
+    let results = json_report(&json);
+    for result in &results {
+        let id = result["id"].as_str().unwrap_or_default();
+        if result["outcome"] != "skipped" {
+            assert!(
+                result["population"]["count"].is_u64() && result["population"]["of"].is_string(),
+                "{id} counts its population: {result}"
+            );
+        }
+    }
+    let population = |id: &str| {
+        let result = results.iter().find(|r| r["id"] == id).expect(id);
+        result["population"].clone()
+    };
+    assert_eq!(population("mfa_active_users")["count"], active);
+    assert_eq!(population("site_admin_count")["count"], site_admins.len());
+
+    let table = text(&check_demo(&[]).stdout);
+    assert!(table.contains(&format!("({mfa})")), "{table}");
+    assert!(table.contains("(0 of 7 site-admins; 7 ok)"), "{table}");
+    let markdown = text(&check_demo(&["--format", "markdown"]).stdout);
+    assert!(markdown.contains(&mfa), "{markdown}");
+    assert!(
+        markdown.contains("<details><summary>site_admin_count: 7 ok</summary>"),
+        "{markdown}"
+    );
+    let junit = text(&check_demo(&["--format", "junit"]).stdout);
+    roxmltree::Document::parse(&junit).expect("JUnit is XML");
+    assert!(
+        junit.contains(&format!(
+            r#"<property name="population" value="{active} active users"/>"#
+        )),
+        "{junit}"
+    );
+
+    let html = text(&check_demo(&["--format", "html"]).stdout);
+    let xhtml = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..roxmltree::ParsingOptions::default()
+    };
+    roxmltree::Document::parse_with_options(&html, xhtml).expect("well-formed XHTML");
+    assert!(html.contains(&mfa), "mfa_active_users says of how many");
+    // site_admin_count passes, and shows its 7 admins, folded.
+    let section = html
+        .split("<section id=\"site_admin_count\">")
+        .nth(1)
+        .and_then(|s| s.split("</section>").next())
+        .expect("a section for site_admin_count");
+    assert!(
+        section.contains("<details><summary>7 ok</summary>"),
+        "{section}"
+    );
+    for email in &site_admins {
+        assert!(
+            section.contains(&format!("<tr><td>ok</td><td>{email}</td>")),
+            "{email} in {section}"
+        );
+    }
+    // An info row: the role grant the audit log does not name.
+    let grants = html
+        .split("<section id=\"recent_admin_grants\">")
+        .nth(1)
+        .and_then(|s| s.split("</section>").next())
+        .expect("a section for recent_admin_grants");
+    assert!(
+        grants.contains("<tr><td>info</td>")
+            && grants.contains("Role granted (the log does not name it)"),
+        "{grants}"
+    );
+
+    // --framework soc2: grouped by SOC 2 criteria, naming no other framework.
+    let soc2 = text(&check_demo(&["--framework", "soc2", "--format", "html"]).stdout);
+    roxmltree::Document::parse_with_options(&soc2, xhtml).expect("well-formed");
+    for other in [
+        "ISO/IEC",
+        "iso27001",
+        "NIST",
+        "nist800-53",
+        "CIS Controls",
+        "cis:",
+    ] {
+        assert!(!soc2.contains(other), "{other} named in a SOC 2 report");
+    }
+    assert!(soc2.contains("<h2>By SOC 2 Trust Services Criteria (2017) criterion</h2>"));
+    for criterion in ["CC6.1", "CC6.2", "CC6.3", "CC7.2"] {
+        assert!(
+            soc2.contains(&format!("<h3>{criterion}</h3>")),
+            "{criterion}"
+        );
+    }
+}
+
+/// A user's control may count its population; a count that is not one
+/// number fails the control (exit 2) rather than report "of nothing".
+#[tokio::test(flavor = "multi_thread")]
+async fn a_population_must_be_one_count() {
+    let emu = emulator(
+        orgsql::emulator::OrgSpec::default(),
+        Faults::default(),
+        None,
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let counted = |sql: &str| {
+        format!(
+            "-- population: groups\n-- population-sql: {sql}\n\
+             SELECT name AS resource, 'ok' AS status, 'fine' AS reason FROM groups"
+        )
+    };
+    control(
+        dir.path(),
+        "groups_counted",
+        "Counted",
+        &counted("SELECT count(*) FROM groups"),
+    );
+    let dir_arg = dir.path().display().to_string();
+    let output = check(
+        &emu,
+        &[
+            "--dir",
+            &dir_arg,
+            "--controls",
+            "groups_counted",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let result = &json_report(&output)[0];
+    assert_eq!(result["population"]["count"], emu.org().groups.len());
+
+    control(
+        dir.path(),
+        "groups_counted",
+        "Counted",
+        &counted("SELECT name FROM groups"),
+    );
+    let output = check(
+        &emu,
+        &[
+            "--dir",
+            &dir_arg,
+            "--controls",
+            "groups_counted",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    let result = &json_report(&output)[0];
+    assert_eq!(result["outcome"], "error");
+    assert!(
+        result["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("population-sql"),
+        "{result}"
+    );
+
+    // One of the two lines alone is a mistake in the file, said at load.
+    control(
+        dir.path(),
+        "groups_counted",
+        "Counted",
+        "-- population: groups\nSELECT 1",
+    );
+    let output = check(&emu, &["--dir", &dir_arg, "--controls", "groups_counted"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("go together"),
+        "{}",
+        text(&output.stderr)
+    );
+}

@@ -13,6 +13,8 @@ use orgsql::emulator::Faults;
 use crate::common::*;
 
 /// Characters a terminal acts on or hides, as they may come from the API.
+/// A display name a markdown or HTML viewer would act on.
+const MARKUP: &str = "<img src=x onerror=alert(1)>[click](javascript:alert(1))";
 const HOSTILE: &str = "Mallory\u{1b}[2J\u{1b}]0;pwned\u{7}\r\u{8}\u{202e}nosrep\u{0}end";
 const RAW: [char; 6] = ['\u{1b}', '\u{7}', '\r', '\u{8}', '\u{202e}', '\u{0}'];
 
@@ -84,6 +86,7 @@ async fn terminal_escapes_in_api_text_are_shown_not_obeyed() {
     emu.change(|org| {
         org.users[3].name = HOSTILE.to_string();
         org.groups[0].name = HOSTILE.to_string();
+        org.groups[1].name = MARKUP.to_string();
     });
     let sql = format!("SELECT name FROM users WHERE account_id = '{id}'");
     let run = |args: &[&str]| {
@@ -130,7 +133,23 @@ async fn terminal_escapes_in_api_text_are_shown_not_obeyed() {
         assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
         let report = text(&output.stdout);
         no_raw_controls(format, &report);
-        assert!(report.contains("Mallory\\u{1b}[2J"), "{report}");
+        // Markdown escapes its own backslash and brackets, so a viewer
+        // shows what the table shows.
+        let shown = match format {
+            "markdown" => "Mallory\\\\u{1b}\\[2J",
+            _ => "Mallory\\u{1b}[2J",
+        };
+        assert!(report.contains(shown), "{report}");
+        if format == "markdown" {
+            // A name that is markup renders as its text, not as a link or HTML.
+            let unescaped_link = report.replace("\\]", "").contains("](javascript");
+            assert!(!report.contains("<img") && !unescaped_link, "{report}");
+            assert!(
+                report
+                    .contains("&lt;img src=x onerror=alert(1)&gt;\\[click\\](javascript:alert(1))"),
+                "{report}"
+            );
+        }
     }
     let junit = orgsql_on(&emu)
         .args([

@@ -9,6 +9,8 @@
 //! `-- param: NAME TYPE DEFAULT DESCRIPTION` line per parameter, which the SQL
 //! uses as `${NAME}`. `-- requires: roster` names tables a session has only
 //! when asked for (`--roster`): without them the control is skipped, saying why.
+//! `-- population:` names what the control judges (`active users`) and
+//! `-- population-sql:` counts it, so a report says "54 of 225 active users".
 
 pub mod command;
 pub mod envelope;
@@ -86,6 +88,9 @@ pub struct Control {
     /// Tables it needs that a session may not have (`roster`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub requires: Vec<String>,
+    /// What it judges, and the SQL that counts it (parameters as `${NAME}`).
+    #[serde(skip)]
+    pub population: Option<(String, String)>,
     /// The SQL as written (parameters as `${NAME}`).
     #[serde(skip)]
     pub sql: String,
@@ -93,6 +98,20 @@ pub struct Control {
     #[serde(skip)]
     pub source: String,
 }
+
+/// The keys of a control's header, `-- key: value`.
+const HEADER_KEYS: [&str; 10] = [
+    "id",
+    "title",
+    "severity",
+    "rationale",
+    "remediation",
+    "frameworks",
+    "param",
+    "requires",
+    "population",
+    "population-sql",
+];
 
 pub const SEVERITIES: [&str; 4] = ["critical", "high", "medium", "low"];
 
@@ -150,6 +169,22 @@ impl Control {
                 crate::roster::TABLE
             ));
         }
+        // The count may wrap over several `-- population-sql:` lines.
+        let population_sql = lines()
+            .filter_map(|line| line.strip_prefix("-- population-sql:"))
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let population = match (header("population").ok(), population_sql.is_empty()) {
+            (Some(noun), false) => Some((noun, population_sql)),
+            (None, true) => None,
+            _ => {
+                return Err(format!(
+                    "{source}: `-- population:` (what the control judges) and \
+                     `-- population-sql:` (the SQL that counts it) go together"
+                ));
+            }
+        };
         let control = Control {
             id: header("id")?,
             title: header("title")?,
@@ -159,6 +194,7 @@ impl Control {
             frameworks,
             params,
             requires,
+            population,
             sql: text.to_string(),
             source: source.to_string(),
         };
@@ -183,21 +219,48 @@ impl Control {
     /// The SQL with each parameter's value (a value of `values`, else its
     /// default) in place of `${NAME}`; the values used, by name.
     fn bound_sql(&self, values: &BTreeMap<String, String>) -> (String, Vec<Applied>) {
-        let mut sql = self.sql.clone();
-        let mut applied = Vec::new();
-        for param in &self.params {
-            let value = values.get(&param.name).unwrap_or(&param.default);
-            // Values were checked against their kind; text is kept inside
-            // the SQL's own quotes.
-            sql = sql.replace(&format!("${{{}}}", param.name), &value.replace('\'', "''"));
-            applied.push(Applied {
+        let applied: Vec<Applied> = self
+            .params
+            .iter()
+            .map(|param| Applied {
                 name: param.name.clone(),
-                value: value.clone(),
+                value: values.get(&param.name).unwrap_or(&param.default).clone(),
                 default: param.default.clone(),
-            });
-        }
-        (sql, applied)
+            })
+            .collect();
+        (bind(&self.statement(), &applied), applied)
     }
+
+    /// The SQL without its header lines (comments of its own stay).
+    fn statement(&self) -> String {
+        let is_header = |line: &str| {
+            HEADER_KEYS.iter().any(|key| {
+                line.trim()
+                    .strip_prefix("-- ")
+                    .and_then(|rest| rest.strip_prefix(key))
+                    .is_some_and(|rest| rest.starts_with(':'))
+            })
+        };
+        let mut lines = self.sql.lines().peekable();
+        while lines
+            .next_if(|line| is_header(line) || line.trim().is_empty())
+            .is_some()
+        {}
+        lines.collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// `sql` with each parameter's value in place of `${NAME}`. Values were
+/// checked against their kind; text is kept inside the SQL's own quotes.
+fn bind(sql: &str, values: &[Applied]) -> String {
+    let mut sql = sql.to_string();
+    for param in values {
+        sql = sql.replace(
+            &format!("${{{}}}", param.name),
+            &param.value.replace('\'', "''"),
+        );
+    }
+    sql
 }
 
 fn framework_keys() -> String {
@@ -286,7 +349,8 @@ pub fn load(dir: Option<&Path>) -> Result<Vec<Control>, String> {
     Ok(controls)
 }
 
-/// What `--controls` and `--framework` keep.
+/// What `--controls` and `--framework` keep (of the latter, only its
+/// references).
 pub struct Selection<'a> {
     pub ids: &'a [String],
     pub framework: Option<&'a str>,
@@ -313,10 +377,15 @@ pub fn select(controls: Vec<Control>, selection: &Selection) -> Result<Vec<Contr
     Ok(controls
         .into_iter()
         .filter(|c| selection.ids.is_empty() || selection.ids.contains(&c.id))
-        .filter(|c| {
-            selection
-                .framework
-                .is_none_or(|f| c.frameworks.iter().any(|r| r.framework == f))
+        .filter_map(|mut c| {
+            // A run for one framework names only that framework's controls.
+            if let Some(f) = selection.framework {
+                c.frameworks.retain(|r| r.framework == f);
+                if c.frameworks.is_empty() {
+                    return None;
+                }
+            }
+            Some(c)
         })
         .collect())
 }
@@ -405,6 +474,16 @@ pub struct Applied {
     pub default: String,
 }
 
+/// What a control judged, and how many there were: "225 active users".
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Population {
+    pub of: String,
+    pub count: u64,
+    /// The SQL that counted it (parameters in place), for the evidence report.
+    #[serde(skip)]
+    pub sql: String,
+}
+
 /// A control's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct Checked {
@@ -417,6 +496,9 @@ pub struct Checked {
     pub findings: Vec<Finding>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub parameters: Vec<Applied>,
+    /// What the control judged, counted (when it declares it and ran).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub population: Option<Population>,
     /// With `--baseline`: resources that alarmed then and do not now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolved: Option<Vec<String>>,
@@ -433,6 +515,31 @@ pub struct Checked {
 impl Checked {
     pub fn alarms(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.status == "alarm")
+    }
+
+    /// The rows that do not alarm: `ok` and `info`.
+    pub fn others(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.status != "alarm")
+    }
+
+    /// "54 of 225 active users" alarmed, when the control counts its
+    /// population.
+    pub fn population_line(&self) -> Option<String> {
+        self.population
+            .as_ref()
+            .map(|p| format!("{} of {} {}", self.alarms().count(), p.count, p.of))
+    }
+
+    /// "7 ok, 1 info": the rows that do not alarm, by status.
+    pub fn others_line(&self) -> Option<String> {
+        let count = |status: &str| self.findings.iter().filter(|f| f.status == status).count();
+        let parts: Vec<String> = ["ok", "info"]
+            .into_iter()
+            .map(|status| (status, count(status)))
+            .filter(|(_, n)| *n > 0)
+            .map(|(status, n)| format!("{n} {status}"))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
     }
 
     /// The control's id, and its organization's when the run covers several.
@@ -480,6 +587,7 @@ pub async fn run_controls(
                 outcome: Outcome::Skipped,
                 findings: Vec::new(),
                 parameters,
+                population: None,
                 resolved: None,
                 error: None,
                 skipped: Some(format!("needs the table {table}: {how}")),
@@ -487,12 +595,18 @@ pub async fn run_controls(
             });
             continue;
         }
-        let (outcome, findings, error) = match findings(ctx, &control, &sql).await {
-            Ok(findings) if findings.iter().any(|f| f.status == "alarm") => {
-                (Outcome::Alarm, findings, None)
+        let judged = match findings(ctx, &control, &sql).await {
+            Ok(findings) => population(ctx, &control, &parameters)
+                .await
+                .map(|population| (findings, population)),
+            Err(e) => Err(e),
+        };
+        let (outcome, findings, population, error) = match judged {
+            Ok((findings, population)) if findings.iter().any(|f| f.status == "alarm") => {
+                (Outcome::Alarm, findings, population, None)
             }
-            Ok(findings) => (Outcome::Pass, findings, None),
-            Err(e) => (Outcome::Error, Vec::new(), Some(e)),
+            Ok((findings, population)) => (Outcome::Pass, findings, population, None),
+            Err(e) => (Outcome::Error, Vec::new(), None, Some(e)),
         };
         results.push(Checked {
             control,
@@ -500,6 +614,7 @@ pub async fn run_controls(
             outcome,
             findings,
             parameters,
+            population,
             resolved: None,
             error,
             skipped: None,
@@ -549,6 +664,40 @@ async fn findings(
         ));
     }
     Ok(out)
+}
+
+/// The control's population, counted by its `-- population-sql:`; a count
+/// that fails fails the control (its report would not say of what).
+async fn population(
+    ctx: &SessionContext,
+    control: &Control,
+    parameters: &[Applied],
+) -> Result<Option<Population>, String> {
+    let Some((of, sql)) = &control.population else {
+        return Ok(None);
+    };
+    let sql = bind(sql, parameters);
+    let failed = |e: String| format!("{}: population-sql: {e}", control.source);
+    let frame = crate::sql::frame(ctx, &sql)
+        .await
+        .map_err(|e| failed(crate::error::message(&e)))?;
+    let batches = frame
+        .collect()
+        .await
+        .map_err(|e| failed(crate::error::message(&e)))?;
+    let rows = super::output::text_rows(&batches, "").map_err(|e| failed(e.to_string()))?;
+    let count = match rows.as_slice() {
+        [row] if row.len() == 1 => row[0].parse::<u64>().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        failed("must return one row of one count, e.g. SELECT count(*) FROM users".into())
+    })?;
+    Ok(Some(Population {
+        of: bind(of, parameters),
+        count,
+        sql,
+    }))
 }
 
 fn rows(batch: &RecordBatch) -> Result<Vec<Finding>, String> {

@@ -79,6 +79,22 @@ fn summary(results: &[Checked]) -> String {
     )
 }
 
+/// What a result counted: "54 of 225 active users; 7 ok" (or "54 alarms"
+/// for a control that does not count its population); none for a control
+/// that did not run.
+fn counts(result: &Checked) -> Option<String> {
+    if matches!(result.outcome, Outcome::Error | Outcome::Skipped) {
+        return None;
+    }
+    let alarms = result.alarms().count();
+    let main = result.population_line().or_else(|| match alarms {
+        0 => None,
+        n => Some(format!("{n} alarms")),
+    });
+    let parts: Vec<String> = main.into_iter().chain(result.others_line()).collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 /// `[new]`, `[open]` or nothing.
 fn since(since: Option<Since>) -> &'static str {
     match since {
@@ -143,10 +159,7 @@ fn table(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::io:
         }
         for r in members {
             let c = &r.control;
-            let detail = match r.outcome {
-                Outcome::Alarm => format!(" ({} alarms)", r.alarms().count()),
-                _ => String::new(),
-            };
+            let detail = counts(r).map_or_else(String::new, |c| format!(" ({c})"));
             writeln!(
                 out,
                 "{:5}  {:8}  {:width$}  {}{detail}",
@@ -182,8 +195,28 @@ fn table(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::io:
     writeln!(out, "Data as of {}.", visible(&about.data_as_of))
 }
 
+/// Text for a markdown table cell: what a terminal would act on made
+/// visible, HTML inert (a viewer renders it), and the characters markdown
+/// reads as table, code or link backslash-escaped.
+pub(crate) fn md(text: &str) -> String {
+    let mut out = String::new();
+    for c in visible(text).chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\\' | '|' | '`' | '[' | ']' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn markdown(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::io::Result<()> {
-    let cell = |s: &str| visible(s).replace('|', "\\|");
+    let cell = md;
     writeln!(out, "| Run | |\n|---|---|")?;
     for (_, label, value) in about.fields() {
         writeln!(out, "| {label} | {} |", cell(&value))?;
@@ -195,9 +228,9 @@ fn markdown(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::
         }
         writeln!(
             out,
-            "| result | severity | control | maps to | parameters | alarms |"
+            "| result | severity | control | maps to | parameters | counted | alarms |"
         )?;
-        writeln!(out, "|---|---|---|---|---|---|")?;
+        writeln!(out, "|---|---|---|---|---|---|---|")?;
         for r in members {
             let mut alarms: Vec<String> = r
                 .alarms()
@@ -229,15 +262,40 @@ fn markdown(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::
                 .collect();
             writeln!(
                 out,
-                "| {} | {} | `{}` {} | {} | {} | {detail} |",
+                "| {} | {} | {}: {} | {} | {} | {} | {detail} |",
                 label(r.outcome),
                 r.control.severity,
                 cell(&r.name()),
                 cell(&r.control.title),
                 references.join(", "),
                 cell(&parameters(r)),
+                cell(&counts(r).unwrap_or_default()),
             )?;
         }
+    }
+    // The rows that do not alarm, folded (GitHub and most viewers render
+    // <details>): the evidence of what was judged fine.
+    for r in results {
+        let others: Vec<_> = r.others().collect();
+        if others.is_empty() {
+            continue;
+        }
+        writeln!(
+            out,
+            "\n<details><summary>{}: {}</summary>\n\n| status | resource | reason |\n|---|---|---|",
+            h(&r.name()),
+            h(&r.others_line().unwrap_or_default())
+        )?;
+        for f in others {
+            writeln!(
+                out,
+                "| {} | {} | {} |",
+                cell(&f.status),
+                cell(&f.resource),
+                cell(&f.reason)
+            )?;
+        }
+        writeln!(out, "\n</details>")?;
     }
     writeln!(out, "\n{}", summary(results))?;
     writeln!(out, "\nData as of {}.", cell(&about.data_as_of))
@@ -322,7 +380,33 @@ fn junit(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::io:
                 xml(&p.value)
             )?;
         }
+        if let Some(p) = &r.population {
+            writeln!(
+                out,
+                r#"        <property name="population" value="{} {}"/>"#,
+                p.count,
+                xml(&p.of)
+            )?;
+        }
+        if let Some(counted) = counts(r) {
+            writeln!(
+                out,
+                r#"        <property name="counted" value="{}"/>"#,
+                xml(&counted)
+            )?;
+        }
         writeln!(out, "      </properties>")?;
+        let others: Vec<String> = r
+            .others()
+            .map(|f| format!("{}: {}: {}", f.status, f.resource, f.reason))
+            .collect();
+        if !others.is_empty() {
+            writeln!(
+                out,
+                "      <system-out>{}</system-out>",
+                xml(&others.join("\n"))
+            )?;
+        }
         match r.outcome {
             Outcome::Pass => {}
             Outcome::Alarm => {
@@ -389,7 +473,15 @@ fn html(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::io::
          white-space:pre-wrap}section{page-break-inside:avoid;margin-bottom:2em}\
          .new{color:#a40000}.fixed{color:#1a6b1a}.skip{color:#666;font-weight:bold}";
     writeln!(out, "<style>{STYLE}</style></head><body>")?;
-    writeln!(out, "<h1>Compliance evidence: {}</h1>", h(&org))?;
+    match &about.framework {
+        Some(framework) => writeln!(
+            out,
+            "<h1>Compliance evidence for {}: {}</h1>",
+            h(framework_name(framework)),
+            h(&org)
+        )?,
+        None => writeln!(out, "<h1>Compliance evidence: {}</h1>", h(&org))?,
+    }
     writeln!(out, "<table>")?;
     for (_, label, value) in about.fields() {
         writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", h(label), h(&value))?;
@@ -460,6 +552,35 @@ fn html(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::io::
         }
     }
     writeln!(out, "</table>")?;
+    // With --framework: the controls under each of its criteria, each
+    // linked to its section below.
+    if let Some(framework) = &about.framework {
+        writeln!(
+            out,
+            "<h2>By {} criterion</h2>",
+            h(framework_name(framework))
+        )?;
+        for (group, members) in groups(results, about) {
+            writeln!(
+                out,
+                "<h3>{}</h3><table><tr><th>result</th><th>control</th><th>counted</th></tr>",
+                h(group.as_deref().unwrap_or_default())
+            )?;
+            for r in members {
+                writeln!(
+                    out,
+                    "<tr><td class=\"{}\">{}</td><td><a href=\"#{}\">{}</a> ({})</td><td>{}</td></tr>",
+                    label(r.outcome).to_lowercase(),
+                    label(r.outcome),
+                    h(&r.key()),
+                    h(&r.control.title),
+                    h(&r.name()),
+                    h(&counts(r).unwrap_or_default())
+                )?;
+            }
+            writeln!(out, "</table>")?;
+        }
+    }
     writeln!(out, "<h2>Controls</h2>")?;
     for r in results {
         let c = &r.control;
@@ -494,6 +615,9 @@ fn html(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::io::
         if let Some(why) = &r.skipped {
             writeln!(out, "<p class=\"skip\">Skipped: {}</p>", h(why))?;
         }
+        if let Some(counted) = counts(r) {
+            writeln!(out, "<p><b>Counted:</b> {}</p>", h(&counted))?;
+        }
         let alarms: Vec<_> = r.alarms().collect();
         if !alarms.is_empty() {
             writeln!(
@@ -526,11 +650,40 @@ fn html(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::io::
             }
             writeln!(out, "</ul>")?;
         }
-        writeln!(
-            out,
-            "<details open=\"open\"><summary>SQL</summary><pre>{}</pre></details>",
-            h(&r.sql)
-        )?;
+        // What was judged fine, folded: the evidence that it was looked at.
+        let others: Vec<_> = r.others().collect();
+        if !others.is_empty() {
+            writeln!(
+                out,
+                "<details><summary>{}</summary><table><tr><th>status</th><th>resource</th><th>reason</th></tr>",
+                h(&r.others_line().unwrap_or_default())
+            )?;
+            for f in others {
+                writeln!(
+                    out,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    h(&f.status),
+                    h(&f.resource),
+                    h(&f.reason)
+                )?;
+            }
+            writeln!(out, "</table></details>")?;
+        }
+        if !r.sql.is_empty() {
+            writeln!(
+                out,
+                "<details open=\"open\"><summary>SQL</summary><pre>{}</pre></details>",
+                h(&r.sql)
+            )?;
+        }
+        if let Some(population) = &r.population {
+            writeln!(
+                out,
+                "<details><summary>SQL that counted the {}</summary><pre>{}</pre></details>",
+                h(&population.of),
+                h(&population.sql)
+            )?;
+        }
         writeln!(out, "</section>")?;
     }
     writeln!(out, "</body></html>")

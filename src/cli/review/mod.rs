@@ -857,6 +857,7 @@ fn verify_control(
         ],
         params: Vec::new(),
         requires: Vec::new(),
+        population: None,
         sql: String::new(),
         source: "orgsql review verify".to_string(),
     }
@@ -1036,6 +1037,7 @@ pub async fn verify(dir: &Path, now: &Now<'_>, expected: Option<&str>) -> Result
             outcome,
             findings,
             parameters: Vec::new(),
+            population: None,
             resolved: None,
             error: None,
             skipped: None,

@@ -643,6 +643,16 @@ async fn every_report_format_carries_the_envelope() {
                 envelope["source"]["api_url"],
                 format!("{}/", emu.base_url())
             );
+            // The credential is named by where it came from; the API does
+            // not tell which key it is, and the report does not pretend to.
+            let credential = envelope["source"]["credential"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                credential.contains("ATLASSIAN_API_KEY")
+                    && credential.contains("does not say which key"),
+                "{credential}"
+            );
             assert_eq!(envelope["parameters"]["max_org_admins"], "7");
             assert_eq!(envelope["fail_on"], "high");
             assert_eq!(envelope["framework"], "soc2");

@@ -66,6 +66,9 @@ pub struct Source {
     /// holds the sha256 of every data file).
     pub snapshot: Option<String>,
     pub manifest_sha256: Option<String>,
+    /// The credential the API was read with, in words: never the key, and
+    /// never a label or id the API did not tell.
+    pub credential: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -127,6 +130,17 @@ impl Envelope {
         // The demo's API is an emulator on a port of the moment: no source.
         if let Some(orgs) = session.orgs.as_ref().filter(|_| !session.is_demo()) {
             self.source.api_url = Some(without_credentials(orgs.first().base_url()));
+            // The Admin API answers no "which key am I": the api_keys table
+            // lists keys, not the one a request carried.
+            let given = if orgs.names().is_empty() {
+                "given by --api-key-file or ATLASSIAN_API_KEY".to_string()
+            } else {
+                "of each connection in the config file".to_string()
+            };
+            self.source.credential = Some(format!(
+                "an organization API key {given}; the Admin API does not say which key \
+                 (label or id) a request used, and orgsql records no part of the key"
+            ));
         }
         if let Some(opened) = &session.snapshot {
             self = self.with_snapshot(opened);
@@ -179,6 +193,9 @@ impl Envelope {
         }
         if let (Some(snapshot), Some(sha)) = (&self.source.snapshot, &self.source.manifest_sha256) {
             source = format!("{source}; {snapshot} manifest.json sha256 {sha}");
+        }
+        if let Some(credential) = &self.source.credential {
+            source = format!("{source}; read with {credential}");
         }
         let parameters = if self.parameters.is_empty() {
             "(the controls' defaults)".to_string()

@@ -905,9 +905,11 @@ fn demo_review_by_manager(dir: &Path, more: &[&str]) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// The grants (account, resource, role) of each file of a review, by the
-/// file's entry in review.json.
-fn grants_by_file(dir: &Path) -> Vec<(serde_json::Value, BTreeSet<(String, String, String)>)> {
+/// A grant: account, resource, role.
+type Grant = (String, String, String);
+
+/// The grants of each file of a review, by the file's entry in review.json.
+fn grants_by_file(dir: &Path) -> Vec<(serde_json::Value, BTreeSet<Grant>)> {
     review_json(dir)["files"]
         .as_array()
         .expect("files")
@@ -935,7 +937,7 @@ fn grants_of_people_without_a_manager_go_to_the_fallback_reviewer_or_the_resourc
     // does not list or gives no manager; the active admins in the roster of
     // each resource (organization admins of the organization, site admins
     // of a site).
-    let unmanaged: BTreeSet<(String, String, String)> = demo_csv(
+    let unmanaged: BTreeSet<Grant> = demo_csv(
         "SELECT g.account_id, g.resource_id, g.role FROM user_role_assignments g \
          JOIN users u ON u.account_id = g.account_id \
          WHERE NOT EXISTS (SELECT 1 FROM roster p WHERE lower(p.email) = lower(u.email) \
@@ -1255,6 +1257,36 @@ fn a_review_report_lists_each_reviewer_file_with_counts_and_signers_in_every_for
         alarmed_resources(&judged("review_every_grant_decided")),
         vec![files[named[2]]["path"].as_str().expect("path").to_string()]
     );
+    // A signer who kept a grant of their own in the file they signed.
+    let mut own = Vec::new();
+    for file in &files {
+        let path = file["path"].as_str().expect("path");
+        let signer = &expected[path].signed_by;
+        if path == wrong || signer.is_empty() {
+            continue;
+        }
+        let sheet = Sheet::read(&dir.join(path));
+        let (email, role, workspace, decision) = (
+            sheet.at("email"),
+            sheet.at("role"),
+            sheet.at("workspace"),
+            sheet.at("decision"),
+        );
+        for row in &sheet.rows {
+            if row[email].eq_ignore_ascii_case(signer) && row[decision] == "keep" {
+                own.push(format!(
+                    "{}: {} on {}",
+                    row[email], row[role], row[workspace]
+                ));
+            }
+        }
+    }
+    own.sort();
+    assert!(
+        !own.is_empty(),
+        "an admin signs a file holding their own grant"
+    );
+    assert_eq!(alarmed_resources(&judged("review_not_self_certified")), own);
 
     // Every other format: titled a review, the fingerprint, and a row per
     // file with the same counts and signer.
@@ -1387,4 +1419,222 @@ fn a_review_report_lists_each_reviewer_file_with_counts_and_signers_in_every_for
         .expect("judged")
         .clone();
     assert_eq!(alarmed_resources(&signed), vec![unsigned.clone()]);
+
+    // Signed before the review started: not a sign-off of it.
+    sign(&dir, &files[wrong_at], wrong_reviewer, "2001-01-01");
+    let (_, json) = demo_verify(&dir, "json");
+    assert!(
+        json.contains(&format!(
+            "signed_at 2001-01-01 is before the review started ({})",
+            review["started_at"].as_str().expect("started_at")
+        )),
+        "{json}"
+    );
+    // The reviewer named in a sign-off rewritten to the signer: the review
+    // is refused, as for any evidence edited.
+    let signoff = dir.join(files[wrong_at]["signoff"].as_str().expect("signoff"));
+    let mut sheet = Sheet::read(&signoff);
+    let (reviewer, signed_by, signed_at) = (
+        sheet.at("reviewer"),
+        sheet.at("signed_by"),
+        sheet.at("signed_at"),
+    );
+    sheet.rows[0][reviewer] = intruder.clone();
+    sheet.rows[0][signed_by] = intruder.clone();
+    sheet.rows[0][signed_at] = day.clone();
+    sheet.write(&signoff);
+    let output = orgsql_alone()
+        .args(["--demo", "review", "verify", &dir.display().to_string()])
+        .output()
+        .expect("orgsql runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:2: reviewer is \"{intruder}\", but the review issued",
+            files[wrong_at]["signoff"].as_str().expect("signoff")
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn keeping_an_admin_role_needs_a_justification_shown_inert_in_every_format() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("review");
+    succeeded(
+        &orgsql_alone()
+            .args([
+                "--demo",
+                "review",
+                "start",
+                "--out",
+                &dir.display().to_string(),
+            ])
+            .output()
+            .expect("orgsql runs"),
+        "review start",
+    );
+    assert_eq!(
+        review_json(&dir)["admin_roles"],
+        serde_json::json!(ADMIN_ROLES)
+    );
+    // Everything kept, the admin roles justified, but for one site admin
+    // left without, and one whose reason is hostile text.
+    let hostile = "=HYPERLINK(\"http://x.example\") <script>alert(1)</script> | [link](http://x.example) \u{1b}[2J";
+    let mut bare = None;
+    let mut odd = None;
+    for (path, mut sheet) in sheets(&dir) {
+        keep_the_rest(&mut sheet);
+        let (role, justification, email, workspace) = (
+            sheet.at("role"),
+            sheet.at("justification"),
+            sheet.at("email"),
+            sheet.at("workspace"),
+        );
+        for (i, row) in sheet.rows.iter_mut().enumerate() {
+            if row[role] != "atlassian/site-admin" {
+                continue;
+            }
+            let line = i + 2;
+            let file = path
+                .strip_prefix(&dir)
+                .expect("inside")
+                .display()
+                .to_string();
+            let grant = format!("{}: atlassian/site-admin on {}", row[email], row[workspace]);
+            if bare.is_none() {
+                row[justification] = String::new();
+                bare = Some((file, line, grant));
+            } else if odd.is_none() {
+                row[justification] = hostile.to_string();
+                odd = Some((file, line, grant));
+            }
+        }
+        sheet.write(&path);
+    }
+    sign_all(&dir, "reviewer@acme.com");
+    let ((file, line, grant), (odd_file, odd_line, odd_grant)) =
+        (bare.expect("a site admin"), odd.expect("another"));
+
+    let (code, json) = demo_verify(&dir, "json");
+    assert_eq!(code, Some(1), "{json}");
+    let report: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    let judged = report["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|r| r["id"] == "review_admin_kept_justified")
+        .expect("judged")
+        .clone();
+    assert_eq!(alarmed_resources(&judged), vec![grant.clone()], "{judged}");
+    let reason_of = |grant: &str| {
+        judged["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .find(|f| f["resource"] == grant)
+            .and_then(|f| f["reason"].as_str())
+            .expect("a finding")
+            .to_string()
+    };
+    assert!(
+        reason_of(&grant).contains(&format!("{file}:{line}")),
+        "{}",
+        reason_of(&grant)
+    );
+    // The reason kept exactly in JSON, inside a sentence: never a cell's
+    // start, where a spreadsheet would read a formula.
+    let reason = reason_of(&odd_grant);
+    assert!(reason.starts_with(&format!("Kept ({odd_file}:{odd_line}), justified: ")));
+    assert!(reason.contains(hostile));
+    for format in ["html", "junit", "markdown", "table"] {
+        let (code, text) = demo_verify(&dir, format);
+        assert_eq!(code, Some(1), "{format}");
+        assert!(!text.contains('\u{1b}'), "{format}: no terminal escape");
+        if format != "table" {
+            assert!(!text.contains("<script>"), "{format}: no live markup");
+        }
+        match format {
+            "html" | "junit" => assert!(text.contains("&lt;script&gt;"), "{format}"),
+            "markdown" => {
+                assert!(text.contains("&lt;script&gt;alert(1)&lt;/script&gt; \\| \\[link\\]"));
+                // The judgements' rows keep their four columns.
+                let row = text
+                    .lines()
+                    .find(|l| l.contains("`review_admin_kept_justified`"))
+                    .expect("the row");
+                assert_eq!(row.replace("\\|", "").matches('|').count(), 5, "{row}");
+            }
+            _ => {
+                assert!(text.contains(&format!(
+                    "{grant}: Kept ({file}:{line}) without a justification"
+                )));
+                assert!(text.contains("\\u{1b}[2J"), "shown, not acted on");
+            }
+        }
+        if format != "json" {
+            assert!(text.contains(&grant), "{format} names the grant");
+        }
+    }
+
+    // Justified: it passes.
+    let path = dir.join(&file);
+    let mut sheet = Sheet::read(&path);
+    let justification = sheet.at("justification");
+    sheet.rows[line - 2][justification] = "Owns the site".to_string();
+    sheet.write(&path);
+    let (code, json) = demo_verify(&dir, "json");
+    let report: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    for result in report["results"].as_array().expect("results") {
+        assert_eq!(result["outcome"], "pass", "{result}");
+    }
+    assert_eq!(code, Some(0));
+
+    // The roles to justify are the review's: only organization admins here.
+    let dir = tmp.path().join("org-admins");
+    succeeded(
+        &orgsql_alone()
+            .args([
+                "--demo",
+                "review",
+                "start",
+                "--out",
+                &dir.display().to_string(),
+            ])
+            .args(["--admin-roles", "org-admin"])
+            .output()
+            .expect("orgsql runs"),
+        "review start --admin-roles",
+    );
+    for (path, mut sheet) in sheets(&dir) {
+        let decision = sheet.at("decision");
+        for row in &mut sheet.rows {
+            row[decision] = "keep".to_string();
+        }
+        sheet.write(&path);
+    }
+    sign_all(&dir, "reviewer@acme.com");
+    let org_admins =
+        demo_csv("SELECT count(*) FROM user_role_assignments WHERE role = 'atlassian/org-admin'")
+            [0][0]
+            .parse::<usize>()
+            .expect("a count");
+    let (code, json) = demo_verify(&dir, "json");
+    assert_eq!(code, Some(1));
+    let report: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    let judged = report["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|r| r["id"] == "review_admin_kept_justified")
+        .expect("judged")
+        .clone();
+    let alarms = alarmed_resources(&judged);
+    assert_eq!(alarms.len(), org_admins, "{judged}");
+    assert!(
+        alarms
+            .iter()
+            .all(|a| a.contains(": atlassian/org-admin on "))
+    );
 }

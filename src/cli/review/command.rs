@@ -18,11 +18,14 @@ pub struct ReviewArgs {
 #[derive(clap::Subcommand)]
 pub enum ReviewCommand {
     /// Freeze the organization's grants into DIR: a snapshot, and a CSV file
-    /// per reviewer scope with empty decision and justification columns
+    /// per reviewer scope with empty decision and justification columns,
+    /// each with a sign-off file for its reviewer
     Start(ReviewStartArgs),
     /// Read the filled files back (refused if the evidence was edited or a
-    /// decision is missing: exit 2), then report revokes not carried out and
-    /// grants nobody certified (exit 1), and write DIR/summary.md
+    /// row is missing: exit 2), then report files not signed off by their
+    /// reviewer, grants undecided, admin roles kept without a justification,
+    /// revokes not carried out and grants nobody certified (exit 1), and
+    /// write DIR/summary.md
     Verify(ReviewVerifyArgs),
 }
 
@@ -242,7 +245,7 @@ fn write_report(
             );
         }
         None => {
-            super::report::write_report(&mut std::io::stdout().lock(), format, verified, envelope)?
+            super::report::write_report(&mut std::io::stdout().lock(), format, verified, envelope)?;
         }
     }
     Ok(())

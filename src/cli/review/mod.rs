@@ -8,10 +8,20 @@
 //! last: a folder without it is not a review) holds the sha256 of every
 //! one of these, and its own sha256 is the review's fingerprint.
 //!
+//! Beside each file, a sign-off file (`<name>.signoff.csv`, one row): the
+//! file, who may sign it (its manager; for people without one, a fallback
+//! reviewer or the admins of the resource) and what signing attests, as
+//! issued, then `signed_by` and `signed_at` for the reviewer to fill in.
+//! Its issued cells are checked against `review.json`, so it needs no
+//! digest of its own.
+//!
 //! `verify` checks those digests, reads the filled files back, refuses any
-//! that were edited beyond the two columns, then compares the decisions
-//! with the organization as it is now (or a later snapshot), and writes
-//! `summary.md` beside the files.
+//! that were edited beyond the two columns, then judges the review itself
+//! (each file signed off by its reviewer, every grant decided, each admin
+//! role kept with a justification, nobody keeping their own access) and
+//! compares the decisions with the organization as it is now (or a later
+//! snapshot); it writes `summary.md` beside the files, its report in
+//! markdown.
 
 pub mod command;
 pub mod report;
@@ -670,8 +680,9 @@ fn html_page(scope: &str, started_at: &str, columns: &[String], rows: &[&Vec<Str
     );
     page.push_str(&format!(
         "<h1>Access review: {}</h1>\n<p>Frozen {} by orgsql {}: {} grants. Decide in the CSV \
-         file beside this page (decision: keep or revoke), then run <code>orgsql review \
-         verify</code>.</p>\n<table><tr>",
+         file beside this page (decision: keep or revoke; a justification to keep an admin \
+         role), sign it off in the <code>.signoff.csv</code> file beside it (signed_by: your \
+         email, signed_at: the date), then run <code>orgsql review verify</code>.</p>\n<table><tr>",
         h(scope),
         h(started_at),
         env!("CARGO_PKG_VERSION"),
@@ -1155,10 +1166,10 @@ fn read_signoff(
             .find(|p| p.email.eq_ignore_ascii_case(&signed_by))
     });
     let checked = match (file.reviewers.is_empty(), people.is_some()) {
-        (false, true) => "its reviewer, and in the roster",
-        (false, false) => "its reviewer",
-        (true, true) => "in the roster (no reviewer named)",
-        (true, false) => "not checked: no reviewer named and no roster",
+        (false, true) => "its reviewers and the roster",
+        (false, false) => "its reviewers",
+        (true, true) => "the roster (no reviewer named)",
+        (true, false) => "nothing (no reviewer named, no roster)",
     }
     .to_string();
     let now = Utc::now();
@@ -1452,7 +1463,7 @@ pub async fn verify(dir: &Path, now: &Now<'_>, expected: Option<&str>) -> Result
                 file.path.clone(),
                 "ok",
                 format!(
-                    "Signed off by {} at {} (checked: {})",
+                    "Signed off by {} at {}; the signer checked against {}",
                     signoff.signed_by, signoff.signed_at, signoff.checked
                 ),
             ),
@@ -1464,6 +1475,29 @@ pub async fn verify(dir: &Path, now: &Now<'_>, expected: Option<&str>) -> Result
             undecided: undecided.len(),
             signoff,
         });
+    }
+    // A reviewer keeping their own access certified nothing: the holder
+    // of a grant kept in a file they signed off.
+    let mut own = Vec::new();
+    for outcome in &files {
+        let signer = &outcome.signoff.signed_by;
+        if signer.is_empty() || outcome.signoff.problem.is_some() {
+            continue;
+        }
+        for d in decided.values().filter(|d| {
+            d.file == outcome.file.path
+                && d.revoke == Some(false)
+                && d.who.eq_ignore_ascii_case(signer)
+        }) {
+            own.push(finding(
+                format!("{}: {}", d.who, d.what),
+                "alarm",
+                format!(
+                    "Kept ({}:{}) by its holder, who signed the file off: have another of its reviewers (or their manager) decide it",
+                    d.file, d.line
+                ),
+            ));
+        }
     }
     // Admin roles kept: each with the reviewer's reason, or an alarm.
     let mut justified = Vec::new();
@@ -1554,6 +1588,16 @@ pub async fn verify(dir: &Path, now: &Now<'_>, expected: Option<&str>) -> Result
             undecided_findings,
         ),
         justification,
+        judged(
+            verify_control(
+                "review_not_self_certified",
+                "No reviewer kept their own access",
+                "medium",
+                "A person certifying their own grant is no independent review (segregation of duties).",
+                "Have another reviewer of the file, or the holder's manager, decide the grants named and sign the file off.",
+            ),
+            own,
+        ),
         judged(
             verify_control(
                 "review_revokes_carried_out",

@@ -116,7 +116,7 @@ fn reviewer(file: &FileOutcome) -> String {
 /// A file's sign-off in words: "ok", or what is wrong.
 fn signoff(file: &FileOutcome) -> String {
     match &file.signoff.problem {
-        None => format!("ok (checked: {})", file.signoff.checked),
+        None => format!("ok; signer checked against {}", file.signoff.checked),
         Some(problem) => format!("FAILS: {problem}"),
     }
 }
@@ -493,6 +493,19 @@ fn junit(out: &mut dyn Write, verified: &Verified, envelope: &Envelope) -> std::
                 h(r.skipped.as_deref().unwrap_or_default())
             )?,
             Outcome::Pass | Outcome::Error => {}
+        }
+        // Every finding, kept and passed ones too: what was certified.
+        if !r.findings.is_empty() {
+            let lines: Vec<String> = r
+                .findings
+                .iter()
+                .map(|f| format!("{}: {}: {}", f.status, f.resource, f.reason))
+                .collect();
+            writeln!(
+                out,
+                "      <system-out>{}</system-out>",
+                h(&lines.join("\n"))
+            )?;
         }
         writeln!(out, "    </testcase>")?;
     }

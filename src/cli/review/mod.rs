@@ -1563,7 +1563,8 @@ pub async fn verify(dir: &Path, now: &Now<'_>, expected: Option<&str>) -> Result
     if review.admin_roles.is_empty() {
         justification.outcome = Outcome::Skipped;
         justification.skipped = Some(
-            "the review was started by an orgsql that named no admin roles to justify".to_string(),
+            "the review named no admin roles to justify (--admin-roles at review start)"
+                .to_string(),
         );
     }
     let results = vec![

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 
-use crate::cli::check::command::write_report;
 use crate::cli::check::{Envelope, Report};
 use crate::cli::files::Output;
 use crate::session::Source;
@@ -19,11 +18,14 @@ pub struct ReviewArgs {
 #[derive(clap::Subcommand)]
 pub enum ReviewCommand {
     /// Freeze the organization's grants into DIR: a snapshot, and a CSV file
-    /// per reviewer scope with empty decision and justification columns
+    /// per reviewer scope with empty decision and justification columns,
+    /// each with a sign-off file for its reviewer
     Start(ReviewStartArgs),
     /// Read the filled files back (refused if the evidence was edited or a
-    /// decision is missing: exit 2), then report revokes not carried out and
-    /// grants nobody certified (exit 1), and write DIR/summary.md
+    /// row is missing: exit 2), then report files not signed off by their
+    /// reviewer, grants undecided, admin roles kept without a justification,
+    /// revokes not carried out and grants nobody certified (exit 1), and
+    /// write DIR/summary.md
     Verify(ReviewVerifyArgs),
 }
 
@@ -38,6 +40,19 @@ pub struct ReviewStartArgs {
     /// csv; html also writes a page per file to read or print
     #[arg(long, value_enum, default_value = "csv")]
     pub format: super::Pages,
+    /// The roles a reviewer must justify keeping (comma-separated; a role
+    /// in full or its last part)
+    #[arg(
+        long,
+        value_name = "ROLE,...",
+        value_delimiter = ',',
+        default_values_t = super::ADMIN_ROLES.map(String::from)
+    )]
+    pub admin_roles: Vec<String>,
+    /// With --by manager: who reviews the grants of people the roster gives
+    /// no manager (or does not list); without it, the resource's admins
+    #[arg(long, value_name = "EMAIL")]
+    pub fallback_reviewer: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -82,6 +97,13 @@ pub async fn run(
                 roster: options.roster.clone(),
                 pages: args.format,
                 source: session.described.clone(),
+                admin_roles: args
+                    .admin_roles
+                    .iter()
+                    .map(|r| r.trim().to_string())
+                    .filter(|r| !r.is_empty())
+                    .collect(),
+                fallback_reviewer: args.fallback_reviewer.clone(),
             };
             let started = super::start(&session, &options, &mut std::io::stderr()).await;
             crate::cli::say_notices(orgs);
@@ -97,8 +119,31 @@ pub async fn run(
             eprintln!(
                 "Fingerprint (sha256 of {out}/review.json; keep it with the review's record): {fingerprint}"
             );
+            let fallback: usize = review
+                .files
+                .iter()
+                .filter(|f| f.fallback)
+                .map(|f| f.rows)
+                .sum();
+            let unowned: usize = review
+                .files
+                .iter()
+                .filter(|f| args.by == super::By::Manager && f.reviewers.is_empty())
+                .map(|f| f.rows)
+                .sum();
+            if fallback + unowned > 0 {
+                eprintln!(
+                    "{} grants of people without a manager in the roster: {fallback} to {}, {unowned} with no reviewer (no admin of their resource in the roster).",
+                    fallback + unowned,
+                    review
+                        .fallback_reviewer
+                        .as_deref()
+                        .unwrap_or("the admins of each resource"),
+                );
+            }
             eprintln!(
-                "Fill in decision (keep or revoke) and justification; change nothing else. Then: orgsql review verify {out}"
+                "Fill in decision (keep or revoke) and justification (needed to keep {}); change nothing else. Each reviewer signs their file off in the .signoff.csv beside it (signed_by: their email, signed_at: the date). Then: orgsql review verify {out}",
+                review.admin_roles.join(", ")
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -168,13 +213,42 @@ pub async fn run(
                 }
             };
             let envelope = super::enveloped(&now.envelope, &verified, &args.dir).end();
-            write_report(output, format, &verified.results, &envelope)?;
+            write_report(output, format, &verified, &envelope)?;
             Ok(ExitCode::from(crate::cli::check::exit_code(
                 &verified.results,
                 None,
             )))
         }
     }
+}
+
+/// The verification's report: to `--output`, atomically, its sha256 said on
+/// stderr (a report cannot hold its own digest), or to standard output.
+fn write_report(
+    output: &Output,
+    format: Report,
+    verified: &super::Verified,
+    envelope: &Envelope,
+) -> Result<()> {
+    match &output.path {
+        Some(path) => {
+            let mut bytes = Vec::new();
+            super::report::write_report(&mut bytes, format, verified, envelope)?;
+            crate::cli::files::write_atomically(path, |mut file| {
+                std::io::Write::write_all(&mut file, &bytes).map_err(crate::cli::files::io_at(path))
+            })
+            .map_err(|e| anyhow::anyhow!("--output: {e}"))?;
+            eprintln!(
+                "sha256 {}  {}",
+                crate::snapshot::sha256(&bytes),
+                crate::cli::output::visible(&path.display().to_string())
+            );
+        }
+        None => {
+            super::report::write_report(&mut std::io::stdout().lock(), format, verified, envelope)?;
+        }
+    }
+    Ok(())
 }
 
 /// A sha256 as 64 hexadecimal digits.

@@ -8,12 +8,23 @@
 //! last: a folder without it is not a review) holds the sha256 of every
 //! one of these, and its own sha256 is the review's fingerprint.
 //!
+//! Beside each file, a sign-off file (`<name>.signoff.csv`, one row): the
+//! file, who may sign it (its manager; for people without one, a fallback
+//! reviewer or the admins of the resource) and what signing attests, as
+//! issued, then `signed_by` and `signed_at` for the reviewer to fill in.
+//! Its issued cells are checked against `review.json`, so it needs no
+//! digest of its own.
+//!
 //! `verify` checks those digests, reads the filled files back, refuses any
-//! that were edited beyond the two columns, then compares the decisions
-//! with the organization as it is now (or a later snapshot), and writes
-//! `summary.md` beside the files.
+//! that were edited beyond the two columns, then judges the review itself
+//! (each file signed off by its reviewer, every grant decided, each admin
+//! role kept with a justification, nobody keeping their own access) and
+//! compares the decisions with the organization as it is now (or a later
+//! snapshot); it writes `summary.md` beside the files, its report in
+//! markdown.
 
 pub mod command;
+pub mod report;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -85,6 +96,14 @@ pub struct Review {
     /// The roster as given, relative to the folder, and its sha256.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roster: Option<Digested>,
+    /// The roles a reviewer must justify keeping (`--admin-roles`); none
+    /// in a review started before orgsql asked for justifications.
+    #[serde(default)]
+    pub admin_roles: Vec<String>,
+    /// `--fallback-reviewer`: who reviews the grants of people without a
+    /// manager in the roster (else the site admins of each resource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reviewer: Option<String>,
     pub files: Vec<ReviewFile>,
 }
 
@@ -102,6 +121,19 @@ pub struct ReviewFile {
     pub issued: Digested,
     pub scope: String,
     pub rows: usize,
+    /// Who may sign the file off (emails, lowercase): the manager, the
+    /// fallback reviewer, or the admins of the resource; none named when
+    /// the review is split by product, workspace or group.
+    #[serde(default)]
+    pub reviewers: Vec<String>,
+    /// The file holds grants of people without a manager in the roster,
+    /// given to a fallback reviewer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fallback: bool,
+    /// The sign-off file beside it, relative to the folder (none in a
+    /// review started before orgsql asked for sign-offs).
+    #[serde(default)]
+    pub signoff: String,
 }
 
 const REVIEW_JSON: &str = "review.json";
@@ -285,6 +317,48 @@ pub struct StartOptions {
     pub pages: Pages,
     /// Where the organization is read from, for the record.
     pub source: String,
+    /// The roles whose keeping needs a justification.
+    pub admin_roles: Vec<String>,
+    /// Who reviews the grants of people without a manager (`--by manager`).
+    pub fallback_reviewer: Option<String>,
+}
+
+/// The roles a reviewer must justify keeping, unless `--admin-roles` says.
+pub const ADMIN_ROLES: [&str; 4] = [
+    "atlassian/org-admin",
+    "atlassian/site-admin",
+    "atlassian/user-access-admin",
+    "atlassian/admin",
+];
+
+/// The scopes of `--by manager` that have no manager to review them.
+const NOT_IN_ROSTER: &str = "(not in roster)";
+const NO_MANAGER: &str = "(no manager)";
+
+/// What a reviewer attests by signing a file off.
+const STATEMENT: &str =
+    "I reviewed every grant in this file; its decisions and justifications are mine.";
+
+/// The sign-off file's columns: the first three as issued, the last two
+/// the reviewer fills in.
+const SIGNOFF_COLUMNS: [&str; 5] = ["file", "reviewer", "statement", "signed_by", "signed_at"];
+
+/// A role is an admin role of the review's set: named in full
+/// (`atlassian/site-admin`) or by its last part (`site-admin`).
+fn is_admin_role(role: &str, admin_roles: &[String]) -> bool {
+    let short = role.rsplit('/').next().unwrap_or(role);
+    admin_roles
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(role) || a.eq_ignore_ascii_case(short))
+}
+
+/// Who may sign a file off, as its sign-off file says it.
+fn reviewers_cell(reviewers: &[String]) -> String {
+    if reviewers.is_empty() {
+        "(none named)".to_string()
+    } else {
+        reviewers.join("; ")
+    }
 }
 
 /// `orgsql review start`: freeze, split, write; the review and its
@@ -301,6 +375,13 @@ pub async fn start(
     if options.by == By::Manager && options.roster.is_none() {
         bail!("--by manager splits by the roster's managers: add --roster people.csv");
     }
+    let fallback_reviewer = match &options.fallback_reviewer {
+        None => None,
+        Some(_) if options.by != By::Manager => bail!(
+            "--fallback-reviewer reviews the grants of people without a manager: it goes with --by manager"
+        ),
+        Some(email) => Some(reviewer_in_roster(email, options.roster.as_deref())?),
+    };
     let out = std::path::absolute(&options.out)
         .with_context(|| format!("--out {}", options.out.display()))?;
     let at = |what: &str| format!("--out {}: {what}", options.out.display());
@@ -376,7 +457,52 @@ pub async fn start(
         .map(|f| f.name().clone())
         .collect();
     let batches = frame.collect().await.at("review start: the grants")?;
-    let rows = super::output::text_rows(&batches, "")?;
+    let mut rows = super::output::text_rows(&batches, "")?;
+    // Who reviews each scope: its manager, or for people without one, the
+    // fallback reviewer or the resource's admins.
+    let mut reviewers: BTreeMap<String, (Vec<String>, bool)> = BTreeMap::new();
+    if options.by == By::Manager {
+        let admins = match fallback_reviewer {
+            Some(_) => BTreeMap::new(),
+            None => resource_admins(&ctx).await?,
+        };
+        let at = |name: &str| columns.iter().position(|c| c == name);
+        let (Some(org), Some(resource), Some(product), Some(workspace)) = (
+            at("org_id"),
+            at("resource_id"),
+            at("product"),
+            at("workspace"),
+        ) else {
+            bail!("review start: the grants lack their resource columns");
+        };
+        for row in &mut rows {
+            if row[0] != NOT_IN_ROSTER && row[0] != NO_MANAGER {
+                reviewers.insert(row[0].clone(), (vec![row[0].clone()], false));
+                continue;
+            }
+            let (scope, who) = match &fallback_reviewer {
+                Some(email) => (format!("fallback {email}"), vec![email.clone()]),
+                None => match admins.get(&(row[org].clone(), row[resource].clone())) {
+                    Some(emails) => {
+                        let of = if row[product] == "platform" {
+                            "the organization".to_string()
+                        } else {
+                            format!("{} ({})", row[workspace], row[product])
+                        };
+                        let of = if orgs.len() > 1 {
+                            format!("{}: {of}", row[org])
+                        } else {
+                            of
+                        };
+                        (format!("admins of {of}"), emails.clone())
+                    }
+                    None => continue,
+                },
+            };
+            row[0].clone_from(&scope);
+            reviewers.insert(scope, (who, true));
+        }
+    }
     let mut by_scope: BTreeMap<&str, Vec<&Vec<String>>> = BTreeMap::new();
     for row in &rows {
         by_scope.entry(row[0].as_str()).or_default().push(row);
@@ -405,6 +531,10 @@ pub async fn start(
             )
             .with_context(|| at(&page))?;
         }
+        let (who, fallback) = reviewers.get(*scope).cloned().unwrap_or_default();
+        let signoff = format!("{REVIEWS}/{stem}.signoff.csv");
+        std::fs::write(dir.join(&signoff), signoff_file(&path, &who)?)
+            .with_context(|| at(&signoff))?;
         files.push(ReviewFile {
             path,
             issued: Digested {
@@ -413,6 +543,9 @@ pub async fn start(
             },
             scope: scope.to_string(),
             rows: rows.len(),
+            reviewers: who,
+            fallback,
+            signoff,
         });
     }
     let manifest = std::fs::read(dir.join(SNAPSHOT).join(crate::snapshot::MANIFEST))
@@ -426,6 +559,8 @@ pub async fn start(
         snapshot: SNAPSHOT.to_string(),
         snapshot_manifest_sha256: sha256(&manifest),
         roster,
+        admin_roles: options.admin_roles.clone(),
+        fallback_reviewer,
         files,
     };
     let text = format!("{}\n", serde_json::to_string_pretty(&review)?);
@@ -434,6 +569,76 @@ pub async fn start(
         at("putting the review in place (did another review start there meanwhile?)")
     })?;
     Ok((review, sha256(text.as_bytes())))
+}
+
+/// `--fallback-reviewer EMAIL`: a person of the roster who has not left,
+/// as the roster spells the address (lowercase).
+fn reviewer_in_roster(email: &str, roster: Option<&Path>) -> Result<String> {
+    let Some(roster) = roster else {
+        bail!("--fallback-reviewer is checked against the roster: add --roster people.csv");
+    };
+    let people = crate::roster::read(roster).map_err(|e| anyhow::anyhow!("--roster: {e}"))?;
+    let Some(person) = people
+        .iter()
+        .find(|p| p.email.eq_ignore_ascii_case(email.trim()))
+    else {
+        bail!(
+            "--fallback-reviewer {email}: not in the roster {}; a reviewer is a person the roster names",
+            roster.display()
+        );
+    };
+    if person.employment_status.as_deref() == Some("terminated") {
+        bail!("--fallback-reviewer {email}: the roster says terminated; name someone who is here");
+    }
+    Ok(person.email.to_lowercase())
+}
+
+/// The admins of each resource, by organization and resource: the site
+/// admins of a site, the organization admins of the organization. Only
+/// active accounts of people in the roster who have not left: the ones
+/// who can sign a review off.
+async fn resource_admins(ctx: &SessionContext) -> Result<BTreeMap<(String, String), Vec<String>>> {
+    const SQL: &str = "SELECT DISTINCT r.org_id, r.resource_id, lower(u.email) AS email
+FROM user_role_assignments r
+JOIN users u ON u.org_id = r.org_id AND u.account_id = r.account_id
+JOIN roster p ON lower(p.email) = lower(u.email)
+WHERE ((r.resource_owner = 'platform' AND r.role = 'atlassian/org-admin')
+    OR (r.resource_owner <> 'platform' AND r.role = 'atlassian/site-admin'))
+  AND u.status = 'active'
+  AND p.employment_status IS DISTINCT FROM 'terminated'
+ORDER BY 1, 2, 3";
+    let what = "review start: the admins of each resource";
+    let batches = crate::sql::frame(ctx, SQL)
+        .await
+        .at(what)?
+        .collect()
+        .await
+        .at(what)?;
+    let mut admins: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for row in super::output::text_rows(&batches, "")? {
+        admins
+            .entry((row[0].clone(), row[1].clone()))
+            .or_default()
+            .push(row[2].clone());
+    }
+    Ok(admins)
+}
+
+/// A sign-off file as issued: who may sign which file, and what signing
+/// says; `signed_by` and `signed_at` empty for the reviewer to fill in.
+fn signoff_file(path: &str, reviewers: &[String]) -> Result<Vec<u8>> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(SIGNOFF_COLUMNS)?;
+    writer.write_record([
+        cell(path),
+        cell(&reviewers_cell(reviewers)),
+        STATEMENT.to_string(),
+        String::new(),
+        String::new(),
+    ])?;
+    writer
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("{}", e.error()))
 }
 
 /// A folder only its owner can read.
@@ -475,8 +680,9 @@ fn html_page(scope: &str, started_at: &str, columns: &[String], rows: &[&Vec<Str
     );
     page.push_str(&format!(
         "<h1>Access review: {}</h1>\n<p>Frozen {} by orgsql {}: {} grants. Decide in the CSV \
-         file beside this page (decision: keep or revoke), then run <code>orgsql review \
-         verify</code>.</p>\n<table><tr>",
+         file beside this page (decision: keep or revoke; a justification to keep an admin \
+         role), sign it off in the <code>.signoff.csv</code> file beside it (signed_by: your \
+         email, signed_at: the date), then run <code>orgsql review verify</code>.</p>\n<table><tr>",
         h(scope),
         h(started_at),
         env!("CARGO_PKG_VERSION"),
@@ -579,13 +785,16 @@ fn lines(numbers: &[u64]) -> String {
         .join(", ")
 }
 
-/// A decided grant: where, who and what, and what was decided.
+/// A grant of the review: where, who and what, and what was decided.
 struct Decided {
     file: String,
     line: u64,
-    revoke: bool,
+    /// Keep (false) or revoke (true); none: left undecided.
+    revoke: Option<bool>,
     who: String,
     what: String,
+    role: String,
+    justification: String,
 }
 
 /// Everything the review rests on, checked against `review.json`: the
@@ -625,13 +834,36 @@ async fn check_digests(dir: &Path, review: &Review, problems: &mut Vec<String>) 
     Ok(())
 }
 
-/// Read every review file back against its issued copy. Each row must be
-/// an issued grant, once, with its evidence unchanged and a decision.
-async fn decisions(dir: &Path, review: &Review) -> Result<BTreeMap<Vec<String>, Decided>> {
+/// Read every review file back against its issued copy, and its sign-off.
+/// Each row must be an issued grant, once, with its evidence unchanged.
+async fn decisions(
+    dir: &Path,
+    review: &Review,
+    started: DateTime<Utc>,
+) -> Result<(BTreeMap<Vec<String>, Decided>, Vec<SignOff>)> {
     let mut problems = Vec::new();
     check_digests(dir, review, &mut problems).await?;
+    // The roster as frozen with the review (its digest checked above).
+    let people = match &review.roster {
+        Some(roster) => match crate::roster::read(&dir.join(&roster.path)) {
+            Ok(people) => Some(people),
+            Err(e) => {
+                problems.push(e.to_string());
+                None
+            }
+        },
+        None => None,
+    };
     let mut decided: BTreeMap<Vec<String>, Decided> = BTreeMap::new();
+    let mut signoffs = Vec::new();
     for file in &review.files {
+        signoffs.push(read_signoff(
+            dir,
+            file,
+            started,
+            people.as_deref(),
+            &mut problems,
+        ));
         let issued = match std::fs::read(dir.join(&file.issued.path)) {
             Ok(bytes) => read_csv(&bytes, &file.issued.path, &mut problems),
             Err(e) => {
@@ -658,7 +890,7 @@ async fn decisions(dir: &Path, review: &Review) -> Result<BTreeMap<Vec<String>, 
         }
         .into());
     }
-    Ok(decided)
+    Ok((decided, signoffs))
 }
 
 /// One filled file against its issued copy.
@@ -724,7 +956,6 @@ fn check_file(
             .map_or("", String::as_str)
             .to_string()
     };
-    let mut undecided = Vec::new();
     let mut seen = BTreeSet::new();
     for (line, row) in &filled.rows {
         let at = |what: String| format!("{name}:{line}: {what}");
@@ -764,13 +995,14 @@ fn check_file(
             )));
             continue;
         }
-        let revoke = match row.get(evidence).map(|d| d.to_lowercase()).as_deref() {
-            Some("keep") => false,
-            Some("revoke") => true,
-            None | Some("") => {
-                undecided.push(*line);
-                continue;
-            }
+        let revoke = match row
+            .get(evidence)
+            .map(|d| d.trim().to_lowercase())
+            .as_deref()
+        {
+            Some("keep") => Some(false),
+            Some("revoke") => Some(true),
+            None | Some("") => None,
             Some(other) => {
                 problems.push(at(format!("decision {other:?} is neither keep nor revoke")));
                 continue;
@@ -788,16 +1020,10 @@ fn check_file(
                 revoke,
                 who,
                 what: format!("{} on {}", pick(row, role), uncell(&pick(row, workspace))),
+                role: uncell(&pick(row, role)).to_string(),
+                justification: row.get(evidence + 1).map_or("", |j| j.trim()).to_string(),
             },
         );
-    }
-    if !undecided.is_empty() {
-        problems.push(format!(
-            "{name}:{}: no decision (keep or revoke) on {} row(s): line {}",
-            undecided[0],
-            undecided.len(),
-            lines(&undecided)
-        ));
     }
     let missing: Vec<String> = expected
         .iter()
@@ -830,7 +1056,183 @@ fn check_file(
     }
 }
 
-/// The three things a verify judges, as controls a report can show.
+/// A file's sign-off as read back: who signed and when, as written, and
+/// what is wrong with it (unsigned, a wrong signer, a bad date).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SignOff {
+    pub signed_by: String,
+    pub signed_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// What the signer was checked against, in words.
+    pub checked: String,
+}
+
+/// A time as a reviewer types it in a spreadsheet: RFC 3339, or a date
+/// and time, or a date (then `true`: only the day is known).
+fn signed_time(text: &str) -> Option<(DateTime<Utc>, bool)> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some((t.to_utc(), false));
+    }
+    for format in [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, format) {
+            return Some((t.and_utc(), false));
+        }
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| (t.and_utc(), true))
+}
+
+/// Read a file's sign-off back: the issued columns must be as written
+/// (else a problem of the review: it is refused); then who signed, checked
+/// against the file's reviewers and the roster frozen with the review.
+fn read_signoff(
+    dir: &Path,
+    file: &ReviewFile,
+    started: DateTime<Utc>,
+    people: Option<&[crate::roster::Person]>,
+    problems: &mut Vec<String>,
+) -> SignOff {
+    let unsigned = |problem: String| SignOff {
+        problem: Some(problem),
+        ..SignOff::default()
+    };
+    if file.signoff.is_empty() {
+        return unsigned(
+            "no sign-off file: the review was started by an orgsql that did not ask for one"
+                .to_string(),
+        );
+    }
+    let name = &file.signoff;
+    let bytes = match std::fs::read(dir.join(name)) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return unsigned(format!("not signed off: {name} is missing"));
+        }
+        Err(e) => {
+            problems.push(format!("{name}: {e}"));
+            return SignOff::default();
+        }
+    };
+    let Some(read) = read_csv(&bytes, name, problems) else {
+        return SignOff::default();
+    };
+    if read.header.len() > SIGNOFF_COLUMNS.len()
+        || read.header.len() < 3
+        || read.header.iter().zip(SIGNOFF_COLUMNS).any(|(a, b)| a != b)
+    {
+        problems.push(format!(
+            "{name}:1: the columns are {}; a sign-off has {} (fill in signed_by and signed_at only)",
+            read.header.join(","),
+            SIGNOFF_COLUMNS.join(",")
+        ));
+        return SignOff::default();
+    }
+    let [(line, row)] = read.rows.as_slice() else {
+        problems.push(format!(
+            "{name}: {} rows where a sign-off has one",
+            read.rows.len()
+        ));
+        return SignOff::default();
+    };
+    let get = |i: usize| row.get(i).map_or("", String::as_str);
+    let issued = [
+        file.path.clone(),
+        reviewers_cell(&file.reviewers),
+        STATEMENT.to_string(),
+    ];
+    for (i, want) in issued.iter().enumerate() {
+        if uncell(get(i)) != want {
+            problems.push(format!(
+                "{name}:{line}: {} is {:?}, but the review issued {want:?}; only signed_by and                  signed_at may be filled in",
+                SIGNOFF_COLUMNS[i],
+                get(i)
+            ));
+            return SignOff::default();
+        }
+    }
+    let signed_by = uncell(get(3)).to_string();
+    let signed_at = uncell(get(4)).to_string();
+    let person = people.and_then(|people| {
+        people
+            .iter()
+            .find(|p| p.email.eq_ignore_ascii_case(&signed_by))
+    });
+    let checked = match (file.reviewers.is_empty(), people.is_some()) {
+        (false, true) => "its reviewers and the roster",
+        (false, false) => "its reviewers",
+        (true, true) => "the roster (no reviewer named)",
+        (true, false) => "nothing (no reviewer named, no roster)",
+    }
+    .to_string();
+    let now = Utc::now();
+    let problem = if signed_by.is_empty() {
+        Some(format!("not signed off: signed_by is empty in {name}"))
+    } else if !file.reviewers.is_empty()
+        && !file
+            .reviewers
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(&signed_by))
+    {
+        Some(format!(
+            "signed off by {signed_by}, who is not its reviewer ({})",
+            file.reviewers.join(", ")
+        ))
+    } else if people.is_some() && person.is_none() {
+        Some(format!(
+            "signed off by {signed_by}, who is not in the roster"
+        ))
+    } else if person.is_some_and(|p| p.employment_status.as_deref() == Some("terminated")) {
+        Some(format!(
+            "signed off by {signed_by}, whom the roster says terminated"
+        ))
+    } else {
+        match signed_time(&signed_at) {
+            None if signed_at.is_empty() => Some(format!("signed_at is empty in {name}")),
+            None => Some(format!(
+                "signed_at {signed_at:?} is not a date (YYYY-MM-DD) or a time (RFC 3339)"
+            )),
+            Some((at, day)) => {
+                let (from, to) = match day {
+                    true => (
+                        at.date_naive() < started.date_naive(),
+                        at.date_naive() > now.date_naive(),
+                    ),
+                    false => (at < started, at > now),
+                };
+                if from {
+                    Some(format!(
+                        "signed_at {signed_at} is before the review started ({})",
+                        rfc3339(started)
+                    ))
+                } else if to {
+                    Some(format!("signed_at {signed_at} is in the future"))
+                } else {
+                    None
+                }
+            }
+        }
+    };
+    SignOff {
+        signed_by,
+        signed_at,
+        problem,
+        checked,
+    }
+}
+
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The things a verify judges, as controls a report can show.
 fn verify_control(
     id: &str,
     title: &str,
@@ -915,11 +1317,21 @@ pub async fn snapshot_now(
     Ok((ctx, format!("snapshot {dir}"), exported, opened))
 }
 
-/// What `review verify` found, as `check` results.
+/// What `review verify` found, as `check` results, and per file.
 pub struct Verified {
     pub results: Vec<Checked>,
     pub review: Review,
     pub fingerprint: String,
+    pub files: Vec<FileOutcome>,
+}
+
+/// A reviewer's file as verified: its decisions counted, its sign-off.
+pub struct FileOutcome {
+    pub file: ReviewFile,
+    pub keep: usize,
+    pub revoke: usize,
+    pub undecided: usize,
+    pub signoff: SignOff,
 }
 
 /// `orgsql review verify DIR`: the review's digests and files checked,
@@ -939,10 +1351,10 @@ pub async fn verify(dir: &Path, now: &Now<'_>, expected: Option<&str>) -> Result
         }
         .into());
     }
-    let decided = decisions(dir, &review).await?;
     let started = DateTime::parse_from_rfc3339(&review.started_at)
         .map(|t| t.to_utc())
         .with_context(|| format!("{}: started_at", dir.join(REVIEW_JSON).display()))?;
+    let (decided, signoffs) = decisions(dir, &review, started).await?;
     let refuse = |problem: String| -> anyhow::Error {
         Refused {
             dir: dir.display().to_string(),
@@ -995,23 +1407,119 @@ pub async fn verify(dir: &Path, now: &Now<'_>, expected: Option<&str>) -> Result
         let name = format!("{}: {}", d.who, d.what);
         let place = format!("{}:{}", d.file, d.line);
         match (d.revoke, present.contains_key(key)) {
-            (true, true) => revokes.push(finding(
+            (None, _) => {}
+            (Some(true), true) => revokes.push(finding(
                 name,
                 "alarm",
                 format!(
                     "Revoke decided ({place}) and still in effect {days} day(s) after the review started"
                 ),
             )),
-            (true, false) => {
+            (Some(true), false) => {
                 revokes.push(finding(name, "ok", format!("Revoked as decided ({place})")));
             }
-            (false, false) => gone.push(finding(
+            (Some(false), false) => gone.push(finding(
                 name,
                 "info",
                 format!("Kept in the review ({place}) and gone now without a revoke decision"),
             )),
-            (false, true) => {}
+            (Some(false), true) => {}
         }
+    }
+    // Per file: its counts, its sign-off, its undecided rows.
+    let mut files = Vec::new();
+    let mut signed = Vec::new();
+    let mut undecided_findings = Vec::new();
+    for (file, signoff) in review.files.iter().zip(signoffs) {
+        let of = |decision: Option<bool>| {
+            decided
+                .values()
+                .filter(|d| d.file == file.path && d.revoke == decision)
+                .count()
+        };
+        let undecided: Vec<u64> = decided
+            .values()
+            .filter(|d| d.file == file.path && d.revoke.is_none())
+            .map(|d| d.line)
+            .collect();
+        undecided_findings.push(match undecided.len() {
+            0 => finding(
+                file.path.clone(),
+                "ok",
+                format!("All {} grants decided", file.rows),
+            ),
+            n => finding(
+                file.path.clone(),
+                "alarm",
+                format!(
+                    "{n} of its {} grants have no decision (keep or revoke): line {}",
+                    file.rows,
+                    lines(&undecided)
+                ),
+            ),
+        });
+        signed.push(match &signoff.problem {
+            Some(problem) => finding(file.path.clone(), "alarm", problem.clone()),
+            None => finding(
+                file.path.clone(),
+                "ok",
+                format!(
+                    "Signed off by {} at {}; the signer checked against {}",
+                    signoff.signed_by, signoff.signed_at, signoff.checked
+                ),
+            ),
+        });
+        files.push(FileOutcome {
+            file: file.clone(),
+            keep: of(Some(false)),
+            revoke: of(Some(true)),
+            undecided: undecided.len(),
+            signoff,
+        });
+    }
+    // A reviewer keeping their own access certified nothing: the holder
+    // of a grant kept in a file they signed off.
+    let mut own = Vec::new();
+    for outcome in &files {
+        let signer = &outcome.signoff.signed_by;
+        if signer.is_empty() || outcome.signoff.problem.is_some() {
+            continue;
+        }
+        for d in decided.values().filter(|d| {
+            d.file == outcome.file.path
+                && d.revoke == Some(false)
+                && d.who.eq_ignore_ascii_case(signer)
+        }) {
+            own.push(finding(
+                format!("{}: {}", d.who, d.what),
+                "alarm",
+                format!(
+                    "Kept ({}:{}) by its holder, who signed the file off: have another of its reviewers (or their manager) decide it",
+                    d.file, d.line
+                ),
+            ));
+        }
+    }
+    // Admin roles kept: each with the reviewer's reason, or an alarm.
+    let mut justified = Vec::new();
+    for d in decided.values() {
+        if d.revoke != Some(false) || !is_admin_role(&d.role, &review.admin_roles) {
+            continue;
+        }
+        let place = format!("{}:{}", d.file, d.line);
+        justified.push(if d.justification.is_empty() {
+            finding(
+                format!("{}: {}", d.who, d.what),
+                "alarm",
+                format!("Kept ({place}) without a justification"),
+            )
+        } else {
+            finding(
+                format!("{}: {}", d.who, d.what),
+                "ok",
+                format!("Kept ({place}), justified: \"{}\"", d.justification),
+            )
+        });
     }
     let uncertified: Vec<Finding> = present
         .iter()
@@ -1024,7 +1532,7 @@ pub async fn verify(dir: &Path, now: &Now<'_>, expected: Option<&str>) -> Result
             )
         })
         .collect();
-    let judged = |control: Control, mut findings: Vec<Finding>| {
+    let judged = |control: Control, mut findings: Vec<Finding>| -> Checked {
         findings.sort_by(|a, b| (&a.status, &a.resource).cmp(&(&b.status, &b.resource)));
         let outcome = if findings.iter().any(|f| f.status == "alarm") {
             Outcome::Alarm
@@ -1044,7 +1552,55 @@ pub async fn verify(dir: &Path, now: &Now<'_>, expected: Option<&str>) -> Result
             sql: String::new(),
         }
     };
+    let mut justification = judged(
+        verify_control(
+            "review_admin_kept_justified",
+            "Every admin role the review kept has a justification",
+            "high",
+            "Admin roles carry the most risk; keeping one is a decision an auditor asks the reason for.",
+            "Write the reason in the justification column of each row named, or revoke the role; then verify again.",
+        ),
+        justified,
+    );
+    if review.admin_roles.is_empty() {
+        justification.outcome = Outcome::Skipped;
+        justification.skipped = Some(
+            "the review named no admin roles to justify (--admin-roles at review start)"
+                .to_string(),
+        );
+    }
     let results = vec![
+        judged(
+            verify_control(
+                "review_signed_off",
+                "Every reviewer file is signed off by its reviewer",
+                "high",
+                "A decision is evidence only when it is known who made it and when: each file is attested by the person it was given to.",
+                "Have the reviewer fill in signed_by (their email as in the roster) and signed_at (the date) in the file's .signoff.csv, then verify again.",
+            ),
+            signed,
+        ),
+        judged(
+            verify_control(
+                "review_every_grant_decided",
+                "Every grant in the review has a decision",
+                "high",
+                "A grant left undecided was not certified: the review is incomplete.",
+                "Fill in keep or revoke on each row named, then verify again.",
+            ),
+            undecided_findings,
+        ),
+        justification,
+        judged(
+            verify_control(
+                "review_not_self_certified",
+                "No reviewer kept their own access",
+                "medium",
+                "A person certifying their own grant is no independent review (segregation of duties).",
+                "Have another reviewer of the file, or the holder's manager, decide the grants named and sign the file off.",
+            ),
+            own,
+        ),
         judged(
             verify_control(
                 "review_revokes_carried_out",
@@ -1080,8 +1636,9 @@ pub async fn verify(dir: &Path, now: &Now<'_>, expected: Option<&str>) -> Result
         results,
         review,
         fingerprint,
+        files,
     };
-    write_summary(dir, &verified, &decided, now)?;
+    write_summary(dir, &verified, now)?;
     Ok(verified)
 }
 
@@ -1114,72 +1671,25 @@ pub fn enveloped(
             })
             .collect();
     }
+    // The roster the review was split by, frozen with it (its digest
+    // checked), when verify was not given one.
+    if let (None, Some(roster)) = (&envelope.roster, &verified.review.roster) {
+        envelope.roster = Some(super::check::envelope::FileDigest {
+            file: dir.join(&roster.path).display().to_string(),
+            sha256: roster.sha256.clone(),
+        });
+    }
     envelope.baseline = Some(compared_with(verified, dir));
     envelope
 }
 
-/// `summary.md` beside the files: what was reviewed, each reviewer's file
-/// with its decisions, then the report as `check --format markdown` writes it.
-fn write_summary(
-    dir: &Path,
-    verified: &Verified,
-    decided: &BTreeMap<Vec<String>, Decided>,
-    now: &Now<'_>,
-) -> Result<()> {
-    use super::output::visible;
-    let review = &verified.review;
-    let cell = |s: &str| visible(s).replace('|', "\\|");
+/// `summary.md` beside the files: the report as `--format markdown`
+/// writes it (the review, each reviewer's file with its decisions and
+/// sign-off, the judgements).
+fn write_summary(dir: &Path, verified: &Verified, now: &Now<'_>) -> Result<()> {
     let mut text = Vec::new();
-    writeln!(text, "# Access review summary\n")?;
-    writeln!(text, "- Organizations: {}", cell(&review.orgs.join(", ")))?;
-    writeln!(
-        text,
-        "- Started: {} by orgsql {}, a file per {}",
-        review.started_at,
-        review.orgsql_version,
-        review.by.name()
-    )?;
-    writeln!(text, "- Frozen from: {}", cell(&review.source))?;
-    writeln!(
-        text,
-        "- Fingerprint (sha256 of review.json): {}",
-        verified.fingerprint
-    )?;
-    writeln!(
-        text,
-        "- Verified: {} against {}\n",
-        now.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        cell(&now.described)
-    )?;
-    writeln!(
-        text,
-        "| file | scope | grants | keep | revoke |\n|---|---|---|---|---|"
-    )?;
-    for file in &review.files {
-        let of = |revoke: bool| {
-            decided
-                .values()
-                .filter(|d| d.file == file.path && d.revoke == revoke)
-                .count()
-        };
-        writeln!(
-            text,
-            "| {} | {} | {} | {} | {} |",
-            cell(&file.path),
-            cell(&file.scope),
-            file.rows,
-            of(false),
-            of(true)
-        )?;
-    }
-    writeln!(text, "\n## Findings\n")?;
     let envelope = enveloped(&now.envelope, verified, dir).end();
-    super::check::write_report(
-        &mut text,
-        super::check::Report::Markdown,
-        &verified.results,
-        &envelope,
-    )?;
+    report::markdown(&mut text, verified, &envelope)?;
     let path = dir.join(SUMMARY);
     super::files::write_atomically(&path, |mut file| {
         file.write_all(&text).map_err(super::files::io_at(&path))

@@ -115,19 +115,29 @@ pub async fn run(session: &Session, args: &CheckArgs, output: &Output) -> Result
     )))
 }
 
-/// A report of `check` or `review verify`: to `--output`, atomically, its
-/// sha256 said on stderr (a report cannot hold its own digest), or to
-/// standard output.
+/// `check`'s report, written by [`write_report_with`].
 pub fn write_report(
     output: &Output,
     format: Report,
     results: &[Checked],
     envelope: &Envelope,
 ) -> Result<()> {
+    write_report_with(output, |out| {
+        super::write_report(out, format, results, envelope)
+    })
+}
+
+/// A report of `check` or `review verify`: to `--output`, atomically, its
+/// sha256 said on stderr (a report cannot hold its own digest), or to
+/// standard output.
+pub fn write_report_with(
+    output: &Output,
+    render: impl Fn(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<()> {
     match &output.path {
         Some(path) => {
             let mut bytes = Vec::new();
-            super::write_report(&mut bytes, format, results, envelope)?;
+            render(&mut bytes)?;
             crate::cli::files::write_atomically(path, |mut file| {
                 std::io::Write::write_all(&mut file, &bytes).map_err(crate::cli::files::io_at(path))
             })
@@ -138,7 +148,7 @@ pub fn write_report(
                 crate::cli::output::visible(&path.display().to_string())
             );
         }
-        None => super::write_report(&mut std::io::stdout().lock(), format, results, envelope)?,
+        None => render(&mut std::io::stdout().lock())?,
     }
     Ok(())
 }

@@ -24,8 +24,8 @@ use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
 pub use envelope::Envelope;
-pub(crate) use report::h as escape_html;
 pub use report::{Report, write_report};
+pub(crate) use report::{h as escape_html, md as escape_markdown};
 
 mod pack {
     include!(concat!(env!("OUT_DIR"), "/pack.rs"));

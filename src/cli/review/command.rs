@@ -213,42 +213,15 @@ pub async fn run(
                 }
             };
             let envelope = super::enveloped(&now.envelope, &verified, &args.dir).end();
-            write_report(output, format, &verified, &envelope)?;
+            crate::cli::check::command::write_report_with(output, |out| {
+                super::report::write_report(out, format, &verified, &envelope)
+            })?;
             Ok(ExitCode::from(crate::cli::check::exit_code(
                 &verified.results,
                 None,
             )))
         }
     }
-}
-
-/// The verification's report: to `--output`, atomically, its sha256 said on
-/// stderr (a report cannot hold its own digest), or to standard output.
-fn write_report(
-    output: &Output,
-    format: Report,
-    verified: &super::Verified,
-    envelope: &Envelope,
-) -> Result<()> {
-    match &output.path {
-        Some(path) => {
-            let mut bytes = Vec::new();
-            super::report::write_report(&mut bytes, format, verified, envelope)?;
-            crate::cli::files::write_atomically(path, |mut file| {
-                std::io::Write::write_all(&mut file, &bytes).map_err(crate::cli::files::io_at(path))
-            })
-            .map_err(|e| anyhow::anyhow!("--output: {e}"))?;
-            eprintln!(
-                "sha256 {}  {}",
-                crate::snapshot::sha256(&bytes),
-                crate::cli::output::visible(&path.display().to_string())
-            );
-        }
-        None => {
-            super::report::write_report(&mut std::io::stdout().lock(), format, verified, envelope)?;
-        }
-    }
-    Ok(())
 }
 
 /// A sha256 as 64 hexadecimal digits.

@@ -7,7 +7,9 @@
 use std::io::Write;
 
 use super::{By, FileOutcome, Verified};
-use crate::cli::check::{Checked, Envelope, Outcome, Report, escape_html as h};
+use crate::cli::check::{
+    Checked, Envelope, Outcome, Report, escape_html as h, escape_markdown as md,
+};
 use crate::cli::output::visible;
 
 /// The review's facts, as (key, label, value) rows, in one order for every
@@ -307,25 +309,6 @@ fn table(out: &mut dyn Write, verified: &Verified, envelope: &Envelope) -> std::
     }
     writeln!(out, "{}", summary(&verified.results))?;
     writeln!(out, "Data as of {}.", visible(&envelope.data_as_of))
-}
-
-/// Text for a markdown table cell: shown as text, never acted on (no
-/// HTML, no link, no column break).
-fn md(text: &str) -> String {
-    let mut out = String::new();
-    for c in visible(text).chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '|' | '[' | ']' | '`' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 pub(super) fn markdown(

@@ -536,7 +536,7 @@ impl Client {
             parameters: request.parameters(),
             started_at: chrono::Utc::now(),
             pages: 0,
-            rows: 0,
+            items: 0,
             requests: 0,
             retries: 0,
             cached_pages: 0,
@@ -572,7 +572,12 @@ impl Client {
                     .flatten();
                 state.counts.0 = match remembered {
                     Some((before, _)) => before,
-                    None => state.client.listing_count_now(&state.request, state.listing).await,
+                    None => {
+                        state
+                            .client
+                            .listing_count_now(&state.request, state.listing)
+                            .await
+                    }
                 };
                 let before = state.counts.0;
                 state
@@ -597,7 +602,7 @@ impl Client {
                 .listings
                 .update(state.listing, |r| {
                     r.pages += 1;
-                    r.rows += items;
+                    r.items += items;
                     match attempts {
                         Some(attempts) => {
                             r.requests += u64::from(attempts);

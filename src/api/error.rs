@@ -58,7 +58,7 @@ pub enum ApiError {
     RepeatedItem { endpoint: String, item: String },
     #[error(
         "{table}: the API counts {counted} for {endpoint} ({count_endpoint}, asked before and \
-         after the listing, the same both times), but the listing returned {listed} rows: the \
+         after the listing, the same both times), but the listing's pages held {listed}: the \
          API left rows out of its pages (or added some) while its cursor chain ran to its end. \
          The result would be incomplete, so it fails rather than be used as evidence. Run it \
          again; if it repeats, report it to Atlassian support (orgsql_requests and \

@@ -1,5 +1,5 @@
 //! Every listing the session reads, and whether it was read whole: its pages,
-//! rows, requests and retries, whether the last page said there is no next
+//! items, requests and retries, whether the last page said there is no next
 //! one, and, where the API counts the same filter, its count before and after
 //! the listing. Export manifests, check reports and `orgsql_listings` read it.
 
@@ -21,8 +21,9 @@ pub struct ListingRecord {
     pub parameters: String,
     pub started_at: DateTime<Utc>,
     pub pages: u64,
-    /// Items the API returned in its pages.
-    pub rows: u64,
+    /// Items the API's pages held (a table may make several rows of one
+    /// item, or none): what its count counts.
+    pub items: u64,
     /// Requests sent for it (retries and counts included; pages the session
     /// cache held send none).
     pub requests: u64,
@@ -45,15 +46,15 @@ pub struct ListingRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
-    /// Read to its end, and the API counts the rows it returned, before and after.
+    /// Read to its end, and the API counts the items it returned, before and after.
     Complete,
     /// Read to its end; the API has no count for it.
     ReadToEnd,
     /// Not read to its end (the query needed no more, or it failed).
     NotReadToEnd,
-    /// The count moved while it was read: its rows are of a moving organization.
+    /// The count moved while it was read: its items are of a moving organization.
     ChangedWhileRead,
-    /// The count held still and the rows differ from it: rows are missing
+    /// The count held still and the items differ from it: items are missing
     /// (or extra). Such a listing fails its query.
     Incomplete,
 }
@@ -77,7 +78,7 @@ impl ListingRecord {
         }
         match (self.count_before, self.count_after) {
             (Some(before), Some(after)) if before != after => Verdict::ChangedWhileRead,
-            (Some(count), Some(_)) if count != self.rows => Verdict::Incomplete,
+            (Some(count), Some(_)) if count != self.items => Verdict::Incomplete,
             (Some(_), Some(_)) => Verdict::Complete,
             _ => Verdict::ReadToEnd,
         }
@@ -86,19 +87,21 @@ impl ListingRecord {
     /// The record in words, for reports: its numbers and its verdict.
     pub fn described(&self) -> String {
         let mut text = format!(
-            "{}: {} rows in {} pages, {} requests, {} retries",
+            "{}: {} items in {}, {}, {}",
             self.verdict().words(),
-            self.rows,
-            self.pages,
-            self.requests,
-            self.retries
+            self.items,
+            several(self.pages, "page"),
+            several(self.requests, "request"),
+            several(self.retries, "retry")
         );
         match (self.count_before, self.count_after) {
             (Some(before), Some(after)) if before == after => {
                 text.push_str(&format!("; the API counts {before} before and after"));
             }
             (Some(before), Some(after)) => {
-                text.push_str(&format!("; the API counted {before} before and {after} after"));
+                text.push_str(&format!(
+                    "; the API counted {before} before and {after} after"
+                ));
             }
             (Some(before), None) => text.push_str(&format!("; the API counted {before} before")),
             _ => {
@@ -155,7 +158,9 @@ impl ListingLog {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A table's listings summed up, per organization: what a manifest and a
@@ -167,23 +172,24 @@ pub struct Completeness {
     pub org_id: String,
     pub listings: u64,
     pub pages: u64,
-    pub rows: u64,
+    /// Items the API's pages held.
+    pub items: u64,
     pub requests: u64,
     pub retries: u64,
     /// Every listing was read to its end.
     pub read_to_end: bool,
     /// Listings the API counted, and how many of those held still and
-    /// matched their rows.
+    /// matched their items.
     pub counted: u64,
     pub counted_complete: u64,
-    /// The API's count and the rows, summed over the counted listings that
-    /// were read to their end (before and after).
+    /// The API's counts (before and after) and the items, summed over the
+    /// counted listings that were read to their end.
     pub count_before: Option<u64>,
     pub count_after: Option<u64>,
-    pub counted_rows: Option<u64>,
+    pub counted_items: Option<u64>,
     /// Listings whose count moved while they were read.
     pub changed_while_read: u64,
-    /// Listings whose count held still and did not match their rows.
+    /// Listings whose count held still and did not match their items.
     pub incomplete: u64,
     /// Why listings went uncounted, each reason once.
     pub uncounted: Vec<String>,
@@ -215,7 +221,7 @@ impl Completeness {
             let c = &mut out[index];
             c.listings += 1;
             c.pages += record.pages;
-            c.rows += record.rows;
+            c.items += record.items;
             c.requests += record.requests;
             c.retries += record.retries;
             c.read_to_end &= record.read_to_end;
@@ -234,7 +240,7 @@ impl Completeness {
                 }
                 c.count_before = Some(c.count_before.unwrap_or(0) + before);
                 c.count_after = Some(c.count_after.unwrap_or(0) + after);
-                c.counted_rows = Some(c.counted_rows.unwrap_or(0) + record.rows);
+                c.counted_items = Some(c.counted_items.unwrap_or(0) + record.items);
             } else if let Some(note) = &record.count_note
                 && !c.uncounted.contains(note)
             {
@@ -258,11 +264,15 @@ impl Completeness {
             "read to its end"
         };
         let mut text = format!(
-            "{verdict}: {} rows in {} listings, {} pages, {} requests, {} retries",
-            self.rows, self.listings, self.pages, self.requests, self.retries
+            "{verdict}: {} items in {}, {}, {}, {}",
+            self.items,
+            several(self.listings, "listing"),
+            several(self.pages, "page"),
+            several(self.requests, "request"),
+            several(self.retries, "retry")
         );
-        if let (Some(before), Some(after), Some(rows)) =
-            (self.count_before, self.count_after, self.counted_rows)
+        if let (Some(before), Some(after), Some(items)) =
+            (self.count_before, self.count_after, self.counted_items)
         {
             let counts = if before == after {
                 format!("the API counts {before} before and after")
@@ -270,13 +280,22 @@ impl Completeness {
                 format!("the API counted {before} before and {after} after")
             };
             text.push_str(&format!(
-                "; {counts} for the {} counted listings, which returned {rows}",
-                self.counted
+                "; {counts} for the {} counted, which held {items} items",
+                several(self.counted, "listing")
             ));
         }
         if self.counted < self.listings && !self.uncounted.is_empty() {
             text.push_str(&format!("; not counted: {}", self.uncounted.join("; ")));
         }
         text
+    }
+}
+
+/// "1 page", "3 pages", "2 retries".
+fn several(n: u64, what: &str) -> String {
+    match (n, what.strip_suffix('y')) {
+        (1, _) => format!("1 {what}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        _ => format!("{n} {what}s"),
     }
 }

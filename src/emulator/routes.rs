@@ -646,8 +646,9 @@ impl Filters<'_> {
             Filters::Query => r
                 .param(key)
                 .map(|v| {
-                    v.parse()
-                        .map_err(|_| r.bad_request("ADMIN-400-24", &format!("{key} must be true or false")))
+                    v.parse().map_err(|_| {
+                        r.bad_request("ADMIN-400-24", &format!("{key} must be true or false"))
+                    })
                 })
                 .transpose(),
         }
@@ -659,10 +660,9 @@ impl Filters<'_> {
 /// learns it instead of getting a count of something else.
 fn only_params(r: &Request, allowed: &[&str]) -> Result<(), ApiFailure> {
     match r.query.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
-        Some((name, _)) => Err(r.bad_request(
-            "ADMIN-400-24",
-            &format!("unknown query parameter {name}"),
-        )),
+        Some((name, _)) => {
+            Err(r.bad_request("ADMIN-400-24", &format!("unknown query parameter {name}")))
+        }
         None => Ok(()),
     }
 }
@@ -755,7 +755,11 @@ impl UserFilters {
                     .as_ref()
                     .is_none_or(|l| u.groups.iter().any(|&g| l.contains(&org.groups[g].id)))
             })
-            .filter(|u| self.claim_status.as_deref().is_none_or(|c| c == u.claim_status))
+            .filter(|u| {
+                self.claim_status
+                    .as_deref()
+                    .is_none_or(|c| c == u.claim_status)
+            })
             .filter(|u| self.mfa.is_none_or(|m| u.mfa_enabled == Some(m)))
             .filter(|u| {
                 self.email_domains.as_ref().is_none_or(|domains| {
@@ -947,7 +951,10 @@ impl GroupFilters {
                     .as_ref()
                     .is_none_or(|l| l.iter().any(|n| n.eq_ignore_ascii_case(&g.name)))
             })
-            .filter(|(_, g)| term.as_ref().is_none_or(|t| g.name.to_lowercase().contains(t)))
+            .filter(|(_, g)| {
+                term.as_ref()
+                    .is_none_or(|t| g.name.to_lowercase().contains(t))
+            })
             .filter(|(i, _)| {
                 self.account_ids
                     .as_ref()

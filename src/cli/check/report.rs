@@ -392,7 +392,7 @@ fn html(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::io::
     writeln!(out, "<h1>Compliance evidence: {}</h1>", h(&org))?;
     writeln!(out, "<table>")?;
     for (_, label, value) in about.fields() {
-        writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", h(label), h(&value))?;
+        writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", h(&label), h(&value))?;
     }
     writeln!(out, "</table>")?;
     writeln!(out, "<p>{}</p>", h(&summary(results)))?;

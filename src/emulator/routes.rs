@@ -618,10 +618,17 @@ impl Filters<'_> {
         match self {
             Filters::Body(body) => strings(body, key, max, r),
             Filters::Query => {
-                let list = r.params(key);
-                if list.is_empty() {
+                // Given, even empty (`accountIds=`), it filters: a value
+                // that matches nothing still counts nothing, as in a search.
+                if !r.query.iter().any(|(k, _)| k == key) {
                     return Ok(None);
                 }
+                let list: Vec<String> = r
+                    .query
+                    .iter()
+                    .filter(|(k, _)| k == key)
+                    .flat_map(|(_, v)| v.split(',').map(str::to_string).collect::<Vec<_>>())
+                    .collect();
                 if list.len() > max {
                     return Err(r.bad_request(
                         "ADMIN-400-24",

@@ -326,6 +326,9 @@ async fn count_endpoints_answer_with_the_spec_filters() {
         let name = refused.split(['?', '=']).nth(1).expect("a parameter");
         assert!(body.to_string().contains(name), "{refused}: {body}");
     }
+    // A filter given empty still filters: it matches no one, as the search's does.
+    let (_, body) = get(&emu, "users/count?accountIds=").await;
+    assert_eq!(body, json!({"count": 0}));
     let eleven = (0..11).map(|i| format!("accountIds=a{i}")).collect::<Vec<_>>();
     let (status, _) = get(&emu, &format!("users/count?{}", eleven.join("&"))).await;
     assert_eq!(status, 400, "more account ids than the spec allows");

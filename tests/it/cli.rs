@@ -329,9 +329,16 @@ async fn verbose_prints_a_line_per_request() {
         .lines()
         .filter(|l| l.contains("/users/search"))
         .collect();
-    assert_eq!(lines.len() as u64, emu.requests("/users/search"), "{stderr}");
+    assert_eq!(
+        lines.len() as u64,
+        emu.requests("/users/search"),
+        "{stderr}"
+    );
     // The rest: users/count, before the listing and after it.
-    let counts = stderr.lines().filter(|l| l.contains("/users/count")).count() as u64;
+    let counts = stderr
+        .lines()
+        .filter(|l| l.contains("/users/count"))
+        .count() as u64;
     assert_eq!(counts, 2, "{stderr}");
     assert_eq!(lines.len() as u64 + counts, emu.requests(""), "{stderr}");
     let org = &emu.org().id;

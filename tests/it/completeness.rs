@@ -51,7 +51,10 @@ async fn a_user_left_out_of_a_page_fails_export_and_check_naming_users_and_both_
         export.arg("export").arg("--out").arg(&out);
         let output = run(export).await;
         let stderr = text(&output.stderr);
-        assert!(!output.status.success(), "export {attempt} passed: {stderr}");
+        assert!(
+            !output.status.success(),
+            "export {attempt} passed: {stderr}"
+        );
         assert!(
             stderr.contains(&counted) && stderr.contains(&held),
             "export {attempt}: {stderr}"
@@ -141,9 +144,8 @@ async fn a_whole_read_records_its_end_and_counts_equal_to_the_items() {
 
     // The audit log: the processing times the pass covered, every event,
     // and a cursor chain that ran to the stream's end.
-    let stamp = |t: chrono::DateTime<chrono::Utc>| {
-        t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-    };
+    let stamp =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let processed = org.events.iter().map(|e| e.processed_at);
     let (oldest, newest) = (processed.clone().min(), processed.max());
     for name in ["events", "event_context"] {
@@ -156,7 +158,13 @@ async fn a_whole_read_records_its_end_and_counts_equal_to_the_items() {
 
     // check: the envelope of every format carries each table read.
     let mut check = orgsql_on(&emu);
-    check.args(["check", "--format", "json", "--controls", "mfa_active_users"]);
+    check.args([
+        "check",
+        "--format",
+        "json",
+        "--controls",
+        "mfa_active_users",
+    ]);
     let output = run(check).await;
     let report: Value = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", text(&output.stderr)));
@@ -174,11 +182,20 @@ async fn a_whole_read_records_its_end_and_counts_equal_to_the_items() {
     for (format, line) in [
         ("table", "# Read: users: complete: "),
         ("markdown", "| Read: users | complete: "),
-        ("junit", r#"<property name="completeness.users" value="complete: "#),
+        (
+            "junit",
+            r#"<property name="completeness.users" value="complete: "#,
+        ),
         ("html", "<tr><th>Read: users</th><td>complete: "),
     ] {
         let mut check = orgsql_on(&emu);
-        check.args(["check", "--format", format, "--controls", "mfa_active_users"]);
+        check.args([
+            "check",
+            "--format",
+            format,
+            "--controls",
+            "mfa_active_users",
+        ]);
         let output = run(check).await;
         assert!(
             text(&output.stdout).contains(line),
@@ -312,7 +329,11 @@ async fn count_endpoints_answer_with_the_spec_filters() {
     assert_eq!((status, body), (200, json!({"count": org.groups.len()})));
     let member = &org.users[0];
     let theirs = member.groups.len();
-    let (_, body) = get(&emu, &format!("groups/count?accountIds={}", member.account_id)).await;
+    let (_, body) = get(
+        &emu,
+        &format!("groups/count?accountIds={}", member.account_id),
+    )
+    .await;
     assert_eq!(body, json!({"count": theirs}));
 
     // Not the spec's: the searches take emails and groupNames, the counts do not.
@@ -329,7 +350,9 @@ async fn count_endpoints_answer_with_the_spec_filters() {
     // A filter given empty still filters: it matches no one, as the search's does.
     let (_, body) = get(&emu, "users/count?accountIds=").await;
     assert_eq!(body, json!({"count": 0}));
-    let eleven = (0..11).map(|i| format!("accountIds=a{i}")).collect::<Vec<_>>();
+    let eleven = (0..11)
+        .map(|i| format!("accountIds=a{i}"))
+        .collect::<Vec<_>>();
     let (status, _) = get(&emu, &format!("users/count?{}", eleven.join("&"))).await;
     assert_eq!(status, 400, "more account ids than the spec allows");
 }

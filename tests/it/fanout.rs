@@ -268,7 +268,10 @@ async fn orgsql_requests_lists_every_request_with_its_retries() {
         "templates, not ids"
     );
     let tables: Vec<&String> = ok.iter().map(|r| &r[5]).collect();
-    assert_eq!(tables, vec!["users", "users", "users", "users", "users", "domains"]);
+    assert_eq!(
+        tables,
+        vec!["users", "users", "users", "users", "users", "domains"]
+    );
     // The listing's record agrees with the log: every users request, its
     // failures as retries.
     let users_log = log.iter().filter(|r| r[5] == "users").count();

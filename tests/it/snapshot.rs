@@ -46,7 +46,10 @@ async fn an_export_read_back_answers_as_the_live_org() {
         .into_iter()
         .partition(orgsql::tables::TableInfo::exported);
     let not: Vec<&str> = not.iter().map(|t| t.name).collect();
-    assert_eq!(not, ["role_assignments", "orgsql_requests", "orgsql_listings"]);
+    assert_eq!(
+        not,
+        ["role_assignments", "orgsql_requests", "orgsql_listings"]
+    );
     assert_eq!(manifest.tables.len(), exported.len());
     let events = manifest
         .tables

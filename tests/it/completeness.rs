@@ -156,6 +156,28 @@ async fn a_whole_read_records_its_end_and_counts_equal_to_the_items() {
         assert_eq!(read["newest_processed"], json!(newest.map(stamp)), "{read}");
     }
 
+    // A check on the snapshot says how its export read each table.
+    let mut offline = orgsql_alone();
+    offline.arg("--snapshot").arg(&out).args([
+        "check",
+        "--format",
+        "json",
+        "--controls",
+        "mfa_active_users",
+    ]);
+    let output = run(offline).await;
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&output.stderr)));
+    let reads = report["envelope"]["completeness"]
+        .as_array()
+        .expect("completeness in the envelope");
+    let read = reads
+        .iter()
+        .find(|c| c["table"] == "users")
+        .unwrap_or_else(|| panic!("users not among {reads:?}"));
+    assert_eq!(read["count_before"], users, "{read}");
+    assert_eq!(read["items"], users, "{read}");
+
     // check: the envelope of every format carries each table read.
     let mut check = orgsql_on(&emu);
     check.args([

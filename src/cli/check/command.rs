@@ -112,6 +112,14 @@ pub async fn run(session: &Session, args: &CheckArgs, output: &Output) -> Result
         let listings = orgs.first().listings();
         refuse_incomplete(&listings)?;
         envelope.completeness = crate::api::Completeness::of(&listings);
+    } else if let Some(opened) = &session.snapshot {
+        // Read from a snapshot: how its export read each table.
+        envelope.completeness = opened
+            .orgs
+            .iter()
+            .flat_map(|(_, _, manifest)| manifest.tables.iter())
+            .filter_map(|t| t.completeness.clone())
+            .collect();
     }
     write_report(output, format, &results, &envelope.end())?;
     Ok(ExitCode::from(super::exit_code(

@@ -264,7 +264,13 @@ impl Envelope {
             names.dedup();
             names.join(", ")
         };
-        let mut parts = vec![format!("{} table reads", reads.len())];
+        let mut parts = vec![match &self.source.snapshot {
+            Some(_) => format!(
+                "{} table reads, by the export that made the snapshot",
+                reads.len()
+            ),
+            None => format!("{} table reads", reads.len()),
+        }];
         let incomplete = names(&|c| c.incomplete > 0);
         if !incomplete.is_empty() {
             parts.push(format!(

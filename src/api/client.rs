@@ -521,8 +521,11 @@ impl Client {
             call: String,
             counts: (Option<u64>, Option<u64>),
             rows: u64,
-            /// Some page came from the API, not the session cache.
+            /// The first page was asked for.
+            started: bool,
+            /// Some page came from the API; some from the session cache.
             fetched: bool,
+            cached: bool,
         }
         let (count_endpoint, count_note) = match &request.count {
             CountBy::None => (None, None),
@@ -556,13 +559,15 @@ impl Client {
             listing,
             counts: (None, None),
             rows: 0,
+            started: false,
             fetched: false,
+            cached: false,
         };
         stream::try_unfold(state, |mut state| async move {
             if state.done {
                 return Ok(None);
             }
-            let first = state.cursor.is_none() && !state.fetched && state.rows == 0;
+            let first = !std::mem::replace(&mut state.started, true);
             if first && matches!(state.request.count, CountBy::By(_)) {
                 // A call whose first page the session cache holds was counted
                 // when that page was fetched.
@@ -595,6 +600,7 @@ impl Client {
             let items = page.data.item_count() as u64;
             state.rows += items;
             state.fetched |= attempts.is_some();
+            state.cached |= attempts.is_none();
             state
                 .client
                 .inner
@@ -632,7 +638,7 @@ impl Client {
                         &state.request,
                         state.listing,
                         &state.call,
-                        state.fetched,
+                        (state.fetched, state.cached),
                     )
                     .await;
                 if let (Some(before), Some(after)) = state.counts
@@ -656,17 +662,29 @@ impl Client {
 
     /// A listing read its last page: recorded, and, when the API counts it,
     /// the count after it (the one remembered, when the session cache served
-    /// every page) in `counts`, remembered for the call.
+    /// every page) in `counts`, remembered for the call. `(fetched, cached)`:
+    /// whether some pages came from the API, and some from the cache.
     async fn listing_ended(
         &self,
         counts: &mut (Option<u64>, Option<u64>),
         request: &PageRequest,
         listing: usize,
         call: &str,
-        fetched: bool,
+        (fetched, cached): (bool, bool),
     ) {
         let listings = &self.inner.shared.listings;
-        if matches!(request.count, CountBy::By(_)) && counts.0.is_some() {
+        if fetched && cached && counts.0.is_some() {
+            // Some pages are of an earlier read (the cache's), some of now:
+            // no one count is of what they hold together.
+            counts.1 = None;
+            listings.update(listing, |r| {
+                r.count_note = Some(
+                    "read partly from the session cache, partly from the API: no count \
+                     judges it"
+                        .to_string(),
+                );
+            });
+        } else if matches!(request.count, CountBy::By(_)) && counts.0.is_some() {
             let remembered = (!fetched)
                 .then(|| listings.remembered(call).and_then(|(_, after)| after))
                 .flatten();

@@ -378,3 +378,33 @@ async fn count_endpoints_answer_with_the_spec_filters() {
     let (status, _) = get(&emu, &format!("users/count?{}", eleven.join("&"))).await;
     assert_eq!(status, 400, "more account ids than the spec allows");
 }
+
+/// A listing the session cache replays keeps the counts of the read that
+/// filled the cache: no new requests, the same verdict.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cached_listing_keeps_its_record() {
+    let emu = emulator(spec(30, 10), Faults::default(), Some(10)).await;
+    let users = emu.org().users.len();
+    let pages = users.div_ceil(10);
+    let mut command = orgsql_on(&emu);
+    command.args([
+        "--format",
+        "csv",
+        "-c",
+        "SELECT count(*) AS n FROM users",
+        "-c",
+        "SELECT count(*) AS n FROM users",
+        "-c",
+        "SELECT requests, cached_pages, count_before, count_after, items, verdict \
+         FROM orgsql_listings ORDER BY started_at",
+    ]);
+    let output = run(command).await;
+    let stdout = text(&succeeded(&output, "two reads of users"));
+    let expected = format!(
+        "n\n{users}\nn\n{users}\nrequests,cached_pages,count_before,count_after,items,verdict\n\
+         {},0,{users},{users},{users},complete\n0,{pages},{users},{users},{users},complete\n",
+        pages + 2
+    );
+    assert_eq!(stdout, expected);
+    assert_eq!(emu.requests("/users/count"), 2, "counted once");
+}

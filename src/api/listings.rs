@@ -87,9 +87,9 @@ impl ListingRecord {
     /// The record in words, for reports: its numbers and its verdict.
     pub fn described(&self) -> String {
         let mut text = format!(
-            "{}: {} items in {}, {}, {}",
+            "{}: {} in {}, {}, {}",
             self.verdict().words(),
-            self.items,
+            several(self.items, "item"),
             several(self.pages, "page"),
             several(self.requests, "request"),
             several(self.retries, "retry")
@@ -267,8 +267,8 @@ impl Completeness {
             "read to its end"
         };
         let mut text = format!(
-            "{verdict}: {} items in {}, {}, {}, {}",
-            self.items,
+            "{verdict}: {} in {}, {}, {}, {}",
+            several(self.items, "item"),
             several(self.listings, "listing"),
             several(self.pages, "page"),
             several(self.requests, "request"),
@@ -283,8 +283,9 @@ impl Completeness {
                 format!("the API counted {before} before and {after} after")
             };
             text.push_str(&format!(
-                "; {counts} for the {} counted, which held {items} items",
-                several(self.counted, "listing")
+                "; {counts} for the {} counted, which held {}",
+                several(self.counted, "listing"),
+                several(items, "item")
             ));
         }
         if self.counted < self.listings && !self.uncounted.is_empty() {

@@ -408,3 +408,77 @@ async fn a_cached_listing_keeps_its_record() {
     assert_eq!(stdout, expected);
     assert_eq!(emu.requests("/users/count"), 2, "counted once");
 }
+
+/// An organization that changes during every read: after two more reads
+/// the export keeps the last, and says it changed while read, in its log
+/// and its manifest, with the counts: never a silent pass.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_that_keeps_changing_is_kept_and_said_to_have_changed() {
+    let emu = emulator(spec(30, 10), Faults::default(), Some(10)).await;
+    let users = emu.org().users.len() as u64;
+    let add_user = |emu: &Emulator, n: u64| {
+        emu.change(|org| {
+            let mut user = org.users[1].clone();
+            user.account_id = format!("557057:00000000-0000-4000-8000-00000000{n:04}");
+            user.email = format!("joiner.{n}@acme-labs.com");
+            org.users.push(user);
+        });
+    };
+    // Read 1's first page passes, its second is held.
+    let mut gate = emu.hold_after("/users/search", 1);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("snap");
+    let child = orgsql_on(&emu)
+        .args(["export", "--tables", "users", "--out"])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("orgsql runs");
+    for read in 1..=3u64 {
+        gate.held().await;
+        add_user(&emu, read);
+        // The rest of this read (its pages after the held one: it lists
+        // users + read users by now, 10 a page) and the next read's first
+        // page pass; the next read's second page is held.
+        let pages = (users + read).div_ceil(10);
+        let next = emu.hold_after("/users/search", pages - 2 + 1);
+        gate.open();
+        gate = next;
+    }
+    gate.open();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().expect("exit"))
+        .await
+        .expect("join");
+    succeeded(&output, "export");
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        stderr
+            .matches("users: the organization changed while it was read")
+            .count(),
+        2,
+        "{stderr}"
+    );
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("manifest.json")).expect("manifest"),
+    )
+    .expect("manifest is JSON");
+    let read = &table(&manifest, "users")["completeness"];
+    // The third read began with users + 2 and ended with users + 3.
+    assert_eq!(read["changed_while_read"], 1, "{read}");
+    assert_eq!(read["count_before"], users + 2, "{read}");
+    assert_eq!(read["count_after"], users + 3, "{read}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("users: ") && l.contains(" rows, "))
+        .unwrap_or_else(|| panic!("no users line: {stderr}"));
+    assert!(
+        line.contains("(changed while read: ")
+            && line.contains(&format!(
+                "the API counted {} before and {} after",
+                users + 2,
+                users + 3
+            )),
+        "{line}"
+    );
+}

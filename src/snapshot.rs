@@ -62,6 +62,15 @@ pub struct TableEntry {
     /// export ended; the next export into the folder starts there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<StreamPosition>,
+    /// How this export read the table: its listings' pages, rows, requests
+    /// and retries, whether each was read to its end, and the API's counts
+    /// beside the rows where it counts the same filters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completeness: Option<crate::api::Completeness>,
+    /// events and event_context: what this export's pass over the polling
+    /// audit API read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_read: Option<StreamRead>,
     pub columns: Vec<ColumnEntry>,
     /// Every data file of the table as written, with its sha256: what makes
     /// the snapshot evidence (`orgsql review verify` checks them).
@@ -89,6 +98,26 @@ pub struct StreamPosition {
     /// longer takes the cursor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processed_at: Option<String>,
+}
+
+/// One pass over `/events-stream`: the processing times it covered and
+/// whether its cursor chain ran unbroken to the stream's end.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StreamRead {
+    /// The pass went on from the earlier export's cursor.
+    pub resumed: bool,
+    /// The processing time it read from (RFC 3339): the earlier export's
+    /// newest when resumed, `--since`'s, or none (the stream's beginning).
+    pub from: Option<String>,
+    /// The oldest and newest processing time among the events it read.
+    pub oldest_processed: Option<String>,
+    pub newest_processed: Option<String>,
+    pub pages: u64,
+    pub events: u64,
+    /// Each page's cursor led to the next, and the last page came back
+    /// empty with a cursor to go on from: nothing was skipped.
+    pub cursor_chain_unbroken: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

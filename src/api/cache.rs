@@ -89,6 +89,17 @@ impl PageCache {
         entry.slot.clone()
     }
 
+    /// Whether the answer for `key` is held and still fresh.
+    pub fn holds(&self, key: &str) -> bool {
+        let Some(ttl) = self.ttl else {
+            return false;
+        };
+        self.lock()
+            .entries
+            .get(key)
+            .is_some_and(|e| e.created.elapsed() <= ttl && e.slot.initialized())
+    }
+
     /// A page was fetched for `key`: keep it if it fits, else forget the slot.
     pub fn admit(&self, key: &str, bytes: usize) {
         let mut slots = self.lock();

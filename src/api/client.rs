@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::cache::PageCache;
+use super::listings::{ListingLog, ListingRecord};
 use super::log::{RequestLog, RequestRecord};
 use super::pacer::{Pacer, Wait};
 use super::paging::{Envelope, PageItems, next_cursor};
@@ -109,7 +110,24 @@ pub struct PageRequest {
     /// The scope it needs of a scoped key (the API Access API): sent with
     /// the scoped key when one is given, named in a 401/403's hint.
     pub scope: Option<&'static str>,
+    /// How the API counts what this call lists, to check the listing is whole.
+    pub count: CountBy,
 }
+
+/// Whether the API can count what a listing lists, for the same filters.
+#[derive(Debug, Clone, Default)]
+pub enum CountBy {
+    /// The API has no count for this listing.
+    #[default]
+    None,
+    /// It has one, but not for this call; why.
+    Not(String),
+    /// This GET counts exactly what the listing lists: `{"count": n}`.
+    By(Box<PageRequest>),
+}
+
+/// Fields of a search's body that are no filter: how to page and what to show.
+const NOT_FILTERS: [&str; 4] = ["limit", "cursor", "expand", "sortBy"];
 
 impl PageRequest {
     pub fn get(template: &'static str) -> Self {
@@ -124,6 +142,7 @@ impl PageRequest {
             polling: false,
             bare: false,
             scope: None,
+            count: CountBy::None,
         }
     }
 
@@ -139,6 +158,7 @@ impl PageRequest {
             polling: false,
             bare: false,
             scope: None,
+            count: CountBy::None,
         }
     }
 
@@ -156,6 +176,51 @@ impl PageRequest {
     /// Needs a key with this scope (see `scope`).
     pub fn scoped(mut self, scope: &'static str) -> Self {
         self.scope = Some(scope);
+        self
+    }
+
+    /// Counted by the GET `template`, which takes the filters `params` as
+    /// query parameters: this call's body fields (or query) said to it,
+    /// arrays as repeated parameters. A filter it does not take leaves the
+    /// call uncounted, saying so.
+    pub fn counted_by(mut self, template: &'static str, params: &[&str]) -> Self {
+        let mut count = PageRequest::get(template);
+        count.path_params = self.path_params.clone();
+        let mut fields: Vec<(String, Value)> = self
+            .query
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        if let Some(Value::Object(body)) = &self.body {
+            fields.extend(body.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        for (name, value) in fields {
+            if NOT_FILTERS.contains(&name.as_str()) {
+                continue;
+            }
+            if !params.contains(&name.as_str()) {
+                self.count = CountBy::Not(format!("{template} takes no {name}"));
+                return self;
+            }
+            let values = match value {
+                Value::Array(items) => items,
+                other => vec![other],
+            };
+            for value in values {
+                let text = match value {
+                    Value::String(text) => text,
+                    other => other.to_string(),
+                };
+                count.query.push((name.clone(), text));
+            }
+        }
+        self.count = CountBy::By(Box::new(count));
+        self
+    }
+
+    /// Not counted, and why (a count endpoint exists).
+    pub fn uncounted(mut self, why: impl Into<String>) -> Self {
+        self.count = CountBy::Not(why.into());
         self
     }
 
@@ -257,6 +322,7 @@ impl std::fmt::Debug for Client {
 #[derive(Debug, Default)]
 struct Shared {
     log: RequestLog,
+    listings: ListingLog,
     notices: std::sync::Mutex<Vec<String>>,
     /// The session reads several organizations: notices name theirs.
     several: std::sync::atomic::AtomicBool,
@@ -363,6 +429,21 @@ impl Client {
         self.inner.shared.log.len()
     }
 
+    /// Every listing the session has read (for every organization).
+    pub fn listings(&self) -> Vec<ListingRecord> {
+        self.inner.shared.listings.since(0)
+    }
+
+    /// The listings begun after the first `start` (a count from `listing_count`).
+    pub fn listings_since(&self, start: usize) -> Vec<ListingRecord> {
+        self.inner.shared.listings.since(start)
+    }
+
+    /// How many listings the session has begun.
+    pub fn listing_count(&self) -> usize {
+        self.inner.shared.listings.len()
+    }
+
     /// The key a request goes with: the scoped one where its API needs a
     /// scope and one was given, else the main key.
     fn auth_for(&self, request: &PageRequest) -> &HeaderValue {
@@ -420,6 +501,10 @@ impl Client {
 
     /// Every page of a listing, fetched one at a time as the stream is polled.
     /// Each item is the page's `data`. A cursor seen twice ends the stream with an error.
+    /// The listing is recorded (`listings`); when the API counts what it
+    /// lists, the count is asked before the first page and after the last,
+    /// and a count that held still but differs from the rows ends the stream
+    /// with `ApiError::Incomplete`.
     pub fn pages<T>(&self, request: PageRequest) -> BoxStream<'static, Result<T, ApiError>>
     where
         T: DeserializeOwned + PageItems + Send + 'static,
@@ -430,23 +515,109 @@ impl Client {
             cursor: Option<String>,
             seen: HashSet<String>,
             done: bool,
+            /// Its record in the listing log.
+            listing: usize,
+            /// The first page's cache key: the call, for remembered counts.
+            call: String,
+            counts: (Option<u64>, Option<u64>),
+            rows: u64,
+            /// The first page was asked for.
+            started: bool,
+            /// Some page came from the API; some from the session cache.
+            fetched: bool,
+            cached: bool,
         }
+        let (count_endpoint, count_note) = match &request.count {
+            CountBy::None => (None, None),
+            CountBy::Not(why) => (None, Some(why.clone())),
+            CountBy::By(count) => (Some(count.endpoint()), None),
+        };
+        let listing = self.inner.shared.listings.push(ListingRecord {
+            org_id: self.inner.org_id.clone(),
+            table_name: request.table,
+            endpoint: request.endpoint(),
+            parameters: request.parameters(),
+            started_at: chrono::Utc::now(),
+            pages: 0,
+            items: 0,
+            requests: 0,
+            retries: 0,
+            cached_pages: 0,
+            read_to_end: false,
+            count_endpoint,
+            count_before: None,
+            count_after: None,
+            count_note,
+        });
         let state = State {
             client: self.clone(),
+            call: self.cache_key(&request, None).unwrap_or_default(),
             request,
             cursor: None,
             seen: HashSet::new(),
             done: false,
+            listing,
+            counts: (None, None),
+            rows: 0,
+            started: false,
+            fetched: false,
+            cached: false,
         };
         stream::try_unfold(state, |mut state| async move {
             if state.done {
                 return Ok(None);
             }
-            let page: Page<T> = state
+            let first = !std::mem::replace(&mut state.started, true);
+            if first && matches!(state.request.count, CountBy::By(_)) {
+                // A call whose first page the session cache holds was counted
+                // when that page was fetched.
+                let cached = state.client.inner.cache.holds(&state.call);
+                let remembered = cached
+                    .then(|| state.client.inner.shared.listings.remembered(&state.call))
+                    .flatten();
+                state.counts.0 = match remembered {
+                    Some((before, _)) => before,
+                    None => {
+                        state
+                            .client
+                            .listing_count_now(&state.request, state.listing)
+                            .await
+                    }
+                };
+                let before = state.counts.0;
+                state
+                    .client
+                    .inner
+                    .shared
+                    .listings
+                    .update(state.listing, |r| r.count_before = before);
+            }
+            let (page, attempts): (Page<T>, Option<u32>) = state
                 .client
-                .page(&state.request, state.cursor.as_deref())
-                .await?;
-            let drained = state.request.polling && page.data.item_count() == 0;
+                .decoded_page(&state.request, state.cursor.as_deref())
+                .await
+                .map_err(|e| state.client.placed(e))?;
+            let items = page.data.item_count() as u64;
+            state.rows += items;
+            state.fetched |= attempts.is_some();
+            state.cached |= attempts.is_none();
+            state
+                .client
+                .inner
+                .shared
+                .listings
+                .update(state.listing, |r| {
+                    r.pages += 1;
+                    r.items += items;
+                    match attempts {
+                        Some(attempts) => {
+                            r.requests += u64::from(attempts);
+                            r.retries += u64::from(attempts.saturating_sub(1));
+                        }
+                        None => r.cached_pages += 1,
+                    }
+                });
+            let drained = state.request.polling && items == 0;
             match page.next {
                 Some(_) if drained => state.done = true,
                 Some(next) => {
@@ -459,9 +630,115 @@ impl Client {
                 }
                 None => state.done = true,
             }
+            if state.done {
+                state
+                    .client
+                    .listing_ended(
+                        &mut state.counts,
+                        &state.request,
+                        state.listing,
+                        &state.call,
+                        (state.fetched, state.cached),
+                    )
+                    .await;
+                if let (Some(before), Some(after)) = state.counts
+                    && before == after
+                    && before != state.rows
+                    && let CountBy::By(count) = &state.request.count
+                {
+                    return Err(state.client.placed(ApiError::Incomplete {
+                        table: state.request.table.to_string(),
+                        endpoint: state.request.endpoint(),
+                        count_endpoint: count.endpoint(),
+                        counted: before,
+                        listed: state.rows,
+                    }));
+                }
+            }
             Ok(Some((page.data, state)))
         })
         .boxed()
+    }
+
+    /// A listing read its last page: recorded, and, when the API counts it,
+    /// the count after it (the one remembered, when the session cache served
+    /// every page) in `counts`, remembered for the call. `(fetched, cached)`:
+    /// whether some pages came from the API, and some from the cache.
+    async fn listing_ended(
+        &self,
+        counts: &mut (Option<u64>, Option<u64>),
+        request: &PageRequest,
+        listing: usize,
+        call: &str,
+        (fetched, cached): (bool, bool),
+    ) {
+        let listings = &self.inner.shared.listings;
+        if fetched && cached && counts.0.is_some() {
+            // Some pages are of an earlier read (the cache's), some of now:
+            // no one count is of what they hold together.
+            counts.1 = None;
+            listings.update(listing, |r| {
+                r.count_note = Some(
+                    "read partly from the session cache, partly from the API: no count \
+                     judges it"
+                        .to_string(),
+                );
+            });
+        } else if matches!(request.count, CountBy::By(_)) && counts.0.is_some() {
+            let remembered = (!fetched)
+                .then(|| listings.remembered(call).and_then(|(_, after)| after))
+                .flatten();
+            counts.1 = match remembered {
+                Some(after) => Some(after),
+                None => self.listing_count_now(request, listing).await,
+            };
+            listings.remember(call, *counts);
+        }
+        let after = counts.1;
+        listings.update(listing, |r| {
+            r.read_to_end = true;
+            r.count_after = after;
+        });
+    }
+
+    /// The API's count for a listing, asked now (never from the cache),
+    /// within the same budgets and retries as its pages. A count the API
+    /// will not give leaves the listing uncounted, its record saying why.
+    async fn listing_count_now(&self, request: &PageRequest, listing: usize) -> Option<u64> {
+        let CountBy::By(count) = &request.count else {
+            return None;
+        };
+        let mut count = (**count).clone();
+        count.table = request.table;
+        let listings = &self.inner.shared.listings;
+        let answer = match self.url(&count) {
+            Ok(url) => self.fetch(&count, url, None).await,
+            Err(e) => Err(e),
+        };
+        let (body, attempts) = match answer {
+            Ok((body, _, attempts)) => (body, attempts),
+            Err(e) => {
+                let note = format!("the count was not given: {e}");
+                listings.update(listing, |r| r.count_note = Some(note));
+                return None;
+            }
+        };
+        listings.update(listing, |r| {
+            r.requests += u64::from(attempts);
+            r.retries += u64::from(attempts.saturating_sub(1));
+        });
+        let value = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("count").and_then(Value::as_u64));
+        if value.is_none() {
+            let note = format!(
+                "{} answered no count: {}",
+                count.endpoint(),
+                first_bytes(&body)
+            );
+            listings.update(listing, |r| r.count_note = Some(note));
+        }
+        value
     }
 
     /// An error, naming the organization when the session reads several.
@@ -490,14 +767,17 @@ impl Client {
     {
         self.decoded_page(request, cursor)
             .await
+            .map(|(page, _)| page)
             .map_err(|e| self.placed(e))
     }
 
+    /// A page, and the attempts it took when it was sent (`None`: the
+    /// session cache held it).
     async fn decoded_page<T>(
         &self,
         request: &PageRequest,
         cursor: Option<&str>,
-    ) -> Result<Page<T>, ApiError>
+    ) -> Result<(Page<T>, Option<u32>), ApiError>
     where
         T: DeserializeOwned + PageItems,
     {
@@ -521,33 +801,27 @@ impl Client {
         } else {
             serde_json::from_slice(&body).map_err(not_the_page)?
         };
-        if let Some(index) = logged {
+        if let Some((index, _)) = logged {
             self.inner
                 .shared
                 .log
                 .set_rows(index, page.data.item_count());
         }
         let next = next_cursor(&page).map_err(decode_error)?;
-        Ok(Page {
-            data: page.data,
-            body,
-            next,
-        })
+        Ok((
+            Page {
+                data: page.data,
+                body,
+                next,
+            },
+            logged.map(|(_, attempts)| attempts),
+        ))
     }
 
-    /// One page: from the session cache, or fetched with retries. Returns the
-    /// raw body of a 2xx answer and, when a request was sent, its log index.
-    pub async fn send(
-        &self,
-        request: &PageRequest,
-        cursor: Option<&str>,
-    ) -> Result<(Bytes, Option<usize>), ApiError> {
-        let endpoint = request.endpoint();
-        if request.method != Method::GET && !READ_ONLY_POSTS.contains(&request.template) {
-            return Err(ApiError::NotReadOnly { endpoint });
-        }
+    /// The session cache's key of one page of a call.
+    fn cache_key(&self, request: &PageRequest, cursor: Option<&str>) -> Result<String, ApiError> {
         let url = self.url(request)?;
-        let key = format!(
+        Ok(format!(
             "{} {url} {:?} {:?} {}",
             request.method,
             request.query,
@@ -557,13 +831,29 @@ impl Client {
                 .as_ref()
                 .map(Value::to_string)
                 .unwrap_or_default()
-        );
+        ))
+    }
+
+    /// One page: from the session cache, or fetched with retries. Returns the
+    /// raw body of a 2xx answer and, when a request was sent, its log index
+    /// and the attempts it took.
+    pub async fn send(
+        &self,
+        request: &PageRequest,
+        cursor: Option<&str>,
+    ) -> Result<(Bytes, Option<(usize, u32)>), ApiError> {
+        let endpoint = request.endpoint();
+        if request.method != Method::GET && !READ_ONLY_POSTS.contains(&request.template) {
+            return Err(ApiError::NotReadOnly { endpoint });
+        }
+        let url = self.url(request)?;
+        let key = self.cache_key(request, cursor)?;
         let slot = self.inner.cache.slot(&key, request.table);
         let mut logged = None;
         let body = slot
             .get_or_try_init(|| async {
-                let (body, index) = self.fetch(request, url, cursor).await?;
-                logged = Some(index);
+                let (body, index, attempts) = self.fetch(request, url, cursor).await?;
+                logged = Some((index, attempts));
                 Ok::<_, ApiError>(body)
             })
             .await?;
@@ -580,7 +870,7 @@ impl Client {
         request: &PageRequest,
         url: Url,
         cursor: Option<&str>,
-    ) -> Result<(Bytes, usize), ApiError> {
+    ) -> Result<(Bytes, usize, u32), ApiError> {
         let endpoint = request.endpoint();
         let policy = &self.inner.retry;
         let pacer = &self.inner.pacer;
@@ -645,7 +935,7 @@ impl Client {
                     let index = log(Some(status), body.as_ref().ok().map(Bytes::len));
                     let body =
                         body.and_then(|body| the_apis_json(&endpoint, status, &content_type, body));
-                    return body.map(|b| (b, index));
+                    return body.map(|b| (b, index, attempt));
                 }
                 Ok(response) => {
                     let status = response.status().as_u16();
@@ -874,5 +1164,46 @@ fn resolved(url: &Url, request: &PageRequest, cursor: Option<&str>) -> String {
         url.path().to_string()
     } else {
         format!("{}?{query}", url.path())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COUNT: &str = "/admin/v2/orgs/{orgId}/directories/{directoryId}/users/count";
+
+    fn search(body: Value) -> PageRequest {
+        PageRequest::post(
+            "/admin/v2/orgs/{orgId}/directories/{directoryId}/users/search",
+            body,
+            CursorIn::Body { keep_filters: true },
+        )
+    }
+
+    /// A search's filters become the count's query parameters, arrays
+    /// repeated; paging and expansions are no filters; a filter the count
+    /// does not take leaves the call uncounted, saying which.
+    #[test]
+    fn a_search_is_counted_by_the_same_filters() {
+        let body = serde_json::json!({"limit": 100, "expand": ["groups"],
+            "status": ["active", "suspended"], "mfaEnabled": false, "claimStatus": "managed"});
+        let request = search(body).counted_by(COUNT, &["status", "mfaEnabled", "claimStatus"]);
+        let CountBy::By(count) = request.count else {
+            panic!("not counted: {:?}", request.count);
+        };
+        assert_eq!(count.method, Method::GET);
+        assert_eq!(count.template, COUNT);
+        assert_eq!(
+            count.parameters(),
+            "claimStatus=managed&mfaEnabled=false&status=active&status=suspended"
+        );
+        let request =
+            search(serde_json::json!({"emails": ["a@b.c"]})).counted_by(COUNT, &["status"]);
+        assert!(
+            matches!(&request.count, CountBy::Not(why) if why.ends_with("takes no emails")),
+            "{:?}",
+            request.count
+        );
     }
 }

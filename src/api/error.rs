@@ -56,6 +56,22 @@ pub enum ApiError {
         visible(item)
     )]
     RepeatedItem { endpoint: String, item: String },
+    #[error(
+        "{table}: the API counts {counted} for {endpoint} ({count_endpoint}, asked before and \
+         after the listing, the same both times), but the listing's pages held {listed}: the \
+         API left rows out of its pages (or added some) while its cursor chain ran to its end. \
+         The result would be incomplete, so it fails rather than be used as evidence. Run it \
+         again; if it repeats, report it to Atlassian support (orgsql_requests and \
+         orgsql_listings show the calls)"
+    )]
+    Incomplete {
+        /// The table whose scan read it (and the organization, when several).
+        table: String,
+        endpoint: String,
+        count_endpoint: String,
+        counted: u64,
+        listed: u64,
+    },
     #[error("{endpoint}: refused: orgsql only calls read endpoints")]
     NotReadOnly { endpoint: String },
     #[error(
@@ -86,6 +102,7 @@ impl ApiError {
             | ApiError::RepeatedItem { endpoint, .. }
             | ApiError::NotReadOnly { endpoint }
             | ApiError::WaitTooLong { endpoint, .. } => endpoint,
+            ApiError::Incomplete { table, .. } => table,
         }
     }
 }

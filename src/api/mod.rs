@@ -4,6 +4,7 @@ pub mod budgets;
 mod cache;
 mod client;
 mod error;
+mod listings;
 mod log;
 mod orgs;
 mod pacer;
@@ -11,9 +12,11 @@ mod paging;
 mod retry;
 
 pub use client::{
-    Client, ClientConfig, CursorIn, DEFAULT_CACHE_TTL, DEFAULT_CONCURRENCY, Page, PageRequest,
+    Client, ClientConfig, CountBy, CursorIn, DEFAULT_CACHE_TTL, DEFAULT_CONCURRENCY, Page,
+    PageRequest,
 };
 pub use error::{ApiError, api_message, duration_words};
+pub use listings::{Completeness, ListingRecord, Verdict};
 pub use log::RequestRecord;
 pub use orgs::Orgs;
 pub use pacer::Wait;

@@ -73,6 +73,7 @@ pub async fn run(args: &EmulatorArgs) -> Result<()> {
             fail_every: args.fail_every,
             retry_after_secs: 1,
             repeat_cursor: false,
+            drop_user: None,
         },
         page_size_cap: None,
         port: args.port,

@@ -46,6 +46,10 @@ pub struct Faults {
     pub retry_after_secs: u64,
     /// Hand out the same next-page cursor again and again (a broken API).
     pub repeat_cursor: bool,
+    /// Leave the user at this position of every users/search listing out
+    /// of the page that holds it, silently: the cursor chain and
+    /// users/count stay true (an API that loses a row).
+    pub drop_user: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -108,6 +108,14 @@ const ENDPOINTS: &[Endpoint] = &[
         handler: groups_search,
     },
     Endpoint {
+        route: "GET /admin/v2/orgs/{orgId}/directories/{directoryId}/users/count",
+        handler: users_count,
+    },
+    Endpoint {
+        route: "GET /admin/v2/orgs/{orgId}/directories/{directoryId}/groups/count",
+        handler: groups_count,
+    },
+    Endpoint {
         route: "GET /admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}/role-assignments",
         handler: user_role_assignments,
     },
@@ -597,6 +605,191 @@ fn cursor_of(body: &Map<String, Value>) -> Option<&str> {
     body.get("cursor").and_then(Value::as_str)
 }
 
+/// Where the filters of a request are: a search's JSON body, or a count's
+/// query string (arrays repeated or comma-joined).
+enum Filters<'a> {
+    Body(&'a Map<String, Value>),
+    Query,
+}
+
+impl Filters<'_> {
+    /// A list of 1 to `max` strings, else the API's 400.
+    fn list(&self, r: &Request, key: &str, max: usize) -> Result<Option<Vec<String>>, ApiFailure> {
+        match self {
+            Filters::Body(body) => strings(body, key, max, r),
+            Filters::Query => {
+                // Given, even empty (`accountIds=`), it filters: a value
+                // that matches nothing still counts nothing, as in a search.
+                if !r.query.iter().any(|(k, _)| k == key) {
+                    return Ok(None);
+                }
+                let list: Vec<String> = r
+                    .query
+                    .iter()
+                    .filter(|(k, _)| k == key)
+                    .flat_map(|(_, v)| v.split(',').map(str::to_string).collect::<Vec<_>>())
+                    .collect();
+                if list.len() > max {
+                    return Err(r.bad_request(
+                        "ADMIN-400-24",
+                        &format!("{key} takes at most {max} values"),
+                    ));
+                }
+                Ok(Some(list))
+            }
+        }
+    }
+
+    fn text(&self, r: &Request, key: &str) -> Option<String> {
+        match self {
+            Filters::Body(body) => body.get(key).and_then(Value::as_str).map(str::to_string),
+            Filters::Query => r.param(key).map(str::to_string),
+        }
+    }
+
+    fn flag(&self, r: &Request, key: &str) -> Result<Option<bool>, ApiFailure> {
+        match self {
+            Filters::Body(body) => Ok(body.get(key).and_then(Value::as_bool)),
+            Filters::Query => r
+                .param(key)
+                .map(|v| {
+                    v.parse().map_err(|_| {
+                        r.bad_request("ADMIN-400-24", &format!("{key} must be true or false"))
+                    })
+                })
+                .transpose(),
+        }
+    }
+}
+
+/// A count endpoint takes exactly its spec's query parameters: any other
+/// is refused, so a client that sends a filter the count cannot apply
+/// learns it instead of getting a count of something else.
+fn only_params(r: &Request, allowed: &[&str]) -> Result<(), ApiFailure> {
+    match r.query.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        Some((name, _)) => {
+            Err(r.bad_request("ADMIN-400-24", &format!("unknown query parameter {name}")))
+        }
+        None => Ok(()),
+    }
+}
+
+/// The filters users/search and users/count share: read once from either,
+/// matched one way.
+struct UserFilters {
+    account_ids: Option<Vec<String>>,
+    emails: Option<Vec<String>>,
+    account_status: Option<Vec<String>>,
+    membership_status: Option<Vec<String>>,
+    status: Option<Vec<String>>,
+    group_ids: Option<Vec<String>>,
+    directory_ids: Option<Vec<String>>,
+    resource_ids: Option<Vec<String>>,
+    role_ids: Option<Vec<String>>,
+    email_domains: Option<Vec<String>>,
+    claim_status: Option<String>,
+    mfa: Option<bool>,
+    search_term: Option<String>,
+}
+
+/// users/count's query parameters, as the spec lists them.
+const USERS_COUNT_PARAMS: &[&str] = &[
+    "accountIds",
+    "directoryIds",
+    "resourceIds",
+    "groupIds",
+    "mfaEnabled",
+    "claimStatus",
+    "status",
+    "accountStatus",
+    "membershipStatus",
+    "roleIds",
+    "searchTerm",
+    "emailDomains",
+];
+
+impl UserFilters {
+    fn read(r: &Request, from: &Filters) -> Result<Self, ApiFailure> {
+        let filters = Self {
+            account_ids: from.list(r, "accountIds", 10)?,
+            emails: match from {
+                Filters::Body(_) => from.list(r, "emails", 100)?,
+                Filters::Query => None,
+            },
+            account_status: from.list(r, "accountStatus", 3)?,
+            membership_status: from.list(r, "membershipStatus", 3)?,
+            status: from.list(r, "status", 4)?,
+            group_ids: from.list(r, "groupIds", 10)?,
+            directory_ids: from.list(r, "directoryIds", 10)?,
+            resource_ids: from.list(r, "resourceIds", 20)?,
+            role_ids: from.list(r, "roleIds", 10)?,
+            email_domains: from.list(r, "emailDomains", 10)?,
+            claim_status: from.text(r, "claimStatus"),
+            mfa: from.flag(r, "mfaEnabled")?,
+            search_term: from.text(r, "searchTerm"),
+        };
+        if filters.emails.is_some() && filters.search_term.is_some() {
+            return Err(r.bad_request(
+                "ADMIN-400-24",
+                "emails and searchTerm cannot be used together",
+            ));
+        }
+        Ok(filters)
+    }
+
+    /// The users of `org` (of one directory, or all) these filters keep,
+    /// in the order the API lists them.
+    fn matching<'o>(&self, org: &'o Org, directory: Option<usize>) -> Vec<&'o User> {
+        let has = |list: &Option<Vec<String>>, value: &str| {
+            list.as_ref().is_none_or(|l| l.iter().any(|v| v == value))
+        };
+        let term = self.search_term.as_ref().map(|t| t.to_lowercase());
+        org.users
+            .iter()
+            .filter(|u| directory.is_none_or(|d| u.directory == d))
+            .filter(|u| has(&self.account_ids, &u.account_id))
+            .filter(|u| {
+                self.emails
+                    .as_ref()
+                    .is_none_or(|l| l.iter().any(|e| e.eq_ignore_ascii_case(&u.email)))
+            })
+            .filter(|u| has(&self.account_status, u.account_status))
+            .filter(|u| has(&self.membership_status, u.membership_status))
+            .filter(|u| has(&self.status, u.status))
+            .filter(|u| has(&self.directory_ids, &org.directories[u.directory].id))
+            .filter(|u| {
+                self.group_ids
+                    .as_ref()
+                    .is_none_or(|l| u.groups.iter().any(|&g| l.contains(&org.groups[g].id)))
+            })
+            .filter(|u| {
+                self.claim_status
+                    .as_deref()
+                    .is_none_or(|c| c == u.claim_status)
+            })
+            .filter(|u| self.mfa.is_none_or(|m| u.mfa_enabled == Some(m)))
+            .filter(|u| {
+                self.email_domains.as_ref().is_none_or(|domains| {
+                    u.email
+                        .rsplit_once('@')
+                        .is_some_and(|(_, d)| domains.iter().any(|w| w.eq_ignore_ascii_case(d)))
+                })
+            })
+            .filter(|u| {
+                term.as_ref().is_none_or(|t| {
+                    u.nickname.to_lowercase().contains(t) || u.email.to_lowercase().contains(t)
+                })
+            })
+            .filter(|u| {
+                (self.role_ids.is_none() && self.resource_ids.is_none())
+                    || org.user_roles(u).iter().any(|role| {
+                        has(&self.role_ids, role.role) && has(&self.resource_ids, &role.resource_id)
+                    })
+            })
+            .collect()
+    }
+}
+
 fn users_search(r: &Request) -> Reply {
     let dir = r.path("directoryId");
     let org = r.org();
@@ -604,46 +797,32 @@ fn users_search(r: &Request) -> Reply {
     let directory = directory_filter(r, dir)?;
     let size = r.limit(body.get("limit").and_then(Value::as_i64), 50, 100)?;
     let expand = strings(&body, "expand", 4, r)?.unwrap_or_default();
-    let account_ids = strings(&body, "accountIds", 10, r)?;
-    let emails = strings(&body, "emails", 100, r)?;
-    let account_status = strings(&body, "accountStatus", 3, r)?;
-    let membership_status = strings(&body, "membershipStatus", 3, r)?;
-    let status = strings(&body, "status", 4, r)?;
-    let group_ids = strings(&body, "groupIds", 10, r)?;
-    let directory_ids = strings(&body, "directoryIds", 10, r)?;
-    let claim_status = body.get("claimStatus").and_then(Value::as_str);
-    let mfa = body.get("mfaEnabled").and_then(Value::as_bool);
-    let has = |list: &Option<Vec<String>>, value: &str| {
-        list.as_ref().is_none_or(|l| l.iter().any(|v| v == value))
-    };
-    let matching: Vec<&User> = org
-        .users
-        .iter()
-        .filter(|u| directory.is_none_or(|d| u.directory == d))
-        .filter(|u| has(&account_ids, &u.account_id))
-        .filter(|u| {
-            emails
-                .as_ref()
-                .is_none_or(|l| l.iter().any(|e| e.eq_ignore_ascii_case(&u.email)))
-        })
-        .filter(|u| has(&account_status, u.account_status))
-        .filter(|u| has(&membership_status, u.membership_status))
-        .filter(|u| has(&status, u.status))
-        .filter(|u| has(&directory_ids, &org.directories[u.directory].id))
-        .filter(|u| {
-            group_ids
-                .as_ref()
-                .is_none_or(|l| u.groups.iter().any(|&g| l.contains(&org.groups[g].id)))
-        })
-        .filter(|u| claim_status.is_none_or(|c| c == u.claim_status))
-        .filter(|u| mfa.is_none_or(|m| u.mfa_enabled == Some(m)))
-        .collect();
+    let matching = UserFilters::read(r, &Filters::Body(&body))?.matching(org, directory);
     let (page, next) = r.page(&matching, cursor_of(&body), size)?;
+    // The fault: one user left out of the page that holds it, the cursor
+    // and the count untouched.
+    let left_out = r
+        .state
+        .config
+        .faults
+        .drop_user
+        .and_then(|n| matching.get(n))
+        .map(|u| u.account_id.as_str());
     let data = page
         .iter()
+        .filter(|u| Some(u.account_id.as_str()) != left_out)
         .map(|u| user_json(org, u, &expand, directory))
         .collect();
     Ok(v2_page(data, next))
+}
+
+/// `GET users/count`: how many users users/search would list for the
+/// same filters, given as query parameters.
+fn users_count(r: &Request) -> Reply {
+    only_params(r, USERS_COUNT_PARAMS)?;
+    let directory = directory_filter(r, r.path("directoryId"))?;
+    let matching = UserFilters::read(r, &Filters::Query)?.matching(r.org(), directory);
+    Ok(json!({ "count": matching.len() }))
 }
 
 fn user_json(org: &Org, u: &User, expand: &[String], directory: Option<usize>) -> Value {
@@ -713,6 +892,95 @@ fn user_json(org: &Org, u: &User, expand: &[String], directory: Option<usize>) -
     user
 }
 
+/// The filters groups/search and groups/count share.
+struct GroupFilters {
+    group_ids: Option<Vec<String>>,
+    group_names: Option<Vec<String>>,
+    account_ids: Option<Vec<String>>,
+    directory_ids: Option<Vec<String>>,
+    resource_ids: Option<Vec<String>>,
+    resource_owners: Option<Vec<String>>,
+    role_ids: Option<Vec<String>>,
+    search_term: Option<String>,
+}
+
+/// groups/count's query parameters, as the spec lists them.
+const GROUPS_COUNT_PARAMS: &[&str] = &[
+    "directoryIds",
+    "accountIds",
+    "groupIds",
+    "resourceOwners",
+    "resourceIds",
+    "searchTerm",
+    "roleIds",
+];
+
+impl GroupFilters {
+    fn read(r: &Request, from: &Filters) -> Result<Self, ApiFailure> {
+        let filters = Self {
+            group_ids: from.list(r, "groupIds", 10)?,
+            group_names: match from {
+                Filters::Body(_) => from.list(r, "groupNames", 100)?,
+                Filters::Query => None,
+            },
+            account_ids: from.list(r, "accountIds", 10)?,
+            directory_ids: from.list(r, "directoryIds", 10)?,
+            resource_ids: from.list(r, "resourceIds", 20)?,
+            resource_owners: from.list(r, "resourceOwners", 10)?,
+            role_ids: from.list(r, "roleIds", 10)?,
+            search_term: from.text(r, "searchTerm"),
+        };
+        if filters.group_names.is_some()
+            && (filters.group_ids.is_some() || filters.search_term.is_some())
+        {
+            return Err(r.bad_request(
+                "ADMIN-400-24",
+                "groupNames cannot be used with groupIds or searchTerm",
+            ));
+        }
+        Ok(filters)
+    }
+
+    /// The groups (with their index) these filters keep, in the API's order.
+    fn matching<'o>(&self, org: &'o Org, directory: Option<usize>) -> Vec<(usize, &'o Group)> {
+        let has = |list: &Option<Vec<String>>, value: &str| {
+            list.as_ref().is_none_or(|l| l.iter().any(|v| v == value))
+        };
+        let term = self.search_term.as_ref().map(|t| t.to_lowercase());
+        org.groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| directory.is_none_or(|d| g.directory == d))
+            .filter(|(_, g)| has(&self.group_ids, &g.id))
+            .filter(|(_, g)| has(&self.directory_ids, &org.directories[g.directory].id))
+            .filter(|(_, g)| {
+                self.group_names
+                    .as_ref()
+                    .is_none_or(|l| l.iter().any(|n| n.eq_ignore_ascii_case(&g.name)))
+            })
+            .filter(|(_, g)| {
+                term.as_ref()
+                    .is_none_or(|t| g.name.to_lowercase().contains(t))
+            })
+            .filter(|(i, _)| {
+                self.account_ids
+                    .as_ref()
+                    .is_none_or(|l| org.members_of(*i).any(|u| l.contains(&u.account_id)))
+            })
+            .filter(|(i, _)| {
+                (self.role_ids.is_none()
+                    && self.resource_ids.is_none()
+                    && self.resource_owners.is_none())
+                    || org.group_roles(*i).iter().any(|g| {
+                        g.roles.iter().any(|role| has(&self.role_ids, role))
+                            && has(&self.resource_ids, &g.resource_id)
+                            && has(&self.resource_owners, g.resource_owner)
+                    })
+            })
+            .collect()
+    }
+}
+
 fn groups_search(r: &Request) -> Reply {
     let dir = r.path("directoryId");
     let org = r.org();
@@ -720,32 +988,7 @@ fn groups_search(r: &Request) -> Reply {
     let directory = directory_filter(r, dir)?;
     let size = r.limit(body.get("limit").and_then(Value::as_i64), 20, 100)?;
     let expand = strings(&body, "expand", 2, r)?.unwrap_or_default();
-    let group_ids = strings(&body, "groupIds", 10, r)?;
-    let group_names = strings(&body, "groupNames", 100, r)?;
-    if group_ids.is_some() && group_names.is_some() {
-        return Err(r.bad_request(
-            "ADMIN-400-24",
-            "groupIds and groupNames cannot be used together",
-        ));
-    }
-    let account_ids = strings(&body, "accountIds", 10, r)?;
-    let matching: Vec<(usize, &Group)> = org
-        .groups
-        .iter()
-        .enumerate()
-        .filter(|(_, g)| directory.is_none_or(|d| g.directory == d))
-        .filter(|(_, g)| group_ids.as_ref().is_none_or(|l| l.contains(&g.id)))
-        .filter(|(_, g)| {
-            group_names
-                .as_ref()
-                .is_none_or(|l| l.iter().any(|n| n.eq_ignore_ascii_case(&g.name)))
-        })
-        .filter(|(i, _)| {
-            account_ids
-                .as_ref()
-                .is_none_or(|l| org.members_of(*i).any(|u| l.contains(&u.account_id)))
-        })
-        .collect();
+    let matching = GroupFilters::read(r, &Filters::Body(&body))?.matching(org, directory);
     let (page, next) = r.page(&matching, cursor_of(&body), size)?;
     let data = page
         .iter()
@@ -774,6 +1017,15 @@ fn groups_search(r: &Request) -> Reply {
         })
         .collect();
     Ok(v2_page(data, next))
+}
+
+/// `GET groups/count`: how many groups groups/search would list for the
+/// same filters, given as query parameters.
+fn groups_count(r: &Request) -> Reply {
+    only_params(r, GROUPS_COUNT_PARAMS)?;
+    let directory = directory_filter(r, r.path("directoryId"))?;
+    let matching = GroupFilters::read(r, &Filters::Query)?.matching(r.org(), directory);
+    Ok(json!({ "count": matching.len() }))
 }
 
 fn workspaces(r: &Request) -> Reply {

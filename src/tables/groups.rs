@@ -13,6 +13,18 @@ pub struct Groups;
 
 const GROUPS_SEARCH: &str = "/admin/v2/orgs/{orgId}/directories/{directoryId}/groups/search";
 const MAX_PAGE: usize = 100;
+/// Counts what groups/search lists, for the filters it takes as query parameters.
+const GROUPS_COUNT: &str = "/admin/v2/orgs/{orgId}/directories/{directoryId}/groups/count";
+/// groups/count's filters, as the spec lists them (no `groupNames`).
+const GROUPS_COUNT_PARAMS: &[&str] = &[
+    "directoryIds",
+    "accountIds",
+    "groupIds",
+    "resourceOwners",
+    "resourceIds",
+    "searchTerm",
+    "roleIds",
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -75,6 +87,12 @@ pub(crate) fn groups_search(scan: &Scan) -> Vec<PageRequest> {
         body["expand"] = json!(expand);
     }
     scan.requests(search(body))
+        .into_iter()
+        .map(|request| match scan.limit {
+            Some(_) => request.uncounted("a LIMIT reads only the first rows"),
+            None => request.counted_by(GROUPS_COUNT, GROUPS_COUNT_PARAMS),
+        })
+        .collect()
 }
 
 /// Every group, for a table that calls the API once per group.

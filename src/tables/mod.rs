@@ -58,6 +58,7 @@ catalog! {
     api_tokens => api::<api_tokens::ApiTokens>(),
     api_keys => api::<api_keys::ApiKeys>(),
     orgsql_requests => orgsql_requests::info(),
+    orgsql_listings => orgsql_listings::info(),
 }
 
 /// What the catalog knows of a table: what `\d` shows, and how to make it.
@@ -166,7 +167,8 @@ pub enum Kind {
         /// How a filter on the view reaches the API through its sides.
         pushdown: fn(&Expr) -> TableProviderFilterPushDown,
     },
-    /// This session's own (`orgsql_requests`): neither exported nor in a snapshot.
+    /// This session's own (`orgsql_requests`, `orgsql_listings`): neither
+    /// exported nor in a snapshot.
     Session {
         make: fn(&Orgs) -> Arc<dyn TableProvider>,
     },

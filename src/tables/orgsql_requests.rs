@@ -52,7 +52,7 @@ fn columns() -> Vec<Column> {
         Column::count("attempt", "1 for the first try, 2 for the first retry, ..."),
         Column::count(
             "rows",
-            "Items in the answer's page; NULL for failed requests",
+            "Items in the answer's page; NULL for failed requests and counts (no page)",
         ),
         Column::text("table_name", "The table whose scan sent the request"),
         Column::count(

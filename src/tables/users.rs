@@ -12,6 +12,23 @@ use super::Label;
 pub struct Users;
 
 const USERS_SEARCH: &str = "/admin/v2/orgs/{orgId}/directories/{directoryId}/users/search";
+/// Counts what users/search lists, for the filters it takes as query parameters.
+const USERS_COUNT: &str = "/admin/v2/orgs/{orgId}/directories/{directoryId}/users/count";
+/// users/count's filters, as the spec lists them (no `emails`).
+const USERS_COUNT_PARAMS: &[&str] = &[
+    "accountIds",
+    "directoryIds",
+    "resourceIds",
+    "groupIds",
+    "mfaEnabled",
+    "claimStatus",
+    "status",
+    "accountStatus",
+    "membershipStatus",
+    "roleIds",
+    "searchTerm",
+    "emailDomains",
+];
 /// users/search answers at most 100 users a page.
 const MAX_PAGE: usize = 100;
 
@@ -53,17 +70,31 @@ pub(crate) fn users_search(scan: &Scan, expand: &[&str]) -> Vec<PageRequest> {
         body,
         CursorIn::Body { keep_filters: true },
     ))
+    .into_iter()
+    .map(|request| counted(request, scan))
+    .collect()
+}
+
+/// A users/search call, counted by users/count unless a LIMIT stops it early.
+fn counted(request: PageRequest, scan: &Scan) -> PageRequest {
+    match scan.limit {
+        Some(_) => request.uncounted("a LIMIT reads only the first rows"),
+        None => request.counted_by(USERS_COUNT, USERS_COUNT_PARAMS),
+    }
 }
 
 /// Every managed user (claimed domains): the user management API reads
 /// only those.
 pub(crate) fn every_managed_user() -> Parents {
     Parents::Listing {
-        requests: vec![PageRequest::post(
-            USERS_SEARCH,
-            json!({ "limit": MAX_PAGE, "claimStatus": "managed" }),
-            CursorIn::Body { keep_filters: true },
-        )],
+        requests: vec![
+            PageRequest::post(
+                USERS_SEARCH,
+                json!({ "limit": MAX_PAGE, "claimStatus": "managed" }),
+                CursorIn::Body { keep_filters: true },
+            )
+            .counted_by(USERS_COUNT, USERS_COUNT_PARAMS),
+        ],
         key: "accountId",
     }
 }

@@ -305,8 +305,10 @@ async fn a_script_reuses_pages_unless_told_not_to() {
     cached.arg("--demo").args(script);
     let mut uncached = orgsql();
     uncached.args(["--demo", "--no-cache"]).args(script);
-    // 250 demo users, 100 a page: three pages a listing of users, read twice.
-    for (command, requests) in [(cached, "3"), (uncached, "6")] {
+    // 250 demo users, 100 a page: three pages a listing of users, and
+    // users/count before and after it (5 requests); read twice without the
+    // cache, once with it (the join's listing is the first, replayed).
+    for (command, requests) in [(cached, "5"), (uncached, "10")] {
         let output = run(command).await;
         assert!(output.status.success(), "{}", text(&output.stderr));
         let stdout = text(&output.stdout);
@@ -327,7 +329,18 @@ async fn verbose_prints_a_line_per_request() {
         .lines()
         .filter(|l| l.contains("/users/search"))
         .collect();
-    assert_eq!(lines.len() as u64, emu.requests(""), "{stderr}");
+    assert_eq!(
+        lines.len() as u64,
+        emu.requests("/users/search"),
+        "{stderr}"
+    );
+    // The rest: users/count, before the listing and after it.
+    let counts = stderr
+        .lines()
+        .filter(|l| l.contains("/users/count"))
+        .count() as u64;
+    assert_eq!(counts, 2, "{stderr}");
+    assert_eq!(lines.len() as u64 + counts, emu.requests(""), "{stderr}");
     let org = &emu.org().id;
     for line in lines {
         assert!(

@@ -51,7 +51,7 @@ struct TableValues {
 async fn table_values(offline: &SessionContext) -> Vec<TableValues> {
     let mut tables = Vec::new();
     for table in catalog() {
-        if table.name == "orgsql_requests" {
+        if table.name.starts_with("orgsql_") {
             continue;
         }
         let mut columns = Vec::new();
@@ -475,7 +475,7 @@ async fn setup(seed: u64) -> Setup {
         .expect("snapshot");
     let offline = SessionContext::new();
     for table in catalog() {
-        if table.name == "orgsql_requests" {
+        if table.name.starts_with("orgsql_") {
             continue;
         }
         let frame = snapshot.table(table.name).await.expect(table.name);

@@ -244,8 +244,11 @@ async fn orgsql_requests_lists_every_request_with_its_retries() {
     let search = "/admin/v2/orgs/{orgId}/directories/{directoryId}/users/search";
     let ok: Vec<_> = log.iter().filter(|r| r[2] == "200").collect();
     let failed: Vec<_> = log.iter().filter(|r| r[2] != "200").collect();
-    // Three pages of users and one of domains came back; every failure was retried.
-    assert_eq!(ok.len(), 4);
+    // Three pages of users, users/count before and after them, and one page
+    // of domains came back; every failure was retried.
+    assert_eq!(ok.len(), 6);
+    let counts = ok.iter().filter(|r| r[1].ends_with("/users/count")).count();
+    assert_eq!(counts, 2);
     assert!(!failed.is_empty());
     assert!(failed.iter().all(|r| r[2] == "429" || r[2] == "503"));
     assert!(failed.iter().all(|r| r[4] == "NULL"));
@@ -265,7 +268,28 @@ async fn orgsql_requests_lists_every_request_with_its_retries() {
         "templates, not ids"
     );
     let tables: Vec<&String> = ok.iter().map(|r| &r[5]).collect();
-    assert_eq!(tables, vec!["users", "users", "users", "domains"]);
+    assert_eq!(
+        tables,
+        vec!["users", "users", "users", "users", "users", "domains"]
+    );
+    // The listing's record agrees with the log: every users request, its
+    // failures as retries.
+    let users_log = log.iter().filter(|r| r[5] == "users").count();
+    let users_failed = failed.iter().filter(|r| r[5] == "users").count();
+    assert_eq!(
+        sql_rows(
+            &ctx,
+            "SELECT requests, retries, read_to_end, verdict FROM orgsql_listings \
+             WHERE table_name = 'users'"
+        )
+        .await,
+        vec![vec![
+            users_log.to_string(),
+            users_failed.to_string(),
+            "true".to_string(),
+            "complete".to_string()
+        ]]
+    );
 }
 
 #[tokio::test]

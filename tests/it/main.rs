@@ -9,6 +9,7 @@ mod common;
 mod budgets;
 mod check;
 mod cli;
+mod completeness;
 mod credentials;
 mod demo;
 mod diff;

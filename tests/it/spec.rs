@@ -223,6 +223,24 @@ async fn every_emulated_response_validates_against_the_published_spec() {
             None,
         ),
     ];
+    // The counts of the searches, their filters as query parameters.
+    let users_count = "/v2/orgs/{orgId}/directories/{directoryId}/users/count";
+    let groups_count = "/v2/orgs/{orgId}/directories/{directoryId}/groups/count";
+    let mut cases = cases;
+    cases.extend([
+        (
+            "get",
+            users_count,
+            "/v2/orgs/{orgId}/directories/-/users/count?status=active&claimStatus=managed".into(),
+            None,
+        ),
+        (
+            "get",
+            groups_count,
+            format!("/v2/orgs/{{orgId}}/directories/-/groups/count?accountIds={owner}"),
+            None,
+        ),
+    ]);
     for (method, template, path, body) in cases {
         let (status, json) = call(&emu, method, &path, &key, body).await;
         assert_eq!(status, 200, "{path}: {json}");
@@ -277,6 +295,16 @@ async fn every_emulated_response_validates_against_the_published_spec() {
     .await;
     assert_eq!(status, 400);
     spec.check("post", users_search, 400, &json);
+    let (status, json) = call(
+        &emu,
+        "get",
+        "/v2/orgs/{orgId}/directories/-/users/count?emails=a@example.com",
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+    spec.check("get", users_count, 400, &json);
 }
 
 /// The polling API: every page, the last one too, carries a cursor that

@@ -108,11 +108,58 @@ pub async fn run(session: &Session, args: &CheckArgs, output: &Output) -> Result
         super::compare(&mut results, alarmed);
     }
     envelope.baseline = baseline.map(|(_, what)| what);
+    if let Some(orgs) = &session.orgs {
+        let listings = orgs.first().listings();
+        refuse_incomplete(&listings)?;
+        envelope.completeness = crate::api::Completeness::of(&listings);
+    } else if let Some(opened) = &session.snapshot {
+        // Read from a snapshot: how its export read each table.
+        envelope.completeness = opened
+            .orgs
+            .iter()
+            .flat_map(|(_, _, manifest)| manifest.tables.iter())
+            .filter_map(|t| t.completeness.clone())
+            .collect();
+    }
     write_report(output, format, &results, &envelope.end())?;
     Ok(ExitCode::from(super::exit_code(
         &results,
         args.fail_on.as_deref(),
     )))
+}
+
+/// A listing whose count held still and differs from its items fails the
+/// run: its controls would judge an organization with rows missing, so no
+/// report is written, and the error names each such listing's numbers.
+fn refuse_incomplete(listings: &[crate::api::ListingRecord]) -> Result<()> {
+    let mut said: Vec<String> = Vec::new();
+    let several = listings.iter().any(|l| l.org_id != listings[0].org_id);
+    for listing in listings {
+        if listing.verdict() != crate::api::Verdict::Incomplete {
+            continue;
+        }
+        let error = crate::api::ApiError::Incomplete {
+            table: match several {
+                true => format!("org {}: {}", listing.org_id, listing.table_name),
+                false => listing.table_name.to_string(),
+            },
+            endpoint: listing.endpoint.clone(),
+            count_endpoint: listing.count_endpoint.clone().unwrap_or_default(),
+            counted: listing.count_before.unwrap_or_default(),
+            listed: listing.items,
+        }
+        .to_string();
+        if !said.contains(&error) {
+            said.push(error);
+        }
+    }
+    if said.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "no report: a listing the controls read is incomplete\n{}",
+        said.join("\n")
+    )
 }
 
 /// `check`'s report, written by [`write_report_with`].

@@ -43,6 +43,10 @@ pub struct Envelope {
     /// The command line, any value of a flag that names a key, token or
     /// secret redacted.
     pub command_line: Vec<String>,
+    /// Each table the run read from the API, per organization: its listings'
+    /// pages, items, requests and retries, whether each was read to its
+    /// end, and the API's counts beside the items where it counts them.
+    pub completeness: Vec<crate::api::Completeness>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -185,7 +189,7 @@ impl Envelope {
 
     /// The envelope as (key, label, value) rows, in one order for every
     /// format: the key names the JUnit property, the label the row.
-    pub fn fields(&self) -> Vec<(&'static str, &'static str, String)> {
+    pub fn fields(&self) -> Vec<(String, String, String)> {
         let or = |value: &Option<String>, none: &str| value.clone().unwrap_or(none.to_string());
         let mut source = self.source.description.clone();
         if let Some(url) = &self.source.api_url {
@@ -206,7 +210,7 @@ impl Envelope {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        vec![
+        let fields = vec![
             ("organization", "Organization", self.organizations_line()),
             ("source", "Source", source),
             ("data_as_of", "Data as of", self.data_as_of.clone()),
@@ -234,7 +238,79 @@ impl Envelope {
                 or(&self.baseline, "(no baseline)"),
             ),
             ("command_line", "Command line", self.command_line.join(" ")),
-        ]
+        ];
+        let mut fields: Vec<(String, String, String)> = fields
+            .into_iter()
+            .map(|(key, label, value)| (key.to_string(), label.to_string(), value))
+            .collect();
+        if !self.completeness.is_empty() {
+            fields.push((
+                "completeness".to_string(),
+                "Completeness".to_string(),
+                self.completeness_line(),
+            ));
+        }
+        let several = self.organizations.len() > 1;
+        for read in &self.completeness {
+            let (key, label) = if several {
+                (
+                    format!("completeness.{}.{}", read.org_id, read.table),
+                    format!("Read: {} (org {})", read.table, read.org_id),
+                )
+            } else {
+                (
+                    format!("completeness.{}", read.table),
+                    format!("Read: {}", read.table),
+                )
+            };
+            fields.push((key, label, read.described()));
+        }
+        fields
+    }
+
+    /// The tables read, in a line: how many, whether every listing ran to
+    /// its end, and where the API's counts stand.
+    pub fn completeness_line(&self) -> String {
+        let reads = &self.completeness;
+        let names = |keep: &dyn Fn(&crate::api::Completeness) -> bool| {
+            let mut names: Vec<&str> = reads
+                .iter()
+                .filter(|c| keep(c))
+                .map(|c| c.table.as_str())
+                .collect();
+            names.dedup();
+            names.join(", ")
+        };
+        let mut parts = vec![match &self.source.snapshot {
+            Some(_) => format!(
+                "{} table reads, by the export that made the snapshot",
+                reads.len()
+            ),
+            None => format!("{} table reads", reads.len()),
+        }];
+        let incomplete = names(&|c| c.incomplete > 0);
+        if !incomplete.is_empty() {
+            parts.push(format!(
+                "INCOMPLETE (the API counts more or fewer): {incomplete}"
+            ));
+        }
+        let changed = names(&|c| c.changed_while_read > 0);
+        if !changed.is_empty() {
+            parts.push(format!("changed while read: {changed}"));
+        }
+        let short = names(&|c| !c.read_to_end);
+        if short.is_empty() {
+            parts.push("every listing read to its end".to_string());
+        } else {
+            parts.push(format!(
+                "not read to its end (the query needed no more): {short}"
+            ));
+        }
+        let counted = names(&|c| c.counted > 0 && c.counted == c.counted_complete);
+        if !counted.is_empty() {
+            parts.push(format!("the API's counts match the items for {counted}"));
+        }
+        parts.join("; ")
     }
 }
 

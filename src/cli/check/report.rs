@@ -484,7 +484,7 @@ fn html(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::io::
     }
     writeln!(out, "<table>")?;
     for (_, label, value) in about.fields() {
-        writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", h(label), h(&value))?;
+        writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", h(&label), h(&value))?;
     }
     writeln!(out, "</table>")?;
     writeln!(out, "<p>{}</p>", h(&summary(results)))?;

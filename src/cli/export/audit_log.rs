@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use crate::api::{ApiError, Client, EVENTS_STREAM, PageRequest};
 use crate::cli::files::{AtomicPath, io_at};
-use crate::snapshot::{StreamPosition, TableEntry};
+use crate::snapshot::{StreamPosition, StreamRead, TableEntry};
 use crate::tables::{Kind, TableInfo, schema_from};
 
 /// What one pass over the stream wrote.
@@ -34,6 +34,8 @@ pub struct AuditLog {
     /// Per table: rows written, and the newest time among them (RFC 3339).
     pub tables: Vec<Written>,
     pub position: StreamPosition,
+    /// What the pass read, for the manifest.
+    pub read: StreamRead,
 }
 
 pub struct Written {
@@ -132,7 +134,11 @@ pub async fn export(
             true
         }
         Start::Resume(position) => match pass.read(client, Some(&position.cursor), None).await {
-            Ok(()) => false,
+            Ok(()) => {
+                // From where the earlier export's stream stood.
+                pass.read.from.clone_from(&position.processed_at);
+                false
+            }
             // The cursor is refused (expired, or a new API version): read
             // from the newest processing time instead, and leave out what
             // the folder holds already.
@@ -203,6 +209,9 @@ struct Pass {
     since: Option<i64>,
     newest_processed: Option<DateTime<Utc>>,
     cursor: Option<String>,
+    /// What the last read covered (a refused cursor's read is replaced).
+    read: StreamRead,
+    oldest_processed: Option<DateTime<Utc>>,
 }
 
 type Decode = fn(&str, &[u8]) -> Result<Option<RecordBatch>>;
@@ -232,6 +241,8 @@ impl Pass {
             since: None,
             newest_processed: None,
             cursor: None,
+            read: StreamRead::default(),
+            oldest_processed: None,
         })
     }
 
@@ -253,6 +264,14 @@ impl Pass {
             request = request.query("from", from.to_string());
         }
         let saved = cursor.is_some();
+        self.read = StreamRead {
+            resumed: saved,
+            from: from
+                .and_then(DateTime::from_timestamp_millis)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            ..StreamRead::default()
+        };
+        self.oldest_processed = None;
         // The next page is fetched while this one is written: the budget,
         // not the writing, sets the pace.
         let (pages, mut receive) = tokio::sync::mpsc::channel(2);
@@ -288,6 +307,11 @@ impl Pass {
                 Err(e) => return Err(Refused::Other(DataFusionError::External(Box::new(e)))),
             };
             first = false;
+            self.read.pages += 1;
+            self.read.events += page.data.len() as u64;
+            // The stream's end: an empty page that still hands out a cursor.
+            // A page without one ends the pass too, but not at a known end.
+            self.read.cursor_chain_unbroken = page.data.is_empty() && page.next.is_some();
             // The position stands after this page, even an empty one.
             if page.next.is_some() {
                 self.cursor = page.next.clone();
@@ -300,6 +324,9 @@ impl Pass {
                     .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                     .map(|t| t.with_timezone(&Utc));
                 self.newest_processed = self.newest_processed.max(at);
+                if let Some(at) = at {
+                    self.oldest_processed = Some(self.oldest_processed.map_or(at, |o| o.min(at)));
+                }
             }
             let org = client.org_id();
             for (_, decode, writer) in &mut self.tables {
@@ -324,7 +351,12 @@ impl Pass {
             });
         }
         let previous = previous.unwrap_or_default();
+        let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut read = self.read;
+        read.oldest_processed = self.oldest_processed.map(stamp);
+        read.newest_processed = self.newest_processed.map(stamp);
         Ok(AuditLog {
+            read,
             tables,
             position: StreamPosition {
                 cursor: self.cursor.unwrap_or(previous.cursor),

@@ -170,7 +170,7 @@ pub async fn export(
             )
             .await
         } else {
-            export_table(ctx, client, options, name, started)
+            export_read_whole(ctx, client, options, name, started, log)
                 .await
                 .map(|entry| vec![entry])
         };
@@ -198,9 +198,14 @@ pub async fn export(
             other => other,
         };
         for entry in result? {
+            let read = entry
+                .completeness
+                .as_ref()
+                .map(|c| format!(" ({})", c.described()))
+                .unwrap_or_default();
             writeln!(
                 log,
-                "{}: {} rows, {} requests -> {}",
+                "{}: {} rows, {} requests -> {}{read}",
                 entry.name, entry.rows, entry.requests, entry.path
             )
             .map_err(io)?;
@@ -380,6 +385,7 @@ async fn export_audit_log(
     let requests = client.requests_since(started).len() as u64;
     let mut entries = Vec::new();
     let position = written.position;
+    let written_read = written.read;
     for (i, written) in written.tables.iter().enumerate() {
         let before = earlier[i].filter(|_| resumable);
         let rows = before.map_or(0, |e| e.rows).saturating_add(written.rows);
@@ -417,6 +423,7 @@ async fn export_audit_log(
         .await?;
         entry.newest = newest;
         entry.stream = Some(position.clone());
+        entry.stream_read = Some(written_read.clone());
         // Added to in object storage: the earlier files stay listed (only
         // the new ones are in the staging folder). In a folder they are
         // all there, and `table_entry` listed exactly what is: an earlier
@@ -439,6 +446,49 @@ async fn export_audit_log(
         entries.push(entry);
     }
     Ok(entries)
+}
+
+/// Reads of a table again when the organization changed while it was read
+/// (the API's count moved): the last read is kept, and said as changed.
+const READ_AGAIN: usize = 2;
+
+/// Export one table (not the audit log) with the record of how it was read;
+/// read again, up to `READ_AGAIN` times, while the organization changes
+/// under the read. A listing the API counts differently from its rows (the
+/// count held still) has failed the table already.
+async fn export_read_whole(
+    ctx: &SessionContext,
+    client: &crate::api::Client,
+    options: &ExportOptions,
+    name: &str,
+    started: usize,
+    log: &mut dyn Write,
+) -> Result<TableEntry> {
+    let mut again = 0;
+    loop {
+        let listings = client.listing_count();
+        let mut entry = export_table(ctx, client, options, name, started).await?;
+        let read: Vec<_> = client
+            .listings_since(listings)
+            .into_iter()
+            .filter(|l| l.table_name == name && l.org_id == client.org_id())
+            .collect();
+        let completeness = crate::api::Completeness::of(&read).pop();
+        let changed = completeness
+            .as_ref()
+            .is_some_and(|c| c.changed_while_read > 0);
+        if changed && again < READ_AGAIN {
+            again += 1;
+            writeln!(
+                log,
+                "{name}: the organization changed while it was read; reading it again ({again} of {READ_AGAIN})"
+            )
+            .map_err(io_at(&options.out))?;
+            continue;
+        }
+        entry.completeness = completeness;
+        return Ok(entry);
+    }
 }
 
 /// Export one table (not the audit log) as one Parquet file.
@@ -501,6 +551,8 @@ async fn table_entry(
         requests,
         newest: None,
         stream: None,
+        completeness: None,
+        stream_read: None,
         columns,
         files,
     })

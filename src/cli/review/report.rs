@@ -14,7 +14,7 @@ use crate::cli::output::visible;
 
 /// The review's facts, as (key, label, value) rows, in one order for every
 /// format.
-fn facts(verified: &Verified) -> Vec<(&'static str, &'static str, String)> {
+fn facts(verified: &Verified) -> Vec<(String, String, String)> {
     let review = &verified.review;
     let files = &verified.files;
     let sum = |f: fn(&FileOutcome) -> usize| files.iter().map(f).sum::<usize>();
@@ -66,6 +66,9 @@ fn facts(verified: &Verified) -> Vec<(&'static str, &'static str, String)> {
         facts.push(("review.no_manager", "People without a manager", line));
     }
     facts
+        .into_iter()
+        .map(|(key, label, value)| (key.to_string(), label.to_string(), value))
+        .collect()
 }
 
 /// Of a review by manager: how many grants of people without a manager in
@@ -516,11 +519,11 @@ fn html(out: &mut dyn Write, verified: &Verified, envelope: &Envelope) -> std::i
     writeln!(out, "<h1>{}</h1>", h(&title))?;
     writeln!(out, "<h2>Run</h2><table>")?;
     for (_, label, value) in envelope.fields() {
-        writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", h(label), h(&value))?;
+        writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", h(&label), h(&value))?;
     }
     writeln!(out, "</table>\n<h2>Review</h2><table>")?;
     for (_, label, value) in facts(verified) {
-        writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", h(label), h(&value))?;
+        writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", h(&label), h(&value))?;
     }
     writeln!(out, "</table>\n<h2>Reviewer files</h2><table><tr>")?;
     for column in COLUMNS {

@@ -43,6 +43,11 @@ pub struct Envelope {
     /// The command line, any value of a flag that names a key, token or
     /// secret redacted.
     pub command_line: Vec<String>,
+    /// The JSON report's only: the sha256 of its `results` as written (the
+    /// bytes from its `[` to its `]`), which `orgsql verify` recomputes. It
+    /// cannot cover the envelope it is in: the report's own sha256 does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

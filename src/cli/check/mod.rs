@@ -12,6 +12,7 @@
 
 pub mod command;
 pub mod envelope;
+pub mod json;
 mod report;
 
 use std::collections::{BTreeMap, BTreeSet};

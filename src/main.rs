@@ -128,7 +128,8 @@ enum Command {
     /// The user access review: `start` freezes every grant into a file per
     /// reviewer, `verify` checks the decisions against the organization now
     Review(ReviewArgs),
-    /// Check an export offline: `verify` hashes every file against its manifest
+    /// Check an export offline: `verify` hashes every file and counts every
+    /// table's rows against its manifest
     Snapshot(SnapshotArgs),
     /// Check an export or a JSON report offline: every digest and count it
     /// states recomputed from the files; exit 0 intact, 1 listing each
@@ -144,9 +145,10 @@ struct SnapshotArgs {
 
 #[derive(Subcommand)]
 enum SnapshotCommand {
-    /// Hash every file of every table (of each organization) and compare it
-    /// with the manifest: exit 0 when intact; 1 listing each file changed,
-    /// missing or added, and each table that cannot be verified; 2 when the
+    /// Hash every file of every table (of each organization) and count each
+    /// table's rows from its files, against the manifest: exit 0 when
+    /// intact; 1 listing each file changed, missing or added, each table
+    /// whose rows differ, and each table that cannot be verified; 2 when the
     /// export cannot be read
     Verify(SnapshotVerifyArgs),
 }

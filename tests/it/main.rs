@@ -32,3 +32,4 @@ mod spec;
 mod storage;
 mod tables;
 mod trust;
+mod verify;

@@ -132,7 +132,8 @@ pub(super) fn write(
     let mut summary = Summary::default();
     let mut written = Vec::with_capacity(results.len());
     for result in results {
-        // A control's statuses were checked when it ran: none other is kept.
+        // A control's statuses were checked when it ran (alarm, ok, info);
+        // were another kept, it would count nowhere and verify would name it.
         let counts =
             Counts::of(result.findings.iter().map(|f| f.status.as_str())).unwrap_or_default();
         summary.count(result.outcome, counts);

@@ -29,7 +29,8 @@ use crate::text::visible;
 #[derive(clap::Args)]
 pub struct VerifyArgs {
     /// An export (its folder, its manifest.json, or s3://, gs://, az://,
-    /// downloaded to be hashed), or a report of `check --format json`
+    /// downloaded to be hashed), or a report of `check --format json` (or
+    /// `review verify --format json`)
     pub path: String,
     /// The sha256 the report file must have (said on stderr when it was
     /// written), or an export's manifest.json (a check's envelope records it)

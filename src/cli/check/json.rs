@@ -267,6 +267,14 @@ pub fn verify(text: &[u8]) -> Result<Verified, String> {
             verified.problems.push(format!("{name}: {what}"));
         }
     }
+    if let (Some(snapshot), Some(digest)) = (
+        &read.envelope.source.snapshot,
+        &read.envelope.source.manifest_sha256,
+    ) {
+        verified.unchecked.push(format!(
+            "the snapshot it ran on: `orgsql verify {snapshot} --sha256 {digest}` checks it"
+        ));
+    }
     verified.findings = summary.findings;
     let findings = summary.findings.alarm + summary.findings.ok + summary.findings.info;
     verified.checked.push(format!(

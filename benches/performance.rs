@@ -18,6 +18,10 @@
 //!   time the binary takes to open it (`SELECT 1`) and to count events by
 //!   action, with the number of files. `ORGSQL_BENCH_BIN=path` measures
 //!   another build of orgsql (an earlier one, for before and after).
+//! - verify: `orgsql verify` of an export of 100,000 events (every file
+//!   hashed, every table's rows counted from its footers) and of a JSON
+//!   report of a check with 100,000 findings (its results' digest and every
+//!   count recomputed), by the binary, process start included.
 //!
 //! `cargo bench -- decode` runs only the benches whose name contains "decode".
 
@@ -68,6 +72,9 @@ async fn main() {
     }
     if wanted("snapshot") {
         snapshot();
+    }
+    if wanted("verify") {
+        verify();
     }
 }
 
@@ -616,4 +623,90 @@ fn snapshot() {
         let _ = std::fs::remove_dir_all(&keep);
         std::fs::rename(&dir, &keep).expect("kept");
     }
+}
+
+/// `orgsql verify` of 100,000 rows, twice: an export of 100,000 events (and
+/// the role history), and a JSON report with a finding per exported event.
+fn verify() {
+    const EVENTS: usize = 100_000;
+    const RUNS: usize = 7;
+    let binary = orgsql_binary();
+    let (mut child, connection) = emulator_process(100, EVENTS);
+    let text = |key: &str| connection[key].as_str().expect(key).to_string();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("snap");
+    let out = dir.display().to_string();
+    let exported = std::process::Command::new(&binary)
+        .args(["--base-url", &text("base_url"), "--org-id", &text("org_id")])
+        .env("ATLASSIAN_API_KEY", text("api_key"))
+        .args(["export", "--tables", "events", "--out", &out])
+        .output()
+        .expect("orgsql runs");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("manifest"))
+            .expect("JSON");
+    let rows = manifest["tables"][0]["rows"].as_u64().expect("rows");
+    let files = manifest["tables"][0]["files"]
+        .as_array()
+        .map_or(0, Vec::len);
+
+    // A control with a finding per event, run on the export.
+    let controls = tmp.path().join("controls");
+    std::fs::create_dir_all(&controls).expect("a folder");
+    std::fs::write(
+        controls.join("every_event.sql"),
+        "-- id: every_event\n-- title: Every event\n-- severity: low\n\
+         -- rationale: A finding per event, to measure verify.\n-- remediation: None.\n\
+         SELECT event_id AS resource, 'ok' AS status, action AS reason FROM events\n",
+    )
+    .expect("written");
+    let report = tmp.path().join("report.json");
+    let checked = std::process::Command::new(&binary)
+        .args(["--snapshot", &out, "check", "--dir"])
+        .arg(&controls)
+        .args(["--controls", "every_event", "--format", "json", "--output"])
+        .arg(&report)
+        .output()
+        .expect("orgsql runs");
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let findings: usize =
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(&report).expect("report"))
+            .expect("JSON")["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|r| r["findings"].as_array().map_or(0, Vec::len))
+            .sum();
+    let report_bytes = std::fs::metadata(&report).expect("report").len();
+
+    let verify = |path: std::path::PathBuf| {
+        let binary = binary.clone();
+        move || {
+            let mut command = std::process::Command::new(&binary);
+            command.arg("verify").arg(&path);
+            command
+        }
+    };
+    let export_time = median_run(RUNS, verify(dir.clone()));
+    let report_time = median_run(RUNS, verify(report.clone()));
+    println!(
+        "verify: `orgsql verify DIR` of an export of {rows} events ({files} files) by {}, median \
+         of {RUNS}: {:.0} ms; `orgsql verify REPORT` of a check report of {findings} findings \
+         ({:.1} MB): {:.0} ms",
+        binary.display(),
+        export_time * 1000.0,
+        report_bytes as f64 / 1e6,
+        report_time * 1000.0
+    );
 }

@@ -15,6 +15,7 @@ use orgsql::cli::files::Output;
 use orgsql::cli::query::{Query, Script};
 use orgsql::cli::review::command::{ReviewArgs, ReviewCommand};
 use orgsql::cli::serve::EmulatorArgs;
+use orgsql::cli::verify::VerifyArgs;
 use orgsql::cli::{self, At, Format};
 use orgsql::session::Source;
 
@@ -127,8 +128,13 @@ enum Command {
     /// The user access review: `start` freezes every grant into a file per
     /// reviewer, `verify` checks the decisions against the organization now
     Review(ReviewArgs),
-    /// Check an export offline: `verify` hashes every file against its manifest
+    /// Check an export offline: `verify` hashes every file and counts every
+    /// table's rows against its manifest
     Snapshot(SnapshotArgs),
+    /// Check an export or a JSON report offline: every digest and count it
+    /// states recomputed from the files; exit 0 intact, 1 listing each
+    /// problem, 2 when it cannot be read
+    Verify(VerifyArgs),
 }
 
 #[derive(Args)]
@@ -139,9 +145,10 @@ struct SnapshotArgs {
 
 #[derive(Subcommand)]
 enum SnapshotCommand {
-    /// Hash every file of every table (of each organization) and compare it
-    /// with the manifest: exit 0 when intact; 1 listing each file changed,
-    /// missing or added, and each table that cannot be verified; 2 when the
+    /// Hash every file of every table (of each organization) and count each
+    /// table's rows from its files, against the manifest: exit 0 when
+    /// intact; 1 listing each file changed, missing or added, each table
+    /// whose rows differ, and each table that cannot be verified; 2 when the
     /// export cannot be read
     Verify(SnapshotVerifyArgs),
 }
@@ -183,6 +190,7 @@ fn main() -> ExitCode {
         Some(Command::Check(_))
         | Some(Command::Diff(_))
         | Some(Command::Snapshot(_))
+        | Some(Command::Verify(_))
         | Some(Command::Review(ReviewArgs {
             command: ReviewCommand::Verify(_),
         })) => ExitCode::from(2),
@@ -289,6 +297,7 @@ async fn run(mut cli: Cli) -> Result<ExitCode> {
             report.write(&mut std::io::stdout().lock(), &args.dir)?;
             Ok(ExitCode::from(if report.intact() { 0 } else { 1 }))
         }
+        Some(Command::Verify(args)) => cli::verify::run(args).await,
         Some(Command::Export(args)) => cli::export::command(&cli.session, args).await,
         None => {
             cli.format = output

@@ -477,6 +477,52 @@ impl Remote {
         Ok(Some((bytes, sha256)))
     }
 
+    /// The rows the Parquet file `relative` (of `bytes` bytes) holds, from
+    /// its footer (a read of its end). `Ok(Err)`: it is no Parquet file, and
+    /// why; `Err`: it could not be read.
+    pub async fn parquet_rows(
+        &self,
+        relative: &str,
+        bytes: u64,
+    ) -> Result<std::result::Result<u64, String>> {
+        use datafusion::parquet::errors::ParquetError;
+        use datafusion::parquet::file::metadata::ParquetMetaDataReader;
+        let (path, location) = (self.path(relative), self.location(relative));
+        if bytes < 12 {
+            return Ok(Err(format!("{bytes} bytes: too few for a Parquet file")));
+        }
+        // Its last 64 KiB hold the footer of most files; else as much as
+        // the footer says it needs.
+        let mut suffix = bytes.min(64 << 10);
+        let mut reader = ParquetMetaDataReader::new();
+        loop {
+            let tail = self
+                .store
+                .get_range(&path, bytes - suffix..bytes)
+                .await
+                .map_err(|e| explain("reading", &location, e))?;
+            match reader.try_parse_sized(&tail, bytes) {
+                Ok(()) => break,
+                Err(ParquetError::NeedMoreData(needed)) if (needed as u64) > suffix => {
+                    suffix = needed as u64;
+                }
+                Err(e) => {
+                    return Ok(Err(format!(
+                        "not a Parquet file as orgsql writes them: {e}"
+                    )));
+                }
+            }
+        }
+        let rows = reader
+            .finish()
+            .map(|metadata| metadata.file_metadata().num_rows())
+            .map_err(|e| format!("not a Parquet file as orgsql writes them: {e}"));
+        Ok(rows.and_then(|rows| {
+            u64::try_from(rows)
+                .map_err(|_| "its footer states a negative number of rows".to_string())
+        }))
+    }
+
     /// Write `bytes` as the file `relative`, whole or not at all.
     pub async fn put(&self, relative: &str, bytes: Vec<u8>) -> Result<()> {
         self.store

@@ -550,12 +550,19 @@ pub(super) fn warn_unverified(folder: &Location, tables: &[String]) {
 }
 
 /// What `orgsql snapshot verify` found: every file of every table of every
-/// organization, hashed.
+/// organization, hashed, and every table's rows counted from its files.
 #[derive(Debug, Default)]
 pub struct Report {
     pub orgs: usize,
     pub tables: usize,
     pub files: usize,
+    /// The bytes of the files found, hashed.
+    pub bytes: u64,
+    /// The rows the Parquet footers of the tables' files hold (of tables
+    /// whose files are all as exported: only those are counted).
+    pub rows: u64,
+    /// The sha256 of the snapshot's (top) manifest.json as read.
+    pub manifest_sha256: String,
     /// A line each: a file changed, missing or added, or a table that
     /// cannot be verified. None: intact.
     pub problems: Vec<String>,
@@ -579,8 +586,9 @@ impl Report {
         if self.intact() {
             writeln!(
                 out,
-                "{dir}: intact: {} files of {} tables{orgs}, each as its manifest records it",
-                self.files, self.tables
+                "{dir}: intact: {} files ({} bytes, {} rows) of {} tables{orgs}, each file's size \
+                 and sha256 as its manifest records it, each table's rows as many as its files hold",
+                self.files, self.bytes, self.rows, self.tables
             )
         } else {
             writeln!(
@@ -619,7 +627,8 @@ fn files_below(folder: &Path, path: &Path, found: &mut Vec<String>) -> std::io::
 /// object storage, whose files are downloaded to be hashed) against its
 /// manifest. Problems name the table and the file, relative to `dir`.
 pub async fn verify(dir: &Location) -> Result<Report> {
-    let contents = Contents::read(dir).await?;
+    let bytes = super::manifest_bytes(dir).await?;
+    let contents = Contents::parse(dir, &bytes)?;
     let several = matches!(contents, Contents::Several(_));
     let mut orgs = Vec::new();
     for (_, relative, folder) in contents.org_dirs(dir)? {
@@ -632,7 +641,7 @@ pub async fn verify(dir: &Location) -> Result<Report> {
         };
         orgs.push((relative, folder, manifest));
     }
-    verify_each(orgs).await
+    verify_each(orgs, super::sha256(&bytes)).await
 }
 
 /// `verify`, of a snapshot whose manifests were read already.
@@ -644,16 +653,20 @@ pub async fn verify_opened(opened: &Opened) -> Result<Report> {
         .zip(&opened.orgs)
         .map(|((_, relative, folder), (_, _, manifest))| (relative, folder, Ok(manifest.clone())))
         .collect();
-    verify_each(orgs).await
+    verify_each(orgs, opened.manifest_sha256.clone()).await
 }
 
 /// Each organization's files (its folder relative to the snapshot's, the
 /// folder, its manifest or why it could not be read) against its manifest.
 async fn verify_each(
     orgs: Vec<(String, Location, std::result::Result<Manifest, String>)>,
+    manifest_sha256: String,
 ) -> Result<Report> {
     let mut checker = Checker::new();
-    let mut report = Report::default();
+    let mut report = Report {
+        manifest_sha256,
+        ..Report::default()
+    };
     let result = async {
         for (relative, folder, manifest) in orgs {
             report.orgs += 1;
@@ -725,6 +738,8 @@ async fn verify_org(
         if !checkable(folder, table, report) {
             continue;
         }
+        // The rows the table's files hold, while every one could be counted.
+        let mut rows = Some(0u64);
         for recorded in &table.files {
             report.files += 1;
             let shown = format!("{prefix}{}", recorded.path);
@@ -732,6 +747,7 @@ async fn verify_org(
                 report
                     .problems
                     .push(format!("{name}: {}", crate::error::message(&e)));
+                rows = None;
                 continue;
             }
             let found = match &place {
@@ -742,14 +758,45 @@ async fn verify_org(
                     Err(e) => Err(format!("cannot be read: {e}")),
                 },
             };
-            match found {
+            match &found {
                 Ok(None) => report.problems.push(format!("{name}: {shown} is missing")),
                 Ok(Some((bytes, sha256))) => {
-                    if let Some(what) = changed(bytes, &sha256, recorded) {
+                    report.bytes += bytes;
+                    if let Some(what) = changed(*bytes, sha256, recorded) {
                         report.problems.push(format!("{name}: {shown} {what}"));
                     }
                 }
                 Err(what) => report.problems.push(format!("{name}: {shown}: {what}")),
+            }
+            // Only a file as exported is counted: one missing, unreadable
+            // or changed is said above, and its table's rows not compared.
+            let intact = matches!(&found, Ok(Some((bytes, sha256)))
+                if changed(*bytes, sha256, recorded).is_none());
+            let counted = match &place {
+                _ if !intact => None,
+                Place::Bucket(remote, _) => {
+                    Some(remote.parquet_rows(&recorded.path, recorded.bytes).await?)
+                }
+                Place::Disk(local) => Some(parquet_rows(&local.join(&recorded.path))),
+            };
+            match counted {
+                Some(Ok(n)) => rows = rows.map(|sum| sum + n),
+                Some(Err(what)) => {
+                    report.problems.push(format!(
+                        "{name}: {shown}: its rows cannot be counted: {what}"
+                    ));
+                    rows = None;
+                }
+                None => rows = None,
+            }
+        }
+        if let Some(counted) = rows {
+            report.rows += counted;
+            if counted != table.rows {
+                report.problems.push(format!(
+                    "{name}: its files hold {counted} rows where {prefix}{MANIFEST} records {}",
+                    table.rows
+                ));
             }
         }
         let mut present = Vec::new();
@@ -774,6 +821,18 @@ async fn verify_org(
         added(name, prefix, table, present, report);
     }
     Ok(())
+}
+
+/// The rows a local Parquet file holds, from its footer; `Err` says why
+/// they cannot be told.
+pub fn parquet_rows(path: &Path) -> Result<u64, String> {
+    use datafusion::parquet::file::metadata::ParquetMetaDataReader;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot be read: {e}"))?;
+    let metadata = ParquetMetaDataReader::new()
+        .parse_and_finish(&file)
+        .map_err(|e| format!("not a Parquet file as orgsql writes them: {e}"))?;
+    u64::try_from(metadata.file_metadata().num_rows())
+        .map_err(|_| "its footer states a negative number of rows".to_string())
 }
 
 fn unverifiable(table: &str) -> String {

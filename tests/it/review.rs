@@ -314,6 +314,29 @@ async fn a_review_verified_reports_the_revoke_not_done_and_the_new_grant_only() 
         "{}",
         String::from_utf8_lossy(&offline.stderr)
     );
+    // The review's JSON report verifies offline, and one changed byte in its
+    // results does not.
+    let report_path = dir.join("verified.json");
+    std::fs::write(&report_path, &offline.stdout).expect("write the report");
+    let verify_report = |path: &std::path::Path| {
+        orgsql_alone()
+            .args(["verify", &path.display().to_string()])
+            .output()
+            .expect("orgsql runs")
+    };
+    let intact = verify_report(&report_path);
+    assert_eq!(
+        intact.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&intact.stdout)
+    );
+    assert!(String::from_utf8_lossy(&intact.stdout).contains("review, title: no digest within"));
+    let text = String::from_utf8_lossy(&offline.stdout).into_owned();
+    let forged = text.replacen("\"status\": \"alarm\"", "\"status\": \"alarn\"", 1);
+    assert_ne!(forged, text, "the report has an alarm to change");
+    std::fs::write(&report_path, forged).expect("write the forgery");
+    assert_eq!(verify_report(&report_path).status.code(), Some(1));
     let offline: serde_json::Value = serde_json::from_slice(&offline.stdout).expect("json");
     let findings = |report: &serde_json::Value| -> Vec<serde_json::Value> {
         report["results"]

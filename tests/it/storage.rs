@@ -335,6 +335,38 @@ async fn a_prefix_is_read_only_at_the_manifests_sizes_and_verify_downloads_and_h
     let intact = verify(&server);
     assert!(text(&succeeded(&intact, "verify")).contains("intact"));
 
+    // `orgsql verify` counts each table's rows from its objects' footers:
+    // a count changed in the manifest is found there too.
+    let manifest = server.folder("warehouse").join("snap/manifest.json");
+    let recorded = std::fs::read_to_string(&manifest).expect("manifest");
+    let users = emu.org().users.len();
+    let mut value: serde_json::Value = serde_json::from_str(&recorded).expect("JSON");
+    for table in value["tables"].as_array_mut().expect("tables") {
+        if table["name"] == "users" {
+            assert_eq!(table["rows"], users);
+            table["rows"] = (users - 1).into();
+        }
+    }
+    std::fs::write(&manifest, value.to_string()).expect("written");
+    let counted = run(on(&server, orgsql_alone()).args(["verify", prefix]));
+    assert_eq!(counted.status.code(), Some(1), "{}", text(&counted.stderr));
+    assert!(
+        text(&counted.stdout).contains(&format!(
+            "users: its files hold {users} rows where manifest.json records {}",
+            users - 1
+        )),
+        "{}",
+        text(&counted.stdout)
+    );
+    std::fs::write(&manifest, recorded).expect("restored");
+    assert!(
+        text(&succeeded(
+            &run(on(&server, orgsql_alone()).args(["verify", prefix])),
+            "verify"
+        ))
+        .contains("intact")
+    );
+
     // The same size, another content: a query checks sizes only (hashing
     // would download the export each time); verify downloads and hashes.
     let users = server.folder("warehouse").join("snap/users.parquet");

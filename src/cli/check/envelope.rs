@@ -47,6 +47,11 @@ pub struct Envelope {
     /// pages, items, requests and retries, whether each was read to its
     /// end, and the API's counts beside the items where it counts them.
     pub completeness: Vec<crate::api::Completeness>,
+    /// The JSON report's only: the sha256 of its `results` as written (the
+    /// bytes from its `[` to its `]`), which `orgsql verify` recomputes. It
+    /// cannot cover the envelope it is in: the report's own sha256 does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

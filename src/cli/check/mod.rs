@@ -14,6 +14,7 @@
 
 pub mod command;
 pub mod envelope;
+pub mod json;
 mod report;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -41,18 +41,8 @@ pub fn write_report(
         Report::Markdown => markdown(out, results, envelope),
         Report::Junit => junit(out, results, envelope),
         Report::Html => html(out, results, envelope),
-        Report::Json => {
-            serde_json::to_writer_pretty(&mut *out, &Json { envelope, results })?;
-            writeln!(out)
-        }
+        Report::Json => super::json::write(out, results, envelope),
     }
-}
-
-/// The JSON report: the run, then a result per control (and organization).
-#[derive(serde::Serialize)]
-struct Json<'a> {
-    envelope: &'a Envelope,
-    results: &'a [Checked],
 }
 
 fn label(outcome: Outcome) -> &'static str {

@@ -217,24 +217,23 @@ fn json(out: &mut dyn Write, verified: &Verified, envelope: &Envelope) -> std::i
             })
         })
         .collect();
-    let report = serde_json::json!({
-        "title": title(envelope),
-        "envelope": envelope,
-        "review": {
-            "fingerprint": verified.fingerprint,
-            "started_at": review.started_at,
-            "by": review.by,
-            "orgs": review.orgs,
-            "frozen_from": review.source,
-            "admin_roles": review.admin_roles,
-            "fallback_reviewer": review.fallback_reviewer,
-            "no_manager": no_manager(verified),
-            "files": files,
-        },
-        "results": verified.results,
+    let review = serde_json::json!({
+        "fingerprint": verified.fingerprint,
+        "started_at": review.started_at,
+        "by": review.by,
+        "orgs": review.orgs,
+        "frozen_from": review.source,
+        "admin_roles": review.admin_roles,
+        "fallback_reviewer": review.fallback_reviewer,
+        "no_manager": no_manager(verified),
+        "files": files,
     });
-    serde_json::to_writer_pretty(&mut *out, &report)?;
-    writeln!(out)
+    crate::cli::check::json::write_with(
+        out,
+        envelope,
+        &[("title", title(envelope).into()), ("review", review)],
+        &verified.results,
+    )
 }
 
 /// For the terminal: `# `-led envelope lines (as `check`'s table), then

@@ -156,9 +156,9 @@ pub(crate) fn write_with(
     envelope.results_sha256 = Some(crate::snapshot::sha256(results_text.as_bytes()));
     write!(out, "{{\n  \"envelope\": {},\n", nested(&envelope)?)?;
     for (key, value) in more {
-        write!(
+        writeln!(
             out,
-            "  {}: {},\n",
+            "  {}: {},",
             serde_json::to_string(key)?,
             nested(value)?
         )?;

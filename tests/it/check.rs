@@ -908,6 +908,26 @@ async fn reports_count_each_population_and_show_what_passed() {
     };
     roxmltree::Document::parse_with_options(&html, xhtml).expect("well-formed XHTML");
     assert!(html.contains(&mfa), "mfa_active_users says of how many");
+    // Every control that ran says its population in its section.
+    for result in &results {
+        let Some(count) = result["population"]["count"].as_u64() else {
+            continue;
+        };
+        let id = result["id"].as_str().unwrap_or_default();
+        let alarms = result["findings"]
+            .as_array()
+            .map_or(0, |f| f.iter().filter(|f| f["status"] == "alarm").count());
+        let of = result["population"]["of"].as_str().unwrap_or_default();
+        let section = html
+            .split(&format!("<section id=\"{id}\">"))
+            .nth(1)
+            .and_then(|s| s.split("</section>").next())
+            .unwrap_or_default();
+        assert!(
+            section.contains(&format!("<b>Counted:</b> {alarms} of {count} {of}")),
+            "{id}: {section}"
+        );
+    }
     // site_admin_count passes, and shows its 7 admins, folded.
     let section = html
         .split("<section id=\"site_admin_count\">")

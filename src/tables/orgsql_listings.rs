@@ -5,17 +5,13 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array, StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::catalog::{Session, TableProvider};
-use datafusion::datasource::{MemTable, TableType};
 use datafusion::error::Result;
-use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::ExecutionPlan;
 
-use super::provider::{Column, schema_from};
+use super::orgsql_requests::LogTable;
+use super::provider::Column;
 use super::{Kind, TableInfo};
 use crate::api::{Client, ListingRecord};
 
@@ -29,7 +25,7 @@ pub fn info() -> TableInfo {
         key: &[],
         labels: &[],
         kind: Kind::Session {
-            make: |orgs| Arc::new(ListingsTable::new(orgs.first().clone())),
+            make: |orgs| Arc::new(LogTable::new(orgs.first().clone(), columns(), batch)),
         },
     }
 }
@@ -73,22 +69,8 @@ fn columns() -> Vec<Column> {
     ]
 }
 
-#[derive(Debug)]
-pub struct ListingsTable {
-    client: Client,
-    schema: SchemaRef,
-}
-
-impl ListingsTable {
-    pub fn new(client: Client) -> Self {
-        Self {
-            client,
-            schema: schema_from(columns()),
-        }
-    }
-
-    fn batch(&self) -> Result<RecordBatch> {
-        let records = self.client.listings();
+fn batch(client: &Client, schema: &SchemaRef) -> Result<RecordBatch> {
+        let records = client.listings();
         let text = |f: &dyn Fn(&ListingRecord) -> Option<String>| -> ArrayRef {
             Arc::new(records.iter().map(f).collect::<StringArray>())
         };
@@ -129,29 +111,6 @@ impl ListingsTable {
             text(&|r| r.count_note.clone()),
             text(&|r| Some(r.verdict().words().to_string())),
         ];
-        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
-    }
+        Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
-#[async_trait]
-impl TableProvider for ListingsTable {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        // The log as it is now: listings this very scan causes come after.
-        let table = MemTable::try_new(self.schema.clone(), vec![vec![self.batch()?]])?;
-        table.scan(state, projection, filters, limit).await
-    }
-}

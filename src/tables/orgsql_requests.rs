@@ -30,7 +30,7 @@ pub fn info() -> TableInfo {
         key: &[],
         labels: &[],
         kind: Kind::Session {
-            make: |orgs| Arc::new(RequestsTable::new(orgs.first().clone())),
+            make: |orgs| Arc::new(LogTable::new(orgs.first().clone(), columns(), batch)),
         },
     }
 }
@@ -70,22 +70,54 @@ fn columns() -> Vec<Column> {
     ]
 }
 
+/// A table of one of the session's logs, built from the log as it is when
+/// a query scans it: rows this very scan causes come after.
 #[derive(Debug)]
-pub struct RequestsTable {
+pub(super) struct LogTable {
     client: Client,
     schema: SchemaRef,
+    batch: fn(&Client, &SchemaRef) -> Result<RecordBatch>,
 }
 
-impl RequestsTable {
-    pub fn new(client: Client) -> Self {
+impl LogTable {
+    pub(super) fn new(
+        client: Client,
+        columns: Vec<Column>,
+        batch: fn(&Client, &SchemaRef) -> Result<RecordBatch>,
+    ) -> Self {
         Self {
             client,
-            schema: schema_from(columns()),
+            schema: schema_from(columns),
+            batch,
         }
     }
+}
 
-    fn batch(&self) -> Result<RecordBatch> {
-        let records = self.client.requests();
+#[async_trait]
+impl TableProvider for LogTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let batch = (self.batch)(&self.client, &self.schema)?;
+        let table = MemTable::try_new(self.schema.clone(), vec![vec![batch]])?;
+        table.scan(state, projection, filters, limit).await
+    }
+}
+
+fn batch(client: &Client, schema: &SchemaRef) -> Result<RecordBatch> {
+        let records = client.requests();
         let text = |f: &dyn Fn(&crate::api::RequestRecord) -> Option<String>| -> ArrayRef {
             Arc::new(records.iter().map(f).collect::<StringArray>())
         };
@@ -122,29 +154,6 @@ impl RequestsTable {
             ),
             text(&|r| Some(r.parameters.clone())),
         ];
-        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
-    }
+        Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
-#[async_trait]
-impl TableProvider for RequestsTable {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        // The log as it is now: requests this very scan causes come after.
-        let table = MemTable::try_new(self.schema.clone(), vec![vec![self.batch()?]])?;
-        table.scan(state, projection, filters, limit).await
-    }
-}

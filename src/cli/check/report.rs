@@ -439,6 +439,34 @@ pub(crate) fn h(text: &str) -> String {
     xml(text)
 }
 
+/// A result's HTML section, opened: its outcome, title, id and severity,
+/// the framework controls it is evidence for, why it matters and what to do.
+pub(crate) fn html_section_head(out: &mut dyn Write, r: &Checked) -> std::io::Result<()> {
+    let c = &r.control;
+    let class = label(r.outcome).to_lowercase();
+    writeln!(
+        out,
+        "<section id=\"{}\"><h3><span class=\"{class}\">{}</span> {} <small>({}, {})</small></h3>",
+        h(&r.key()),
+        label(r.outcome),
+        h(&c.title),
+        h(&r.name()),
+        h(&c.severity)
+    )?;
+    let references: Vec<String> = c
+        .frameworks
+        .iter()
+        .map(|f| format!("{} {}", framework_name(&f.framework), f.control))
+        .collect();
+    writeln!(
+        out,
+        "<p><b>Evidence for:</b> {}</p>",
+        h(&references.join("; "))
+    )?;
+    writeln!(out, "<p><b>Why:</b> {}</p>", h(&c.rationale))?;
+    writeln!(out, "<p><b>Remediation:</b> {}</p>", h(&c.remediation))
+}
+
 /// The evidence report: one HTML file (well-formed XHTML), its style inline,
 /// nothing fetched (no script, no link, no image), readable printed to PDF.
 fn html(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::io::Result<()> {
@@ -573,29 +601,7 @@ fn html(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::io::
     }
     writeln!(out, "<h2>Controls</h2>")?;
     for r in results {
-        let c = &r.control;
-        let class = label(r.outcome).to_lowercase();
-        writeln!(
-            out,
-            "<section id=\"{}\"><h3><span class=\"{class}\">{}</span> {} <small>({}, {})</small></h3>",
-            h(&r.key()),
-            label(r.outcome),
-            h(&c.title),
-            h(&r.name()),
-            h(&c.severity)
-        )?;
-        let references: Vec<String> = c
-            .frameworks
-            .iter()
-            .map(|f| format!("{} {}", framework_name(&f.framework), f.control))
-            .collect();
-        writeln!(
-            out,
-            "<p><b>Evidence for:</b> {}</p>",
-            h(&references.join("; "))
-        )?;
-        writeln!(out, "<p><b>Why:</b> {}</p>", h(&c.rationale))?;
-        writeln!(out, "<p><b>Remediation:</b> {}</p>", h(&c.remediation))?;
+        html_section_head(out, r)?;
         if !r.parameters.is_empty() {
             writeln!(out, "<p><b>Parameters:</b> {}</p>", h(&parameters(r)))?;
         }

@@ -550,29 +550,7 @@ fn html(out: &mut dyn Write, verified: &Verified, envelope: &Envelope) -> std::i
         h(&summary(&verified.results))
     )?;
     for r in &verified.results {
-        let c = &r.control;
-        let class = label(r.outcome).to_lowercase();
-        writeln!(
-            out,
-            "<section id=\"{}\"><h3><span class=\"{class}\">{}</span> {} <small>({}, {})</small></h3>",
-            h(&r.key()),
-            label(r.outcome),
-            h(&c.title),
-            h(&r.name()),
-            h(&c.severity)
-        )?;
-        let references: Vec<String> = c
-            .frameworks
-            .iter()
-            .map(|f| format!("{} {}", f.framework, f.control))
-            .collect();
-        writeln!(
-            out,
-            "<p><b>Evidence for:</b> {}</p>",
-            h(&references.join("; "))
-        )?;
-        writeln!(out, "<p><b>Why:</b> {}</p>", h(&c.rationale))?;
-        writeln!(out, "<p><b>Remediation:</b> {}</p>", h(&c.remediation))?;
+        crate::cli::check::html_section_head(out, r)?;
         if let Some(why) = &r.skipped {
             writeln!(out, "<p class=\"skip\">Skipped: {}</p>", h(why))?;
         }

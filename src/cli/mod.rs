@@ -13,6 +13,7 @@ pub mod repl;
 pub mod review;
 pub mod runner;
 pub mod serve;
+pub mod watch;
 
 use datafusion::error::DataFusionError;
 

@@ -33,3 +33,4 @@ mod spec;
 mod storage;
 mod tables;
 mod trust;
+mod watch;

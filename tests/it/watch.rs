@@ -1,0 +1,255 @@
+//! `orgsql watch` through the binary, against an emulator whose admins act
+//! while it runs (`Emulator::append_event`): each rule's alerts once, none
+//! again, a late-processed event once, no repeat after a stop between
+//! delivery and the state's write, and a catch-up within the stream's budget.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use chrono::Duration;
+use orgsql::api::{Client, EVENTS_STREAM, PageRequest};
+use orgsql::emulator::{Emulator, EmulatorConfig, Faults, RateLimits};
+use serde_json::Value;
+
+use crate::common::*;
+
+/// Which built-in rule each action must raise, as the rule pack promises.
+const EXPECTED: [(&str, &str); 12] = [
+    ("user_invited", "user_added"),
+    ("user_created", "user_added"),
+    ("added_org_admin", "org_admin_changed"),
+    ("removed_org_admin", "org_admin_changed"),
+    ("user_granted_product_access", "product_access_changed"),
+    ("user_revoked_product_access", "product_access_changed"),
+    ("twosv_disabled_for_user", "twosv_disabled"),
+    ("api_token_created", "api_credential_created"),
+    ("api_key_created", "api_credential_created"),
+    ("policy_updated", "policy_changed"),
+    ("domain_verification_completed", "domain_changed"),
+    ("domain_removed", "domain_changed"),
+];
+
+/// `watch --once` with a state folder and an output file; its stdout lines.
+fn watch_once(emu: &Emulator, state: &Path, output: &Path, extra: &[&str]) -> Vec<String> {
+    let run = orgsql_on(emu)
+        .args(["watch", "--once", "--state"])
+        .arg(state)
+        .arg("--output")
+        .arg(output)
+        .args(extra)
+        .output()
+        .expect("orgsql runs");
+    let stdout = succeeded(&run, "watch --once");
+    String::from_utf8(stdout)
+        .expect("UTF-8")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The alerts the file holds, in order.
+fn alerts_in(path: &Path) -> Vec<Value> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("one JSON alert a line"))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// (rule, key) of each alert.
+fn rule_keys(alerts: &[Value]) -> Vec<(String, String)> {
+    alerts
+        .iter()
+        .map(|a| {
+            (
+                a["rule"].as_str().expect("rule").to_string(),
+                a["key"].as_str().expect("key").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Append one event of each action of `EXPECTED` (and a login, which no
+/// rule alerts on); what the alerts must be: (rule, event id).
+fn append_all(emu: &Emulator) -> BTreeSet<(String, String)> {
+    emu.append_event(0, "user_login", None).expect("a login");
+    EXPECTED
+        .iter()
+        .map(|(action, rule)| {
+            let event = emu.append_event(0, action, None).expect("appended");
+            (rule.to_string(), event.id)
+        })
+        .collect()
+}
+
+/// The stream's cursor outlives its last page: asked again after events
+/// are appended (one of them late: it happened a day ago), it answers those
+/// events, in the order processed, and then an empty page with a cursor.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stream_serves_appended_events_after_its_last_cursor() {
+    let emu = emulator(spec(20, 100), Faults::default(), None).await;
+    let mut config = fast_retries(emu.client_config());
+    // Asked again, the same cursor must reach the API.
+    config.cache_ttl = None;
+    let client = Client::new(config).expect("client");
+    let request = PageRequest::get(EVENTS_STREAM)
+        .polling()
+        .query("limit", "500");
+    let mut cursor: Option<String> = None;
+    let mut read = 0;
+    loop {
+        let page = client
+            .page::<Vec<Value>>(&request, cursor.as_deref())
+            .await
+            .expect("a page");
+        read += page.data.len();
+        cursor = Some(page.next.expect("a cursor on every page"));
+        if page.data.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(read, emu.org().events.len());
+    let first = emu
+        .append_event(0, "added_org_admin", None)
+        .expect("appended");
+    let late = emu
+        .append_event(0, "policy_updated", Some(fixed_now() - Duration::days(1)))
+        .expect("appended");
+    assert!(late.time < first.time && late.processed_at > first.processed_at);
+    let page = client
+        .page::<Vec<Value>>(&request, cursor.as_deref())
+        .await
+        .expect("a page");
+    let ids: Vec<&str> = page.data.iter().filter_map(|e| e["id"].as_str()).collect();
+    assert_eq!(ids, [first.id.as_str(), late.id.as_str()]);
+    let again = client
+        .page::<Vec<Value>>(&request, page.next.as_deref())
+        .await
+        .expect("a page");
+    assert!(again.data.is_empty(), "nothing processed since");
+    assert!(again.next.is_some(), "and a cursor to go on from");
+}
+
+/// A first run starts the watch (the generated history is weeks old: no
+/// alert); events appended while nothing runs then give each rule's alert
+/// once, to the file and to stdout; a second run gives none; a late event
+/// (it happened two days ago, processed now) alerts once.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_rule_alerts_once_and_a_late_event_too() {
+    let emu = emulator(spec(30, 200), Faults::default(), None).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (state, output) = (dir.path().join("state"), dir.path().join("alerts.ndjson"));
+    assert!(watch_once(&emu, &state, &output, &[]).is_empty());
+    assert!(alerts_in(&output).is_empty());
+    assert!(state.join("state.json").is_file(), "the cursor is kept");
+
+    let expected = append_all(&emu);
+    let stdout = watch_once(&emu, &state, &output, &[]);
+    let alerts = alerts_in(&output);
+    let got = rule_keys(&alerts);
+    assert_eq!(got.len(), EXPECTED.len(), "one alert per event: {got:?}");
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), expected);
+    let org = emu.org().id.clone();
+    for alert in &alerts {
+        let id = alert["id"].as_str().expect("id");
+        assert_eq!(
+            id,
+            format!("{}:{org}:{}", alert["rule"].as_str().unwrap(), alert["key"].as_str().unwrap())
+        );
+        assert_eq!(
+            stdout.iter().filter(|line| line.contains(id)).count(),
+            1,
+            "{id} shown once: {stdout:?}"
+        );
+    }
+    assert_eq!(stdout.len(), EXPECTED.len(), "{stdout:?}");
+
+    assert!(watch_once(&emu, &state, &output, &[]).is_empty(), "nothing new");
+    assert_eq!(alerts_in(&output).len(), EXPECTED.len());
+
+    let late = emu
+        .append_event(0, "twosv_disabled_for_user", Some(fixed_now() - Duration::days(2)))
+        .expect("appended");
+    let stdout = watch_once(&emu, &state, &output, &[]);
+    assert_eq!(stdout.len(), 1, "{stdout:?}");
+    let alerts = alerts_in(&output);
+    assert_eq!(alerts.len(), EXPECTED.len() + 1);
+    assert_eq!(
+        rule_keys(&alerts[EXPECTED.len()..]),
+        [("twosv_disabled".to_string(), late.id.clone())]
+    );
+    assert!(watch_once(&emu, &state, &output, &[]).is_empty());
+    assert_eq!(alerts_in(&output).len(), EXPECTED.len() + 1);
+}
+
+/// A run that delivered and stopped before writing its state (simulated:
+/// the state folder is put back as it was before the run) is followed by
+/// one that reads the same events again and delivers none of their alerts
+/// twice, to the file or to stdout; the events after it alert once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_between_delivery_and_the_state_write_repeats_nothing() {
+    let emu = emulator(spec(30, 200), Faults::default(), None).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (state, output) = (dir.path().join("state"), dir.path().join("alerts.ndjson"));
+    watch_once(&emu, &state, &output, &[]);
+    let expected = append_all(&emu);
+    let before = std::fs::read(state.join("state.json")).expect("state");
+    assert_eq!(watch_once(&emu, &state, &output, &[]).len(), EXPECTED.len());
+    std::fs::write(state.join("state.json"), &before).expect("state put back");
+
+    emu.reset_requests();
+    let stdout = watch_once(&emu, &state, &output, &[]);
+    assert!(emu.requests("/events-stream") >= 2, "the events were read again");
+    assert!(stdout.is_empty(), "{stdout:?}");
+    let got = rule_keys(&alerts_in(&output));
+    assert_eq!(got.len(), EXPECTED.len());
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), expected);
+
+    let next = emu.append_event(0, "added_org_admin", None).expect("appended");
+    let stdout = watch_once(&emu, &state, &output, &[]);
+    assert_eq!(stdout.len(), 1, "{stdout:?}");
+    assert!(stdout[0].contains(&next.id));
+}
+
+/// A catch-up over thousands of events, the stream read in pages of 40
+/// against its budget of 50 a period (the emulator's clock 30 times
+/// faster: periods of two seconds), draws no 429, and gives every alert the
+/// rules promise for the history, each once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_catch_up_over_thousands_of_events_stays_in_the_budget() {
+    let emu = Emulator::start(EmulatorConfig {
+        org: spec(60, 5000),
+        page_size_cap: Some(40),
+        limits: Some(RateLimits::scaled(30.0)),
+        ..Default::default()
+    })
+    .await
+    .expect("emulator starts");
+    // The generated history also claims domains (a domain verified).
+    let rule_of: BTreeMap<&str, &str> = EXPECTED
+        .into_iter()
+        .chain([("domain_claimed", "domain_changed")])
+        .collect();
+    let org = emu.org();
+    assert!(org.events.len() >= 5000);
+    let expected: BTreeSet<(String, String)> = org
+        .events
+        .iter()
+        .filter_map(|e| Some((rule_of.get(e.action)?.to_string(), e.id.clone())))
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (state, output) = (dir.path().join("state"), dir.path().join("alerts.ndjson"));
+    watch_once(&emu, &state, &output, &["--since", "2020-01-01"]);
+    let pages = emu.requests("/events-stream");
+    assert!(
+        pages as usize > org.events.len() / 40,
+        "every page read: {pages}"
+    );
+    assert!(pages > 50, "more than one budget period: {pages}");
+    assert_eq!(emu.throttled(), 0, "no 429");
+    let got = rule_keys(&alerts_in(&output));
+    assert_eq!(got.len(), expected.len(), "each alert once");
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), expected);
+}

@@ -253,3 +253,50 @@ async fn a_catch_up_over_thousands_of_events_stays_in_the_budget() {
     assert_eq!(got.len(), expected.len(), "each alert once");
     assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), expected);
 }
+
+/// SIGTERM while a poll is under way (its request held by the emulator)
+/// stops the watch once that poll has delivered and written its state, with
+/// status 0; the next run goes on from there: the event appended meanwhile
+/// alerts once over the two runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_between_polls_with_the_state_intact() {
+    let emu = emulator(spec(30, 200), Faults::default(), None).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (state, output) = (dir.path().join("state"), dir.path().join("alerts.ndjson"));
+    // The first poll's one request goes through; the second poll's is held.
+    let gate = emu.hold_after("/events-stream", 1);
+    let child = orgsql_on(&emu)
+        .args(["watch", "--interval", "1", "--state"])
+        .arg(&state)
+        .arg("--output")
+        .arg(&output)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("orgsql runs");
+    // The minute only bounds a failure.
+    tokio::time::timeout(std::time::Duration::from_secs(60), gate.held())
+        .await
+        .expect("a second poll");
+    assert!(state.join("state.json").is_file(), "the first poll's state");
+    let event = emu.append_event(0, "added_org_admin", None).expect("appended");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    gate.open();
+    let run = tokio::task::spawn_blocking(move || child.wait_with_output().expect("exit"))
+        .await
+        .expect("join");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("stopped by SIGTERM between polls"), "{stderr}");
+    let shown = String::from_utf8_lossy(&run.stdout).to_string()
+        + &watch_once(&emu, &state, &output, &[]).join("\n");
+    assert_eq!(shown.matches(&event.id).count(), 1, "{shown}");
+    assert_eq!(
+        rule_keys(&alerts_in(&output)),
+        [("org_admin_changed".to_string(), event.id.clone())]
+    );
+}

@@ -168,6 +168,16 @@ pub async fn run(session: &Session, args: &WatchArgs, output: &Output) -> Result
         .zip(contexts.into_iter().map(|(_, ctx)| ctx))
         .collect();
     let stop = Stop::listen();
+    if !args.once {
+        eprintln!(
+            "orgsql watch: {} organization{}, a poll every {} s, state in {}; \
+             SIGTERM or Ctrl-C stops it between polls",
+            parts.len(),
+            if parts.len() == 1 { "" } else { "s" },
+            args.interval,
+            visible(&dir.display().to_string())
+        );
+    }
     loop {
         for (client, ctx) in &parts {
             let org = client.org_id().to_string();

@@ -64,7 +64,8 @@ fn embed(folder: &str, name: &str, doc: &str, out: &str) {
         })
         .unwrap_or_default();
     files.sort();
-    let mut code = format!("/// {doc}: (file name, text).\npub const {name}: &[(&str, &str)] = &[\n");
+    let mut code =
+        format!("/// {doc}: (file name, text).\npub const {name}: &[(&str, &str)] = &[\n");
     for path in files {
         let file = path
             .file_name()

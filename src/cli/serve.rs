@@ -140,7 +140,11 @@ async fn append_events(emulator: &Emulator, secs: u64, late_every: Option<u64>) 
             Ok(event) => eprintln!(
                 "appended {action} {}{}",
                 event.id,
-                if late { " (late: happened an hour ago)" } else { "" }
+                if late {
+                    " (late: happened an hour ago)"
+                } else {
+                    ""
+                }
             ),
             Err(e) => eprintln!("cannot append {action}: {e}"),
         }

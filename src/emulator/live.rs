@@ -22,7 +22,11 @@ const MORE_ACTIONS: &[(&str, &str, &str)] = &[
         "Domains",
     ),
     ("domain_removed", "Domain removed", "Domains"),
-    ("api_key_created", "Organization API key created", "API keys"),
+    (
+        "api_key_created",
+        "Organization API key created",
+        "API keys",
+    ),
 ];
 
 /// Every action `append_event` takes.
@@ -58,7 +62,9 @@ pub(super) fn append(
         return Err("the organization has no users or no workspaces to act on".into());
     }
     let newest = org.events.iter().map(|e| e.processed_at).max();
-    let processed = newest.map_or(Utc::now(), |n| Utc::now().max(n + Duration::milliseconds(1)));
+    let processed = newest.map_or(Utc::now(), |n| {
+        Utc::now().max(n + Duration::milliseconds(1))
+    });
     let time = happened.map_or(processed, |h| h.min(processed));
     let n = org.events.len();
     let actor = &org.users[0];

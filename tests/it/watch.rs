@@ -156,7 +156,11 @@ async fn each_rule_alerts_once_and_a_late_event_too() {
         let id = alert["id"].as_str().expect("id");
         assert_eq!(
             id,
-            format!("{}:{org}:{}", alert["rule"].as_str().unwrap(), alert["key"].as_str().unwrap())
+            format!(
+                "{}:{org}:{}",
+                alert["rule"].as_str().unwrap(),
+                alert["key"].as_str().unwrap()
+            )
         );
         assert_eq!(
             stdout.iter().filter(|line| line.contains(id)).count(),
@@ -166,11 +170,18 @@ async fn each_rule_alerts_once_and_a_late_event_too() {
     }
     assert_eq!(stdout.len(), EXPECTED.len(), "{stdout:?}");
 
-    assert!(watch_once(&emu, &state, &output, &[]).is_empty(), "nothing new");
+    assert!(
+        watch_once(&emu, &state, &output, &[]).is_empty(),
+        "nothing new"
+    );
     assert_eq!(alerts_in(&output).len(), EXPECTED.len());
 
     let late = emu
-        .append_event(0, "twosv_disabled_for_user", Some(fixed_now() - Duration::days(2)))
+        .append_event(
+            0,
+            "twosv_disabled_for_user",
+            Some(fixed_now() - Duration::days(2)),
+        )
         .expect("appended");
     let stdout = watch_once(&emu, &state, &output, &[]);
     assert_eq!(stdout.len(), 1, "{stdout:?}");
@@ -201,13 +212,18 @@ async fn a_stop_between_delivery_and_the_state_write_repeats_nothing() {
 
     emu.reset_requests();
     let stdout = watch_once(&emu, &state, &output, &[]);
-    assert!(emu.requests("/events-stream") >= 2, "the events were read again");
+    assert!(
+        emu.requests("/events-stream") >= 2,
+        "the events were read again"
+    );
     assert!(stdout.is_empty(), "{stdout:?}");
     let got = rule_keys(&alerts_in(&output));
     assert_eq!(got.len(), EXPECTED.len());
     assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), expected);
 
-    let next = emu.append_event(0, "added_org_admin", None).expect("appended");
+    let next = emu
+        .append_event(0, "added_org_admin", None)
+        .expect("appended");
     let stdout = watch_once(&emu, &state, &output, &[]);
     assert_eq!(stdout.len(), 1, "{stdout:?}");
     assert!(stdout[0].contains(&next.id));
@@ -279,7 +295,9 @@ async fn sigterm_stops_between_polls_with_the_state_intact() {
         .await
         .expect("a second poll");
     assert!(state.join("state.json").is_file(), "the first poll's state");
-    let event = emu.append_event(0, "added_org_admin", None).expect("appended");
+    let event = emu
+        .append_event(0, "added_org_admin", None)
+        .expect("appended");
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -291,7 +309,10 @@ async fn sigterm_stops_between_polls_with_the_state_intact() {
         .expect("join");
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("stopped by SIGTERM between polls"), "{stderr}");
+    assert!(
+        stderr.contains("stopped by SIGTERM between polls"),
+        "{stderr}"
+    );
     let shown = String::from_utf8_lossy(&run.stdout).to_string()
         + &watch_once(&emu, &state, &output, &[]).join("\n");
     assert_eq!(shown.matches(&event.id).count(), 1, "{shown}");

@@ -146,7 +146,13 @@ pub async fn run(session: &Session, args: &WatchArgs, output: &Output) -> Result
         bail!("watch reads the Admin API as it changes; a snapshot does not change");
     };
     output
-        .format(args.format, &[("ndjson", WatchFormat::Ndjson), ("jsonl", WatchFormat::Ndjson)])
+        .format(
+            args.format,
+            &[
+                ("ndjson", WatchFormat::Ndjson),
+                ("jsonl", WatchFormat::Ndjson),
+            ],
+        )
         .map_err(anyhow::Error::msg)?;
     let rules = rules(args.rules.as_deref())?;
     let values = check::parameters(&rules, &args.params).map_err(anyhow::Error::msg)?;
@@ -487,7 +493,11 @@ impl Delivery {
                 .with_context(|| format!("--output {}: cannot read it", path.display()))?;
             let length = opened.metadata()?.len();
             // Shorter than recorded: rotated or cut; read it all.
-            opened.seek(std::io::SeekFrom::Start(if from <= length { from } else { 0 }))?;
+            opened.seek(std::io::SeekFrom::Start(if from <= length {
+                from
+            } else {
+                0
+            }))?;
             opened
                 .read_to_string(&mut text)
                 .with_context(|| format!("--output {}: not UTF-8 text", path.display()))?;

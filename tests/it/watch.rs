@@ -170,11 +170,17 @@ async fn each_rule_alerts_once_and_a_late_event_too() {
     }
     assert_eq!(stdout.len(), EXPECTED.len(), "{stdout:?}");
 
+    emu.reset_requests();
     assert!(
         watch_once(&emu, &state, &output, &[]).is_empty(),
         "nothing new"
     );
     assert_eq!(alerts_in(&output).len(), EXPECTED.len());
+    assert_eq!(
+        (emu.requests(""), emu.requests("/events-stream")),
+        (1, 1),
+        "an idle poll is the stream's one request"
+    );
 
     let late = emu
         .append_event(
@@ -320,4 +326,90 @@ async fn sigterm_stops_between_polls_with_the_state_intact() {
         rule_keys(&alerts_in(&output)),
         [("org_admin_changed".to_string(), event.id.clone())]
     );
+}
+
+/// `--rules DIR` adds a user's rules, in the check format with parameters:
+/// one that aggregates (product grants by one actor, at least `${at_least}`
+/// in a poll) alerts once under its own key. A rule without the `key`
+/// column fails the run, naming its file, and the cursor stays where it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_users_rules_run_beside_the_pack_and_a_bad_one_stops_the_run() {
+    let emu = emulator(spec(30, 200), Faults::default(), None).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (state, output) = (dir.path().join("state"), dir.path().join("alerts.ndjson"));
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).expect("rules folder");
+    std::fs::write(
+        rules.join("grant_burst.sql"),
+        "-- id: grant_burst\n\
+         -- title: Many product grants by one admin\n\
+         -- severity: high\n\
+         -- rationale: A burst of grants is how access spreads unreviewed.\n\
+         -- remediation: Ask the admin.\n\
+         -- param: at_least integer 5 Grants in one poll that alert\n\
+         SELECT actor_id AS resource, 'alarm' AS status,\n\
+                CAST(count(*) AS VARCHAR) || ' grants' AS reason,\n\
+                'burst:' || actor_id AS key, count(*) AS grants\n\
+         FROM new_events WHERE action = 'user_granted_product_access'\n\
+         GROUP BY actor_id HAVING count(*) >= ${at_least}\n",
+    )
+    .expect("rule written");
+    let args = [
+        "--rules",
+        rules.to_str().expect("UTF-8"),
+        "--param",
+        "at_least=3",
+    ];
+    watch_once(&emu, &state, &output, &args);
+    let grants: Vec<String> = (0..3)
+        .map(|_| {
+            emu.append_event(0, "user_granted_product_access", None)
+                .expect("appended")
+                .id
+        })
+        .collect();
+    let stdout = watch_once(&emu, &state, &output, &args);
+    assert_eq!(stdout.len(), 4, "three grants and the burst: {stdout:?}");
+    let alerts = alerts_in(&output);
+    let burst: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| a["rule"] == "grant_burst")
+        .collect();
+    assert_eq!(burst.len(), 1);
+    let owner = &emu.org().users[0].account_id;
+    assert_eq!(burst[0]["key"], format!("burst:{owner}").as_str());
+    assert_eq!(burst[0]["details"]["grants"], "3");
+    let product: BTreeSet<String> = alerts
+        .iter()
+        .filter(|a| a["rule"] == "product_access_changed")
+        .map(|a| a["key"].as_str().expect("key").to_string())
+        .collect();
+    assert_eq!(product, grants.into_iter().collect());
+
+    std::fs::write(
+        rules.join("no_key.sql"),
+        "-- id: no_key\n-- title: t\n-- severity: low\n-- rationale: r\n-- remediation: r\n\
+         SELECT actor_id AS resource, 'alarm' AS status, action AS reason FROM new_events\n",
+    )
+    .expect("rule written");
+    let before = std::fs::read(state.join("state.json")).expect("state");
+    emu.append_event(0, "added_org_admin", None)
+        .expect("appended");
+    let run = orgsql_on(&emu)
+        .args(["watch", "--once", "--state"])
+        .arg(&state)
+        .arg("--output")
+        .arg(&output)
+        .args(args)
+        .output()
+        .expect("orgsql runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no_key.sql"), "{stderr}");
+    assert!(stderr.contains("resource, status, reason, key"), "{stderr}");
+    assert_eq!(
+        std::fs::read(state.join("state.json")).expect("state"),
+        before
+    );
+    assert_eq!(alerts_in(&output).len(), 4, "nothing delivered");
 }

@@ -691,8 +691,12 @@ async fn watch_keeps_a_cursor_per_organization() {
         text(&output.stdout)
     };
     assert_eq!(watch(), "", "a first run starts the watch");
-    let in_emea = emu.append_event(1, "added_org_admin", None).expect("appended");
-    let in_apac = emu.append_event(2, "domain_removed", None).expect("appended");
+    let in_emea = emu
+        .append_event(1, "added_org_admin", None)
+        .expect("appended");
+    let in_apac = emu
+        .append_event(2, "domain_removed", None)
+        .expect("appended");
     assert_eq!(watch().lines().count(), 2);
     let delivered: Vec<(String, String, String)> = std::fs::read_to_string(&alerts)
         .expect("alerts")

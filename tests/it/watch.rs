@@ -276,10 +276,10 @@ async fn a_catch_up_over_thousands_of_events_stays_in_the_budget() {
     assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), expected);
 }
 
-/// SIGTERM while a poll is under way (its request held by the emulator)
-/// stops the watch once that poll has delivered and written its state, with
-/// status 0; the next run goes on from there: the event appended meanwhile
-/// alerts once over the two runs.
+/// SIGTERM while a poll is reading (its request held by the emulator)
+/// drops that poll, which has delivered nothing, and stops the watch with
+/// status 0 and the state of the poll before; the next run goes on from
+/// there: the event appended meanwhile alerts once over the two runs.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_stops_between_polls_with_the_state_intact() {
     let emu = emulator(spec(30, 200), Faults::default(), None).await;

@@ -30,7 +30,6 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -184,11 +183,17 @@ pub async fn run(session: &Session, args: &WatchArgs, output: &Output) -> Result
             visible(&dir.display().to_string())
         );
     }
-    loop {
+    'polls: loop {
         for (client, ctx) in &parts {
             let org = client.org_id().to_string();
             let mut org_state = state.orgs.get(&org).cloned().unwrap_or_default();
-            let polled = match poll(client, ctx, &org_state, since, &rules, &values).await {
+            // A poll only reads until it delivers: a stop drops it, and the
+            // next run reads its events again.
+            let polled = tokio::select! {
+                polled = poll(client, ctx, &org_state, since, &rules, &values) => polled,
+                () = stop.signalled() => break 'polls,
+            };
+            let polled = match polled {
                 Ok(polled) => polled,
                 Err(e) if !args.once => {
                     eprintln!(
@@ -230,15 +235,19 @@ pub async fn run(session: &Session, args: &WatchArgs, output: &Output) -> Result
             state.output = delivery.position()?;
             state.write(&dir)?;
         }
-        if args.once || stop.stopped() {
+        if args.once || stop.by().is_some() {
             break;
         }
-        if !stop.wait(Duration::from_secs(args.interval)).await {
-            break;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(args.interval)) => {}
+            () = stop.signalled() => break,
         }
     }
     if let Some(signal) = stop.by() {
-        eprintln!("orgsql watch: stopped by {signal} between polls; the state is saved");
+        eprintln!(
+            "orgsql watch: stopped by {signal} between polls; the state is as the last \
+             delivery left it"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -573,51 +582,29 @@ impl Delivery {
     }
 }
 
-/// SIGTERM or Ctrl-C, noticed between polls: a poll under way finishes
-/// (delivers and writes the state) first.
-struct Stop {
-    signal: Arc<std::sync::Mutex<Option<&'static str>>>,
-    stopped: Arc<AtomicBool>,
-    notify: Arc<tokio::sync::Notify>,
-}
+/// SIGTERM or Ctrl-C: a poll still reading is dropped (it has delivered
+/// nothing), a delivery and its state's write finish first.
+struct Stop(tokio::sync::watch::Receiver<Option<&'static str>>);
 
 impl Stop {
     fn listen() -> Self {
-        let stop = Stop {
-            signal: Arc::default(),
-            stopped: Arc::default(),
-            notify: Arc::default(),
-        };
-        let (signal, stopped, notify) = (
-            stop.signal.clone(),
-            stop.stopped.clone(),
-            stop.notify.clone(),
-        );
+        let (signal, stop) = tokio::sync::watch::channel(None);
         tokio::spawn(async move {
-            let name = stop_signal().await;
-            if let Ok(mut slot) = signal.lock() {
-                *slot = Some(name);
-            }
-            stopped.store(true, Ordering::SeqCst);
-            notify.notify_one();
+            signal.send_replace(Some(stop_signal().await));
         });
-        stop
+        Stop(stop)
     }
 
-    fn stopped(&self) -> bool {
-        self.stopped.load(Ordering::SeqCst)
-    }
-
+    /// The signal that stopped it, if one did.
     fn by(&self) -> Option<&'static str> {
-        self.signal.lock().ok().and_then(|s| *s)
+        *self.0.borrow()
     }
 
-    /// Wait `interval`; false when stopped meanwhile.
-    async fn wait(&self, interval: Duration) -> bool {
-        tokio::select! {
-            () = tokio::time::sleep(interval) => !self.stopped(),
-            () = self.notify.notified() => false,
-        }
+    /// Once a signal came.
+    async fn signalled(&self) {
+        let mut stop = self.0.clone();
+        // The sender is dropped only after it sent.
+        let _ = stop.wait_for(Option::is_some).await;
     }
 }
 

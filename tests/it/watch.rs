@@ -413,3 +413,110 @@ async fn a_users_rules_run_beside_the_pack_and_a_bad_one_stops_the_run() {
     );
     assert_eq!(alerts_in(&output).len(), 4, "nothing delivered");
 }
+
+/// Text from the API reaches the terminal escaped: an event whose message
+/// carries escape sequences and a line break gives one visible line.
+#[tokio::test(flavor = "multi_thread")]
+async fn alerts_on_stdout_are_escaped() {
+    let emu = emulator(spec(30, 200), Faults::default(), None).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (state, output) = (dir.path().join("state"), dir.path().join("alerts.ndjson"));
+    watch_once(&emu, &state, &output, &[]);
+    let event = emu
+        .append_event(0, "added_org_admin", None)
+        .expect("appended");
+    let hostile = "evil\u{1b}[2J\nALERT critical forged\u{7}";
+    emu.change(|org| {
+        let last = org
+            .events
+            .iter_mut()
+            .find(|e| e.id == event.id)
+            .expect("the event");
+        last.message = hostile.to_string();
+    });
+    let run = orgsql_on(&emu)
+        .args(["watch", "--once", "--state"])
+        .arg(&state)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .expect("orgsql runs");
+    let stdout = String::from_utf8(succeeded(&run, "watch")).expect("UTF-8");
+    assert_eq!(stdout.lines().count(), 1, "{stdout:?}");
+    assert!(
+        !stdout.contains('\u{1b}') && !stdout.contains('\u{7}'),
+        "{stdout:?}"
+    );
+    let alerts = alerts_in(&output);
+    assert!(
+        alerts[0]["reason"]
+            .as_str()
+            .expect("reason")
+            .ends_with(hostile),
+        "the file keeps the text as it came, as JSON"
+    );
+}
+
+/// `orgsql emulator --append-every 1 --late-every 2` appends events while it
+/// runs (saying each on stderr), every second one late; `watch --once`
+/// alerts on each of them.
+#[test]
+fn the_emulator_command_appends_events_that_watch_alerts_on() {
+    use std::io::{BufRead, BufReader};
+    let mut emulator = orgsql_alone()
+        .args(["emulator", "--users", "20", "--events", "100"])
+        .args(["--append-every", "1", "--late-every", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("emulator runs");
+    let mut stdout = BufReader::new(emulator.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("connection line");
+    let connection: Value = serde_json::from_str(&line).expect("JSON");
+    let mut stderr = BufReader::new(emulator.stderr.take().expect("stderr")).lines();
+    // The first two appended: user_invited, then added_org_admin (late).
+    let mut appended = Vec::new();
+    while appended.len() < 2 {
+        let said = stderr.next().expect("a line").expect("text");
+        let words: Vec<&str> = said.split_whitespace().collect();
+        assert_eq!(words[0], "appended", "{said}");
+        appended.push((
+            words[1].to_string(),
+            words[2].to_string(),
+            said.contains("late"),
+        ));
+    }
+    assert_eq!(
+        appended
+            .iter()
+            .map(|a| (a.0.as_str(), a.2))
+            .collect::<Vec<_>>(),
+        [("user_invited", false), ("added_org_admin", true)]
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = dir.path().join("alerts.ndjson");
+    let run = orgsql_at(
+        connection["base_url"].as_str().expect("url"),
+        connection["org_id"].as_str().expect("org"),
+        connection["api_key"].as_str().expect("key"),
+    )
+    .args(["watch", "--once", "--state"])
+    .arg(dir.path().join("state"))
+    .arg("--output")
+    .arg(&output)
+    .output()
+    .expect("orgsql runs");
+    let _ = emulator.kill();
+    let _ = emulator.wait();
+    succeeded(&run, "watch");
+    let keys: BTreeSet<(String, String)> = rule_keys(&alerts_in(&output)).into_iter().collect();
+    assert!(
+        keys.contains(&("user_added".to_string(), appended[0].1.clone())),
+        "{keys:?}"
+    );
+    assert!(
+        keys.contains(&("org_admin_changed".to_string(), appended[1].1.clone())),
+        "{keys:?}"
+    );
+}

@@ -520,3 +520,34 @@ fn the_emulator_command_appends_events_that_watch_alerts_on() {
         "{keys:?}"
     );
 }
+
+/// Two watches on one state folder would each deliver every alert: the
+/// second is refused while the first holds the folder.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_state_folder_in_use_is_refused() {
+    let emu = emulator(spec(10, 20), Faults::default(), None).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).expect("state folder");
+    let held = std::fs::File::create(state.join("lock")).expect("lock file");
+    held.try_lock().expect("locked by the test");
+    let run = orgsql_on(&emu)
+        .args(["watch", "--once", "--state"])
+        .arg(&state)
+        .output()
+        .expect("orgsql runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("another orgsql watch is using the state folder"),
+        "{stderr}"
+    );
+    assert_eq!(emu.requests(""), 0, "nothing read");
+    drop(held);
+    let run = orgsql_on(&emu)
+        .args(["watch", "--once", "--state"])
+        .arg(&state)
+        .output()
+        .expect("orgsql runs");
+    succeeded(&run, "watch once the folder is free");
+}

@@ -164,6 +164,7 @@ pub async fn run(session: &Session, args: &WatchArgs, output: &Output) -> Result
         Some(text) => since_ms(text)?,
         None => (Utc::now() - FIRST_RUN_LOOKBACK).timestamp_millis(),
     };
+    let _lock = state::lock(&dir)?;
     let mut state = WatchState::read(&dir)?;
     let mut delivery = Delivery::open(output.path.clone(), &state)?;
     let clients: Vec<Client> = orgs.clients().cloned().collect();

@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 
 pub const STATE_FILE: &str = "state.json";
 
+/// Held while a watch runs on the folder: two watches on one state would
+/// each deliver every alert.
+pub const LOCK_FILE: &str = "lock";
+
 /// An alert delivered is remembered this long after the newest event
 /// processed: a read from the newest processing time again (when the API
 /// refuses the saved cursor) brings back only events this recent.
@@ -66,6 +70,32 @@ pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
 pub fn default_dir() -> Option<PathBuf> {
     crate::cli::repl::history_path()
         .and_then(|history| history.parent().map(|dir| dir.join("watch")))
+}
+
+/// Take the state folder `dir` (made if missing) for this run, or say who
+/// holds it. Released when the file returned is dropped (or the process
+/// ends).
+pub fn lock(dir: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot make the state folder {}", dir.display()))?;
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another orgsql watch is using the state folder {}: stop it, or give this one \
+             another --state",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
 }
 
 impl WatchState {

@@ -551,3 +551,48 @@ async fn a_state_folder_in_use_is_refused() {
         .expect("orgsql runs");
     succeeded(&run, "watch once the folder is free");
 }
+
+/// When the API refuses the saved cursor, the watch reads again from the
+/// newest processing time it saw: the event read at that instant last time
+/// is read again, and its alert, remembered in the state, is not delivered
+/// twice; the event after it alerts once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_cursor_reads_from_the_newest_processing_time_without_repeats() {
+    let emu = emulator(spec(30, 200), Faults::default(), None).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (state, output) = (dir.path().join("state"), dir.path().join("alerts.ndjson"));
+    watch_once(&emu, &state, &output, &[]);
+    append_all(&emu);
+    assert_eq!(watch_once(&emu, &state, &output, &[]).len(), EXPECTED.len());
+    let path = state.join("state.json");
+    let mut saved: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("state")).expect("JSON");
+    let org = emu.org().id.clone();
+    saved["orgs"][&org]["cursor"] = "not-a-cursor".into();
+    std::fs::write(&path, serde_json::to_vec(&saved).expect("JSON")).expect("state written");
+    let next = emu
+        .append_event(0, "removed_org_admin", None)
+        .expect("appended");
+    emu.reset_requests();
+    let run = orgsql_on(&emu)
+        .args(["watch", "--once", "--state"])
+        .arg(&state)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .expect("orgsql runs");
+    let stdout = String::from_utf8(succeeded(&run, "watch")).expect("UTF-8");
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("refused the saved cursor"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        emu.last_query("/events-stream")
+            .is_some_and(|q| !q.contains("cursor=not")),
+        "read again without the cursor"
+    );
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains(&next.id));
+    assert_eq!(alerts_in(&output).len(), EXPECTED.len() + 1);
+}

@@ -20,8 +20,9 @@
 //! and the `--output` file's length when the state was written: after a
 //! stop between delivery and the state's write, the restart reads the same
 //! events again, finds their alerts in the file past that length, and does
-//! not deliver them again. (Standard output keeps no record: after such a
-//! stop, it shows those alerts again; the file does not repeat them.)
+//! not deliver them again, to the file or to standard output. (Without
+//! `--output` there is no such record: after such a stop, standard output
+//! shows those alerts again.)
 
 mod state;
 

@@ -1,5 +1,6 @@
-//! Embeds the compliance pack (`queries/*.sql`) in the binary, so `orgsql
-//! check` runs the same controls wherever it is installed; and the commit
+//! Embeds the compliance pack (`queries/*.sql`) and the watch rules
+//! (`rules/*.sql`) in the binary, so `orgsql check` and `orgsql watch` run
+//! the same SQL wherever it is installed; and the commit
 //! it is built from, which every report names.
 
 // A build script reports a failure by panicking.
@@ -10,36 +11,8 @@ use std::path::Path;
 use std::process::Command;
 
 fn main() {
-    println!("cargo:rerun-if-changed=queries");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "sql"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    let mut code = String::from(
-        "/// The built-in controls: (file name, text).\npub const PACK: &[(&str, &str)] = &[\n",
-    );
-    for path in files {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let _ = writeln!(
-            code,
-            "    ({name:?}, include_str!({:?})),",
-            path.display().to_string()
-        );
-    }
-    code.push_str("];\n");
-    let out = Path::new(&std::env::var("OUT_DIR").unwrap_or_default()).join("pack.rs");
-    if let Err(e) = std::fs::write(&out, code) {
-        panic!("cannot write {}: {e}", out.display());
-    }
+    embed("queries", "PACK", "The built-in controls", "pack.rs");
+    embed("rules", "RULES", "The built-in watch rules", "rules.rs");
     println!("cargo:rustc-env=ORGSQL_COMMIT={}", commit());
 }
 
@@ -75,4 +48,38 @@ fn commit() -> String {
     // No "modified" mark: the script reruns when HEAD moves, not on every
     // edit, so it could not be kept true.
     commit
+}
+
+/// The `.sql` files of `folder` as `pub const NAME: &[(&str, &str)]`
+/// (file name, text) in `OUT_DIR/out`, in name order.
+fn embed(folder: &str, name: &str, doc: &str, out: &str) {
+    println!("cargo:rerun-if-changed={folder}");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let mut code =
+        format!("/// {doc}: (file name, text).\npub const {name}: &[(&str, &str)] = &[\n");
+    for path in files {
+        let file = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let _ = writeln!(
+            code,
+            "    ({file:?}, include_str!({:?})),",
+            path.display().to_string()
+        );
+    }
+    code.push_str("];\n");
+    let out = Path::new(&std::env::var("OUT_DIR").unwrap_or_default()).join(out);
+    if let Err(e) = std::fs::write(&out, code) {
+        panic!("cannot write {}: {e}", out.display());
+    }
 }

@@ -16,6 +16,7 @@ use orgsql::cli::query::{Query, Script};
 use orgsql::cli::review::command::{ReviewArgs, ReviewCommand};
 use orgsql::cli::serve::EmulatorArgs;
 use orgsql::cli::verify::VerifyArgs;
+use orgsql::cli::watch::WatchArgs;
 use orgsql::cli::{self, At, Format};
 use orgsql::session::Source;
 
@@ -135,6 +136,10 @@ enum Command {
     /// states recomputed from the files; exit 0 intact, 1 listing each
     /// problem, 2 when it cannot be read
     Verify(VerifyArgs),
+    /// Alerts from the audit log as it grows: polls /events-stream, runs the
+    /// rules (rules/*.sql) over each poll's new_events, delivers each alert
+    /// once (stdout; --output FILE as JSON lines); --once for cron
+    Watch(WatchArgs),
 }
 
 #[derive(Args)]
@@ -203,10 +208,12 @@ fn main() -> ExitCode {
         && cli.sql.is_empty()
         && cli.files.is_empty()
         && std::io::stdin().is_terminal();
+    // `watch` stops itself between polls, its state intact.
+    let watching = matches!(cli.command, Some(Command::Watch(_)));
     let outcome = runtime.block_on(async {
         tokio::select! {
             outcome = run(cli) => outcome,
-            signal = stop_signal(!repl) => {
+            signal = stop_signal(!repl), if !watching => {
                 eprintln!("orgsql: stopped by {signal}; no file was left half-written");
                 Ok(ExitCode::from(if signal == "SIGTERM" { 143 } else { 130 }))
             }
@@ -299,6 +306,16 @@ async fn run(mut cli: Cli) -> Result<ExitCode> {
         }
         Some(Command::Verify(args)) => cli::verify::run(args).await,
         Some(Command::Export(args)) => cli::export::command(&cli.session, args).await,
+        Some(Command::Watch(args)) if args.list => {
+            let rules = cli::watch::rules(args.rules.as_deref())?;
+            cli::watch::list(&mut std::io::stdout().lock(), &rules)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Watch(args)) => {
+            // Each poll reads afresh: no session cache.
+            let session = Source::of(&cli.session)?.open(&cli.session, false).await?;
+            cli::watch::run(&session, args, &output).await
+        }
         None => {
             cli.format = output
                 .format(cli.format, Format::EXTENSIONS)

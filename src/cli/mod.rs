@@ -14,6 +14,7 @@ pub mod review;
 pub mod runner;
 pub mod serve;
 pub mod verify;
+pub mod watch;
 
 use datafusion::error::DataFusionError;
 

@@ -42,6 +42,14 @@ pub struct EmulatorArgs {
     #[arg(long, default_value_t = 1, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=50))]
     pub orgs: u16,
+    /// While it runs, append an admin's event to the (first) organization's
+    /// audit log every SECS seconds, processed then (for `orgsql watch`)
+    #[arg(long, value_name = "SECS")]
+    pub append_every: Option<u64>,
+    /// Of the events appended, make every N-th a late one: it happened an
+    /// hour before it is processed
+    #[arg(long, value_name = "N", requires = "append_every")]
+    pub late_every: Option<u64>,
 }
 
 fn time_scale(text: &str) -> Result<f64, String> {
@@ -89,8 +97,56 @@ pub async fn run(args: &EmulatorArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
     println!("{}", emulator.connection_json());
+    if let Some(secs) = args.append_every {
+        let emulator = &emulator;
+        let late_every = args.late_every.filter(|n| *n > 0);
+        tokio::select! {
+            () = append_events(emulator, secs, late_every) => {}
+            stopped = tokio::signal::ctrl_c() => stopped.context("waiting for Ctrl-C")?,
+        }
+        return Ok(());
+    }
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
     Ok(())
+}
+
+/// `--append-every`: the actions that change who may do what, in turn, one
+/// every `secs` seconds, each said on stderr.
+async fn append_events(emulator: &Emulator, secs: u64, late_every: Option<u64>) {
+    const TURN: &[&str] = &[
+        "user_invited",
+        "added_org_admin",
+        "user_granted_product_access",
+        "twosv_disabled_for_user",
+        "api_token_created",
+        "policy_updated",
+        "domain_verification_completed",
+        "user_revoked_product_access",
+        "removed_org_admin",
+        "api_key_created",
+        "domain_removed",
+        "user_created",
+    ];
+    let mut tick = tokio::time::interval(Duration::from_secs(secs.max(1)));
+    tick.tick().await;
+    for n in 1u64.. {
+        tick.tick().await;
+        let action = TURN[(n as usize - 1) % TURN.len()];
+        let late = late_every.is_some_and(|every| n % every == 0);
+        let happened = late.then(|| chrono::Utc::now() - chrono::Duration::hours(1));
+        match emulator.append_event(0, action, happened) {
+            Ok(event) => eprintln!(
+                "appended {action} {}{}",
+                event.id,
+                if late {
+                    " (late: happened an hour ago)"
+                } else {
+                    ""
+                }
+            ),
+            Err(e) => eprintln!("cannot append {action}: {e}"),
+        }
+    }
 }

@@ -5,6 +5,7 @@
 
 mod history;
 mod limits;
+mod live;
 mod org;
 mod routes;
 
@@ -18,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub use limits::RateLimits;
+pub use live::appendable_actions;
 pub use org::{
     ApiToken, DEMO_NOW, Directory, Domain, Event, EventAction, Group, GroupRole, Location, Org,
     OrgApiKey, OrgSpec, Policy, ProductAccess, User, UserRole, Workspace,
@@ -313,6 +315,32 @@ impl Emulator {
         let mut org = Org::clone(&current);
         edit(&mut org);
         *current = Arc::new(org);
+    }
+
+    /// An admin acts while the emulator runs: `action` (one of
+    /// `appendable_actions`) is appended to the audit log of the organization
+    /// at `index`, processed now and after every event already there, so
+    /// `/events-stream` serves it after any cursor handed out before. With
+    /// `happened`, a late event: it happened then and is processed now.
+    pub fn append_event(
+        &self,
+        index: usize,
+        action: &str,
+        happened: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Event, String> {
+        let tenant = self
+            .state
+            .tenants
+            .get(index)
+            .ok_or_else(|| format!("no organization {index}"))?;
+        let mut current = tenant
+            .org
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut org = Org::clone(&current);
+        let event = live::append(&mut org, action, happened)?;
+        *current = Arc::new(org);
+        Ok(event)
     }
 
     /// The (first) organization's key.

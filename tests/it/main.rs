@@ -34,3 +34,4 @@ mod storage;
 mod tables;
 mod trust;
 mod verify;
+mod watch;

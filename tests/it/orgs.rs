@@ -667,3 +667,53 @@ async fn export_snapshot_diff_and_check_across_organizations() {
         text(&read.stderr)
     );
 }
+
+/// `watch --all-orgs` keeps a cursor per organization: an event appended to
+/// one organization alerts once, under that organization's id, and the
+/// others' events under theirs; nothing repeats on the next run.
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_keeps_a_cursor_per_organization() {
+    let emu = three_orgs(20).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (config, keys) = config_file(&emu, dir.path());
+    let ids: Vec<String> = emu.orgs().iter().map(|o| o.id.clone()).collect();
+    let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.ndjson"));
+    let watch = || {
+        let output = orgsql(&config, &keys)
+            .args(["--all-orgs", "watch", "--once", "--state"])
+            .arg(&state)
+            .arg("--output")
+            .arg(&alerts)
+            .output()
+            .expect("orgsql runs");
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        no_keys_in("watch", &output, &keys);
+        text(&output.stdout)
+    };
+    assert_eq!(watch(), "", "a first run starts the watch");
+    let in_emea = emu
+        .append_event(1, "added_org_admin", None)
+        .expect("appended");
+    let in_apac = emu
+        .append_event(2, "domain_removed", None)
+        .expect("appended");
+    assert_eq!(watch().lines().count(), 2);
+    let delivered: Vec<(String, String, String)> = std::fs::read_to_string(&alerts)
+        .expect("alerts")
+        .lines()
+        .map(|line| {
+            let alert: Value = serde_json::from_str(line).expect("JSON");
+            let field = |name: &str| alert[name].as_str().expect("text").to_string();
+            (field("org_id"), field("rule"), field("key"))
+        })
+        .collect();
+    let mut expected = vec![
+        (ids[1].clone(), "org_admin_changed".to_string(), in_emea.id),
+        (ids[2].clone(), "domain_changed".to_string(), in_apac.id),
+    ];
+    let mut got = delivered;
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected);
+    assert_eq!(watch(), "", "nothing new");
+}

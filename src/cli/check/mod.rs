@@ -219,7 +219,7 @@ impl Control {
 
     /// The SQL with each parameter's value (a value of `values`, else its
     /// default) in place of `${NAME}`; the values used, by name.
-    fn bound_sql(&self, values: &BTreeMap<String, String>) -> (String, Vec<Applied>) {
+    pub(crate) fn bound_sql(&self, values: &BTreeMap<String, String>) -> (String, Vec<Applied>) {
         let applied: Vec<Applied> = self
             .params
             .iter()
@@ -322,13 +322,24 @@ fn placeholders(sql: &str) -> BTreeSet<String> {
 
 /// The built-in pack, then the `.sql` files of `dir`; ids must be unique.
 pub fn load(dir: Option<&Path>) -> Result<Vec<Control>, String> {
-    let mut controls = pack::PACK
+    load_from(pack::PACK, dir, "--dir")
+}
+
+/// The files of `built_in` (name, text), then the `.sql` files of `dir`
+/// (the flag that names it, for errors); ids must be unique. Also reads
+/// `orgsql watch`'s rules, which are written in the same format.
+pub fn load_from(
+    built_in: &[(&str, &str)],
+    dir: Option<&Path>,
+    flag: &str,
+) -> Result<Vec<Control>, String> {
+    let mut controls = built_in
         .iter()
         .map(|(name, text)| Control::parse(name, text))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(dir) = dir {
         let mut paths: Vec<_> = std::fs::read_dir(dir)
-            .map_err(|e| format!("--dir {}: {e}", dir.display()))?
+            .map_err(|e| format!("{flag} {}: {e}", dir.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "sql"))
             .collect();
@@ -342,7 +353,7 @@ pub fn load(dir: Option<&Path>) -> Result<Vec<Control>, String> {
     for (i, control) in controls.iter().enumerate() {
         if let Some(other) = controls[..i].iter().find(|c| c.id == control.id) {
             return Err(format!(
-                "control id {} is used twice: {} and {}",
+                "id {} is used twice: {} and {}",
                 control.id, other.source, control.source
             ));
         }

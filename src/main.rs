@@ -213,7 +213,7 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         tokio::select! {
             outcome = run(cli) => outcome,
-            signal = stop_signal(!repl), if !watching => {
+            signal = cli::stop_signal(!repl), if !watching => {
                 eprintln!("orgsql: stopped by {signal}; no file was left half-written");
                 Ok(ExitCode::from(if signal == "SIGTERM" { 143 } else { 130 }))
             }
@@ -245,30 +245,6 @@ fn logging(verbose: bool) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
-}
-
-/// The first of Ctrl-C (when `interrupt`) and SIGTERM.
-async fn stop_signal(interrupt: bool) -> &'static str {
-    let ctrl_c = async {
-        if interrupt && tokio::signal::ctrl_c().await.is_ok() {
-            return "Ctrl-C";
-        }
-        std::future::pending().await
-    };
-    let term = async {
-        #[cfg(unix)]
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            term.recv().await;
-            return "SIGTERM";
-        }
-        std::future::pending().await
-    };
-    tokio::select! {
-        name = ctrl_c => name,
-        name = term => name,
-    }
 }
 
 async fn run(mut cli: Cli) -> Result<ExitCode> {

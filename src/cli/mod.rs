@@ -55,3 +55,27 @@ pub fn say_notices(orgs: &crate::api::Orgs) {
         eprintln!("note: {}", output::visible(&note));
     }
 }
+
+/// The first of Ctrl-C (when `interrupt`) and SIGTERM.
+pub async fn stop_signal(interrupt: bool) -> &'static str {
+    let ctrl_c = async {
+        if interrupt && tokio::signal::ctrl_c().await.is_ok() {
+            return "Ctrl-C";
+        }
+        std::future::pending().await
+    };
+    let term = async {
+        #[cfg(unix)]
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            term.recv().await;
+            return "SIGTERM";
+        }
+        std::future::pending().await
+    };
+    tokio::select! {
+        name = ctrl_c => name,
+        name = term => name,
+    }
+}

@@ -592,7 +592,7 @@ impl Stop {
     fn listen() -> Self {
         let (signal, stop) = tokio::sync::watch::channel(None);
         tokio::spawn(async move {
-            signal.send_replace(Some(stop_signal().await));
+            signal.send_replace(Some(super::stop_signal(true).await));
         });
         Stop(stop)
     }
@@ -607,29 +607,6 @@ impl Stop {
         let mut stop = self.0.clone();
         // The sender is dropped only after it sent.
         let _ = stop.wait_for(Option::is_some).await;
-    }
-}
-
-async fn stop_signal() -> &'static str {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            return "Ctrl-C";
-        }
-        std::future::pending().await
-    };
-    let term = async {
-        #[cfg(unix)]
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            term.recv().await;
-            return "SIGTERM";
-        }
-        std::future::pending().await
-    };
-    tokio::select! {
-        name = ctrl_c => name,
-        name = term => name,
     }
 }
 

@@ -63,16 +63,16 @@ enum Start {
     Legacy { from: DateTime<Utc> },
 }
 
-/// An item of the stream, for its position only.
+/// An item of the stream, for its position only (also watch's).
 #[derive(Deserialize)]
-struct StreamItem {
-    attributes: StreamAttributes,
+pub(crate) struct StreamItem {
+    pub(crate) attributes: StreamAttributes,
 }
 
 #[derive(Deserialize)]
-struct StreamAttributes {
+pub(crate) struct StreamAttributes {
     #[serde(rename = "processedAt")]
-    processed_at: Option<String>,
+    pub(crate) processed_at: Option<String>,
 }
 
 /// A legacy export is topped up from this long before it was made: an event

@@ -2,7 +2,7 @@
 //! a folder (`folder`) or a prefix in object storage (`bucket`, which
 //! stages a folder export and uploads it). Which one is decided here, once.
 
-mod audit_log;
+pub(crate) mod audit_log;
 mod bucket;
 mod compact;
 mod folder;

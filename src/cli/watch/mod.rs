@@ -26,6 +26,7 @@
 
 mod state;
 
+use crate::cli::export::audit_log::StreamItem;
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -261,18 +262,6 @@ struct Polled {
     cursor: Option<String>,
     /// The newest processing time read (RFC 3339, ms).
     newest_processed: Option<String>,
-}
-
-/// An item of the stream, for its position.
-#[derive(Deserialize)]
-struct StreamItem {
-    attributes: StreamAttributes,
-}
-
-#[derive(Deserialize)]
-struct StreamAttributes {
-    #[serde(rename = "processedAt")]
-    processed_at: Option<String>,
 }
 
 /// Read what the stream holds after `org_state`'s cursor (or from `since`,

@@ -44,7 +44,7 @@ const ACCEPTS: &str = "verify accepts an export (a folder or object-storage pref
      json` or `orgsql review verify --format json`";
 
 /// A sha256 as 64 hexadecimal digits.
-fn sha256_hex(text: &str) -> std::result::Result<String, String> {
+pub(crate) fn sha256_hex(text: &str) -> std::result::Result<String, String> {
     let text = text.trim();
     match text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit()) {
         true => Ok(text.to_ascii_lowercase()),

@@ -64,7 +64,7 @@ pub struct ReviewVerifyArgs {
     pub against: Option<crate::storage::Location>,
     /// The fingerprint `review start` printed: refuse (exit 2) a review
     /// whose review.json is not that one
-    #[arg(long, value_name = "SHA256", value_parser = sha256_hex)]
+    #[arg(long, value_name = "SHA256", value_parser = crate::cli::verify::sha256_hex)]
     pub fingerprint: Option<String>,
     /// How the report is written
     #[arg(long, value_enum, default_value = "table")]
@@ -221,16 +221,5 @@ pub async fn run(
                 None,
             )))
         }
-    }
-}
-
-/// A sha256 as 64 hexadecimal digits.
-fn sha256_hex(text: &str) -> std::result::Result<String, String> {
-    let text = text.trim();
-    match text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit()) {
-        true => Ok(text.to_ascii_lowercase()),
-        false => Err(format!(
-            "{text}: a fingerprint is the 64 hexadecimal digits `review start` printed"
-        )),
     }
 }

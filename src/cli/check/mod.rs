@@ -26,7 +26,9 @@ use serde::{Deserialize, Serialize};
 
 pub use envelope::Envelope;
 pub use report::{Report, write_report};
-pub(crate) use report::{h as escape_html, html_section_head, md as escape_markdown};
+pub(crate) use report::{
+    h as escape_html, html_section_head, junit_testcase, md as escape_markdown,
+};
 
 mod pack {
     include!(concat!(env!("OUT_DIR"), "/pack.rs"));

@@ -345,93 +345,109 @@ fn junit(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::io:
     }
     writeln!(out, "    </properties>")?;
     for r in results {
-        let c = &r.control;
-        writeln!(
-            out,
-            r#"    <testcase classname="orgsql.{}" name="{}: {}">"#,
-            xml(&c.severity),
-            xml(&r.name()),
-            xml(&c.title)
-        )?;
-        writeln!(out, "      <properties>")?;
-        for f in &c.frameworks {
-            writeln!(
-                out,
-                r#"        <property name="{}" value="{}"/>"#,
-                xml(&f.framework),
-                xml(&f.control)
-            )?;
-        }
-        for p in &r.parameters {
-            writeln!(
-                out,
-                r#"        <property name="param.{}" value="{}"/>"#,
-                xml(&p.name),
-                xml(&p.value)
-            )?;
-        }
-        if let Some(p) = &r.population {
-            writeln!(
-                out,
-                r#"        <property name="population" value="{} {}"/>"#,
-                p.count,
-                xml(&p.of)
-            )?;
-        }
-        if let Some(counted) = counts(r) {
-            writeln!(
-                out,
-                r#"        <property name="counted" value="{}"/>"#,
-                xml(&counted)
-            )?;
-        }
-        writeln!(out, "      </properties>")?;
-        let others: Vec<String> = r
-            .others()
-            .map(|f| format!("{}: {}: {}", f.status, f.resource, f.reason))
-            .collect();
-        if !others.is_empty() {
-            writeln!(
-                out,
-                "      <system-out>{}</system-out>",
-                xml(&others.join("\n"))
-            )?;
-        }
-        match r.outcome {
-            Outcome::Pass => {}
-            Outcome::Alarm => {
-                let lines: Vec<String> = r
-                    .alarms()
-                    .map(|f| format!("{}: {}{}", f.resource, f.reason, since(f.since)))
-                    .collect();
-                writeln!(
-                    out,
-                    "      <failure message=\"{} alarms\" type=\"{}\">{}\nRemediation: {}</failure>",
-                    r.alarms().count(),
-                    xml(&c.severity),
-                    xml(&lines.join("\n")),
-                    xml(&c.remediation)
-                )?;
-            }
-            Outcome::Error => {
-                writeln!(
-                    out,
-                    "      <error message=\"{}\"/>",
-                    xml(r.error.as_deref().unwrap_or_default())
-                )?;
-            }
-            Outcome::Skipped => {
-                writeln!(
-                    out,
-                    "      <skipped message=\"{}\"/>",
-                    xml(r.skipped.as_deref().unwrap_or_default())
-                )?;
-            }
-        }
-        writeln!(out, "    </testcase>")?;
+        junit_testcase(out, r, "orgsql", false)?;
     }
     writeln!(out, "  </testsuite>")?;
     writeln!(out, "</testsuites>")
+}
+
+/// A result as a JUnit test case (`classname` then its severity): its
+/// framework references, parameters and counts as properties; an alarm a
+/// failure, a control that could not run an error; the rows that do not
+/// alarm (`every_finding`: all rows) as system-out, last, as the schema
+/// orders it.
+pub(crate) fn junit_testcase(
+    out: &mut dyn Write,
+    r: &Checked,
+    classname: &str,
+    every_finding: bool,
+) -> std::io::Result<()> {
+    let c = &r.control;
+    writeln!(
+        out,
+        r#"    <testcase classname="{classname}.{}" name="{}: {}">"#,
+        xml(&c.severity),
+        xml(&r.name()),
+        xml(&c.title)
+    )?;
+    writeln!(out, "      <properties>")?;
+    for f in &c.frameworks {
+        writeln!(
+            out,
+            r#"        <property name="{}" value="{}"/>"#,
+            xml(&f.framework),
+            xml(&f.control)
+        )?;
+    }
+    for p in &r.parameters {
+        writeln!(
+            out,
+            r#"        <property name="param.{}" value="{}"/>"#,
+            xml(&p.name),
+            xml(&p.value)
+        )?;
+    }
+    if let Some(p) = &r.population {
+        writeln!(
+            out,
+            r#"        <property name="population" value="{} {}"/>"#,
+            p.count,
+            xml(&p.of)
+        )?;
+    }
+    if let Some(counted) = counts(r) {
+        writeln!(
+            out,
+            r#"        <property name="counted" value="{}"/>"#,
+            xml(&counted)
+        )?;
+    }
+    writeln!(out, "      </properties>")?;
+    match r.outcome {
+        Outcome::Pass => {}
+        Outcome::Alarm => {
+            let lines: Vec<String> = r
+                .alarms()
+                .map(|f| format!("{}: {}{}", f.resource, f.reason, since(f.since)))
+                .collect();
+            writeln!(
+                out,
+                "      <failure message=\"{} alarms\" type=\"{}\">{}\nRemediation: {}</failure>",
+                lines.len(),
+                xml(&c.severity),
+                xml(&lines.join("\n")),
+                xml(&c.remediation)
+            )?;
+        }
+        Outcome::Error => {
+            writeln!(
+                out,
+                "      <error message=\"{}\"/>",
+                xml(r.error.as_deref().unwrap_or_default())
+            )?;
+        }
+        Outcome::Skipped => {
+            writeln!(
+                out,
+                "      <skipped message=\"{}\"/>",
+                xml(r.skipped.as_deref().unwrap_or_default())
+            )?;
+        }
+    }
+    let shown: Vec<String> = r
+        .findings
+        .iter()
+        .filter(|f| every_finding || f.status != "alarm")
+        .map(|f| format!("{}: {}: {}", f.status, f.resource, f.reason))
+        .collect();
+    if !shown.is_empty() {
+        writeln!(
+            out,
+            "      <system-out>{}</system-out>",
+            xml(&shown.join("\n"))
+        )?;
+    }
+    writeln!(out, "    </testcase>")
 }
 
 /// Text for HTML, escaped, with what a viewer would act on made visible.

@@ -438,61 +438,9 @@ fn junit(out: &mut dyn Write, verified: &Verified, envelope: &Envelope) -> std::
         count(Outcome::Skipped)
     )?;
     properties(out)?;
+    // Every finding, kept and passed ones too: what was certified.
     for r in results {
-        let c = &r.control;
-        writeln!(
-            out,
-            r#"    <testcase classname="orgsql.review.{}" name="{}: {}">"#,
-            h(&c.severity),
-            h(&r.name()),
-            h(&c.title)
-        )?;
-        writeln!(out, "      <properties>")?;
-        for f in &c.frameworks {
-            writeln!(
-                out,
-                r#"        <property name="{}" value="{}"/>"#,
-                h(&f.framework),
-                h(&f.control)
-            )?;
-        }
-        writeln!(out, "      </properties>")?;
-        match r.outcome {
-            Outcome::Alarm => {
-                let lines: Vec<String> = r
-                    .alarms()
-                    .map(|f| format!("{}: {}", f.resource, f.reason))
-                    .collect();
-                writeln!(
-                    out,
-                    "      <failure message=\"{} alarms\" type=\"{}\">{}\nRemediation: {}</failure>",
-                    lines.len(),
-                    h(&c.severity),
-                    h(&lines.join("\n")),
-                    h(&c.remediation)
-                )?;
-            }
-            Outcome::Skipped => writeln!(
-                out,
-                "      <skipped message=\"{}\"/>",
-                h(r.skipped.as_deref().unwrap_or_default())
-            )?,
-            Outcome::Pass | Outcome::Error => {}
-        }
-        // Every finding, kept and passed ones too: what was certified.
-        if !r.findings.is_empty() {
-            let lines: Vec<String> = r
-                .findings
-                .iter()
-                .map(|f| format!("{}: {}: {}", f.status, f.resource, f.reason))
-                .collect();
-            writeln!(
-                out,
-                "      <system-out>{}</system-out>",
-                h(&lines.join("\n"))
-            )?;
-        }
-        writeln!(out, "    </testcase>")?;
+        crate::cli::check::junit_testcase(out, r, "orgsql.review", true)?;
     }
     writeln!(out, "  </testsuite>")?;
     writeln!(out, "</testsuites>")

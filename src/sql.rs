@@ -63,6 +63,19 @@ fn select_all_of_from_first(query: &mut Query) {
     }
 }
 
+/// The tables the one statement of `sql` names (CTEs excluded), bare
+/// names, found without planning it.
+pub fn tables_named(sql: &str) -> Result<Vec<String>> {
+    let mut statements = parse(sql)?;
+    let (Some(statement), true) = (statements.pop_front(), statements.is_empty()) else {
+        return Err(DataFusionError::Plan(
+            "expected exactly one SQL statement".to_string(),
+        ));
+    };
+    let (tables, _ctes) = datafusion::sql::resolve::resolve_table_references(&statement, true)?;
+    Ok(tables.iter().map(|t| t.table().to_string()).collect())
+}
+
 /// The one statement of `sql`, planned in `ctx` (as `SessionContext::sql`,
 /// with `parse`'s grouping).
 pub async fn frame(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {

@@ -117,6 +117,9 @@ pub(crate) struct State {
     throttled: AtomicU64,
     /// Tests' gates (`Emulator::hold_after`), while the test holds them.
     gates: Mutex<Vec<std::sync::Weak<GateState>>>,
+    /// Routes answered with an error (`Emulator::fail`): "METHOD template"
+    /// suffix and status.
+    failing: Mutex<Vec<(String, u16)>>,
 }
 
 /// Requests to an endpoint held back after the first few, until the test
@@ -262,6 +265,7 @@ impl Emulator {
             max_in_flight: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
             gates: Mutex::new(Vec::new()),
+            failing: Mutex::new(Vec::new()),
             config,
         });
         let app = axum::Router::new()
@@ -462,6 +466,20 @@ impl Emulator {
         gate
     }
 
+    /// Answer every request whose "METHOD template" ends with `suffix` with
+    /// `status` (an API that is down), until `fail(suffix, None)`.
+    pub fn fail(&self, suffix: &str, status: Option<u16>) {
+        let mut failing = self
+            .state
+            .failing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        failing.retain(|(s, _)| s != suffix);
+        if let Some(status) = status {
+            failing.push((suffix.to_string(), status));
+        }
+    }
+
     /// Requests refused with 429 for being over a rate budget (injected
     /// faults not counted).
     pub fn throttled(&self) -> u64 {
@@ -557,6 +575,16 @@ impl State {
 
     fn count_throttled(&self) {
         self.throttled.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The status `Emulator::fail` set for `route`, if any.
+    fn failing(&self, route: &str) -> Option<u16> {
+        self.failing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|(suffix, _)| route.ends_with(suffix.as_str()))
+            .map(|(_, status)| *status)
     }
 
     /// Wait at every gate that holds requests to `route`.

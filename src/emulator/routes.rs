@@ -205,6 +205,10 @@ pub(crate) async fn handle(
     state.pass_gates(endpoint.route).await;
     state.remember_body(endpoint.route, &body);
     state.remember_query(endpoint.route, uri.query().unwrap_or(""));
+    if let Some(status) = state.failing(endpoint.route) {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return gateway(status, "Failing, as the test asked", version).into_response();
+    }
     if let Some(every) = faults.fail_every.filter(|&e| e > 0 && n % e == 0) {
         let failure = if (n / every) % 2 == 1 {
             let mut headers = HeaderMap::new();

@@ -11,6 +11,7 @@ mod check;
 mod cli;
 mod completeness;
 mod credentials;
+mod delivery;
 mod demo;
 mod diff;
 mod differential;

@@ -271,9 +271,26 @@ async fn a_catch_up_over_thousands_of_events_stays_in_the_budget() {
     );
     assert!(pages > 50, "more than one budget period: {pages}");
     assert_eq!(emu.throttled(), 0, "no 429");
-    let got = rule_keys(&alerts_in(&output));
+    let (dropoff, got): (Vec<_>, Vec<_>) = rule_keys(&alerts_in(&output))
+        .into_iter()
+        .partition(|(rule, _)| rule == "stream_dropoff");
     assert_eq!(got.len(), expected.len(), "each alert once");
     assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), expected);
+    // The history ends more than a day ago: the stream is silent since its
+    // newest event, and says so once.
+    let newest = org
+        .events
+        .iter()
+        .map(|e| e.processed_at)
+        .max()
+        .expect("events");
+    assert!(chrono::Utc::now() - newest > Duration::days(1));
+    assert_eq!(dropoff.len(), 1, "{dropoff:?}");
+    let silent_since = dropoff[0].1.strip_prefix("silent:").expect("silent");
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(silent_since).map(|t| t.to_utc()),
+        Ok(newest)
+    );
 }
 
 /// SIGTERM while a poll is reading (its request held by the emulator)

@@ -1,10 +1,11 @@
 //! `orgsql watch`: alerts from the audit log as it grows. Each poll reads
 //! `/events-stream` from the cursor kept in a state folder, registers what it
 //! brought as `new_events` and `new_event_context` (the columns of `events`
-//! and `event_context`, decoded by those tables) beside every ordinary
-//! table, runs the rules (`rules/*.sql`, built in, and `--rules DIR`), and
-//! delivers each alert once: to standard output as text, and appended to
-//! `--output FILE` as a JSON line.
+//! and `event_context`, decoded by those tables) and how the stream stands
+//! as `stream_health`, beside every ordinary table, runs the rules
+//! (`rules/*.sql`, built in, and `--rules DIR`), and delivers each alert
+//! once (`deliver.rs`): to a webhook and a command, the `--output` file and
+//! standard output.
 //!
 //! A rule is a file in the control format of `orgsql check` (the same
 //! header, read by `Control::parse`, parameters included) whose SELECT
@@ -13,22 +14,22 @@
 //! alert (the event id for a rule that alerts on events; for a rule that
 //! aggregates, whatever names the aggregate). Rows with status `alarm` are
 //! alerts; `ok` and `info` rows are not delivered. Further columns go into
-//! the alert's `details`.
+//! the alert's `details`. A rule over the new events runs on a poll that
+//! brought some; one over the organization's tables, on a poll whose read
+//! succeeded; one over `stream_health` alone (the drop-off alarm), on every
+//! poll.
 //!
 //! Once: an alert's id is (rule, organization, key). The cursor advances
-//! only after a poll's alerts are delivered, the state records their ids,
-//! and the `--output` file's length when the state was written: after a
-//! stop between delivery and the state's write, the restart reads the same
-//! events again, finds their alerts in the file past that length, and does
-//! not deliver them again, to the file or to standard output. (Without
-//! `--output` there is no such record: after such a stop, standard output
-//! shows those alerts again.)
+//! only after a poll's alerts are delivered, and the state records their
+//! ids; a stop before that reads the same events again, and `deliver.rs`
+//! keeps what each place took since the state was last written.
 
+mod deliver;
 mod state;
 
 use crate::cli::export::audit_log::StreamItem;
 use std::collections::{BTreeMap, HashSet};
-use std::io::{Read, Seek, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -39,6 +40,9 @@ use chrono::{DateTime, Utc};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
+
+use deliver::Delivery;
+pub use deliver::{Body, SECRET_VAR, SinkArgs, signature};
 
 use crate::api::{ApiError, Client, EVENTS_STREAM, PageRequest};
 use crate::cli::check::{self, Control};
@@ -103,6 +107,8 @@ pub struct WatchArgs {
     /// List the rules and stop
     #[arg(long)]
     pub list: bool,
+    #[command(flatten)]
+    pub sinks: SinkArgs,
 }
 
 /// The built-in rules, then those of `dir`.
@@ -168,13 +174,17 @@ pub async fn run(session: &Session, args: &WatchArgs, output: &Output) -> Result
     };
     let _lock = state::lock(&dir)?;
     let mut state = WatchState::read(&dir)?;
-    let mut delivery = Delivery::open(output.path.clone(), &state)?;
+    let mut delivery = Delivery::open(&args.sinks, args.once, output.path.clone(), &dir, &state)?;
     let clients: Vec<Client> = orgs.clients().cloned().collect();
     let contexts = session.per_org().await?;
     let parts: Vec<(Client, SessionContext)> = clients
         .into_iter()
         .zip(contexts.into_iter().map(|(_, ctx)| ctx))
         .collect();
+    let rules = rules
+        .into_iter()
+        .map(|rule| Rule::classify(rule, &values))
+        .collect::<Result<Vec<_>>>()?;
     let stop = Stop::listen();
     if !args.once {
         eprintln!(
@@ -186,57 +196,93 @@ pub async fn run(session: &Session, args: &WatchArgs, output: &Output) -> Result
             visible(&dir.display().to_string())
         );
     }
+    // With --once, the first organization whose stream could not be read.
+    let mut unread: Option<anyhow::Error> = None;
     'polls: loop {
         for (client, ctx) in &parts {
             let org = client.org_id().to_string();
             let mut org_state = state.orgs.get(&org).cloned().unwrap_or_default();
+            let now = Utc::now();
+            org_state
+                .watching_since
+                .get_or_insert_with(|| state::time_text(now));
             // A poll only reads until it delivers: a stop drops it, and the
             // next run reads its events again.
-            let polled = tokio::select! {
-                polled = poll(client, ctx, &org_state, since, &rules, &values) => polled,
+            let read = tokio::select! {
+                read = read_new(client, &org_state, since) => read,
                 () = stop.signalled() => break 'polls,
             };
-            let polled = match polled {
-                Ok(polled) => polled,
-                Err(e) if !args.once => {
+            let (read, failed) = match read {
+                Ok(read) => {
+                    org_state.failing_since = None;
+                    (read, None)
+                }
+                Err(e) => {
+                    org_state
+                        .failing_since
+                        .get_or_insert_with(|| state::time_text(now));
                     eprintln!(
-                        "orgsql watch: org {}: {}; trying again in {} s",
+                        "orgsql watch: org {}: {}{}",
                         visible(&org),
                         crate::cli::output::visible_lines(&format!("{e:#}")),
-                        args.interval
+                        if args.once {
+                            String::new()
+                        } else {
+                            format!("; trying again in {} s", args.interval)
+                        }
                     );
-                    continue;
+                    (StreamRead::default(), Some(e))
                 }
-                Err(e) => return Err(e.context(format!("org {org}"))),
             };
-            // Deliver first; only then does the state move on.
-            let fresh: Vec<&Alert> = polled
-                .alerts
+            if !read.bodies.is_empty() {
+                register_new(ctx, &org, &read.bodies)?;
+            }
+            if let Some(newest) = read.newest {
+                org_state.processed_at = Some(state::time_text(newest));
+            }
+            register_health(ctx, &org, &org_state, now, failed.as_ref())?;
+            let mut alerts = Vec::new();
+            let mut seen = HashSet::new();
+            for rule in rules
                 .iter()
-                .filter(|a| !org_state.delivered.contains_key(&a.id) && !delivery.has(&a.id))
+                .filter(|r| r.runs(!read.bodies.is_empty(), failed.is_none()))
+            {
+                for alert in run_rule(ctx, &rule.control, &values, &org).await? {
+                    if seen.insert(alert.id.clone()) {
+                        alerts.push(alert);
+                    }
+                }
+            }
+            // Deliver first; only then does the state move on.
+            let fresh: Vec<&Alert> = alerts
+                .iter()
+                .filter(|a| !org_state.delivered.contains_key(&a.id))
                 .collect();
-            delivery.deliver(&fresh)?;
-            let newest = polled
-                .newest_processed
+            delivery.deliver(&fresh, &stop).await?;
+            let newest = org_state
+                .processed_at
                 .clone()
-                .or(org_state.processed_at.clone())
-                .unwrap_or_default();
-            for alert in &polled.alerts {
+                .unwrap_or_else(|| state::time_text(now));
+            for alert in &alerts {
                 org_state
                     .delivered
                     .entry(alert.id.clone())
                     .or_insert_with(|| newest.clone());
             }
-            if polled.cursor.is_some() {
-                org_state.cursor = polled.cursor;
-            }
-            if polled.newest_processed.is_some() {
-                org_state.processed_at = polled.newest_processed;
+            if read.cursor.is_some() {
+                org_state.cursor = read.cursor;
             }
             org_state.prune();
-            state.orgs.insert(org, org_state);
+            state.orgs.insert(org.clone(), org_state);
             state.output = delivery.position()?;
             state.write(&dir)?;
+            delivery.recorded(&state)?;
+            if let Some(e) = failed
+                && args.once
+                && unread.is_none()
+            {
+                unread = Some(e.context(format!("org {org}")));
+            }
         }
         if args.once || stop.by().is_some() {
             break;
@@ -252,30 +298,60 @@ pub async fn run(session: &Session, args: &WatchArgs, output: &Output) -> Result
              delivery left it"
         );
     }
-    Ok(ExitCode::SUCCESS)
+    match unread {
+        Some(e) => Err(e),
+        None => Ok(ExitCode::SUCCESS),
+    }
 }
 
-/// What one poll of one organization brought.
-struct Polled {
-    alerts: Vec<Alert>,
-    /// The stream's cursor after the last page.
-    cursor: Option<String>,
-    /// The newest processing time read (RFC 3339, ms).
-    newest_processed: Option<String>,
+/// Tables a rule can read that are not the organization's: when they hold
+/// something, and what reading them costs.
+const EVENT_TABLES: [&str; 4] = [
+    "new_events",
+    "new_event_context",
+    "recent_events",
+    "recent_event_context",
+];
+const HEALTH_TABLE: &str = "stream_health";
+
+/// A rule, and when a poll runs it.
+struct Rule {
+    control: Control,
+    /// It reads what a poll brought from the stream.
+    reads_events: bool,
+    /// It reads the organization's tables (requests to the API).
+    reads_api: bool,
+}
+
+impl Rule {
+    /// The tables `control`'s SQL names, found by parsing it.
+    fn classify(control: Control, values: &BTreeMap<String, String>) -> Result<Self> {
+        let (sql, _) = control.bound_sql(values);
+        let tables = crate::sql::tables_named(&sql)
+            .map_err(|e| anyhow!("rule {}: {}", control.source, crate::error::message(&e)))?;
+        let reads_events = tables.iter().any(|t| EVENT_TABLES.contains(&t.as_str()));
+        let reads_api = tables
+            .iter()
+            .any(|t| !EVENT_TABLES.contains(&t.as_str()) && t != HEALTH_TABLE);
+        Ok(Rule {
+            control,
+            reads_events,
+            reads_api,
+        })
+    }
+
+    /// Whether a poll runs it: a rule over events when the poll brought
+    /// some (an idle poll is the stream's one request), a rule over the
+    /// organization's tables when the API answered, a rule over
+    /// `stream_health` alone on every poll.
+    fn runs(&self, brought_events: bool, api_answered: bool) -> bool {
+        (!self.reads_events || brought_events) && (!self.reads_api || api_answered)
+    }
 }
 
 /// Read what the stream holds after `org_state`'s cursor (or from `since`,
-/// ms of processing time, on a first run), register it as the new tables
-/// of `ctx`, and run the rules over it. Rules run only on a poll that
-/// brought events: an idle poll is the stream's one request.
-async fn poll(
-    client: &Client,
-    ctx: &SessionContext,
-    org_state: &OrgState,
-    since: i64,
-    rules: &[Control],
-    values: &BTreeMap<String, String>,
-) -> Result<Polled> {
+/// ms of processing time, on a first run).
+async fn read_new(client: &Client, org_state: &OrgState, since: i64) -> Result<StreamRead> {
     // Rules that join the ordinary tables read them as they are now.
     client.clear_cache(None);
     let read = match (&org_state.cursor, &org_state.processed_at) {
@@ -297,35 +373,12 @@ async fn poll(
             other => other,
         },
         (None, _) => read_stream(client, None, Some(since)).await,
-    }
-    .with_context(|| format!("GET {EVENTS_STREAM}"))?;
-    if read.bodies.is_empty() {
-        return Ok(Polled {
-            alerts: Vec::new(),
-            cursor: read.cursor,
-            newest_processed: None,
-        });
-    }
-    register_new(ctx, client.org_id(), &read.bodies)?;
-    let mut alerts = Vec::new();
-    let mut seen = HashSet::new();
-    for rule in rules {
-        for alert in run_rule(ctx, rule, values, client.org_id()).await? {
-            if seen.insert(alert.id.clone()) {
-                alerts.push(alert);
-            }
-        }
-    }
-    Ok(Polled {
-        alerts,
-        cursor: read.cursor,
-        newest_processed: read
-            .newest
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-    })
+    };
+    read.with_context(|| format!("GET {EVENTS_STREAM}"))
 }
 
 /// Pages read from the stream.
+#[derive(Default)]
 struct StreamRead {
     /// Each page that held events, as it came.
     bodies: Vec<bytes::Bytes>,
@@ -402,6 +455,58 @@ fn register_new(ctx: &SessionContext, org_id: &str, bodies: &[bytes::Bytes]) -> 
     Ok(())
 }
 
+/// `stream_health`: one row, how this organization's stream stands after
+/// this poll, for the drop-off rule.
+fn register_health(
+    ctx: &SessionContext,
+    org_id: &str,
+    org_state: &OrgState,
+    now: DateTime<Utc>,
+    failed: Option<&anyhow::Error>,
+) -> Result<()> {
+    use datafusion::arrow::array::{
+        ArrayRef, BooleanArray, StringArray, TimestampMicrosecondArray,
+    };
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use datafusion::arrow::record_batch::RecordBatch;
+    let time = |text: Option<&str>| -> ArrayRef {
+        let micros = text
+            .and_then(state::parse_time)
+            .map(|t| t.timestamp_micros());
+        Arc::new(TimestampMicrosecondArray::from(vec![micros]).with_timezone("UTC"))
+    };
+    let timestamp = || DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("org_id", DataType::Utf8, false),
+        Field::new("polled_at", timestamp(), false),
+        Field::new("ok", DataType::Boolean, false),
+        Field::new("error", DataType::Utf8, true),
+        Field::new("failing_since", timestamp(), true),
+        Field::new("last_processed_at", timestamp(), true),
+        Field::new("watching_since", timestamp(), true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec![org_id])),
+            time(Some(&state::time_text(now))),
+            Arc::new(BooleanArray::from(vec![failed.is_none()])),
+            Arc::new(StringArray::from(vec![failed.map(|e| {
+                crate::cli::output::visible(&format!("{e:#}")).into_owned()
+            })])),
+            time(org_state.failing_since.as_deref()),
+            time(org_state.processed_at.as_deref()),
+            time(org_state.watching_since.as_deref()),
+        ],
+    )?;
+    ctx.deregister_table(HEALTH_TABLE)?;
+    ctx.register_table(
+        HEALTH_TABLE,
+        Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
+    )?;
+    Ok(())
+}
+
 /// A rule's alerts: its rows with status `alarm`.
 async fn run_rule(
     ctx: &SessionContext,
@@ -467,115 +572,9 @@ async fn run_rule(
     Ok(alerts)
 }
 
-/// Where alerts go: standard output, and the `--output` file.
-struct Delivery {
-    file: Option<PathBuf>,
-    /// Ids in the file past the length the state recorded: delivered by a
-    /// run that stopped before writing its state.
-    unrecorded: HashSet<String>,
-}
-
-impl Delivery {
-    fn open(file: Option<PathBuf>, state: &WatchState) -> Result<Self> {
-        // Absolute: the state names the same file from any folder.
-        let file = file.map(|p| std::path::absolute(&p).unwrap_or(p));
-        let mut unrecorded = HashSet::new();
-        if let Some(path) = &file
-            && path.exists()
-        {
-            let from = match &state.output {
-                Some((recorded, length)) if recorded == path => *length,
-                // A file the state knows nothing of: all of it counts.
-                _ => 0,
-            };
-            let mut text = String::new();
-            let mut opened = std::fs::File::open(path)
-                .with_context(|| format!("--output {}: cannot read it", path.display()))?;
-            let length = opened.metadata()?.len();
-            // Shorter than recorded: rotated or cut; read it all.
-            opened.seek(std::io::SeekFrom::Start(if from <= length {
-                from
-            } else {
-                0
-            }))?;
-            opened
-                .read_to_string(&mut text)
-                .with_context(|| format!("--output {}: not UTF-8 text", path.display()))?;
-            #[derive(Deserialize)]
-            struct Id {
-                id: String,
-            }
-            unrecorded.extend(
-                text.lines()
-                    .filter_map(|line| serde_json::from_str::<Id>(line).ok())
-                    .map(|a| a.id),
-            );
-        }
-        Ok(Self { file, unrecorded })
-    }
-
-    fn has(&self, id: &str) -> bool {
-        self.unrecorded.contains(id)
-    }
-
-    /// Append the alerts to the file (synced) and show them on standard
-    /// output.
-    fn deliver(&mut self, alerts: &[&Alert]) -> Result<()> {
-        if alerts.is_empty() {
-            return Ok(());
-        }
-        if let Some(path) = &self.file {
-            let at = || format!("--output {}", path.display());
-            let mut lines = Vec::new();
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .read(true)
-                .open(path)
-                .with_context(at)?;
-            // A line cut short by a stop mid-write stays apart from the next.
-            let length = file.metadata().with_context(at)?.len();
-            if length > 0 {
-                let mut last = [0u8];
-                file.seek(std::io::SeekFrom::Start(length - 1))
-                    .with_context(at)?;
-                file.read_exact(&mut last).with_context(at)?;
-                if last[0] != b'\n' {
-                    lines.push(b'\n');
-                }
-            }
-            for alert in alerts {
-                serde_json::to_writer(&mut lines, alert)?;
-                lines.push(b'\n');
-            }
-            file.write_all(&lines).with_context(at)?;
-            file.sync_data().with_context(at)?;
-        }
-        let mut out = std::io::stdout().lock();
-        for alert in alerts {
-            writeln!(out, "{}", alert.text())?;
-        }
-        out.flush()?;
-        Ok(())
-    }
-
-    /// The file and its length now, for the state.
-    fn position(&self) -> Result<Option<(PathBuf, u64)>> {
-        let Some(path) = &self.file else {
-            return Ok(None);
-        };
-        let length = match std::fs::metadata(path) {
-            Ok(meta) => meta.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(e).with_context(|| format!("--output {}", path.display())),
-        };
-        Ok(Some((path.clone(), length)))
-    }
-}
-
 /// SIGTERM or Ctrl-C: a poll still reading is dropped (it has delivered
 /// nothing), a delivery and its state's write finish first.
-struct Stop(tokio::sync::watch::Receiver<Option<&'static str>>);
+pub struct Stop(tokio::sync::watch::Receiver<Option<&'static str>>);
 
 impl Stop {
     fn listen() -> Self {
@@ -592,7 +591,7 @@ impl Stop {
     }
 
     /// Once a signal came.
-    async fn signalled(&self) {
+    pub async fn signalled(&self) {
         let mut stop = self.0.clone();
         // The sender is dropped only after it sent.
         let _ = stop.wait_for(Option::is_some).await;

@@ -40,6 +40,14 @@ pub struct OrgState {
     pub cursor: Option<String>,
     /// The newest processing time read (RFC 3339, ms).
     pub processed_at: Option<String>,
+    /// When this state first polled the organization (RFC 3339, ms): a
+    /// stream silent since then is silent since this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watching_since: Option<String>,
+    /// The first poll of the failures since the last poll that read the
+    /// stream (RFC 3339, ms); `None` while it reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<String>,
     /// Alert ids delivered, with the processing time of the newest event of
     /// the poll that raised them (RFC 3339, ms).
     #[serde(default)]
@@ -57,6 +65,11 @@ impl OrgState {
         self.delivered
             .retain(|_, at| parse_time(at).is_none_or(|at| at >= horizon));
     }
+}
+
+/// A time as the state writes it: RFC 3339, ms, UTC.
+pub fn time_text(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {

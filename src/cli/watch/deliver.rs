@@ -412,15 +412,20 @@ impl Delivery {
     /// before that organization's state was written).
     pub fn recorded(&mut self, state: &WatchState) -> Result<()> {
         let before = self.sent.len();
-        self.sent
-            .retain(|id| !state.orgs.values().any(|org| org.delivered.contains_key(id)));
+        self.sent.retain(|id| {
+            !state
+                .orgs
+                .values()
+                .any(|org| org.delivered.contains_key(id))
+        });
         if self.sent.len() == before {
             return Ok(());
         }
         if self.sent.is_empty() {
             return match std::fs::remove_file(&self.journal) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e)
-                    .with_context(|| format!("cannot remove {}", self.journal.display())),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(e).with_context(|| format!("cannot remove {}", self.journal.display()))
+                }
                 _ => Ok(()),
             };
         }

@@ -197,7 +197,7 @@ fn main() -> ExitCode {
         | Some(Command::Snapshot(_))
         | Some(Command::Verify(_))
         | Some(Command::Review(ReviewArgs {
-            command: ReviewCommand::Verify(_),
+            command: ReviewCommand::Verify(_) | ReviewCommand::Apply(_),
         })) => ExitCode::from(2),
         _ => ExitCode::FAILURE,
     };

@@ -20,6 +20,9 @@ use super::paging::{Envelope, PageItems, next_cursor};
 use super::retry::{RetryPolicy, is_retryable};
 use super::{ApiError, ApiKey, api_message};
 
+mod write;
+pub use write::{WRITES, Written};
+
 /// The only POSTs the client may send: searches that read.
 const READ_ONLY_POSTS: [&str; 3] = [
     "/admin/v2/orgs/{orgId}/directories/{directoryId}/users/search",

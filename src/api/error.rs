@@ -74,6 +74,8 @@ pub enum ApiError {
     },
     #[error("{endpoint}: refused: orgsql only calls read endpoints")]
     NotReadOnly { endpoint: String },
+    #[error("{endpoint}: refused: not one of the writes `orgsql review apply` makes")]
+    NotAWrite { endpoint: String },
     #[error(
         "{endpoint}: the next request would have to wait {}: {why}. orgsql waits at most {} \
          (--max-wait); try again later, or raise --max-wait",
@@ -101,6 +103,7 @@ impl ApiError {
             | ApiError::NotTheApi { endpoint, .. }
             | ApiError::RepeatedItem { endpoint, .. }
             | ApiError::NotReadOnly { endpoint }
+            | ApiError::NotAWrite { endpoint }
             | ApiError::WaitTooLong { endpoint, .. } => endpoint,
             ApiError::Incomplete { table, .. } => table,
         }

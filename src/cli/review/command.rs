@@ -27,6 +27,12 @@ pub enum ReviewCommand {
     /// revokes not carried out and grants nobody certified (exit 1), and
     /// write DIR/summary.md
     Verify(ReviewVerifyArgs),
+    /// Plan the calls that carry out the review's revoke decisions (a direct
+    /// role revoked, a group membership removed), write DIR/plan.json and
+    /// print it with its sha256; send nothing. With --execute --plan-sha,
+    /// send exactly that plan, journaled (exit 0 all done, 1 some refused
+    /// or failed, 2 nothing done)
+    Apply(super::apply::ReviewApplyArgs),
 }
 
 #[derive(clap::Args)]
@@ -197,21 +203,7 @@ pub async fn run(
             if let Some(orgs) = session.as_ref().and_then(|s| s.orgs.as_ref()) {
                 crate::cli::say_notices(orgs);
             }
-            let verified = match result {
-                Ok(verified) => verified,
-                Err(e) => {
-                    if let Some(refused) = e.downcast_ref::<super::Refused>() {
-                        const SHOWN: usize = 40;
-                        for problem in refused.problems.iter().take(SHOWN) {
-                            eprintln!("{}", crate::cli::output::visible(problem));
-                        }
-                        if refused.problems.len() > SHOWN {
-                            eprintln!("... and {} more", refused.problems.len() - SHOWN);
-                        }
-                    }
-                    return Err(e);
-                }
-            };
+            let verified = result.map_err(shown)?;
             let envelope = super::enveloped(&now.envelope, &verified, &args.dir).end();
             crate::cli::check::command::write_report_with(output, |out| {
                 super::report::write_report(out, format, &verified, &envelope)
@@ -221,5 +213,36 @@ pub async fn run(
                 None,
             )))
         }
+        ReviewCommand::Apply(args) => {
+            let source = Source::of(options)?;
+            if matches!(source, Source::Snapshot(_)) {
+                bail!(
+                    "review apply reads the organization as it is now and changes it: it \
+                     needs the API, not --snapshot"
+                );
+            }
+            // Every grant is read as it is now: nothing cached.
+            let session = source.open(options, false).await?;
+            let applied = super::apply::run(&session, args).await;
+            if let Some(orgs) = session.orgs.as_ref() {
+                crate::cli::say_notices(orgs);
+            }
+            applied
+        }
     }
+}
+
+/// A review refused for what is wrong with its files: the problems go to
+/// standard error, one a line, before the error itself.
+pub(super) fn shown(e: anyhow::Error) -> anyhow::Error {
+    if let Some(refused) = e.downcast_ref::<super::Refused>() {
+        const SHOWN: usize = 40;
+        for problem in refused.problems.iter().take(SHOWN) {
+            eprintln!("{}", crate::cli::output::visible(problem));
+        }
+        if refused.problems.len() > SHOWN {
+            eprintln!("... and {} more", refused.problems.len() - SHOWN);
+        }
+    }
+    e
 }

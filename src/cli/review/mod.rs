@@ -23,6 +23,7 @@
 //! snapshot); it writes `summary.md` beside the files, its report in
 //! markdown.
 
+pub mod apply;
 pub mod command;
 pub mod report;
 

@@ -24,6 +24,7 @@
 //! `--output` there is no such record: after such a stop, standard output
 //! shows those alerts again.)
 
+mod recent;
 mod state;
 
 use crate::cli::export::audit_log::StreamItem;
@@ -53,10 +54,15 @@ mod pack {
 }
 
 /// The tables a poll adds, and the catalog's tables whose columns (and
-/// decoders) they take.
+/// decoders) they take: this poll's events, and the recent ones
+/// (`recent.rs`).
 const NEW_TABLES: [(&str, &str); 2] = [
     ("new_events", "events"),
     ("new_event_context", "event_context"),
+];
+const RECENT_TABLES: [(&str, &str); 2] = [
+    ("recent_events", "events"),
+    ("recent_event_context", "event_context"),
 ];
 
 /// The columns every rule starts with.
@@ -193,7 +199,7 @@ pub async fn run(session: &Session, args: &WatchArgs, output: &Output) -> Result
             // A poll only reads until it delivers: a stop drops it, and the
             // next run reads its events again.
             let polled = tokio::select! {
-                polled = poll(client, ctx, &org_state, since, &rules, &values) => polled,
+                polled = poll(client, ctx, &org_state, since, &rules, &values, &dir) => polled,
                 () = stop.signalled() => break 'polls,
             };
             let polled = match polled {
@@ -266,8 +272,9 @@ struct Polled {
 
 /// Read what the stream holds after `org_state`'s cursor (or from `since`,
 /// ms of processing time, on a first run), register it as the new tables
-/// of `ctx`, and run the rules over it. Rules run only on a poll that
-/// brought events: an idle poll is the stream's one request.
+/// of `ctx` (with the recent events kept in the state folder `dir`), and
+/// run the rules over it. Rules run only on a poll that brought events: an
+/// idle poll is the stream's one request.
 async fn poll(
     client: &Client,
     ctx: &SessionContext,
@@ -275,6 +282,7 @@ async fn poll(
     since: i64,
     rules: &[Control],
     values: &BTreeMap<String, String>,
+    dir: &Path,
 ) -> Result<Polled> {
     // Rules that join the ordinary tables read them as they are now.
     client.clear_cache(None);
@@ -306,7 +314,11 @@ async fn poll(
             newest_processed: None,
         });
     }
-    register_new(ctx, client.org_id(), &read.bodies)?;
+    register_new(ctx, NEW_TABLES, client.org_id(), &read.bodies)?;
+    // Kept before delivery: an event read again replaces its copy, so a
+    // stop before the state's write counts nothing twice.
+    let recent = recent::update(dir, client.org_id(), &read.bodies)?;
+    register_new(ctx, RECENT_TABLES, client.org_id(), &[recent.into()])?;
     let mut alerts = Vec::new();
     let mut seen = HashSet::new();
     for rule in rules {
@@ -379,11 +391,16 @@ async fn read_stream(
     }
 }
 
-/// `new_events` and `new_event_context` of `ctx`: the pages' events, decoded
-/// by the catalog's `events` and `event_context` (the same rows a scan of
-/// them gives).
-fn register_new(ctx: &SessionContext, org_id: &str, bodies: &[bytes::Bytes]) -> Result<()> {
-    for (name, of) in NEW_TABLES {
+/// `tables` (`new_events` and `new_event_context`, or the recent ones) of
+/// `ctx`: the pages' events, decoded by the catalog's `events` and
+/// `event_context` (the same rows a scan of them gives).
+fn register_new(
+    ctx: &SessionContext,
+    tables: [(&str, &str); 2],
+    org_id: &str,
+    bodies: &[bytes::Bytes],
+) -> Result<()> {
+    for (name, of) in tables {
         let info = crate::tables::find(of).ok_or_else(|| anyhow!("no table {of}"))?;
         let Kind::AuditLog { decode, .. } = info.kind else {
             bail!("{of} is not part of the audit log");

@@ -915,12 +915,12 @@ async fn a_burst_of_grants_over_several_runs_alerts_once() {
     watch_once(&emu, &state, &output, &[]);
     let owner = &emu.org().users[0].account_id;
     let burst = format!("{owner}:{}", sixth.id);
-    assert_eq!(keys_of(&output, "product_grant_burst"), [burst.clone()]);
+    assert_eq!(keys_of(&output, "product_grant_burst"), [burst.as_str()]);
     grant(Doer::default(), None);
     watch_once(&emu, &state, &output, &[]);
     assert_eq!(
         keys_of(&output, "product_grant_burst"),
-        [burst.clone()],
+        [burst.as_str()],
         "the same burst"
     );
 

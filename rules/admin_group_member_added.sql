@@ -30,7 +30,7 @@ SELECT coalesce(u.name, u.object_id, a.event_id) AS resource,
        'alarm' AS status,
        coalesce(u.name, u.object_id, 'a user the log does not name')
          || ' added to ' || coalesce(a.group_name, a.group_id)
-         || ', which grants ' || r.roles
+         || ', which now grants ' || r.roles
          || ', by ' || coalesce(a.actor_email, a.actor_name, a.actor_id, 'an actor the log does not name')
          || ': ' || coalesce(a.message, '') AS reason,
        a.event_id AS key,

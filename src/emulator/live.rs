@@ -15,6 +15,9 @@ use super::org::{ACTIONS, Event, EventAction, Org, usual_location};
 /// `domain_removed` are real keys (the event-actions list of 2021);
 /// `api_key_created` (an organization API key) is this emulator's name:
 /// org API keys came after that list, and no real key for it is on record.
+/// `user_logged_in_as_user` (an admin logged in as the user in context) is
+/// a real key of that list, which gave it no display name: the one here is
+/// this emulator's.
 const MORE_ACTIONS: &[(&str, &str, &str)] = &[
     (
         "domain_verification_completed",
@@ -27,7 +30,21 @@ const MORE_ACTIONS: &[(&str, &str, &str)] = &[
         "Organization API key created",
         "API keys",
     ),
+    (
+        "user_logged_in_as_user",
+        "Logged in as another user",
+        "User management",
+    ),
 ];
+
+/// Who acts, and on which group, in an appended event (indices into
+/// `Org::users` and `Org::groups`). By default the owner (an org admin)
+/// acts, and a group event names the next group in turn.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Doer {
+    pub actor: Option<usize>,
+    pub group: Option<usize>,
+}
 
 /// Every action `append_event` takes.
 pub fn appendable_actions() -> Vec<&'static str> {
@@ -38,14 +55,16 @@ pub fn appendable_actions() -> Vec<&'static str> {
         .collect()
 }
 
-/// Append `action` to `org`'s log: done by the owner (an org admin) on the
-/// next user in turn, at `happened` (a late event) or now, processed now,
-/// and strictly after every event it holds (so no cursor can be past it).
-/// The action's key joins `event_actions` if it was not there.
+/// Append `action` to `org`'s log: done by `doer`'s actor (else the owner,
+/// an org admin) on the next user in turn, at `happened` (a late event) or
+/// now, processed now, and strictly after every event it holds (so no
+/// cursor can be past it). The action's key joins `event_actions` if it
+/// was not there.
 pub(super) fn append(
     org: &mut Org,
     action: &str,
     happened: Option<DateTime<Utc>>,
+    doer: Doer,
 ) -> Result<Event, String> {
     let (action, display, group) = ACTIONS
         .iter()
@@ -67,7 +86,10 @@ pub(super) fn append(
     });
     let time = happened.map_or(processed, |h| h.min(processed));
     let n = org.events.len();
-    let actor = &org.users[0];
+    let actor = org
+        .users
+        .get(doer.actor.unwrap_or(0))
+        .ok_or_else(|| format!("no user {:?} to act", doer.actor))?;
     let subject = &org.users[(1 + n) % org.users.len()];
     let workspace = &org.workspaces[n % org.workspaces.len()];
     let mut context = vec![org.user_object(subject)];
@@ -82,7 +104,10 @@ pub(super) fn append(
             subject.email, workspace.type_name, workspace.name
         );
     } else if action.contains("group") && !org.groups.is_empty() {
-        let group = n % org.groups.len();
+        let group = doer.group.unwrap_or(n % org.groups.len());
+        if group >= org.groups.len() {
+            return Err(format!("no group {group}"));
+        }
         context.insert(0, org.group_object(group));
         message = format!("{words} {} ({})", subject.email, org.groups[group].name);
     } else if action.starts_with("policy") {

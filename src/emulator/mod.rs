@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub use limits::RateLimits;
-pub use live::appendable_actions;
+pub use live::{Doer, appendable_actions};
 pub use org::{
     ApiToken, DEMO_NOW, Directory, Domain, Event, EventAction, Group, GroupRole, Location, Org,
     OrgApiKey, OrgSpec, Policy, ProductAccess, User, UserRole, Workspace,
@@ -332,6 +332,18 @@ impl Emulator {
         action: &str,
         happened: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<Event, String> {
+        self.append_event_by(index, action, happened, Doer::default())
+    }
+
+    /// `append_event`, done by `doer`'s actor (else the owner) and, for a
+    /// group event, on `doer`'s group (else the next in turn).
+    pub fn append_event_by(
+        &self,
+        index: usize,
+        action: &str,
+        happened: Option<chrono::DateTime<chrono::Utc>>,
+        doer: Doer,
+    ) -> Result<Event, String> {
         let tenant = self
             .state
             .tenants
@@ -342,7 +354,7 @@ impl Emulator {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut org = Org::clone(&current);
-        let event = live::append(&mut org, action, happened)?;
+        let event = live::append(&mut org, action, happened, doer)?;
         *current = Arc::new(org);
         Ok(event)
     }

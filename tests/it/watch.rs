@@ -8,26 +8,154 @@ use std::path::Path;
 
 use chrono::Duration;
 use orgsql::api::{Client, EVENTS_STREAM, PageRequest};
-use orgsql::emulator::{Emulator, EmulatorConfig, Faults, RateLimits};
+use orgsql::emulator::{Doer, Emulator, EmulatorConfig, Faults, Org, RateLimits, User};
 use serde_json::Value;
 
 use crate::common::*;
 
-/// Which built-in rule each action must raise, as the rule pack promises.
-const EXPECTED: [(&str, &str); 12] = [
-    ("user_invited", "user_added"),
-    ("user_created", "user_added"),
-    ("added_org_admin", "org_admin_changed"),
-    ("removed_org_admin", "org_admin_changed"),
-    ("user_granted_product_access", "product_access_changed"),
-    ("user_revoked_product_access", "product_access_changed"),
-    ("twosv_disabled_for_user", "twosv_disabled"),
-    ("api_token_created", "api_credential_created"),
-    ("api_key_created", "api_credential_created"),
-    ("policy_updated", "policy_changed"),
-    ("domain_verification_completed", "domain_changed"),
-    ("domain_removed", "domain_changed"),
+/// Who does an appended event (and on which group), as `append_all` asks
+/// the emulator.
+#[derive(Clone, Copy)]
+enum By {
+    /// The owner: a managed account and an org admin.
+    Owner,
+    /// A user who is not a managed account and holds no admin role.
+    Outsider,
+    /// The owner, adding a user to a group that grants an admin role.
+    IntoAdminGroup,
+    /// The owner, adding a user to a group that grants none.
+    IntoOrdinaryGroup,
+}
+
+/// What each appended action must raise, as the rule pack promises: the
+/// rules that alert on it (none for some: the same action by an admin, or
+/// into an ordinary group, raises nothing of its own).
+const EXPECTED: [(&str, By, &[&str]); 17] = [
+    ("user_invited", By::Owner, &["user_added"]),
+    ("user_created", By::Owner, &["user_added"]),
+    ("added_org_admin", By::Owner, &["org_admin_changed"]),
+    ("removed_org_admin", By::Owner, &["org_admin_changed"]),
+    (
+        "user_granted_product_access",
+        By::Owner,
+        &["product_access_changed"],
+    ),
+    (
+        "user_revoked_product_access",
+        By::Owner,
+        &["product_access_changed"],
+    ),
+    ("twosv_disabled_for_user", By::Owner, &["twosv_disabled"]),
+    ("api_token_created", By::Owner, &["api_credential_created"]),
+    ("api_key_created", By::Owner, &["api_credential_created"]),
+    ("policy_updated", By::Owner, &["policy_changed"]),
+    (
+        "domain_verification_completed",
+        By::Owner,
+        &["domain_changed"],
+    ),
+    ("domain_removed", By::Owner, &["domain_changed"]),
+    (
+        "user_logged_in_as_user",
+        By::Owner,
+        &["admin_impersonated_user"],
+    ),
+    (
+        "user_added_to_group",
+        By::IntoAdminGroup,
+        &["admin_group_member_added"],
+    ),
+    ("user_added_to_group", By::IntoOrdinaryGroup, &[]),
+    (
+        "user_granted_role",
+        By::Outsider,
+        &["admin_grant_by_unexpected_actor"],
+    ),
+    ("user_granted_role", By::Owner, &[]),
 ];
+
+/// The roles that make a user an admin, as the rules count them.
+const ADMIN_ROLES: [&str; 4] = [
+    "atlassian/org-admin",
+    "atlassian/site-admin",
+    "atlassian/admin",
+    "atlassian/user-access-admin",
+];
+
+/// The built-in burst rule's defaults: more than 5 grants in 10 minutes.
+const BURST_GRANTS: usize = 5;
+
+fn is_admin(org: &Org, user: &User) -> bool {
+    org.user_roles(user)
+        .iter()
+        .any(|r| ADMIN_ROLES.contains(&r.role))
+}
+
+fn grants_admin(org: &Org, group: usize) -> bool {
+    org.group_roles(group)
+        .iter()
+        .any(|g| g.roles.iter().any(|r| ADMIN_ROLES.contains(r)))
+}
+
+/// The emulator's doer for `by`, checked against what the emulator holds.
+fn doer(org: &Org, by: By) -> Doer {
+    let owner = &org.users[0];
+    assert!(
+        owner.claim_status == "managed" && is_admin(org, owner),
+        "the owner is a managed admin"
+    );
+    match by {
+        By::Owner => Doer::default(),
+        By::Outsider => {
+            let actor = org
+                .users
+                .iter()
+                .position(|u| u.claim_status != "managed" && !is_admin(org, u));
+            assert!(actor.is_some(), "an unmanaged user who is no admin");
+            Doer { actor, group: None }
+        }
+        By::IntoAdminGroup | By::IntoOrdinaryGroup => {
+            let admin = matches!(by, By::IntoAdminGroup);
+            let group = (0..org.groups.len()).find(|&g| grants_admin(org, g) == admin);
+            assert!(group.is_some(), "a group that grants admin: {admin}");
+            Doer { actor: None, group }
+        }
+    }
+}
+
+/// Append one event of each action of `EXPECTED` (and a login, which no
+/// rule alerts on), then `BURST_GRANTS` product grants more by the owner:
+/// with the one of `EXPECTED`, one more than the burst rule allows, within
+/// seconds. What the alerts must be: (rule, key).
+fn append_all(emu: &Emulator) -> BTreeSet<(String, String)> {
+    let org = emu.org();
+    emu.append_event(0, "user_login", None).expect("a login");
+    let mut expected: BTreeSet<(String, String)> = EXPECTED
+        .iter()
+        .flat_map(|(action, by, rules)| {
+            let event = emu
+                .append_event_by(0, action, None, doer(&org, *by))
+                .expect("appended");
+            rules
+                .iter()
+                .map(move |rule| (rule.to_string(), event.id.clone()))
+        })
+        .collect();
+    let mut last = None;
+    for _ in 0..BURST_GRANTS {
+        let grant = emu
+            .append_event(0, "user_granted_product_access", None)
+            .expect("appended");
+        expected.insert(("product_access_changed".to_string(), grant.id.clone()));
+        last = Some(grant);
+    }
+    let last = last.expect("grants");
+    expected.insert((
+        "product_grant_burst".to_string(),
+        format!("{}:{}", last.actor_id, last.id),
+    ));
+    expected
+}
 
 /// `watch --once` with a state folder and an output file; its stdout lines.
 fn watch_once(emu: &Emulator, state: &Path, output: &Path, extra: &[&str]) -> Vec<String> {
@@ -71,17 +199,77 @@ fn rule_keys(alerts: &[Value]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Append one event of each action of `EXPECTED` (and a login, which no
-/// rule alerts on); what the alerts must be: (rule, event id).
-fn append_all(emu: &Emulator) -> BTreeSet<(String, String)> {
-    emu.append_event(0, "user_login", None).expect("a login");
-    EXPECTED
-        .iter()
-        .map(|(action, rule)| {
-            let event = emu.append_event(0, action, None).expect("appended");
-            (rule.to_string(), event.id)
+/// The ids of the built-in rules: the files of `rules/`.
+fn pack_rules() -> BTreeSet<String> {
+    std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
+        .expect("rules folder")
+        .filter_map(|entry| {
+            let name = entry.expect("entry").file_name().into_string().ok()?;
+            Some(name.strip_suffix(".sql")?.to_string())
         })
+        // The drop-off alarm reads the stream's health, not its events:
+        // tests/it/delivery.rs has it.
+        .filter(|rule| rule != "stream_dropoff")
         .collect()
+}
+
+/// The alerts of the rules that judge the organization as it is now, over
+/// the generated history read in one poll: a user added to a group that
+/// grants an admin role; a role grant by an actor who is not a managed
+/// admin (the system's grant of the owner's org admin role too: it is no
+/// user); more than `BURST_GRANTS` product grants by one actor within 10
+/// minutes, once per run of grants over it.
+fn history_alerts(org: &Org) -> BTreeSet<(String, String)> {
+    let mut alerts = BTreeSet::new();
+    let managed_admin = |id: &str| {
+        org.users
+            .iter()
+            .any(|u| u.account_id == id && u.claim_status == "managed" && is_admin(org, u))
+    };
+    let mut grants: BTreeMap<&str, Vec<&orgsql::emulator::Event>> = BTreeMap::new();
+    for e in &org.events {
+        match e.action {
+            "user_added_to_group" => {
+                let admin_group = e.context.iter().any(|o| {
+                    o["type"] == "groups"
+                        && org
+                            .groups
+                            .iter()
+                            .position(|g| o["id"] == g.id.as_str())
+                            .is_some_and(|g| grants_admin(org, g))
+                });
+                if admin_group {
+                    alerts.insert(("admin_group_member_added".to_string(), e.id.clone()));
+                }
+            }
+            "added_org_admin" | "user_granted_role" if !managed_admin(&e.actor_id) => {
+                alerts.insert(("admin_grant_by_unexpected_actor".to_string(), e.id.clone()));
+            }
+            "user_granted_product_access" => {
+                grants.entry(e.actor_id.as_str()).or_default().push(e);
+            }
+            _ => {}
+        }
+    }
+    for (actor, mut list) in grants {
+        list.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.id.cmp(&b.id)));
+        let mut previous_over = false;
+        for grant in &list {
+            let within = list
+                .iter()
+                .filter(|g| g.time <= grant.time && g.time >= grant.time - Duration::minutes(10))
+                .count();
+            let over = within > BURST_GRANTS;
+            if over && !previous_over {
+                alerts.insert((
+                    "product_grant_burst".to_string(),
+                    format!("{actor}:{}", grant.id),
+                ));
+            }
+            previous_over = over;
+        }
+    }
+    alerts
 }
 
 /// The stream's cursor outlives its last page: asked again after events
@@ -133,8 +321,8 @@ async fn the_stream_serves_appended_events_after_its_last_cursor() {
 }
 
 /// A first run starts the watch (the generated history is weeks old: no
-/// alert); events appended while nothing runs then give each rule's alert
-/// once, to the file and to stdout; a second run gives none; a late event
+/// alert); events appended while nothing runs then give each rule's
+/// alerts (every rule of the pack alerts) once, to the file and to stdout; a second run gives none; a late event
 /// (it happened two days ago, processed now) alerts once.
 #[tokio::test(flavor = "multi_thread")]
 async fn each_rule_alerts_once_and_a_late_event_too() {
@@ -146,10 +334,16 @@ async fn each_rule_alerts_once_and_a_late_event_too() {
     assert!(state.join("state.json").is_file(), "the cursor is kept");
 
     let expected = append_all(&emu);
+    let rules: BTreeSet<&str> = expected.iter().map(|(rule, _)| rule.as_str()).collect();
+    assert_eq!(
+        rules,
+        pack_rules().iter().map(String::as_str).collect(),
+        "every rule of the pack"
+    );
     let stdout = watch_once(&emu, &state, &output, &[]);
     let alerts = alerts_in(&output);
     let got = rule_keys(&alerts);
-    assert_eq!(got.len(), EXPECTED.len(), "one alert per event: {got:?}");
+    assert_eq!(got.len(), expected.len(), "each alert once: {got:?}");
     assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), expected);
     let org = emu.org().id.clone();
     for alert in &alerts {
@@ -168,14 +362,14 @@ async fn each_rule_alerts_once_and_a_late_event_too() {
             "{id} shown once: {stdout:?}"
         );
     }
-    assert_eq!(stdout.len(), EXPECTED.len(), "{stdout:?}");
+    assert_eq!(stdout.len(), expected.len(), "{stdout:?}");
 
     emu.reset_requests();
     assert!(
         watch_once(&emu, &state, &output, &[]).is_empty(),
         "nothing new"
     );
-    assert_eq!(alerts_in(&output).len(), EXPECTED.len());
+    assert_eq!(alerts_in(&output).len(), expected.len());
     assert_eq!(
         (emu.requests(""), emu.requests("/events-stream")),
         (1, 1),
@@ -192,13 +386,13 @@ async fn each_rule_alerts_once_and_a_late_event_too() {
     let stdout = watch_once(&emu, &state, &output, &[]);
     assert_eq!(stdout.len(), 1, "{stdout:?}");
     let alerts = alerts_in(&output);
-    assert_eq!(alerts.len(), EXPECTED.len() + 1);
+    assert_eq!(alerts.len(), expected.len() + 1);
     assert_eq!(
-        rule_keys(&alerts[EXPECTED.len()..]),
+        rule_keys(&alerts[expected.len()..]),
         [("twosv_disabled".to_string(), late.id.clone())]
     );
     assert!(watch_once(&emu, &state, &output, &[]).is_empty());
-    assert_eq!(alerts_in(&output).len(), EXPECTED.len() + 1);
+    assert_eq!(alerts_in(&output).len(), expected.len() + 1);
 }
 
 /// A run that delivered and stopped before writing its state (simulated:
@@ -213,7 +407,7 @@ async fn a_stop_between_delivery_and_the_state_write_repeats_nothing() {
     watch_once(&emu, &state, &output, &[]);
     let expected = append_all(&emu);
     let before = std::fs::read(state.join("state.json")).expect("state");
-    assert_eq!(watch_once(&emu, &state, &output, &[]).len(), EXPECTED.len());
+    assert_eq!(watch_once(&emu, &state, &output, &[]).len(), expected.len());
     std::fs::write(state.join("state.json"), &before).expect("state put back");
 
     emu.reset_requests();
@@ -224,7 +418,7 @@ async fn a_stop_between_delivery_and_the_state_write_repeats_nothing() {
     );
     assert!(stdout.is_empty(), "{stdout:?}");
     let got = rule_keys(&alerts_in(&output));
-    assert_eq!(got.len(), EXPECTED.len());
+    assert_eq!(got.len(), expected.len());
     assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), expected);
 
     let next = emu
@@ -249,18 +443,32 @@ async fn a_catch_up_over_thousands_of_events_stays_in_the_budget() {
     })
     .await
     .expect("emulator starts");
-    // The generated history also claims domains (a domain verified).
+    // The rules that alert on every event of an action, by an admin; the
+    // generated history also claims domains (a domain verified).
     let rule_of: BTreeMap<&str, &str> = EXPECTED
         .into_iter()
+        .filter(|(_, by, rules)| matches!(by, By::Owner) && rules.len() == 1)
+        .map(|(action, _, rules)| (action, rules[0]))
         .chain([("domain_claimed", "domain_changed")])
         .collect();
     let org = emu.org();
     assert!(org.events.len() >= 5000);
-    let expected: BTreeSet<(String, String)> = org
+    let mut expected: BTreeSet<(String, String)> = org
         .events
         .iter()
         .filter_map(|e| Some((rule_of.get(e.action)?.to_string(), e.id.clone())))
         .collect();
+    let judged = history_alerts(&org);
+    for rule in [
+        "admin_group_member_added",
+        "admin_grant_by_unexpected_actor",
+    ] {
+        assert!(
+            judged.iter().any(|(r, _)| r == rule),
+            "the history gives {rule} something to find"
+        );
+    }
+    expected.extend(judged);
     let dir = tempfile::tempdir().expect("temp dir");
     let (state, output) = (dir.path().join("state"), dir.path().join("alerts.ndjson"));
     watch_once(&emu, &state, &output, &["--since", "2020-01-01"]);
@@ -579,8 +787,8 @@ async fn a_refused_cursor_reads_from_the_newest_processing_time_without_repeats(
     let dir = tempfile::tempdir().expect("temp dir");
     let (state, output) = (dir.path().join("state"), dir.path().join("alerts.ndjson"));
     watch_once(&emu, &state, &output, &[]);
-    append_all(&emu);
-    assert_eq!(watch_once(&emu, &state, &output, &[]).len(), EXPECTED.len());
+    let expected = append_all(&emu);
+    assert_eq!(watch_once(&emu, &state, &output, &[]).len(), expected.len());
     let path = state.join("state.json");
     let mut saved: Value =
         serde_json::from_slice(&std::fs::read(&path).expect("state")).expect("JSON");
@@ -611,5 +819,167 @@ async fn a_refused_cursor_reads_from_the_newest_processing_time_without_repeats(
     );
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(stdout.contains(&next.id));
-    assert_eq!(alerts_in(&output).len(), EXPECTED.len() + 1);
+    assert_eq!(alerts_in(&output).len(), expected.len() + 1);
+}
+
+/// The alerts of `rule` in the file, as keys.
+fn keys_of(output: &Path, rule: &str) -> Vec<String> {
+    rule_keys(&alerts_in(output))
+        .into_iter()
+        .filter(|(r, _)| r == rule)
+        .map(|(_, key)| key)
+        .collect()
+}
+
+/// An admin role granted by a user who is not a managed account (an admin
+/// or not), and by a managed one who holds no admin role, alerts; the same
+/// grant by the owner, a managed org admin, does not (it alerts as an org admin change
+/// only). A user added to a group that grants an admin role alerts; one
+/// added to a group that grants none does not.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_actor_and_the_group_are_judged_as_the_organization_holds_them() {
+    let emu = emulator(spec(30, 200), Faults::default(), None).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (state, output) = (dir.path().join("state"), dir.path().join("alerts.ndjson"));
+    watch_once(&emu, &state, &output, &[]);
+    let org = emu.org();
+    let managed_non_admin = org
+        .users
+        .iter()
+        .position(|u| u.claim_status == "managed" && !is_admin(&org, u));
+    assert!(
+        managed_non_admin.is_some(),
+        "a managed user who is no admin"
+    );
+    let grant = |doer: Doer| {
+        emu.append_event_by(0, "added_org_admin", None, doer)
+            .expect("appended")
+            .id
+    };
+    let by_outsider = grant(doer(&org, By::Outsider));
+    let by_non_admin = grant(Doer {
+        actor: managed_non_admin,
+        group: None,
+    });
+    let by_owner = grant(doer(&org, By::Owner));
+    // An admin whose account the organization no longer manages (its
+    // domain released, say).
+    let unmanaged_admin = (1..org.users.len())
+        .find(|&i| org.users[i].claim_status == "managed" && is_admin(&org, &org.users[i]));
+    assert!(unmanaged_admin.is_some(), "an admin besides the owner");
+    emu.change(|org| {
+        if let Some(i) = unmanaged_admin {
+            org.users[i].claim_status = "unmanaged";
+        }
+    });
+    let by_unmanaged_admin = grant(Doer {
+        actor: unmanaged_admin,
+        group: None,
+    });
+    let add = |by: By| {
+        emu.append_event_by(0, "user_added_to_group", None, doer(&org, by))
+            .expect("appended")
+            .id
+    };
+    let into_admin_group = add(By::IntoAdminGroup);
+    let _into_ordinary_group = add(By::IntoOrdinaryGroup);
+    watch_once(&emu, &state, &output, &[]);
+
+    let mut unexpected = keys_of(&output, "admin_grant_by_unexpected_actor");
+    unexpected.sort();
+    let mut want = vec![
+        by_outsider.clone(),
+        by_non_admin.clone(),
+        by_unmanaged_admin.clone(),
+    ];
+    want.sort();
+    assert_eq!(unexpected, want);
+    let mut admin_changes = keys_of(&output, "org_admin_changed");
+    admin_changes.sort();
+    let mut want = vec![by_outsider, by_non_admin, by_owner, by_unmanaged_admin];
+    want.sort();
+    assert_eq!(admin_changes, want, "every org admin grant");
+    assert_eq!(
+        keys_of(&output, "admin_group_member_added"),
+        [into_admin_group]
+    );
+}
+
+/// More than 5 product grants by one actor within 10 minutes alert once:
+/// 5 grants, read by two runs, do not; a sixth, in a third run, does (the
+/// grants of the earlier runs count: the state keeps them); a seventh in
+/// the same burst does not alert again. Another actor's 6 grants 3 minutes
+/// apart do not alert (at most 4 in any 10 minutes); a third actor's 6
+/// within 500 seconds across the turn of an hour alert once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_grants_over_several_runs_alerts_once() {
+    let emu = emulator(spec(30, 200), Faults::default(), None).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (state, output) = (dir.path().join("state"), dir.path().join("alerts.ndjson"));
+    watch_once(&emu, &state, &output, &[]);
+    let grant = |doer: Doer, happened| {
+        emu.append_event_by(0, "user_granted_product_access", happened, doer)
+            .expect("appended")
+    };
+    for batch in [3, 2] {
+        for _ in 0..batch {
+            grant(Doer::default(), None);
+        }
+        watch_once(&emu, &state, &output, &[]);
+    }
+    assert!(
+        keys_of(&output, "product_grant_burst").is_empty(),
+        "5 grants"
+    );
+    let sixth = grant(Doer::default(), None);
+    watch_once(&emu, &state, &output, &[]);
+    let owner = &emu.org().users[0].account_id;
+    let burst = format!("{owner}:{}", sixth.id);
+    assert_eq!(keys_of(&output, "product_grant_burst"), [burst.as_str()]);
+    grant(Doer::default(), None);
+    watch_once(&emu, &state, &output, &[]);
+    assert_eq!(
+        keys_of(&output, "product_grant_burst"),
+        [burst.as_str()],
+        "the same burst"
+    );
+
+    let org = emu.org();
+    let others: Vec<usize> = (1..org.users.len())
+        .filter(|&i| org.users[i].account_id != *owner)
+        .take(2)
+        .collect();
+    let hour = chrono::Utc::now() - Duration::hours(3);
+    let hour = hour - Duration::seconds(hour.timestamp() % 3600);
+    for k in 0..6 {
+        let at = hour + Duration::minutes(3 * k);
+        grant(
+            Doer {
+                actor: Some(others[0]),
+                group: None,
+            },
+            Some(at),
+        );
+    }
+    let mut last = None;
+    for k in 0..6 {
+        // 55:00 to 63:20: across the hour.
+        let at = hour + Duration::minutes(55) + Duration::seconds(100 * k);
+        last = Some(grant(
+            Doer {
+                actor: Some(others[1]),
+                group: None,
+            },
+            Some(at),
+        ));
+    }
+    watch_once(&emu, &state, &output, &[]);
+    let last = last.expect("grants");
+    assert_eq!(
+        keys_of(&output, "product_grant_burst"),
+        [
+            burst,
+            format!("{}:{}", org.users[others[1]].account_id, last.id)
+        ]
+    );
 }

@@ -25,6 +25,7 @@
 //! keeps what each place took since the state was last written.
 
 mod deliver;
+mod recent;
 mod state;
 
 use crate::cli::export::audit_log::StreamItem;
@@ -57,10 +58,15 @@ mod pack {
 }
 
 /// The tables a poll adds, and the catalog's tables whose columns (and
-/// decoders) they take.
+/// decoders) they take: this poll's events, and the recent ones
+/// (`recent.rs`).
 const NEW_TABLES: [(&str, &str); 2] = [
     ("new_events", "events"),
     ("new_event_context", "event_context"),
+];
+const RECENT_TABLES: [(&str, &str); 2] = [
+    ("recent_events", "events"),
+    ("recent_event_context", "event_context"),
 ];
 
 /// The columns every rule starts with.
@@ -235,7 +241,12 @@ pub async fn run(session: &Session, args: &WatchArgs, output: &Output) -> Result
                 }
             };
             if !read.bodies.is_empty() {
-                register_new(ctx, &org, &read.bodies)?;
+                register_new(ctx, NEW_TABLES, &org, &read.bodies)?;
+                // Kept before delivery: an event read again replaces its
+                // copy, so a stop before the state's write counts nothing
+                // twice.
+                let recent = recent::update(&dir, &org, &read.bodies)?;
+                register_new(ctx, RECENT_TABLES, &org, &[recent.into()])?;
             }
             if let Some(newest) = read.newest {
                 org_state.processed_at = Some(state::time_text(newest));
@@ -432,11 +443,16 @@ async fn read_stream(
     }
 }
 
-/// `new_events` and `new_event_context` of `ctx`: the pages' events, decoded
-/// by the catalog's `events` and `event_context` (the same rows a scan of
-/// them gives).
-fn register_new(ctx: &SessionContext, org_id: &str, bodies: &[bytes::Bytes]) -> Result<()> {
-    for (name, of) in NEW_TABLES {
+/// `tables` (`new_events` and `new_event_context`, or the recent ones) of
+/// `ctx`: the pages' events, decoded by the catalog's `events` and
+/// `event_context` (the same rows a scan of them gives).
+fn register_new(
+    ctx: &SessionContext,
+    tables: [(&str, &str); 2],
+    org_id: &str,
+    bodies: &[bytes::Bytes],
+) -> Result<()> {
+    for (name, of) in tables {
         let info = crate::tables::find(of).ok_or_else(|| anyhow!("no table {of}"))?;
         let Kind::AuditLog { decode, .. } = info.kind else {
             bail!("{of} is not part of the audit log");

@@ -433,7 +433,10 @@ async fn a_membership_removed_takes_the_grants_the_group_gave() {
     let members_sql = format!(
         "SELECT account_id FROM group_members WHERE group_id = '{group_id}' AND account_id = '{account}'"
     );
-    assert_eq!(column(&ctx, &members_sql).await, [account.clone()]);
+    assert_eq!(
+        column(&ctx, &members_sql).await,
+        std::slice::from_ref(&account)
+    );
     assert_eq!(
         methods(&ctx, &account, &resource, role).await,
         ["group_direct"]

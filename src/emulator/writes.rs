@@ -5,9 +5,11 @@
 //! processed now, with the organization API key as its actor.
 //!
 //! Where the specs are silent, and so unverified:
-//! - A write of something not held (any more) answers 204 and changes and
-//!   logs nothing: no spec lists an error for it (the memberships add has a
-//!   409 for "already in the group"; the remove has none).
+//! - A revoke of a role, membership or access not held (any more) answers
+//!   204 and changes and logs nothing: no spec lists an error for it (the
+//!   memberships add has a 409 for "already in the group"; the remove has
+//!   none). A token already deleted is the user management API's 404
+//!   `notFound`, which its spec does list.
 //! - `directoryId` may be `-` (any directory), as the reads take it.
 //! - The actor of the event is the key: its id and label as `api_keys`
 //!   lists them, no email; how the real log names an API key is unrecorded.

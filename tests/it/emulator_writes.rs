@@ -830,3 +830,36 @@ async fn writes_over_the_budget_are_refused_and_change_nothing() {
         "the refused write changed nothing"
     );
 }
+
+/// Writes take the organization key without scopes: a scoped key is
+/// refused (403) and changes nothing, as the organization API refuses it.
+#[tokio::test]
+async fn a_scoped_key_cannot_write() {
+    let emu = Emulator::start(EmulatorConfig {
+        org: spec(80, 60),
+        access: orgsql::emulator::AccessRules {
+            scoped_key: Some("scoped-key".to_string()),
+            ..Default::default()
+        },
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("emulator starts");
+    let org = emu.org();
+    let token = org.api_tokens.first().expect("a token");
+    let owner = org.users[token.owner].account_id.clone();
+    let params = [
+        ("accountId", owner.as_str()),
+        ("tokenId", token.id.as_str()),
+    ];
+    let refused = send_with(&emu, "scoped-key", TOKEN, &params, None).await;
+    assert_eq!(refused.status, 403, "{:?}", refused.body);
+    assert!(
+        emu.org().api_tokens.iter().any(|t| t.id == token.id),
+        "the token is still there"
+    );
+    assert_done(
+        &send(&emu, TOKEN, &params, None).await,
+        "the unscoped key deletes it",
+    );
+}

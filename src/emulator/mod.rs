@@ -418,6 +418,17 @@ impl Emulator {
             .sum()
     }
 
+    /// Every endpoint requested so far, "METHOD template" (as `endpoints`
+    /// lists them), and how many times: what a client sent, reads and
+    /// writes, to the route.
+    pub fn routes_requested(&self) -> BTreeMap<String, u64> {
+        self.state
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// The last JSON body sent to an endpoint whose "METHOD template" ends with `suffix`.
     pub fn last_body(&self, suffix: &str) -> Option<serde_json::Value> {
         let bodies = self

@@ -80,11 +80,6 @@ pub(super) fn append(
     if org.users.is_empty() || org.workspaces.is_empty() {
         return Err("the organization has no users or no workspaces to act on".into());
     }
-    let newest = org.events.iter().map(|e| e.processed_at).max();
-    let processed = newest.map_or(Utc::now(), |n| {
-        Utc::now().max(n + Duration::milliseconds(1))
-    });
-    let time = happened.map_or(processed, |h| h.min(processed));
     let n = org.events.len();
     let actor = org
         .users
@@ -129,9 +124,10 @@ pub(super) fn append(
         message = format!("{words}: {id}");
     }
     let event = Event {
-        id: uuid_of(&org.id, n, processed),
-        time,
-        processed_at: processed,
+        // Set by `log_now`.
+        id: String::new(),
+        time: DateTime::UNIX_EPOCH,
+        processed_at: DateTime::UNIX_EPOCH,
         action,
         actor_id: actor.account_id.clone(),
         actor_name: actor.name.clone(),
@@ -142,6 +138,27 @@ pub(super) fn append(
         location: Some(usual_location(&actor.account_id)),
         message,
     };
+    Ok(log_now(org, event, happened, (action, display, group)))
+}
+
+/// Log `event` (its action's key, display name and group) as processed
+/// now, strictly after every event the log holds (so no cursor handed out
+/// can be past it); it happened at `happened` (a late event) or now. The
+/// action's key joins `event_actions` if it was not there.
+pub(super) fn log_now(
+    org: &mut Org,
+    mut event: Event,
+    happened: Option<DateTime<Utc>>,
+    (action, display, group): (&'static str, &'static str, &'static str),
+) -> Event {
+    let newest = org.events.iter().map(|e| e.processed_at).max();
+    let processed = newest.map_or(Utc::now(), |n| {
+        Utc::now().max(n + Duration::milliseconds(1))
+    });
+    event.action = action;
+    event.time = happened.map_or(processed, |h| h.min(processed));
+    event.processed_at = processed;
+    event.id = uuid_of(&org.id, org.events.len(), processed);
     if !org.event_actions.iter().any(|a| a.id == action) {
         org.event_actions.push(EventAction {
             id: action.to_string(),
@@ -150,7 +167,7 @@ pub(super) fn append(
         });
     }
     org.events.push(event.clone());
-    Ok(event)
+    event
 }
 
 /// A UUID-shaped id, unique to the org, the event's place and its time.

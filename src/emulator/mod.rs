@@ -8,6 +8,7 @@ mod limits;
 mod live;
 mod org;
 mod routes;
+mod writes;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,7 +23,7 @@ pub use limits::RateLimits;
 pub use live::{Doer, appendable_actions};
 pub use org::{
     ApiToken, DEMO_NOW, Directory, Domain, Event, EventAction, Group, GroupRole, Location, Org,
-    OrgApiKey, OrgSpec, Policy, ProductAccess, User, UserRole, Workspace,
+    OrgApiKey, OrgSpec, Policy, ProductAccess, User, UserRole, WRITER_KEY_LABEL, Workspace,
 };
 pub use routes::endpoints;
 
@@ -103,6 +104,8 @@ pub(crate) struct State {
     base_url: String,
     config: EmulatorConfig,
     counter: AtomicU64,
+    /// Answers given, each with its own request id (unrouted ones too).
+    answered: AtomicU64,
     /// Requests served, by "METHOD template".
     requests: Mutex<BTreeMap<String, u64>>,
     /// The last JSON body received, by "METHOD template".
@@ -199,6 +202,20 @@ impl Tenant {
             .clone()
     }
 
+    /// Change the org: `edit` works on a copy of it as it is now, swapped
+    /// in only when it succeeds. Holds the lock meanwhile, so two changes
+    /// never work from the same version and lose one.
+    pub(crate) fn edit<T, E>(&self, edit: impl FnOnce(&mut Org) -> Result<T, E>) -> Result<T, E> {
+        let mut current = self
+            .org
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut org = Org::clone(&current);
+        let out = edit(&mut org)?;
+        *current = Arc::new(org);
+        Ok(out)
+    }
+
     pub(crate) fn budgets(&self) -> Option<&limits::Budgets> {
         self.budgets.as_ref()
     }
@@ -257,6 +274,7 @@ impl Emulator {
             tenants,
             base_url: format!("http://{addr}"),
             counter: AtomicU64::new(0),
+            answered: AtomicU64::new(0),
             requests: Mutex::new(BTreeMap::new()),
             last_bodies: Mutex::new(BTreeMap::new()),
             last_queries: Mutex::new(BTreeMap::new()),
@@ -309,16 +327,12 @@ impl Emulator {
 
     /// Change the organization at `index` (in the order of `orgs`).
     pub fn change_org(&self, index: usize, edit: impl FnOnce(&mut Org)) {
-        let Some(tenant) = self.state.tenants.get(index) else {
-            return;
-        };
-        let mut current = tenant
-            .org
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut org = Org::clone(&current);
-        edit(&mut org);
-        *current = Arc::new(org);
+        if let Some(tenant) = self.state.tenants.get(index) {
+            let _: Result<(), std::convert::Infallible> = tenant.edit(|org| {
+                edit(org);
+                Ok(())
+            });
+        }
     }
 
     /// An admin acts while the emulator runs: `action` (one of
@@ -349,14 +363,7 @@ impl Emulator {
             .tenants
             .get(index)
             .ok_or_else(|| format!("no organization {index}"))?;
-        let mut current = tenant
-            .org
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut org = Org::clone(&current);
-        let event = live::append(&mut org, action, happened, doer)?;
-        *current = Arc::new(org);
-        Ok(event)
+        tenant.edit(|org| live::append(org, action, happened, doer))
     }
 
     /// The (first) organization's key.
@@ -421,6 +428,17 @@ impl Emulator {
             .filter(|(k, _)| k.ends_with(suffix))
             .map(|(_, n)| n)
             .sum()
+    }
+
+    /// Every endpoint requested so far, "METHOD template" (as `endpoints`
+    /// lists them), and how many times: what a client sent, reads and
+    /// writes, to the route.
+    pub fn routes_requested(&self) -> BTreeMap<String, u64> {
+        self.state
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The last JSON body sent to an endpoint whose "METHOD template" ends with `suffix`.
@@ -583,6 +601,16 @@ impl State {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             bodies.insert(endpoint.to_string(), json);
         }
+    }
+
+    /// The next answer's (trace id, request id), each unique among this
+    /// emulator's answers: 16 hex digits and a UUID, as Atlassian's look.
+    fn request_ids(&self) -> (String, String) {
+        let n = self.answered.fetch_add(1, Ordering::SeqCst) + 1;
+        (
+            format!("{n:016x}"),
+            format!("00000000-0000-4000-8000-{n:012x}"),
+        )
     }
 
     fn count_throttled(&self) {

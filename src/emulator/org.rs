@@ -70,6 +70,10 @@ pub struct Org {
     pub api_tokens: Vec<ApiToken>,
     /// The organization's admin API keys.
     pub api_keys: Vec<OrgApiKey>,
+    /// Roles revoked from a group (writes.rs): (group index, resource id,
+    /// role). The roles a group grants come from its name (`GROUP_GRANTS`);
+    /// these no longer.
+    pub group_grants_revoked: Vec<(usize, String, &'static str)>,
 }
 
 /// A user's API token.
@@ -143,6 +147,9 @@ pub struct User {
     pub time_zone: &'static str,
     pub directory: usize,
     pub platform_roles: Vec<&'static str>,
+    /// Sites whose site-admin role was revoked (writes.rs) while the user
+    /// stays site admin of the others: `platform_roles` holds it for all.
+    pub site_admin_revoked: Vec<String>,
     pub product_access: Vec<ProductAccess>,
     /// Indices into `Org::groups`.
     pub groups: Vec<usize>,
@@ -829,6 +836,7 @@ impl Org {
             event_actions,
             api_tokens: Vec::new(),
             api_keys: Vec::new(),
+            group_grants_revoked: Vec::new(),
         };
         let history = write_history(spec, &org);
         let mut events = events(&mut g, spec, &org, &history.tenures);
@@ -838,6 +846,11 @@ impl Org {
         org.events = events;
         credentials(spec, &mut org, &history.tenures);
         org
+    }
+
+    /// The admin API key the emulator's key stands for (`WRITER_KEY_LABEL`).
+    pub fn writer_key(&self) -> Option<&OrgApiKey> {
+        self.api_keys.iter().find(|k| k.label == WRITER_KEY_LABEL)
     }
 
     /// A user as audit events name them (in `context`).
@@ -902,7 +915,7 @@ impl Org {
             roles: vec![*role],
             default_role: default.then_some(*role),
         };
-        match target {
+        let grants = match target {
             Target::Org => vec![on(self.ari(), "platform")],
             Target::Sites => self
                 .workspaces
@@ -916,7 +929,24 @@ impl Org {
                 .filter(|w| keys.contains(&w.type_key))
                 .map(|w| on(w.id.clone(), w.type_key))
                 .collect(),
-        }
+        };
+        grants
+            .into_iter()
+            .filter_map(|mut grant| {
+                grant.roles.retain(|role| {
+                    !self.group_grants_revoked.iter().any(|(g, resource, r)| {
+                        *g == group && *resource == grant.resource_id && r == role
+                    })
+                });
+                if grant
+                    .default_role
+                    .is_some_and(|d| !grant.roles.contains(&d))
+                {
+                    grant.default_role = None;
+                }
+                (!grant.roles.is_empty()).then_some(grant)
+            })
+            .collect()
     }
 
     /// A user's roles: platform roles held directly, roles their groups
@@ -946,7 +976,11 @@ impl Org {
         };
         for &role in &user.platform_roles {
             if role == "atlassian/site-admin" {
-                for w in self.workspaces.iter().filter(|w| w.host_url.is_some()) {
+                for w in self
+                    .workspaces
+                    .iter()
+                    .filter(|w| w.host_url.is_some() && !user.site_admin_revoked.contains(&w.id))
+                {
                     add(w.id.clone(), w.type_key, true, role, "direct");
                 }
             } else {
@@ -1214,6 +1248,7 @@ fn users(g: &mut Gen, spec: &OrgSpec, groups: &[Group], workspace_count: usize) 
             time_zone: place.3,
             directory,
             platform_roles,
+            site_admin_revoked: Vec::new(),
             product_access,
             groups: member_of,
         });
@@ -1557,6 +1592,11 @@ pub(super) fn usual_location(account_id: &str) -> Location {
     }
 }
 
+/// The label of the admin API key the emulator's key stands for: the
+/// unscoped key orgsql is given, which the audit log names as the actor of
+/// every write made with it (`Org::writer_key`).
+pub const WRITER_KEY_LABEL: &str = "orgsql-audit";
+
 /// Token labels, as people name them.
 const TOKEN_LABELS: &[&str] = &[
     "jira-cli",
@@ -1716,7 +1756,7 @@ fn credentials(spec: &OrgSpec, org: &mut Org, tenures: &[Tenure]) {
             0,
             false,
         ),
-        key(&mut g, "orgsql-audit", Vec::new(), Some(90), 0, false),
+        key(&mut g, WRITER_KEY_LABEL, Vec::new(), Some(90), 0, false),
         key(&mut g, "old-provisioning", Vec::new(), None, 0, true),
         key(
             &mut g,

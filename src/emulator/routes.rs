@@ -12,18 +12,27 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
 use super::org::{Event, Group, Org, User, UserRole, Workspace};
-use super::{State, Tenant};
+use super::{State, Tenant, writes};
 
 type Reply = Result<Value, ApiFailure>;
 
 /// An error answer: status, the JSON body of the right envelope, headers.
-struct ApiFailure {
+pub(super) struct ApiFailure {
     status: StatusCode,
     body: Value,
     headers: Option<Box<HeaderMap>>,
 }
 
 impl ApiFailure {
+    /// An error answer with this body and no headers of its own.
+    pub(super) fn new(status: StatusCode, body: Value) -> Self {
+        ApiFailure {
+            status,
+            body,
+            headers: None,
+        }
+    }
+
     /// A 429 that says when to come back (whole seconds, rounded up).
     fn throttled(version: Version, retry_after: Duration, mut headers: HeaderMap) -> Self {
         let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
@@ -46,7 +55,7 @@ impl IntoResponse for ApiFailure {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Version {
+pub(super) enum Version {
     V1,
     V2,
 }
@@ -54,90 +63,127 @@ enum Version {
 /// An endpoint served: "METHOD path" as the spec writes it, and its handler.
 struct Endpoint {
     route: &'static str,
-    handler: fn(&Request) -> Reply,
+    handler: Handler,
 }
+
+#[derive(Clone, Copy)]
+enum Handler {
+    /// Answers from the organization as it was when the request came in.
+    Read(fn(&Request) -> Reply),
+    /// Changes the organization (writes.rs): works on a copy of it as it
+    /// is now, swapped in only when it succeeds, so a refused write changes
+    /// nothing; answers 204 No Content, as every write here is specified to.
+    Write(fn(&Request, &mut Org) -> Result<(), ApiFailure>),
+}
+
+use Handler::{Read, Write};
 
 /// Every endpoint the emulator serves, each declared once.
 const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         route: "GET /admin/v1/orgs",
-        handler: orgs,
+        handler: Read(orgs),
     },
     Endpoint {
         route: "GET /admin/v1/orgs/{orgId}",
-        handler: |r| Ok(json!({"data": org_json(r)})),
+        handler: Read(|r| Ok(json!({"data": org_json(r)}))),
     },
     Endpoint {
         route: "GET /admin/v1/orgs/{orgId}/domains",
-        handler: domains,
+        handler: Read(domains),
     },
     Endpoint {
         route: "GET /admin/v1/orgs/{orgId}/events",
-        handler: events,
+        handler: Read(events),
     },
     Endpoint {
         route: "GET /admin/v1/orgs/{orgId}/events-stream",
-        handler: events_stream,
+        handler: Read(events_stream),
     },
     Endpoint {
         route: "GET /admin/v1/orgs/{orgId}/event-actions",
-        handler: |r| Ok(event_actions(r.org())),
+        handler: Read(|r| Ok(event_actions(r.org()))),
     },
     Endpoint {
         route: "GET /admin/v1/orgs/{orgId}/policies",
-        handler: policies,
+        handler: Read(policies),
     },
     Endpoint {
         route: "GET /admin/v1/orgs/{orgId}/users",
-        handler: managed_accounts,
+        handler: Read(managed_accounts),
     },
     Endpoint {
         route: "GET /admin/v1/orgs/{orgId}/directory/users/{accountId}/last-active-dates",
-        handler: last_active_dates,
+        handler: Read(last_active_dates),
     },
     Endpoint {
         route: "GET /admin/v2/orgs/{orgId}/directories",
-        handler: directories,
+        handler: Read(directories),
     },
     Endpoint {
         route: "POST /admin/v2/orgs/{orgId}/directories/{directoryId}/users/search",
-        handler: users_search,
+        handler: Read(users_search),
     },
     Endpoint {
         route: "POST /admin/v2/orgs/{orgId}/directories/{directoryId}/groups/search",
-        handler: groups_search,
+        handler: Read(groups_search),
     },
     Endpoint {
         route: "GET /admin/v2/orgs/{orgId}/directories/{directoryId}/users/count",
-        handler: users_count,
+        handler: Read(users_count),
     },
     Endpoint {
         route: "GET /admin/v2/orgs/{orgId}/directories/{directoryId}/groups/count",
-        handler: groups_count,
+        handler: Read(groups_count),
     },
     Endpoint {
         route: "GET /admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}/role-assignments",
-        handler: user_role_assignments,
+        handler: Read(user_role_assignments),
     },
     Endpoint {
         route: "GET /admin/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}/role-assignments",
-        handler: group_role_assignments,
+        handler: Read(group_role_assignments),
     },
     Endpoint {
         route: "POST /admin/v2/orgs/{orgId}/workspaces",
-        handler: workspaces,
+        handler: Read(workspaces),
     },
     Endpoint {
         route: "GET /admin/api-access/v1/orgs/{orgId}/api-tokens",
-        handler: api_tokens,
+        handler: Read(api_tokens),
     },
     Endpoint {
         route: "GET /admin/api-access/v1/orgs/{orgId}/api-keys",
-        handler: api_keys,
+        handler: Read(api_keys),
     },
     Endpoint {
         route: "GET /users/{accountId}/manage/api-tokens",
-        handler: user_api_tokens,
+        handler: Read(user_api_tokens),
+    },
+    // The writes `orgsql review apply` may send (writes.rs).
+    Endpoint {
+        route: "POST /admin/v1/orgs/{orgId}/users/{userId}/roles/revoke",
+        handler: Write(writes::revoke_user_role),
+    },
+    Endpoint {
+        route: "POST /admin/v1/orgs/{orgId}/users/{userId}/role-assignments/revoke",
+        handler: Write(writes::revoke_org_role),
+    },
+    Endpoint {
+        route: "DELETE /admin/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}/memberships/{accountId}",
+        handler: Write(writes::remove_membership),
+    },
+    Endpoint {
+        route: "POST /admin/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}/role-assignments/revoke",
+        handler: Write(writes::revoke_group_role),
+    },
+    Endpoint {
+        route: "POST /admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}/suspend",
+        handler: Write(writes::suspend_user),
+    },
+    Endpoint {
+        route: "DELETE /users/{accountId}/manage/api-tokens/{tokenId}",
+        handler: Write(writes::delete_api_token),
     },
 ];
 
@@ -175,7 +221,28 @@ impl Endpoint {
     }
 }
 
+/// Every answer, a refusal too, carries the ids Atlassian Cloud sends for a
+/// request (`atl-traceid`, `atl-request-id`: measured on Jira and Confluence
+/// Cloud; on the Admin API unverified), so a client can record which call
+/// the API answered.
 pub(crate) async fn handle(
+    state: AxumState<Arc<State>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (trace_id, request_id) = state.request_ids();
+    let mut response = answer(state, method, uri, headers, body).await;
+    for (name, value) in [("atl-traceid", trace_id), ("atl-request-id", request_id)] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+async fn answer(
     AxumState(state): AxumState<Arc<State>>,
     method: Method,
     uri: Uri,
@@ -274,10 +341,13 @@ pub(crate) async fn handle(
         body: &body,
         version,
     };
-    let mut response = match (endpoint.handler)(&request) {
-        Ok(value) => axum::Json(value).into_response(),
-        Err(failure) => failure.into_response(),
+    let answer = match endpoint.handler {
+        Read(read) => read(&request).map(|value| axum::Json(value).into_response()),
+        Write(write) => tenant
+            .edit(|org| write(&request, org))
+            .map(|()| StatusCode::NO_CONTENT.into_response()),
     };
+    let mut response = answer.unwrap_or_else(IntoResponse::into_response);
     response.headers_mut().extend(budget_headers);
     response
 }
@@ -313,7 +383,7 @@ fn orgs(r: &Request) -> Reply {
     Ok(json!({"data": [org_json(r)], "links": {"self": r.url("/admin/v1/orgs")}, "meta": null}))
 }
 
-struct Request<'a> {
+pub(super) struct Request<'a> {
     state: &'a State,
     /// The organization the key is for.
     tenant: &'a Tenant,
@@ -327,7 +397,7 @@ struct Request<'a> {
 }
 
 impl Request<'_> {
-    fn org(&self) -> &Org {
+    pub(super) fn org(&self) -> &Org {
         &self.org
     }
 
@@ -336,11 +406,16 @@ impl Request<'_> {
     }
 
     /// A path parameter (`accountId`); empty when the path has none.
-    fn path(&self, name: &str) -> &str {
+    pub(super) fn path(&self, name: &str) -> &str {
         self.params
             .iter()
             .find(|(n, _)| *n == name)
             .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// The request's body, as sent.
+    pub(super) fn body(&self) -> &[u8] {
+        self.body
     }
 
     fn param(&self, name: &str) -> Option<&str> {
@@ -467,7 +542,7 @@ fn time(t: DateTime<Utc>) -> String {
 }
 
 /// v1 application errors and all v2 errors: the JSON:API `errors` envelope.
-fn error(version: Version, status: StatusCode, code: &str, detail: &str) -> ApiFailure {
+pub(super) fn error(version: Version, status: StatusCode, code: &str, detail: &str) -> ApiFailure {
     let mut item = json!({
         "id": format!("emulator-{}", status.as_u16()),
         "status": status.as_u16().to_string(),
@@ -563,7 +638,7 @@ fn v2_page(data: Vec<Value>, next: Option<String>) -> Value {
     json!({ "data": data, "links": links })
 }
 
-fn directory_filter(r: &Request, dir: &str) -> Result<Option<usize>, ApiFailure> {
+pub(super) fn directory_filter(r: &Request, dir: &str) -> Result<Option<usize>, ApiFailure> {
     if dir == "-" {
         return Ok(None);
     }

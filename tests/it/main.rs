@@ -15,6 +15,7 @@ mod delivery;
 mod demo;
 mod diff;
 mod differential;
+mod emulator_writes;
 mod export;
 mod fanout;
 mod fixtures;

@@ -305,6 +305,24 @@ async fn every_emulated_response_validates_against_the_published_spec() {
     .await;
     assert_eq!(status, 400);
     spec.check("get", users_count, 400, &json);
+
+    // The v1 role writes' refusals (the writes `review apply` sends): an
+    // unknown user, a body the schema does not allow. The v2 writes'
+    // errors have no schema in the spec.
+    for template in [
+        "/v1/orgs/{orgId}/users/{userId}/roles/revoke",
+        "/v1/orgs/{orgId}/users/{userId}/role-assignments/revoke",
+    ] {
+        let unknown = template.replace("{userId}", "557057:nobody");
+        let body = json!({"role": "atlassian/org-admin"});
+        let (status, json) = call(&emu, "post", &unknown, &key, Some(body)).await;
+        assert_eq!(status, 404, "{json}");
+        spec.check("post", template, 404, &json);
+        let known = template.replace("{userId}", &owner);
+        let (status, json) = call(&emu, "post", &known, &key, Some(json!({"role": 7}))).await;
+        assert_eq!(status, 400, "{json}");
+        spec.check("post", template, 400, &json);
+    }
 }
 
 /// The polling API: every page, the last one too, carries a cursor that

@@ -434,11 +434,40 @@ async fn keys_identify_rows() {
 }
 
 /// Endpoints the emulator serves that no table reads, and why each is served.
-const SERVED_FOR_NO_TABLE: &[(&str, &str)] = &[(
-    "GET /admin/v1/orgs",
-    "the organizations a key can see: orgsql is told which organization each key is for and \
-     never lists them; served as the API does, and checked against the spec (spec.rs)",
-)];
+const SERVED_FOR_NO_TABLE: &[(&str, &str)] = &[
+    (
+        "GET /admin/v1/orgs",
+        "the organizations a key can see: orgsql is told which organization each key is for and \
+         never lists them; served as the API does, and checked against the spec (spec.rs)",
+    ),
+    (
+        "POST /admin/v1/orgs/{orgId}/users/{userId}/roles/revoke",
+        WRITE,
+    ),
+    (
+        "POST /admin/v1/orgs/{orgId}/users/{userId}/role-assignments/revoke",
+        WRITE,
+    ),
+    (
+        "DELETE /admin/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}/memberships/{accountId}",
+        WRITE,
+    ),
+    (
+        "POST /admin/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}/role-assignments/revoke",
+        WRITE,
+    ),
+    (
+        "POST /admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}/suspend",
+        WRITE,
+    ),
+    (
+        "DELETE /users/{accountId}/manage/api-tokens/{tokenId}",
+        WRITE,
+    ),
+];
+
+/// Why the writes are served: no table writes.
+const WRITE: &str = "a write `orgsql review apply` sends, never a table (emulator_writes.rs)";
 
 /// The catalog and the emulator's route table agree: every call an API
 /// table makes is to an endpoint the emulator serves (method and path

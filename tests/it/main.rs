@@ -6,6 +6,7 @@
 
 mod common;
 
+mod apply;
 mod budgets;
 mod check;
 mod cli;

@@ -15,13 +15,13 @@ fn demo_roster() -> PathBuf {
 }
 
 /// A review file: its header, and its rows.
-struct Sheet {
-    header: Vec<String>,
-    rows: Vec<Vec<String>>,
+pub(crate) struct Sheet {
+    pub(crate) header: Vec<String>,
+    pub(crate) rows: Vec<Vec<String>>,
 }
 
 impl Sheet {
-    fn read(path: &Path) -> Sheet {
+    pub(crate) fn read(path: &Path) -> Sheet {
         let mut reader = csv::Reader::from_path(path).expect("a review file");
         let header = reader
             .headers()
@@ -36,14 +36,14 @@ impl Sheet {
         Sheet { header, rows }
     }
 
-    fn at(&self, column: &str) -> usize {
+    pub(crate) fn at(&self, column: &str) -> usize {
         self.header
             .iter()
             .position(|c| c == column)
             .unwrap_or_else(|| panic!("no column {column}"))
     }
 
-    fn write(&self, path: &Path) {
+    pub(crate) fn write(&self, path: &Path) {
         // As a spreadsheet saves: CRLF line ends.
         let mut writer = csv::WriterBuilder::new()
             .terminator(csv::Terminator::CRLF)
@@ -58,7 +58,7 @@ impl Sheet {
 }
 
 /// Every review file of a folder, by path.
-fn sheets(dir: &Path) -> BTreeMap<PathBuf, Sheet> {
+pub(crate) fn sheets(dir: &Path) -> BTreeMap<PathBuf, Sheet> {
     let review: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("review.json")).expect("review.json"))
             .expect("json");
@@ -75,7 +75,7 @@ fn sheets(dir: &Path) -> BTreeMap<PathBuf, Sheet> {
 }
 
 /// review.json as JSON.
-fn review_json(dir: &Path) -> serde_json::Value {
+pub(crate) fn review_json(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("review.json")).expect("review.json"))
         .expect("json")
 }
@@ -90,7 +90,7 @@ const ADMIN_ROLES: [&str; 4] = [
 
 /// Keep every undecided row, with a justification where the role is an
 /// admin role.
-fn keep_the_rest(sheet: &mut Sheet) {
+pub(crate) fn keep_the_rest(sheet: &mut Sheet) {
     let (decision, justification, role) = (
         sheet.at("decision"),
         sheet.at("justification"),
@@ -108,7 +108,7 @@ fn keep_the_rest(sheet: &mut Sheet) {
 
 /// Write a file's sign-off as its reviewer would, in the sign-off file
 /// `review start` wrote beside it.
-fn sign(dir: &Path, file: &serde_json::Value, by: &str, at: &str) {
+pub(crate) fn sign(dir: &Path, file: &serde_json::Value, by: &str, at: &str) {
     let path = dir.join(file["signoff"].as_str().expect("a sign-off file"));
     let mut sheet = Sheet::read(&path);
     assert_eq!(sheet.rows.len(), 1, "a sign-off has one row");
@@ -120,7 +120,7 @@ fn sign(dir: &Path, file: &serde_json::Value, by: &str, at: &str) {
 
 /// Sign every file off: by its first reviewer, or `anyone` when none is
 /// named, on the day the review started.
-fn sign_all(dir: &Path, anyone: &str) {
+pub(crate) fn sign_all(dir: &Path, anyone: &str) {
     let review = review_json(dir);
     let day = &review["started_at"].as_str().expect("started_at")[..10];
     for file in review["files"].as_array().expect("files") {
@@ -129,7 +129,7 @@ fn sign_all(dir: &Path, anyone: &str) {
     }
 }
 
-fn verify(command: &mut std::process::Command, dir: &Path) -> std::process::Output {
+pub(crate) fn verify(command: &mut std::process::Command, dir: &Path) -> std::process::Output {
     command
         .args([
             "review",

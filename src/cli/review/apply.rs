@@ -318,11 +318,13 @@ async fn plan_org(
     }
     // Their groups, and what each group gives.
     let mut groups_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut groups: BTreeMap<String, (String, String)> = BTreeMap::new();
+    // By group id: directory, name, synced from an identity provider.
+    let mut groups: BTreeMap<String, (String, String, bool)> = BTreeMap::new();
     for row in rows(
         ctx,
         &format!(
-            "SELECT m.account_id, m.group_id, g.directory_id, coalesce(g.name, m.group_name) \
+            "SELECT m.account_id, m.group_id, g.directory_id, coalesce(g.name, m.group_name), \
+               coalesce(g.external_synced, false) \
              FROM group_members m JOIN groups g ON g.group_id = m.group_id \
              WHERE m.account_id IN ({in_list})"
         ),
@@ -333,7 +335,10 @@ async fn plan_org(
             .entry(row[0].clone())
             .or_default()
             .push(row[1].clone());
-        groups.insert(row[1].clone(), (row[2].clone(), row[3].clone()));
+        groups.insert(
+            row[1].clone(),
+            (row[2].clone(), row[3].clone(), row[4] == "true"),
+        );
     }
     let mut gives: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
     if !groups.is_empty() {
@@ -526,7 +531,19 @@ async fn plan_org(
                 also.push(entry);
             }
         }
-        let (directory, name) = groups.get(group).cloned().unwrap_or_default();
+        let (directory, name, synced) = groups.get(group).cloned().unwrap_or_default();
+        if synced {
+            // The API refuses (403) to change a synced group's members.
+            refused_memberships.insert(
+                (account.clone(), group.clone()),
+                format!(
+                    "group {} is synced from an identity provider: remove the membership \
+                     there (the Admin API cannot)",
+                    visible(&name)
+                ),
+            );
+            continue;
+        }
         let lost: Vec<String> = also
             .iter()
             .filter(|g| !g.kept_by_another_path && g.decision != "revoke")
@@ -642,8 +659,13 @@ fn show_plan(out: &mut dyn Write, plan: &Plan) -> Result<()> {
             plan.calls
                 .iter()
                 .map(|c| match &c.group {
-                    Some(group) => format!("{} (group {group})", c.key()),
-                    None => c.key(),
+                    Some(group) => format!("{} {} (group {group})", c.method, c.template),
+                    None => format!(
+                        "{} {} {}",
+                        c.method,
+                        c.template,
+                        c.body.as_ref().map(Value::to_string).unwrap_or_default()
+                    ),
                 })
                 .collect(),
         ),
@@ -795,7 +817,11 @@ async fn execute<'a>(
             call.n,
             visible(&key),
             entry.outcome,
-            entry.status.map(|s| format!(" ({s})")).unwrap_or_default(),
+            match (&entry.status, &entry.request_id) {
+                (Some(status), Some(id)) => format!(" ({status}, request {})", visible(id)),
+                (Some(status), None) => format!(" ({status})"),
+                _ => String::new(),
+            },
             if entry.message.is_empty() {
                 String::new()
             } else {

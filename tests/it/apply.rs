@@ -466,3 +466,111 @@ async fn every_other_mode_sends_only_reads() {
     assert!(sent.status().is_success() || sent.status().is_client_error());
     assert_eq!(writes_received(&emu).values().sum::<u64>(), 1);
 }
+
+/// `--suspend-leavers --revoke-leaver-tokens`: each person the review's
+/// roster says has left (terminated, or past an end date) gets a
+/// suspension per directory and a revocation per API token in the plan;
+/// executed, their accounts are suspended and their tokens gone; people
+/// still employed are untouched.
+#[tokio::test(flavor = "multi_thread")]
+async fn leavers_are_suspended_and_their_tokens_revoked() {
+    let emu = emulator(spec(120, 50), Faults::default(), None).await;
+    let with_tokens = rows_of(
+        &emu,
+        "SELECT DISTINCT u.email, u.account_id FROM api_tokens t \
+         JOIN users u ON u.account_id = t.account_id \
+         WHERE u.membership_status = 'active' AND u.email IS NOT NULL \
+           AND u.account_id IN (SELECT account_id FROM user_role_assignments WHERE directory_id IS NOT NULL) \
+         ORDER BY u.email LIMIT 3",
+    );
+    assert_eq!(with_tokens.len(), 3, "people with tokens and roles");
+    let email = |i: usize| with_tokens[i]["email"].as_str().expect("email").to_string();
+    let account = |i: usize| {
+        with_tokens[i]["account_id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let roster = tmp.path().join("people.csv");
+    std::fs::write(
+        &roster,
+        format!(
+            "email,employment_status,end_date\n{},terminated,\n{},active,2026-01-31\n{},active,\n\
+             reviewer@acme.com,active,\n",
+            email(0),
+            email(1),
+            email(2)
+        ),
+    )
+    .expect("roster");
+    let dir = tmp.path().join("q4");
+    let started = orgsql_on(&emu)
+        .arg("--roster")
+        .arg(&roster)
+        .args(["review", "start", "--out"])
+        .arg(&dir)
+        .output()
+        .expect("orgsql runs");
+    succeeded(&started, "review start");
+    for (path, mut sheet) in sheets(&dir) {
+        keep_the_rest(&mut sheet);
+        sheet.write(&path);
+    }
+    sign_all(&dir, "reviewer@acme.com");
+    let tokens_of = |i: usize| {
+        rows_of(
+            &emu,
+            &format!(
+                "SELECT token_id FROM api_tokens WHERE account_id = '{}'",
+                account(i)
+            ),
+        )
+        .len()
+    };
+    let tokens = tokens_of(0) + tokens_of(1);
+    assert!(tokens > 0);
+
+    let planned = apply(&emu, &dir, &["--suspend-leavers", "--revoke-leaver-tokens"]);
+    let stdout = String::from_utf8(succeeded(&planned, "plan")).expect("UTF-8");
+    let (plan, sha) = plan_of(&dir);
+    let calls = plan["calls"].as_array().expect("calls");
+    let for_whom: BTreeSet<&str> = calls
+        .iter()
+        .map(|c| c["account_id"].as_str().expect("account"))
+        .collect();
+    assert_eq!(
+        for_whom,
+        BTreeSet::from([account(0).as_str(), account(1).as_str()]),
+        "{stdout}"
+    );
+    let deletes = calls.iter().filter(|c| c["method"] == "DELETE").count();
+    assert_eq!(deletes, tokens, "one call per token");
+    assert!(
+        calls
+            .iter()
+            .any(|c| c["template"].as_str().expect("t").ends_with("/suspend"))
+    );
+
+    succeeded(
+        &apply(&emu, &dir, &["--execute", "--plan-sha", &sha]),
+        "execute",
+    );
+    let status = |i: usize| {
+        rows_of(
+            &emu,
+            &format!(
+                "SELECT membership_status FROM users WHERE account_id = '{}'",
+                account(i)
+            ),
+        )[0]["membership_status"]
+            .as_str()
+            .expect("status")
+            .to_string()
+    };
+    assert_eq!(status(0), "suspended");
+    assert_eq!(status(1), "suspended");
+    assert_eq!(status(2), "active", "still employed: untouched");
+    assert_eq!(tokens_of(0) + tokens_of(1), 0);
+    assert!(tokens_of(2) > 0, "still employed: tokens kept");
+}

@@ -41,6 +41,8 @@ const REVOKE_ORG_ROLE: &str = "/admin/v1/orgs/{orgId}/users/{userId}/role-assign
 const REVOKE_ROLE: &str = "/admin/v1/orgs/{orgId}/users/{userId}/roles/revoke";
 const REMOVE_MEMBERSHIP: &str =
     "/admin/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}/memberships/{accountId}";
+const SUSPEND: &str = "/admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}/suspend";
+const DELETE_TOKEN: &str = "/users/{accountId}/manage/api-tokens/{tokenId}";
 
 /// The organization-level role the first call revokes; every other role
 /// goes through `roles/revoke`, on its resource.
@@ -76,6 +78,13 @@ pub struct ReviewApplyArgs {
     /// decided revoke (they are listed)
     #[arg(long, conflicts_with = "execute")]
     pub allow_collateral: bool,
+    /// Also plan suspending the account of each person the review's roster
+    /// says has left (terminated, or past their end date)
+    #[arg(long, conflicts_with = "execute")]
+    pub suspend_leavers: bool,
+    /// Also plan revoking every API token of each person who has left
+    #[arg(long, conflicts_with = "execute")]
+    pub revoke_leaver_tokens: bool,
 }
 
 /// A grant a call takes away, with what the review decided of it.
@@ -118,6 +127,9 @@ pub struct Call {
     /// For a membership: every other grant the group gives.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also: Vec<Grant>,
+    /// For a leaver's account or token: what the roster says, and what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaver: Option<String>,
 }
 
 impl Call {
@@ -197,6 +209,8 @@ pub struct Plan {
     pub source: String,
     pub orgsql_version: String,
     pub allow_collateral: bool,
+    pub suspend_leavers: bool,
+    pub revoke_leaver_tokens: bool,
     pub calls: Vec<Call>,
     /// Revoke decisions already carried out: nothing to send.
     pub done_already: Vec<Row>,
@@ -226,6 +240,8 @@ pub async fn run(session: &Session, args: &ReviewApplyArgs) -> Result<ExitCode> 
         source: session.described.clone(),
         orgsql_version: env!("CARGO_PKG_VERSION").to_string(),
         allow_collateral: args.allow_collateral,
+        suspend_leavers: args.suspend_leavers,
+        revoke_leaver_tokens: args.revoke_leaver_tokens,
         calls: Vec::new(),
         done_already: Vec::new(),
         refused: Vec::new(),
@@ -243,6 +259,16 @@ pub async fn run(session: &Session, args: &ReviewApplyArgs) -> Result<ExitCode> 
             &mut plan,
         )
         .await?;
+        if args.suspend_leavers || args.revoke_leaver_tokens {
+            let Some(roster) = &review.roster else {
+                bail!(
+                    "--suspend-leavers and --revoke-leaver-tokens act on the review's roster, \
+                     and this review has none (review start --roster FILE)"
+                );
+            };
+            crate::roster::register(&ctx, &args.dir.join(&roster.path)).at(&roster.path)?;
+            plan_leavers(&ctx, client.org_id(), args, &mut plan).await?;
+        }
     }
     for (n, call) in plan.calls.iter_mut().enumerate() {
         call.n = n + 1;
@@ -449,6 +475,7 @@ async fn plan_org(
                 group: None,
                 removes: removes.clone(),
                 also: Vec::new(),
+                leaver: None,
             });
         }
         if methods.contains("group_direct") {
@@ -580,6 +607,7 @@ async fn plan_org(
                 group: Some(name),
                 removes,
                 also,
+                leaver: None,
             },
         );
     }
@@ -615,6 +643,133 @@ async fn plan_org(
             .filter(|(key, _)| wanted.contains(key))
             .map(|(_, call)| call),
     );
+    Ok(())
+}
+
+/// Add to `plan` a suspension of each leaver's account (per directory it
+/// has roles in) and a revocation of each of their API tokens, as asked.
+/// A leaver: terminated with no end date, or past their end date (as the
+/// `leavers_with_access` control has it).
+async fn plan_leavers(
+    ctx: &SessionContext,
+    org: &str,
+    args: &ReviewApplyArgs,
+    plan: &mut Plan,
+) -> Result<()> {
+    let leavers = rows(
+        ctx,
+        "SELECT u.account_id, coalesce(u.email, u.account_id), coalesce(u.membership_status, ''), \
+           coalesce(r.employment_status, ''), coalesce(CAST(r.end_date AS VARCHAR), '') \
+         FROM roster r JOIN users u ON lower(u.email) = lower(r.email) \
+         WHERE r.end_date < current_date \
+            OR (r.end_date IS NULL AND lower(r.employment_status) = 'terminated') \
+         ORDER BY 2",
+    )
+    .await?;
+    if leavers.is_empty() {
+        return Ok(());
+    }
+    let in_list = leavers
+        .iter()
+        .map(|l| literal(&l[0]))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let said = |l: &[String]| match (l[3].as_str(), l[4].as_str()) {
+        (status, "") => format!("the roster says {status}"),
+        (_, end) => format!("the roster says they left on {end}"),
+    };
+    let call =
+        |l: &[String], method: &str, template: &str, path: &[(&str, &str)], what: String| Call {
+            n: 0,
+            org_id: org.to_string(),
+            method: method.to_string(),
+            template: template.to_string(),
+            path: path
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: None,
+            account_id: l[0].clone(),
+            who: l[1].clone(),
+            group: None,
+            removes: Vec::new(),
+            also: Vec::new(),
+            leaver: Some(format!("{what}: {}", said(l))),
+        };
+    let leaver_row = |l: &[String], what: &str, why: String| Row {
+        org_id: org.to_string(),
+        account_id: l[0].clone(),
+        who: l[1].clone(),
+        resource_id: String::new(),
+        role: what.to_string(),
+        place: "roster".to_string(),
+        why,
+    };
+    if args.suspend_leavers {
+        let mut directories: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for row in rows(
+            ctx,
+            &format!(
+                "SELECT DISTINCT account_id, directory_id FROM user_role_assignments \
+                 WHERE account_id IN ({in_list}) AND directory_id IS NOT NULL"
+            ),
+        )
+        .await?
+        {
+            directories
+                .entry(row[0].clone())
+                .or_default()
+                .insert(row[1].clone());
+        }
+        for l in &leavers {
+            if l[2] == "suspended" {
+                plan.done_already
+                    .push(leaver_row(l, "(suspend)", "suspended already".into()));
+                continue;
+            }
+            let Some(dirs) = directories.get(&l[0]) else {
+                plan.refused.push(leaver_row(
+                    l,
+                    "(suspend)",
+                    "no directory of the account is known (it holds no role): suspend it at \
+                     admin.atlassian.com"
+                        .into(),
+                ));
+                continue;
+            };
+            for directory in dirs {
+                plan.calls.push(call(
+                    l,
+                    "POST",
+                    SUSPEND,
+                    &[("directoryId", directory), ("accountId", &l[0])],
+                    "suspend the account of a leaver".into(),
+                ));
+            }
+        }
+    }
+    if args.revoke_leaver_tokens {
+        let tokens = rows(
+            ctx,
+            &format!(
+                "SELECT account_id, token_id, coalesce(label, '') FROM api_tokens \
+                 WHERE account_id IN ({in_list}) ORDER BY account_id, token_id"
+            ),
+        )
+        .await?;
+        for token in &tokens {
+            let Some(l) = leavers.iter().find(|l| l[0] == token[0]) else {
+                continue;
+            };
+            plan.calls.push(call(
+                l,
+                "DELETE",
+                DELETE_TOKEN,
+                &[("accountId", &l[0]), ("tokenId", &token[1])],
+                format!("revoke API token {:?} of a leaver", token[2]),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -994,6 +1149,34 @@ async fn still_as_planned(client: &Client, call: &Call) -> Result<Standing> {
                     planned.len(),
                     now.len()
                 ))
+            })
+        }
+        SUSPEND => {
+            let status = rows(
+                &ctx,
+                &format!(
+                    "SELECT coalesce(membership_status, '') FROM users WHERE account_id = {account}"
+                ),
+            )
+            .await?;
+            Ok(match status.first() {
+                Some(row) if row[0] != "suspended" => Standing::AsPlanned,
+                _ => Standing::Gone,
+            })
+        }
+        DELETE_TOKEN => {
+            let token = literal(call.path.get("tokenId").map_or("", String::as_str));
+            let found = rows(
+                &ctx,
+                &format!(
+                    "SELECT 1 FROM api_tokens WHERE account_id = {account} AND token_id = {token}"
+                ),
+            )
+            .await?;
+            Ok(if found.is_empty() {
+                Standing::Gone
+            } else {
+                Standing::AsPlanned
             })
         }
         other => bail!("call {}: no way to read {other} again", call.n),

@@ -311,6 +311,9 @@ pub fn describe_table(
         )
     };
     let mut text = format!("{name}: {}", table.description);
+    if let Some(what) = crate::tables::unverified(table.name) {
+        text.push_str(&format!("\nUnverified: {what}"));
+    }
     if let Some(per) = table.fan_out().filter(|_| !offline) {
         text.push_str(&format!(
             "\nCalls the API once per {per}: filter on the id, or join from a narrowed table."

@@ -21,7 +21,7 @@ use super::retry::{RetryPolicy, is_retryable};
 use super::{ApiError, ApiKey, api_message};
 
 mod write;
-pub use write::{WRITES, Written};
+pub use write::{REVOCABLE_ROLES, WRITES, Written};
 
 /// The only POSTs the client may send: searches that read.
 const READ_ONLY_POSTS: [&str; 3] = [
@@ -876,22 +876,10 @@ impl Client {
     ) -> Result<(Bytes, usize, u32), ApiError> {
         let endpoint = request.endpoint();
         let policy = &self.inner.retry;
-        let pacer = &self.inner.pacer;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (waited, in_flight) =
-                pacer
-                    .acquire(&endpoint, policy.max_delay)
-                    .await
-                    .map_err(|wait| ApiError::WaitTooLong {
-                        endpoint: endpoint.clone(),
-                        wait: wait
-                            .until
-                            .saturating_duration_since(std::time::Instant::now()),
-                        max: policy.max_delay,
-                        why: wait.why,
-                    })?;
+            let (waited, in_flight) = self.turn(&endpoint).await?;
             let started_at = chrono::Utc::now();
             let clock = std::time::Instant::now();
             let result = self.build(request, url.clone(), cursor).send().await;
@@ -1007,6 +995,27 @@ impl Client {
                 tokio::time::sleep(delay.min(policy.max_delay)).await;
             }
         }
+    }
+
+    /// Wait for `endpoint`'s rate budget (at most the retry policy's
+    /// longest wait): how long it waited, and the request's place in flight.
+    async fn turn(
+        &self,
+        endpoint: &str,
+    ) -> Result<(std::time::Duration, super::pacer::InFlight<'_>), ApiError> {
+        let max = self.inner.retry.max_delay;
+        self.inner
+            .pacer
+            .acquire(endpoint, max)
+            .await
+            .map_err(|wait| ApiError::WaitTooLong {
+                endpoint: endpoint.to_string(),
+                wait: wait
+                    .until
+                    .saturating_duration_since(std::time::Instant::now()),
+                max,
+                why: wait.why,
+            })
     }
 
     fn build(

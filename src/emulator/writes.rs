@@ -30,18 +30,7 @@ const USER_ACCESS_ADMIN: &str = "atlassian/user-access-admin";
 const PRODUCT_USER: &str = "atlassian/user";
 
 /// `RoleApiRequest.role`: what `roles/revoke` takes.
-const USER_ROLES: &[&str] = &[
-    PRODUCT_USER,
-    USER_ACCESS_ADMIN,
-    "atlassian/admin",
-    "atlassian/guest",
-    "atlassian/contributor",
-    "atlassian/customer",
-    "atlassian/basic",
-    "atlassian/stakeholder",
-    SITE_ADMIN,
-    ORG_ADMIN,
-];
+const USER_ROLES: &[&str] = &crate::api::REVOCABLE_ROLES;
 
 /// The `roleId` values the group role-assignments revoke takes: neither
 /// org-admin nor site-admin is among them.

@@ -37,6 +37,21 @@ pub const WRITES: [(&str, &str); 5] = [
     ("DELETE", "/users/{accountId}/manage/api-tokens/{tokenId}"),
 ];
 
+/// The roles `roles/revoke` takes (`RoleApiRequest.role`, the OpenAPI
+/// spec's enum).
+pub const REVOCABLE_ROLES: [&str; 10] = [
+    "atlassian/user",
+    "atlassian/user-access-admin",
+    "atlassian/admin",
+    "atlassian/guest",
+    "atlassian/contributor",
+    "atlassian/customer",
+    "atlassian/basic",
+    "atlassian/stakeholder",
+    "atlassian/site-admin",
+    "atlassian/org-admin",
+];
+
 /// The headers that carry the API's id for a request, the first found kept.
 const REQUEST_ID_HEADERS: [&str; 3] = ["atl-traceid", "x-request-id", "x-trace-id"];
 
@@ -85,19 +100,7 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (waited, in_flight) = self
-                .inner
-                .pacer
-                .acquire(&endpoint, policy.max_delay)
-                .await
-                .map_err(|wait| ApiError::WaitTooLong {
-                    endpoint: endpoint.clone(),
-                    wait: wait
-                        .until
-                        .saturating_duration_since(std::time::Instant::now()),
-                    max: policy.max_delay,
-                    why: wait.why,
-                })?;
+            let (waited, in_flight) = self.turn(&endpoint).await?;
             let started_at = chrono::Utc::now();
             let clock = std::time::Instant::now();
             let mut builder = self

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Decided, read_review};
-use crate::api::{Client, PageRequest, WRITES};
+use crate::api::{Client, PageRequest, REVOCABLE_ROLES, WRITES};
 use crate::cli::At;
 use crate::cli::output::visible;
 use crate::session::Session;
@@ -47,20 +47,6 @@ const DELETE_TOKEN: &str = "/users/{accountId}/manage/api-tokens/{tokenId}";
 /// The organization-level role the first call revokes; every other role
 /// goes through `roles/revoke`, on its resource.
 const ORG_ADMIN: &str = "atlassian/org-admin";
-
-/// The roles `roles/revoke` takes (the OpenAPI spec's enum).
-const REVOCABLE_ROLES: [&str; 10] = [
-    "atlassian/user",
-    "atlassian/user-access-admin",
-    "atlassian/admin",
-    "atlassian/guest",
-    "atlassian/contributor",
-    "atlassian/customer",
-    "atlassian/basic",
-    "atlassian/stakeholder",
-    "atlassian/site-admin",
-    "atlassian/org-admin",
-];
 
 #[derive(clap::Args)]
 pub struct ReviewApplyArgs {

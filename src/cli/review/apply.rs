@@ -219,7 +219,7 @@ pub async fn run(session: &Session, args: &ReviewApplyArgs) -> Result<ExitCode> 
         .with_context(|| format!("{}: started_at", args.dir.display()))?;
     let (decided, _) = super::decisions(&args.dir, &review, started)
         .await
-        .map_err(super::command::shown)?;
+        .map_err(super::shown)?;
     let mut plan = Plan {
         review_fingerprint: fingerprint,
         planned_at: crate::cli::check::envelope::rfc3339(Utc::now()),

@@ -203,7 +203,7 @@ pub async fn run(
             if let Some(orgs) = session.as_ref().and_then(|s| s.orgs.as_ref()) {
                 crate::cli::say_notices(orgs);
             }
-            let verified = result.map_err(shown)?;
+            let verified = result.map_err(super::shown)?;
             let envelope = super::enveloped(&now.envelope, &verified, &args.dir).end();
             crate::cli::check::command::write_report_with(output, |out| {
                 super::report::write_report(out, format, &verified, &envelope)
@@ -230,19 +230,4 @@ pub async fn run(
             applied
         }
     }
-}
-
-/// A review refused for what is wrong with its files: the problems go to
-/// standard error, one a line, before the error itself.
-pub(super) fn shown(e: anyhow::Error) -> anyhow::Error {
-    if let Some(refused) = e.downcast_ref::<super::Refused>() {
-        const SHOWN: usize = 40;
-        for problem in refused.problems.iter().take(SHOWN) {
-            eprintln!("{}", crate::cli::output::visible(problem));
-        }
-        if refused.problems.len() > SHOWN {
-            eprintln!("... and {} more", refused.problems.len() - SHOWN);
-        }
-    }
-    e
 }

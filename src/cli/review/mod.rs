@@ -721,6 +721,21 @@ pub fn read_review(dir: &Path) -> Result<(Review, String)> {
     Ok((review, sha256(&text)))
 }
 
+/// A review refused for what is wrong with its files: the problems go to
+/// standard error, one a line, before the error itself.
+pub(crate) fn shown(e: anyhow::Error) -> anyhow::Error {
+    if let Some(refused) = e.downcast_ref::<Refused>() {
+        const SHOWN: usize = 40;
+        for problem in refused.problems.iter().take(SHOWN) {
+            eprintln!("{}", crate::cli::output::visible(problem));
+        }
+        if refused.problems.len() > SHOWN {
+            eprintln!("... and {} more", refused.problems.len() - SHOWN);
+        }
+    }
+    e
+}
+
 /// What a verify found wrong with the review: nothing is judged then.
 #[derive(Debug, thiserror::Error)]
 #[error("{} problem(s) in the review at {dir}; nothing was verified", problems.len())]

@@ -4,6 +4,7 @@
 //! benchmarks, and as `orgsql emulator` by anyone else.
 
 mod history;
+mod identities;
 mod limits;
 mod live;
 mod org;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+pub use identities::{AuthPolicy, Credential, Identities, OauthClient, ServiceAccount};
 pub use limits::RateLimits;
 pub use live::{Doer, appendable_actions};
 pub use org::{

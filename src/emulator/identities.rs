@@ -8,8 +8,6 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::org::{Org, OrgSpec};
-
 /// What `Org::identities` holds.
 #[derive(Debug, Clone, Default)]
 pub struct Identities {
@@ -78,14 +76,15 @@ impl AuthPolicy {
     }
 }
 
-/// The identities of `org`, all times relative to `spec.now`. Ids come from
-/// the seed and a counter so they stay the same run after run.
-pub(super) fn identities(spec: &OrgSpec, org: &Org) -> Identities {
-    let now = spec.now;
+/// The identities of an organization whose people are `people` (each
+/// user's claim status and status, in `Org::users` order), all times
+/// relative to `now`. Ids come from the seed and a counter so they stay the
+/// same run after run. Given the people, not the `Org`: org.rs holds what
+/// this makes, so this file does not import it.
+pub(super) fn identities(seed: u64, now: DateTime<Utc>, people: &[(&str, &str)]) -> Identities {
     let days = Duration::days;
     let id = |kind: u64, n: u64| {
-        let x = spec
-            .seed
+        let x = seed
             .wrapping_mul(0x9e37_79b9_7f4a_7c15)
             .wrapping_add(kind << 32 | n);
         format!(
@@ -99,10 +98,9 @@ pub(super) fn identities(spec: &OrgSpec, org: &Org) -> Identities {
     };
     let primary = 0;
     // Someone who is no longer here: their service account has no owner.
-    let gone = org
-        .users
+    let gone = people
         .iter()
-        .position(|u| u.claim_status == "managed" && u.status != "active");
+        .position(|&(claim, status)| claim == "managed" && status != "active");
     let token = |n: u64, label, age: i64, expires: Option<i64>, used: Option<i64>| Credential {
         id: format!("ats_{}", &id(2, n).replace('-', "")[..16]),
         label,
@@ -223,12 +221,11 @@ pub(super) fn identities(spec: &OrgSpec, org: &Org) -> Identities {
     ];
     // The primary admin and most managed users are under the SSO policy;
     // by position, some are under a weaker one and a few under none.
-    let policy_of = org
-        .users
+    let policy_of = people
         .iter()
         .enumerate()
-        .map(|(i, u)| match i {
-            _ if u.claim_status != "managed" => None,
+        .map(|(i, &(claim, _))| match i {
+            _ if claim != "managed" => None,
             0 => Some(0),
             _ if i % 23 == 5 => None,
             _ if i % 11 == 3 => Some(1),

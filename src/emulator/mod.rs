@@ -36,7 +36,15 @@ impl Org {
     /// the history of who may do what (history.rs) written over it. Here,
     /// where both are known: history.rs builds on org.rs, never the reverse.
     pub fn generate(spec: &OrgSpec) -> Org {
-        Org::generate_with(spec, history::history)
+        let mut org = Org::generate_with(spec, history::history);
+        // Service accounts, OAuth clients, authentication policies.
+        let people: Vec<(&str, &str)> = org
+            .users
+            .iter()
+            .map(|u| (u.claim_status, u.status))
+            .collect();
+        org.identities = identities::identities(spec.seed, spec.now, &people);
+        org
     }
 }
 

@@ -849,7 +849,6 @@ impl Org {
         process(spec, &mut events);
         org.events = events;
         credentials(spec, &mut org, &history.tenures);
-        org.identities = super::identities::identities(spec, &org);
         org
     }
 

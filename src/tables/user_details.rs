@@ -8,7 +8,6 @@
 
 use serde::Deserialize;
 
-use super::Label;
 use super::filters::Filter;
 use super::provider::{Fetch, FromPage, Origin, Resource, Scan};
 use super::users::every_user;
@@ -48,8 +47,9 @@ impl Resource for UserDetails {
     const NAME: &'static str = "user_details";
     const DESCRIPTION: &'static str =
         "Each user's details beyond the search: when they were deactivated (one call per user)";
-    const KEY: &'static [&'static str] = &["account_id"];
-    const LABELS: &'static [Label] = &[Label::email("account_id")];
+    // No key: left out of `orgsql diff`, where every new user would show
+    // twice (in `users` too) and a deactivation is already a change of
+    // `users.status`.
     const FAN_OUT: Option<&'static str> = Some("user");
     /// account_id picks the users called: exact.
     const FILTERS: &'static [Filter] = &[Filter::parent("account_id", "accountId")];

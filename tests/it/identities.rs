@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::process::Output;
 
 use chrono::{DateTime, Duration, Utc};
-use orgsql::emulator::{DEMO_NOW, Emulator, Faults, Org, OrgSpec};
+use orgsql::emulator::{AuthPolicy, DEMO_NOW, Emulator, Faults, Org, OrgSpec};
 
 use crate::common::*;
 
@@ -342,7 +342,7 @@ fn planted(org: &Org, now: DateTime<Utc>) -> Vec<(&'static str, Vec<String>)> {
     let weak_admins = (0..org.users.len())
         .filter(|&i| org.users[i].status == "active" && is_admin(org, i))
         .filter(|&i| {
-            org.users[i].claim_status != "managed" || !policy(i).is_some_and(|p| p.strong())
+            org.users[i].claim_status != "managed" || !policy(i).is_some_and(AuthPolicy::strong)
         })
         .map(|i| org.users[i].email.clone())
         .collect();
@@ -529,7 +529,7 @@ async fn a_clean_organization_passes_every_identity_control() {
             .identities
             .auth_policies
             .iter()
-            .position(|p| p.strong())
+            .position(AuthPolicy::strong)
             .expect("an SSO policy");
         org.identities.policy_of = vec![Some(strong); org.users.len()];
         // No credential used after it ended.

@@ -24,10 +24,12 @@ mod write;
 pub use write::{REVOCABLE_ROLES, WRITES, Written};
 
 /// The only POSTs the client may send: searches that read.
-const READ_ONLY_POSTS: [&str; 3] = [
+const READ_ONLY_POSTS: [&str; 4] = [
     "/admin/v2/orgs/{orgId}/directories/{directoryId}/users/search",
     "/admin/v2/orgs/{orgId}/directories/{directoryId}/groups/search",
     "/admin/v2/orgs/{orgId}/workspaces",
+    // A bulk read: which authentication policy governs each user named.
+    "/admin/control/v1/orgs/{orgId}/users/auth-policies/bulk-fetch",
 ];
 
 #[derive(Debug, Clone)]

@@ -4,6 +4,7 @@
 //! benchmarks, and as `orgsql emulator` by anyone else.
 
 mod history;
+mod identities;
 mod limits;
 mod live;
 mod org;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+pub use identities::{AuthPolicy, Credential, Identities, OauthClient, ServiceAccount};
 pub use limits::RateLimits;
 pub use live::{Doer, appendable_actions};
 pub use org::{
@@ -34,7 +36,15 @@ impl Org {
     /// the history of who may do what (history.rs) written over it. Here,
     /// where both are known: history.rs builds on org.rs, never the reverse.
     pub fn generate(spec: &OrgSpec) -> Org {
-        Org::generate_with(spec, history::history)
+        let mut org = Org::generate_with(spec, history::history);
+        // Service accounts, OAuth clients, authentication policies.
+        let people: Vec<(&str, &str)> = org
+            .users
+            .iter()
+            .map(|u| (u.claim_status, u.status))
+            .collect();
+        org.identities = identities::identities(spec.seed, spec.now, &people);
+        org
     }
 }
 

@@ -74,6 +74,9 @@ pub struct Org {
     /// role). The roles a group grants come from its name (`GROUP_GRANTS`);
     /// these no longer.
     pub group_grants_revoked: Vec<(usize, String, &'static str)>,
+    /// Service accounts, OAuth clients and authentication policies
+    /// (identities.rs).
+    pub identities: super::identities::Identities,
 }
 
 /// A user's API token.
@@ -837,6 +840,7 @@ impl Org {
             api_tokens: Vec::new(),
             api_keys: Vec::new(),
             group_grants_revoked: Vec::new(),
+            identities: Default::default(),
         };
         let history = write_history(spec, &org);
         let mut events = events(&mut g, spec, &org, &history.tenures);

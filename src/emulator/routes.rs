@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
+use super::identities::{Credential, ServiceAccount};
 use super::org::{Event, Group, Org, User, UserRole, Workspace};
 use super::{State, Tenant, writes};
 
@@ -159,6 +160,32 @@ const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         route: "GET /users/{accountId}/manage/api-tokens",
         handler: Read(user_api_tokens),
+    },
+    // Identities beside people's accounts (identities.rs). After
+    // users/count, which has the same shape as a user's details.
+    Endpoint {
+        route: "GET /admin/api-access/v1/orgs/{orgId}/service-accounts",
+        handler: Read(service_accounts),
+    },
+    Endpoint {
+        route: "GET /admin/api-access/v1/orgs/{orgId}/service-accounts/api-tokens",
+        handler: Read(service_account_tokens),
+    },
+    Endpoint {
+        route: "GET /admin/api-access/v1/orgs/{orgId}/service-accounts/oauth-clients",
+        handler: Read(service_account_oauth_clients),
+    },
+    Endpoint {
+        route: "GET /admin/api-access/v1/orgs/{orgId}/oauth-clients",
+        handler: Read(oauth_clients),
+    },
+    Endpoint {
+        route: "POST /admin/control/v1/orgs/{orgId}/users/auth-policies/bulk-fetch",
+        handler: Read(auth_policies_bulk_fetch),
+    },
+    Endpoint {
+        route: "GET /admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}",
+        handler: Read(user_details),
     },
     // The writes `orgsql review apply` may send (writes.rs).
     Endpoint {
@@ -1765,4 +1792,183 @@ fn user_api_tokens(r: &Request) -> Reply {
         })
         .collect();
     Ok(Value::Array(tokens))
+}
+
+/// `GET /admin/api-access/v1/orgs/{orgId}/service-accounts`: the issue's
+/// field list, times in epoch milliseconds.
+fn service_accounts(r: &Request) -> Reply {
+    let org = r.org();
+    let size = access_page_size(r)?;
+    let (page, next) = r.page(&org.identities.service_accounts, r.param("cursor"), size)?;
+    let data = page
+        .iter()
+        .map(|a| {
+            json!({
+                "id": a.id,
+                "atlassianId": a.atlassian_id,
+                "email": a.email,
+                "displayName": a.name,
+                "status": a.status,
+                "createdById": a.created_by.map(|u| org.users[u].account_id.clone()),
+                "description": a.description,
+                "createdAt": a.created_at.timestamp_millis(),
+                "updatedAt": a.updated_at.timestamp_millis(),
+            })
+        })
+        .collect();
+    Ok(access_page(r, "service-accounts", data, next))
+}
+
+/// Every service account's credentials of one kind, with its id.
+fn service_credentials(
+    org: &Org,
+    of: impl Fn(&ServiceAccount) -> &Vec<Credential>,
+) -> Vec<(&ServiceAccount, &Credential)> {
+    org.identities
+        .service_accounts
+        .iter()
+        .flat_map(|a| of(a).iter().map(move |c| (a, c)))
+        .collect()
+}
+
+/// `GET .../service-accounts/api-tokens`: as the org's API tokens, with
+/// the service account's id.
+fn service_account_tokens(r: &Request) -> Reply {
+    let org = r.org();
+    let size = access_page_size(r)?;
+    let items = service_credentials(org, |a| &a.tokens);
+    let (page, next) = r.page(&items, r.param("cursor"), size)?;
+    let data = page
+        .iter()
+        .map(|(a, t)| {
+            json!({
+                "id": t.id,
+                "serviceAccountId": a.id,
+                "label": t.label,
+                "status": "ALLOWED",
+                "createdAt": time(t.created_at),
+                "expiresAt": t.expires_at.map(time),
+                "lastActiveAt": t.last_active.map(time),
+                "scopes": t.scopes,
+            })
+        })
+        .collect();
+    Ok(access_page(r, "service-accounts/api-tokens", data, next))
+}
+
+/// `GET .../service-accounts/oauth-clients`.
+fn service_account_oauth_clients(r: &Request) -> Reply {
+    let org = r.org();
+    let size = access_page_size(r)?;
+    let items = service_credentials(org, |a| &a.oauth_clients);
+    let (page, next) = r.page(&items, r.param("cursor"), size)?;
+    let data = page
+        .iter()
+        .map(|(a, c)| {
+            json!({
+                "clientId": c.id,
+                "serviceAccountId": a.id,
+                "name": c.label,
+                "status": "ACTIVE",
+                "scopes": c.scopes,
+                "createdAt": time(c.created_at),
+                "expiresAt": c.expires_at.map(time),
+                "lastActiveAt": c.last_active.map(time),
+            })
+        })
+        .collect();
+    Ok(access_page(r, "service-accounts/oauth-clients", data, next))
+}
+
+/// `GET .../oauth-clients`: the organization's own OAuth clients.
+fn oauth_clients(r: &Request) -> Reply {
+    let org = r.org();
+    let size = access_page_size(r)?;
+    let (page, next) = r.page(&org.identities.oauth_clients, r.param("cursor"), size)?;
+    let data = page
+        .iter()
+        .map(|c| {
+            json!({
+                "clientId": c.id,
+                "name": c.name,
+                "status": "ACTIVE",
+                "scopes": c.scopes,
+                "createdAt": time(c.created_at),
+                "lastActiveAt": c.last_active.map(time),
+                "createdBy": access_person(org, c.created_by),
+            })
+        })
+        .collect();
+    Ok(access_page(r, "oauth-clients", data, next))
+}
+
+/// Users one bulk fetch takes at most (the emulator's guess, as orgsql's).
+const AUTH_POLICY_BATCH: usize = 100;
+
+/// `POST /admin/control/v1/orgs/{orgId}/users/auth-policies/bulk-fetch`:
+/// each managed user named, with the policy that governs them (its fields
+/// null when none does); others are left out. One page.
+fn auth_policies_bulk_fetch(r: &Request) -> Reply {
+    let org = r.org();
+    let body = r.json_body()?;
+    let Some(ids) = body.get("userIds").and_then(Value::as_array) else {
+        return Err(r.bad_request("ADMIN-400-30", "userIds is required"));
+    };
+    if ids.is_empty() || ids.len() > AUTH_POLICY_BATCH {
+        return Err(r.bad_request(
+            "ADMIN-400-31",
+            &format!("userIds takes 1 to {AUTH_POLICY_BATCH} ids"),
+        ));
+    }
+    let data: Vec<Value> = ids
+        .iter()
+        .filter_map(Value::as_str)
+        .filter_map(|id| {
+            let i = org
+                .users
+                .iter()
+                .position(|u| u.account_id == id && u.claim_status == "managed")?;
+            let policy = org
+                .identities
+                .policy_of
+                .get(i)
+                .copied()
+                .flatten()
+                .and_then(|p| org.identities.auth_policies.get(p));
+            Some(json!({
+                "userId": id,
+                "policyId": policy.map(|p| p.id.clone()),
+                "policyName": policy.map(|p| p.name),
+                "policyType": policy.map(|p| p.kind),
+                "ssoEnforced": policy.map(|p| p.sso_enforced),
+                "twoStepVerificationEnforced": policy.map(|p| p.two_step_enforced),
+                "sessionDurationMinutes": policy.map(|p| p.session_minutes),
+            }))
+        })
+        .collect();
+    Ok(json!({ "data": data }))
+}
+
+/// `GET /admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}`:
+/// a user's details, `deactivatedOn` among them: when the organization
+/// deactivated the account, as its audit log has it (the newest such event).
+fn user_details(r: &Request) -> Reply {
+    let org = r.org();
+    let directory = directory_filter(r, r.path("directoryId"))?;
+    let user = find_user(r, r.path("accountId"))?;
+    let mut details = user_json(org, user, &[], directory);
+    let deactivated = org
+        .events
+        .iter()
+        .filter(|_| user.deactivated_by_org())
+        .find(|e| {
+            e.action == "managed_account_deactivated"
+                && e.context
+                    .iter()
+                    .any(|c| c["id"] == user.account_id.as_str())
+        })
+        .map(|e| time(e.time));
+    details["deactivatedOn"] = json!(deactivated);
+    details["platformRoles"] = json!(user.platform_roles);
+    Ok(json!({ "data": details }))
 }

@@ -259,6 +259,26 @@ impl<'a> Scan<'a> {
         })
     }
 
+    /// A bulk fetch in batches of `size`: the parents its declared parent
+    /// filter names, else `every`.
+    pub fn batched(
+        &self,
+        every: Parents,
+        size: usize,
+        request: fn(&[String]) -> PageRequest,
+    ) -> Fetch {
+        let parent = self
+            .declared
+            .iter()
+            .find(|f| matches!(f.shape, filters::Shape::Parent));
+        let named = parent.and_then(|f| filters::allowed_values(self.filters, f.column));
+        Fetch::Batched {
+            parents: named.map_or(every, Parents::Ids),
+            size,
+            request,
+        }
+    }
+
     pub fn needs(&self, column: &str) -> bool {
         self.columns.contains(&column)
     }
@@ -281,6 +301,14 @@ pub enum Fetch {
         first: Box<Fetch>,
         then: Box<Fetch>,
         note: &'static str,
+    },
+    /// One call per batch of at most `size` parents: a bulk fetch that
+    /// takes their ids in its body (`request` makes the call for a batch),
+    /// each answer read to its end, one batch after another.
+    Batched {
+        parents: Parents,
+        size: usize,
+        request: fn(&[String]) -> PageRequest,
     },
 }
 
@@ -310,6 +338,24 @@ impl Fetch {
                 let mut endpoints = first.endpoints();
                 endpoints.push(format!("(else) {}", then.endpoints().join(" + ")));
                 endpoints
+            }
+            Fetch::Batched {
+                parents,
+                size,
+                request,
+            } => {
+                let per = match parents {
+                    Parents::Ids(ids) => format!("{} named", ids.len()),
+                    Parents::Listing { requests, .. } => {
+                        let listing: Vec<String> =
+                            requests.iter().map(PageRequest::described).collect();
+                        format!("of {}", listing.join(" + "))
+                    }
+                };
+                vec![format!(
+                    "{} (per batch of up to {size} ids, {per})",
+                    request(&[]).described()
+                )]
             }
         }
     }
@@ -848,6 +894,11 @@ fn batches_of<R: Resource>(
                 .boxed()
         }
         Fetch::PerParent(fan_out) => fan_out_batches::<R>(client, schema, fan_out),
+        Fetch::Batched {
+            parents,
+            size,
+            request,
+        } => bulk_batches::<R>(client, schema, parents, size, request),
     }
 }
 
@@ -979,31 +1030,7 @@ fn fan_out_batches<R: Resource>(
         children,
         param,
     } = fan_out;
-    let ids: BoxStream<'static, Result<String>> = match parents {
-        Parents::Ids(ids) => stream::iter(ids.into_iter().map(Ok)).boxed(),
-        Parents::Listing { requests, key } => {
-            let client = client.clone();
-            let pages = stream::iter(requests)
-                .flat_map(move |request| {
-                    client.pages::<Vec<serde_json::Value>>(tagged::<R>(request))
-                })
-                .boxed();
-            // The next page of parents is fetched while this one's calls run,
-            // so the calls never wait for it.
-            read_ahead(pages, 2)
-                .flat_map(move |page| {
-                    let ids: Vec<Result<String>> = match page {
-                        Ok(items) => items
-                            .iter()
-                            .filter_map(|item| item.get(key)?.as_str().map(|id| Ok(id.to_string())))
-                            .collect(),
-                        Err(e) => vec![Err(external(e))],
-                    };
-                    stream::iter(ids)
-                })
-                .boxed()
-        }
-    };
+    let ids = parent_ids::<R>(&client, parents);
     let concurrency = client.concurrency();
     ids.map(move |id| {
         let client = client.clone();
@@ -1053,6 +1080,70 @@ fn fan_out_batches<R: Resource>(
         futures::future::ready(batch.transpose())
     })
     .boxed()
+}
+
+/// The ids of a fan-out's or a bulk fetch's parents, as they come.
+fn parent_ids<R: Resource>(
+    client: &Client,
+    parents: Parents,
+) -> BoxStream<'static, Result<String>> {
+    match parents {
+        Parents::Ids(ids) => stream::iter(ids.into_iter().map(Ok)).boxed(),
+        Parents::Listing { requests, key } => {
+            let client = client.clone();
+            let pages = stream::iter(requests)
+                .flat_map(move |request| {
+                    client.pages::<Vec<serde_json::Value>>(tagged::<R>(request))
+                })
+                .boxed();
+            // The next page of parents is fetched while this one's calls run,
+            // so the calls never wait for it.
+            read_ahead(pages, 2)
+                .flat_map(move |page| {
+                    let ids: Vec<Result<String>> = match page {
+                        Ok(items) => items
+                            .iter()
+                            .filter_map(|item| item.get(key)?.as_str().map(|id| Ok(id.to_string())))
+                            .collect(),
+                        Err(e) => vec![Err(external(e))],
+                    };
+                    stream::iter(ids)
+                })
+                .boxed()
+        }
+    }
+}
+
+/// A bulk fetch: the parents in batches of `size`, one call each (read to
+/// its end), one batch after another.
+fn bulk_batches<R: Resource>(
+    client: Client,
+    schema: SchemaRef,
+    parents: Parents,
+    size: usize,
+    request: fn(&[String]) -> PageRequest,
+) -> BoxStream<'static, Result<RecordBatch>> {
+    parent_ids::<R>(&client, parents)
+        .chunks(size.max(1))
+        .then(move |ids| {
+            let client = client.clone();
+            let schema = schema.clone();
+            async move {
+                let ids = ids.into_iter().collect::<Result<Vec<String>>>()?;
+                let origin = Origin {
+                    org_id: client.org_id(),
+                    parent: None,
+                };
+                let mut rows = Vec::new();
+                let mut pages = client.pages::<R::Data>(tagged::<R>(request(&ids)));
+                while let Some(page) = pages.next().await {
+                    R::Row::push_rows(&origin, page.map_err(external)?, &mut rows);
+                }
+                rows_of::<R>(&schema, rows)
+            }
+        })
+        .filter_map(|batch| futures::future::ready(batch.transpose()))
+        .boxed()
 }
 
 /// One parent's rows, each key once: the calls of a split filter list can

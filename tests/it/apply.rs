@@ -16,10 +16,12 @@ use crate::common::*;
 use crate::review::{keep_the_rest, sheets, sign_all, verify};
 
 /// The search POSTs, the only non-GET requests a read may send.
-const READ_POSTS: [&str; 3] = [
+const READ_POSTS: [&str; 4] = [
     "POST /admin/v2/orgs/{orgId}/directories/{directoryId}/users/search",
     "POST /admin/v2/orgs/{orgId}/directories/{directoryId}/groups/search",
     "POST /admin/v2/orgs/{orgId}/workspaces",
+    // A bulk read: the authentication policy of each user named.
+    "POST /admin/control/v1/orgs/{orgId}/users/auth-policies/bulk-fetch",
 ];
 
 /// The requests the emulator got that are neither GETs nor the search

@@ -370,6 +370,19 @@ async fn frameworks_parameters_and_the_severity_gate() {
                     None => u.added_to_org < cutoff,
                 },
             )
+            // Last seen also counts their actions in the audit log and the
+            // use of their API tokens.
+            .filter(|u| {
+                !org.events
+                    .iter()
+                    .any(|e| e.actor_id == u.account_id && e.time >= cutoff)
+            })
+            .filter(|u| {
+                !org.api_tokens.iter().any(|t| {
+                    org.users[t.owner].account_id == u.account_id
+                        && t.last_active.is_some_and(|l| l >= cutoff)
+                })
+            })
             .map(|u| u.email.clone())
             .collect();
         found.sort();

@@ -22,6 +22,7 @@ mod fanout;
 mod fixtures;
 mod fuzz;
 mod hostile;
+mod identities;
 mod layout;
 mod leak;
 mod orgs;

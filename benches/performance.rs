@@ -848,6 +848,7 @@ async fn watch_latency() {
     let emu = watch_emulator().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let output = dir.path().join("alerts.ndjson");
+    let interval_given = !args.is_empty();
     let mut args = args;
     args.extend(["--output".to_string(), output.display().to_string()]);
     let mut watch = Watch::start(&emu, dir.path(), &args);
@@ -913,13 +914,16 @@ async fn watch_latency() {
     drop(watch);
     let missing = appended.len();
     latencies.sort_by(f64::total_cmp);
-    // Nearest rank.
-    let rank = |p: f64| latencies[((p * latencies.len() as f64).ceil() as usize).max(1) - 1];
+    // Nearest rank (none when no alert came).
+    let rank = |p: f64| {
+        let rank = (p * latencies.len() as f64).ceil() as usize;
+        latencies.get(rank.max(1) - 1).copied().unwrap_or(f64::NAN)
+    };
     println!(
         "watch_latency: `orgsql watch` with {}, {} events appended at random moments \
          (0 to {interval} s apart), the alert's line in --output read every 100 ms: \
          p50 {:.1} s, p95 {:.1} s, max {:.1} s over {} alerts (bar: p95 within {} s){}",
-        if args.len() > 2 {
+        if interval_given {
             format!("--interval {interval}")
         } else {
             format!("its default interval ({interval} s)")

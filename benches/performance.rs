@@ -22,6 +22,17 @@
 //!   hashed, every table's rows counted from its footers) and of a JSON
 //!   report of a check with 100,000 findings (its results' digest and every
 //!   count recomputed), by the binary, process start included.
+//! - watch_latency: `orgsql watch` (the binary, its default interval, an
+//!   `--output` file) while an admin acts at random moments: the time from
+//!   each event's append to its alert's line in the file (p50, p95, max);
+//! - watch_idle: the requests a watch left idle makes, counted by the
+//!   emulator, per hour. The two run side by side, each with its own
+//!   emulator (the API's budgets at real time).
+//!
+//! The watch benches take as long as a user waits: by default 20 alerts
+//! (about 11 minutes) and an idle hour. `ORGSQL_BENCH_WATCH_ALERTS=N`,
+//! `ORGSQL_BENCH_WATCH_IDLE_SECS=SECS` and `ORGSQL_BENCH_WATCH_INTERVAL=SECS`
+//! (passed as `--interval`; unset, the watch's default) shorten a run.
 //!
 //! `cargo bench -- decode` runs only the benches whose name contains "decode".
 
@@ -76,6 +87,19 @@ async fn main() {
     if wanted("verify") {
         verify();
     }
+    let (latency, idle) = (wanted("watch_latency"), wanted("watch_idle"));
+    tokio::join!(
+        async {
+            if latency {
+                watch_latency().await;
+            }
+        },
+        async {
+            if idle {
+                watch_idle().await;
+            }
+        }
+    );
 }
 
 async fn emulator(users: usize, events: usize, latency_ms: u64) -> Emulator {
@@ -708,5 +732,244 @@ fn verify() {
         export_time * 1000.0,
         report_bytes as f64 / 1e6,
         report_time * 1000.0
+    );
+}
+
+/// `orgsql watch`'s default `--interval`, in seconds.
+const WATCH_DEFAULT_INTERVAL: u64 = 60;
+
+/// A positive number from the environment variable `name`, else `default`.
+fn env_number(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(text) => match text.parse::<u64>() {
+            Ok(n) if n > 0 => n,
+            _ => panic!("{name}={text:?}: give a positive whole number"),
+        },
+        Err(_) => default,
+    }
+}
+
+/// The watch's interval: `ORGSQL_BENCH_WATCH_INTERVAL` (passed as
+/// `--interval`), else the default (not passed).
+fn watch_interval() -> (u64, Vec<String>) {
+    match std::env::var("ORGSQL_BENCH_WATCH_INTERVAL") {
+        Ok(_) => {
+            let secs = env_number("ORGSQL_BENCH_WATCH_INTERVAL", WATCH_DEFAULT_INTERVAL);
+            (secs, vec!["--interval".into(), secs.to_string()])
+        }
+        Err(_) => (WATCH_DEFAULT_INTERVAL, Vec::new()),
+    }
+}
+
+/// An emulator for a watch: the API's budgets at real time, and a history
+/// that ends an hour ago, so a first poll (ten minutes back) finds nothing
+/// and every alert comes from an event the bench appends.
+async fn watch_emulator() -> Emulator {
+    Emulator::start(EmulatorConfig {
+        org: OrgSpec {
+            seed: 42,
+            users: 50,
+            events: 1000,
+            now: Utc::now() - chrono::Duration::hours(1),
+        },
+        limits: Some(RateLimits::scaled(1.0)),
+        ..Default::default()
+    })
+    .await
+    .expect("emulator starts")
+}
+
+/// A running `orgsql watch` against `emu`, its state (and stderr, kept in
+/// `dir/stderr`) in `dir`, killed when dropped.
+struct Watch(std::process::Child, std::path::PathBuf);
+
+impl Watch {
+    fn start(emu: &Emulator, dir: &std::path::Path, extra: &[String]) -> Self {
+        let stderr = dir.join("stderr");
+        let child = std::process::Command::new(orgsql_binary())
+            .args(["--base-url", &emu.base_url(), "--org-id", &emu.org().id])
+            .env(
+                "ATLASSIAN_API_KEY",
+                emu.connection_json()["api_key"].as_str().expect("a key"),
+            )
+            .arg("watch")
+            .arg("--state")
+            .arg(dir.join("state"))
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("a file for stderr"))
+            .spawn()
+            .expect("orgsql watch starts");
+        Self(child, stderr)
+    }
+
+    /// Stop the bench if the watch has stopped.
+    fn still_running(&mut self) {
+        if let Some(status) = self.0.try_wait().expect("its status") {
+            panic!(
+                "orgsql watch stopped ({status}): {}",
+                std::fs::read_to_string(&self.1).unwrap_or_default()
+            );
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Alert latency at the watch's interval: events appended at random moments
+/// (each a uniform 0 to one interval after the one before, so at every
+/// phase of the polls), and the time until the alert whose key is the
+/// event's id is a line in the `--output` file, which is read every 100 ms.
+async fn watch_latency() {
+    use rand::Rng;
+    use std::io::{BufRead, Seek};
+    // Actions each of which a built-in rule alerts on.
+    const ACTIONS: [&str; 12] = [
+        "user_invited",
+        "added_org_admin",
+        "user_granted_product_access",
+        "twosv_disabled_for_user",
+        "api_token_created",
+        "policy_updated",
+        "domain_verification_completed",
+        "user_revoked_product_access",
+        "removed_org_admin",
+        "api_key_created",
+        "domain_removed",
+        "user_created",
+    ];
+    let alerts = env_number("ORGSQL_BENCH_WATCH_ALERTS", 20) as usize;
+    let (interval, args) = watch_interval();
+    let emu = watch_emulator().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = dir.path().join("alerts.ndjson");
+    let interval_given = !args.is_empty();
+    let mut args = args;
+    args.extend(["--output".to_string(), output.display().to_string()]);
+    let mut watch = Watch::start(&emu, dir.path(), &args);
+    let tick = Duration::from_millis(100);
+    // From its first poll's end on: its state is written.
+    while !dir.path().join("state/state.json").exists() {
+        watch.still_running();
+        tokio::time::sleep(tick).await;
+    }
+    let mut rng = rand::rng();
+    let mut next_append =
+        Instant::now() + Duration::from_secs_f64(rng.random_range(0.0..interval as f64));
+    let mut appended: std::collections::HashMap<String, Instant> = Default::default();
+    let mut latencies: Vec<f64> = Vec::new();
+    let mut read_to = 0u64;
+    let mut partial = String::new();
+    // Long enough for any alert that is coming; the bar is one interval
+    // and a minute.
+    let give_up = Duration::from_secs(3 * interval + 120);
+    let mut last_append = Instant::now();
+    loop {
+        let now = Instant::now();
+        if appended.len() + latencies.len() < alerts && now >= next_append {
+            let action = ACTIONS[(appended.len() + latencies.len()) % ACTIONS.len()];
+            let event = emu.append_event(0, action, None).expect("appended");
+            appended.insert(event.id, Instant::now());
+            last_append = Instant::now();
+            next_append =
+                last_append + Duration::from_secs_f64(rng.random_range(0.0..interval as f64));
+        }
+        if let Ok(mut file) = std::fs::File::open(&output) {
+            file.seek(std::io::SeekFrom::Start(read_to)).expect("seek");
+            let mut reader = std::io::BufReader::new(file);
+            loop {
+                let mut line = String::new();
+                let n = reader.read_line(&mut line).expect("the output file reads");
+                if n == 0 {
+                    break;
+                }
+                read_to += n as u64;
+                partial.push_str(&line);
+                if !partial.ends_with('\n') {
+                    break;
+                }
+                let alert: serde_json::Value =
+                    serde_json::from_str(&partial).expect("one JSON alert a line");
+                partial.clear();
+                // A second rule's alert on the same event finds it gone.
+                if let Some(at) = alert["key"].as_str().and_then(|k| appended.remove(k)) {
+                    latencies.push(at.elapsed().as_secs_f64());
+                }
+            }
+        }
+        if latencies.len() == alerts {
+            break;
+        }
+        if !appended.is_empty() && last_append.elapsed() > give_up {
+            break;
+        }
+        watch.still_running();
+        tokio::time::sleep(tick).await;
+    }
+    drop(watch);
+    let missing = appended.len();
+    latencies.sort_by(f64::total_cmp);
+    // Nearest rank (none when no alert came).
+    let rank = |p: f64| {
+        let rank = (p * latencies.len() as f64).ceil() as usize;
+        latencies.get(rank.max(1) - 1).copied().unwrap_or(f64::NAN)
+    };
+    println!(
+        "watch_latency: `orgsql watch` with {}, {} events appended at random moments \
+         (0 to {interval} s apart), the alert's line in --output read every 100 ms: \
+         p50 {:.1} s, p95 {:.1} s, max {:.1} s over {} alerts (bar: p95 within {} s){}",
+        if interval_given {
+            format!("--interval {interval}")
+        } else {
+            format!("its default interval ({interval} s)")
+        },
+        latencies.len() + missing,
+        rank(0.50),
+        rank(0.95),
+        latencies.last().copied().unwrap_or(f64::NAN),
+        latencies.len(),
+        interval + 60,
+        if missing > 0 {
+            format!(
+                "; {missing} alerts did not come within {} s",
+                give_up.as_secs()
+            )
+        } else {
+            String::new()
+        }
+    );
+}
+
+/// The requests of a watch left idle (no event appended) for
+/// `ORGSQL_BENCH_WATCH_IDLE_SECS` (an hour), as the emulator counts them.
+async fn watch_idle() {
+    let secs = env_number("ORGSQL_BENCH_WATCH_IDLE_SECS", 3600);
+    let (interval, args) = watch_interval();
+    let emu = watch_emulator().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut watch = Watch::start(&emu, dir.path(), &args);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(secs) {
+        watch.still_running();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (all, stream) = (emu.requests(""), emu.requests("/events-stream"));
+    drop(watch);
+    let per_hour = all as f64 * 3600.0 / secs as f64;
+    println!(
+        "watch_idle: `orgsql watch` (interval {interval} s) idle for {secs} s: {all} requests \
+         ({stream} to /events-stream, {} others), {} answered 429{}",
+        all - stream,
+        emu.throttled(),
+        if secs == 3600 {
+            String::new()
+        } else {
+            format!("; scaled to an hour: {per_hour:.0}")
+        }
     );
 }

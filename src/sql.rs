@@ -123,7 +123,8 @@ pub struct UnknownTable {
 }
 
 impl UnknownTable {
-    /// With the one or two catalog tables nearest by name.
+    /// With the one or two catalog tables nearest by name, or where a
+    /// watch's table is.
     fn near(reference: &TableReference) -> Self {
         let bare = reference.table();
         let mut near: Vec<(f64, &str)> = crate::tables::catalog()
@@ -133,6 +134,10 @@ impl UnknownTable {
             .collect();
         near.sort_by(|a, b| b.0.total_cmp(&a.0));
         let hint = match near.as_slice() {
+            _ if let Some(watch) = crate::tables::watch_table(bare) => format!(
+                ": it exists only inside `orgsql watch`, for its rules; \\d {} describes it",
+                watch.name
+            ),
             [] => String::new(),
             [(_, one)] => format!("; did you mean {one}?"),
             [(_, one), (_, two), ..] => format!("; did you mean {one} or {two}?"),

@@ -9,7 +9,7 @@ use datafusion::scalar::ScalarValue;
 
 use super::Format;
 use super::output::{Expanded, visible};
-use crate::tables::{Kind, TableInfo, catalog};
+use crate::tables::{Kind, TableInfo, WatchTable, catalog};
 
 /// The backslash commands: name, arguments, what it does. `\?` prints this
 /// list, and `Meta::from_str` reads the same names.
@@ -245,6 +245,11 @@ pub fn describe_table(
         Some((schema, table)) => (Some(schema), table),
         None => (None, name),
     };
+    if schema.is_none()
+        && let Some(watch) = crate::tables::watch_table(bare)
+    {
+        return describe_watch_table(watch);
+    }
     let offline = match schema {
         Some(schema) if reading.attached.iter().any(|(n, _)| n == schema) => true,
         Some(schema) => {
@@ -289,27 +294,6 @@ pub fn describe_table(
         },
         "description",
     ];
-    let widths: Vec<usize> = (0..3)
-        .map(|i| {
-            rows.iter()
-                .map(|r| r[i].len())
-                .chain([header[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: [&str; 4]| {
-        format!(
-            "{:w0$}  {:w1$}  {:w2$}  {}",
-            cells[0],
-            cells[1],
-            cells[2],
-            cells[3],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2]
-        )
-    };
     let mut text = format!("{name}: {}", table.description);
     if let Some(what) = crate::tables::unverified(table.name) {
         text.push_str(&format!("\nUnverified: {what}"));
@@ -320,12 +304,58 @@ pub fn describe_table(
         ));
     }
     text.push_str("\n\n");
-    text.push_str(&line(header));
-    for row in &rows {
-        text.push('\n');
-        text.push_str(&line([&row[0], &row[1], &row[2], &row[3]]));
-    }
+    text.push_str(&aligned(header.map(String::from), &rows));
     Ok(text)
+}
+
+/// `\d new_events`: a table of `orgsql watch`'s rules, which no session
+/// has: its columns are those of the catalog table it takes them from.
+fn describe_watch_table(watch: &WatchTable) -> Result<String, String> {
+    let of = crate::tables::find(watch.columns_of)
+        .ok_or_else(|| format!("no table {} for {}", watch.columns_of, watch.name))?;
+    let rows: Vec<[String; 3]> = of
+        .columns
+        .iter()
+        .map(|c| {
+            [
+                c.name.to_string(),
+                type_name(&c.data_type),
+                c.description.to_string(),
+            ]
+        })
+        .collect();
+    Ok(format!(
+        "{}: {}\nOnly inside `orgsql watch`, for its rules (not in this session): \
+         the columns of {}.\n\n{}",
+        watch.name,
+        watch.description,
+        of.name,
+        aligned(["column", "type", "description"].map(String::from), &rows)
+    ))
+}
+
+/// A header and rows as lines, each cell but the last padded to its
+/// column's width.
+fn aligned<const N: usize>(header: [String; N], rows: &[[String; N]]) -> String {
+    let rows: Vec<&[String; N]> = std::iter::once(&header).chain(rows).collect();
+    let widths: Vec<usize> = (0..N)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                if i + 1 < N {
+                    line.push_str(&format!("{cell:w$}  ", w = widths[i]));
+                } else {
+                    line.push_str(cell);
+                }
+            }
+            line
+        })
+        .collect();
+    lines.join("\n")
 }
 
 fn type_name(data_type: &DataType) -> String {

@@ -33,7 +33,7 @@ row! {
         attributes: text = (!object.attributes.is_null()).then(|| object.attributes.to_string()),
             "All the object's attributes, as JSON text";
         time: time = event.time.clone(),
-            "When the event happened (as events.time; filters on it reach the API)";
+            "When the event happened (as events.time)";
         action: text = event.action.clone(), "The event's action key (as events.action)";
         actor_id: text = event.actor_id.clone(), "Who did it (as events.actor_id)";
     }

@@ -281,6 +281,46 @@ pub fn find(name: &str) -> Option<TableInfo> {
     catalog().into_iter().find(|t| t.name == name)
 }
 
+/// A table that exists only inside a poll of `orgsql watch`, for its rules:
+/// what the poll read, with the columns of a catalog table (and decoded by
+/// it). No session registers it; `\d` describes it.
+pub struct WatchTable {
+    pub name: &'static str,
+    /// The catalog table whose columns (and decoder) it has.
+    pub columns_of: &'static str,
+    pub description: &'static str,
+}
+
+pub const WATCH_TABLES: [WatchTable; 4] = [
+    WatchTable {
+        name: "new_events",
+        columns_of: "events",
+        description: "The events one poll read from /events-stream (after the watch's cursor)",
+    },
+    WatchTable {
+        name: "new_event_context",
+        columns_of: "event_context",
+        description: "The objects the events of one poll name (as event_context does for events)",
+    },
+    WatchTable {
+        name: "recent_events",
+        columns_of: "events",
+        description: "The events of this poll and of earlier ones processed up to 24 hours before the newest",
+    },
+    WatchTable {
+        name: "recent_event_context",
+        columns_of: "event_context",
+        description: "The objects the recent events name (as event_context does for events)",
+    },
+];
+
+/// The watch table named `name` (any case).
+pub fn watch_table(name: &str) -> Option<&'static WatchTable> {
+    WATCH_TABLES
+        .iter()
+        .find(|t| t.name.eq_ignore_ascii_case(name))
+}
+
 /// Register every table, then every view (over the tables just registered).
 pub fn register_all(ctx: &SessionContext, orgs: &Orgs) -> Result<()> {
     let catalog = catalog();

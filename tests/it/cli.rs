@@ -560,6 +560,90 @@ async fn backslash_commands_work_in_every_mode() {
 
 /// orgsql's own multi-line error prints as lines; a statement of a script
 /// that fails is named with its line in the whole script.
+/// `new_events` and `new_event_context` exist only inside a watch's poll:
+/// `\d` describes them anywhere, with the columns (names and types) of
+/// `events` and `event_context`, and a query of one outside a watch says
+/// where it exists.
+#[tokio::test]
+async fn a_watchs_tables_are_described_outside_a_watch() {
+    for (watch_table, of) in [
+        ("new_events", "events"),
+        ("new_event_context", "event_context"),
+    ] {
+        let mut command = orgsql();
+        command.args(["--demo", "-c", &format!("\\d {watch_table}")]);
+        let output = run(command).await;
+        let described = text(&succeeded(&output, watch_table));
+        assert!(
+            described.starts_with(&format!("{watch_table}: ")),
+            "{described}"
+        );
+        assert!(described.contains("inside `orgsql watch`"), "{described}");
+        // (name, type) of each column, from the lines after the header.
+        let columns = |text: &str| -> Vec<(String, String)> {
+            text.lines()
+                .skip_while(|l| !l.starts_with("column "))
+                .skip(1)
+                .map(|l| {
+                    let words: Vec<&str> = l.split_whitespace().collect();
+                    (words[0].to_string(), words[1].to_string())
+                })
+                .collect()
+        };
+        // The columns a query of the table itself has, in order.
+        let mut command = orgsql();
+        command.args(["--demo", "--format", "csv", "-c"]);
+        command.arg(format!("SELECT * FROM {of} LIMIT 1"));
+        let output = run(command).await;
+        let header = text(&succeeded(&output, of));
+        let names: Vec<String> = header
+            .lines()
+            .next()
+            .expect("a header")
+            .split(',')
+            .map(str::to_string)
+            .collect();
+        let described_columns = columns(&described);
+        assert_eq!(
+            described_columns
+                .iter()
+                .map(|(name, _)| name.clone())
+                .collect::<Vec<_>>(),
+            names,
+            "{described}"
+        );
+        // The types \d gives the catalog table (its third column is which
+        // filters reach the API: a watch's table has none to give).
+        let mut command = orgsql();
+        command.args(["--demo", "-c", &format!("\\d {of}")]);
+        let output = run(command).await;
+        let types: Vec<String> = columns(&text(&succeeded(&output, of)))
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        assert_eq!(
+            described_columns
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect::<Vec<_>>(),
+            types
+        );
+
+        let mut command = orgsql();
+        command.args(["--demo", "-c"]);
+        command.arg(format!("SELECT count(*) FROM {watch_table}"));
+        let output = run(command).await;
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "no table {watch_table}: it exists only inside `orgsql watch`"
+            )),
+            "{stderr}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn errors_print_their_own_lines_and_name_the_statement() {
     let dir = tempfile::tempdir().expect("temp dir");

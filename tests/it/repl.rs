@@ -61,6 +61,10 @@ async fn an_auditor_session() {
         assert!(described.contains("boolean"), "{described}");
         assert!(described.contains("Two-step verification"), "{described}");
         assert!(described.contains("API narrows"), "{described}");
+        // A watch's table, which no session has, is described all the same.
+        p.send_line("\\d new_events").expect("send");
+        p.exp_string("Only inside `orgsql watch`").expect("where it exists");
+        p.exp_string("\r\ncontainer ").expect("its last column");
 
         // Tab completes a column of the table the statement names.
         p.send("SELECT count(*) AS n FROM users WHERE mfa_ena").expect("send");

@@ -60,15 +60,8 @@ mod pack {
 /// The tables a poll adds, and the catalog's tables whose columns (and
 /// decoders) they take: this poll's events, and the recent ones
 /// (`recent.rs`).
-const NEW_TABLES: [(&str, &str); 2] = [
-    ("new_events", "events"),
-    ("new_event_context", "event_context"),
-];
-const RECENT_TABLES: [(&str, &str); 2] = [
-    ("recent_events", "events"),
-    ("recent_event_context", "event_context"),
-];
-
+const NEW_TABLES: [&str; 2] = ["new_events", "new_event_context"];
+const RECENT_TABLES: [&str; 2] = ["recent_events", "recent_event_context"];
 /// The columns every rule starts with.
 const RULE_COLUMNS: [&str; 4] = ["resource", "status", "reason", "key"];
 
@@ -315,14 +308,8 @@ pub async fn run(session: &Session, args: &WatchArgs, output: &Output) -> Result
     }
 }
 
-/// Tables a rule can read that are not the organization's: when they hold
-/// something, and what reading them costs.
-const EVENT_TABLES: [&str; 4] = [
-    "new_events",
-    "new_event_context",
-    "recent_events",
-    "recent_event_context",
-];
+/// How the stream stands after each poll (the drop-off rule reads it); the
+/// other tables a poll adds are `tables::WATCH_TABLES`.
 const HEALTH_TABLE: &str = "stream_health";
 
 /// A rule, and when a poll runs it.
@@ -340,10 +327,12 @@ impl Rule {
         let (sql, _) = control.bound_sql(values);
         let tables = crate::sql::tables_named(&sql)
             .map_err(|e| anyhow!("rule {}: {}", control.source, crate::error::message(&e)))?;
-        let reads_events = tables.iter().any(|t| EVENT_TABLES.contains(&t.as_str()));
+        let reads_events = tables
+            .iter()
+            .any(|t| crate::tables::watch_table(t).is_some());
         let reads_api = tables
             .iter()
-            .any(|t| !EVENT_TABLES.contains(&t.as_str()) && t != HEALTH_TABLE);
+            .any(|t| crate::tables::watch_table(t).is_none() && t != HEALTH_TABLE);
         Ok(Rule {
             control,
             reads_events,
@@ -448,11 +437,14 @@ async fn read_stream(
 /// `event_context` (the same rows a scan of them gives).
 fn register_new(
     ctx: &SessionContext,
-    tables: [(&str, &str); 2],
+    tables: [&str; 2],
     org_id: &str,
     bodies: &[bytes::Bytes],
 ) -> Result<()> {
-    for (name, of) in tables {
+    for name in tables {
+        let of = crate::tables::watch_table(name)
+            .ok_or_else(|| anyhow!("no watch table {name}"))?
+            .columns_of;
         let info = crate::tables::find(of).ok_or_else(|| anyhow!("no table {of}"))?;
         let Kind::AuditLog { decode, .. } = info.kind else {
             bail!("{of} is not part of the audit log");

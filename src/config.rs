@@ -58,6 +58,14 @@ pub enum ConfigError {
     )]
     NoKeySource { connection: String },
     #[error(
+        "connection {connection}, SCIM directory {directory}: say where its token comes from: \
+         token_env, token_file or token_command"
+    )]
+    NoScimTokenSource {
+        connection: String,
+        directory: String,
+    },
+    #[error(
         "connection {connection}: the environment variable {var} that holds its key is not set"
     )]
     KeyEnvUnset { connection: String, var: String },
@@ -137,6 +145,8 @@ pub struct Connection {
     pub scoped_api_key: Option<ApiKey>,
     /// `None`: the default (`--base-url`).
     pub base_url: Option<String>,
+    /// Each SCIM directory's token (directory id, token), read.
+    pub scim_tokens: Vec<(String, ApiKey)>,
 }
 
 /// The config file: named connections, each saying where its keys come from.
@@ -158,6 +168,18 @@ struct ConnectionEntry {
     scoped_api_key_file: Option<PathBuf>,
     scoped_api_key_command: Option<String>,
     base_url: Option<String>,
+    /// `[connections.NAME.scim."<directory id>"]`: where each SCIM
+    /// directory's token comes from.
+    #[serde(default)]
+    scim: BTreeMap<String, ScimTokenEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScimTokenEntry {
+    token_env: Option<String>,
+    token_file: Option<PathBuf>,
+    token_command: Option<String>,
 }
 
 /// Where the config file is by default: `$XDG_CONFIG_HOME/orgsql/config.toml`,
@@ -198,6 +220,19 @@ pub fn connections(
                     path: path.to_path_buf(),
                     connection: name.clone(),
                     field,
+                });
+            }
+            // A SCIM token written into the file is refused the same way.
+            if let toml::Value::Table(entry) = entry
+                && let Some(toml::Value::Table(scim)) = entry.get("scim")
+                && scim.values().any(|d| {
+                    matches!(d, toml::Value::Table(d) if d.contains_key("token") || d.contains_key("scim_token"))
+                })
+            {
+                return Err(ConfigError::KeyInConfig {
+                    path: path.to_path_buf(),
+                    connection: name.clone(),
+                    field: "scim.<directory>.token",
                 });
             }
         }
@@ -257,12 +292,23 @@ pub fn connections(
                 &entry.scoped_api_key_file,
                 &entry.scoped_api_key_command,
             );
+            let mut scim_tokens = Vec::new();
+            for (directory, token) in &entry.scim {
+                let what = format!("{name} (SCIM directory {directory})");
+                let source = source(&token.token_env, &token.token_file, &token.token_command)
+                    .ok_or_else(|| ConfigError::NoScimTokenSource {
+                        connection: name.clone(),
+                        directory: directory.clone(),
+                    })?;
+                scim_tokens.push((directory.trim().to_string(), source.read(&what, warnings)?));
+            }
             Ok(Connection {
                 name: name.clone(),
                 org_id,
                 api_key: key.read(name, warnings)?,
                 scoped_api_key: scoped.map(|s| s.read(name, warnings)).transpose()?,
                 base_url: entry.base_url.clone(),
+                scim_tokens,
             })
         })
         .collect()

@@ -237,6 +237,7 @@ impl Source {
                     .unwrap_or_else(|| options.base_url.clone());
                 let mut config = ClientConfig::new(base_url, connection.org_id, connection.api_key);
                 config.scoped_api_key = connection.scoped_api_key;
+                config.scim_tokens = connection.scim_tokens;
                 config.name = Some(connection.name.clone());
                 names.push(connection.name);
                 configs.push(config);

@@ -70,6 +70,8 @@ pub struct Org {
     pub api_tokens: Vec<ApiToken>,
     /// The organization's admin API keys.
     pub api_keys: Vec<OrgApiKey>,
+    /// The identity providers' SCIM directories (scim.rs).
+    pub scim: Vec<super::scim::ScimDirectory>,
     /// Roles revoked from a group (writes.rs): (group index, resource id,
     /// role). The roles a group grants come from its name (`GROUP_GRANTS`);
     /// these no longer.
@@ -764,6 +766,14 @@ impl Org {
                 rename_in(value, &rename);
             }
         }
+        for user in org.scim.iter_mut().flat_map(|d| d.users.iter_mut()) {
+            rename(&mut user.email);
+            rename(&mut user.user_name);
+            rename(&mut user.display_name);
+            if let Some(account) = &mut user.account_id {
+                rename(account);
+            }
+        }
         org
     }
 
@@ -836,6 +846,7 @@ impl Org {
             event_actions,
             api_tokens: Vec::new(),
             api_keys: Vec::new(),
+            scim: Vec::new(),
             group_grants_revoked: Vec::new(),
         };
         let history = write_history(spec, &org);
@@ -845,6 +856,7 @@ impl Org {
         process(spec, &mut events);
         org.events = events;
         credentials(spec, &mut org, &history.tenures);
+        super::scim::provision(spec, &mut org);
         org
     }
 

@@ -57,6 +57,9 @@ catalog! {
     policy_resources => api::<policy_resources::PolicyResources>(),
     api_tokens => api::<api_tokens::ApiTokens>(),
     api_keys => api::<api_keys::ApiKeys>(),
+    scim_users => api::<scim_users::ScimUsers>(),
+    scim_groups => api::<scim_groups::ScimGroups>(),
+    scim_group_members => api::<scim_group_members::ScimGroupMembers>(),
     orgsql_requests => orgsql_requests::info(),
     orgsql_listings => orgsql_listings::info(),
 }

@@ -293,6 +293,7 @@ impl Fetch {
             Fetch::PerParent(fan_out) => {
                 let per = match &fan_out.parents {
                     Parents::Ids(ids) => format!("{} named", ids.len()),
+                    Parents::ScimDirectories => "each SCIM directory with a token".to_string(),
                     Parents::Listing { requests, .. } => {
                         let listing: Vec<String> =
                             requests.iter().map(PageRequest::described).collect();
@@ -334,6 +335,9 @@ pub struct FanOut {
 pub enum Parents {
     /// Named by the query (`WHERE account_id IN (...)`, or a join's keys).
     Ids(Vec<String>),
+    /// Every SCIM directory the organization's connection has a token for;
+    /// none fails the scan, saying how to configure one.
+    ScimDirectories,
     /// Every parent a listing returns; `key` is the id field of its items.
     Listing {
         requests: Vec<PageRequest>,
@@ -981,6 +985,24 @@ fn fan_out_batches<R: Resource>(
     } = fan_out;
     let ids: BoxStream<'static, Result<String>> = match parents {
         Parents::Ids(ids) => stream::iter(ids.into_iter().map(Ok)).boxed(),
+        Parents::ScimDirectories => {
+            let directories = client.scim_directories();
+            if directories.is_empty() {
+                let endpoint = children
+                    .first()
+                    .map(PageRequest::endpoint)
+                    .unwrap_or_default();
+                return stream::once(async move {
+                    Err(external(ApiError::NoScimToken {
+                        endpoint,
+                        directory: "of this organization".to_string(),
+                        configured: Vec::new(),
+                    }))
+                })
+                .boxed();
+            }
+            stream::iter(directories.into_iter().map(Ok)).boxed()
+        }
         Parents::Listing { requests, key } => {
             let client = client.clone();
             let pages = stream::iter(requests)
@@ -1024,6 +1046,9 @@ fn fan_out_batches<R: Resource>(
                 parent: Some(&id),
             };
             let several = requests.len() > 1;
+            let request_is_not_scim = requests
+                .iter()
+                .all(|r| r.cursor_in != crate::api::CursorIn::StartIndex);
             let mut rows = Vec::new();
             // One after another, in this parent's slot: --concurrency
             // counts parents' calls, and a split must not outrun it.
@@ -1032,7 +1057,11 @@ fn fan_out_batches<R: Resource>(
                 while let Some(page) = pages.next().await {
                     match page {
                         Ok(data) => R::Row::push_rows(&origin, data, &mut rows),
-                        Err(ApiError::Status { status: 404, .. }) => return Ok(Vec::new()),
+                        // A SCIM directory is named by the configuration:
+                        // one the API does not know is a mistake to say.
+                        Err(ApiError::Status { status: 404, .. }) if request_is_not_scim => {
+                            return Ok(Vec::new());
+                        }
                         Err(e) => return Err(external(e)),
                     }
                 }

@@ -83,6 +83,11 @@ pub struct Options {
     /// email and the leaver controls
     #[arg(global = true, long, value_name = "FILE")]
     pub roster: Option<PathBuf>,
+    /// An identity provider's user export (Okta or Entra ID CSV: email,
+    /// status, optionally groups) as the tables `idp_users` and
+    /// `idp_group_members`, for the identity-provider controls
+    #[arg(global = true, long, value_name = "FILE")]
+    pub idp: Option<PathBuf>,
     /// Also attach a snapshot as schema NAME (e.g. old=snap1/ gives old.users); repeatable
     #[arg(long, value_name = "NAME=DIR", value_parser = attach_spec)]
     pub attach: Vec<(String, Location)>,
@@ -127,6 +132,8 @@ pub struct Session {
     pub as_of: Option<chrono::DateTime<chrono::Utc>>,
     /// `--roster`, registered in each session this one makes.
     roster: Option<PathBuf>,
+    /// `--idp`, likewise.
+    idp: Option<PathBuf>,
     /// `--wall-clock`: a snapshot's sessions judge by today.
     wall_clock: bool,
 }
@@ -193,6 +200,9 @@ impl Session {
     fn with_roster(&self, ctx: SessionContext) -> Result<SessionContext> {
         if let Some(path) = &self.roster {
             crate::roster::register(&ctx, path).map_err(SessionError::at("--roster"))?;
+        }
+        if let Some(path) = &self.idp {
+            crate::idp::register(&ctx, path).map_err(SessionError::at("--idp"))?;
         }
         Ok(ctx)
     }
@@ -311,6 +321,7 @@ impl Source {
                     as_of: Some(as_of),
                     snapshot: Some(opened),
                     roster: options.roster.clone(),
+                    idp: options.idp.clone(),
                     wall_clock: options.wall_clock,
                 });
             }
@@ -357,6 +368,7 @@ impl Source {
             snapshot: None,
             as_of,
             roster: options.roster.clone(),
+            idp: options.idp.clone(),
             wall_clock: false,
         })
     }
@@ -372,6 +384,9 @@ async fn extend(options: &Options, ctx: &SessionContext) -> Result<()> {
     }
     if let Some(path) = &options.roster {
         crate::roster::register(ctx, path).map_err(SessionError::at("--roster"))?;
+    }
+    if let Some(path) = &options.idp {
+        crate::idp::register(ctx, path).map_err(SessionError::at("--idp"))?;
     }
     Ok(())
 }

@@ -151,7 +151,7 @@ pub fn read(path: &Path) -> Result<(Vec<IdpUser>, bool), IdpError> {
         })?;
         let line = crate::sheet::line_at(text, record.position());
         let cells = crate::sheet::cells(&record);
-        if cells.iter().all(|c| c.is_empty()) {
+        if cells.iter().all(String::is_empty) {
             continue; // A spreadsheet's trailing empty rows.
         }
         let cell = |i: Option<usize>| -> Option<String> {

@@ -24,10 +24,10 @@ pub use limits::RateLimits;
 pub use live::{Doer, appendable_actions};
 pub use org::{
     ApiToken, DEMO_NOW, Directory, Domain, Event, EventAction, Group, GroupRole, Location, Org,
-    OrgApiKey, OrgSpec, Policy, ProductAccess, User, UserRole, WRITER_KEY_LABEL, Workspace,
+    OrgApiKey, OrgSpec, Policy, ProductAccess, ScimDirectory, ScimGroup, ScimUser, User, UserRole,
+    WRITER_KEY_LABEL, Workspace,
 };
 pub use routes::endpoints;
-pub use scim::{ScimDirectory, ScimGroup, ScimUser};
 
 use crate::api::{ApiKey, ClientConfig};
 
@@ -46,10 +46,13 @@ fn scim_tokens(org: &Org) -> Vec<(String, ApiKey)> {
 
 impl Org {
     /// The organization `spec` describes (org.rs), its audit log holding
-    /// the history of who may do what (history.rs) written over it. Here,
-    /// where both are known: history.rs builds on org.rs, never the reverse.
+    /// the history of who may do what (history.rs) written over it, and its
+    /// identity providers' SCIM directories (scim.rs). Here, where all are
+    /// known: history.rs and scim.rs build on org.rs, never the reverse.
     pub fn generate(spec: &OrgSpec) -> Org {
-        Org::generate_with(spec, history::history)
+        let mut org = Org::generate_with(spec, history::history);
+        scim::provision(spec, &mut org);
+        org
     }
 }
 

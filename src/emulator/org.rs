@@ -71,7 +71,7 @@ pub struct Org {
     /// The organization's admin API keys.
     pub api_keys: Vec<OrgApiKey>,
     /// The identity providers' SCIM directories (scim.rs).
-    pub scim: Vec<super::scim::ScimDirectory>,
+    pub scim: Vec<ScimDirectory>,
     /// Roles revoked from a group (writes.rs): (group index, resource id,
     /// role). The roles a group grants come from its name (`GROUP_GRANTS`);
     /// these no longer.
@@ -112,6 +112,39 @@ pub struct OrgApiKey {
     pub created_by: usize,
     /// Who revoked it and when.
     pub revoked: Option<(usize, DateTime<Utc>)>,
+}
+
+/// One SCIM directory: which of the organization's directories it is, its
+/// token, and what the identity provider has pushed to it.
+#[derive(Debug, Clone)]
+pub struct ScimDirectory {
+    /// Index into `Org::directories`.
+    pub directory: usize,
+    pub token: String,
+    pub users: Vec<ScimUser>,
+    pub groups: Vec<ScimGroup>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScimUser {
+    pub id: String,
+    pub external_id: String,
+    pub user_name: String,
+    pub email: String,
+    pub display_name: String,
+    pub active: bool,
+    /// The account it is linked to; `None`: linked to none.
+    pub account_id: Option<String>,
+    pub created: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScimGroup {
+    pub id: String,
+    pub external_id: String,
+    pub name: String,
+    /// SCIM user ids (of the same directory).
+    pub members: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -856,7 +889,6 @@ impl Org {
         process(spec, &mut events);
         org.events = events;
         credentials(spec, &mut org, &history.tenures);
-        super::scim::provision(spec, &mut org);
         org
     }
 

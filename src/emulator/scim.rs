@@ -9,40 +9,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
-use super::org::{Gen, Org, OrgSpec};
-
-/// One SCIM directory: which of the organization's directories it is, its
-/// token, and what the identity provider has pushed to it.
-#[derive(Debug, Clone)]
-pub struct ScimDirectory {
-    /// Index into `Org::directories`.
-    pub directory: usize,
-    pub token: String,
-    pub users: Vec<ScimUser>,
-    pub groups: Vec<ScimGroup>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ScimUser {
-    pub id: String,
-    pub external_id: String,
-    pub user_name: String,
-    pub email: String,
-    pub display_name: String,
-    pub active: bool,
-    /// The account it is linked to; `None`: linked to none.
-    pub account_id: Option<String>,
-    pub created: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ScimGroup {
-    pub id: String,
-    pub external_id: String,
-    pub name: String,
-    /// SCIM user ids (of the same directory).
-    pub members: Vec<String>,
-}
+use super::org::{Gen, Org, OrgSpec, ScimDirectory, ScimGroup, ScimUser};
 
 /// The SCIM token of directory number `index` of an organization made from `seed`.
 fn token(seed: u64, index: usize) -> String {
@@ -100,7 +67,7 @@ pub(super) fn provision(spec: &OrgSpec, org: &mut Org) {
         of_user[i] = Some(id.clone());
         employees.users.push(ScimUser {
             id,
-            external_id: format!("00u{:06}", i),
+            external_id: format!("00u{i:06}"),
             user_name: user.email.clone(),
             email: user.email.clone(),
             display_name: user.name.clone(),
@@ -172,7 +139,7 @@ pub(super) fn provision(spec: &OrgSpec, org: &mut Org) {
         let user = &org.users[i];
         contractors.users.push(ScimUser {
             id: g.uuid(),
-            external_id: format!("00c{:06}", i),
+            external_id: format!("00c{i:06}"),
             user_name: user.email.clone(),
             email: user.email.clone(),
             display_name: user.name.clone(),
@@ -193,7 +160,7 @@ pub(super) fn provision(spec: &OrgSpec, org: &mut Org) {
         let user = &org.users[c];
         contractors.users.push(ScimUser {
             id: g.uuid(),
-            external_id: format!("00u{:06}", e),
+            external_id: format!("00u{e:06}"),
             user_name: user.email.clone(),
             email: user.email.clone(),
             display_name: org.users[e].name.clone(),

@@ -81,6 +81,10 @@ use Handler::{Read, Write};
 /// Every endpoint the emulator serves, each declared once.
 const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
+        route: "GET /admin/user-provisioning/v1/org/{orgId}/user/{accountId}/get-scim-links",
+        handler: Read(scim_links),
+    },
+    Endpoint {
         route: "GET /scim/directory/{directoryId}/Users",
         handler: Read(scim_users),
     },
@@ -465,6 +469,40 @@ fn scim_directory<'o>(r: &Request, org: &'o Org) -> Result<&'o super::ScimDirect
                 json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "404", "detail": "Directory not found"}),
             )
         })
+}
+
+/// An account's links to SCIM users, in every SCIM directory (the shape a
+/// client library, JIRAJS, gives the endpoint).
+fn scim_links(r: &Request) -> Reply {
+    let org = r.org();
+    let account = r.path("accountId");
+    if !org.users.iter().any(|u| u.account_id == account) {
+        return Err(error(
+            r.version,
+            StatusCode::NOT_FOUND,
+            "ADMIN-404-3",
+            "User not found",
+        ));
+    }
+    let links: Vec<Value> = org
+        .scim
+        .iter()
+        .flat_map(|d| {
+            let directory = org.directories[d.directory].id.clone();
+            d.users
+                .iter()
+                .filter(|u| u.account_id.as_deref() == Some(account))
+                .map(move |u| {
+                    json!({
+                        "scimUserId": u.id,
+                        "atlassianAccountId": u.account_id,
+                        "orgId": org.id,
+                        "directoryId": directory,
+                    })
+                })
+        })
+        .collect();
+    Ok(json!({ "scimLinks": links }))
 }
 
 fn scim_users(r: &Request) -> Reply {

@@ -60,6 +60,7 @@ catalog! {
     scim_users => api::<scim_users::ScimUsers>(),
     scim_groups => api::<scim_groups::ScimGroups>(),
     scim_group_members => api::<scim_group_members::ScimGroupMembers>(),
+    scim_links => api::<scim_links::ScimLinks>(),
     orgsql_requests => orgsql_requests::info(),
     orgsql_listings => orgsql_listings::info(),
 }
@@ -83,6 +84,12 @@ pub const UNVERIFIED: &[(&str, &str)] = &[
         "scim_group_members",
         "members[] of a group in the Groups listing is the SCIM spec's; no captured answer shows \
          whether the listing carries them (else a group reads as empty)",
+    ),
+    (
+        "scim_links",
+        "the endpoint and its answer ({\"scimLinks\": [{scimUserId, atlassianAccountId, orgId, \
+         directoryId}]}) are a client library's (JIRAJS), newer than the saved SCIM spec; no \
+         captured answer",
     ),
 ];
 

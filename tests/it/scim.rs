@@ -116,6 +116,28 @@ async fn each_scim_table_returns_the_emulators_rows_across_pages() {
         .collect();
     assert!(!expected.is_empty());
     assert_eq!(members, expected);
+
+    // scim_links: one call per account, with the organization's key.
+    let links: BTreeSet<Vec<String>> = sql_rows(
+        &ctx,
+        "SELECT account_id, directory_id, scim_id, linked_account_id FROM scim_links",
+    )
+    .await
+    .into_iter()
+    .collect();
+    let expected: BTreeSet<Vec<String>> = scim_users(&org)
+        .into_iter()
+        .filter_map(|(directory, u)| {
+            let account = u.account_id.clone()?;
+            org.users
+                .iter()
+                .any(|a| a.account_id == account)
+                .then(|| vec![account.clone(), directory, u.id.clone(), account])
+        })
+        .collect();
+    assert!(expected.len() > 10);
+    assert_eq!(links, expected);
+    assert_eq!(emu.requests("/get-scim-links"), org.users.len() as u64);
 }
 
 #[tokio::test]

@@ -15,8 +15,8 @@ use datafusion::prelude::SessionContext;
 
 pub use filters::{Filter, Shape};
 pub use provider::{
-    ApiTable, Column, FanOut, Fetch, FromPage, Origin, Parents, Resource, Scan, TableRow,
-    decode_page, schema_from, schema_of,
+    ApiTable, Column, FanOut, Fetch, FromPage, Origin, PageShape, Parents, Resource, Scan,
+    TableRow, decode_page, schema_from, schema_of,
 };
 
 use crate::api::Orgs;

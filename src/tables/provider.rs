@@ -380,6 +380,9 @@ pub trait Resource: Send + Sync + 'static {
     const FILTERS: &'static [Filter] = &[];
     /// An append-only history (the audit log): `orgsql diff` leaves it out.
     const HISTORY: bool = false;
+    /// How a page holds its data: in the Admin API's envelope (`data`), as
+    /// the whole answer, or as a SCIM ListResponse (`Resources`).
+    const PAGE: PageShape = PageShape::Envelope;
 
     fn columns() -> Vec<Column> {
         Self::Row::columns()
@@ -411,16 +414,49 @@ pub fn schema_from(columns: Vec<Column>) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// How an answer holds a page's data (`Resource::PAGE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageShape {
+    /// `{"data": ..., "links": ..., "meta": ...}`.
+    Envelope,
+    /// The answer is the data (`PageRequest::bare`).
+    Bare,
+    /// A SCIM ListResponse: the data is `Resources`.
+    ScimList,
+}
+
 /// Decode one page of API JSON into the resource's rows, as a record batch
 /// (`None` for an empty page). The same path a live scan takes.
 pub fn decode_page<R: Resource>(org_id: &str, body: &[u8]) -> Result<Option<RecordBatch>> {
-    let page: crate::api::Envelope<R::Data> = serde_json::from_slice(body)
-        .map_err(|e| DataFusionError::Execution(format!("{}: cannot decode page: {e}", R::NAME)))?;
+    let cannot = |e: serde_json::Error| {
+        DataFusionError::Execution(format!("{}: cannot decode page: {e}", R::NAME))
+    };
+    let data: R::Data = match R::PAGE {
+        PageShape::Envelope => {
+            serde_json::from_slice::<crate::api::Envelope<R::Data>>(body)
+                .map_err(cannot)?
+                .data
+        }
+        PageShape::Bare => serde_json::from_slice(body).map_err(cannot)?,
+        PageShape::ScimList => {
+            #[derive(serde::Deserialize)]
+            struct ListResponse {
+                #[serde(rename = "Resources", default)]
+                resources: Option<serde_json::Value>,
+            }
+            let list: ListResponse = serde_json::from_slice(body).map_err(cannot)?;
+            serde_json::from_value(
+                list.resources
+                    .unwrap_or(serde_json::Value::Array(Vec::new())),
+            )
+            .map_err(cannot)?
+        }
+    };
     let origin = Origin {
         org_id,
         parent: None,
     };
-    rows_to_batch::<R>(&schema_of::<R>(), &origin, page.data)
+    rows_to_batch::<R>(&schema_of::<R>(), &origin, data)
 }
 
 fn rows_to_batch<R: Resource>(

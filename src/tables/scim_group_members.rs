@@ -5,7 +5,7 @@ use crate::row;
 
 use super::Label;
 use super::filters::Filter;
-use super::provider::{Fetch, FromPage, Origin, Resource, Scan};
+use super::provider::{PageShape, Fetch, FromPage, Origin, Resource, Scan};
 use super::scim_groups::{ScimGroup, ScimMember};
 use super::scim_users::scim_listing;
 
@@ -32,6 +32,8 @@ impl Resource for ScimGroupMembers {
     const LABELS: &'static [Label] = &[Label::own("group", "group_name")];
     const FAN_OUT: Option<&'static str> = Some("SCIM directory");
     const FILTERS: &'static [Filter] = &[Filter::parent("directory_id", "directoryId")];
+
+    const PAGE: PageShape = PageShape::ScimList;
 
     fn fetch(scan: &Scan) -> Fetch {
         scim_listing(scan, "/scim/directory/{directoryId}/Groups")

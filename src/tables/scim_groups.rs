@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::Label;
 use super::filters::Filter;
-use super::provider::{Fetch, Resource, Scan};
+use super::provider::{PageShape, Fetch, Resource, Scan};
 use super::scim_users::{ScimMeta, scim_listing};
 
 pub struct ScimGroups;
@@ -53,6 +53,8 @@ impl Resource for ScimGroups {
     const LABELS: &'static [Label] = &[Label::own("group", "name")];
     const FAN_OUT: Option<&'static str> = Some("SCIM directory");
     const FILTERS: &'static [Filter] = &[Filter::parent("directory_id", "directoryId")];
+
+    const PAGE: PageShape = PageShape::ScimList;
 
     fn fetch(scan: &Scan) -> Fetch {
         scim_listing(scan, "/scim/directory/{directoryId}/Groups")

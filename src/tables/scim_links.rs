@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::Label;
 use super::filters::Filter;
-use super::provider::{Fetch, FromPage, Origin, Resource, Scan};
+use super::provider::{PageShape, Fetch, FromPage, Origin, Resource, Scan};
 use super::users::every_user;
 use crate::api::{PageItems, PageRequest};
 
@@ -57,6 +57,8 @@ impl Resource for ScimLinks {
     const FAN_OUT: Option<&'static str> = Some("user");
     /// account_id picks the users called: exact.
     const FILTERS: &'static [Filter] = &[Filter::parent("account_id", "accountId")];
+
+    const PAGE: PageShape = PageShape::Bare;
 
     fn fetch(scan: &Scan) -> Fetch {
         scan.fan_out(

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::Label;
 use super::filters::Filter;
-use super::provider::{Fetch, Parents, Resource, Scan};
+use super::provider::{PageShape, Fetch, Parents, Resource, Scan};
 use crate::api::{CursorIn, PageRequest};
 
 pub struct ScimUsers;
@@ -102,6 +102,8 @@ impl Resource for ScimUsers {
     const FAN_OUT: Option<&'static str> = Some("SCIM directory");
     /// directory_id picks the directories listed: exact.
     const FILTERS: &'static [Filter] = &[Filter::parent("directory_id", "directoryId")];
+
+    const PAGE: PageShape = PageShape::ScimList;
 
     fn fetch(scan: &Scan) -> Fetch {
         scim_listing(scan, "/scim/directory/{directoryId}/Users")

@@ -1019,7 +1019,29 @@ fn fan_out_batches<R: Resource>(
         children,
         param,
     } = fan_out;
+    let scim = children
+        .iter()
+        .any(|c| c.cursor_in == crate::api::CursorIn::StartIndex);
     let ids: BoxStream<'static, Result<String>> = match parents {
+        // A SCIM table holds the directories with a token: a directory named
+        // without one has no rows here (as an unfiltered scan has none of
+        // it), and the user hears which, and how to add its token.
+        Parents::Ids(ids) if scim && !client.scim_directories().is_empty() => {
+            let configured = client.scim_directories();
+            let (read, untokened): (Vec<String>, Vec<String>) =
+                ids.into_iter().partition(|id| configured.contains(id));
+            for directory in untokened {
+                client.notice(format!(
+                    "{}: no SCIM token for directory {directory:?}, so none of its rows are \
+                     read (tokens are configured for: {}). Add it to the connection in the \
+                     config file: [connections.NAME.scim.\"<directory id>\"] with token_env, \
+                     token_file or token_command",
+                    R::NAME,
+                    configured.join(", ")
+                ));
+            }
+            stream::iter(read.into_iter().map(Ok)).boxed()
+        }
         Parents::Ids(ids) => stream::iter(ids.into_iter().map(Ok)).boxed(),
         Parents::ScimDirectories => {
             let directories = client.scim_directories();

@@ -168,12 +168,12 @@ impl Control {
         // missing table is an error (the control cannot run), never a pass.
         if let Some(other) = requires
             .iter()
-            .find(|t| !REQUIREMENTS.iter().any(|(name, _)| name == t))
+            .find(|t| !REQUIREMENTS.iter().any(|(name, ..)| name == t))
         {
             return Err(format!(
                 "{source}: `-- requires: {other}`: only {} can be required (what a flag or the \
                  configuration adds)",
-                REQUIREMENTS.map(|(name, _)| name).join(", ")
+                REQUIREMENTS.map(|(name, ..)| name).join(", ")
             ));
         }
         // The count may wrap over several `-- population-sql:` lines.
@@ -582,21 +582,24 @@ fn key(control: &str, org: Option<&str>) -> String {
     }
 }
 
-/// What a control may require (`-- requires:`), and how a user provides it:
-/// the tables a flag adds, and `scim` (a SCIM directory's token).
-pub const REQUIREMENTS: [(&str, &str); 3] = [
+/// What a control may require (`-- requires:`), what that is, and how a
+/// user provides it: the tables a flag adds, and `scim` (a SCIM token).
+pub const REQUIREMENTS: [(&str, &str, &str); 3] = [
     (
         crate::roster::TABLE,
-        "the table roster: give an HR roster with --roster people.csv",
+        "the table roster",
+        "give an HR roster with --roster people.csv",
     ),
     (
         crate::idp::USERS,
-        "the table idp_users: give an identity provider export with --idp users.csv",
+        "the table idp_users",
+        "give an identity provider export with --idp users.csv",
     ),
     (
         "scim",
-        "a SCIM directory token: add [connections.NAME.scim.\"<directory id>\"] with token_env, \
-         token_file or token_command to the config file",
+        "a SCIM directory token",
+        "add [connections.NAME.scim.\"<directory id>\"] with token_env, token_file or \
+         token_command to the config file",
     ),
 ];
 
@@ -643,10 +646,10 @@ pub async fn run_controls(
             }
         }
         if let Some(table) = missing {
-            let how = REQUIREMENTS
+            let (what, how) = REQUIREMENTS
                 .iter()
-                .find(|(name, _)| *name == table)
-                .map_or("", |(_, how)| how);
+                .find(|(name, ..)| *name == table)
+                .map_or(("", ""), |(_, what, how)| (*what, *how));
             results.push(Checked {
                 control,
                 org_id: None,
@@ -656,7 +659,7 @@ pub async fn run_controls(
                 population: None,
                 resolved: None,
                 error: None,
-                skipped: Some(format!("needs {table}: {how}")),
+                skipped: Some(format!("needs {what}: {how}")),
                 sql,
             });
             continue;

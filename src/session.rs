@@ -149,6 +149,11 @@ impl Session {
         self.roster.as_deref()
     }
 
+    /// `--idp`, when given.
+    pub fn idp(&self) -> Option<&std::path::Path> {
+        self.idp.as_deref()
+    }
+
     /// The data's as-of instant for a report: fixed, or now.
     pub fn data_as_of(&self) -> String {
         self.as_of

@@ -500,6 +500,17 @@ async fn each_drift_control_alarms_on_exactly_the_demos_planted_cases() {
         .output()
         .expect("orgsql runs");
     let found = findings_of(&output);
+    // The report names the export it judged by: its file and sha256.
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let digest: String = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        &std::fs::read(&idp).expect("the export"),
+    )
+    .as_ref()
+    .iter()
+    .map(|b| format!("{b:02x}"))
+    .collect();
+    assert_eq!(report["envelope"]["idp"]["sha256"], digest.as_str());
     let expected = expected_findings(&org, &okta_rows(&idp));
     for control in CONTROLS {
         let (outcome, alarms) = found.get(control).expect(control);

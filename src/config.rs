@@ -45,6 +45,16 @@ pub enum ConfigError {
         connection: String,
         field: &'static str,
     },
+    #[error(
+        "the config file {path} holds a SCIM token (connection {connection}, directory \
+         {directory}): tokens never go in the config file. Say where it comes from instead: \
+         token_env (a variable), token_file (a file only you can read) or token_command"
+    )]
+    ScimTokenInConfig {
+        path: PathBuf,
+        connection: String,
+        directory: String,
+    },
     #[error("no connection {name} in the config file {path}; it has: {}", known.join(", "))]
     NoConnection {
         path: PathBuf,
@@ -225,14 +235,15 @@ pub fn connections(
             // A SCIM token written into the file is refused the same way.
             if let toml::Value::Table(entry) = entry
                 && let Some(toml::Value::Table(scim)) = entry.get("scim")
-                && scim.values().any(|d| {
+                && let Some(directory) = scim.iter().find_map(|(directory, d)| {
                     matches!(d, toml::Value::Table(d) if d.contains_key("token") || d.contains_key("scim_token"))
+                        .then(|| directory.clone())
                 })
             {
-                return Err(ConfigError::KeyInConfig {
+                return Err(ConfigError::ScimTokenInConfig {
                     path: path.to_path_buf(),
                     connection: name.clone(),
-                    field: "scim.<directory>.token",
+                    directory,
                 });
             }
         }

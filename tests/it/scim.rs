@@ -299,7 +299,11 @@ async fn scim_tokens_come_from_the_config_file_never_inline() {
         .expect("orgsql runs");
     assert!(!output.status.success());
     let said = text(&output);
-    assert!(said.contains("keys never go in the config file"), "{said}");
+    assert!(
+        said.contains("tokens never go in the config file"),
+        "{said}"
+    );
+    assert!(said.contains(&directory), "names the directory: {said}");
     assert!(!said.contains(&token), "{said}");
 }
 

@@ -45,6 +45,16 @@ pub enum ConfigError {
         connection: String,
         field: &'static str,
     },
+    #[error(
+        "the config file {path} holds a SCIM token (connection {connection}, directory \
+         {directory}): tokens never go in the config file. Say where it comes from instead: \
+         token_env (a variable), token_file (a file only you can read) or token_command"
+    )]
+    ScimTokenInConfig {
+        path: PathBuf,
+        connection: String,
+        directory: String,
+    },
     #[error("no connection {name} in the config file {path}; it has: {}", known.join(", "))]
     NoConnection {
         path: PathBuf,
@@ -57,6 +67,14 @@ pub enum ConfigError {
         "connection {connection}: say where its key comes from: api_key_env, api_key_file or api_key_command"
     )]
     NoKeySource { connection: String },
+    #[error(
+        "connection {connection}, SCIM directory {directory}: say where its token comes from: \
+         token_env, token_file or token_command"
+    )]
+    NoScimTokenSource {
+        connection: String,
+        directory: String,
+    },
     #[error(
         "connection {connection}: the environment variable {var} that holds its key is not set"
     )]
@@ -137,6 +155,8 @@ pub struct Connection {
     pub scoped_api_key: Option<ApiKey>,
     /// `None`: the default (`--base-url`).
     pub base_url: Option<String>,
+    /// Each SCIM directory's token (directory id, token), read.
+    pub scim_tokens: Vec<(String, ApiKey)>,
 }
 
 /// The config file: named connections, each saying where its keys come from.
@@ -158,6 +178,18 @@ struct ConnectionEntry {
     scoped_api_key_file: Option<PathBuf>,
     scoped_api_key_command: Option<String>,
     base_url: Option<String>,
+    /// `[connections.NAME.scim."<directory id>"]`: where each SCIM
+    /// directory's token comes from.
+    #[serde(default)]
+    scim: BTreeMap<String, ScimTokenEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScimTokenEntry {
+    token_env: Option<String>,
+    token_file: Option<PathBuf>,
+    token_command: Option<String>,
 }
 
 /// Where the config file is by default: `$XDG_CONFIG_HOME/orgsql/config.toml`,
@@ -198,6 +230,20 @@ pub fn connections(
                     path: path.to_path_buf(),
                     connection: name.clone(),
                     field,
+                });
+            }
+            // A SCIM token written into the file is refused the same way.
+            if let toml::Value::Table(entry) = entry
+                && let Some(toml::Value::Table(scim)) = entry.get("scim")
+                && let Some(directory) = scim.iter().find_map(|(directory, d)| {
+                    matches!(d, toml::Value::Table(d) if d.contains_key("token") || d.contains_key("scim_token"))
+                        .then(|| directory.clone())
+                })
+            {
+                return Err(ConfigError::ScimTokenInConfig {
+                    path: path.to_path_buf(),
+                    connection: name.clone(),
+                    directory,
                 });
             }
         }
@@ -257,12 +303,23 @@ pub fn connections(
                 &entry.scoped_api_key_file,
                 &entry.scoped_api_key_command,
             );
+            let mut scim_tokens = Vec::new();
+            for (directory, token) in &entry.scim {
+                let what = format!("{name} (SCIM directory {directory})");
+                let source = source(&token.token_env, &token.token_file, &token.token_command)
+                    .ok_or_else(|| ConfigError::NoScimTokenSource {
+                        connection: name.clone(),
+                        directory: directory.clone(),
+                    })?;
+                scim_tokens.push((directory.trim().to_string(), source.read(&what, warnings)?));
+            }
             Ok(Connection {
                 name: name.clone(),
                 org_id,
                 api_key: key.read(name, warnings)?,
                 scoped_api_key: scoped.map(|s| s.read(name, warnings)).transpose()?,
                 base_url: entry.base_url.clone(),
+                scim_tokens,
             })
         })
         .collect()

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod emulator;
 pub mod error;
+pub mod idp;
 pub mod roster;
 pub mod session;
 pub mod sheet;

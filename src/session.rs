@@ -83,6 +83,11 @@ pub struct Options {
     /// email and the leaver controls
     #[arg(global = true, long, value_name = "FILE")]
     pub roster: Option<PathBuf>,
+    /// An identity provider's user export (Okta or Entra ID CSV: email,
+    /// status, optionally groups) as the tables `idp_users` and
+    /// `idp_group_members`, for the identity-provider controls
+    #[arg(global = true, long, value_name = "FILE")]
+    pub idp: Option<PathBuf>,
     /// Also attach a snapshot as schema NAME (e.g. old=snap1/ gives old.users); repeatable
     #[arg(long, value_name = "NAME=DIR", value_parser = attach_spec)]
     pub attach: Vec<(String, Location)>,
@@ -127,6 +132,8 @@ pub struct Session {
     pub as_of: Option<chrono::DateTime<chrono::Utc>>,
     /// `--roster`, registered in each session this one makes.
     roster: Option<PathBuf>,
+    /// `--idp`, likewise.
+    idp: Option<PathBuf>,
     /// `--wall-clock`: a snapshot's sessions judge by today.
     wall_clock: bool,
 }
@@ -140,6 +147,11 @@ impl Session {
     /// `--roster`, when given.
     pub fn roster(&self) -> Option<&std::path::Path> {
         self.roster.as_deref()
+    }
+
+    /// `--idp`, when given.
+    pub fn idp(&self) -> Option<&std::path::Path> {
+        self.idp.as_deref()
     }
 
     /// The data's as-of instant for a report: fixed, or now.
@@ -194,6 +206,9 @@ impl Session {
         if let Some(path) = &self.roster {
             crate::roster::register(&ctx, path).map_err(SessionError::at("--roster"))?;
         }
+        if let Some(path) = &self.idp {
+            crate::idp::register(&ctx, path).map_err(SessionError::at("--idp"))?;
+        }
         Ok(ctx)
     }
 }
@@ -237,6 +252,7 @@ impl Source {
                     .unwrap_or_else(|| options.base_url.clone());
                 let mut config = ClientConfig::new(base_url, connection.org_id, connection.api_key);
                 config.scoped_api_key = connection.scoped_api_key;
+                config.scim_tokens = connection.scim_tokens;
                 config.name = Some(connection.name.clone());
                 names.push(connection.name);
                 configs.push(config);
@@ -310,6 +326,7 @@ impl Source {
                     as_of: Some(as_of),
                     snapshot: Some(opened),
                     roster: options.roster.clone(),
+                    idp: options.idp.clone(),
                     wall_clock: options.wall_clock,
                 });
             }
@@ -356,6 +373,7 @@ impl Source {
             snapshot: None,
             as_of,
             roster: options.roster.clone(),
+            idp: options.idp.clone(),
             wall_clock: false,
         })
     }
@@ -371,6 +389,9 @@ async fn extend(options: &Options, ctx: &SessionContext) -> Result<()> {
     }
     if let Some(path) = &options.roster {
         crate::roster::register(ctx, path).map_err(SessionError::at("--roster"))?;
+    }
+    if let Some(path) = &options.idp {
+        crate::idp::register(ctx, path).map_err(SessionError::at("--idp"))?;
     }
     Ok(())
 }

@@ -51,6 +51,9 @@ pub struct ClientConfig {
     pub max_page_bytes: usize,
     /// The connection's name in the config file, if it came from there.
     pub name: Option<String>,
+    /// Each SCIM directory's own token (directory id, token): the SCIM API
+    /// takes no organization key.
+    pub scim_tokens: Vec<(String, ApiKey)>,
     /// The organization's "now" when it is not the wall clock: the demo's
     /// fixed instant. Sessions over it answer `now()` with it, and exports
     /// record it as their data's as-of time.
@@ -76,6 +79,7 @@ impl ClientConfig {
             cache_ttl: Some(DEFAULT_CACHE_TTL),
             max_page_bytes: MAX_PAGE_BYTES,
             name: None,
+            scim_tokens: Vec::new(),
             clock: None,
         }
     }
@@ -90,6 +94,12 @@ pub enum CursorIn {
     /// The POST body's `cursor`; `keep_filters: false` when the endpoint wants
     /// the cursor alone (workspaces).
     Body { keep_filters: bool },
+    /// SCIM 2.0 (RFC 7644 3.4.2.4): `?startIndex=` (1-based) with `count`,
+    /// the answer a ListResponse (`totalResults`, `startIndex`,
+    /// `Resources`); the listing ends when it holds `totalResults` items,
+    /// and fails when a page comes back empty before that. The directory's
+    /// own SCIM token goes with it.
+    StartIndex,
 }
 
 /// One listing call: an endpoint template and what to send with every page.
@@ -265,10 +275,24 @@ impl PageRequest {
         for (name, value) in &self.query {
             query.append_pair(name, value);
         }
-        if let (CursorIn::Query, Some(cursor)) = (self.cursor_in, cursor) {
-            query.append_pair("cursor", cursor);
+        match (self.cursor_in, cursor) {
+            (CursorIn::Query, Some(cursor)) => {
+                query.append_pair("cursor", cursor);
+            }
+            (CursorIn::StartIndex, Some(start)) => {
+                query.append_pair("startIndex", start);
+            }
+            _ => {}
         }
         query.finish()
+    }
+
+    /// The `{directoryId}` it names, if any.
+    pub fn directory(&self) -> Option<&str> {
+        self.path_params
+            .iter()
+            .find(|(name, _)| *name == "directoryId")
+            .map(|(_, v)| v.as_str())
     }
 
     /// The endpoint and its parameters, as EXPLAIN shows a call.
@@ -303,6 +327,8 @@ struct Inner {
     org_label: String,
     auth: HeaderValue,
     scoped_auth: Option<HeaderValue>,
+    /// SCIM tokens by directory id.
+    scim_auth: std::collections::BTreeMap<String, HeaderValue>,
     retry: RetryPolicy,
     /// What the clients of one session share: one log, one list of notices.
     shared: Arc<Shared>,
@@ -369,6 +395,11 @@ impl Client {
         };
         let auth = header(&config.api_key)?;
         let scoped_auth = config.scoped_api_key.as_ref().map(header).transpose()?;
+        let scim_auth = config
+            .scim_tokens
+            .iter()
+            .map(|(directory, token)| Ok((directory.clone(), header(token)?)))
+            .collect::<Result<_, ApiError>>()?;
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .user_agent(concat!("orgsql/", env!("CARGO_PKG_VERSION")))
@@ -388,6 +419,7 @@ impl Client {
                 org_id: config.org_id,
                 auth,
                 scoped_auth,
+                scim_auth,
                 retry: config.retry,
                 shared,
                 concurrency: config.concurrency.max(1),
@@ -449,9 +481,22 @@ impl Client {
         self.inner.shared.listings.len()
     }
 
-    /// The key a request goes with: the scoped one where its API needs a
-    /// scope and one was given, else the main key.
+    /// The SCIM directories this client has a token for, by id.
+    pub fn scim_directories(&self) -> Vec<String> {
+        self.inner.scim_auth.keys().cloned().collect()
+    }
+
+    /// The key a request goes with: a SCIM directory's token for a SCIM
+    /// call (`send` has refused one without), the scoped one where its API
+    /// needs a scope and one was given, else the main key.
     fn auth_for(&self, request: &PageRequest) -> &HeaderValue {
+        if request.cursor_in == CursorIn::StartIndex
+            && let Some(token) = request
+                .directory()
+                .and_then(|directory| self.inner.scim_auth.get(directory))
+        {
+            return token;
+        }
         match (&self.inner.scoped_auth, request.scope) {
             (Some(scoped), Some(_)) => scoped,
             _ => &self.inner.auth,
@@ -797,6 +842,11 @@ impl Client {
                 first_bytes(&body)
             ))
         };
+        if request.cursor_in == CursorIn::StartIndex {
+            return self
+                .scim_page(request, cursor, &body, logged)
+                .map(|page| (page, logged.map(|(_, attempts)| attempts)));
+        }
         let page: Envelope<T> = if request.bare {
             Envelope {
                 data: serde_json::from_slice(&body).map_err(not_the_page)?,
@@ -821,6 +871,71 @@ impl Client {
             },
             logged.map(|(_, attempts)| attempts),
         ))
+    }
+
+    /// A SCIM ListResponse page: its `Resources`, and the next page's
+    /// `startIndex` while the items so far are fewer than `totalResults`.
+    /// A page that starts elsewhere than asked, or an empty page before
+    /// `totalResults`, fails: the listing would be short.
+    fn scim_page<T>(
+        &self,
+        request: &PageRequest,
+        cursor: Option<&str>,
+        body: &Bytes,
+        logged: Option<(usize, u32)>,
+    ) -> Result<Page<T>, ApiError>
+    where
+        T: DeserializeOwned + PageItems,
+    {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct ListResponse {
+            total_results: u64,
+            start_index: Option<u64>,
+            #[serde(rename = "Resources")]
+            resources: Option<Value>,
+        }
+        let endpoint = request.endpoint();
+        let decode_error = |detail: String| ApiError::Decode {
+            endpoint: endpoint.clone(),
+            detail,
+        };
+        let list: ListResponse = serde_json::from_slice(body).map_err(|e| {
+            decode_error(format!(
+                "not a SCIM ListResponse ({e}); it starts {}",
+                first_bytes(body)
+            ))
+        })?;
+        let asked = cursor.and_then(|c| c.parse::<u64>().ok()).unwrap_or(1);
+        if let Some(start) = list.start_index.filter(|s| *s != asked) {
+            return Err(decode_error(format!(
+                "asked for startIndex {asked}, the page starts at {start}"
+            )));
+        }
+        let data: T = serde_json::from_value(list.resources.unwrap_or(Value::Array(Vec::new())))
+            .map_err(|e| decode_error(format!("a SCIM resource is not as documented: {e}")))?;
+        let items = data.item_count() as u64;
+        if let Some((index, _)) = logged {
+            self.inner.shared.log.set_rows(index, data.item_count());
+        }
+        let so_far = asked - 1 + items;
+        let next = if so_far >= list.total_results {
+            None
+        } else if items == 0 {
+            return Err(ApiError::ScimShort {
+                endpoint,
+                directory: request.directory().unwrap_or("-").to_string(),
+                total: list.total_results,
+                listed: so_far,
+            });
+        } else {
+            Some((so_far + 1).to_string())
+        };
+        Ok(Page {
+            data,
+            body: body.clone(),
+            next,
+        })
     }
 
     /// The session cache's key of one page of a call.
@@ -850,6 +965,16 @@ impl Client {
         let endpoint = request.endpoint();
         if request.method != Method::GET && !READ_ONLY_POSTS.contains(&request.template) {
             return Err(ApiError::NotReadOnly { endpoint });
+        }
+        if request.cursor_in == CursorIn::StartIndex {
+            let directory = request.directory().unwrap_or("-");
+            if !self.inner.scim_auth.contains_key(directory) {
+                return Err(ApiError::NoScimToken {
+                    endpoint,
+                    directory: directory.to_string(),
+                    configured: self.scim_directories(),
+                });
+            }
         }
         let url = self.url(request)?;
         let key = self.cache_key(request, cursor)?;
@@ -1037,6 +1162,10 @@ impl Client {
             (_, None) => request.body.clone(),
             (CursorIn::Query, Some(cursor)) => {
                 builder = builder.query(&[("cursor", cursor)]);
+                request.body.clone()
+            }
+            (CursorIn::StartIndex, Some(start)) => {
+                builder = builder.query(&[("startIndex", start)]);
                 request.body.clone()
             }
             (

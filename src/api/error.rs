@@ -72,6 +72,29 @@ pub enum ApiError {
         counted: u64,
         listed: u64,
     },
+    #[error(
+        "{endpoint}: no SCIM token for directory {directory}{}. The SCIM API takes each \
+         directory's own token (made when the identity provider's directory was created in \
+         admin.atlassian.com). Add it to the connection in the config file: \
+         [connections.NAME.scim.\"{directory}\"] with token_env, token_file or token_command",
+        if configured.is_empty() { String::new() } else { format!(" (tokens are configured for: {})", configured.join(", ")) }
+    )]
+    NoScimToken {
+        endpoint: String,
+        directory: String,
+        configured: Vec<String>,
+    },
+    #[error(
+        "{endpoint}: the SCIM listing of directory {directory} ended short: totalResults says \
+         {total}, the pages held {listed} before an empty one. The result would be incomplete, \
+         so the query fails; run it again, and if it repeats, report it to Atlassian support"
+    )]
+    ScimShort {
+        endpoint: String,
+        directory: String,
+        total: u64,
+        listed: u64,
+    },
     #[error("{endpoint}: refused: orgsql only calls read endpoints")]
     NotReadOnly { endpoint: String },
     #[error("{endpoint}: refused: not one of the writes `orgsql review apply` makes")]
@@ -104,6 +127,8 @@ impl ApiError {
             | ApiError::RepeatedItem { endpoint, .. }
             | ApiError::NotReadOnly { endpoint }
             | ApiError::NotAWrite { endpoint }
+            | ApiError::NoScimToken { endpoint, .. }
+            | ApiError::ScimShort { endpoint, .. }
             | ApiError::WaitTooLong { endpoint, .. } => endpoint,
             ApiError::Incomplete { table, .. } => table,
         }

@@ -82,6 +82,7 @@ pub async fn run(args: &EmulatorArgs) -> Result<()> {
             retry_after_secs: 1,
             repeat_cursor: false,
             drop_user: None,
+            scim_short: false,
         },
         page_size_cap: None,
         port: args.port,

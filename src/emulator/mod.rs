@@ -9,6 +9,7 @@ mod limits;
 mod live;
 mod org;
 mod routes;
+mod scim;
 mod writes;
 
 use std::collections::BTreeMap;
@@ -25,16 +26,31 @@ pub use limits::RateLimits;
 pub use live::{Doer, appendable_actions};
 pub use org::{
     ApiToken, DEMO_NOW, Directory, Domain, Event, EventAction, Group, GroupRole, Location, Org,
-    OrgApiKey, OrgSpec, Policy, ProductAccess, User, UserRole, WRITER_KEY_LABEL, Workspace,
+    OrgApiKey, OrgSpec, Policy, ProductAccess, ScimDirectory, ScimGroup, ScimUser, User, UserRole,
+    WRITER_KEY_LABEL, Workspace,
 };
 pub use routes::endpoints;
 
 use crate::api::{ApiKey, ClientConfig};
 
+/// An organization's SCIM tokens, by directory id, as a client takes them.
+fn scim_tokens(org: &Org) -> Vec<(String, ApiKey)> {
+    org.scim
+        .iter()
+        .map(|d| {
+            (
+                org.directories[d.directory].id.clone(),
+                ApiKey::new(d.token.clone()),
+            )
+        })
+        .collect()
+}
+
 impl Org {
     /// The organization `spec` describes (org.rs), its audit log holding
-    /// the history of who may do what (history.rs) written over it. Here,
-    /// where both are known: history.rs builds on org.rs, never the reverse.
+    /// the history of who may do what (history.rs) written over it, and its
+    /// identity providers' SCIM directories (scim.rs). Here, where all are
+    /// known: history.rs and scim.rs build on org.rs, never the reverse.
     pub fn generate(spec: &OrgSpec) -> Org {
         let mut org = Org::generate_with(spec, history::history);
         // Service accounts, OAuth clients, authentication policies.
@@ -44,6 +60,7 @@ impl Org {
             .map(|u| (u.claim_status, u.status))
             .collect();
         org.identities = identities::identities(spec.seed, spec.now, &people);
+        scim::provision(spec, &mut org);
         org
     }
 }
@@ -63,6 +80,9 @@ pub struct Faults {
     /// of the page that holds it, silently: the cursor chain and
     /// users/count stay true (an API that loses a row).
     pub drop_user: Option<usize>,
+    /// SCIM listings count one more user or group (`totalResults`) than
+    /// their pages hold: a listing that ends short.
+    pub scim_short: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -381,9 +401,27 @@ impl Emulator {
         ApiKey::new(self.state.tenants[0].api_key.clone())
     }
 
-    /// A client configuration pointed at the (first) organization.
+    /// A client configuration pointed at the (first) organization, with
+    /// its SCIM directories' tokens.
     pub fn client_config(&self) -> ClientConfig {
-        ClientConfig::new(self.base_url(), self.org().id.clone(), self.api_key())
+        let mut config = ClientConfig::new(self.base_url(), self.org().id.clone(), self.api_key());
+        config.scim_tokens = scim_tokens(&self.org());
+        config
+    }
+
+    /// Each SCIM directory's (id, token) of the organization at `index`.
+    pub fn scim_tokens(&self, index: usize) -> Vec<(String, String)> {
+        self.state
+            .tenants
+            .get(index)
+            .map(|t| {
+                let org = t.org();
+                org.scim
+                    .iter()
+                    .map(|d| (org.directories[d.directory].id.clone(), d.token.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// A client configuration for each organization, in order.
@@ -392,11 +430,13 @@ impl Emulator {
             .tenants
             .iter()
             .map(|t| {
-                ClientConfig::new(
+                let mut config = ClientConfig::new(
                     self.base_url(),
                     t.org().id.clone(),
                     ApiKey::new(t.api_key.clone()),
-                )
+                );
+                config.scim_tokens = scim_tokens(&t.org());
+                config
             })
             .collect()
     }
@@ -410,6 +450,7 @@ impl Emulator {
             "base_url": self.base_url(),
             "org_id": first.org().id,
             "api_key": first.api_key,
+            "scim_tokens": self.scim_tokens(0).into_iter().collect::<BTreeMap<_, _>>(),
         });
         if self.state.tenants.len() > 1 {
             json["orgs"] = self

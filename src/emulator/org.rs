@@ -70,6 +70,8 @@ pub struct Org {
     pub api_tokens: Vec<ApiToken>,
     /// The organization's admin API keys.
     pub api_keys: Vec<OrgApiKey>,
+    /// The identity providers' SCIM directories (scim.rs).
+    pub scim: Vec<ScimDirectory>,
     /// Roles revoked from a group (writes.rs): (group index, resource id,
     /// role). The roles a group grants come from its name (`GROUP_GRANTS`);
     /// these no longer.
@@ -113,6 +115,39 @@ pub struct OrgApiKey {
     pub created_by: usize,
     /// Who revoked it and when.
     pub revoked: Option<(usize, DateTime<Utc>)>,
+}
+
+/// One SCIM directory: which of the organization's directories it is, its
+/// token, and what the identity provider has pushed to it.
+#[derive(Debug, Clone)]
+pub struct ScimDirectory {
+    /// Index into `Org::directories`.
+    pub directory: usize,
+    pub token: String,
+    pub users: Vec<ScimUser>,
+    pub groups: Vec<ScimGroup>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScimUser {
+    pub id: String,
+    pub external_id: String,
+    pub user_name: String,
+    pub email: String,
+    pub display_name: String,
+    pub active: bool,
+    /// The account it is linked to; `None`: linked to none.
+    pub account_id: Option<String>,
+    pub created: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScimGroup {
+    pub id: String,
+    pub external_id: String,
+    pub name: String,
+    /// SCIM user ids (of the same directory).
+    pub members: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -767,6 +802,14 @@ impl Org {
                 rename_in(value, &rename);
             }
         }
+        for user in org.scim.iter_mut().flat_map(|d| d.users.iter_mut()) {
+            rename(&mut user.email);
+            rename(&mut user.user_name);
+            rename(&mut user.display_name);
+            if let Some(account) = &mut user.account_id {
+                rename(account);
+            }
+        }
         org
     }
 
@@ -839,6 +882,7 @@ impl Org {
             event_actions,
             api_tokens: Vec::new(),
             api_keys: Vec::new(),
+            scim: Vec::new(),
             group_grants_revoked: Vec::new(),
             identities: Default::default(),
         };

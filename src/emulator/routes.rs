@@ -82,6 +82,18 @@ use Handler::{Read, Write};
 /// Every endpoint the emulator serves, each declared once.
 const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
+        route: "GET /admin/user-provisioning/v1/org/{orgId}/user/{accountId}/get-scim-links",
+        handler: Read(scim_links),
+    },
+    Endpoint {
+        route: "GET /scim/directory/{directoryId}/Users",
+        handler: Read(scim_users),
+    },
+    Endpoint {
+        route: "GET /scim/directory/{directoryId}/Groups",
+        handler: Read(scim_groups),
+    },
+    Endpoint {
         route: "GET /admin/v1/orgs",
         handler: Read(orgs),
     },
@@ -326,7 +338,12 @@ async fn answer(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    let tenant = match authorize(&state, endpoint, key, version) {
+    let authorized = if endpoint.route.starts_with("GET /scim/") {
+        scim_authorize(&state, &params, key)
+    } else {
+        authorize(&state, endpoint, key, version)
+    };
+    let tenant = match authorized {
         Ok(tenant) => tenant,
         Err(failure) => return failure.into_response(),
     };
@@ -404,6 +421,139 @@ fn authorize<'a>(
         (_, Some(tenant)) => Ok(tenant),
         _ => Err(gateway(StatusCode::UNAUTHORIZED, "Unauthorized", version)),
     }
+}
+
+/// A SCIM call takes only its directory's own token (no organization key).
+fn scim_authorize<'a>(
+    state: &'a State,
+    params: &[(&'static str, String)],
+    key: &str,
+) -> Result<&'a Tenant, ApiFailure> {
+    let directory = params
+        .iter()
+        .find(|(name, _)| *name == "directoryId")
+        .map_or("", |(_, v)| v.as_str());
+    state
+        .tenants()
+        .iter()
+        .find(|t| {
+            let org = t.org();
+            org.scim
+                .iter()
+                .any(|d| org.directories[d.directory].id == directory && d.token == key)
+        })
+        .ok_or_else(|| {
+            // The SCIM-SPEC's Failure body for 401.
+            ApiFailure::new(
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "Unauthorized: not this directory's SCIM token", "traceId": "emulator"}),
+            )
+        })
+}
+
+/// A SCIM ListResponse page of `items` (RFC 7644 3.4.2.4): `startIndex`
+/// 1-based, `count` at most 100. With the `scim_short` fault,
+/// `totalResults` counts one more than there is.
+fn scim_list(r: &Request, items: Vec<Value>) -> Reply {
+    let number = |name: &str, default: usize| -> Result<usize, ApiFailure> {
+        match r.param(name) {
+            None => Ok(default),
+            Some(text) => text.parse::<usize>().map_err(|_| {
+                ApiFailure::new(
+                    StatusCode::BAD_REQUEST,
+                    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "400", "scimType": "invalidValue", "detail": format!("{name} must be a number")}),
+                )
+            }),
+        }
+    };
+    let start = number("startIndex", 1)?.max(1);
+    let count = number("count", 100)?.min(100);
+    let count = r
+        .state
+        .config
+        .page_size_cap
+        .map_or(count, |cap| count.min(cap.max(1)));
+    let total = items.len() + usize::from(r.state.config.faults.scim_short);
+    let page: Vec<Value> = items.into_iter().skip(start - 1).take(count).collect();
+    Ok(json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": total,
+        "startIndex": start,
+        "itemsPerPage": page.len(),
+        "Resources": page,
+    }))
+}
+
+/// The SCIM directory the path names (`scim_authorize` let it through).
+fn scim_directory<'o>(r: &Request, org: &'o Org) -> Result<&'o super::ScimDirectory, ApiFailure> {
+    let id = r.path("directoryId");
+    org.scim
+        .iter()
+        .find(|d| org.directories[d.directory].id == id)
+        .ok_or_else(|| {
+            ApiFailure::new(
+                StatusCode::NOT_FOUND,
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "404", "detail": "Directory not found"}),
+            )
+        })
+}
+
+/// An account's links to SCIM users, in every SCIM directory (the shape a
+/// client library, JIRAJS, gives the endpoint).
+fn scim_links(r: &Request) -> Reply {
+    let org = r.org();
+    let account = r.path("accountId");
+    if !org.users.iter().any(|u| u.account_id == account) {
+        return Err(error(
+            r.version,
+            StatusCode::NOT_FOUND,
+            "ADMIN-404-3",
+            "User not found",
+        ));
+    }
+    let links: Vec<Value> = org
+        .scim
+        .iter()
+        .flat_map(|d| {
+            let directory = org.directories[d.directory].id.clone();
+            d.users
+                .iter()
+                .filter(|u| u.account_id.as_deref() == Some(account))
+                .map(move |u| {
+                    json!({
+                        "scimUserId": u.id,
+                        "atlassianAccountId": u.account_id,
+                        "orgId": org.id,
+                        "directoryId": directory,
+                    })
+                })
+        })
+        .collect();
+    Ok(json!({ "scimLinks": links }))
+}
+
+fn scim_users(r: &Request) -> Reply {
+    let org = r.org();
+    let directory = scim_directory(r, org)?;
+    let id = r.path("directoryId");
+    let items = directory
+        .users
+        .iter()
+        .map(|u| super::scim::user_json(&r.state.base_url, id, u))
+        .collect();
+    scim_list(r, items)
+}
+
+fn scim_groups(r: &Request) -> Reply {
+    let org = r.org();
+    let directory = scim_directory(r, org)?;
+    let id = r.path("directoryId");
+    let items = directory
+        .groups
+        .iter()
+        .map(|g| super::scim::group_json(&r.state.base_url, id, g, &directory.users))
+        .collect();
+    scim_list(r, items)
 }
 
 fn orgs(r: &Request) -> Reply {

@@ -321,6 +321,7 @@ impl Fetch {
             Fetch::PerParent(fan_out) => {
                 let per = match &fan_out.parents {
                     Parents::Ids(ids) => format!("{} named", ids.len()),
+                    Parents::ScimDirectories => "each SCIM directory with a token".to_string(),
                     Parents::Listing { requests, .. } => {
                         let listing: Vec<String> =
                             requests.iter().map(PageRequest::described).collect();
@@ -346,6 +347,7 @@ impl Fetch {
             } => {
                 let per = match parents {
                     Parents::Ids(ids) => format!("{} named", ids.len()),
+                    Parents::ScimDirectories => "of the SCIM directories".to_string(),
                     Parents::Listing { requests, .. } => {
                         let listing: Vec<String> =
                             requests.iter().map(PageRequest::described).collect();
@@ -380,6 +382,9 @@ pub struct FanOut {
 pub enum Parents {
     /// Named by the query (`WHERE account_id IN (...)`, or a join's keys).
     Ids(Vec<String>),
+    /// Every SCIM directory the organization's connection has a token for;
+    /// none fails the scan, saying how to configure one.
+    ScimDirectories,
     /// Every parent a listing returns; `key` is the id field of its items.
     Listing {
         requests: Vec<PageRequest>,
@@ -422,6 +427,9 @@ pub trait Resource: Send + Sync + 'static {
     const FILTERS: &'static [Filter] = &[];
     /// An append-only history (the audit log): `orgsql diff` leaves it out.
     const HISTORY: bool = false;
+    /// How a page holds its data: in the Admin API's envelope (`data`), as
+    /// the whole answer, or as a SCIM ListResponse (`Resources`).
+    const PAGE: PageShape = PageShape::Envelope;
 
     fn columns() -> Vec<Column> {
         Self::Row::columns()
@@ -453,16 +461,49 @@ pub fn schema_from(columns: Vec<Column>) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// How an answer holds a page's data (`Resource::PAGE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageShape {
+    /// `{"data": ..., "links": ..., "meta": ...}`.
+    Envelope,
+    /// The answer is the data (`PageRequest::bare`).
+    Bare,
+    /// A SCIM ListResponse: the data is `Resources`.
+    ScimList,
+}
+
 /// Decode one page of API JSON into the resource's rows, as a record batch
 /// (`None` for an empty page). The same path a live scan takes.
 pub fn decode_page<R: Resource>(org_id: &str, body: &[u8]) -> Result<Option<RecordBatch>> {
-    let page: crate::api::Envelope<R::Data> = serde_json::from_slice(body)
-        .map_err(|e| DataFusionError::Execution(format!("{}: cannot decode page: {e}", R::NAME)))?;
+    let cannot = |e: serde_json::Error| {
+        DataFusionError::Execution(format!("{}: cannot decode page: {e}", R::NAME))
+    };
+    let data: R::Data = match R::PAGE {
+        PageShape::Envelope => {
+            serde_json::from_slice::<crate::api::Envelope<R::Data>>(body)
+                .map_err(cannot)?
+                .data
+        }
+        PageShape::Bare => serde_json::from_slice(body).map_err(cannot)?,
+        PageShape::ScimList => {
+            #[derive(serde::Deserialize)]
+            struct ListResponse {
+                #[serde(rename = "Resources", default)]
+                resources: Option<serde_json::Value>,
+            }
+            let list: ListResponse = serde_json::from_slice(body).map_err(cannot)?;
+            serde_json::from_value(
+                list.resources
+                    .unwrap_or(serde_json::Value::Array(Vec::new())),
+            )
+            .map_err(cannot)?
+        }
+    };
     let origin = Origin {
         org_id,
         parent: None,
     };
-    rows_to_batch::<R>(&schema_of::<R>(), &origin, page.data)
+    rows_to_batch::<R>(&schema_of::<R>(), &origin, data)
 }
 
 fn rows_to_batch<R: Resource>(
@@ -1030,7 +1071,7 @@ fn fan_out_batches<R: Resource>(
         children,
         param,
     } = fan_out;
-    let ids = parent_ids::<R>(&client, parents);
+    let ids = parent_ids::<R>(&client, parents, &children);
     let concurrency = client.concurrency();
     ids.map(move |id| {
         let client = client.clone();
@@ -1051,6 +1092,9 @@ fn fan_out_batches<R: Resource>(
                 parent: Some(&id),
             };
             let several = requests.len() > 1;
+            let request_is_not_scim = requests
+                .iter()
+                .all(|r| r.cursor_in != crate::api::CursorIn::StartIndex);
             let mut rows = Vec::new();
             // One after another, in this parent's slot: --concurrency
             // counts parents' calls, and a split must not outrun it.
@@ -1059,7 +1103,11 @@ fn fan_out_batches<R: Resource>(
                 while let Some(page) = pages.next().await {
                     match page {
                         Ok(data) => R::Row::push_rows(&origin, data, &mut rows),
-                        Err(ApiError::Status { status: 404, .. }) => return Ok(Vec::new()),
+                        // A SCIM directory is named by the configuration:
+                        // one the API does not know is a mistake to say.
+                        Err(ApiError::Status { status: 404, .. }) if request_is_not_scim => {
+                            return Ok(Vec::new());
+                        }
                         Err(e) => return Err(external(e)),
                     }
                 }
@@ -1086,9 +1134,50 @@ fn fan_out_batches<R: Resource>(
 fn parent_ids<R: Resource>(
     client: &Client,
     parents: Parents,
+    children: &[PageRequest],
 ) -> BoxStream<'static, Result<String>> {
+    let scim = children
+        .iter()
+        .any(|c| c.cursor_in == crate::api::CursorIn::StartIndex);
     match parents {
+        // A SCIM table holds the directories with a token: a directory named
+        // without one has no rows here (as an unfiltered scan has none of
+        // it), and the user hears which, and how to add its token.
+        Parents::Ids(ids) if scim && !client.scim_directories().is_empty() => {
+            let configured = client.scim_directories();
+            let (read, untokened): (Vec<String>, Vec<String>) =
+                ids.into_iter().partition(|id| configured.contains(id));
+            for directory in untokened {
+                client.notice(format!(
+                    "{}: no SCIM token for directory {directory:?}, so none of its rows are \
+                     read (tokens are configured for: {}). Add it to the connection in the \
+                     config file: [connections.NAME.scim.\"<directory id>\"] with token_env, \
+                     token_file or token_command",
+                    R::NAME,
+                    configured.join(", ")
+                ));
+            }
+            stream::iter(read.into_iter().map(Ok)).boxed()
+        }
         Parents::Ids(ids) => stream::iter(ids.into_iter().map(Ok)).boxed(),
+        Parents::ScimDirectories => {
+            let directories = client.scim_directories();
+            if directories.is_empty() {
+                let endpoint = children
+                    .first()
+                    .map(PageRequest::endpoint)
+                    .unwrap_or_default();
+                return stream::once(async move {
+                    Err(external(ApiError::NoScimToken {
+                        endpoint,
+                        directory: "of this organization".to_string(),
+                        configured: Vec::new(),
+                    }))
+                })
+                .boxed();
+            }
+            stream::iter(directories.into_iter().map(Ok)).boxed()
+        }
         Parents::Listing { requests, key } => {
             let client = client.clone();
             let pages = stream::iter(requests)
@@ -1123,7 +1212,7 @@ fn bulk_batches<R: Resource>(
     size: usize,
     request: fn(&[String]) -> PageRequest,
 ) -> BoxStream<'static, Result<RecordBatch>> {
-    parent_ids::<R>(&client, parents)
+    parent_ids::<R>(&client, parents, &[])
         .chunks(size.max(1))
         .then(move |ids| {
             let client = client.clone();

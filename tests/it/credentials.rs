@@ -222,9 +222,22 @@ async fn an_export_without_the_scoped_key_skips_what_it_cannot_read() {
         &std::fs::read_to_string(dir.path().join("manifest.json")).expect("manifest"),
     )
     .expect("JSON");
+    // The SCIM tables are skipped: no SCIM token is configured here.
+    let (scim, skipped): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) = manifest["skipped"]
+        .as_array()
+        .expect("skipped tables")
+        .iter()
+        .partition(|s| s["name"].as_str().unwrap_or_default().starts_with("scim_"));
+    assert_eq!(scim.len(), 3, "{scim:?}");
+    assert!(
+        scim.iter().all(|s| s["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no SCIM token")),
+        "{scim:?}"
+    );
     // Every API Access API table but api_tokens (which falls back) needs
     // the scoped key.
-    let skipped = manifest["skipped"].as_array().expect("skipped tables");
     let mut names: Vec<&str> = skipped.iter().filter_map(|t| t["name"].as_str()).collect();
     names.sort_unstable();
     assert_eq!(

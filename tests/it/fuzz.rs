@@ -110,6 +110,11 @@ async fn emulator_pages() -> Vec<Value> {
             format!("/admin/v2/orgs/{{orgId}}/directories/-/groups/{group}/role-assignments"),
             None,
         ),
+        (
+            "GET",
+            format!("/admin/user-provisioning/v1/org/{{orgId}}/user/{user}/get-scim-links"),
+            None,
+        ),
     ];
     let http = reqwest::Client::new();
     let mut pages = Vec::new();
@@ -121,6 +126,23 @@ async fn emulator_pages() -> Vec<Value> {
         };
         let page: Value = request
             .bearer_auth(&key)
+            .send()
+            .await
+            .expect("answer")
+            .json()
+            .await
+            .expect("JSON");
+        pages.push(page);
+    }
+    // SCIM pages, each with its directory's own token.
+    let (directory, token) = emu.scim_tokens(0).remove(0);
+    for list in ["Users", "Groups"] {
+        let page: Value = http
+            .get(format!(
+                "{}/scim/directory/{directory}/{list}?count=3",
+                emu.base_url()
+            ))
+            .bearer_auth(&token)
             .send()
             .await
             .expect("answer")

@@ -31,6 +31,7 @@ mod readme;
 mod repl;
 mod review;
 mod s3server;
+mod scim;
 mod slt;
 mod snapshot;
 mod spec;

@@ -36,6 +36,8 @@ pub struct Envelope {
     pub fail_on: Option<String>,
     /// `--roster`: its file name and the sha256 of its bytes.
     pub roster: Option<FileDigest>,
+    /// `--idp`: the identity provider's export, its file name and sha256.
+    pub idp: Option<FileDigest>,
     /// `--framework`: the report is grouped by this framework's controls.
     pub framework: Option<String>,
     /// `--baseline` (or the review a verification is against).
@@ -156,6 +158,7 @@ impl Envelope {
         }
         self.data_as_of = session.data_as_of();
         self.roster = session.roster().and_then(file_digest);
+        self.idp = session.idp().and_then(file_digest);
         self
     }
 
@@ -233,6 +236,13 @@ impl Envelope {
                 "roster",
                 "Roster",
                 self.roster.as_ref().map_or("(none)".to_string(), |r| {
+                    format!("{} sha256 {}", r.file, r.sha256)
+                }),
+            ),
+            (
+                "idp",
+                "Identity provider export",
+                self.idp.as_ref().map_or("(none)".to_string(), |r| {
                     format!("{} sha256 {}", r.file, r.sha256)
                 }),
             ),

@@ -166,10 +166,14 @@ impl Control {
             .collect();
         // Only a table a flag adds may be missing with a skip; any other
         // missing table is an error (the control cannot run), never a pass.
-        if let Some(other) = requires.iter().find(|t| *t != crate::roster::TABLE) {
+        if let Some(other) = requires
+            .iter()
+            .find(|t| !REQUIREMENTS.iter().any(|(name, ..)| name == t))
+        {
             return Err(format!(
-                "{source}: `-- requires: {other}`: only {} can be required (a table a flag adds)",
-                crate::roster::TABLE
+                "{source}: `-- requires: {other}`: only {} can be required (what a flag or the \
+                 configuration adds)",
+                REQUIREMENTS.map(|(name, ..)| name).join(", ")
             ));
         }
         // The count may wrap over several `-- population-sql:` lines.
@@ -578,6 +582,52 @@ fn key(control: &str, org: Option<&str>) -> String {
     }
 }
 
+/// What a control may require (`-- requires:`), what that is, and how a
+/// user provides it: the tables a flag adds, and `scim` (a SCIM token).
+pub const REQUIREMENTS: [(&str, &str, &str); 3] = [
+    (
+        crate::roster::TABLE,
+        "the table roster",
+        "give an HR roster with --roster people.csv",
+    ),
+    (
+        crate::idp::USERS,
+        "the table idp_users",
+        "give an identity provider export with --idp users.csv",
+    ),
+    (
+        "scim",
+        "a SCIM directory token",
+        "add [connections.NAME.scim.\"<directory id>\"] with token_env, token_file or \
+         token_command to the config file",
+    ),
+];
+
+/// Whether the session has what `required` names: the table, or for
+/// `scim` a `scim_users` table that a SCIM token can read (one listing's
+/// first page, which the control then reads from the session cache).
+async fn available(ctx: &SessionContext, required: &str) -> bool {
+    if required != "scim" {
+        return ctx.table_exist(required).unwrap_or(false);
+    }
+    if !ctx.table_exist("scim_users").unwrap_or(false) {
+        return false;
+    }
+    let probe = match ctx.sql("SELECT scim_id FROM scim_users LIMIT 1").await {
+        Ok(frame) => frame.collect().await,
+        Err(e) => Err(e),
+    };
+    match probe {
+        Ok(_) => true,
+        // Any other failure is the control's to report, not a skip.
+        Err(e) => !matches!(
+            e.find_root(),
+            datafusion::error::DataFusionError::External(inner)
+                if matches!(inner.downcast_ref::<crate::api::ApiError>(), Some(crate::api::ApiError::NoScimToken { .. }))
+        ),
+    }
+}
+
 /// Run every control with the parameter values given (defaults elsewhere); a
 /// failing control is an `Error` outcome, not a stop.
 pub async fn run_controls(
@@ -588,13 +638,18 @@ pub async fn run_controls(
     let mut results = Vec::new();
     for control in controls {
         let (sql, parameters) = control.bound_sql(values);
-        let missing = control
-            .requires
-            .iter()
-            .find(|t| !ctx.table_exist(t.as_str()).unwrap_or(false))
-            .cloned();
+        let mut missing = None;
+        for required in &control.requires {
+            if !available(ctx, required).await {
+                missing = Some(required.clone());
+                break;
+            }
+        }
         if let Some(table) = missing {
-            let how = "give an HR roster with --roster people.csv";
+            let (what, how) = REQUIREMENTS
+                .iter()
+                .find(|(name, ..)| *name == table)
+                .map_or(("", ""), |(_, what, how)| (*what, *how));
             results.push(Checked {
                 control,
                 org_id: None,
@@ -604,7 +659,7 @@ pub async fn run_controls(
                 population: None,
                 resolved: None,
                 error: None,
-                skipped: Some(format!("needs the table {table}: {how}")),
+                skipped: Some(format!("needs {what}: {how}")),
                 sql,
             });
             continue;

@@ -568,7 +568,7 @@ fn requests_of(client: &crate::api::Client, table: &str, started: usize) -> u64 
 }
 
 /// The API refused a request for want of a scoped key (401 or 403 from an
-/// API that needs one).
+/// API that needs one), or a SCIM table has no directory token to read with.
 fn refused_for_scope(error: &DataFusionError) -> bool {
     match error.find_root() {
         DataFusionError::External(e) => e.downcast_ref::<crate::api::ApiError>().is_some_and(|e| {
@@ -578,7 +578,7 @@ fn refused_for_scope(error: &DataFusionError) -> bool {
                     status: 401 | 403,
                     scope: Some(_),
                     ..
-                }
+                } | crate::api::ApiError::NoScimToken { .. }
             )
         }),
         _ => false,

@@ -500,7 +500,13 @@ async fn each_drift_control_alarms_on_exactly_the_demos_planted_cases() {
     let output = orgsql_alone()
         .args(["--demo", "--idp"])
         .arg(&idp)
-        .args(["check", "--format", "json"])
+        .args([
+            "check",
+            "--format",
+            "json",
+            "--controls",
+            &CONTROLS.join(","),
+        ])
         .output()
         .expect("orgsql runs");
     let found = findings_of(&output);
@@ -531,7 +537,13 @@ async fn each_drift_control_alarms_on_exactly_the_demos_planted_cases() {
     // Without SCIM tokens or --idp, the controls that need them are skipped
     // with how to give them; the one that needs neither still runs.
     let output = orgsql_on(&emu)
-        .args(["check", "--format", "json"])
+        .args([
+            "check",
+            "--format",
+            "json",
+            "--controls",
+            &CONTROLS.join(","),
+        ])
         .output()
         .expect("orgsql runs");
     let found = findings_of(&output);
@@ -631,7 +643,13 @@ async fn no_drift_control_alarms_on_an_organization_its_identity_provider_agrees
         .arg(&config)
         .args(["--org", "acme", "--idp"])
         .arg(&idp)
-        .args(["check", "--format", "json"])
+        .args([
+            "check",
+            "--format",
+            "json",
+            "--controls",
+            &CONTROLS.join(","),
+        ])
         .output()
         .expect("orgsql runs");
     let found = findings_of(&output);

@@ -1024,20 +1024,7 @@ impl Client {
                     clock.elapsed().as_secs_f64() * 1000.0,
                     bytes.map_or("-".to_string(), |b| b.to_string()),
                 );
-                self.inner.shared.log.push(RequestRecord {
-                    org_id: self.inner.org_id.clone(),
-                    parameters: request.parameters(),
-                    started_at,
-                    method: request.method.to_string(),
-                    endpoint: request.template,
-                    status,
-                    duration_ms: clock.elapsed().as_secs_f64() * 1000.0,
-                    wait_ms: waited.as_secs_f64() * 1000.0,
-                    attempt,
-                    rows: None,
-                    bytes,
-                    table_name: request.table,
-                })
+                self.record(request, started_at, clock, waited, attempt, status, bytes)
             };
             let (status, detail, delay) = match result {
                 Ok(response) if response.status().is_success() => {
@@ -1122,6 +1109,35 @@ impl Client {
                 tokio::time::sleep(delay.min(policy.max_delay)).await;
             }
         }
+    }
+
+    /// Keep one attempt in the session's request log (`orgsql_requests`);
+    /// its index there.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        request: &PageRequest,
+        started_at: chrono::DateTime<chrono::Utc>,
+        clock: std::time::Instant,
+        waited: Duration,
+        attempt: u32,
+        status: Option<u16>,
+        bytes: Option<usize>,
+    ) -> usize {
+        self.inner.shared.log.push(RequestRecord {
+            org_id: self.inner.org_id.clone(),
+            parameters: request.parameters(),
+            started_at,
+            method: request.method.to_string(),
+            endpoint: request.template,
+            status,
+            duration_ms: clock.elapsed().as_secs_f64() * 1000.0,
+            wait_ms: waited.as_secs_f64() * 1000.0,
+            attempt,
+            rows: None,
+            bytes,
+            table_name: request.table,
+        })
     }
 
     /// Wait for `endpoint`'s rate budget (at most the retry policy's

@@ -12,7 +12,6 @@ use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION};
 
 use super::{ApiError, Client, PageRequest, api_message};
-use crate::api::log::RequestRecord;
 
 /// Every call `write` may make, as method and path template.
 pub const WRITES: [(&str, &str); 5] = [
@@ -122,20 +121,7 @@ impl Client {
                     status.map_or("no answer".to_string(), |s| s.to_string()),
                     waited.as_secs_f64() * 1000.0,
                 );
-                self.inner.shared.log.push(RequestRecord {
-                    org_id: self.inner.org_id.clone(),
-                    parameters: request.parameters(),
-                    started_at,
-                    method: request.method.to_string(),
-                    endpoint: request.template,
-                    status,
-                    duration_ms: clock.elapsed().as_secs_f64() * 1000.0,
-                    wait_ms: waited.as_secs_f64() * 1000.0,
-                    attempt,
-                    rows: None,
-                    bytes: None,
-                    table_name: "",
-                });
+                self.record(request, started_at, clock, waited, attempt, status, None);
             };
             let delay = match result {
                 Ok(response) => {

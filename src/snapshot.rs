@@ -14,6 +14,8 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde::{Deserialize, Serialize};
 
+use crate::sql::literal;
+
 use crate::storage::Location;
 use crate::tables::{TableInfo, catalog};
 
@@ -700,10 +702,6 @@ pub fn diff_schema() -> datafusion::arrow::datatypes::Schema {
 
 fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// As text, the same for every value (VARCHAR may be Utf8View).

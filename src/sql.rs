@@ -63,6 +63,11 @@ fn select_all_of_from_first(query: &mut Query) {
     }
 }
 
+/// `text` as an SQL string literal: quoted, a quote in it doubled.
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 /// The tables the one statement of `sql` names (CTEs excluded), bare
 /// names, found without planning it.
 pub fn tables_named(sql: &str) -> Result<Vec<String>> {

@@ -33,6 +33,7 @@ use crate::cli::At;
 use crate::cli::output::visible;
 use crate::session::Session;
 use crate::snapshot::sha256;
+use crate::sql::literal;
 
 pub const PLAN_FILE: &str = "plan.json";
 pub const JOURNAL_FILE: &str = "apply-journal.ndjson";
@@ -768,10 +769,6 @@ async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<Vec<String>>> {
         .await
         .at("the organization")?;
     Ok(crate::cli::output::text_rows(&batches, "")?)
-}
-
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// The plan as a table, then what it refuses and what needs nothing.

@@ -829,20 +829,7 @@ async fn watch_latency() {
     use rand::Rng;
     use std::io::{BufRead, Seek};
     // Actions each of which a built-in rule alerts on.
-    const ACTIONS: [&str; 12] = [
-        "user_invited",
-        "added_org_admin",
-        "user_granted_product_access",
-        "twosv_disabled_for_user",
-        "api_token_created",
-        "policy_updated",
-        "domain_verification_completed",
-        "user_revoked_product_access",
-        "removed_org_admin",
-        "api_key_created",
-        "domain_removed",
-        "user_created",
-    ];
+    const ACTIONS: [&str; 12] = orgsql::emulator::ALERTING_ACTIONS;
     let alerts = env_number("ORGSQL_BENCH_WATCH_ALERTS", 20) as usize;
     let (interval, args) = watch_interval();
     let emu = watch_emulator().await;

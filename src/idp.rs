@@ -159,24 +159,9 @@ pub fn read(path: &Path) -> Result<(Vec<IdpUser>, bool), IdpError> {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
-        let email = emails
-            .iter()
-            .find_map(|&i| cell(Some(i)))
-            .ok_or_else(|| bad(path, line, "no email"))?;
-        if !email.contains('@') {
-            return Err(bad(
-                path,
-                line,
-                format!("{email:?} is not an email address"),
-            ));
-        }
-        if let Some(first) = seen.insert(email.to_lowercase(), line) {
-            return Err(bad(
-                path,
-                line,
-                format!("{email} is already on line {first} (emails match case-insensitively)"),
-            ));
-        }
+        let email = emails.iter().find_map(|&i| cell(Some(i)));
+        let email = crate::roster::new_email(email, line, &mut seen)
+            .map_err(|what| bad(path, line, what))?;
         let given_status = cell(Some(status)).unwrap_or_default();
         let lower = given_status.to_lowercase().replace([' ', '-'], "_");
         let normalized = if ACTIVE.contains(&lower.as_str()) {

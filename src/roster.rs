@@ -53,6 +53,26 @@ fn bad(path: &Path, line: u64, what: impl std::fmt::Display) -> RosterError {
     RosterError(format!("{}:{line}: {what}", path.display()))
 }
 
+/// A person's email on `line` of a people file (a roster, an identity
+/// provider's export): present, an address, and not on an earlier line
+/// (`seen`, case-insensitively); else what is wrong.
+pub(crate) fn new_email(
+    email: Option<String>,
+    line: u64,
+    seen: &mut std::collections::HashMap<String, u64>,
+) -> Result<String, String> {
+    let email = email.ok_or("no email")?;
+    if !email.contains('@') {
+        return Err(format!("{email:?} is not an email address"));
+    }
+    if let Some(first) = seen.insert(email.to_lowercase(), line) {
+        return Err(format!(
+            "{email} is already on line {first} (emails match case-insensitively)"
+        ));
+    }
+    Ok(email)
+}
+
 /// The people of a roster file, checked: every row has an email, each
 /// email once (case-insensitively), known statuses, real dates.
 pub fn read(path: &Path) -> Result<Vec<Person>, RosterError> {
@@ -119,21 +139,7 @@ pub fn read(path: &Path) -> Result<Vec<Person>, RosterError> {
                 .filter(|v| !v.is_empty())
                 .cloned()
         };
-        let email = cell(0).ok_or_else(|| bad(path, line, "no email"))?;
-        if !email.contains('@') {
-            return Err(bad(
-                path,
-                line,
-                format!("{email:?} is not an email address"),
-            ));
-        }
-        if let Some(first) = seen.insert(email.to_lowercase(), line) {
-            return Err(bad(
-                path,
-                line,
-                format!("{email} is already on line {first} (emails match case-insensitively)"),
-            ));
-        }
+        let email = new_email(cell(0), line, &mut seen).map_err(|what| bad(path, line, what))?;
         let employment_status = cell(4).map(|s| s.to_lowercase());
         if let Some(status) = employment_status
             .as_deref()

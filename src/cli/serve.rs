@@ -116,20 +116,7 @@ pub async fn run(args: &EmulatorArgs) -> Result<()> {
 /// `--append-every`: the actions that change who may do what, in turn, one
 /// every `secs` seconds, each said on stderr.
 async fn append_events(emulator: &Emulator, secs: u64, late_every: Option<u64>) {
-    const TURN: &[&str] = &[
-        "user_invited",
-        "added_org_admin",
-        "user_granted_product_access",
-        "twosv_disabled_for_user",
-        "api_token_created",
-        "policy_updated",
-        "domain_verification_completed",
-        "user_revoked_product_access",
-        "removed_org_admin",
-        "api_key_created",
-        "domain_removed",
-        "user_created",
-    ];
+    const TURN: &[&str] = &crate::emulator::ALERTING_ACTIONS;
     let mut tick = tokio::time::interval(Duration::from_secs(secs.max(1)));
     tick.tick().await;
     for n in 1u64.. {

@@ -187,3 +187,21 @@ fn uuid_of(org: &str, n: usize, at: DateTime<Utc>) -> String {
         b & 0xffff_ffff_ffff
     )
 }
+
+/// Actions a built-in watch rule alerts on, each changing who may do what:
+/// what `orgsql emulator --append-every` appends in turn, and the watch
+/// bench appends.
+pub const ALERTING_ACTIONS: [&str; 12] = [
+    "user_invited",
+    "added_org_admin",
+    "user_granted_product_access",
+    "twosv_disabled_for_user",
+    "api_token_created",
+    "policy_updated",
+    "domain_verification_completed",
+    "user_revoked_product_access",
+    "removed_org_admin",
+    "api_key_created",
+    "domain_removed",
+    "user_created",
+];

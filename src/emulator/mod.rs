@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 
 pub use identities::{AuthPolicy, Credential, Identities, OauthClient, ServiceAccount};
 pub use limits::RateLimits;
-pub use live::{Doer, appendable_actions};
+pub use live::{ALERTING_ACTIONS, Doer, appendable_actions};
 pub use org::{
     ApiToken, DEMO_NOW, Directory, Domain, Event, EventAction, Group, GroupRole, Location, Org,
     OrgApiKey, OrgSpec, Policy, ProductAccess, ScimDirectory, ScimGroup, ScimUser, User, UserRole,

@@ -880,7 +880,7 @@ struct Entry {
 
 /// `--execute`: send the calls of the plan whose sha256 is `sha`.
 async fn execute<'a>(
-    clients: impl Iterator<Item = &'a Client>,
+    clients_of: impl Iterator<Item = &'a Client>,
     dir: &Path,
     sha: &str,
 ) -> Result<ExitCode> {
@@ -914,7 +914,12 @@ async fn execute<'a>(
     }
     let journal_path = dir.join(JOURNAL_FILE);
     let journal = read_journal(&journal_path)?;
-    let clients: BTreeMap<&str, &Client> = clients.map(|c| (c.org_id(), c)).collect();
+    // Each organization's client, and a session over it to read grants again.
+    let mut clients: BTreeMap<&str, (&Client, SessionContext)> = BTreeMap::new();
+    for client in clients_of {
+        let ctx = crate::context(client).at("the session")?;
+        clients.insert(client.org_id(), (client, ctx));
+    }
     let mut journal_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -941,14 +946,14 @@ async fn execute<'a>(
             *counts.entry("earlier").or_default() += 1;
             continue;
         }
-        let client = clients.get(call.org_id.as_str()).ok_or_else(|| {
+        let (client, ctx) = clients.get(call.org_id.as_str()).ok_or_else(|| {
             anyhow!(
                 "call {}: the session has no connection to organization {}",
                 call.n,
                 call.org_id
             )
         })?;
-        let entry = carry_out(client, call, &actual).await;
+        let entry = carry_out(client, ctx, call, &actual).await;
         writeln!(
             out,
             "{:>3}  {}: {}{}{}",
@@ -1020,7 +1025,7 @@ fn read_journal(path: &Path) -> Result<Vec<Entry>> {
 }
 
 /// Read the call's grant again, then send it if it is as planned.
-async fn carry_out(client: &Client, call: &Call, plan_sha: &str) -> Entry {
+async fn carry_out(client: &Client, ctx: &SessionContext, call: &Call, plan_sha: &str) -> Entry {
     let entry =
         |outcome: &str, status: Option<u16>, request_id: Option<String>, message: String| Entry {
             call: call.key(),
@@ -1032,7 +1037,7 @@ async fn carry_out(client: &Client, call: &Call, plan_sha: &str) -> Entry {
             at: crate::cli::check::envelope::rfc3339(Utc::now()),
             message,
         };
-    match still_as_planned(client, call).await {
+    match still_as_planned(client, ctx, call).await {
         Ok(Standing::Gone) => return entry("gone", None, None, "already removed".into()),
         Ok(Standing::Changed(why)) => return entry("changed", None, None, why),
         Ok(Standing::AsPlanned) => {}
@@ -1072,9 +1077,8 @@ enum Standing {
 }
 
 /// The call's grant as it is now: still there as planned, gone, or changed.
-async fn still_as_planned(client: &Client, call: &Call) -> Result<Standing> {
+async fn still_as_planned(client: &Client, ctx: &SessionContext, call: &Call) -> Result<Standing> {
     client.clear_cache(None);
-    let ctx = crate::context(client).at("the session")?;
     let account = literal(&call.account_id);
     match call.template.as_str() {
         REVOKE_ORG_ROLE | REVOKE_ROLE => {
@@ -1082,7 +1086,7 @@ async fn still_as_planned(client: &Client, call: &Call) -> Result<Standing> {
                 bail!("call {} names no grant", call.n);
             };
             let found = rows(
-                &ctx,
+                ctx,
                 &format!(
                     "SELECT coalesce(assignment_methods, '') FROM user_role_assignments \
                      WHERE account_id = {account} AND resource_id = {} AND role = {}",
@@ -1103,7 +1107,7 @@ async fn still_as_planned(client: &Client, call: &Call) -> Result<Standing> {
         REMOVE_MEMBERSHIP => {
             let group = literal(call.path.get("groupId").map_or("", String::as_str));
             let member = rows(
-                &ctx,
+                ctx,
                 &format!(
                     "SELECT 1 FROM group_members WHERE group_id = {group} AND account_id = {account}"
                 ),
@@ -1113,7 +1117,7 @@ async fn still_as_planned(client: &Client, call: &Call) -> Result<Standing> {
                 return Ok(Standing::Gone);
             }
             let now: BTreeSet<(String, String)> = rows(
-                &ctx,
+                ctx,
                 &format!(
                     "SELECT resource_id, role FROM group_role_assignments WHERE group_id = {group}"
                 ),
@@ -1136,7 +1140,7 @@ async fn still_as_planned(client: &Client, call: &Call) -> Result<Standing> {
         }
         SUSPEND => {
             let status = rows(
-                &ctx,
+                ctx,
                 &format!(
                     "SELECT coalesce(membership_status, '') FROM users WHERE account_id = {account}"
                 ),
@@ -1150,7 +1154,7 @@ async fn still_as_planned(client: &Client, call: &Call) -> Result<Standing> {
         DELETE_TOKEN => {
             let token = literal(call.path.get("tokenId").map_or("", String::as_str));
             let found = rows(
-                &ctx,
+                ctx,
                 &format!(
                     "SELECT 1 FROM api_tokens WHERE account_id = {account} AND token_id = {token}"
                 ),

@@ -4,7 +4,13 @@
 //! request. It holds at most `MAX_BYTES` of answers: pages beyond that are
 //! fetched again when asked again, rather than filling memory with a long
 //! audit log.
+//!
+//! Beside a page's bytes it keeps what each table decoded them into (a
+//! memo): a check scans the audit log a dozen times, and decoding its JSON
+//! again each time cost more than the queries. A memo lives and dies with
+//! its page, so it is never fresher or staler than the bytes.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,7 +21,10 @@ use tokio::sync::OnceCell;
 /// One page's answer, filled by the first request that asks for it.
 type Slot = Arc<OnceCell<Bytes>>;
 
-/// The most answer bytes kept.
+/// What a table decoded a page into, shared by the scans that ask again.
+pub type Memo = Arc<dyn Any + Send + Sync>;
+
+/// The most answer bytes kept (memos counted by their own size).
 pub const MAX_BYTES: usize = 256 * 1024 * 1024;
 
 struct Entry {
@@ -23,7 +32,10 @@ struct Entry {
     /// The table whose scan asked, for `\refresh TABLE`.
     table: &'static str,
     slot: Slot,
+    /// The page's bytes and its memos' sizes.
     bytes: usize,
+    /// Per table that decoded the page: what it decoded.
+    memos: HashMap<&'static str, Memo>,
 }
 
 #[derive(Default)]
@@ -85,6 +97,7 @@ impl PageCache {
                 table,
                 slot: Slot::default(),
                 bytes: 0,
+                memos: HashMap::new(),
             });
         entry.slot.clone()
     }
@@ -113,6 +126,34 @@ impl PageCache {
             entry.bytes = bytes;
             slots.bytes += bytes;
         }
+    }
+
+    /// What `table` decoded the page of `key` into, while the page is held.
+    pub fn memo(&self, key: &str, table: &'static str) -> Option<Memo> {
+        let ttl = self.ttl?;
+        let slots = self.lock();
+        let entry = slots.entries.get(key)?;
+        (entry.created.elapsed() <= ttl && entry.slot.initialized())
+            .then(|| entry.memos.get(table).cloned())
+            .flatten()
+    }
+
+    /// Keep what `table` decoded the page of `key` into, if the page is held
+    /// and the memo fits.
+    pub fn remember(&self, key: &str, table: &'static str, memo: Memo, bytes: usize) {
+        let mut slots = self.lock();
+        if slots.bytes + bytes > self.max_bytes {
+            return;
+        }
+        let Some(entry) = slots.entries.get_mut(key) else {
+            return;
+        };
+        if !entry.slot.initialized() || entry.bytes == 0 || entry.memos.contains_key(table) {
+            return;
+        }
+        entry.memos.insert(table, memo);
+        entry.bytes += bytes;
+        slots.bytes += bytes;
     }
 
     /// Forget the cached pages of one table, or of all (the REPL's `\refresh`).
@@ -145,5 +186,24 @@ mod tests {
         assert!(!cache.slot("b", "users").initialized());
         cache.clear(Some("users"));
         assert!(!cache.slot("a", "users").initialized());
+    }
+
+    #[test]
+    fn a_memo_lives_and_dies_with_its_page() {
+        let cache = PageCache::new(Some(Duration::from_secs(60)));
+        let slot = cache.slot("a", "events");
+        // Not held yet: nothing to remember it by.
+        cache.remember("a", "events", Arc::new(1u8), 1);
+        assert!(cache.memo("a", "events").is_none());
+        assert!(slot.set(Bytes::from_static(b"123456")).is_ok());
+        cache.admit("a", 6);
+        cache.remember("a", "events", Arc::new(7u8), 1);
+        let memo = cache
+            .memo("a", "events")
+            .and_then(|m| m.downcast::<u8>().ok());
+        assert_eq!(memo.as_deref(), Some(&7));
+        assert!(cache.memo("a", "event_context").is_none());
+        cache.clear(Some("events"));
+        assert!(cache.memo("a", "events").is_none());
     }
 }

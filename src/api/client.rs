@@ -306,6 +306,22 @@ impl PageRequest {
 }
 
 /// One page of a listing.
+/// How a table's converted pages are kept with the cached pages: under
+/// the table's name, copied out (cheaply: a record batch shares its
+/// buffers) and counted by their size.
+pub struct Keep<B> {
+    pub table: &'static str,
+    pub copy: fn(&B) -> B,
+    pub size: fn(&B) -> usize,
+}
+
+/// A page converted, with what the listing needs of it.
+struct Converted<B> {
+    data: B,
+    items: u64,
+    next: Option<String>,
+}
+
 pub struct Page<T> {
     pub data: T,
     /// The answer as it came, for decoding it again another way.
@@ -557,9 +573,28 @@ impl Client {
     /// with `ApiError::Incomplete`.
     pub fn pages<T>(&self, request: PageRequest) -> BoxStream<'static, Result<T, ApiError>>
     where
-        T: DeserializeOwned + PageItems + Send + 'static,
+        T: DeserializeOwned + PageItems + Send + Sync + 'static,
     {
-        struct State {
+        self.pages_as(request, Ok, None)
+    }
+
+    /// `pages`, each page's data turned into `B` by `convert`; with a
+    /// `Keep`, what a page turned into is kept with the page in the session
+    /// cache and given again, not decoded again, while the page is held.
+    pub fn pages_as<T, B, F>(
+        &self,
+        request: PageRequest,
+        convert: F,
+        keep: Option<Keep<B>>,
+    ) -> BoxStream<'static, Result<B, ApiError>>
+    where
+        T: DeserializeOwned + PageItems + Send + 'static,
+        B: Send + Sync + 'static,
+        F: Fn(T) -> Result<B, String> + Send + Sync + 'static,
+    {
+        struct State<F, B> {
+            convert: F,
+            keep: Option<Keep<B>>,
             client: Client,
             request: PageRequest,
             cursor: Option<String>,
@@ -600,6 +635,8 @@ impl Client {
             count_note,
         });
         let state = State {
+            convert,
+            keep,
             client: self.clone(),
             call: self.cache_key(&request, None).unwrap_or_default(),
             request,
@@ -642,12 +679,17 @@ impl Client {
                     .listings
                     .update(state.listing, |r| r.count_before = before);
             }
-            let (page, attempts): (Page<T>, Option<u32>) = state
+            let (page, attempts) = state
                 .client
-                .decoded_page(&state.request, state.cursor.as_deref())
+                .converted_page::<T, B, F>(
+                    &state.request,
+                    state.cursor.as_deref(),
+                    &state.convert,
+                    state.keep.as_ref(),
+                )
                 .await
                 .map_err(|e| state.client.placed(e))?;
-            let items = page.data.item_count() as u64;
+            let items = page.items;
             state.rows += items;
             state.fetched |= attempts.is_some();
             state.cached |= attempts.is_none();
@@ -823,6 +865,66 @@ impl Client {
 
     /// A page, and the attempts it took when it was sent (`None`: the
     /// session cache held it).
+    /// One page converted: from the memo kept with the cached page, or
+    /// decoded (and, with `keep`, remembered). `None` attempts: no request
+    /// was sent.
+    async fn converted_page<T, B, F>(
+        &self,
+        request: &PageRequest,
+        cursor: Option<&str>,
+        convert: &F,
+        keep: Option<&Keep<B>>,
+    ) -> Result<(Converted<B>, Option<u32>), ApiError>
+    where
+        T: DeserializeOwned + PageItems,
+        B: Send + Sync + 'static,
+        F: Fn(T) -> Result<B, String>,
+    {
+        let key = match keep {
+            Some(keep) => {
+                let key = self.cache_key(request, cursor)?;
+                let held = self
+                    .inner
+                    .cache
+                    .memo(&key, keep.table)
+                    .and_then(|memo| memo.downcast::<Converted<B>>().ok());
+                if let Some(held) = held {
+                    let page = Converted {
+                        data: (keep.copy)(&held.data),
+                        items: held.items,
+                        next: held.next.clone(),
+                    };
+                    return Ok((page, None));
+                }
+                Some(key)
+            }
+            None => None,
+        };
+        let (page, attempts): (Page<T>, Option<u32>) = self.decoded_page(request, cursor).await?;
+        let items = page.data.item_count() as u64;
+        let data = convert(page.data).map_err(|detail| ApiError::Decode {
+            endpoint: request.endpoint(),
+            detail,
+        })?;
+        let page = Converted {
+            data,
+            items,
+            next: page.next,
+        };
+        if let (Some(keep), Some(key)) = (keep, key) {
+            let held = Converted {
+                data: (keep.copy)(&page.data),
+                items,
+                next: page.next.clone(),
+            };
+            let bytes = (keep.size)(&held.data);
+            self.inner
+                .cache
+                .remember(&key, keep.table, Arc::new(held), bytes);
+        }
+        Ok((page, attempts))
+    }
+
     async fn decoded_page<T>(
         &self,
         request: &PageRequest,

@@ -12,7 +12,7 @@ mod paging;
 mod retry;
 
 pub use client::{
-    Client, ClientConfig, CountBy, CursorIn, DEFAULT_CACHE_TTL, DEFAULT_CONCURRENCY, Page,
+    Client, ClientConfig, CountBy, CursorIn, DEFAULT_CACHE_TTL, DEFAULT_CONCURRENCY, Keep, Page,
     PageRequest, REVOCABLE_ROLES, WRITES, Written,
 };
 pub use error::{ApiError, api_message, duration_words};

@@ -36,7 +36,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::filters::{self, Filter, join_key_values, join_key_values_of};
-use crate::api::{ApiError, Client, Orgs, PageItems, PageRequest};
+use crate::api::{ApiError, Client, Keep, Orgs, PageItems, PageRequest};
 
 /// Every table's first column, which organization a row is of.
 const ORG_ID: &str = "org_id";
@@ -408,7 +408,7 @@ impl Origin<'_> {
 /// One Admin API resource exposed as a table.
 pub trait Resource: Send + Sync + 'static {
     /// A page's `data` as the API sends it.
-    type Data: DeserializeOwned + PageItems + Send + 'static;
+    type Data: DeserializeOwned + PageItems + Send + Sync + 'static;
     /// One row, declared with `row!`: field names are column names, and
     /// arrow-json maps them strictly. `FromPage` makes them of a page.
     type Row: TableRow + FromPage<Self::Data> + Serialize + Send + 'static;
@@ -911,18 +911,21 @@ fn batches_of<R: Resource>(
             stream::iter(requests.into_iter().enumerate())
                 .flat_map(move |(listing, request)| {
                     let endpoint = request.endpoint();
+                    let (schema, org_id) = (schema.clone(), org_id.clone());
+                    let convert = move |data: R::Data| {
+                        let origin = Origin {
+                            org_id: &org_id,
+                            parent: None,
+                        };
+                        rows_to_batch::<R>(&schema, &origin, data).map_err(|e| e.to_string())
+                    };
                     client
-                        .pages::<R::Data>(tagged::<R>(request))
+                        .pages_as(tagged::<R>(request), convert, Some(kept_batches::<R>()))
                         .map(move |page| (listing, endpoint.clone(), page))
                 })
                 .filter_map(move |(listing, endpoint, page)| {
-                    let origin = Origin {
-                        org_id: &org_id,
-                        parent: None,
-                    };
                     let batch = page
                         .map_err(external)
-                        .and_then(|data| rows_to_batch::<R>(&schema, &origin, data))
                         .and_then(|batch| match (batch, seen.as_mut()) {
                             (Some(batch), Some(seen)) => {
                                 seen.first_sightings(listing, &endpoint, &batch)
@@ -940,6 +943,17 @@ fn batches_of<R: Resource>(
             size,
             request,
         } => bulk_batches::<R>(client, schema, parents, size, request),
+    }
+}
+
+/// A listing's pages decoded into record batches are kept with the cached
+/// pages, per table: scanning the same pages again (a check reads the audit
+/// log a dozen times) decodes nothing.
+fn kept_batches<R: Resource>() -> Keep<Option<RecordBatch>> {
+    Keep {
+        table: R::NAME,
+        copy: Clone::clone,
+        size: |batch| batch.as_ref().map_or(0, RecordBatch::get_array_memory_size),
     }
 }
 

@@ -262,7 +262,17 @@ async fn run(mut cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::from(u8::from(changed && args.exit_code)))
         }
         Some(Command::Check(args)) if args.list => {
-            let controls = cli::check::load(args.dir.as_deref()).map_err(anyhow::Error::msg)?;
+            let controls = cli::check::load(args.dir.as_deref())
+                .and_then(|all| {
+                    cli::check::select(
+                        all,
+                        &cli::check::Selection {
+                            ids: &args.controls,
+                            framework: args.framework.as_deref(),
+                        },
+                    )
+                })
+                .map_err(anyhow::Error::msg)?;
             cli::check::list(&mut std::io::stdout().lock(), &controls)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -35,7 +35,7 @@ pub struct CheckArgs {
     /// How the report is written
     #[arg(long, value_enum, default_value = "table")]
     pub format: Report,
-    /// List the controls and stop
+    /// List the controls (those --controls and --framework select) and stop
     #[arg(long)]
     pub list: bool,
     /// Also run the controls in this folder (.sql files in the pack's format)
@@ -73,6 +73,15 @@ pub async fn run(session: &Session, args: &CheckArgs, output: &Output) -> Result
         ),
         None => None,
     };
+    // A report baseline is read before the controls run: a wrong file fails
+    // at once, not after the whole pack.
+    let reported = match &args.baseline {
+        Some(path) if then.is_none() => Some((
+            super::alarmed_in_report(path).map_err(anyhow::Error::msg)?,
+            format!("report {}", path.display()),
+        )),
+        _ => None,
+    };
     let mut results = Vec::new();
     let mut earlier = Vec::new();
     for (org, ctx) in session.per_org().await? {
@@ -94,15 +103,11 @@ pub async fn run(session: &Session, args: &CheckArgs, output: &Output) -> Result
         results.extend(checked);
     }
     let baseline = match &args.baseline {
-        None => None,
         Some(path) if then.is_some() => Some((
             super::alarmed(&earlier),
             format!("snapshot {}", path.display()),
         )),
-        Some(path) => Some((
-            super::alarmed_in_report(path).map_err(anyhow::Error::msg)?,
-            format!("report {}", path.display()),
-        )),
+        _ => reported,
     };
     if let Some((alarmed, _)) = &baseline {
         super::compare(&mut results, alarmed);

@@ -132,7 +132,7 @@ fn sql() -> String {
            coalesce(s.only_through_admin_group, false) AS only_through_admin_group,
            pa.last_active, u.last_active_any,
            u.last_active_any IS NULL AS invited_never_active,
-           u.platform_roles IS NOT NULL OR s.roles LIKE '%atlassian/admin%' AS admin,
+           u.platform_roles IS NOT NULL OR coalesce(s.roles LIKE '%atlassian/admin%', false) AS admin,
            u.status, u.account_status, u.membership_status, u.claim_status, u.management_source,
            u.added_to_org, m.access_billable
          FROM seat s

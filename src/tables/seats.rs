@@ -27,13 +27,34 @@ use super::seat_sources::SeatSources;
 use super::{Kind, TableInfo};
 
 /// The roles that give a seat on a product, as the spec lists them.
-pub const PRODUCT_ROLES: &str = "'atlassian/user', 'atlassian/admin', 'atlassian/guest', \
-     'atlassian/customer', 'atlassian/contributor', 'atlassian/basic', 'atlassian/stakeholder'";
-/// The product roles that count toward the bill.
-pub const BILLABLE_ROLES: &str = "'atlassian/user', 'atlassian/admin', 'atlassian/guest'";
+pub const PRODUCT_ROLES: &[&str] = &[
+    "atlassian/user",
+    "atlassian/admin",
+    "atlassian/guest",
+    "atlassian/customer",
+    "atlassian/contributor",
+    "atlassian/basic",
+    "atlassian/stakeholder",
+];
+/// The product roles that count toward the bill (the spec marks the others
+/// non-billable).
+pub const BILLABLE_ROLES: &[&str] = &["atlassian/user", "atlassian/admin", "atlassian/guest"];
 /// The roles that make a group an admin group.
-const ADMIN_ROLES: &str =
-    "'atlassian/admin', 'atlassian/site-admin', 'atlassian/org-admin', 'atlassian/user-access-admin'";
+const ADMIN_ROLES: &[&str] = &[
+    "atlassian/admin",
+    "atlassian/site-admin",
+    "atlassian/org-admin",
+    "atlassian/user-access-admin",
+];
+
+/// Roles as an SQL list: `'a', 'b'`.
+pub fn sql_list(roles: &[&str]) -> String {
+    roles
+        .iter()
+        .map(|r| crate::sql::literal(r))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// The catalog's entry.
 pub fn info() -> TableInfo {
@@ -59,6 +80,11 @@ pub fn info() -> TableInfo {
 
 /// The view's SQL, over the three sides by their catalog names.
 fn sql() -> String {
+    let (admin_roles, product_roles, billable_roles) = (
+        sql_list(ADMIN_ROLES),
+        sql_list(PRODUCT_ROLES),
+        sql_list(BILLABLE_ROLES),
+    );
     format!(
         "WITH people AS (
            SELECT org_id, account_id, max(email) AS email, max(status) AS status,
@@ -69,14 +95,14 @@ fn sql() -> String {
            FROM seat_sources GROUP BY org_id, account_id
          ),
          admin_groups AS (
-           SELECT DISTINCT org_id, group_id FROM group_role_assignments WHERE role IN ({ADMIN_ROLES})
+           SELECT DISTINCT org_id, group_id FROM group_role_assignments WHERE role IN ({admin_roles})
          ),
          group_grants AS (
            SELECT s.org_id, s.account_id, s.source_id AS group_id, s.group_name, r.resource_id,
                   r.resource_owner, r.role, r.default_role IS NOT NULL AS default_group
            FROM seat_sources s
            JOIN group_role_assignments r ON r.org_id = s.org_id AND r.group_id = s.source_id
-           WHERE s.source = 'group' AND r.role IN ({PRODUCT_ROLES})
+           WHERE s.source = 'group' AND r.role IN ({product_roles})
          ),
          paths AS (
            SELECT s.org_id, s.account_id, s.source_id AS site_id, s.product_key,
@@ -95,7 +121,7 @@ fn sql() -> String {
                   nullif(array_to_string(array_sort(array_distinct(
                     array_agg(p.role) FILTER (WHERE p.role IS NOT NULL))), ','), '') AS roles,
                   nullif(array_to_string(array_sort(array_distinct(
-                    array_agg(p.role) FILTER (WHERE p.role IN ({BILLABLE_ROLES})))), ','), '') AS billable_roles,
+                    array_agg(p.role) FILTER (WHERE p.role IN ({billable_roles})))), ','), '') AS billable_roles,
                   bool_or(p.path = 'product access') AS via_product_access,
                   string_agg(CASE WHEN p.path = 'product access' THEN p.path
                                   ELSE p.path || ' ' || coalesce(p.group_name, p.group_id) END,

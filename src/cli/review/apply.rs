@@ -39,8 +39,8 @@ pub const PLAN_FILE: &str = "plan.json";
 pub const JOURNAL_FILE: &str = "apply-journal.ndjson";
 
 const REVOKE_ORG_ROLE: &str = "/admin/v1/orgs/{orgId}/users/{userId}/role-assignments/revoke";
-const REVOKE_ROLE: &str = "/admin/v1/orgs/{orgId}/users/{userId}/roles/revoke";
-const REMOVE_MEMBERSHIP: &str =
+pub(crate) const REVOKE_ROLE: &str = "/admin/v1/orgs/{orgId}/users/{userId}/roles/revoke";
+pub(crate) const REMOVE_MEMBERSHIP: &str =
     "/admin/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}/memberships/{accountId}";
 const SUSPEND: &str = "/admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}/suspend";
 const DELETE_TOKEN: &str = "/users/{accountId}/manage/api-tokens/{tokenId}";
@@ -772,7 +772,7 @@ async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<Vec<String>>> {
 }
 
 /// The plan as a table, then what it refuses and what needs nothing.
-fn show_plan(out: &mut dyn Write, plan: &Plan) -> Result<()> {
+pub(crate) fn show_plan(out: &mut dyn Write, plan: &Plan) -> Result<()> {
     use datafusion::arrow::array::{ArrayRef, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::arrow::record_batch::RecordBatch;
@@ -902,7 +902,12 @@ async fn execute<'a>(
     }
     let plan: Plan = serde_json::from_slice(&bytes)
         .with_context(|| format!("{}: not a plan written by orgsql", path.display()))?;
-    let (_, fingerprint) = read_review(dir)?;
+    // A seats plan (orgsql seats plan) was made for its seats.csv, a
+    // review's plan for its review.json.
+    let fingerprint = match crate::cli::seats::fingerprint(dir)? {
+        Some(seats) => seats,
+        None => read_review(dir)?.1,
+    };
     if fingerprint != plan.review_fingerprint {
         bail!(
             "{}: planned for the review with fingerprint {}, but {} now has {fingerprint}; \

@@ -94,26 +94,31 @@ fn sql() -> String {
                   max(last_active) AS last_active_any
            FROM seat_sources GROUP BY org_id, account_id
          ),
-         admin_groups AS (
-           SELECT DISTINCT org_id, group_id FROM group_role_assignments WHERE role IN ({admin_roles})
+         grants AS (
+           -- One read of the group listings: each grant, and whether its
+           -- group grants an admin role anywhere.
+           SELECT org_id, group_id, resource_id, resource_owner, role, default_role,
+                  bool_or(role IN ({admin_roles})) OVER (PARTITION BY org_id, group_id) AS admin_group
+           FROM group_role_assignments
          ),
          group_grants AS (
            SELECT s.org_id, s.account_id, s.source_id AS group_id, s.group_name, r.resource_id,
-                  r.resource_owner, r.role, r.default_role IS NOT NULL AS default_group
+                  r.resource_owner, r.role, r.default_role IS NOT NULL AS default_group, r.admin_group
            FROM seat_sources s
-           JOIN group_role_assignments r ON r.org_id = s.org_id AND r.group_id = s.source_id
+           JOIN grants r ON r.org_id = s.org_id AND r.group_id = s.source_id
            WHERE s.source = 'group' AND r.role IN ({product_roles})
          ),
          paths AS (
            SELECT s.org_id, s.account_id, s.source_id AS site_id, s.product_key,
                   CAST(NULL AS VARCHAR) AS role, 'product access' AS path,
-                  CAST(NULL AS VARCHAR) AS group_id, CAST(NULL AS VARCHAR) AS group_name
+                  CAST(NULL AS VARCHAR) AS group_id, CAST(NULL AS VARCHAR) AS group_name,
+                  false AS admin_group
            FROM seat_sources s
            WHERE s.source = 'product'
            UNION ALL
            SELECT org_id, account_id, resource_id, resource_owner, role,
                   CASE WHEN default_group THEN 'default group' ELSE 'group' END,
-                  group_id, group_name
+                  group_id, group_name, admin_group
            FROM group_grants
          ),
          seat AS (
@@ -128,9 +133,8 @@ fn sql() -> String {
                              '; ' ORDER BY p.path, p.group_name) AS grant_paths,
                   nullif(array_to_string(array_sort(array_distinct(
                     array_agg(p.group_id) FILTER (WHERE p.group_id IS NOT NULL))), ','), '') AS group_ids,
-                  bool_and(p.path <> 'product access' AND a.group_id IS NOT NULL) AS only_through_admin_group
+                  bool_and(p.path <> 'product access' AND p.admin_group) AS only_through_admin_group
            FROM paths p
-           LEFT JOIN admin_groups a ON a.org_id = p.org_id AND a.group_id = p.group_id
            GROUP BY p.org_id, p.account_id, p.site_id
          ),
          product_activity AS (

@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -22,7 +22,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::review::apply::{
-    Call, Grant, PLAN_FILE, Plan, REMOVE_MEMBERSHIP, REVOKE_ROLE, Row, show_plan,
+    Call, Grant, PLAN_FILE, Plan, REMOVE_MEMBERSHIP, REVOKE_ROLE, Row, SEATS_FILE, show_plan,
 };
 use crate::api::REVOCABLE_ROLES;
 use crate::cli::At;
@@ -30,10 +30,6 @@ use crate::session::Session;
 use crate::snapshot::sha256;
 use crate::sql::literal;
 use crate::tables::seats::PRODUCT_ROLES;
-
-/// The seats a plan reclaims, one row each: what the plan's fingerprint is
-/// the sha256 of (in place of a review's `review.json`).
-pub const SEATS_FILE: &str = "seats.csv";
 
 /// What a Grant's `decision` says for a seat taken back.
 const RECLAIM: &str = "reclaim";
@@ -62,18 +58,6 @@ pub struct SeatsPlanArgs {
     /// The plan's folder (new, or empty)
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-}
-
-/// The fingerprint a plan in `dir` was made for, when `dir` is a seats plan
-/// (it has `seats.csv` and no review): the sha256 of `seats.csv`.
-pub fn fingerprint(dir: &Path) -> Result<Option<String>> {
-    let seats = dir.join(SEATS_FILE);
-    if dir.join(super::review::REVIEW_JSON).exists() || !seats.exists() {
-        return Ok(None);
-    }
-    let bytes =
-        std::fs::read(&seats).with_context(|| format!("cannot read {}", seats.display()))?;
-    Ok(Some(sha256(&bytes)))
 }
 
 /// One idle seat, as the `seats` view gives it.

@@ -47,11 +47,11 @@ const ADMIN_ROLES: &[&str] = &[
     "atlassian/user-access-admin",
 ];
 
-/// Roles as an SQL list: `'a', 'b'`.
+/// Roles (the constants above: no quotes in them) as an SQL list: `'a', 'b'`.
 pub fn sql_list(roles: &[&str]) -> String {
     roles
         .iter()
-        .map(|r| crate::sql::literal(r))
+        .map(|r| format!("'{r}'"))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -133,6 +133,9 @@ fn sql() -> String {
                              '; ' ORDER BY p.path, p.group_name) AS grant_paths,
                   nullif(array_to_string(array_sort(array_distinct(
                     array_agg(p.group_id) FILTER (WHERE p.group_id IS NOT NULL))), ','), '') AS group_ids,
+                  -- Aggregates of values never NULL: never NULL, and nullable in
+                  -- the plan as in the batches (a snapshot's MemTable checks).
+                  bool_or(coalesce(p.role = 'atlassian/admin', false)) AS admin_role,
                   bool_and(p.path <> 'product access' AND p.admin_group) AS only_through_admin_group
            FROM paths p
            GROUP BY p.org_id, p.account_id, p.site_id
@@ -149,7 +152,8 @@ fn sql() -> String {
              WHEN m.access_billable IS NOT NULL THEN m.access_billable
              ELSE true
            END AS billable,
-           CASE
+           -- Utf8 whatever the sides' string type (a snapshot's is Utf8View).
+           arrow_cast(CASE
              WHEN u.status IN ('suspended', 'deactivated', 'for_deletion', 'not_invited')
                THEN 'account ' || u.status || ': not billable'
              WHEN s.billable_roles IS NOT NULL THEN 'role ' || s.billable_roles
@@ -157,12 +161,12 @@ fn sql() -> String {
              WHEN m.access_billable IS NOT NULL
                THEN 'product access; access_billable ' || CAST(m.access_billable AS VARCHAR)
              ELSE 'product access (every user with product access counts)'
-           END AS billable_reason,
+           END, 'Utf8') AS billable_reason,
            s.roles, s.grant_paths, s.via_product_access, s.group_ids,
-           coalesce(s.only_through_admin_group, false) AS only_through_admin_group,
+           s.only_through_admin_group,
            pa.last_active, u.last_active_any,
            u.last_active_any IS NULL AS invited_never_active,
-           u.platform_roles IS NOT NULL OR coalesce(s.roles LIKE '%atlassian/admin%', false) AS admin,
+           u.platform_roles IS NOT NULL OR s.admin_role AS admin,
            u.status, u.account_status, u.membership_status, u.claim_status, u.management_source,
            u.added_to_org, m.access_billable
          FROM seat s

@@ -84,12 +84,18 @@ async fn seats_agree_with_the_model_and_users_stats_without_a_call_per_user() {
             format!("POST {prefix}/users/search"),
             pages(org.users.len(), 100),
         ),
-        (format!("POST {prefix}/groups/search"), pages(org.groups.len(), 20)),
+        (
+            format!("POST {prefix}/groups/search"),
+            pages(org.groups.len(), 20),
+        ),
         (
             format!("GET {prefix}/groups/{{groupId}}/role-assignments"),
             org.groups.len() as u64,
         ),
-        ("GET /admin/v1/orgs/{orgId}/users".to_string(), pages(managed, 50)),
+        (
+            "GET /admin/v1/orgs/{orgId}/users".to_string(),
+            pages(managed, 50),
+        ),
         // Completeness counts: one per scan of a listing in the view's plan.
         (format!("GET {prefix}/users/count"), 4),
         (format!("GET {prefix}/groups/count"), 2),
@@ -154,7 +160,11 @@ async fn seats_agree_with_the_model_and_users_stats_without_a_call_per_user() {
         text(&output.stdout),
         text(&output.stderr)
     );
-    assert!(text(&output.stdout).contains("0 of 2 product roles"), "{}", text(&output.stdout));
+    assert!(
+        text(&output.stdout).contains("0 of 2 product roles"),
+        "{}",
+        text(&output.stdout)
+    );
 }
 
 /// The clean organization: everyone has used, recently, every product
@@ -170,7 +180,11 @@ fn make_clean(org: &mut Org) {
                 .groups
                 .iter()
                 .flat_map(|&g| org.group_roles(g))
-                .filter_map(|grant| org.workspaces.iter().position(|w| w.id == grant.resource_id))
+                .filter_map(|grant| {
+                    org.workspaces
+                        .iter()
+                        .position(|w| w.id == grant.resource_id)
+                })
                 .collect();
             sites.extend(user.product_access.iter().map(|p| p.workspace));
             sites.sort_unstable();
@@ -210,8 +224,7 @@ fn alarms(output: &Output) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
-const CONTROLS: &str =
-    "seats_idle_billable,seats_invited_never_active,seats_only_through_admin_group,seats_by_product";
+const CONTROLS: &str = "seats_idle_billable,seats_invited_never_active,seats_only_through_admin_group,seats_by_product";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn seat_controls_alarm_on_planted_seats_and_not_on_a_clean_org() {
@@ -237,7 +250,11 @@ async fn seat_controls_alarm_on_planted_seats_and_not_on_a_clean_org() {
     let jira: Vec<usize> = org
         .group_roles(admin_group)
         .iter()
-        .filter_map(|grant| org.workspaces.iter().position(|w| w.id == grant.resource_id))
+        .filter_map(|grant| {
+            org.workspaces
+                .iter()
+                .position(|w| w.id == grant.resource_id)
+        })
         .collect();
     let plain: Vec<usize> = (0..org.users.len())
         .filter(|&i| {
@@ -346,7 +363,10 @@ async fn seat_controls_alarm_on_planted_seats_and_not_on_a_clean_org() {
         .map(|f| f["reason"].as_str().unwrap_or_default().to_string())
         .expect("a finding for A's product");
     assert!(
-        reason.contains(&format!("{idle_there} idle 90+ days, {} a month", 7.5 * idle_there as f64)),
+        reason.contains(&format!(
+            "{idle_there} idle 90+ days, {} a month",
+            7.5 * idle_there as f64
+        )),
         "{reason}"
     );
 }
@@ -374,7 +394,10 @@ async fn a_seats_plan_executed_takes_back_exactly_its_seats() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("reclaim");
     let out_arg = out.to_string_lossy().to_string();
-    let planned = run(&emu, &["seats", "plan", "--idle-days", "90", "--out", &out_arg]);
+    let planned = run(
+        &emu,
+        &["seats", "plan", "--idle-days", "90", "--out", &out_arg],
+    );
     assert!(
         matches!(planned.status.code(), Some(0 | 1)),
         "{}",
@@ -387,7 +410,10 @@ async fn a_seats_plan_executed_takes_back_exactly_its_seats() {
         .filter(|r| r["planned"] == "reclaim")
         .map(|r| (r["account_id"].clone(), r["site_id"].clone()))
         .collect();
-    assert!(!reclaim.is_empty(), "the plan takes back some seats: {rows:?}");
+    assert!(
+        !reclaim.is_empty(),
+        "the plan takes back some seats: {rows:?}"
+    );
     for row in &rows {
         assert!(
             !row["grant_paths"].is_empty(),
@@ -399,6 +425,22 @@ async fn a_seats_plan_executed_takes_back_exactly_its_seats() {
 
     let bytes = std::fs::read(out.join("plan.json")).expect("plan.json");
     let sha = orgsql::snapshot::sha256(&bytes);
+    // The plan is for its seats.csv: edited, nothing is sent.
+    let seats_csv = out.join("seats.csv");
+    let original = std::fs::read(&seats_csv).expect("seats.csv");
+    std::fs::write(&seats_csv, [&original[..], b"\n"].concat()).expect("edit seats.csv");
+    let refused = run(
+        &emu,
+        &["review", "apply", &out_arg, "--execute", "--plan-sha", &sha],
+    );
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("nothing was sent"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert_eq!(seats_now(&emu).await, before);
+    std::fs::write(&seats_csv, &original).expect("restore seats.csv");
     let executed = run(
         &emu,
         &["review", "apply", &out_arg, "--execute", "--plan-sha", &sha],
@@ -434,5 +476,9 @@ async fn a_seats_plan_executed_takes_back_exactly_its_seats() {
         "{}",
         text(&again.stderr)
     );
-    assert!(text(&again.stdout).contains(": 0 sent"), "{}", text(&again.stdout));
+    assert!(
+        text(&again.stdout).contains(": 0 sent"),
+        "{}",
+        text(&again.stdout)
+    );
 }

@@ -37,6 +37,10 @@ use crate::sql::literal;
 
 pub const PLAN_FILE: &str = "plan.json";
 pub const JOURNAL_FILE: &str = "apply-journal.ndjson";
+/// The seats a seats plan (`orgsql seats plan`) takes back, one row each:
+/// its plan is made for this file's sha256, as a review's is for
+/// `review.json`'s.
+pub const SEATS_FILE: &str = "seats.csv";
 
 const REVOKE_ORG_ROLE: &str = "/admin/v1/orgs/{orgId}/users/{userId}/role-assignments/revoke";
 pub(crate) const REVOKE_ROLE: &str = "/admin/v1/orgs/{orgId}/users/{userId}/roles/revoke";
@@ -904,9 +908,11 @@ async fn execute<'a>(
         .with_context(|| format!("{}: not a plan written by orgsql", path.display()))?;
     // A seats plan (orgsql seats plan) was made for its seats.csv, a
     // review's plan for its review.json.
-    let fingerprint = match crate::cli::seats::fingerprint(dir)? {
-        Some(seats) => seats,
-        None => read_review(dir)?.1,
+    let seats = dir.join(SEATS_FILE);
+    let fingerprint = if !dir.join(super::REVIEW_JSON).exists() && seats.exists() {
+        sha256(&std::fs::read(&seats).with_context(|| format!("cannot read {}", seats.display()))?)
+    } else {
+        read_review(dir)?.1
     };
     if fingerprint != plan.review_fingerprint {
         bail!(

@@ -5,7 +5,7 @@
 -- remediation: Look at the role that differs: an account the listing left out, a role given where the bulk listing does not show it (read that account's role assignments), or a site given by a group's admin role and listed in productAccess.
 -- frameworks: soc2:CC6.2, iso27001:A.5.18, nist800-53:AC-2, cis:5.1
 -- population: product roles counted by users/stats or held in seats
--- population-sql: SELECT count(*) FROM (SELECT value FROM user_stats WHERE kind = 'role' AND value IN ('atlassian/user', 'atlassian/admin', 'atlassian/guest', 'atlassian/customer', 'atlassian/contributor', 'atlassian/basic', 'atlassian/stakeholder')
+-- population-sql: SELECT count(*) FROM (SELECT value FROM org_user_stats WHERE kind = 'role' AND value IN ('atlassian/user', 'atlassian/admin', 'atlassian/guest', 'atlassian/customer', 'atlassian/contributor', 'atlassian/basic', 'atlassian/stakeholder')
 -- population-sql: UNION SELECT unnest(string_to_array(roles, ',')) FROM seats WHERE roles IS NOT NULL UNION SELECT 'atlassian/user' FROM seats WHERE via_product_access)
 WITH held AS (
   SELECT org_id, account_id, unnest(string_to_array(roles, ',')) AS role FROM seats WHERE roles IS NOT NULL
@@ -16,7 +16,7 @@ counted AS (
   SELECT org_id, role, count(DISTINCT account_id) AS accounts FROM held GROUP BY org_id, role
 ),
 api AS (
-  SELECT org_id, value AS role, user_count FROM user_stats
+  SELECT org_id, value AS role, user_count FROM org_user_stats
   WHERE kind = 'role' AND value IN ('atlassian/user', 'atlassian/admin', 'atlassian/guest', 'atlassian/customer',
                                     'atlassian/contributor', 'atlassian/basic', 'atlassian/stakeholder')
 )

@@ -50,7 +50,7 @@ catalog! {
     group_role_assignments => api::<group_role_assignments::GroupRoleAssignments>(),
     role_assignments => role_assignments::info(),
     seat_sources => api::<seat_sources::SeatSources>(),
-    user_stats => api::<user_stats::UserStats>(),
+    org_user_stats => api::<org_user_stats::OrgUserStats>(),
     seats => seats::info(),
     user_last_active => api::<user_last_active::UserLastActive>(),
     events => api::<events::Events>(),

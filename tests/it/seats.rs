@@ -136,7 +136,7 @@ async fn seats_agree_with_the_model_and_users_stats_without_a_call_per_user() {
     // by the emulator; the control lists any difference and finds none.
     let stats: BTreeMap<String, String> = sql_rows(
         &ctx,
-        "SELECT value, CAST(user_count AS VARCHAR) FROM user_stats WHERE kind = 'role'",
+        "SELECT value, CAST(user_count AS VARCHAR) FROM org_user_stats WHERE kind = 'role'",
     )
     .await
     .into_iter()

@@ -1,4 +1,4 @@
-//! `user_stats`: how many users hold each role and each account status, as
+//! `org_user_stats`: how many users hold each role and each account status, as
 //! the API counts them (`GET users/stats`, one request): the figure to
 //! check the `seats` view's counts against.
 
@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::provider::{Fetch, FromPage, Origin, PageShape, Resource, Scan};
 use crate::api::{PageItems, PageRequest};
 
-pub struct UserStats;
+pub struct OrgUserStats;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -46,11 +46,11 @@ row! {
     }
 }
 
-impl Resource for UserStats {
+impl Resource for OrgUserStats {
     type Data = ApiUserStats;
     type Row = UserStatRow;
 
-    const NAME: &'static str = "user_stats";
+    const NAME: &'static str = "org_user_stats";
     const DESCRIPTION: &'static str =
         "Users per role and per account status, as the API counts them (users/stats)";
     const KEY: &'static [&'static str] = &["kind", "value"];

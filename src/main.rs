@@ -129,6 +129,10 @@ enum Command {
     /// The user access review: `start` freezes every grant into a file per
     /// reviewer, `verify` checks the decisions against the organization now
     Review(ReviewArgs),
+    /// Seats: `plan` writes the calls that take back billable seats idle for
+    /// --idle-days (a dry run in review apply's plan format; `review apply
+    /// DIR --execute` sends it)
+    Seats(cli::seats::SeatsArgs),
     /// Check an export offline: `verify` hashes every file and counts every
     /// table's rows against its manifest
     Snapshot(SnapshotArgs),
@@ -281,6 +285,12 @@ async fn run(mut cli: Cli) -> Result<ExitCode> {
             cli::check::command::run(&session, args, &output).await
         }
         Some(Command::Review(args)) => cli::review::command::run(&cli.session, args, &output).await,
+        Some(Command::Seats(args)) => {
+            let session = Source::of(&cli.session)?.open(&cli.session, true).await?;
+            match &args.command {
+                cli::seats::SeatsCommand::Plan(plan) => cli::seats::run(&session, plan).await,
+            }
+        }
         Some(Command::Snapshot(SnapshotArgs {
             command: SnapshotCommand::Verify(args),
         })) => {

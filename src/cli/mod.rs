@@ -12,6 +12,7 @@ pub mod query;
 pub mod repl;
 pub mod review;
 pub mod runner;
+pub mod seats;
 pub mod serve;
 pub mod verify;
 pub mod watch;

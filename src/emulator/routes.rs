@@ -146,6 +146,10 @@ const ENDPOINTS: &[Endpoint] = &[
         handler: Read(users_count),
     },
     Endpoint {
+        route: "GET /admin/v2/orgs/{orgId}/directories/{directoryId}/users/stats",
+        handler: Read(users_stats),
+    },
+    Endpoint {
         route: "GET /admin/v2/orgs/{orgId}/directories/{directoryId}/groups/count",
         handler: Read(groups_count),
     },
@@ -1079,6 +1083,40 @@ fn users_count(r: &Request) -> Reply {
     let directory = directory_filter(r, r.path("directoryId"))?;
     let matching = UserFilters::read(r, &Filters::Query)?.matching(r.org(), directory);
     Ok(json!({ "count": matching.len() }))
+}
+
+/// `GET users/stats`: how many users of the directory (or all) hold each
+/// account status and each role (on any resource, however assigned), in
+/// the spec's `MultiDirectoryUserStats` shape.
+fn users_stats(r: &Request) -> Reply {
+    only_params(r, &[])?;
+    let org = r.org();
+    let directory = directory_filter(r, r.path("directoryId"))?;
+    let users: Vec<&User> = org
+        .users
+        .iter()
+        .filter(|u| directory.is_none_or(|d| u.directory == d))
+        .collect();
+    let mut statuses: std::collections::BTreeMap<&str, usize> = Default::default();
+    let mut roles: std::collections::BTreeMap<&str, usize> = Default::default();
+    for user in &users {
+        *statuses.entry(user.account_status).or_default() += 1;
+        let held: std::collections::BTreeSet<&str> =
+            org.user_roles(user).iter().map(|role| role.role).collect();
+        for role in held {
+            *roles.entry(role).or_default() += 1;
+        }
+    }
+    Ok(json!({
+        "accountStatus": statuses
+            .iter()
+            .map(|(status, count)| json!({"status": status, "count": count}))
+            .collect::<Vec<_>>(),
+        "roles": roles
+            .iter()
+            .map(|(role, count)| json!({"roleId": role, "count": count}))
+            .collect::<Vec<_>>(),
+    }))
 }
 
 fn user_json(org: &Org, u: &User, expand: &[String], directory: Option<usize>) -> Value {

@@ -32,6 +32,7 @@ mod repl;
 mod review;
 mod s3server;
 mod scim;
+mod seats;
 mod slt;
 mod snapshot;
 mod spec;

@@ -37,10 +37,14 @@ use crate::sql::literal;
 
 pub const PLAN_FILE: &str = "plan.json";
 pub const JOURNAL_FILE: &str = "apply-journal.ndjson";
+/// The seats a seats plan (`orgsql seats plan`) takes back, one row each:
+/// its plan is made for this file's sha256, as a review's is for
+/// `review.json`'s.
+pub const SEATS_FILE: &str = "seats.csv";
 
 const REVOKE_ORG_ROLE: &str = "/admin/v1/orgs/{orgId}/users/{userId}/role-assignments/revoke";
-const REVOKE_ROLE: &str = "/admin/v1/orgs/{orgId}/users/{userId}/roles/revoke";
-const REMOVE_MEMBERSHIP: &str =
+pub(crate) const REVOKE_ROLE: &str = "/admin/v1/orgs/{orgId}/users/{userId}/roles/revoke";
+pub(crate) const REMOVE_MEMBERSHIP: &str =
     "/admin/v2/orgs/{orgId}/directories/{directoryId}/groups/{groupId}/memberships/{accountId}";
 const SUSPEND: &str = "/admin/v2/orgs/{orgId}/directories/{directoryId}/users/{accountId}/suspend";
 const DELETE_TOKEN: &str = "/users/{accountId}/manage/api-tokens/{tokenId}";
@@ -772,7 +776,7 @@ async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<Vec<String>>> {
 }
 
 /// The plan as a table, then what it refuses and what needs nothing.
-fn show_plan(out: &mut dyn Write, plan: &Plan) -> Result<()> {
+pub(crate) fn show_plan(out: &mut dyn Write, plan: &Plan) -> Result<()> {
     use datafusion::arrow::array::{ArrayRef, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::arrow::record_batch::RecordBatch;
@@ -902,7 +906,14 @@ async fn execute<'a>(
     }
     let plan: Plan = serde_json::from_slice(&bytes)
         .with_context(|| format!("{}: not a plan written by orgsql", path.display()))?;
-    let (_, fingerprint) = read_review(dir)?;
+    // A seats plan (orgsql seats plan) was made for its seats.csv, a
+    // review's plan for its review.json.
+    let seats = dir.join(SEATS_FILE);
+    let fingerprint = if !dir.join(super::REVIEW_JSON).exists() && seats.exists() {
+        sha256(&std::fs::read(&seats).with_context(|| format!("cannot read {}", seats.display()))?)
+    } else {
+        read_review(dir)?.1
+    };
     if fingerprint != plan.review_fingerprint {
         bail!(
             "{}: planned for the review with fingerprint {}, but {} now has {fingerprint}; \

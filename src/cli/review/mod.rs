@@ -137,7 +137,7 @@ pub struct ReviewFile {
     pub signoff: String,
 }
 
-const REVIEW_JSON: &str = "review.json";
+pub(crate) const REVIEW_JSON: &str = "review.json";
 const SNAPSHOT: &str = "snapshot";
 const ROSTER: &str = "roster.csv";
 const REVIEWS: &str = "reviews";
@@ -274,7 +274,7 @@ LEFT JOIN workspaces w ON w.org_id = r.org_id AND w.workspace_id = r.resource_id
 /// A cell a spreadsheet would run as a formula (a display name can be
 /// `=HYPERLINK(...)`) is written with a leading `'`, which spreadsheets
 /// show as text and keep on saving. Verify compares in the same form.
-fn cell(value: &str) -> String {
+pub(crate) fn cell(value: &str) -> String {
     if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{value}")
     } else {

@@ -52,7 +52,7 @@ struct Cli {
     /// CSV for spreadsheets: in --format csv and COPY ... TO CSV, a text
     /// cell starting with = + - @ (a formula) gets a leading ' as review
     /// files do; without it CSV keeps the data exact
-    #[arg(long, env = "ORGSQL_CSV_SAFE")]
+    #[arg(long, env = "ORGSQL_CSV_SAFE", value_parser = clap::builder::BoolishValueParser::new())]
     csv_safe: bool,
     /// Write the query's result to FILE (one query; several are refused),
     /// atomically: a failed query leaves no file and an existing one untouched

@@ -190,24 +190,34 @@ fn table(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::io:
 /// inert (`&`, `<`, `>` as entities: a viewer that passes HTML through
 /// shows them as text), and each character markdown reads as markup
 /// backslash-escaped: code (`` ` ``), emphasis and strikethrough (`*`,
-/// `_`, `~`), links and images (`[`, `]`, `(`, `)`, `!`), table cells
-/// (`|`), headings (`#`), math (`$`), braces and the backslash itself.
+/// `_` but between letters, `~`), links and images (`[`, `]`, `(`, `)`, `!`), table cells
+/// (`|`), headings (`#`), math (`$`) and the backslash itself.
 /// Line breaks are shown as `\n` by `visible`, so the text never starts a
 /// line, where `-`, `+`, `>` and `1.` would mean something.
 pub(crate) fn md(text: &str) -> String {
+    let text = visible(text);
     let mut out = String::new();
-    for c in visible(text).chars() {
+    let mut chars = text.chars().peekable();
+    let mut before = None;
+    while let Some(c) = chars.next() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '\\' | '`' | '*' | '_' | '~' | '[' | ']' | '(' | ')' | '!' | '|' | '#' | '$' | '{'
-            | '}' => {
+            // Between letters or digits (`max_org_admins`) an underscore
+            // neither opens nor closes emphasis: it stays as it reads.
+            '_' if before.is_some_and(char::is_alphanumeric)
+                && chars.peek().is_some_and(|c| c.is_alphanumeric()) =>
+            {
+                out.push(c);
+            }
+            '\\' | '`' | '*' | '_' | '~' | '[' | ']' | '(' | ')' | '!' | '|' | '#' | '$' => {
                 out.push('\\');
                 out.push(c);
             }
             c => out.push(c),
         }
+        before = Some(c);
     }
     out
 }

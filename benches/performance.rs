@@ -22,6 +22,11 @@
 //!   hashed, every table's rows counted from its footers) and of a JSON
 //!   report of a check with 100,000 findings (its results' digest and every
 //!   count recomputed), by the binary, process start included.
+//! - sheets: `orgsql review verify` of reviews of about 10,000, 50,000
+//!   and 100,000 grants (each started by the binary on an emulator of as
+//!   many users as that takes), and a roster of 10,000, 50,000 and 100,000
+//!   people read by the binary (`--roster FILE -c 'SELECT count(*) ...'`):
+//!   the time should grow with the rows, not their square.
 //! - watch_latency: `orgsql watch` (the binary, its default interval, an
 //!   `--output` file) while an admin acts at random moments: the time from
 //!   each event's append to its alert's line in the file (p50, p95, max);
@@ -86,6 +91,9 @@ async fn main() {
     }
     if wanted("verify") {
         verify();
+    }
+    if wanted("sheets") {
+        sheets();
     }
     let (latency, idle) = (wanted("watch_latency"), wanted("watch_idle"));
     tokio::join!(
@@ -733,6 +741,99 @@ fn verify() {
         report_bytes as f64 / 1e6,
         report_time * 1000.0
     );
+}
+
+/// Review files and rosters read by the binary at three sizes: the time
+/// per 1,000 rows should stay about the same (it grew with the rows when
+/// each row's line was counted from the top of the file).
+fn sheets() {
+    const RUNS: usize = 3;
+    const GRANTS_PER_USER: f64 = 3.78; // the emulator's organizations, measured
+    let binary = orgsql_binary();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    for rows in [10_000, 50_000, 100_000] {
+        let users = (rows as f64 / GRANTS_PER_USER).ceil() as usize;
+        let (mut child, connection) = emulator_process(users, 10);
+        let text = |key: &str| connection[key].as_str().expect(key).to_string();
+        let dir = tmp.path().join(format!("review-{rows}"));
+        let started = std::process::Command::new(&binary)
+            .args(["--base-url", &text("base_url"), "--org-id", &text("org_id")])
+            .env("ATLASSIAN_API_KEY", text("api_key"))
+            .args(["review", "start", "--by", "product", "--out"])
+            .arg(&dir)
+            .output()
+            .expect("orgsql runs");
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            started.status.success(),
+            "{}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+        let review: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("review.json")).expect("review"))
+                .expect("JSON");
+        let grants: u64 = review["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .map(|f| f["rows"].as_u64().expect("rows"))
+            .sum();
+        // Undecided grants are findings (exit 1): the files are read whole
+        // and judged all the same. Judged against the review's own snapshot.
+        let mut times: Vec<f64> = (0..RUNS)
+            .map(|_| {
+                let began = Instant::now();
+                let output = std::process::Command::new(&binary)
+                    .args(["review", "verify"])
+                    .arg(&dir)
+                    .arg("--against")
+                    .arg(dir.join("snapshot"))
+                    .output()
+                    .expect("orgsql runs");
+                assert_eq!(
+                    output.status.code(),
+                    Some(1),
+                    "{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+                began.elapsed().as_secs_f64()
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        let verified = times[RUNS / 2];
+
+        let roster = tmp.path().join(format!("roster-{rows}.csv"));
+        let mut csv =
+            String::from("email,name,manager_email,department,employment_status,end_date\n");
+        for i in 0..rows {
+            csv.push_str(&format!(
+                "person{i}@example.com,Person {i},person{}@example.com,Dept {},active,\n",
+                i / 10,
+                i % 50
+            ));
+        }
+        std::fs::write(&roster, csv).expect("roster");
+        let read = median_run(RUNS, || {
+            let mut command = std::process::Command::new(&binary);
+            command
+                .arg("--roster")
+                .arg(&roster)
+                .args(["--snapshot"])
+                .arg(dir.join("snapshot"))
+                .args(["--format", "csv", "-c", "SELECT count(*) FROM roster"]);
+            command
+        });
+        println!(
+            "sheets: {grants} grants: `orgsql review verify` {:.2} s ({:.1} ms per 1,000); a \
+             roster of {rows} people read {:.2} s ({:.1} ms per 1,000); by {}, median of {RUNS}",
+            verified,
+            verified * 1e6 / grants as f64,
+            read,
+            read * 1e6 / rows as f64,
+            binary.display()
+        );
+    }
 }
 
 /// `orgsql watch`'s default `--interval`, in seconds.

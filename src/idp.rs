@@ -101,13 +101,14 @@ pub fn read(path: &Path) -> Result<(Vec<IdpUser>, bool), IdpError> {
     let bytes = std::fs::read(path).map_err(|e| IdpError(format!("{}: {e}", path.display())))?;
     let text = crate::sheet::text(&bytes);
     let mut reader = crate::sheet::reader(text);
+    let mut lines = crate::sheet::Lines::new(text);
     let header: Vec<String> = match reader.headers() {
         Ok(header) => crate::sheet::cells(header)
             .iter()
             .map(|h| h.trim().to_lowercase())
             .collect(),
         Err(e) => {
-            let (line, what) = crate::sheet::error(text, &e);
+            let (line, what) = lines.error(&e);
             return Err(bad(path, line, what));
         }
     };
@@ -146,10 +147,10 @@ pub fn read(path: &Path) -> Result<(Vec<IdpUser>, bool), IdpError> {
     let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     for record in reader.records() {
         let record = record.map_err(|e| {
-            let (line, what) = crate::sheet::error(text, &e);
+            let (line, what) = lines.error(&e);
             bad(path, line, what)
         })?;
-        let line = crate::sheet::line_at(text, record.position());
+        let line = lines.at(record.position());
         let cells = crate::sheet::cells(&record);
         if cells.iter().all(String::is_empty) {
             continue; // A spreadsheet's trailing empty rows.

@@ -49,6 +49,11 @@ struct Cli {
     /// One field a line (as psql's \x), for wide rows
     #[arg(long)]
     vertical: bool,
+    /// CSV for spreadsheets: in --format csv and COPY ... TO CSV, a text
+    /// cell starting with = + - @ (a formula) gets a leading ' as review
+    /// files do; without it CSV keeps the data exact
+    #[arg(long, env = "ORGSQL_CSV_SAFE", value_parser = clap::builder::BoolishValueParser::new())]
+    csv_safe: bool,
     /// Write the query's result to FILE (one query; several are refused),
     /// atomically: a failed query leaves no file and an existing one untouched
     #[arg(global = true, long, value_name = "FILE")]
@@ -330,6 +335,7 @@ async fn run(mut cli: Cli) -> Result<ExitCode> {
                     } else {
                         cli::output::Expanded::Off
                     },
+                    csv_safe: cli.csv_safe,
                 },
                 output: cli.output.clone(),
                 attached: cli.session.attach.clone(),

@@ -79,10 +79,11 @@ pub fn read(path: &Path) -> Result<Vec<Person>, RosterError> {
     let bytes = std::fs::read(path).map_err(|e| RosterError(format!("{}: {e}", path.display())))?;
     let text = crate::sheet::text(&bytes);
     let mut reader = crate::sheet::reader(text);
+    let mut lines = crate::sheet::Lines::new(text);
     let header = match reader.headers() {
         Ok(header) => crate::sheet::cells(header),
         Err(e) => {
-            let (line, what) = crate::sheet::error(text, &e);
+            let (line, what) = lines.error(&e);
             return Err(bad(path, line, what));
         }
     };
@@ -114,10 +115,10 @@ pub fn read(path: &Path) -> Result<Vec<Person>, RosterError> {
     let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     for record in reader.records() {
         let record = record.map_err(|e| {
-            let (line, what) = crate::sheet::error(text, &e);
+            let (line, what) = lines.error(&e);
             bad(path, line, what)
         })?;
-        let line = crate::sheet::line_at(text, record.position());
+        let line = lines.at(record.position());
         let cells = crate::sheet::cells(&record);
         if cells.is_empty() {
             continue; // A spreadsheet's trailing empty rows.

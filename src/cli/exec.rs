@@ -3,9 +3,13 @@
 
 use std::path::Path;
 
+use std::sync::Arc;
+
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::{Column, ScalarValue};
 use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -15,10 +19,12 @@ use super::output;
 
 /// Plan and run one statement, returning its result. A `COPY ... TO` a local
 /// path writes atomically, and replaces a full folder only when told to
-/// (`OPTIONS ('overwrite' 'true')`) and only one that a COPY wrote.
+/// (`OPTIONS ('overwrite' 'true')`) and only one that a COPY wrote. With
+/// `csv_safe`, a COPY to CSV writes formula cells as text (`--csv-safe`).
 pub async fn execute(
     ctx: &SessionContext,
     statement: Statement,
+    csv_safe: bool,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     match statement {
         Statement::CopyTo(mut copy) if is_local(&copy.target) => {
@@ -37,13 +43,13 @@ pub async fn execute(
             if directory {
                 copy.target.push('/');
             }
-            let result = plan_and_collect(ctx, Statement::CopyTo(copy)).await?;
+            let result = plan_and_collect(ctx, Statement::CopyTo(copy), csv_safe).await?;
             atomic
                 .commit()
                 .map_err(|e| DataFusionError::Execution(format!("COPY TO {target}: {e}")))?;
             Ok(result)
         }
-        other => plan_and_collect(ctx, other).await,
+        other => plan_and_collect(ctx, other, csv_safe).await,
     }
 }
 
@@ -53,10 +59,14 @@ pub async fn execute(
 async fn plan_and_collect(
     ctx: &SessionContext,
     statement: Statement,
+    csv_safe: bool,
 ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let ctx = ctx.clone();
     let task = datafusion::common::runtime::SpawnedTask::spawn(async move {
-        let plan = crate::sql::plan(&ctx, statement).await?;
+        let mut plan = crate::sql::plan(&ctx, statement).await?;
+        if csv_safe {
+            plan = formulas_as_text(plan)?;
+        }
         let frame = ctx.execute_logical_plan(plan).await?;
         let schema = frame.schema().inner().clone();
         let batches = frame.collect().await?;
@@ -65,6 +75,61 @@ async fn plan_and_collect(
     task.join_unwind()
         .await
         .map_err(|e| DataFusionError::External(Box::new(e)))?
+}
+
+/// A COPY to CSV with its text columns (and their names) written as
+/// `sheet::cell` writes them: the rows go through the function that writes
+/// review files. Partition columns become folder names, not cells: kept.
+/// Any other plan is returned as it is.
+fn formulas_as_text(plan: LogicalPlan) -> Result<LogicalPlan> {
+    use datafusion::logical_expr::{ColumnarValue, Volatility, cast, create_udf};
+    let LogicalPlan::Copy(mut copy) = plan else {
+        return Ok(plan);
+    };
+    if copy.file_type.get_ext() != "csv" {
+        return Ok(LogicalPlan::Copy(copy));
+    }
+    let as_text = create_udf(
+        "csv_safe",
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| match args {
+            [ColumnarValue::Array(array)] => Ok(ColumnarValue::Array(
+                crate::sheet::formulas_as_text_array(array)?,
+            )),
+            [ColumnarValue::Scalar(value)] => {
+                let array = value.to_array()?;
+                let text = crate::sheet::formulas_as_text_array(&array)?;
+                Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+                    &text, 0,
+                )?))
+            }
+            _ => Err(DataFusionError::Internal(
+                "csv_safe takes one argument".to_string(),
+            )),
+        }),
+    );
+    let input = Arc::unwrap_or_clone(copy.input);
+    let exprs: Vec<Expr> = input
+        .schema()
+        .iter()
+        .map(|(qualifier, field)| {
+            let column = Expr::Column(Column::from((qualifier, field)));
+            let name = field.name();
+            if copy.partition_by.contains(name) {
+                return column;
+            }
+            let value = if crate::sheet::is_text(field.data_type()) {
+                as_text.call(vec![cast(column, DataType::Utf8)])
+            } else {
+                column
+            };
+            value.alias(crate::sheet::cell(name))
+        })
+        .collect();
+    copy.input = Arc::new(LogicalPlanBuilder::from(input).project(exprs)?.build()?);
+    Ok(LogicalPlan::Copy(copy))
 }
 
 /// COPY's `overwrite` option, taken out of the options DataFusion reads

@@ -94,6 +94,9 @@ pub struct Settings {
     pub format: Format,
     pub max_rows: usize,
     pub expanded: Expanded,
+    /// `--csv-safe`: CSV results and `COPY ... TO` CSV write a cell a
+    /// spreadsheet would run as a formula with a leading `'`.
+    pub csv_safe: bool,
 }
 
 pub struct Runner {
@@ -256,6 +259,7 @@ impl Runner {
             let keep = is_query(&statement) || (!any_query && i + 1 == count);
             let started = Instant::now();
             let done = Done::of(&statement);
+            let csv_safe = self.settings.csv_safe;
             let progress = self.orgs.as_ref().map(Progress::start);
             let result = match &mut self.interrupts {
                 Some(signal) => {
@@ -263,11 +267,11 @@ impl Runner {
                     #[cfg(unix)]
                     while futures::FutureExt::now_or_never(signal.recv()).is_some() {}
                     tokio::select! {
-                        result = execute(&self.ctx, statement) => Some(result),
+                        result = execute(&self.ctx, statement, csv_safe) => Some(result),
                         _ = interrupted(signal) => None,
                     }
                 }
-                None => Some(execute(&self.ctx, statement).await),
+                None => Some(execute(&self.ctx, statement, csv_safe).await),
             };
             if let Some(progress) = progress {
                 progress.finish();
@@ -280,6 +284,15 @@ impl Runner {
             let elapsed = started.elapsed();
             let screen = self.screen();
             let format = self.settings.format;
+            let batches = if csv_safe && format == Format::Csv && done.is_none() {
+                batches
+                    .iter()
+                    .map(crate::sheet::formulas_as_text)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| Stopped::Failed(format!("--csv-safe: {e}")))?
+            } else {
+                batches
+            };
             match (&mut self.sink, done) {
                 (_, Some(done)) => self.print_text(&done.say(&batches))?,
                 (Sink::Result(path), None) if keep => {

@@ -481,7 +481,7 @@ fn plan_calls(
 
 /// seats.csv: one row per idle seat, with what the plan does with it.
 fn seats_csv(seats: &[Seat]) -> Result<Vec<u8>> {
-    use crate::cli::review::cell;
+    use crate::sheet::cell;
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer.write_record([
         "org_id",
@@ -499,17 +499,20 @@ fn seats_csv(seats: &[Seat]) -> Result<Vec<u8>> {
             Some(why) => format!("refused: {why}"),
             None => "reclaim".to_string(),
         };
-        writer.write_record([
-            cell(&seat.org_id),
-            cell(&seat.account_id),
-            cell(&seat.who),
-            cell(&seat.product_key),
-            cell(&seat.site_id),
-            cell(&seat.last_active),
-            cell(&seat.added_to_org),
-            cell(&seat.grant_paths),
-            cell(&planned),
-        ])?;
+        writer.write_record(
+            [
+                &seat.org_id,
+                &seat.account_id,
+                &seat.who,
+                &seat.product_key,
+                &seat.site_id,
+                &seat.last_active,
+                &seat.added_to_org,
+                &seat.grant_paths,
+                &planned,
+            ]
+            .map(|value| cell(value).into_owned()),
+        )?;
     }
     writer.into_inner().map_err(|e| anyhow!("{}", e.error()))
 }

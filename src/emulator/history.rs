@@ -493,6 +493,17 @@ impl Writer<'_> {
     /// sessions too, and after the last grant it got.
     fn deactivations(&mut self) {
         let org = self.org;
+        // Each account's last grant, found in one pass over the log (a pass
+        // per deactivated account made a large organization quadratic).
+        // The deactivations below add no grants.
+        let mut last_granted: std::collections::HashMap<String, DateTime<Utc>> =
+            std::collections::HashMap::new();
+        for e in self.events.iter().filter(|e| GRANTS.contains(&e.action)) {
+            for id in e.context.iter().filter_map(|c| c["id"].as_str()) {
+                let last = last_granted.entry(id.to_string()).or_insert(e.time);
+                *last = (*last).max(e.time);
+            }
+        }
         for (i, user) in org.users.iter().enumerate() {
             if !user.deactivated_by_org() {
                 continue;
@@ -502,17 +513,7 @@ impl Writer<'_> {
             } else {
                 90
             };
-            let granted = self
-                .events
-                .iter()
-                .filter(|e| GRANTS.contains(&e.action))
-                .filter(|e| {
-                    e.context
-                        .iter()
-                        .any(|c| c["id"] == user.account_id.as_str())
-                })
-                .map(|e| e.time)
-                .max();
+            let granted = last_granted.get(user.account_id.as_str()).copied();
             let after = [user.last_active(), granted].into_iter().flatten().fold(
                 user.added_to_org.max(self.now - Duration::days(days)),
                 DateTime::max,

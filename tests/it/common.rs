@@ -135,6 +135,7 @@ pub fn orgsql_alone() -> std::process::Command {
         "ATLASSIAN_SCOPED_API_KEY",
         "ORGSQL_BASE_URL",
         "ORGSQL_CONFIG",
+        "ORGSQL_CSV_SAFE",
         "ORGSQL_NOTICE_SECS",
         "RUST_LOG",
     ] {

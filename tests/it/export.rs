@@ -46,6 +46,7 @@ async fn run(
         format,
         max_rows: 0,
         expanded: orgsql::cli::output::Expanded::Off,
+        csv_safe: false,
     };
     let output = file.map(std::path::Path::to_path_buf);
     Runner::new(ctx.clone(), None, Default::default(), settings, output)

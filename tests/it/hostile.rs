@@ -145,8 +145,9 @@ async fn terminal_escapes_in_api_text_are_shown_not_obeyed() {
             let unescaped_link = report.replace("\\]", "").contains("](javascript");
             assert!(!report.contains("<img") && !unescaped_link, "{report}");
             assert!(
-                report
-                    .contains("&lt;img src=x onerror=alert(1)&gt;\\[click\\](javascript:alert(1))"),
+                report.contains(
+                    "&lt;img src=x onerror=alert\\(1\\)&gt;\\[click\\]\\(javascript:alert\\(1\\)\\)"
+                ),
                 "{report}"
             );
         }
@@ -379,4 +380,254 @@ async fn a_stop_mid_write_leaves_no_file() {
         "nothing left behind: {:?}",
         files_below(&out)
     );
+}
+
+/// Markup in a name, one of each kind markdown and HTML act on.
+const MARKED: &str = "*Team* _of_ `the` [great](http://x.example) #1 ~~platform~~ $x$ | <b>&";
+/// The same as markdown must show it: each markup character backslashed,
+/// HTML as entities (written out here, not taken from the code).
+const MARKED_ESCAPED: &str = "\\*Team\\* \\_of\\_ \\`the\\` \\[great\\]\\(http://x.example\\) \\#1 \
+     \\~\\~platform\\~\\~ \\$x\\$ \\| &lt;b&gt;&amp;";
+
+/// What orgsql prints, having succeeded.
+fn ok(command: &mut Command) -> String {
+    text(&succeeded(
+        &command.output().expect("orgsql runs"),
+        "orgsql",
+    ))
+}
+
+/// What orgsql prints, and its exit code.
+fn run(command: &mut Command) -> (Option<i32>, String) {
+    let output = command.output().expect("orgsql runs");
+    assert!(
+        matches!(output.status.code(), Some(0 | 1)),
+        "{}",
+        text(&output.stderr)
+    );
+    (output.status.code(), text(&output.stdout))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn markdown_escapes_markup_and_xml_reports_replace_what_xml_forbids() {
+    let emu = emulator(spec(20, 20), Faults::default(), None).await;
+    emu.change(|org| {
+        org.groups[0].name = MARKED.to_string();
+        org.groups[1].name = "Noncharacters \u{FFFF} and \u{FFFE} end".to_string();
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("names.sql"),
+        "-- id: names\n-- title: Names\n-- severity: low\n-- rationale: A test.\n\
+         -- remediation: None.\nSELECT name AS resource, 'alarm' AS status, name AS reason \
+         FROM groups\n",
+    )
+    .expect("control");
+    let check = |format: &str| {
+        run(orgsql_on(&emu)
+            .arg("check")
+            .arg("--dir")
+            .arg(dir.path())
+            .args(["--controls", "names", "--format", format]))
+        .1
+    };
+    let markdown = check("markdown");
+    assert!(markdown.contains(MARKED_ESCAPED), "{markdown}");
+    for raw in [
+        "*Team*",
+        "_of_",
+        "`the`",
+        "~~platform",
+        "$x$",
+        "<b>",
+        "](http",
+    ] {
+        assert!(!markdown.contains(raw), "{raw} left raw:\n{markdown}");
+    }
+    let junit = check("junit");
+    roxmltree::Document::parse(&junit).expect("JUnit parses");
+    let html = check("html");
+    let xhtml = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..roxmltree::ParsingOptions::default()
+    };
+    roxmltree::Document::parse_with_options(&html, xhtml).expect("XHTML parses");
+    for report in [&junit, &html] {
+        assert!(!report.contains(['\u{FFFF}', '\u{FFFE}']));
+        assert!(report.contains("Noncharacters \u{FFFD} and \u{FFFD} end"));
+    }
+}
+
+/// A workspace name of 250 characters, markup and all, split into review
+/// files: their names are bounded and distinct, and the review verifies.
+/// (Workspaces, not groups: the emulator finds a group's grants by its
+/// name. Every scope's file is named by the same function.)
+#[tokio::test(flavor = "multi_thread")]
+async fn long_names_make_bounded_distinct_review_files_and_verify() {
+    let emu = emulator(spec(20, 20), Faults::default(), None).await;
+    let long = format!("{MARKED} ").repeat(4);
+    let long = &long[..250];
+    emu.change(|org| {
+        for (i, workspace) in org.workspaces.iter_mut().enumerate() {
+            workspace.name = format!("{}{i}", &long[..249]);
+        }
+    });
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("q4");
+    let started = orgsql_on(&emu)
+        .args(["review", "start", "--by", "workspace", "--out"])
+        .arg(&dir)
+        .output()
+        .expect("orgsql runs");
+    assert!(started.status.success(), "{}", text(&started.stderr));
+    let review = crate::review::review_json(&dir);
+    let files = review["files"].as_array().expect("files");
+    let mut stems = std::collections::BTreeSet::new();
+    for file in files {
+        let path = file["path"].as_str().expect("path");
+        let stem = path
+            .strip_prefix("reviews/")
+            .and_then(|p| p.strip_suffix(".csv"))
+            .expect("reviews/STEM.csv");
+        assert!(stem.len() <= 100, "{stem}: {} bytes", stem.len());
+        assert!(stems.insert(stem.to_string()), "{stem} twice");
+    }
+    let long_ones = files
+        .iter()
+        .filter(|f| f["scope"].as_str().is_some_and(|s| s.len() > 250))
+        .count();
+    assert!(long_ones >= 2, "two long scopes: {review}");
+
+    for (path, mut sheet) in crate::review::sheets(&dir) {
+        crate::review::keep_the_rest(&mut sheet);
+        sheet.write(&path);
+    }
+    crate::review::sign_all(&dir, "reviewer@acme.com");
+    let (code, _) = run(orgsql_on(&emu).args(["review", "verify"]).arg(&dir));
+    assert_eq!(code, Some(0));
+    let summary = std::fs::read_to_string(dir.join("summary.md")).expect("summary.md");
+    assert!(summary.contains(MARKED_ESCAPED), "{summary}");
+    assert!(!summary.contains("*Team*"), "{summary}");
+}
+
+/// A CR in a display name comes back from a spreadsheet as an LF (and the
+/// file with CRLF line ends): verify holds it to be the same text.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_line_break_a_spreadsheet_rewrote_is_the_same_cell() {
+    let emu = emulator(spec(20, 20), Faults::default(), None).await;
+    emu.change(|org| {
+        for user in &mut org.users {
+            user.name = format!("Ann\r{}", user.name);
+        }
+    });
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("q4");
+    let started = orgsql_on(&emu)
+        .args(["review", "start", "--out"])
+        .arg(&dir)
+        .output()
+        .expect("orgsql runs");
+    assert!(started.status.success(), "{}", text(&started.stderr));
+    let mut rewritten = 0;
+    for (path, mut sheet) in crate::review::sheets(&dir) {
+        crate::review::keep_the_rest(&mut sheet);
+        for cell in sheet.rows.iter_mut().flatten() {
+            if cell.contains('\r') {
+                *cell = cell.replace('\r', "\n");
+                rewritten += 1;
+            }
+        }
+        sheet.write(&path);
+    }
+    assert!(rewritten > 0, "the names went into the files with their CR");
+    crate::review::sign_all(&dir, "reviewer@acme.com");
+    let output = orgsql_on(&emu)
+        .args(["review", "verify"])
+        .arg(&dir)
+        .output()
+        .expect("orgsql runs");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+
+    // A name changed otherwise is still refused.
+    let (path, mut sheet) = crate::review::sheets(&dir)
+        .into_iter()
+        .next()
+        .expect("a file");
+    let name = sheet.at("name");
+    sheet.rows[0][name].push('x');
+    sheet.write(&path);
+    let output = orgsql_on(&emu)
+        .args(["review", "verify"])
+        .arg(&dir)
+        .output()
+        .expect("orgsql runs");
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("evidence cannot be edited"));
+}
+
+/// A display name that is a formula: `--csv-safe` (or ORGSQL_CSV_SAFE)
+/// writes it as text in CSV on standard output, `--output` and COPY, as
+/// review files do; without it, and in the other formats, it stays exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn csv_safe_writes_formula_cells_as_text_in_csv_only() {
+    let emu = emulator(spec(20, 20), Faults::default(), None).await;
+    let formula = "=HYPERLINK(\"http://x.example\",\"click\")";
+    let id = emu.org().users[3].account_id.clone();
+    emu.change(|org| org.users[3].name = formula.to_string());
+    let select =
+        format!("SELECT name, 'plain' AS other, -5 AS n FROM users WHERE account_id = '{id}'");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    // The first row of a CSV text: the header and the row, parsed.
+    let rows = |csv_text: &str| -> Vec<Vec<String>> {
+        csv::Reader::from_reader(csv_text.as_bytes())
+            .records()
+            .map(|r| r.expect("CSV").iter().map(str::to_string).collect())
+            .collect()
+    };
+    let neutral = vec![vec![format!("'{formula}"), "plain".into(), "-5".into()]];
+    let exact = vec![vec![formula.to_string(), "plain".into(), "-5".into()]];
+
+    let out = ok(orgsql_on(&emu).args(["--csv-safe", "--format", "csv", "-c", &select]));
+    assert_eq!(rows(&out), neutral);
+    let out = ok(orgsql_on(&emu)
+        .env("ORGSQL_CSV_SAFE", "1")
+        .args(["--format", "csv", "-c", &select]));
+    assert_eq!(rows(&out), neutral, "ORGSQL_CSV_SAFE=1");
+    let out = ok(orgsql_on(&emu).args(["--format", "csv", "-c", &select]));
+    assert_eq!(rows(&out), exact, "without --csv-safe");
+    let out = ok(orgsql_on(&emu).args(["--csv-safe", "--format", "json", "-c", &select]));
+    let json: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(json[0]["name"], formula, "JSON keeps the data exact");
+
+    let file = tmp.path().join("out.csv");
+    ok(orgsql_on(&emu)
+        .arg("--csv-safe")
+        .arg("--output")
+        .arg(&file)
+        .args(["-c", &select]));
+    assert_eq!(
+        rows(&std::fs::read_to_string(&file).expect("--output")),
+        neutral
+    );
+
+    let copied = tmp.path().join("copied.csv");
+    let parquet = tmp.path().join("copied.parquet");
+    for target in [&copied, &parquet] {
+        ok(orgsql_on(&emu).args([
+            "--csv-safe",
+            "-c",
+            &format!("COPY ({select}) TO '{}'", target.display()),
+        ]));
+    }
+    assert_eq!(
+        rows(&std::fs::read_to_string(&copied).expect("COPY")),
+        neutral
+    );
+    let out = ok(orgsql_on(&emu).args([
+        "--format",
+        "csv",
+        "-c",
+        &format!("SELECT * FROM '{}'", parquet.display()),
+    ]));
+    assert_eq!(rows(&out), exact, "Parquet keeps the data exact");
 }

@@ -757,6 +757,12 @@ fn a_bad_roster_is_refused_with_its_line() {
             "email,employment_status\r\na@acme.com,active\r\nb@acme.com,gone\r\n",
             "people.csv:3: employment_status \"gone\"",
         ),
+        // A name over two lines (quoted) before it: lines, not records.
+        (
+            "email,name,employment_status\r\na@acme.com,\"Ann\r\nLee\",active\r\n\
+             b@acme.com,B,active\r\nc@acme.com,C,gone\r\n",
+            "people.csv:5: employment_status \"gone\"",
+        ),
     ] {
         let path = tmp.path().join("people.csv");
         std::fs::write(&path, text).expect("writable");
@@ -1581,7 +1587,7 @@ fn keeping_an_admin_role_needs_a_justification_shown_inert_in_every_format() {
         match format {
             "html" | "junit" => assert!(text.contains("&lt;script&gt;"), "{format}"),
             "markdown" => {
-                assert!(text.contains("&lt;script&gt;alert(1)&lt;/script&gt; \\| \\[link\\]"));
+                assert!(text.contains("&lt;script&gt;alert\\(1\\)&lt;/script&gt; \\| \\[link\\]"));
                 // The judgements' rows keep their four columns.
                 let row = text
                     .lines()

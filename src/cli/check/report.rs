@@ -185,22 +185,39 @@ fn table(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::io:
     writeln!(out, "Data as of {}.", visible(&about.data_as_of))
 }
 
-/// Text for a markdown table cell: what a terminal would act on made
-/// visible, HTML inert (a viewer renders it), and the characters markdown
-/// reads as table, code or link backslash-escaped.
+/// Text from the API (or a reviewer) in markdown, the one escape every
+/// markdown output uses: what a terminal would act on made visible, HTML
+/// inert (`&`, `<`, `>` as entities: a viewer that passes HTML through
+/// shows them as text), and each character markdown reads as markup
+/// backslash-escaped: code (`` ` ``), emphasis and strikethrough (`*`,
+/// `_` but between letters, `~`), links and images (`[`, `]`, `(`, `)`, `!`), table cells
+/// (`|`), headings (`#`), math (`$`) and the backslash itself.
+/// Line breaks are shown as `\n` by `visible`, so the text never starts a
+/// line, where `-`, `+`, `>` and `1.` would mean something.
 pub(crate) fn md(text: &str) -> String {
+    let text = visible(text);
     let mut out = String::new();
-    for c in visible(text).chars() {
+    let mut chars = text.chars().peekable();
+    let mut before = None;
+    while let Some(c) = chars.next() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '\\' | '|' | '`' | '[' | ']' => {
+            // Between letters or digits (`max_org_admins`) an underscore
+            // neither opens nor closes emphasis: it stays as it reads.
+            '_' if before.is_some_and(char::is_alphanumeric)
+                && chars.peek().is_some_and(|c| c.is_alphanumeric()) =>
+            {
+                out.push(c);
+            }
+            '\\' | '`' | '*' | '_' | '~' | '[' | ']' | '(' | ')' | '!' | '|' | '#' | '$' => {
                 out.push('\\');
                 out.push(c);
             }
             c => out.push(c),
         }
+        before = Some(c);
     }
     out
 }
@@ -254,10 +271,10 @@ fn markdown(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::
                 out,
                 "| {} | {} | {}: {} | {} | {} | {} | {detail} |",
                 label(r.outcome),
-                r.control.severity,
+                cell(&r.control.severity),
                 cell(&r.name()),
                 cell(&r.control.title),
-                references.join(", "),
+                cell(&references.join(", ")),
                 cell(&parameters(r)),
                 cell(&counts(r).unwrap_or_default()),
             )?;
@@ -291,9 +308,11 @@ fn markdown(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::
     writeln!(out, "\nData as of {}.", cell(&about.data_as_of))
 }
 
-/// Text for XML: escaped, and with the characters XML 1.0 forbids (and
-/// those a viewer would act on) shown as `visible` shows them. Line breaks
-/// between findings stay.
+/// Text for XML: escaped, with what a viewer would act on shown as
+/// `visible` shows it (which leaves no control character but tab, LF and
+/// CR), and any other character XML 1.0 forbids (U+FFFE, U+FFFF) as U+FFFD:
+/// one such character from the API would make the whole report
+/// unparseable. Line breaks between findings stay.
 fn xml(text: &str) -> String {
     text.split('\n')
         .map(|line| {
@@ -305,12 +324,19 @@ fn xml(text: &str) -> String {
                     '>' => "&gt;".to_string(),
                     '"' => "&quot;".to_string(),
                     '\'' => "&apos;".to_string(),
+                    c if !is_xml_char(c) => '\u{FFFD}'.to_string(),
                     c => c.to_string(),
                 })
                 .collect::<String>()
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// XML 1.0's `Char`: tab, LF, CR and U+0020 on, but for the surrogates (no
+/// Rust `char` is one), U+FFFE and U+FFFF.
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
 /// JUnit XML: one test case per control; an alarm is a failure, a control

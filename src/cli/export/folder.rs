@@ -511,7 +511,7 @@ async fn export_table(
     let statement = crate::sql::parse(&copy)?
         .pop_front()
         .ok_or_else(|| DataFusionError::Internal(format!("no statement in {copy}")))?;
-    let (_, batches) = execute(ctx, statement)
+    let (_, batches) = execute(ctx, statement, false)
         .await
         .map_err(|e| e.context(format!("exporting {name}")))?;
     let rows = crate::cli::exec::copied_rows(&batches);

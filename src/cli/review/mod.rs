@@ -27,7 +27,7 @@ pub mod apply;
 pub mod command;
 pub mod report;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -40,7 +40,7 @@ use super::At;
 use super::check::{Checked, Control, Finding, Outcome, Reference};
 use super::export::{ExportOptions, export_orgs};
 use super::files::AtomicPath;
-use crate::sheet;
+use crate::sheet::{self, cell, uncell};
 use crate::snapshot::sha256;
 use crate::storage::Location;
 
@@ -271,26 +271,15 @@ FROM user_role_assignments r
 LEFT JOIN users u ON u.org_id = r.org_id AND u.account_id = r.account_id
 LEFT JOIN workspaces w ON w.org_id = r.org_id AND w.workspace_id = r.resource_id";
 
-/// A cell a spreadsheet would run as a formula (a display name can be
-/// `=HYPERLINK(...)`) is written with a leading `'`, which spreadsheets
-/// show as text and keep on saving. Verify compares in the same form.
-pub(crate) fn cell(value: &str) -> String {
-    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{value}")
-    } else {
-        value.to_string()
-    }
-}
-
-/// A cell as `cell` wrote it, read back as the value.
-fn uncell(text: &str) -> &str {
-    match text.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
-        _ => text,
-    }
-}
+/// The longest file stem a scope gets, in bytes: with `.signoff.csv` after
+/// it, well inside the 255 bytes a file name may have on common file
+/// systems, and short enough to read in a listing.
+const STEM_BYTES: usize = 100;
 
 /// A file name for a scope: letters, digits and `.-_@` kept, the rest `-`.
+/// A longer one (a group may be named in 250 characters) is cut, with a
+/// short hash of the whole scope after it, so two long scopes that start
+/// alike still get names of their own.
 fn file_stem(scope: &str) -> String {
     let stem: String = scope
         .chars()
@@ -304,10 +293,15 @@ fn file_stem(scope: &str) -> String {
         .collect();
     let stem = stem.trim_matches(['-', '.']).to_string();
     if stem.is_empty() {
-        "scope".to_string()
-    } else {
-        stem
+        return "scope".to_string();
     }
+    if stem.len() <= STEM_BYTES {
+        return stem;
+    }
+    // ASCII only by now: any byte is a character boundary.
+    let hash = &sha256(scope.as_bytes())[..8];
+    let kept = stem[..STEM_BYTES - hash.len() - 1].trim_end_matches(['-', '.']);
+    format!("{kept}-{hash}")
 }
 
 /// What `review start` is given.
@@ -631,8 +625,8 @@ fn signoff_file(path: &str, reviewers: &[String]) -> Result<Vec<u8>> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer.write_record(SIGNOFF_COLUMNS)?;
     writer.write_record([
-        cell(path),
-        cell(&reviewers_cell(reviewers)),
+        cell(path).into_owned(),
+        cell(&reviewers_cell(reviewers)).into_owned(),
         STATEMENT.to_string(),
         String::new(),
         String::new(),
@@ -658,7 +652,7 @@ fn csv_file(columns: &[String], rows: &[&Vec<String>]) -> Result<Vec<u8>> {
     header.extend([DECISION, JUSTIFICATION]);
     writer.write_record(&header)?;
     for row in rows {
-        let mut record: Vec<String> = row.iter().map(|v| cell(v)).collect();
+        let mut record: Vec<String> = row.iter().map(|v| cell(v).into_owned()).collect();
         record.extend([String::new(), String::new()]);
         writer.write_record(&record)?;
     }
@@ -753,10 +747,11 @@ struct Read {
 fn read_csv(bytes: &[u8], name: &str, problems: &mut Vec<String>) -> Option<Read> {
     let text = sheet::text(bytes);
     let mut reader = sheet::reader(text);
+    let mut lines = sheet::Lines::new(text);
     let header = match reader.headers() {
         Ok(header) => sheet::cells(header),
         Err(e) => {
-            let (line, what) = sheet::error(text, &e);
+            let (line, what) = lines.error(&e);
             problems.push(format!("{name}:{line}: {what}"));
             return None;
         }
@@ -767,11 +762,11 @@ fn read_csv(bytes: &[u8], name: &str, problems: &mut Vec<String>) -> Option<Read
             Ok(record) => {
                 let cells = sheet::cells(&record);
                 if !cells.is_empty() {
-                    rows.push((sheet::line_at(text, record.position()), cells));
+                    rows.push((lines.at(record.position()), cells));
                 }
             }
             Err(e) => {
-                let (line, what) = sheet::error(text, &e);
+                let (line, what) = lines.error(&e);
                 problems.push(format!("{name}:{line}: {what}"));
             }
         }
@@ -862,7 +857,13 @@ async fn decisions(
     // The roster as frozen with the review (its digest checked above).
     let people = match &review.roster {
         Some(roster) => match crate::roster::read(&dir.join(&roster.path)) {
-            Ok(people) => Some(people),
+            // By email as the sign-off check matches it: one look-up a file.
+            Ok(people) => Some(
+                people
+                    .into_iter()
+                    .map(|p| (p.email.to_ascii_lowercase(), p))
+                    .collect::<HashMap<_, _>>(),
+            ),
             Err(e) => {
                 problems.push(e.to_string());
                 None
@@ -877,7 +878,7 @@ async fn decisions(
             dir,
             file,
             started,
-            people.as_deref(),
+            people.as_ref(),
             &mut problems,
         ));
         let issued = match std::fs::read(dir.join(&file.issued.path)) {
@@ -959,7 +960,9 @@ fn check_file(
     let key_of = |row: &[String]| -> Vec<String> {
         key_at
             .iter()
-            .map(|&i| uncell(row.get(i).map_or("", String::as_str)).to_string())
+            .map(|&i| {
+                sheet::line_breaks_as_lf(uncell(row.get(i).map_or("", String::as_str))).into_owned()
+            })
             .collect()
     };
     let mut expected: BTreeMap<Vec<String>, &Vec<String>> = BTreeMap::new();
@@ -993,7 +996,11 @@ fn check_file(
             continue;
         };
         let differs = (0..evidence).find(|&i| {
-            row.get(i).map_or("", String::as_str) != want.get(i).map_or("", String::as_str)
+            let (got, issued) = (
+                row.get(i).map_or("", String::as_str),
+                want.get(i).map_or("", String::as_str),
+            );
+            sheet::line_breaks_as_lf(got) != sheet::line_breaks_as_lf(issued)
         });
         if let Some(i) = differs {
             problems.push(at(format!(
@@ -1113,7 +1120,7 @@ fn read_signoff(
     dir: &Path,
     file: &ReviewFile,
     started: DateTime<Utc>,
-    people: Option<&[crate::roster::Person]>,
+    people: Option<&HashMap<String, crate::roster::Person>>,
     problems: &mut Vec<String>,
 ) -> SignOff {
     let unsigned = |problem: String| SignOff {
@@ -1176,11 +1183,7 @@ fn read_signoff(
     }
     let signed_by = uncell(get(3)).to_string();
     let signed_at = uncell(get(4)).to_string();
-    let person = people.and_then(|people| {
-        people
-            .iter()
-            .find(|p| p.email.eq_ignore_ascii_case(&signed_by))
-    });
+    let person = people.and_then(|people| people.get(&signed_by.to_ascii_lowercase()));
     let checked = match (file.reviewers.is_empty(), people.is_some()) {
         (false, true) => "its reviewers and the roster",
         (false, false) => "its reviewers",

@@ -14,26 +14,39 @@ pub enum ConfigError {
          for your organization, or add --demo to try orgsql on a built-in demo organization"
     )]
     Missing(&'static str),
-    #[error("cannot read the API key file {path}: {source}")]
+    #[error("cannot read the API key file {}: {source}", shown_path(path))]
     KeyFile {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("the API key file {0} is empty")]
+    #[error("the API key file {} is empty", shown_path(.0))]
     EmptyKeyFile(PathBuf),
     #[error(
-        "the organization id {0:?} is not a UUID. It is the UUID in the address of your \
-         organization in admin.atlassian.com: https://admin.atlassian.com/o/<org id>/overview"
+        "{what} {} can be changed by other users (mode {mode:o}), and orgsql would trust what \
+         they write; it is refused, as ssh refuses such files. Make it writable by you alone: \
+         chmod go-w {}",
+        shown_path(path),
+        shown_path(path)
+    )]
+    WritableByOthers {
+        what: &'static str,
+        path: PathBuf,
+        mode: u32,
+    },
+    #[error(
+        "the organization id {} is not a UUID. It is the UUID in the address of your \
+         organization in admin.atlassian.com: https://admin.atlassian.com/o/<org id>/overview",
+        shown_quoted(.0)
     )]
     OrgIdNotUuid(String),
-    #[error("cannot read the config file {path}: {source}")]
+    #[error("cannot read the config file {}: {source}", shown_path(path))]
     ConfigFile {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("the config file {path} is not valid: {detail}")]
+    #[error("the config file {} is not valid: {}", shown_path(path), shown(detail))]
     BadConfig { path: PathBuf, detail: String },
     #[error(
         "the config file {path} holds a key ({field} in connection {connection}): keys never go \
@@ -55,7 +68,12 @@ pub enum ConfigError {
         connection: String,
         directory: String,
     },
-    #[error("no connection {name} in the config file {path}; it has: {}", known.join(", "))]
+    #[error(
+        "no connection {} in the config file {}; it has: {}",
+        shown(name),
+        shown_path(path),
+        shown(&known.join(", "))
+    )]
     NoConnection {
         path: PathBuf,
         name: String,
@@ -76,11 +94,77 @@ pub enum ConfigError {
         directory: String,
     },
     #[error(
-        "connection {connection}: the environment variable {var} that holds its key is not set"
+        "connection {}: the environment variable {} that holds its key is not set",
+        shown(connection),
+        shown(var)
     )]
     KeyEnvUnset { connection: String, var: String },
-    #[error("connection {connection}: the api_key_command that gives its key failed: {detail}")]
+    #[error(
+        "connection {}: the api_key_command that gives its key failed: {detail}",
+        shown(connection)
+    )]
     KeyCommand { connection: String, detail: String },
+    #[error(
+        "connection {}: the command given for its key looks like a key itself (it is not \
+         shown, nor run: a shell would print it back). Keys never go in the config file: put \
+         the key in a file only you can read and name it in api_key_file, or give the command \
+         that prints it (if this really is a command, write it as `exec <command>`)",
+        shown(connection)
+    )]
+    KeyAsCommand { connection: String },
+}
+
+/// Whether `text` looks like an API key or token: a run of at least 24
+/// characters of the alphabets keys are written in (letters, digits, `_`,
+/// `-`, `=`, `+`), with upper case letters, lower case letters and digits
+/// all in it, as a random key of that length nearly always has. A UUID
+/// (no upper case), a variable's name (no lower case) or a file's name
+/// seldom does.
+pub fn looks_like_key(text: &str) -> bool {
+    text.len() >= 24
+        && text.chars().all(is_key_char)
+        && text.chars().any(|c| c.is_ascii_uppercase())
+        && text.chars().any(|c| c.is_ascii_lowercase())
+        && text.chars().any(|c| c.is_ascii_digit())
+}
+
+fn is_key_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '=' | '+')
+}
+
+/// `text` as an error may show it: every run of key characters that looks
+/// like a key (one pasted by mistake into `org_id`, `api_key_env`, ...)
+/// replaced by a note, so that no error repeats it.
+pub fn shown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if looks_like_key(run) {
+            out.push_str("[a value that looks like a key, not shown]");
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if is_key_char(c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+fn shown_path(path: &Path) -> String {
+    shown(&path.display().to_string())
+}
+
+/// `text` quoted as Rust's `{:?}` quotes it, unless it looks like a key.
+fn shown_quoted(text: &str) -> String {
+    shown(&format!("{text:?}"))
 }
 
 /// `8-4-4-4-12` hexadecimal digits, as organization ids are.
@@ -124,6 +208,7 @@ pub fn credentials(
 
 /// A key from a file (surrounding white space is not part of it).
 fn read_key_file(path: &Path) -> Result<ApiKey, ConfigError> {
+    refuse_if_writable_by_others(path, "the key file")?;
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::KeyFile {
         path: path.to_path_buf(),
         source,
@@ -214,6 +299,7 @@ pub fn connections(
         path: path.to_path_buf(),
         source,
     })?;
+    refuse_if_writable_by_others(path, "the config file")?;
     warn_if_readable(path, "the config file", warnings);
     // The key itself is refused before anything else is read, so that no
     // error below can quote it.
@@ -371,6 +457,11 @@ impl KeySource {
                 Ok(key)
             }
             KeySource::Command(command) => {
+                if looks_like_key(command.trim()) {
+                    return Err(ConfigError::KeyAsCommand {
+                        connection: connection.to_string(),
+                    });
+                }
                 let failed = |detail: String| ConfigError::KeyCommand {
                     connection: connection.to_string(),
                     detail,
@@ -398,6 +489,27 @@ impl KeySource {
     }
 }
 
+/// Refuses `path` when users other than its owner can write it: they
+/// could point orgsql elsewhere, or at a command (`api_key_command` runs
+/// through `sh -c`), or swap the key. As ssh does with its files.
+fn refuse_if_writable_by_others(path: &Path, what: &'static str) -> Result<(), ConfigError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o022 != 0 {
+                return Err(ConfigError::WritableByOthers {
+                    what,
+                    path: path.to_path_buf(),
+                    mode,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A warning when users other than the owner can read `path`.
 pub fn warn_if_readable(path: &Path, what: &str, warnings: &mut Vec<String>) {
     #[cfg(unix)]
@@ -409,10 +521,38 @@ pub fn warn_if_readable(path: &Path, what: &str, warnings: &mut Vec<String>) {
                 warnings.push(format!(
                     "{what} {} can be read by other users (mode {mode:o}); \
                      make it yours alone: chmod 600 {}",
-                    path.display(),
-                    path.display()
+                    shown_path(path),
+                    shown_path(path)
                 ));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_hidden_as_a_key_and_what_is_shown() {
+        let key = "ATATT3xFfGF0q9Zr-_Lk2mWv8PbN0cYt4Hs7Ue1Dj5Ga3=ABCD1234";
+        assert_eq!(
+            shown(&format!("/home/me/.config/orgsql/{key}: no such file")),
+            "/home/me/.config/orgsql/[a value that looks like a key, not shown]: no such file"
+        );
+        assert_eq!(
+            shown(&format!("\"{key}\"")),
+            "\"[a value that looks like a key, not shown]\""
+        );
+        // What these fields hold when filled in rightly is shown as it is.
+        for value in [
+            "0a1b2c3d-4e5f-6789-abcd-ef0123456789",
+            "ATLASSIAN_API_KEY_PRODUCTION_2026",
+            "/home/alice/.config/orgsql/acme-production.key",
+            "op read op://Private/Atlassian admin key/credential",
+            "connection acme-eu-production-2026",
+        ] {
+            assert_eq!(shown(value), value);
         }
     }
 }

@@ -174,6 +174,11 @@ struct SnapshotVerifyArgs {
 }
 
 fn main() -> ExitCode {
+    // Exports, reports, snapshots and COPY files hold an organization's
+    // people and grants: created for their owner alone (0700 folders,
+    // 0600 files), as review folders are; chmod shares them.
+    #[cfg(unix)]
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let matches = <Cli as clap::CommandFactory>::command().get_matches();
     let mut cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
         Ok(cli) => cli,

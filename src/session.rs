@@ -52,6 +52,11 @@ pub struct Options {
         value_name = "URL"
     )]
     pub base_url: String,
+    /// Send the key over plain http to a host that is not this machine (a
+    /// test server on your network); without it, only https, or http to
+    /// 127.0.0.0/8, ::1 and localhost
+    #[arg(global = true, long)]
+    pub allow_insecure_http: bool,
     /// Retries of a rate-limited or failed request before the query fails
     #[arg(global = true, long, default_value_t = 5, value_name = "N")]
     pub max_retries: u32,
@@ -347,6 +352,7 @@ impl Source {
             config.concurrency = usize::from(options.concurrency);
             config.cache_ttl =
                 (cache && !options.no_cache).then(|| Duration::from_secs(options.cache_ttl));
+            config.allow_insecure_http = options.allow_insecure_http;
             config
         });
         let first = configs
@@ -358,7 +364,10 @@ impl Source {
                 "the built-in demo organization (emulated; data as of {})",
                 crate::emulator::DEMO_NOW.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
-            None => format!("the Admin API at {}", first.base_url),
+            None => format!(
+                "the Admin API at {}",
+                crate::api::shown_url(&first.base_url)
+            ),
         };
         let orgs = Orgs::new(first, configs.collect())?.named(names);
         let org = orgs.ids().join(", ");

@@ -58,6 +58,9 @@ pub struct ClientConfig {
     /// fixed instant. Sessions over it answer `now()` with it, and exports
     /// record it as their data's as-of time.
     pub clock: Option<chrono::DateTime<chrono::Utc>>,
+    /// Send the keys over plain http to a host that is not this machine
+    /// (`--allow-insecure-http`); else only https, or http to loopback.
+    pub allow_insecure_http: bool,
 }
 
 /// Fan-out requests in flight by default: quick on a large org while staying
@@ -81,7 +84,69 @@ impl ClientConfig {
             name: None,
             scim_tokens: Vec::new(),
             clock: None,
+            allow_insecure_http: false,
         }
+    }
+}
+
+/// The base URL the keys may be sent to: https, or http to this machine
+/// (or anywhere with `allow_insecure_http`), and with no user name or
+/// password in it (orgsql authenticates with the key, and a URL's
+/// credentials would end up in reports and logs).
+fn keyed_base_url(text: &str, allow_insecure_http: bool) -> Result<Url, ApiError> {
+    let refused = |problem: String| ApiError::BaseUrl {
+        url: shown_url(text),
+        of: String::new(),
+        problem,
+    };
+    let url = Url::parse(text.trim_end_matches('/'))
+        .map_err(|e| refused(format!("it is not a URL ({e})")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(refused(
+            "it holds a user name or password (not shown). orgsql sends its key in the \
+             Authorization header, so they serve nothing, and a URL's credentials end up in \
+             reports and logs: remove them (a proxy's own go in HTTPS_PROXY)"
+                .to_string(),
+        ));
+    }
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if allow_insecure_http || is_loopback(&url) => Ok(url),
+        "http" => Err(refused(
+            "the key would travel unencrypted. orgsql sends it only over https, or over http \
+             to this machine (127.0.0.0/8, ::1, localhost); to send it over http anyway (a test \
+             server on your network), add --allow-insecure-http"
+                .to_string(),
+        )),
+        other => Err(refused(format!(
+            "orgsql speaks https (or http to this machine), not {}",
+            crate::text::visible(other)
+        ))),
+    }
+}
+
+/// A host on this machine: 127.0.0.0/8, ::1 or localhost.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// A URL as it may be shown or recorded: without user name, password, query
+/// or fragment. What is not a URL could hold anything, so it is not shown.
+pub fn shown_url(text: &str) -> String {
+    match Url::parse(text) {
+        Ok(mut url) => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.set_query(None);
+            url.set_fragment(None);
+            url.to_string()
+        }
+        Err(_) => "(not a URL, not shown)".to_string(),
     }
 }
 
@@ -393,9 +458,11 @@ impl Client {
     fn with_shared(config: ClientConfig, shared: Arc<Shared>) -> Result<Self, ApiError> {
         let endpoint = || "configuration".to_string();
         let base_url =
-            Url::parse(config.base_url.trim_end_matches('/')).map_err(|e| ApiError::Transport {
-                endpoint: endpoint(),
-                detail: format!("--base-url {:?} is not a URL: {e}", config.base_url),
+            keyed_base_url(&config.base_url, config.allow_insecure_http).map_err(|mut e| {
+                if let (ApiError::BaseUrl { of, .. }, Some(name)) = (&mut e, &config.name) {
+                    *of = format!(" (connection {})", crate::text::visible(name));
+                }
+                e
             })?;
         let header = |key: &ApiKey| {
             let mut auth =

@@ -30,6 +30,13 @@ pub enum ApiError {
         visible(detail)
     )]
     Transport { endpoint: String, detail: String },
+    #[error("the base URL {url}{of} is refused: {problem}")]
+    BaseUrl {
+        url: String,
+        /// " (connection NAME)" when it came from the config file.
+        of: String,
+        problem: String,
+    },
     #[error(
         "{endpoint}: the API returned the same page cursor twice; stopping instead of looping \
          forever. The listing would be incomplete, so the query fails"
@@ -130,6 +137,7 @@ impl ApiError {
             | ApiError::NoScimToken { endpoint, .. }
             | ApiError::ScimShort { endpoint, .. }
             | ApiError::WaitTooLong { endpoint, .. } => endpoint,
+            ApiError::BaseUrl { url, .. } => url,
             ApiError::Incomplete { table, .. } => table,
         }
     }

@@ -13,7 +13,7 @@ mod retry;
 
 pub use client::{
     Client, ClientConfig, CountBy, CursorIn, DEFAULT_CACHE_TTL, DEFAULT_CONCURRENCY, Keep, Page,
-    PageRequest, REVOCABLE_ROLES, WRITES, Written,
+    PageRequest, REVOCABLE_ROLES, WRITES, Written, shown_url,
 };
 pub use error::{ApiError, api_message, duration_words};
 pub use listings::{Completeness, ListingRecord, Verdict};

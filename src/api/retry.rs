@@ -74,14 +74,17 @@ fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
     Some(until(at.with_timezone(&Utc), now))
 }
 
-/// `X-RateLimit-Reset` when nothing remains.
+/// `X-RateLimit-Reset` when nothing remains and it is still ahead. A
+/// reset already past (one stated to the minute, its seconds dropped)
+/// says nothing of when the period ends: backoff decides then, not an
+/// immediate retry into the same spent budget.
 fn rate_limit_reset(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
     let remaining = headers.get("x-ratelimit-remaining")?.to_str().ok()?;
     if remaining.trim().parse::<i64>().ok()? > 0 {
         return None;
     }
     let at = parse_reset(headers.get("x-ratelimit-reset")?.to_str().ok()?)?;
-    Some(until(at, now))
+    (at > now).then(|| until(at, now))
 }
 
 /// An `X-RateLimit-Reset` time: ISO 8601, seen with and without seconds
@@ -134,6 +137,22 @@ mod tests {
         // A huge hint is reported as it is: the caller refuses to wait that long.
         let h = headers(&[("retry-after", "100000")]);
         assert_eq!(policy.delay(1, Some(&h), now), Duration::from_secs(100_000));
+    }
+
+    /// A reset stated to the minute and already past is no hint: backoff,
+    /// not an immediate retry into the spent budget.
+    #[test]
+    fn a_reset_already_past_falls_to_backoff() {
+        let now = DateTime::parse_from_rfc3339("2026-01-01T10:00:42Z")
+            .unwrap()
+            .to_utc();
+        let h = headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "2026-01-01T10:00Z"),
+        ]);
+        assert_eq!(hint(&h, now), None);
+        let policy = RetryPolicy::default();
+        assert!(policy.delay(1, Some(&h), now) >= policy.base_delay / 2);
     }
 
     #[test]

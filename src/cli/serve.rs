@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::emulator::{Emulator, EmulatorConfig, Faults, OrgSpec, RateLimits};
+use crate::emulator::{Emulator, EmulatorConfig, Faults, OrgSpec, RateLimits, ResetPrecision};
 
 #[derive(clap::Args)]
 pub struct EmulatorArgs {
@@ -37,6 +37,20 @@ pub struct EmulatorArgs {
     /// Requests a minute allowed to endpoints whose budget is not published
     #[arg(long, default_value_t = RateLimits::DEFAULT_PER_MINUTE, value_name = "N")]
     pub default_limit: u32,
+    /// Say Retry-After on a 429 over budget (off: only the X-RateLimit-*
+    /// headers tell when to come back, as the real API may answer)
+    #[arg(long, value_enum, default_value = "on", value_name = "on|off")]
+    pub retry_after: Switch,
+    /// How X-RateLimit-Reset states the end of the period: to the
+    /// millisecond (rounded up), or to the minute (seconds dropped: up to a
+    /// minute early)
+    #[arg(
+        long,
+        value_enum,
+        default_value = "millis",
+        value_name = "millis|minute"
+    )]
+    pub reset_precision: Precision,
     /// Organizations to serve, each with its own key and budgets (some of
     /// the first's people are outside accounts in the others)
     #[arg(long, default_value_t = 1, value_name = "N",
@@ -67,6 +81,12 @@ pub enum Switch {
     Off,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Precision {
+    Millis,
+    Minute,
+}
+
 /// `orgsql emulator`: serve until Ctrl-C.
 pub async fn run(args: &EmulatorArgs) -> Result<()> {
     let config = EmulatorConfig {
@@ -89,6 +109,11 @@ pub async fn run(args: &EmulatorArgs) -> Result<()> {
         limits: (args.rate_limits == Switch::On).then_some(RateLimits {
             time_scale: args.time_scale,
             default_per_minute: args.default_limit,
+            retry_after: args.retry_after == Switch::On,
+            reset_precision: match args.reset_precision {
+                Precision::Millis => ResetPrecision::Millis,
+                Precision::Minute => ResetPrecision::Minute,
+            },
         }),
         api_key: None,
         access: Default::default(),

@@ -1,7 +1,9 @@
 //! The Admin API's rate budgets, enforced: fixed periods of a minute (or of
 //! a minute divided by the time scale), a count per budget, and on every
 //! answer the `X-RateLimit-*` headers the spec documents. A request over
-//! budget is refused with 429 and `Retry-After`.
+//! budget is refused with 429 and `Retry-After`, or, as the real API may
+//! answer (it documents neither), without `Retry-After` and with the reset
+//! stated to the minute only.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,6 +22,23 @@ pub struct RateLimits {
     pub time_scale: f64,
     /// Requests a minute for endpoints whose budget is not published.
     pub default_per_minute: u32,
+    /// A 429 says `Retry-After`; when false, only the `X-RateLimit-*`
+    /// headers tell when to come back.
+    pub retry_after: bool,
+    /// How precisely `X-RateLimit-Reset` states the end of the period.
+    pub reset_precision: ResetPrecision,
+}
+
+/// How `X-RateLimit-Reset` is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResetPrecision {
+    /// To the millisecond, rounded up: never early.
+    #[default]
+    Millis,
+    /// To the minute (`2026-11-20T12:05Z`), the seconds dropped: up to a
+    /// minute early, as a server rounding it down would state it. On a
+    /// sped-up clock the stated reset is then mostly already past.
+    Minute,
 }
 
 impl RateLimits {
@@ -32,6 +51,8 @@ impl RateLimits {
         Self {
             time_scale,
             default_per_minute: Self::DEFAULT_PER_MINUTE,
+            retry_after: true,
+            reset_precision: ResetPrecision::Millis,
         }
     }
 
@@ -71,10 +92,10 @@ struct Lowered {
     from: Option<u64>,
 }
 
-/// An answer over budget: wait this long.
+/// An answer over budget: wait this long (`None`: do not say so).
 pub(crate) struct OverBudget {
     pub headers: HeaderMap,
-    pub retry_after: Duration,
+    pub retry_after: Option<Duration>,
 }
 
 impl Budgets {
@@ -141,11 +162,16 @@ impl Budgets {
                 }
             }
         }
-        let headers = headers(limit, limit.saturating_sub(count.1), ends_in);
+        let headers = headers(
+            limit,
+            limit.saturating_sub(count.1),
+            ends_in,
+            self.limits.reset_precision,
+        );
         if over {
             Err(OverBudget {
                 headers,
-                retry_after: ends_in,
+                retry_after: self.limits.retry_after.then_some(ends_in),
             })
         } else {
             Ok(headers)
@@ -154,14 +180,21 @@ impl Budgets {
 }
 
 /// `X-RateLimit-Limit`, `-Remaining`, and `-Reset` (ISO 8601 UTC, with
-/// milliseconds: a scaled period can be a fraction of a second).
-fn headers(limit: u32, remaining: u32, ends_in: Duration) -> HeaderMap {
+/// milliseconds, as a scaled period can be a fraction of a second; or to
+/// the minute).
+fn headers(limit: u32, remaining: u32, ends_in: Duration, precision: ResetPrecision) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
     headers.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
-    // Rounded up to the millisecond: the reset is never stated early.
-    let reset = Utc::now() + ends_in + Duration::from_micros(999);
-    if let Ok(value) = HeaderValue::from_str(&reset.to_rfc3339_opts(SecondsFormat::Millis, true)) {
+    let reset = Utc::now() + ends_in;
+    let text = match precision {
+        // Rounded up to the millisecond: the reset is never stated early.
+        ResetPrecision::Millis => {
+            (reset + Duration::from_micros(999)).to_rfc3339_opts(SecondsFormat::Millis, true)
+        }
+        ResetPrecision::Minute => reset.format("%Y-%m-%dT%H:%MZ").to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&text) {
         headers.insert("x-ratelimit-reset", value);
     }
     headers

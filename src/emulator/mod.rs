@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub use identities::{AuthPolicy, Credential, Identities, OauthClient, ServiceAccount};
-pub use limits::RateLimits;
+pub use limits::{RateLimits, ResetPrecision};
 pub use live::{ALERTING_ACTIONS, Doer, appendable_actions};
 pub use org::{
     ApiToken, DEMO_NOW, Directory, Domain, Event, EventAction, Group, GroupRole, Location, Org,
@@ -182,8 +182,13 @@ impl Gate {
 
     /// Wait until a request is being held.
     pub async fn held(&self) {
+        self.holding(1).await;
+    }
+
+    /// Wait until `n` requests are being held at once.
+    pub async fn holding(&self, n: u64) {
         let mut held = self.0.held.subscribe();
-        let _ = held.wait_for(|n| *n > 0).await;
+        let _ = held.wait_for(|held| *held >= n).await;
     }
 }
 

@@ -34,10 +34,13 @@ impl ApiFailure {
         }
     }
 
-    /// A 429 that says when to come back (whole seconds, rounded up).
-    fn throttled(version: Version, retry_after: Duration, mut headers: HeaderMap) -> Self {
-        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-        headers.insert("retry-after", HeaderValue::from(secs));
+    /// A 429, saying when to come back (whole seconds, rounded up) unless
+    /// `retry_after` is `None`.
+    fn throttled(version: Version, retry_after: Option<Duration>, mut headers: HeaderMap) -> Self {
+        if let Some(wait) = retry_after {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            headers.insert("retry-after", HeaderValue::from(secs));
+        }
         ApiFailure {
             headers: Some(Box::new(headers)),
             ..gateway(StatusCode::TOO_MANY_REQUESTS, "Too many requests", version)
@@ -325,7 +328,7 @@ async fn answer(
             headers.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
             ApiFailure::throttled(
                 version,
-                Duration::from_secs(faults.retry_after_secs),
+                Some(Duration::from_secs(faults.retry_after_secs)),
                 headers,
             )
         } else {

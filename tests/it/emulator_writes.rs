@@ -786,8 +786,8 @@ async fn writes_over_the_budget_are_refused_and_change_nothing() {
     let emu = Emulator::start(EmulatorConfig {
         org: spec(80, 60),
         limits: Some(RateLimits {
-            time_scale: 0.001,
             default_per_minute: 2,
+            ..RateLimits::scaled(0.001)
         }),
         ..EmulatorConfig::default()
     })

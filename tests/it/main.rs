@@ -8,6 +8,7 @@ mod common;
 
 mod apply;
 mod budgets;
+mod careless;
 mod check;
 mod cli;
 mod completeness;

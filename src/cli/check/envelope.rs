@@ -412,17 +412,7 @@ pub fn redacted(args: impl IntoIterator<Item = String>) -> Vec<String> {
 
 /// A URL as a report may show it: no user, password, query or fragment.
 pub fn without_credentials(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            let _ = parsed.set_username("");
-            let _ = parsed.set_password(None);
-            parsed.set_query(None);
-            parsed.set_fragment(None);
-            parsed.to_string()
-        }
-        // Not a URL: it could hold anything, so it is not shown.
-        Err(_) => "(not a URL)".to_string(),
-    }
+    crate::api::shown_url(url)
 }
 
 /// A file's name and the sha256 of its bytes; none if it cannot be read

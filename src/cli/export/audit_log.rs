@@ -535,10 +535,11 @@ impl MonthWriter {
 }
 
 /// Replace folder `target` with `new` (removing the old one once swapped).
+/// The old one goes beside `new`, in the staging folder: a name of the
+/// user's (`events.old`) is never touched.
 fn replace_dir(new: &Path, target: &Path) -> std::io::Result<()> {
     if target.is_dir() {
-        let old = target.with_extension("old");
-        let _ = std::fs::remove_dir_all(&old);
+        let old = new.with_extension("old");
         std::fs::rename(target, &old)?;
         std::fs::rename(new, target)?;
         std::fs::remove_dir_all(old)

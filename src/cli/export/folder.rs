@@ -121,6 +121,9 @@ pub async fn export(
         Some(Contents::One(manifest)) => Some(manifest),
         _ => None,
     };
+    if let Some(previous) = &previous {
+        refuse_unlisted(&options.out, previous, &tables)?;
+    }
     std::fs::create_dir_all(&options.out).map_err(io)?;
     let exported_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let as_of = as_of(client);
@@ -269,6 +272,32 @@ async fn writable(out: &std::path::Path, org: Option<&str>) -> Result<Option<Con
             refused("the folder holds files, and no manifest.json of an orgsql export".to_string())
         }
     }
+}
+
+/// Refuses to write a table where `out` holds a file or folder by that
+/// name that the earlier export's manifest does not list: an `events/`
+/// put beside an export is someone else's, and orgsql replaces only what
+/// it wrote.
+fn refuse_unlisted(out: &std::path::Path, previous: &Manifest, tables: &[&str]) -> Result<()> {
+    for name in tables {
+        let Some(table) = crate::tables::find(name) else {
+            continue;
+        };
+        let target = match table.audit_log() {
+            true => name.to_string(),
+            false => format!("{name}.parquet"),
+        };
+        let listed = previous.tables.iter().any(|t| t.path == target);
+        if !listed && std::fs::symlink_metadata(out.join(&target)).is_ok() {
+            return Err(DataFusionError::Plan(format!(
+                "{}: the export would write table {name} there, but its manifest.json does not \
+                 list it: orgsql did not write it, and replaces only what it wrote. Move it \
+                 away, or export into another folder",
+                crate::cli::output::visible(&out.join(&target).display().to_string())
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The instant an export's data is as of: the organization's fixed clock

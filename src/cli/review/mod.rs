@@ -710,9 +710,51 @@ pub fn read_review(dir: &Path) -> Result<(Review, String)> {
             dir.display()
         )
     })?;
-    let review = serde_json::from_slice(&text)
+    let review: Review = serde_json::from_slice(&text)
         .with_context(|| format!("{}: not a review record", path.display()))?;
+    let mut named = vec![("snapshot", &review.snapshot)];
+    named.extend(review.roster.iter().map(|r| ("roster", &r.path)));
+    for file in &review.files {
+        named.push(("file", &file.path));
+        named.push(("file", &file.issued.path));
+        if !file.signoff.is_empty() {
+            named.push(("sign-off file", &file.signoff));
+        }
+    }
+    for (what, relative) in named {
+        inside(dir, relative).map_err(|problem| {
+            anyhow::anyhow!(
+                "{}: the {what} {} {problem}; a review.json names only files inside its \
+                 folder, so it was not written by `orgsql review start` or was edited since",
+                path.display(),
+                crate::cli::output::visible(&format!("{relative:?}"))
+            )
+        })?;
+    }
     Ok((review, sha256(&text)))
+}
+
+/// Whether `relative` stays inside the review folder `dir`: a relative
+/// path down from it (no `..`, not absolute), through no symbolic link
+/// that leads out.
+fn inside(dir: &Path, relative: &str) -> Result<(), &'static str> {
+    let down = !relative.is_empty()
+        && Path::new(relative)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !down {
+        return Err("is not a path down from the review folder");
+    }
+    let target = dir.join(relative);
+    if std::fs::symlink_metadata(&target).is_err() {
+        return Ok(()); // Absent: reading it fails and says so.
+    }
+    match (dir.canonicalize(), target.canonicalize()) {
+        (Ok(top), Ok(real)) if real.starts_with(&top) => Ok(()),
+        (Ok(_), Ok(_)) => Err("leads out of the review folder through a symbolic link"),
+        // A link to nowhere, or a folder that cannot be read: not followed.
+        _ => Err("cannot be resolved inside the review folder"),
+    }
 }
 
 /// A review refused for what is wrong with its files: the problems go to

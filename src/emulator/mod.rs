@@ -26,7 +26,7 @@ pub use limits::RateLimits;
 pub use live::{ALERTING_ACTIONS, Doer, appendable_actions};
 pub use org::{
     ApiToken, DEMO_NOW, Directory, Domain, Event, EventAction, Group, GroupRole, Location, Org,
-    OrgApiKey, OrgSpec, Policy, ProductAccess, ScimDirectory, ScimGroup, ScimUser, User, UserRole,
+    OrgApiKey, OrgSpec, Policy, ProductAccess, RoleTenure, ScimDirectory, ScimGroup, ScimUser, User, UserRole,
     WRITER_KEY_LABEL, Workspace,
 };
 pub use routes::endpoints;

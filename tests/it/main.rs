@@ -21,6 +21,7 @@ mod export;
 mod fanout;
 mod fixtures;
 mod fuzz;
+mod history;
 mod hostile;
 mod identities;
 mod layout;

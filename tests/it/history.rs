@@ -189,3 +189,64 @@ async fn replay_agrees_with_the_emulators_record_daily_over_90_days() {
     // Every row this small log holds is explained: list them if not.
     assert!(unexplained.is_empty(), "unexplained:\n{}", unexplained.join("\n"));
 }
+
+/// `check --as-of`: the control about grants judges the org admins of
+/// then (one taken back since among them); a control about anything else
+/// is not evaluated, and the envelope says as of when.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_as_of_judges_the_grants_of_then() {
+    let emu = common::emulator(common::spec(40, 200), Faults::default(), None).await;
+    let org = emu.org();
+    let former = org
+        .role_tenures()
+        .into_iter()
+        .find(|t| t.role == "atlassian/org-admin" && t.until.is_some())
+        .expect("an org admin taken back");
+    let until = former.until.expect("ended");
+    let at = former.from + (until - former.from) / 2;
+    let email = org
+        .users
+        .iter()
+        .find(|u| u.account_id == former.account_id)
+        .map(|u| u.email.clone())
+        .expect("a user");
+    let at_text = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let output = common::orgsql_on(&emu)
+        .args([
+            "check",
+            "--controls",
+            "org_admin_count,admins_without_mfa",
+            "--format",
+            "json",
+            "--as-of",
+            &at_text,
+        ])
+        .output()
+        .expect("runs");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+    assert_eq!(report["envelope"]["grants_as_of"], at_text.as_str(), "{report}");
+    let result = |id: &str| {
+        report["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .find(|r| r["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} in {report}"))
+    };
+    let admins = result("org_admin_count");
+    let holders: Vec<&str> = admins["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f["resource"].as_str())
+        .collect();
+    assert!(holders.contains(&email.as_str()), "{email} at {at_text}: {holders:?}");
+    let mfa = result("admins_without_mfa");
+    assert_eq!(mfa["outcome"], "skipped", "{mfa}");
+    assert!(
+        mfa["skipped"].as_str().unwrap_or_default().contains("not evaluated as of"),
+        "{mfa}"
+    );
+}

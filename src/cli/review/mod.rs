@@ -1278,6 +1278,7 @@ fn verify_control(
         population: None,
         sql: String::new(),
         source: "orgsql review verify".to_string(),
+        as_of_grants: false,
     }
 }
 

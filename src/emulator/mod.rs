@@ -103,6 +103,11 @@ pub struct EmulatorConfig {
     pub orgs: usize,
     /// How the API Access API (tokens, keys) takes keys.
     pub access: AccessRules,
+    /// Days of audit log the API keeps, as the real one keeps 180 on most
+    /// plans: `/events` and `/events-stream` leave out events older than
+    /// this before the organization's "now". `None`: every event is kept
+    /// (the demo's log reaches back to 2022).
+    pub retention_days: Option<u32>,
 }
 
 /// The API Access API's rules for keys, as the evidence has them.

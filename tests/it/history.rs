@@ -250,3 +250,49 @@ async fn check_as_of_judges_the_grants_of_then() {
         "{mfa}"
     );
 }
+
+/// An API that keeps 180 days of log: what began before it is marked
+/// `before_log` with no start, never dated by a guess; the grants now are
+/// still exact; and an instant before the log is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_retention_window_starts_are_unknown_not_guessed() {
+    let spec = common::spec(40, 200);
+    let emu = orgsql::emulator::Emulator::start(orgsql::emulator::EmulatorConfig {
+        org: spec.clone(),
+        retention_days: Some(180),
+        ..Default::default()
+    })
+    .await
+    .expect("emulator starts");
+    let cutoff = spec.now - Duration::days(180);
+    let ctx = common::session(emu.client_config());
+    let oldest = common::column(&ctx, "SELECT CAST(min(time) AS VARCHAR) FROM events").await;
+    assert!(oldest[0].as_str() >= cutoff.format("%Y-%m-%d").to_string().as_str(), "{oldest:?}");
+    // A platform role held since before the window: before the log.
+    let old = emu
+        .org()
+        .role_tenures()
+        .into_iter()
+        .find(|t| t.from < cutoff && t.until.is_none())
+        .expect("a role held since before the window");
+    let rows = common::sql_rows(
+        &ctx,
+        &format!(
+            "SELECT known_from, CAST(valid_from AS VARCHAR), granted_by FROM grants_history \
+             WHERE account_id = '{}' AND role = '{}' AND group_id IS NULL",
+            old.account_id, old.role
+        ),
+    )
+    .await;
+    assert!(!rows.is_empty(), "{old:?}");
+    for row in &rows {
+        assert_eq!(row, &["before_log", "NULL", "NULL"], "{old:?}");
+    }
+    let counts = common::sql_rows(&ctx, AT_NOW_VS_ASSIGNMENTS).await;
+    assert_eq!(counts[0][0], "0", "{counts:?}");
+    let before = (cutoff - Duration::days(1)).to_rfc3339();
+    let err = common::query(&ctx, &format!("SELECT * FROM grants_at('{before}')"))
+        .await
+        .expect_err("before the log");
+    assert!(err.to_string().contains("history covers"), "{err}");
+}

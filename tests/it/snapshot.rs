@@ -48,7 +48,12 @@ async fn an_export_read_back_answers_as_the_live_org() {
     let not: Vec<&str> = not.iter().map(|t| t.name).collect();
     assert_eq!(
         not,
-        ["role_assignments", "orgsql_requests", "orgsql_listings"]
+        [
+            "role_assignments",
+            "orgsql_requests",
+            "orgsql_listings",
+            "grants_history"
+        ]
     );
     assert_eq!(manifest.tables.len(), exported.len());
     let events = manifest

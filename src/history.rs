@@ -140,11 +140,21 @@ struct Open {
     known_from: KnownFrom,
 }
 
+/// An interval replayed whole: its start, and its end if it ended.
+#[derive(Debug, Clone)]
+struct Span {
+    open: Open,
+    to: Option<Micros>,
+    revoked_by: Option<String>,
+    /// Ended by the end state's lacking it, not by an event.
+    unlogged: bool,
+}
+
 /// Intervals of one kind of key (a direct grant, a membership, a group's
 /// role), replayed in time order.
 struct Ledger<K: Ord + Clone> {
     open: BTreeMap<K, Open>,
-    closed: Vec<(K, Open, Micros, Option<String>, bool)>,
+    closed: Vec<(K, Span)>,
     /// Keys the log named at all.
     seen: BTreeSet<K>,
 }
@@ -194,8 +204,15 @@ impl<K: Ord + Clone> Ledger<K> {
         };
         let mut open = open;
         open.event_ids.push(e.id.clone());
-        self.closed
-            .push((key, open, e.time, e.actor_id.clone(), false));
+        self.closed.push((
+            key,
+            Span {
+                open,
+                to: Some(e.time),
+                revoked_by: e.actor_id.clone(),
+                unlogged: false,
+            },
+        ));
     }
 
     /// Make the open intervals what `held` (the state at `time`) says:
@@ -208,7 +225,15 @@ impl<K: Ord + Clone> Ledger<K> {
             if held.contains(&key) {
                 self.open.insert(key, interval);
             } else {
-                self.closed.push((key, interval, time, None, true));
+                self.closed.push((
+                    key,
+                    Span {
+                        open: interval,
+                        to: Some(time),
+                        revoked_by: None,
+                        unlogged: true,
+                    },
+                ));
             }
         }
         for key in held {
@@ -232,14 +257,18 @@ impl<K: Ord + Clone> Ledger<K> {
         }
     }
 
-    /// Every interval: (key, open part, end, revoked by, ended unlogged).
-    fn all(self) -> Vec<(K, Open, Option<Micros>, Option<String>, bool)> {
-        let mut all: Vec<_> = self
-            .closed
-            .into_iter()
-            .map(|(k, o, to, by, unlogged)| (k, o, Some(to), by, unlogged))
-            .collect();
-        all.extend(self.open.into_iter().map(|(k, o)| (k, o, None, None, false)));
+    /// Every interval, ended or not.
+    fn all(self) -> Vec<(K, Span)> {
+        let mut all = self.closed;
+        all.extend(self.open.into_iter().map(|(k, open)| {
+            let span = Span {
+                open,
+                to: None,
+                revoked_by: None,
+                unlogged: false,
+            };
+            (k, span)
+        }));
         all
     }
 }
@@ -294,7 +323,9 @@ pub fn replay(events: &[LogEvent], end: &State) -> (Vec<Interval>, Vec<Unread>) 
             reason: format!("{}: {reason}", e.action),
         };
         let grant = match e.action.as_str() {
-            "added_org_admin" | "user_granted_role" | "user_added_to_group"
+            "added_org_admin"
+            | "user_granted_role"
+            | "user_added_to_group"
             | "user_granted_product_access" => true,
             "removed_org_admin"
             | "user_revoked_role"
@@ -429,38 +460,41 @@ pub fn replay(events: &[LogEvent], end: &State) -> (Vec<Interval>, Vec<Unread>) 
     let mut out: Vec<Interval> = direct
         .all()
         .into_iter()
-        .map(|((account_id, resource_id, role), o, to, by, unlogged)| Interval {
+        .map(|((account_id, resource_id, role), span)| Interval {
             account_id,
             group_id: None,
             resource_id,
             role,
-            valid_from: o.from,
-            valid_to: to,
-            granted_by: o.granted_by,
-            revoked_by: by,
-            event_ids: o.event_ids,
-            known_from: o.known_from,
-            ended_unlogged: unlogged,
+            valid_from: span.open.from,
+            valid_to: span.to,
+            granted_by: span.open.granted_by,
+            revoked_by: span.revoked_by,
+            event_ids: span.open.event_ids,
+            known_from: span.open.known_from,
+            ended_unlogged: span.unlogged,
         })
         .collect();
 
     // Through groups: each membership meets each interval in which its
     // group granted a role.
     let mut roles_of: BTreeMap<String, Vec<_>> = BTreeMap::new();
-    for ((group, resource, role), o, to, by, unlogged) in group_roles.all() {
+    for ((group, resource, role), span) in group_roles.all() {
         roles_of
             .entry(group)
             .or_default()
-            .push((resource, role, o, to, by, unlogged));
+            .push((resource, role, span));
     }
-    for ((group, account), m, m_to, m_by, m_unlogged) in members.all() {
-        for (resource, role, r, r_to, r_by, r_unlogged) in roles_of.get(&group).into_iter().flatten()
-        {
+    for ((group, account), member) in members.all() {
+        let (m, m_to, m_by, m_unlogged) =
+            (&member.open, member.to, &member.revoked_by, member.unlogged);
+        for (resource, role, span) in roles_of.get(&group).into_iter().flatten() {
+            let (r, r_to, r_by, r_unlogged) =
+                (&span.open, &span.to, &span.revoked_by, &span.unlogged);
             // The later start, None (before the log) being the earliest.
             let (from, start) = match (m.from, r.from) {
                 (Some(a), Some(b)) if b > a => (r.from, r),
                 (None, Some(_)) => (r.from, r),
-                _ => (m.from, &m),
+                _ => (m.from, m),
             };
             let (to, revoked_by, unlogged) = match (m_to, *r_to) {
                 (Some(a), Some(b)) if b < a => (Some(b), r_by.clone(), *r_unlogged),
@@ -490,13 +524,20 @@ pub fn replay(events: &[LogEvent], end: &State) -> (Vec<Interval>, Vec<Unread>) 
         }
     }
     out.sort_by(|a, b| {
-        (&a.account_id, &a.resource_id, &a.role, &a.group_id, a.valid_from).cmp(&(
-            &b.account_id,
-            &b.resource_id,
-            &b.role,
-            &b.group_id,
-            b.valid_from,
-        ))
+        (
+            &a.account_id,
+            &a.resource_id,
+            &a.role,
+            &a.group_id,
+            a.valid_from,
+        )
+            .cmp(&(
+                &b.account_id,
+                &b.resource_id,
+                &b.role,
+                &b.group_id,
+                b.valid_from,
+            ))
     });
     (out, unread)
 }
@@ -581,7 +622,11 @@ mod tests {
         assert_eq!(i.group_id.as_deref(), Some("g"));
         assert_eq!((i.valid_from, i.valid_to), (Some(10), Some(20)));
         assert_eq!(i.known_from, KnownFrom::Event);
-        assert!(grants_at(&intervals, 15).contains(&("ann".into(), "org".into(), ORG_ADMIN.into())));
+        assert!(grants_at(&intervals, 15).contains(&(
+            "ann".into(),
+            "org".into(),
+            ORG_ADMIN.into()
+        )));
         assert!(grants_at(&intervals, 25).is_empty());
     }
 

@@ -26,8 +26,8 @@ pub use limits::RateLimits;
 pub use live::{ALERTING_ACTIONS, Doer, appendable_actions};
 pub use org::{
     ApiToken, DEMO_NOW, Directory, Domain, Event, EventAction, Group, GroupRole, Location, Org,
-    OrgApiKey, OrgSpec, Policy, ProductAccess, RoleTenure, ScimDirectory, ScimGroup, ScimUser, User, UserRole,
-    WRITER_KEY_LABEL, Workspace,
+    OrgApiKey, OrgSpec, Policy, ProductAccess, RoleTenure, ScimDirectory, ScimGroup, ScimUser,
+    User, UserRole, WRITER_KEY_LABEL, Workspace,
 };
 pub use routes::endpoints;
 

@@ -78,7 +78,8 @@ pub struct Org {
     pub group_grants_revoked: Vec<(usize, String, &'static str)>,
     /// Service accounts, OAuth clients and authentication policies
     /// (identities.rs).
-    pub identities: super::identities::Identities,    /// Every platform role ever held directly, and when (history.rs): the
+    pub identities: super::identities::Identities,
+    /// Every platform role ever held directly, and when (history.rs): the
     /// ground truth the audit log was written from.
     pub(super) tenures: Vec<Tenure>,
 }

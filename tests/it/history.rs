@@ -52,7 +52,14 @@ fn demo_history_knows_who_was_org_admin_when() {
         )
     };
     let output = common::orgsql_alone()
-        .args(["--demo", "--format", "csv", "-c", AT_NOW_VS_ASSIGNMENTS, "-c"])
+        .args([
+            "--demo",
+            "--format",
+            "csv",
+            "-c",
+            AT_NOW_VS_ASSIGNMENTS,
+            "-c",
+        ])
         .arg(admins_at("2026-09-20T00:00:00Z", "admin_0920"))
         .arg("-c")
         .arg(admins_at("2026-09-22T00:00:00Z", "admin_0922"))
@@ -74,11 +81,22 @@ fn demo_history_knows_who_was_org_admin_when() {
         .split(',')
         .map(|n| n.parse().expect("a count"))
         .collect();
-    assert_eq!(counts[0], 0, "grants_at(now()) and user_role_assignments differ: {counts:?}");
+    assert_eq!(
+        counts[0], 0,
+        "grants_at(now()) and user_role_assignments differ: {counts:?}"
+    );
     assert!(counts[1] > 100 && counts[1] == counts[2], "{counts:?}");
     // Removed by hiroshi.martinez on 2026-09-21 (the facts).
-    assert!(parts[1].contains(&"priya.jackson@acme.io".to_string()), "{:?}", parts[1]);
-    assert!(!parts[2].contains(&"priya.jackson@acme.io".to_string()), "{:?}", parts[2]);
+    assert!(
+        parts[1].contains(&"priya.jackson@acme.io".to_string()),
+        "{:?}",
+        parts[1]
+    );
+    assert!(
+        !parts[2].contains(&"priya.jackson@acme.io".to_string()),
+        "{:?}",
+        parts[2]
+    );
     // Q3 2026: the four org admins of now (README: all granted before
     // July), and priya.jackson until September 21. emma.jackson's weeks in
     // legacy-admins were in November.
@@ -111,7 +129,10 @@ async fn a_snapshots_grants_are_grants_at_its_time() {
         .split(',')
         .map(|n| n.parse().expect("a count"))
         .collect();
-    assert_eq!(counts[0], 0, "the snapshot's grants and grants_at differ: {counts:?}");
+    assert_eq!(
+        counts[0], 0,
+        "the snapshot's grants and grants_at differ: {counts:?}"
+    );
     assert!(counts[1] > 0 && counts[1] == counts[2], "{counts:?}");
 
     // Before the log's first grant event nothing is known: refused, never
@@ -119,12 +140,18 @@ async fn a_snapshots_grants_are_grants_at_its_time() {
     let output = common::orgsql_alone()
         .arg("--snapshot")
         .arg(dir.path())
-        .args(["-c", "SELECT count(*) FROM grants_at('2001-01-01T00:00:00Z')"])
+        .args([
+            "-c",
+            "SELECT count(*) FROM grants_at('2001-01-01T00:00:00Z')",
+        ])
         .output()
         .expect("runs");
     assert!(!output.status.success());
     let err = String::from_utf8_lossy(&output.stderr);
-    assert!(err.contains("history covers") && err.contains("2001-01-01"), "{err}");
+    assert!(
+        err.contains("history covers") && err.contains("2001-01-01"),
+        "{err}"
+    );
 }
 
 /// Replay against the emulator's own record of who held which platform
@@ -187,7 +214,11 @@ async fn replay_agrees_with_the_emulators_record_daily_over_90_days() {
         unexplained.join("\n")
     );
     // Every row this small log holds is explained: list them if not.
-    assert!(unexplained.is_empty(), "unexplained:\n{}", unexplained.join("\n"));
+    assert!(
+        unexplained.is_empty(),
+        "unexplained:\n{}",
+        unexplained.join("\n")
+    );
 }
 
 /// `check --as-of`: the control about grants judges the org admins of
@@ -225,7 +256,11 @@ async fn check_as_of_judges_the_grants_of_then() {
         .expect("runs");
     let report: serde_json::Value = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
-    assert_eq!(report["envelope"]["grants_as_of"], at_text.as_str(), "{report}");
+    assert_eq!(
+        report["envelope"]["grants_as_of"],
+        at_text.as_str(),
+        "{report}"
+    );
     let result = |id: &str| {
         report["results"]
             .as_array()
@@ -242,11 +277,17 @@ async fn check_as_of_judges_the_grants_of_then() {
         .iter()
         .filter_map(|f| f["resource"].as_str())
         .collect();
-    assert!(holders.contains(&email.as_str()), "{email} at {at_text}: {holders:?}");
+    assert!(
+        holders.contains(&email.as_str()),
+        "{email} at {at_text}: {holders:?}"
+    );
     let mfa = result("admins_without_mfa");
     assert_eq!(mfa["outcome"], "skipped", "{mfa}");
     assert!(
-        mfa["skipped"].as_str().unwrap_or_default().contains("not evaluated as of"),
+        mfa["skipped"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not evaluated as of"),
         "{mfa}"
     );
 }
@@ -267,7 +308,10 @@ async fn past_the_retention_window_starts_are_unknown_not_guessed() {
     let cutoff = spec.now - Duration::days(180);
     let ctx = common::session(emu.client_config());
     let oldest = common::column(&ctx, "SELECT CAST(min(time) AS VARCHAR) FROM events").await;
-    assert!(oldest[0].as_str() >= cutoff.format("%Y-%m-%d").to_string().as_str(), "{oldest:?}");
+    assert!(
+        oldest[0].as_str() >= cutoff.format("%Y-%m-%d").to_string().as_str(),
+        "{oldest:?}"
+    );
     // A platform role held since before the window: before the log.
     let old = emu
         .org()

@@ -183,7 +183,11 @@ fn table(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::io:
     }
     writeln!(out, "{}", summary(results))?;
     if let Some(at) = &about.grants_as_of {
-        writeln!(out, "Grants as of {} (replayed from the audit log).", visible(at))?;
+        writeln!(
+            out,
+            "Grants as of {} (replayed from the audit log).",
+            visible(at)
+        )?;
     }
     writeln!(out, "Data as of {}.", visible(&about.data_as_of))
 }
@@ -292,7 +296,11 @@ fn markdown(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::
     }
     writeln!(out, "\n{}", summary(results))?;
     if let Some(at) = &about.grants_as_of {
-        writeln!(out, "\nGrants as of {} (replayed from the audit log).", cell(at))?;
+        writeln!(
+            out,
+            "\nGrants as of {} (replayed from the audit log).",
+            cell(at)
+        )?;
     }
     writeln!(out, "\nData as of {}.", cell(&about.data_as_of))
 }

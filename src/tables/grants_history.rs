@@ -127,15 +127,14 @@ fn context_of(state: &dyn Session) -> Result<SessionContext> {
     Ok(SessionContext::new_with_state(state.clone()))
 }
 
-/// `expr`, with no columns, folded to an instant by the session's rules
-/// (its clock answers `now()`).
+/// `expr`, with no columns, folded to an instant by the session's rules:
+/// a fixed clock (the demo's, a snapshot's) answers `now()` itself; the
+/// real one answers this instant (a statement's start time is set only
+/// after its table functions are called).
 fn instant(state: &dyn Session, expr: Expr, what: &str) -> Result<Micros> {
-    let props = state.execution_props();
     let context = SimplifyContext::builder()
         .with_config_options(Arc::new(state.config_options().clone()))
-        .with_query_execution_start_time(
-            props.query_execution_start_time.or_else(|| Some(Utc::now())),
-        )
+        .with_query_execution_start_time(Some(Utc::now()))
         .build();
     let simplifier = ExprSimplifier::new(context);
     let timestamp = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));

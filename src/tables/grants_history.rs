@@ -569,8 +569,8 @@ impl GrantsWindow {
             if !known(from) || !known(to) {
                 return Err(plan_error(format!(
                     "{name}: organization {}'s history covers {} to {} (its earliest grant event \
-                     to the time of its data); {} is outside it. Read older history from exports \
-                     (`--history DIR`) or ask for a time inside it",
+                     to the time of its data); {} is outside it: ask for a time inside it (the API \
+                     drops events older than its retention window; `orgsql export` keeps them)",
                     org.org_id,
                     org.log_start.map_or("nothing".to_string(), rfc3339),
                     rfc3339(org.end),

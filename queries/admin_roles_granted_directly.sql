@@ -4,6 +4,7 @@
 -- rationale: Admin rights granted through a group are visible in one place and revoked by removing the user from the group (or by the identity provider). A direct grant is easy to miss in access reviews and outlives the group membership.
 -- remediation: Grant org-admin, site-admin and product admin roles only through admin groups. Remove the direct grants (keep the group membership where the access is still needed).
 -- frameworks: soc2:CC6.3, iso27001:A.5.15, iso27001:A.8.2, nist800-53:AC-2, nist800-53:AC-6, cis:6.8
+-- as-of: grants
 -- population: org, site and product admins
 -- population-sql: SELECT count(*) FROM (SELECT org_id, account_id FROM user_role_assignments
 -- population-sql: WHERE role IN ('atlassian/org-admin', 'atlassian/site-admin', 'atlassian/admin', 'atlassian/user-access-admin')

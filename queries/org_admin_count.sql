@@ -4,6 +4,7 @@
 -- rationale: Organization admins control every product, user, policy and API key of the organization. Each extra holder is another account whose takeover compromises everything.
 -- remediation: Keep org-admin to a named few (2 or 3 break-glass and owner accounts). Give day-to-day administrators user-access-admin or product admin roles instead.
 -- frameworks: soc2:CC6.3, iso27001:A.8.2, nist800-53:AC-6(5), cis:5.4
+-- as-of: grants
 -- population: org-admins
 -- population-sql: SELECT count(*) FROM (SELECT org_id, account_id FROM user_role_assignments
 -- population-sql: WHERE role IN ('atlassian/org-admin', 'atlassian/site-admin', 'atlassian/admin', 'atlassian/user-access-admin')

@@ -4,6 +4,7 @@
 -- rationale: Site admins manage users, groups and product access of every site they hold. The role is often handed out and rarely taken back, so its holders should be few and known.
 -- remediation: Review each site admin. Remove the role from those who do not administer sites, and grant product admin roles for product-only administration.
 -- frameworks: soc2:CC6.3, iso27001:A.8.2, nist800-53:AC-6(5), cis:5.4
+-- as-of: grants
 -- population: site-admins
 -- population-sql: SELECT count(*) FROM (SELECT org_id, account_id FROM user_role_assignments
 -- population-sql: WHERE role IN ('atlassian/org-admin', 'atlassian/site-admin', 'atlassian/admin', 'atlassian/user-access-admin')

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod emulator;
 pub mod error;
+pub mod history;
 pub mod idp;
 pub mod roster;
 pub mod session;
@@ -61,5 +62,8 @@ pub fn bare_context() -> SessionContext {
         .build();
     // A quoted path to a Parquet, CSV or NDJSON file is a table, as in
     // datafusion-cli and duckdb: `SELECT * FROM 'week.parquet'`.
-    SessionContext::new_with_state(state).enable_url_table()
+    let ctx = SessionContext::new_with_state(state).enable_url_table();
+    // grants_at(time), grants_during(from, to): over grants_history.
+    tables::grants_history::register(&ctx);
+    ctx
 }

@@ -456,7 +456,13 @@ pub async fn context(dir: &Location) -> Result<SessionContext> {
 /// `context`, of a snapshot already opened.
 pub async fn context_of(opened: &Opened) -> Result<SessionContext> {
     let ctx = crate::bare_context();
-    crate::clock::fix(&ctx, opened.contents.as_of()?);
+    let as_of = opened.contents.as_of()?;
+    crate::clock::fix(&ctx, as_of);
+    // The history ends at the data's time, whatever clock judges it.
+    ctx.state_ref()
+        .write()
+        .config_mut()
+        .set_extension(Arc::new(crate::tables::grants_history::DataAsOf(as_of)));
     register(&ctx, None, opened).await?;
     Ok(ctx)
 }

@@ -64,6 +64,11 @@ pub struct EmulatorArgs {
     /// hour before it is processed
     #[arg(long, value_name = "N", requires = "append_every")]
     pub late_every: Option<u64>,
+    /// Keep this many days of audit log, as the real API keeps 180 on most
+    /// plans: older events are left out of /events and /events-stream
+    /// (default: every event, back to 2022)
+    #[arg(long, value_name = "DAYS")]
+    pub retention_days: Option<u32>,
 }
 
 fn time_scale(text: &str) -> Result<f64, String> {
@@ -118,6 +123,7 @@ pub async fn run(args: &EmulatorArgs) -> Result<()> {
         api_key: None,
         access: Default::default(),
         orgs: usize::from(args.orgs),
+        retention_days: args.retention_days,
     };
     let emulator = Emulator::start(config)
         .await

@@ -26,8 +26,8 @@ pub use limits::{RateLimits, ResetPrecision};
 pub use live::{ALERTING_ACTIONS, Doer, appendable_actions};
 pub use org::{
     ApiToken, DEMO_NOW, Directory, Domain, Event, EventAction, Group, GroupRole, Location, Org,
-    OrgApiKey, OrgSpec, Policy, ProductAccess, ScimDirectory, ScimGroup, ScimUser, User, UserRole,
-    WRITER_KEY_LABEL, Workspace,
+    OrgApiKey, OrgSpec, Policy, ProductAccess, RoleTenure, ScimDirectory, ScimGroup, ScimUser,
+    User, UserRole, WRITER_KEY_LABEL, Workspace,
 };
 pub use routes::endpoints;
 
@@ -103,6 +103,11 @@ pub struct EmulatorConfig {
     pub orgs: usize,
     /// How the API Access API (tokens, keys) takes keys.
     pub access: AccessRules,
+    /// Days of audit log the API keeps, as the real one keeps 180 on most
+    /// plans: `/events` and `/events-stream` leave out events older than
+    /// this before the organization's "now". `None`: every event is kept
+    /// (the demo's log reaches back to 2022).
+    pub retention_days: Option<u32>,
 }
 
 /// The API Access API's rules for keys, as the evidence has them.

@@ -79,6 +79,35 @@ pub struct Org {
     /// Service accounts, OAuth clients and authentication policies
     /// (identities.rs).
     pub identities: super::identities::Identities,
+    /// Every platform role ever held directly, and when (history.rs): the
+    /// ground truth the audit log was written from.
+    pub(super) tenures: Vec<Tenure>,
+}
+
+/// A platform role a user held directly, from one time until another or
+/// now: what the generated log says, for tests of replaying it.
+#[derive(Debug, Clone)]
+pub struct RoleTenure {
+    pub account_id: String,
+    pub role: &'static str,
+    pub from: DateTime<Utc>,
+    /// `None`: held now.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl Org {
+    /// Every platform role ever held directly, and when, as generated.
+    pub fn role_tenures(&self) -> Vec<RoleTenure> {
+        self.tenures
+            .iter()
+            .map(|t| RoleTenure {
+                account_id: self.users[t.user].account_id.clone(),
+                role: t.role,
+                from: t.from,
+                until: t.until,
+            })
+            .collect()
+    }
 }
 
 /// A user's API token.
@@ -885,6 +914,7 @@ impl Org {
             scim: Vec::new(),
             group_grants_revoked: Vec::new(),
             identities: Default::default(),
+            tenures: Vec::new(),
         };
         let history = write_history(spec, &org);
         let mut events = events(&mut g, spec, &org, &history.tenures);
@@ -893,6 +923,7 @@ impl Org {
         process(spec, &mut events);
         org.events = events;
         credentials(spec, &mut org, &history.tenures);
+        org.tenures = history.tenures;
         org
     }
 

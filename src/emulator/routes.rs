@@ -1397,10 +1397,18 @@ fn workspace_json(r: &Request, w: &Workspace) -> Value {
     })
 }
 
+/// The oldest instant (ms) of the audit log the API still keeps, if it
+/// keeps a window (`EmulatorConfig::retention_days`).
+fn retained_from(r: &Request) -> Option<i64> {
+    let days = r.state.config.retention_days?;
+    Some((r.state.config.org.now - chrono::Duration::days(i64::from(days))).timestamp_millis())
+}
+
 fn events(r: &Request) -> Reply {
     let org = r.org();
     let size = r.query_limit(30, 500)?;
     let (from, to) = (r.epoch_param("from")?, r.epoch_param("to")?);
+    let kept = retained_from(r);
     let action = r.param("action");
     let actors = r.params("actor");
     let ips = r.params("ip");
@@ -1408,6 +1416,7 @@ fn events(r: &Request) -> Reply {
     let matching: Vec<&Event> = org
         .events
         .iter()
+        .filter(|e| kept.is_none_or(|k| e.time.timestamp_millis() >= k))
         .filter(|e| from.is_none_or(|f| e.time.timestamp_millis() >= f))
         .filter(|e| to.is_none_or(|t| e.time.timestamp_millis() <= t))
         .filter(|e| action.is_none_or(|a| a.eq_ignore_ascii_case(e.action)))
@@ -1503,6 +1512,10 @@ fn events_stream(r: &Request) -> Reply {
     let mut start = cursor
         .from
         .map_or(0, |f| first(order.len(), |i| ms(i) >= f));
+    // Past the retention window: gone (by processing time, the stream's).
+    if let Some(kept) = retained_from(r) {
+        start = start.max(first(order.len(), |i| ms(i) >= kept));
+    }
     let mut end = cursor
         .to
         .map_or(order.len(), |t| first(order.len(), |i| ms(i) > t));

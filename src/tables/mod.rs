@@ -72,6 +72,7 @@ catalog! {
     scim_links => api::<scim_links::ScimLinks>(),
     orgsql_requests => orgsql_requests::info(),
     orgsql_listings => orgsql_listings::info(),
+    grants_history => grants_history::info(),
 }
 
 /// Tables whose answer's shape no captured response confirms (a public

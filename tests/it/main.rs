@@ -22,6 +22,7 @@ mod export;
 mod fanout;
 mod fixtures;
 mod fuzz;
+mod history;
 mod hostile;
 mod identities;
 mod layout;

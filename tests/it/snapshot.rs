@@ -52,7 +52,8 @@ async fn an_export_read_back_answers_as_the_live_org() {
             "role_assignments",
             "seats",
             "orgsql_requests",
-            "orgsql_listings"
+            "orgsql_listings",
+            "grants_history"
         ]
     );
     assert_eq!(manifest.tables.len(), exported.len());

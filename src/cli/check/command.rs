@@ -41,6 +41,11 @@ pub struct CheckArgs {
     /// Also run the controls in this folder (.sql files in the pack's format)
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// Judge the controls about grants as of this instant (RFC 3339, e.g.
+    /// 2026-09-30T00:00:00Z), on the grants the audit log shows were held
+    /// then; the others are listed as not evaluated
+    #[arg(long, value_name = "TIME")]
+    pub as_of: Option<String>,
 }
 
 /// `orgsql check`: run the controls, report, and say with the exit code.
@@ -60,10 +65,27 @@ pub async fn run(session: &Session, args: &CheckArgs, output: &Output) -> Result
         })
         .map_err(anyhow::Error::msg)?;
     let values = super::parameters(&controls, &args.params).map_err(anyhow::Error::msg)?;
+    let as_of = match &args.as_of {
+        None => None,
+        Some(text) => Some(
+            chrono::DateTime::parse_from_rfc3339(text)
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "--as-of {}: not an RFC 3339 time ({e}); give e.g. 2026-09-30T00:00:00Z",
+                        crate::cli::output::visible(text)
+                    )
+                })?
+                .to_utc(),
+        ),
+    };
+    if as_of.is_some() && args.baseline.is_some() {
+        anyhow::bail!("--as-of and --baseline: compare two times with two reports, one each");
+    }
     let mut envelope = Envelope::begin("orgsql check").with_session(session).await;
     envelope.parameters = values.clone();
     envelope.fail_on.clone_from(&args.fail_on);
     envelope.framework.clone_from(&args.framework);
+    envelope.grants_as_of = as_of.map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     // A snapshot baseline: the same controls on the same organizations then.
     let then = match args.baseline.as_deref().and_then(snapshot_at) {
         Some(location) => Some(
@@ -85,7 +107,23 @@ pub async fn run(session: &Session, args: &CheckArgs, output: &Output) -> Result
     let mut results = Vec::new();
     let mut earlier = Vec::new();
     for (org, ctx) in session.per_org().await? {
-        let mut checked = super::run_controls(&ctx, controls.clone(), &values).await;
+        let mut checked = match as_of {
+            Some(at) => {
+                // The history ends when the session's data is as of.
+                let data_time = ctx
+                    .state()
+                    .config()
+                    .get_extension::<crate::tables::grants_history::DataAsOf>()
+                    .map(|d| d.0)
+                    .or(session.as_of)
+                    .unwrap_or_else(chrono::Utc::now);
+                let past = super::as_of::context_at(&ctx, at, data_time)
+                    .await
+                    .at("--as-of")?;
+                super::as_of::run_controls_at(&past, at, controls.clone(), &values).await
+            }
+            None => super::run_controls(&ctx, controls.clone(), &values).await,
+        };
         let before = then.as_ref().and_then(|then| match &org {
             None => Some(then.clone()),
             Some(org) => then

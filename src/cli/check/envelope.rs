@@ -24,6 +24,10 @@ pub struct Envelope {
     /// The instant the data is as of (RFC 3339): a snapshot's, the demo's
     /// fixed clock, else when the run began.
     pub data_as_of: String,
+    /// `--as-of`: the instant the grants judged were held, replayed from
+    /// the audit log (the rest of the data is as of `data_as_of`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grants_as_of: Option<String>,
     pub run_started: String,
     pub run_ended: String,
     /// Who ran it: `user@host`.
@@ -218,10 +222,21 @@ impl Envelope {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let fields = vec![
+        let mut fields = vec![
             ("organization", "Organization", self.organizations_line()),
             ("source", "Source", source),
             ("data_as_of", "Data as of", self.data_as_of.clone()),
+        ];
+        if let Some(at) = &self.grants_as_of {
+            fields.push((
+                "grants_as_of",
+                "Grants as of",
+                format!(
+                    "{at} (replayed from the audit log; controls about anything else not evaluated)"
+                ),
+            ));
+        }
+        fields.extend([
             ("run_started", "Run started", self.run_started.clone()),
             ("run_ended", "Run ended", self.run_ended.clone()),
             ("operator", "Operator", self.operator.clone()),
@@ -253,7 +268,7 @@ impl Envelope {
                 or(&self.baseline, "(no baseline)"),
             ),
             ("command_line", "Command line", self.command_line.join(" ")),
-        ];
+        ]);
         let mut fields: Vec<(String, String, String)> = fields
             .into_iter()
             .map(|(key, label, value)| (key.to_string(), label.to_string(), value))

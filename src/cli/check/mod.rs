@@ -12,6 +12,7 @@
 //! `-- population:` names what the control judges (`active users`) and
 //! `-- population-sql:` counts it, so a report says "54 of 225 active users".
 
+pub mod as_of;
 pub mod command;
 pub mod envelope;
 pub mod json;
@@ -100,10 +101,15 @@ pub struct Control {
     /// Where it was read from (a built-in file name or a path).
     #[serde(skip)]
     pub source: String,
+    /// `-- as-of: grants`: it judges only grants (`user_role_assignments`,
+    /// reading `users` for names), so `check --as-of TIME` judges it on
+    /// `grants_at(TIME)`; any other control is not evaluated as of a past time.
+    #[serde(skip)]
+    pub as_of_grants: bool,
 }
 
 /// The keys of a control's header, `-- key: value`.
-const HEADER_KEYS: [&str; 10] = [
+const HEADER_KEYS: [&str; 11] = [
     "id",
     "title",
     "severity",
@@ -114,6 +120,7 @@ const HEADER_KEYS: [&str; 10] = [
     "requires",
     "population",
     "population-sql",
+    "as-of",
 ];
 
 pub const SEVERITIES: [&str; 4] = ["critical", "high", "medium", "low"];
@@ -192,6 +199,16 @@ impl Control {
                 ));
             }
         };
+        let as_of_grants = match header("as-of").ok().as_deref() {
+            None => false,
+            Some("grants") => true,
+            Some(other) => {
+                return Err(format!(
+                    "{source}: `-- as-of: {other}`: the one kind is `grants` (the control judges \
+                     only user_role_assignments, and users for names)"
+                ));
+            }
+        };
         let control = Control {
             id: header("id")?,
             title: header("title")?,
@@ -204,6 +221,7 @@ impl Control {
             population,
             sql: text.to_string(),
             source: source.to_string(),
+            as_of_grants,
         };
         if !SEVERITIES.contains(&control.severity.as_str()) {
             return Err(format!(

@@ -182,6 +182,13 @@ fn table(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::io:
         }
     }
     writeln!(out, "{}", summary(results))?;
+    if let Some(at) = &about.grants_as_of {
+        writeln!(
+            out,
+            "Grants as of {} (replayed from the audit log).",
+            visible(at)
+        )?;
+    }
     writeln!(out, "Data as of {}.", visible(&about.data_as_of))
 }
 
@@ -305,6 +312,13 @@ fn markdown(out: &mut dyn Write, results: &[Checked], about: &Envelope) -> std::
         writeln!(out, "\n</details>")?;
     }
     writeln!(out, "\n{}", summary(results))?;
+    if let Some(at) = &about.grants_as_of {
+        writeln!(
+            out,
+            "\nGrants as of {} (replayed from the audit log).",
+            cell(at)
+        )?;
+    }
     writeln!(out, "\nData as of {}.", cell(&about.data_as_of))
 }
 

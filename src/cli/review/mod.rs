@@ -1323,6 +1323,7 @@ fn verify_control(
         population: None,
         sql: String::new(),
         source: "orgsql review verify".to_string(),
+        as_of_grants: false,
     }
 }
 

@@ -5,7 +5,7 @@
 -- remediation: Take the idle seats back (orgsql seats plan --idle-days 90 --out DIR, then review apply DIR --execute), or lower the tier at renewal.
 -- frameworks: soc2:CC6.2, iso27001:A.5.18, nist800-53:AC-2(3), cis:5.3
 -- population: products with billable seats
--- population-sql: SELECT count(DISTINCT product_key) FROM seats WHERE billable
+-- population-sql: SELECT count(*) FROM (SELECT DISTINCT org_id, product_key FROM seats WHERE billable)
 -- param: idle_days integer 90 Days without activity on the product after which a seat counts as idle
 -- param: seat_price text none Monthly price of a seat: one number for every product (8.6), or per product key (jira-software:8.6,confluence:6.05); none: no cost shown
 WITH priced AS (
@@ -24,14 +24,15 @@ WITH priced AS (
     ON sa.org_id = s.org_id AND sa.account_id = s.account_id
   WHERE s.billable
 ),
+-- Per organization: of several, each pays for its own.
 products AS (
-  SELECT product_key,
+  SELECT org_id, product_key,
     count(DISTINCT account_id) AS billable_accounts,
     count(*) AS billable_seats,
     count(*) FILTER (WHERE coalesce(idle, false)) AS idle_seats,
     sum(monthly_price) FILTER (WHERE coalesce(idle, false)) AS idle_monthly_cost
   FROM priced
-  GROUP BY product_key
+  GROUP BY org_id, product_key
 )
 SELECT
   product_key AS resource,

@@ -122,6 +122,29 @@ async fn a_diff_reports_exactly_what_changed() {
             none,
         ),
     ];
+    // The API's counts (users/stats) move with the changes: one more
+    // user-access admin, one more active account.
+    for (kind, value) in [
+        ("role", "atlassian/user-access-admin"),
+        ("account_status", "active"),
+    ] {
+        let sql = format!(
+            "SELECT CAST(user_count AS VARCHAR) FROM old.org_user_stats \
+             WHERE kind = '{kind}' AND value = '{value}'"
+        );
+        let before = column(&ctx, &sql).await.concat();
+        let after = before
+            .parse::<i64>()
+            .map(|n| (n + 1).to_string())
+            .unwrap_or_default();
+        expected.push(row(
+            "org_user_stats",
+            "changed",
+            format!("{{kind: {kind}, value: {value}}}"),
+            "{}".to_string(),
+            ["user_count", &before, &after],
+        ));
+    }
     expected.sort();
     assert_eq!(changes, expected);
 

@@ -581,6 +581,23 @@ async fn export_snapshot_diff_and_check_across_organizations() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     let changes: Value = serde_json::from_slice(&output.stdout).expect("JSON");
     let changes = changes.as_array().expect("changes");
+    // The newcomer, and the API's count of active users moving with them.
+    let (stats, changes): (Vec<&Value>, Vec<&Value>) = changes
+        .iter()
+        .partition(|c| c["table_name"] == "org_user_stats");
+    assert_eq!(stats.len(), 1, "{stats:?}");
+    assert_eq!(stats[0]["org_id"], ids[1].as_str());
+    assert_eq!(
+        stats[0]["key"],
+        serde_json::json!({ "kind": "account_status", "value": "active" })
+    );
+    let count = |side: &str| {
+        stats[0][side]
+            .as_str()
+            .and_then(|n| n.parse::<i64>().ok())
+            .expect("a count")
+    };
+    assert_eq!(count("new_value"), count("old_value") + 1);
     assert_eq!(changes.len(), 1, "{changes:?}");
     assert_eq!(changes[0]["org_id"], ids[1].as_str());
     assert_eq!(changes[0]["table_name"], "users");

@@ -743,15 +743,6 @@ impl Remote {
         }
     }
 
-    /// Write `bytes` as the file `relative`, whole or not at all.
-    pub async fn put(&self, relative: &str, bytes: Vec<u8>) -> Result<()> {
-        self.store
-            .put(&self.path(relative), PutPayload::from(bytes))
-            .await
-            .map(|_| ())
-            .map_err(|e| explain("writing", &self.location(relative), e))
-    }
-
     /// Upload the local file `from` as `relative`: in parts when it is
     /// large, and visible only once complete. An upload that fails, or that
     /// `stop` interrupts (Ctrl-C), is aborted: no object, and no parts left
@@ -831,16 +822,6 @@ impl Remote {
             };
         }
         Ok(())
-    }
-
-    /// Whether the bucket is there and this prefix may be listed (one
-    /// request).
-    pub async fn probe(&self) -> Result<()> {
-        self.store
-            .list_with_delimiter(Some(&self.prefix))
-            .await
-            .map(|_| ())
-            .map_err(|e| explain("listing", self.url(), e))
     }
 
     /// The size of the file `relative`, or `None` when there is none.

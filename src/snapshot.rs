@@ -536,19 +536,20 @@ async fn register(ctx: &SessionContext, schema: Option<&str>, opened: &Opened) -
 /// The sizes the manifests record for the files in object storage, given to
 /// the session's store of each bucket: DataFusion asks a file's size before
 /// reading it, and a request per file (or a listing) would cost more than
-/// reading the file.
+/// reading the file; each read then checks the size the service answers.
 fn known_sizes(ctx: &SessionContext, opened: &Opened) -> Result<()> {
-    let mut by_store: HashMap<ObjectStoreUrl, HashMap<ObjectPath, u64>> = HashMap::new();
+    let mut by_store: HashMap<ObjectStoreUrl, HashMap<ObjectPath, (u64, String)>> = HashMap::new();
     for (_, folder, manifest) in &opened.orgs {
         if !matches!(folder, Location::Bucket(_)) {
             continue;
         }
         for file in manifest.tables.iter().flat_map(|t| &t.files) {
-            let url = ListingTableUrl::parse(folder.file(&file.path))?;
+            let shown = folder.file(&file.path);
+            let url = ListingTableUrl::parse(&shown)?;
             by_store
                 .entry(url.object_store())
                 .or_default()
-                .insert(url.prefix().clone(), file.bytes);
+                .insert(url.prefix().clone(), (file.bytes, shown));
         }
     }
     let runtime = ctx.runtime_env();

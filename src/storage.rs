@@ -373,21 +373,23 @@ impl ObjectStoreRegistry for Stores {
     }
 }
 
-/// A store whose files' sizes a manifest gave: a `head` of one of them
-/// (DataFusion asks it of every file a table is given) is answered without
-/// a request; everything else goes to the store. Reading a prefix is then
-/// the manifest and the files' footers and data: no listing, no request
-/// per file.
+/// A store whose files' sizes a manifest gave, by object path, with each
+/// file's URL: a `head` of one of them (DataFusion asks it of every file a
+/// table is given) is answered without a request, and every read of one
+/// checks the size the service answers with: a file replaced or removed
+/// since the export fails the query, naming it. Everything else goes to
+/// the store. Reading a prefix is then the manifest and the files' own
+/// reads: no listing, no request per file.
 #[derive(Debug)]
 pub struct KnownSizes {
     inner: Arc<dyn ObjectStore>,
-    sizes: std::collections::HashMap<ObjectPath, u64>,
+    sizes: std::collections::HashMap<ObjectPath, (u64, String)>,
 }
 
 impl KnownSizes {
     pub fn new(
         inner: Arc<dyn ObjectStore>,
-        sizes: std::collections::HashMap<ObjectPath, u64>,
+        sizes: std::collections::HashMap<ObjectPath, (u64, String)>,
     ) -> Self {
         Self { inner, sizes }
     }
@@ -401,6 +403,18 @@ impl std::fmt::Display for KnownSizes {
             self.inner,
             self.sizes.len()
         )
+    }
+}
+
+/// A file a manifest lists that is not as it says.
+fn not_as_listed(url: &str, what: String) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "snapshot",
+        source: format!(
+            "{url} {what}: the snapshot is not as exported; `orgsql snapshot verify` lists \
+             every difference"
+        )
+        .into(),
     }
 }
 
@@ -435,8 +449,12 @@ impl ObjectStore for KnownSizes {
             && options.if_none_match.is_none()
             && options.if_modified_since.is_none()
             && options.if_unmodified_since.is_none();
-        match self.sizes.get(location) {
-            Some(&size) if plain_head => {
+        let Some((size, url)) = self.sizes.get(location) else {
+            return self.inner.get_opts(location, options).await;
+        };
+        let size = *size;
+        match plain_head {
+            true => {
                 use futures::StreamExt;
                 Ok(object_store::GetResult {
                     payload: object_store::GetResultPayload::Stream(
@@ -453,7 +471,20 @@ impl ObjectStore for KnownSizes {
                     attributes: Default::default(),
                 })
             }
-            _ => self.inner.get_opts(location, options).await,
+            false => match self.inner.get_opts(location, options).await {
+                Ok(found) if found.meta.size != size => Err(not_as_listed(
+                    url,
+                    format!(
+                        "has changed since the export ({} bytes where the manifest records \
+                         {size})",
+                        found.meta.size
+                    ),
+                )),
+                Err(object_store::Error::NotFound { .. }) => {
+                    Err(not_as_listed(url, "is missing".to_string()))
+                }
+                other => other,
+            },
         }
     }
 

@@ -300,5 +300,8 @@ async fn a_prefix_is_read_without_a_listing_or_a_request_per_file() {
     let failed = query();
     let stderr = text(&failed.stderr);
     assert!(!failed.status.success(), "{}", text(&failed.stdout));
-    assert!(stderr.contains(gone), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{prefix}{gone} is missing")),
+        "{stderr}"
+    );
 }

@@ -13,6 +13,9 @@
 //!   clock 60 times faster: a minute lasts a second), an export of 100,000
 //!   events, `user_last_active` for 2,000 users and a fan-out over an
 //!   unpublished budget, each against the time its budget allows at best;
+//! - storage_read: a query on an export of 100,000 events (about 100 audit
+//!   log files) in a prefix on the S3 server on loopback, against the same
+//!   export on disk, with the requests the server answered;
 //! - snapshot: an export of 200,000 events and their context (the
 //!   emulator's history of several years) by the real binary, then the
 //!   time the binary takes to open it (`SELECT 1`) and to count events by
@@ -85,6 +88,9 @@ async fn main() {
     }
     if wanted("storage") {
         storage().await;
+    }
+    if wanted("storage_read") {
+        storage_read().await;
     }
     if wanted("snapshot") {
         snapshot();
@@ -543,6 +549,82 @@ async fn storage() {
         "storage: export of {EVENTS} events ({files} files), median of {RUNS}: local disk {local:.2} s, \
          S3 on loopback {s3:.2} s; ratio {:.2}",
         s3 / local
+    );
+}
+
+/// `orgsql --snapshot PREFIX -c ...` on an export of 100,000 events and
+/// their context in a prefix of the S3 server on loopback, against the same
+/// export on disk: the whole process, as a user waits for it.
+async fn storage_read() {
+    const EVENTS: usize = 100_000;
+    const RUNS: usize = 5;
+    let binary = orgsql_binary();
+    let (mut child, connection) = emulator_process(100, EVENTS);
+    let text = |key: &str| connection[key].as_str().expect(key).to_string();
+    let server = s3server::S3Server::start(&["bench"]).await;
+    let disk = tempfile::tempdir().expect("temp dir");
+    let local = disk.path().join("snap").display().to_string();
+    let prefix = "s3://bench/read/".to_string();
+    for out in [&local, &prefix] {
+        let mut command = std::process::Command::new(&binary);
+        command
+            .args(["--base-url", &text("base_url"), "--org-id", &text("org_id")])
+            .env("ATLASSIAN_API_KEY", text("api_key"))
+            .args(["export", "--tables", "events,event_context", "--out", out]);
+        server.env(&mut command, s3server::SECRET_KEY);
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .expect("joined")
+            .expect("orgsql runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(server.folder("bench").join("read/manifest.json")).expect("the manifest"),
+    )
+    .expect("JSON");
+    let files: usize = manifest["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .map(|t| t["files"].as_array().map_or(0, Vec::len))
+        .sum();
+    let sql = "SELECT count(*) FROM events e JOIN event_context c USING (event_id)";
+    let mut timings = Vec::new();
+    for snapshot in [local.clone(), prefix.clone()] {
+        let (binary, server_env) = (binary.clone(), &server);
+        server.take_requests();
+        let median = median_run(RUNS, || {
+            let mut command = std::process::Command::new(&binary);
+            command.args(["--snapshot", &snapshot, "--format", "csv", "-c", sql]);
+            server_env.env(&mut command, s3server::SECRET_KEY);
+            command
+        });
+        let requests = server.take_requests();
+        let count = |op: &str| requests.iter().filter(|(o, _)| o == op).count() / RUNS;
+        timings.push((
+            median,
+            count("GetObject"),
+            count("HeadObject"),
+            count("ListObjectsV2"),
+        ));
+    }
+    let (disk, bucket) = (timings[0], timings[1]);
+    println!(
+        "storage_read: `orgsql --snapshot DIR -c \"{sql}\"` on an export of {EVENTS} events and \
+         their context ({files} files), median of {RUNS} by {}: local disk {:.0} ms, S3 on \
+         loopback {:.0} ms ({} GET, {} HEAD, {} LIST a run)",
+        binary.display(),
+        disk.0 * 1000.0,
+        bucket.0 * 1000.0,
+        bucket.1,
+        bucket.2,
+        bucket.3
     );
 }
 

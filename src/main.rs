@@ -222,8 +222,13 @@ fn main() -> ExitCode {
         && cli.sql.is_empty()
         && cli.files.is_empty()
         && std::io::stdin().is_terminal();
-    // `watch` stops itself between polls, its state intact.
-    let watching = matches!(cli.command, Some(Command::Watch(_)));
+    // `watch` stops itself between polls, its state intact; an export to
+    // object storage aborts its uploads first.
+    let watching = match &cli.command {
+        Some(Command::Watch(_)) => true,
+        Some(Command::Export(args)) => matches!(args.out, orgsql::storage::Location::Bucket(_)),
+        _ => false,
+    };
     let outcome = runtime.block_on(async {
         tokio::select! {
             outcome = run(cli) => outcome,

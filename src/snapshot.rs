@@ -2,6 +2,7 @@
 //! `orgsql export`, with a `manifest.json`, and a session that queries it
 //! offline under the same table names and schemas.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -11,7 +12,9 @@ use datafusion::common::TableReference;
 use datafusion::datasource::file_format::options::ReadOptions;
 use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use object_store::path::Path as ObjectPath;
 use serde::{Deserialize, Serialize};
 
 use crate::sql::literal;
@@ -495,6 +498,7 @@ async fn register(ctx: &SessionContext, schema: Option<&str>, opened: &Opened) -
     // What was hashed is recorded even when a later file failed.
     checker.finish();
     let locations = locations?;
+    known_sizes(ctx, opened)?;
     let options = ParquetReadOptions::default()
         .to_listing_options(&ctx.copied_config(), ctx.copied_table_options());
     for (name, _, paths) in &locations {
@@ -535,6 +539,34 @@ async fn register(ctx: &SessionContext, schema: Option<&str>, opened: &Opened) -
     Ok(())
 }
 
+/// The sizes the manifests record for the files in object storage, given to
+/// the session's store of each bucket: DataFusion asks a file's size before
+/// reading it, and a request per file (or a listing) would cost more than
+/// reading the file; each read then checks the size the service answers.
+fn known_sizes(ctx: &SessionContext, opened: &Opened) -> Result<()> {
+    let mut by_store: HashMap<ObjectStoreUrl, HashMap<ObjectPath, (u64, String)>> = HashMap::new();
+    for (_, folder, manifest) in &opened.orgs {
+        if !matches!(folder, Location::Bucket(_)) {
+            continue;
+        }
+        for file in manifest.tables.iter().flat_map(|t| &t.files) {
+            let shown = folder.file(&file.path);
+            let url = ListingTableUrl::parse(&shown)?;
+            by_store
+                .entry(url.object_store())
+                .or_default()
+                .insert(url.prefix().clone(), (file.bytes, shown));
+        }
+    }
+    let runtime = ctx.runtime_env();
+    for (store_url, sizes) in by_store {
+        let inner = runtime.object_store(&store_url)?;
+        let known = crate::storage::KnownSizes::new(inner, sizes);
+        runtime.register_object_store(store_url.as_ref(), Arc::new(known));
+    }
+    Ok(())
+}
+
 /// The catalog's schema of `table`, when every organization's manifest
 /// records exactly it (names, types, nullability) for the table's files:
 /// an export by this orgsql. Else `None`: read the files' own.
@@ -570,14 +602,10 @@ async fn locations(
     let dir = &opened.dir;
     let mut locations: Vec<(String, usize, Vec<String>)> = Vec::new();
     for (number, (_, folder, manifest)) in opened.orgs.iter().enumerate() {
-        let sizes = match folder.remote()? {
-            Some(remote) => Some(verify::remote_sizes(&remote).await?),
-            None => None,
-        };
+        let remote = matches!(folder, Location::Bucket(_));
         let mut unverified = Vec::new();
         for table in &manifest.tables {
-            let paths =
-                verify::readable(dir, folder, table, sizes.as_ref(), checker, &mut unverified)?;
+            let paths = verify::readable(dir, folder, table, remote, checker, &mut unverified)?;
             match locations
                 .iter_mut()
                 .find(|(name, _, _)| *name == table.name)

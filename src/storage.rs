@@ -9,6 +9,7 @@
 //! because the crate does not. Nothing here prints a builder or a key:
 //! errors say what failed, where, and what to do.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -16,7 +17,11 @@ use std::time::Duration;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload, RetryConfig};
+
+/// A file's version as a store told it (its ETag, or its generation): a
+/// write conditioned on it fails when another writer wrote the file since.
+pub use object_store::UpdateVersion;
 use url::Url;
 
 /// The schemes of the object stores orgsql can use.
@@ -368,6 +373,152 @@ impl ObjectStoreRegistry for Stores {
     }
 }
 
+/// A store whose files' sizes a manifest gave, by object path, with each
+/// file's URL: a `head` of one of them (DataFusion asks it of every file a
+/// table is given) is answered without a request, and every read of one
+/// checks the size the service answers with: a file replaced or removed
+/// since the export fails the query, naming it. Everything else goes to
+/// the store. Reading a prefix is then the manifest and the files' own
+/// reads: no listing, no request per file.
+#[derive(Debug)]
+pub struct KnownSizes {
+    inner: Arc<dyn ObjectStore>,
+    sizes: std::collections::HashMap<ObjectPath, (u64, String)>,
+}
+
+impl KnownSizes {
+    pub fn new(
+        inner: Arc<dyn ObjectStore>,
+        sizes: std::collections::HashMap<ObjectPath, (u64, String)>,
+    ) -> Self {
+        Self { inner, sizes }
+    }
+}
+
+impl std::fmt::Display for KnownSizes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (sizes known for {} files)",
+            self.inner,
+            self.sizes.len()
+        )
+    }
+}
+
+/// A file a manifest lists that is not as it says.
+fn not_as_listed(url: &str, what: String) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "snapshot",
+        source: format!(
+            "{url} {what}: the snapshot is not as exported; `orgsql snapshot verify` lists \
+             every difference"
+        )
+        .into(),
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for KnownSizes {
+    async fn put_opts(
+        &self,
+        location: &ObjectPath,
+        payload: PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &ObjectPath,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &ObjectPath,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        let plain_head = options.head
+            && options.range.is_none()
+            && options.version.is_none()
+            && options.if_match.is_none()
+            && options.if_none_match.is_none()
+            && options.if_modified_since.is_none()
+            && options.if_unmodified_since.is_none();
+        let Some((size, url)) = self.sizes.get(location) else {
+            return self.inner.get_opts(location, options).await;
+        };
+        let size = *size;
+        match plain_head {
+            true => {
+                use futures::StreamExt;
+                Ok(object_store::GetResult {
+                    payload: object_store::GetResultPayload::Stream(
+                        futures::stream::empty().boxed(),
+                    ),
+                    meta: object_store::ObjectMeta {
+                        location: location.clone(),
+                        last_modified: chrono::DateTime::UNIX_EPOCH,
+                        size,
+                        e_tag: None,
+                        version: None,
+                    },
+                    range: 0..0,
+                    attributes: Default::default(),
+                })
+            }
+            false => match self.inner.get_opts(location, options).await {
+                Ok(found) if found.meta.size != size => Err(not_as_listed(
+                    url,
+                    format!(
+                        "has changed since the export ({} bytes where the manifest records \
+                         {size})",
+                        found.meta.size
+                    ),
+                )),
+                Err(object_store::Error::NotFound { .. }) => {
+                    Err(not_as_listed(url, "is missing".to_string()))
+                }
+                other => other,
+            },
+        }
+    }
+
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<'static, object_store::Result<ObjectPath>>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<ObjectPath>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&ObjectPath>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&ObjectPath>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &ObjectPath,
+        to: &ObjectPath,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
 /// A prefix in object storage, as a folder: files are named relative to it.
 /// (Its `Debug` shows the URL only: a store's can show a token.)
 #[derive(Clone)]
@@ -388,7 +539,12 @@ impl Remote {
     /// The prefix `url` names (`s3://bucket/some/prefix/`, ending with
     /// `/`), with a store for its bucket.
     pub fn at(url: &Url) -> Result<Self> {
-        let store = store_for(url)?;
+        Self::in_store(url, store_for(url)?)
+    }
+
+    /// The prefix `url` names, in a store made elsewhere (by an embedding
+    /// program, or a test, with settings of its own).
+    pub fn in_store(url: &Url, store: Arc<dyn ObjectStore>) -> Result<Self> {
         // The URL's path is percent-encoded (a space is %20): the object
         // path is what it encodes.
         let prefix = ObjectPath::from_url_path(url.path().trim_matches('/'))
@@ -523,63 +679,180 @@ impl Remote {
         }))
     }
 
-    /// Write `bytes` as the file `relative`, whole or not at all.
-    pub async fn put(&self, relative: &str, bytes: Vec<u8>) -> Result<()> {
-        self.store
-            .put(&self.path(relative), PutPayload::from(bytes))
+    /// The file `relative` and the version read, or `None` when there is none.
+    pub async fn get_versioned(&self, relative: &str) -> Result<Option<(Vec<u8>, UpdateVersion)>> {
+        let location = self.location(relative);
+        match self.store.get(&self.path(relative)).await {
+            Ok(found) => {
+                let version = UpdateVersion {
+                    e_tag: found.meta.e_tag.clone(),
+                    version: found.meta.version.clone(),
+                };
+                let bytes = found
+                    .bytes()
+                    .await
+                    .map_err(|e| explain("reading", &location, e))?;
+                Ok(Some((bytes.to_vec(), version)))
+            }
+            Err(object_store::Error::NotFound { source, .. })
+                if !source.to_string().contains("NoSuchBucket") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(explain("reading", &location, e)),
+        }
+    }
+
+    /// The version of the file `relative` now, or `None` when there is none.
+    pub async fn version(&self, relative: &str) -> Result<Option<UpdateVersion>> {
+        match self.store.head(&self.path(relative)).await {
+            Ok(meta) => Ok(Some(UpdateVersion {
+                e_tag: meta.e_tag,
+                version: meta.version,
+            })),
+            Err(object_store::Error::NotFound { source, .. })
+                if !source.to_string().contains("NoSuchBucket") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(explain("reading", &self.location(relative), e)),
+        }
+    }
+
+    /// The files directly in this folder (not below), by name, with their
+    /// versions: one listing (and a request per file where the listing
+    /// gives no version). Also says the bucket is there and may be listed.
+    pub async fn versions(&self) -> Result<BTreeMap<String, UpdateVersion>> {
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&self.prefix))
             .await
-            .map(|_| ())
-            .map_err(|e| explain("writing", &self.location(relative), e))
+            .map_err(|e| explain("listing", self.url(), e))?;
+        let mut versions = BTreeMap::new();
+        for meta in listed.objects {
+            let Some(name) = meta.location.filename().map(str::to_string) else {
+                continue;
+            };
+            let version = match (meta.e_tag, meta.version) {
+                // A listing without ETags (some S3-compatible servers):
+                // each file's own.
+                (None, None) => match self.version(&name).await? {
+                    Some(version) => version,
+                    None => continue,
+                },
+                (e_tag, version) => UpdateVersion { e_tag, version },
+            };
+            versions.insert(name, version);
+        }
+        Ok(versions)
+    }
+
+    /// Write `bytes` as the file `relative`, whole or not at all, only if
+    /// it is still as `read` (`None`: only if there is none). `Ok(None)`:
+    /// another writer wrote (or removed) it since, and nothing was written.
+    pub async fn put_if(
+        &self,
+        relative: &str,
+        bytes: Vec<u8>,
+        read: Option<&UpdateVersion>,
+    ) -> Result<Option<UpdateVersion>> {
+        let mode = match read {
+            Some(version) => PutMode::Update(version.clone()),
+            None => PutMode::Create,
+        };
+        match self
+            .store
+            .put_opts(&self.path(relative), PutPayload::from(bytes), mode.into())
+            .await
+        {
+            Ok(put) => Ok(Some(UpdateVersion::from(put))),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(None),
+            Err(e) => Err(explain("writing", &self.location(relative), e)),
+        }
     }
 
     /// Upload the local file `from` as `relative`: in parts when it is
-    /// large, and visible only once complete (an interrupted upload is
-    /// aborted and leaves no object).
-    pub async fn upload(&self, relative: &str, from: PathBuf) -> Result<()> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// large, and visible only once complete. An upload that fails, or that
+    /// `stop` interrupts (Ctrl-C), is aborted: no object, and no parts left
+    /// stored (and billed) in the bucket.
+    pub async fn upload(
+        &self,
+        relative: &str,
+        from: PathBuf,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<()> {
         let location = self.location(relative);
+        let stopped = || bad(&location, "not uploaded: the export was interrupted");
         let mut file = tokio::fs::File::open(&from)
             .await
             .map_err(|e| bad(&from.display().to_string(), e))?;
-        let mut writer =
-            object_store::buffered::BufWriter::new(Arc::clone(&self.store), self.path(relative));
-        let mut buffer = vec![0; 1 << 20];
-        let written = async {
-            loop {
-                let n = file
-                    .read(&mut buffer)
-                    .await
-                    .map_err(|e| bad(&from.display().to_string(), e))?;
-                if n == 0 {
-                    return Ok(());
+        let first = read_part(&mut file, &from).await?;
+        if first.len() < UPLOAD_PART {
+            // One request: the object appears whole or not at all.
+            let path = self.path(relative);
+            let put = self.store.put(&path, first.into());
+            return tokio::select! {
+                put = put => put.map(|_| ()).map_err(|e| explain("writing", &location, e)),
+                () = interrupted(stop) => Err(stopped()),
+            };
+        }
+        if *stop.borrow() {
+            return Err(stopped());
+        }
+        let mut upload = self
+            .store
+            .put_multipart(&self.path(relative))
+            .await
+            .map_err(|e| explain("writing", &location, e))?;
+        use futures::StreamExt;
+        let mut sending: futures::stream::FuturesUnordered<object_store::UploadPart> =
+            futures::stream::FuturesUnordered::new();
+        let parts = async {
+            let mut part = first;
+            while !part.is_empty() {
+                if sending.len() >= PARTS_IN_FLIGHT
+                    && let Some(sent) = sending.next().await
+                {
+                    sent.map_err(|e| explain("writing", &location, e))?;
                 }
-                writer
-                    .write_all(&buffer[..n])
-                    .await
-                    .map_err(|e| io_explain("writing", &location, e))?;
+                sending.push(upload.put_part(part.into()));
+                part = read_part(&mut file, &from).await?;
             }
+            while let Some(sent) = sending.next().await {
+                sent.map_err(|e| explain("writing", &location, e))?;
+            }
+            Ok(())
+        };
+        let sent: Result<()> = tokio::select! {
+            sent = parts => sent,
+            () = interrupted(stop) => Err(stopped()),
+        };
+        // Parts on their way end first (sent or failed): one the service
+        // stored after the abort would be kept, and billed.
+        while sending.next().await.is_some() {}
+        let completed = match sent {
+            Ok(()) => upload
+                .complete()
+                .await
+                .map(|_| ())
+                .map_err(|e| explain("writing", &location, e)),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = completed {
+            // The parts sent so far are discarded, not kept and billed.
+            return match upload.abort().await {
+                Ok(()) => Err(e),
+                Err(abort) => Err(e.context(format!(
+                    "its parts could not be discarded ({abort}): the bucket's lifecycle rule \
+                     for incomplete multipart uploads removes them, or `aws s3api \
+                     list-multipart-uploads` lists them"
+                ))),
+            };
         }
-        .await;
-        if let Err(e) = written {
-            // Parts sent so far are discarded, not billed.
-            let _ = writer.abort().await;
-            return Err(e);
-        }
-        // Completes the object (or fails, leaving none).
-        writer
-            .shutdown()
-            .await
-            .map_err(|e| io_explain("writing", &location, e))
-    }
-
-    /// Whether the bucket is there and this prefix may be listed (one
-    /// request).
-    pub async fn probe(&self) -> Result<()> {
-        self.store
-            .list_with_delimiter(Some(&self.prefix))
-            .await
-            .map(|_| ())
-            .map_err(|e| explain("listing", self.url(), e))
+        Ok(())
     }
 
     /// The size of the file `relative`, or `None` when there is none.
@@ -625,6 +898,31 @@ impl Remote {
             .await
             .map_err(|e| explain("deleting", &self.location(relative), e))
     }
+}
+
+/// Once `stop` says so (Ctrl-C, SIGTERM); never when its sender is gone.
+pub async fn interrupted(stop: &tokio::sync::watch::Receiver<bool>) {
+    let mut stop = stop.clone();
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The size of a part of a large upload (S3 takes 5 MiB at least), and how
+/// many parts of one file are sent at once.
+const UPLOAD_PART: usize = 10 << 20;
+const PARTS_IN_FLIGHT: usize = 4;
+
+/// The next part of `file`: `UPLOAD_PART` bytes, fewer only at its end.
+async fn read_part(file: &mut tokio::fs::File, from: &std::path::Path) -> Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut part = Vec::with_capacity(UPLOAD_PART);
+    (&mut *file)
+        .take(UPLOAD_PART as u64)
+        .read_to_end(&mut part)
+        .await
+        .map_err(|e| bad(&from.display().to_string(), e))?;
+    Ok(part)
 }
 
 /// A storage error as a user should read it: what was being done, where,
@@ -691,17 +989,6 @@ pub fn explain(doing: &str, location: &str, error: object_store::Error) -> DataF
         }
     };
     DataFusionError::External(Box::new(StorageError(message)))
-}
-
-/// An I/O error of a buffered upload, which wraps the store's error.
-fn io_explain(doing: &str, location: &str, error: std::io::Error) -> DataFusionError {
-    match error.into_inner() {
-        Some(inner) => match inner.downcast::<object_store::Error>() {
-            Ok(store) => explain(doing, location, *store),
-            Err(other) => bad(location, format!("{doing}: {other}")),
-        },
-        None => bad(location, doing),
-    }
 }
 
 /// A storage failure, worded for the user.

@@ -455,13 +455,15 @@ pub(super) async fn remote_sizes(remote: &Remote) -> Result<BTreeMap<String, u64
 /// The files of `table` (in `folder`, of the snapshot `top`) a session
 /// reads, each checked first: exactly those the manifest lists, or none
 /// (an empty table). A table listing none, with rows, is read unverified
-/// and named in `unverified`. `sizes`: the organization's files in object
-/// storage, when it is there.
+/// and named in `unverified`. `remote`: the organization's folder is in
+/// object storage, where a file is read as the manifest lists it (its
+/// size too) without a request to look first: one missing, or of another
+/// size, fails the query that reads it.
 pub(super) fn readable(
     top: &Location,
     folder: &Location,
     table: &TableEntry,
-    sizes: Option<&BTreeMap<String, u64>>,
+    remote: bool,
     checker: &mut Checker,
     unverified: &mut Vec<String>,
 ) -> Result<Vec<String>> {
@@ -480,8 +482,8 @@ pub(super) fn readable(
             return Ok(Vec::new());
         }
         unverified.push(table.name.clone());
-        return Ok(match sizes {
-            Some(_) if !table.path.ends_with(".parquet") => {
+        return Ok(match remote {
+            true if !table.path.ends_with(".parquet") => {
                 // A prefix is not listed for a folder's files: the
                 // manifest must name them.
                 return Err(SnapshotError::Unlisted {
@@ -490,7 +492,7 @@ pub(super) fn readable(
                 }
                 .into());
             }
-            None if !path.folder().is_some_and(Path::is_file) => {
+            false if !path.folder().is_some_and(Path::is_file) => {
                 // A folder of partitions is read recursively; the partition
                 // column was only the folder name, so the files hold
                 // exactly the table's columns.
@@ -502,24 +504,15 @@ pub(super) fn readable(
     let mut paths = Vec::new();
     for file in &table.files {
         let place = inside(folder, &file.path, &table.name)?;
-        let problem = match sizes {
-            // Object storage: there, of its size (the content is not read).
-            Some(sizes) => match sizes.get(&file.path) {
-                None => Some("is missing".to_string()),
-                Some(&bytes) if bytes != file.bytes => Some(format!(
-                    "has changed since the export ({bytes} bytes where the manifest records {})",
-                    file.bytes
-                )),
-                Some(_) => None,
-            },
-            None => match place.folder() {
-                Some(path) => checker.check(path, file).err(),
-                None => Some("is in object storage, but its size was not listed".to_string()),
-            },
+        let problem = match (remote, place.folder()) {
+            // Object storage: read as listed (`snapshot verify` hashes it).
+            (true, _) => None,
+            (false, Some(path)) => checker.check(path, file).err(),
+            (false, None) => Some("is in object storage, but not read as such".to_string()),
         };
-        let shown = match sizes {
-            Some(_) => folder.file(&file.path),
-            None => utf8(&place)?,
+        let shown = match remote {
+            true => folder.file(&file.path),
+            false => utf8(&place)?,
         };
         if let Some(what) = problem {
             return Err(SnapshotError::NotAsExported {

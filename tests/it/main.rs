@@ -7,6 +7,8 @@
 mod common;
 
 mod apply;
+mod azure;
+mod bucket_writers;
 mod budgets;
 mod careless;
 mod check;

@@ -24,6 +24,15 @@ pub struct S3Server {
 struct Limit {
     writes_left: AtomicU64,
     under: std::sync::Mutex<String>,
+    /// Every request served: its operation and the object's key.
+    requests: std::sync::Mutex<Vec<(String, String)>>,
+    /// The next request of this operation on a key holding this text waits
+    /// at `reached` until `release` (once).
+    hold: std::sync::Mutex<Option<(String, String)>>,
+    reached: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+    /// Requests of this operation are refused (AccessDenied) after this many.
+    refuse: std::sync::Mutex<Option<(String, u64)>>,
 }
 
 /// s3s-fs makes a bucket on a write to a missing one; a real service says
@@ -39,6 +48,41 @@ impl s3s::access::S3Access for Rules {
     async fn check(&self, cx: &mut s3s::access::S3AccessContext<'_>) -> s3s::S3Result<()> {
         if cx.credentials().is_none() {
             return Err(s3s::s3_error!(AccessDenied, "Signature is required"));
+        }
+        let op = cx.s3_op().name().to_string();
+        let object = match cx.s3_path() {
+            s3s::path::S3Path::Object { key, .. } => key.to_string(),
+            _ => String::new(),
+        };
+        if let Ok(mut requests) = self.limit.requests.lock() {
+            requests.push((op.clone(), object.clone()));
+        }
+        let held = self.limit.hold.lock().map(|mut hold| {
+            // The guard ends here: the wait below is not under it.
+            let matches = hold
+                .as_ref()
+                .is_some_and(|(o, part)| *o == op && object.contains(part.as_str()));
+            matches && hold.take().is_some()
+        });
+        if held.unwrap_or(false) {
+            let released = self.limit.release.notified();
+            self.limit.reached.notify_one();
+            released.await;
+        }
+        let refused = self
+            .limit
+            .refuse
+            .lock()
+            .is_ok_and(|mut refuse| match refuse.as_mut() {
+                Some((o, 0)) if *o == op => true,
+                Some((o, after)) if *o == op => {
+                    *after -= 1;
+                    false
+                }
+                _ => false,
+            });
+        if refused {
+            return Err(s3s::s3_error!(AccessDenied, "refused by the test"));
         }
         let writes = [
             "PutObject",
@@ -130,6 +174,11 @@ impl S3Server {
         let limit = Arc::new(Limit {
             writes_left: AtomicU64::new(u64::MAX),
             under: std::sync::Mutex::new(String::new()),
+            requests: Default::default(),
+            hold: Default::default(),
+            reached: Default::default(),
+            release: Default::default(),
+            refuse: Default::default(),
         });
         let (addr, stop) = serve(root.path(), &limit).await;
         S3Server {
@@ -161,6 +210,54 @@ impl S3Server {
             *part = under.to_string();
         }
         self.limit.writes_left.store(writes, Ordering::SeqCst);
+    }
+
+    /// The requests served so far (operation, key), and none from now on.
+    pub fn take_requests(&self) -> Vec<(String, String)> {
+        self.limit
+            .requests
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default()
+    }
+
+    /// Hold the next request of `op` (`PutObject`, `UploadPart`...) on a key
+    /// holding `part`: `held` returns once it arrived, `release` lets it on.
+    pub fn hold(&self, op: &str, part: &str) {
+        if let Ok(mut hold) = self.limit.hold.lock() {
+            *hold = Some((op.to_string(), part.to_string()));
+        }
+    }
+
+    pub async fn held(&self) {
+        self.limit.reached.notified().await;
+    }
+
+    pub fn release(&self) {
+        self.limit.release.notify_waiters();
+    }
+
+    /// Refuse requests of `op` (AccessDenied) once `after` were served.
+    pub fn refuse(&self, op: &str, after: u64) {
+        if let Ok(mut refuse) = self.limit.refuse.lock() {
+            *refuse = Some((op.to_string(), after));
+        }
+    }
+
+    /// Multipart uploads begun and neither completed nor aborted: their
+    /// parts are what a real bucket keeps (and bills).
+    pub fn uploads_in_progress(&self) -> usize {
+        std::fs::read_dir(self.root.path())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        name.starts_with(".upload-") || name.starts_with(".upload_id-")
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
     }
 
     pub fn root(&self) -> &Path {

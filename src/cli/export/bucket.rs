@@ -8,7 +8,12 @@
 //!   trusts the manifest never sees part of an export, and one that stops
 //!   midway leaves the manifest true to what is there;
 //! - files of earlier runs that the manifest no longer lists are removed
-//!   last (readers of a prefix read the files the manifest lists).
+//!   last (readers of a prefix read the files the manifest lists);
+//! - one writer at a time: every manifest and whole-table file is written
+//!   only if it is still as this export read it at the start (or as it
+//!   wrote it since), so a second export into the prefix stops with an
+//!   error instead of mixing its files with the first's;
+//! - Ctrl-C (or SIGTERM) stops the uploads, each aborted: no parts are left.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -21,8 +26,8 @@ use futures::{StreamExt, TryStreamExt};
 use super::ExportOptions;
 use super::folder::export_orgs;
 use crate::session::Session;
-use crate::snapshot::{Contents, MANIFEST, Manifest};
-use crate::storage::{Location, Remote};
+use crate::snapshot::{Contents, FileDigest, MANIFEST, Manifest};
+use crate::storage::{Location, Remote, UpdateVersion};
 
 /// Files uploaded at once.
 const UPLOADS_IN_FLIGHT: usize = 8;
@@ -56,23 +61,34 @@ impl Drop for Staging {
 }
 
 /// Export into the prefix `remote`: staged in a local folder, then
-/// uploaded. Says what it wrote.
+/// uploaded, until `stop` says to stop. Says what it wrote.
 pub async fn export(
     session: &Session,
     remote: &Remote,
     tables: Option<Vec<String>>,
     since: Option<String>,
     log: &mut dyn Write,
+    stop: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<String> {
     let staging = Staging::new()?;
-    let mut earlier = seed(remote, &staging.0).await?;
+    let mut seen = Seen::default();
+    let mut earlier = seed(remote, &staging.0, &mut seen).await?;
     let staged = ExportOptions {
         out: staging.0.clone(),
         tables,
         since,
         published: Some(remote.clone()),
     };
-    export_orgs(session, &staged, log).await?;
+    // Nothing is written to the bucket yet: stopping here leaves it as it was.
+    tokio::select! {
+        exported = export_orgs(session, &staged, log) => exported?,
+        () = crate::storage::interrupted(stop) => {
+            return Err(DataFusionError::Execution(format!(
+                "the export to {} was interrupted before any upload: the prefix is as it was",
+                remote.url()
+            )));
+        }
+    };
     let staged_at = Location::Folder(staging.0.clone());
     let contents = Contents::read(&staged_at).await?;
     let mut tables = 0;
@@ -84,7 +100,13 @@ pub async fn export(
         } else {
             remote.join(&relative)
         };
-        tables = publish(&folder, &target, earlier.remove(&relative), log).await?;
+        let before = earlier.remove(&relative);
+        let to = Upload {
+            target: &target,
+            prefix: remote,
+            stop,
+        };
+        tables = publish(&folder, &to, before, &mut seen, log).await?;
     }
     Ok(match contents {
         Contents::One(_) => format!("{tables} tables to {}", remote.url()),
@@ -92,7 +114,7 @@ pub async fn export(
             // Each organization's folder is complete: now the list of them.
             let bytes = std::fs::read(staging.0.join(MANIFEST))
                 .map_err(crate::cli::files::io_at(&staging.0))?;
-            remote.put(MANIFEST, bytes).await?;
+            seen.put(remote, MANIFEST, bytes, remote).await?;
             format!(
                 "{} organizations to {}, a folder each",
                 top.orgs.len(),
@@ -102,17 +124,114 @@ pub async fn export(
     })
 }
 
+/// Where one organization's files go: its folder, in the prefix exported
+/// to, until `stop` says to stop.
+struct Upload<'a> {
+    target: &'a Remote,
+    prefix: &'a Remote,
+    stop: &'a tokio::sync::watch::Receiver<bool>,
+}
+
+/// What the prefix held when this export read it, by URL: the version of
+/// each manifest and each whole-table file (`None`: there was none), then
+/// of what this export wrote over them. Each write over one of them is
+/// conditioned on it: a second export into the prefix makes the loser's
+/// write fail, and it stops before listing anything or writing over a
+/// file the winner's manifest lists. (Audit-log files have names unique to
+/// their run: no two writers meet there.)
+#[derive(Default)]
+struct Seen {
+    versions: BTreeMap<String, UpdateVersion>,
+    /// The folders listed: a file of one, absent above, was absent.
+    listed: std::collections::BTreeSet<String>,
+}
+
+impl Seen {
+    /// The files directly in `folder` (its manifest and whole-table files),
+    /// in one listing: read before its manifest, so that no file is newer
+    /// than the manifest read.
+    async fn list(&mut self, folder: &Remote) -> Result<()> {
+        if self.listed.insert(folder.url().to_string()) {
+            for (name, version) in folder.versions().await? {
+                self.versions.insert(folder.location(&name), version);
+            }
+        }
+        Ok(())
+    }
+
+    /// Write `bytes` as `relative` in `folder`, only if it is as last seen.
+    async fn put(
+        &mut self,
+        folder: &Remote,
+        relative: &str,
+        bytes: Vec<u8>,
+        prefix: &Remote,
+    ) -> Result<()> {
+        self.list(folder).await?;
+        let url = folder.location(relative);
+        match folder
+            .put_if(relative, bytes, self.versions.get(&url))
+            .await?
+        {
+            Some(version) => {
+                self.versions.insert(url, version);
+                Ok(())
+            }
+            None => Err(another_writer(&url, prefix)),
+        }
+    }
+
+    /// Whether the manifest of `folder` is still as last seen (before a
+    /// table's uploads: a loser stops before sending its files).
+    async fn unchanged(&mut self, folder: &Remote, prefix: &Remote) -> Result<()> {
+        self.list(folder).await?;
+        let url = folder.location(MANIFEST);
+        let now = folder.version(MANIFEST).await?;
+        let same = match (self.versions.get(&url), &now) {
+            (None, None) => true,
+            (Some(seen), Some(now)) => match (&seen.version, &now.version) {
+                // A generation (GCS) says it; an ETag's form can differ
+                // between a write's answer and a read's there.
+                (Some(seen), Some(now)) => seen == now,
+                _ => seen.e_tag == now.e_tag,
+            },
+            _ => false,
+        };
+        match same {
+            true => Ok(()),
+            false => Err(another_writer(&url, prefix)),
+        }
+    }
+}
+
+/// The error of the export that lost a race with another one.
+fn another_writer(url: &str, prefix: &Remote) -> DataFusionError {
+    DataFusionError::Execution(format!(
+        "{url} was written by another export since this one read {prefix}: one export into a \
+         prefix at a time. This one stopped without writing over it: the manifest and the \
+         files it lists are as the other export left them. Export again once the other has \
+         finished (it adds to what that one wrote).",
+        prefix = prefix.url()
+    ))
+}
+
 /// Copy the prefix's manifests (the top one, and each organization's)
 /// into `staging`, so the export there adds to what the prefix holds; the
 /// organizations' manifests as they were, by folder (`""` for one
-/// organization's export), for the upload to compare with.
-async fn seed(remote: &Remote, staging: &Path) -> Result<BTreeMap<String, Manifest>> {
+/// organization's export), for the upload to compare with. Each folder's
+/// versions are `seen` first.
+async fn seed(
+    remote: &Remote,
+    staging: &Path,
+    seen: &mut Seen,
+) -> Result<BTreeMap<String, Manifest>> {
     // Before any API work: the bucket exists and may be listed.
-    remote.probe().await?;
+    seen.list(remote).await?;
     let mut earlier = BTreeMap::new();
-    let Some(top) = remote.get(MANIFEST).await? else {
+    let Some((top, version)) = remote.get_versioned(MANIFEST).await? else {
         return Ok(earlier);
     };
+    seen.versions.insert(remote.location(MANIFEST), version);
     let io = crate::cli::files::io_at(staging);
     std::fs::write(staging.join(MANIFEST), &top).map_err(io)?;
     match Contents::read(&Location::Folder(staging.to_path_buf())).await {
@@ -121,10 +240,13 @@ async fn seed(remote: &Remote, staging: &Path) -> Result<BTreeMap<String, Manife
         }
         Ok(Contents::Several(several)) => {
             for org in &several.orgs {
-                if let Some(bytes) = remote.join(&org.path).get(MANIFEST).await? {
-                    let folder = staging.join(&org.path);
-                    std::fs::create_dir_all(&folder).map_err(io)?;
-                    std::fs::write(folder.join(MANIFEST), &bytes).map_err(io)?;
+                let folder = remote.join(&org.path);
+                seen.list(&folder).await?;
+                if let Some((bytes, version)) = folder.get_versioned(MANIFEST).await? {
+                    seen.versions.insert(folder.location(MANIFEST), version);
+                    let staged = staging.join(&org.path);
+                    std::fs::create_dir_all(&staged).map_err(io)?;
+                    std::fs::write(staged.join(MANIFEST), &bytes).map_err(io)?;
                     if let Ok(manifest) = serde_json::from_slice(&bytes) {
                         earlier.insert(org.path.clone(), manifest);
                     }
@@ -146,10 +268,12 @@ fn json(manifest: &Manifest) -> Result<Vec<u8>> {
 /// remove what no manifest lists. The tables.
 async fn publish(
     folder: &Path,
-    target: &Remote,
+    to: &Upload<'_>,
     before: Option<Manifest>,
+    seen: &mut Seen,
     log: &mut dyn Write,
 ) -> Result<usize> {
+    let target = to.target;
     let staged = Manifest::read(&Location::Folder(folder.to_path_buf())).await?;
     // An earlier manifest of another organization says nothing about this
     // one: start from none (as a local export does).
@@ -204,10 +328,24 @@ async fn publish(
                 &done,
             ));
         }
+        seen.unchanged(target, to.prefix)
+            .await
+            .map_err(|e| stopped(e, target, &done))?;
+        // A whole-table file has one name in every run: written over only
+        // if it is as seen.
+        let (whole, parts): (Vec<&FileDigest>, Vec<&FileDigest>) =
+            new.iter().copied().partition(|f| f.path == table.path);
+        for file in whole {
+            let bytes =
+                std::fs::read(folder.join(&file.path)).map_err(crate::cli::files::io_at(folder))?;
+            seen.put(target, &file.path, bytes, to.prefix)
+                .await
+                .map_err(|e| stopped(e, target, &done))?;
+        }
         // Several at a time: each is a request (or a few) of its own.
-        let uploads = new
+        let uploads = parts
             .iter()
-            .map(|file| target.upload(&file.path, folder.join(&file.path)));
+            .map(|file| target.upload(&file.path, folder.join(&file.path), to.stop));
         futures::stream::iter(uploads)
             .buffer_unordered(UPLOADS_IN_FLIGHT)
             .try_collect::<Vec<()>>()
@@ -235,18 +373,23 @@ async fn publish(
             .get(number + 1)
             .is_some_and(|next| audit_log(&next.name) && audit_log(&table.name));
         if !next_too {
-            target
-                .put(MANIFEST, json(&committed)?)
+            seen.put(target, MANIFEST, json(&committed)?, to.prefix)
                 .await
                 .map_err(|e| stopped(e, target, &done))?;
         }
     }
     // The staged manifest is the whole truth now (skipped tables too).
-    target.put(MANIFEST, json(&staged)?).await?;
+    seen.put(target, MANIFEST, json(&staged)?, to.prefix)
+        .await
+        .map_err(|e| stopped(e, target, &done))?;
+    if *to.stop.borrow() {
+        // Complete; what no manifest lists is removed by the next export.
+        return Ok(staged.tables.len());
+    }
     // Files of earlier (or stopped) runs that the manifest does not list,
     // in the folders of tables it lists files for: best effort, said when
-    // it fails. (One export into a prefix at a time: a second writer's files
-    // would look the same.)
+    // it fails. (A second writer's files look the same; its manifest write
+    // fails, as this export's last one succeeded.)
     let mut left = 0;
     for table in staged
         .tables

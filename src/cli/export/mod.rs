@@ -43,7 +43,16 @@ pub async fn run(
     match out {
         Location::Bucket(url) => {
             let remote = crate::storage::Remote::at(url)?;
-            bucket::export(session, &remote, tables, since, log).await
+            // Ctrl-C and SIGTERM stop the uploads, each aborted, rather than
+            // end the process with parts left in the bucket.
+            let (interrupt, stop) = tokio::sync::watch::channel(false);
+            let signals = tokio::spawn(async move {
+                crate::cli::stop_signal(true).await;
+                let _ = interrupt.send(true);
+            });
+            let exported = bucket::export(session, &remote, tables, since, log, &stop).await;
+            signals.abort();
+            exported
         }
         Location::Folder(local) => {
             let local = ExportOptions {

@@ -145,6 +145,31 @@ async fn a_diff_reports_exactly_what_changed() {
             ["user_count", &before, &after],
         ));
     }
+    // The seats' sources carry each account's platform roles: every source
+    // of the promoted account says the new role.
+    let sources = rows(
+        &ctx.sql(&format!(
+            "SELECT source, source_id FROM old.seat_sources WHERE account_id = '{promoted_id}'"
+        ))
+        .await
+        .expect("seat_sources")
+        .collect()
+        .await
+        .expect("rows"),
+    );
+    assert!(!sources.is_empty(), "the promoted account holds seats");
+    for source in sources {
+        expected.push(row(
+            "seat_sources",
+            "changed",
+            format!(
+                "{{account_id: {promoted_id}, source: {}, source_id: {}}}",
+                source[0], source[1]
+            ),
+            format!("{{email: {promoted_email}}}"),
+            ["platform_roles", "NULL", "atlassian/user-access-admin"],
+        ));
+    }
     expected.sort();
     assert_eq!(changes, expected);
 

@@ -8,7 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
 
-use super::{Checked, Control, Outcome};
+use super::{Checked, Control};
 use crate::tables::grants_history::DataAsOf;
 
 /// The table a control about grants reads, replaced by its state at TIME.
@@ -63,22 +63,14 @@ pub async fn run_controls_at(
     let mut results = super::run_controls(past, judged, values).await;
     let when = at.to_rfc3339_opts(SecondsFormat::Secs, true);
     for control in not {
-        let (sql, parameters) = control.bound_sql(values);
-        results.push(Checked {
+        results.push(Checked::skipped(
             control,
-            org_id: None,
-            outcome: Outcome::Skipped,
-            findings: Vec::new(),
-            parameters,
-            population: None,
-            resolved: None,
-            error: None,
-            skipped: Some(format!(
+            values,
+            format!(
                 "not evaluated as of {when}: it judges state the audit log does not keep \
                  (only grants are replayed), and today's would be judged in its place"
-            )),
-            sql,
-        });
+            ),
+        ));
     }
     let place = |c: &Checked| controls.iter().position(|k| k.id == c.control.id);
     results.sort_by_key(place);

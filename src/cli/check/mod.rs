@@ -549,6 +549,24 @@ pub struct Checked {
 }
 
 impl Checked {
+    /// A control that did not run, and why (its SQL and parameters kept for
+    /// the evidence report).
+    pub fn skipped(control: Control, values: &BTreeMap<String, String>, why: String) -> Self {
+        let (sql, parameters) = control.bound_sql(values);
+        Checked {
+            control,
+            org_id: None,
+            outcome: Outcome::Skipped,
+            findings: Vec::new(),
+            parameters,
+            population: None,
+            resolved: None,
+            error: None,
+            skipped: Some(why),
+            sql,
+        }
+    }
+
     pub fn alarms(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.status == "alarm")
     }
@@ -668,18 +686,11 @@ pub async fn run_controls(
                 .iter()
                 .find(|(name, ..)| *name == table)
                 .map_or(("", ""), |(_, what, how)| (*what, *how));
-            results.push(Checked {
+            results.push(Checked::skipped(
                 control,
-                org_id: None,
-                outcome: Outcome::Skipped,
-                findings: Vec::new(),
-                parameters,
-                population: None,
-                resolved: None,
-                error: None,
-                skipped: Some(format!("needs {what}: {how}")),
-                sql,
-            });
+                values,
+                format!("needs {what}: {how}"),
+            ));
             continue;
         }
         let judged = match findings(ctx, &control, &sql).await {

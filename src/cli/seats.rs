@@ -22,7 +22,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::review::apply::{
-    Call, Grant, PLAN_FILE, Plan, REMOVE_MEMBERSHIP, REVOKE_ROLE, Row, SEATS_FILE, show_plan,
+    Call, Grant, PLAN_FILE, Plan, REMOVE_MEMBERSHIP, REVOKE_ROLE, Row, SEATS_FILE, rows, show_plan,
 };
 use crate::api::REVOCABLE_ROLES;
 use crate::cli::At;
@@ -515,14 +515,4 @@ fn seats_csv(seats: &[Seat]) -> Result<Vec<u8>> {
         )?;
     }
     writer.into_inner().map_err(|e| anyhow!("{}", e.error()))
-}
-
-async fn rows(ctx: &datafusion::prelude::SessionContext, sql: &str) -> Result<Vec<Vec<String>>> {
-    let batches = crate::sql::frame(ctx, sql)
-        .await
-        .at("the organization")?
-        .collect()
-        .await
-        .at("the organization")?;
-    Ok(crate::cli::output::text_rows(&batches, "")?)
 }

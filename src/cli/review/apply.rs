@@ -765,7 +765,7 @@ async fn plan_leavers(
 }
 
 /// The rows of `sql`, as text.
-async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<Vec<String>>> {
+pub(crate) async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<Vec<String>>> {
     let batches = crate::sql::frame(ctx, sql)
         .await
         .at("the organization")?

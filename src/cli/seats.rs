@@ -25,7 +25,6 @@ use super::review::apply::{
     Call, Grant, PLAN_FILE, Plan, REMOVE_MEMBERSHIP, REVOKE_ROLE, Row, SEATS_FILE, rows, show_plan,
 };
 use crate::api::REVOCABLE_ROLES;
-use crate::cli::At;
 use crate::session::Session;
 use crate::snapshot::sha256;
 use crate::sql::literal;

@@ -313,11 +313,11 @@ pub fn data_end(state: &dyn Session) -> Result<Micros> {
 /// sources is an error naming both.
 pub async fn read_logs(
     state: &dyn Session,
+    end: Micros,
     events: Arc<dyn TableProvider>,
     event_context: Arc<dyn TableProvider>,
 ) -> Result<BTreeMap<String, OrgLog>> {
     let ctx = context_of(state)?;
-    let end = data_end(state)?;
     let logs = state.config().get_extension::<HistoryLogs>();
     let own = match &logs {
         Some(logs) => logs.own.clone(),
@@ -387,7 +387,9 @@ impl GrantsHistory {
                 df.select_columns(columns)?.collect().await
             }
         };
-        let logs = read_logs(state, side(0), side(1)).await?;
+        // Once: the real clock's now() moves between calls.
+        let end = data_end(state)?;
+        let logs = read_logs(state, end, side(0), side(1)).await?;
         let user_grants = read(
             2,
             None,
@@ -407,7 +409,6 @@ impl GrantsHistory {
             &["org_id", "workspace_id"],
         )
         .await?;
-        let end = data_end(state)?;
 
         let mut orgs: BTreeMap<String, (Vec<LogEvent>, State)> = BTreeMap::new();
         for batch in &user_grants {

@@ -85,7 +85,7 @@ impl TableProvider for HistoryCoverage {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let end = data_end(state)?;
-        let logs = read_logs(state, self.sides[0].clone(), self.sides[1].clone()).await?;
+        let logs = read_logs(state, end, self.sides[0].clone(), self.sides[1].clone()).await?;
         let mut rows = Vec::new();
         for (org_id, log) in &logs {
             for period in log.coverage(end).periods {

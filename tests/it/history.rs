@@ -493,3 +493,50 @@ async fn an_export_dates_a_grant_the_window_dropped() {
     assert_eq!(rows.len(), 1, "{with}");
     assert!(rows[0].starts_with("event,2025-01-05"), "{with}");
 }
+
+/// An export whose events bear the live log's ids with other content (here:
+/// the same organization generated a day earlier, every time shifted) is
+/// not this log: the history refuses it, naming both sources.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_event_id_reading_differently_is_an_error_naming_both() {
+    let spec = common::spec(20, 50);
+    let shifted = orgsql::emulator::OrgSpec {
+        now: spec.now - Duration::days(1),
+        ..spec.clone()
+    };
+    let other = common::emulator(shifted, Faults::default(), None).await;
+    let live = common::emulator(spec, Faults::default(), None).await;
+    assert_eq!(
+        other.org().id,
+        live.org().id,
+        "one organization, generated twice"
+    );
+    assert_eq!(
+        other.org().events[0].id,
+        live.org().events[0].id,
+        "the same ids"
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    common::export_to(
+        other.client_config(),
+        tmp.path(),
+        Some(&["events", "event_context"]),
+    )
+    .await;
+    let dir = tmp.path().to_string_lossy().to_string();
+    let output = common::orgsql_on(&live)
+        .args([
+            "--history",
+            &dir,
+            "-c",
+            "SELECT count(*) FROM grants_history",
+        ])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("reads differently in live") && stderr.contains(&format!("and in {dir}")),
+        "{stderr}"
+    );
+}

@@ -30,6 +30,10 @@
 //!   many users as that takes), and a roster of 10,000, 50,000 and 100,000
 //!   people read by the binary (`--roster FILE -c 'SELECT count(*) ...'`):
 //!   the time should grow with the rows, not their square.
+//! - history: `grants_during` over an export of 1,000,000 events (and the
+//!   role history of 2,000 users), answered offline by the binary
+//!   (`--snapshot DIR`): the whole process, replay of every grant event
+//!   included.
 //! - watch_latency: `orgsql watch` (the binary, its default interval, an
 //!   `--output` file) while an admin acts at random moments: the time from
 //!   each event's append to its alert's line in the file (p50, p95, max);
@@ -100,6 +104,9 @@ async fn main() {
     }
     if wanted("sheets") {
         sheets();
+    }
+    if wanted("history") {
+        history();
     }
     let (latency, idle) = (wanted("watch_latency"), wanted("watch_idle"));
     tokio::join!(
@@ -341,6 +348,7 @@ fn emulator_process(users: usize, events: usize) -> (std::process::Child, serde_
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_orgsql"))
         .args(["emulator", "--users", &users.to_string()])
         .args(["--events", &events.to_string(), "--rate-limits", "off"])
+        .args(["--retention-days", "all"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("the emulator starts");
@@ -737,6 +745,81 @@ fn snapshot() {
         let _ = std::fs::remove_dir_all(&keep);
         std::fs::rename(&dir, &keep).expect("kept");
     }
+}
+
+/// An export of 1,000,000 events with what replay reads beside them, then
+/// `grants_during` over it by the binary: the whole process, as a user waits.
+fn history() {
+    const EVENTS: usize = 1_000_000;
+    const USERS: usize = 2_000;
+    const RUNS: usize = 5;
+    let binary = orgsql_binary();
+    let (mut child, connection) = emulator_process(USERS, EVENTS);
+    let text = |key: &str| connection[key].as_str().expect(key).to_string();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let out = tmp.path().join("snap").display().to_string();
+    let exported = std::process::Command::new(&binary)
+        .args(["--base-url", &text("base_url"), "--org-id", &text("org_id")])
+        .env("ATLASSIAN_API_KEY", text("api_key"))
+        .args([
+            "export",
+            "--tables",
+            "events,event_context,user_role_assignments,group_members,group_role_assignments,workspaces",
+            "--out",
+            &out,
+        ])
+        .output()
+        .expect("orgsql runs");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let run = |sql: &str| {
+        let output = std::process::Command::new(&binary)
+            .env("XDG_CACHE_HOME", tmp.path().join("cache"))
+            .args(["--snapshot", &out, "--format", "csv", "-c", sql])
+            .output()
+            .expect("orgsql runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let actions = orgsql::history::ACTIONS
+        .iter()
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let total = run("SELECT count(*) FROM events");
+    let grants = run(&format!(
+        "SELECT count(*) FROM events WHERE action IN ({actions})"
+    ));
+    let during =
+        "SELECT count(*) FROM grants_during('2026-07-01T00:00:00Z', '2026-10-01T00:00:00Z')";
+    let rows = run(during);
+    let median = median_run(RUNS, || {
+        let mut command = std::process::Command::new(&binary);
+        command
+            .env("XDG_CACHE_HOME", tmp.path().join("cache"))
+            .args(["--snapshot", &out, "--format", "csv", "-c", during]);
+        command
+    });
+    println!(
+        "history: grants_during over an export of {total} events ({grants} of them grant events, \
+         replayed) and {USERS} users, by {}, median of {RUNS} (the whole process): {:.0} ms, \
+         {rows} grants",
+        binary.display(),
+        median * 1000.0
+    );
 }
 
 /// `orgsql verify` of 100,000 rows, twice: an export of 100,000 events (and

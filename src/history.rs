@@ -551,9 +551,143 @@ pub fn grants_at(intervals: &[Interval], at: Micros) -> BTreeSet<(String, String
         .collect()
 }
 
+/// One audit log a history reads: the session's own (live or a snapshot's)
+/// or an export's (`--history`), and the span it covers: from its earliest
+/// grant event to the time it was read (`None`: no grant event in it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSpan {
+    pub source: String,
+    pub from: Option<Micros>,
+    pub to: Micros,
+    /// The grant events replay read from it (the same event in two sources
+    /// counts in both).
+    pub events: usize,
+}
+
+/// A row of `history_coverage`: a source's span, or a gap (`source` None:
+/// a period between sources that none covers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Period {
+    pub source: Option<String>,
+    pub from: Option<Micros>,
+    pub to: Micros,
+    pub events: usize,
+}
+
+/// What a history covers, and from when it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coverage {
+    /// Every source's span and every gap, oldest first.
+    pub periods: Vec<Period>,
+    /// The start of the covered stretch that reaches `end` without a gap:
+    /// only events from then on are replayed, and only instants from then
+    /// to `end` are answered. Across a gap a revoke or a grant may be
+    /// missing, so what came before it cannot be joined to the end state.
+    /// `None`: no stretch reaches `end` (nothing is answered).
+    pub answered_from: Option<Micros>,
+}
+
+/// The coverage of `sources`, whose history ends at `end` (the end state's
+/// time). A span reaching past `end` is cut there.
+pub fn coverage(sources: &[SourceSpan], end: Micros) -> Coverage {
+    let mut spans: Vec<&SourceSpan> = sources.iter().collect();
+    spans.sort_by_key(|s| (s.from.is_some(), s.from, s.to));
+    let mut periods = Vec::new();
+    // The stretch being merged: (start, end).
+    let mut stretch: Option<(Micros, Micros)> = None;
+    for span in spans {
+        let to = span.to.min(end);
+        periods.push(Period {
+            source: Some(span.source.clone()),
+            from: span.from,
+            to,
+            events: span.events,
+        });
+        let Some(from) = span.from.filter(|f| *f <= to) else {
+            continue;
+        };
+        stretch = match stretch {
+            Some((start, reach)) if from <= reach => Some((start, reach.max(to))),
+            Some((_, reach)) => {
+                periods.push(Period {
+                    source: None,
+                    from: Some(reach),
+                    to: from,
+                    events: 0,
+                });
+                Some((from, to))
+            }
+            None => Some((from, to)),
+        };
+    }
+    let answered_from = match stretch {
+        Some((start, reach)) if reach >= end => Some(start),
+        Some((_, reach)) => {
+            periods.push(Period {
+                source: None,
+                from: Some(reach),
+                to: end,
+                events: 0,
+            });
+            None
+        }
+        None => None,
+    };
+    periods.sort_by_key(|p| (p.from.is_some(), p.from, p.source.is_none()));
+    Coverage {
+        periods,
+        answered_from,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn span(source: &str, from: Option<Micros>, to: Micros) -> SourceSpan {
+        SourceSpan {
+            source: source.to_string(),
+            from,
+            to,
+            events: 1,
+        }
+    }
+
+    #[test]
+    fn overlapping_sources_leave_no_gap_and_answer_from_the_oldest() {
+        let got = coverage(
+            &[span("live", Some(50), 100), span("old", Some(10), 60)],
+            100,
+        );
+        assert_eq!(got.answered_from, Some(10));
+        assert!(got.periods.iter().all(|p| p.source.is_some()), "{got:?}");
+        assert_eq!(got.periods[0].source.as_deref(), Some("old"));
+    }
+
+    #[test]
+    fn a_gap_between_sources_is_a_row_and_cuts_what_is_answered() {
+        let got = coverage(
+            &[span("live", Some(50), 100), span("old", Some(10), 30)],
+            100,
+        );
+        let gaps: Vec<_> = got.periods.iter().filter(|p| p.source.is_none()).collect();
+        assert_eq!(gaps.len(), 1, "{got:?}");
+        assert_eq!((gaps[0].from, gaps[0].to), (Some(30), 50));
+        // Only the stretch that reaches the end is answered.
+        assert_eq!(got.answered_from, Some(50));
+    }
+
+    #[test]
+    fn no_source_reaching_the_end_answers_nothing() {
+        let got = coverage(&[span("old", Some(10), 30), span("live", None, 100)], 100);
+        assert_eq!(got.answered_from, None);
+        let gap = got
+            .periods
+            .iter()
+            .find(|p| p.source.is_none())
+            .expect("a gap");
+        assert_eq!((gap.from, gap.to), (Some(30), 100));
+    }
 
     fn event(id: &str, time: Micros, action: &str, objects: &[(bool, &str, &str)]) -> LogEvent {
         LogEvent {

@@ -3,9 +3,11 @@
 //! snapshot's manifests read once, and the roster. Built in one place,
 //! from the flags that say what to read; every command takes one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 
 use crate::api::{ClientConfig, DEFAULT_CACHE_TTL, DEFAULT_CONCURRENCY, DEFAULT_MAX_WAIT, Orgs};
@@ -13,8 +15,9 @@ use crate::error::SessionError;
 
 type Result<T> = std::result::Result<T, SessionError>;
 use crate::emulator::{Emulator, EmulatorConfig};
-use crate::snapshot::Opened;
+use crate::snapshot::{MANIFEST, Opened};
 use crate::storage::Location;
+use crate::tables::grants_history::{ExportLog, HistoryLogs};
 
 /// The flags that say what a session reads, and how.
 #[derive(Debug, Clone, clap::Args)]
@@ -93,6 +96,11 @@ pub struct Options {
     /// `idp_group_members`, for the identity-provider controls
     #[arg(global = true, long, value_name = "FILE")]
     pub idp: Option<PathBuf>,
+    /// Exports whose audit logs extend the history (grants_history,
+    /// grants_at, grants_during) past the API's retention window: an export
+    /// folder, or a folder of export folders; repeatable
+    #[arg(global = true, long = "history", value_name = "DIR")]
+    pub history: Vec<PathBuf>,
     /// Also attach a snapshot as schema NAME (e.g. old=snap1/ gives old.users); repeatable
     #[arg(long, value_name = "NAME=DIR", value_parser = attach_spec)]
     pub attach: Vec<(String, Location)>,
@@ -302,7 +310,7 @@ impl Source {
                 if options.wall_clock {
                     crate::clock::wall(&ctx);
                 }
-                extend(options, &ctx).await?;
+                extend(options, &ctx, "snapshot").await?;
                 let contents = &opened.contents;
                 let as_of = contents.as_of().map_err(SessionError::at("--snapshot"))?;
                 let org = opened
@@ -372,7 +380,7 @@ impl Source {
         let orgs = Orgs::new(first, configs.collect())?.named(names);
         let org = orgs.ids().join(", ");
         let ctx = crate::context(&orgs).map_err(SessionError::at("the session"))?;
-        extend(options, &ctx).await?;
+        extend(options, &ctx, "live").await?;
         Ok(Session {
             ctx,
             orgs: Some(orgs),
@@ -389,8 +397,24 @@ impl Source {
 }
 
 /// What a session holds beside the organization's tables: `--attach
-/// NAME=DIR` snapshots as schemas, and `--roster` as the table `roster`.
-async fn extend(options: &Options, ctx: &SessionContext) -> Result<()> {
+/// NAME=DIR` snapshots as schemas, `--roster` as the table `roster`, and
+/// `--history`'s exports as the history's older logs (`own` names the
+/// session's own log in `history_coverage`).
+async fn extend(options: &Options, ctx: &SessionContext, own: &str) -> Result<()> {
+    let mut exports = Vec::new();
+    for dir in &options.history {
+        let at = format!("--history {}", dir.display());
+        for folder in export_folders(dir).map_err(SessionError::at(&at))? {
+            exports.push(export_log(&folder).await.map_err(SessionError::at(&at))?);
+        }
+    }
+    ctx.state_ref()
+        .write()
+        .config_mut()
+        .set_extension(Arc::new(HistoryLogs {
+            own: own.to_string(),
+            exports,
+        }));
     for (name, dir) in &options.attach {
         crate::snapshot::attach(ctx, name, dir)
             .await
@@ -403,6 +427,63 @@ async fn extend(options: &Options, ctx: &SessionContext) -> Result<()> {
         crate::idp::register(ctx, path).map_err(SessionError::at("--idp"))?;
     }
     Ok(())
+}
+
+/// The export folders `--history DIR` names: DIR itself when it holds a
+/// manifest, else each folder in it that does, in name order.
+fn export_folders(dir: &Path) -> datafusion::error::Result<Vec<PathBuf>> {
+    if dir.join(MANIFEST).is_file() {
+        return Ok(vec![dir.to_path_buf()]);
+    }
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        DataFusionError::Plan(format!(
+            "cannot read the folder ({e}): give an export folder (made by `orgsql export --out`) \
+             or a folder of them"
+        ))
+    })?;
+    let mut folders = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| DataFusionError::Plan(format!("cannot read the folder ({e})")))?
+            .path();
+        if path.join(MANIFEST).is_file() {
+            folders.push(path);
+        }
+    }
+    folders.sort();
+    if folders.is_empty() {
+        return Err(DataFusionError::Plan(format!(
+            "neither it nor a folder in it holds an export ({MANIFEST}): give an export folder \
+             (made by `orgsql export --out`) or a folder of them"
+        )));
+    }
+    Ok(folders)
+}
+
+/// An export's audit log, as the history reads it.
+async fn export_log(folder: &Path) -> datafusion::error::Result<ExportLog> {
+    let location = Location::Folder(folder.to_path_buf());
+    let opened = Opened::read(&location).await?;
+    let as_of = opened.contents.as_of()?;
+    let ctx = crate::snapshot::context_of(&opened).await?;
+    let table = |name: &'static str| {
+        let ctx = ctx.clone();
+        async move {
+            ctx.table_provider(name).await.map_err(|_| {
+                DataFusionError::Plan(format!(
+                    "{}: the export holds no {name} table: export the audit log too (`orgsql \
+                     export` without --tables, or with events,event_context)",
+                    folder.display()
+                ))
+            })
+        }
+    };
+    Ok(ExportLog {
+        source: folder.display().to_string(),
+        as_of,
+        events: table("events").await?,
+        event_context: table("event_context").await?,
+    })
 }
 
 /// Warnings about where keys are kept, on stderr.

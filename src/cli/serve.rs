@@ -65,10 +65,27 @@ pub struct EmulatorArgs {
     #[arg(long, value_name = "N", requires = "append_every")]
     pub late_every: Option<u64>,
     /// Keep this many days of audit log, as the real API keeps 180 on most
-    /// plans: older events are left out of /events and /events-stream
-    /// (default: every event, back to 2022)
-    #[arg(long, value_name = "DAYS")]
-    pub retention_days: Option<u32>,
+    /// plans: older events are left out of /events and /events-stream;
+    /// `all` keeps every event, back to 2022
+    #[arg(long, value_name = "DAYS|all", default_value = "180", value_parser = retention)]
+    pub retention_days: Retention,
+}
+
+/// `--retention-days`: a window of days, or the whole log.
+#[derive(Debug, Clone, Copy)]
+pub enum Retention {
+    Days(u32),
+    All,
+}
+
+fn retention(text: &str) -> Result<Retention, String> {
+    match text {
+        "all" => Ok(Retention::All),
+        _ => match text.parse::<u32>() {
+            Ok(days) if days > 0 => Ok(Retention::Days(days)),
+            _ => Err(format!("{text:?}: give a number of days (e.g. 180) or all")),
+        },
+    }
 }
 
 fn time_scale(text: &str) -> Result<f64, String> {
@@ -123,7 +140,10 @@ pub async fn run(args: &EmulatorArgs) -> Result<()> {
         api_key: None,
         access: Default::default(),
         orgs: usize::from(args.orgs),
-        retention_days: args.retention_days,
+        retention_days: match args.retention_days {
+            Retention::Days(days) => Some(days),
+            Retention::All => None,
+        },
     };
     let emulator = Emulator::start(config)
         .await

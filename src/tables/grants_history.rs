@@ -47,6 +47,37 @@ const OVER: &[&str] = &[
 #[derive(Debug, Clone, Copy)]
 pub struct DataAsOf(pub DateTime<Utc>);
 
+/// The audit logs a session's history reads beside its own (`--history`):
+/// a config extension. Without it, the history is the session's own log.
+pub struct HistoryLogs {
+    /// What `history_coverage` calls the session's own log: live, snapshot.
+    pub own: String,
+    pub exports: Vec<ExportLog>,
+}
+
+/// An export's audit log, read as history.
+pub struct ExportLog {
+    /// The export's folder, as given.
+    pub source: String,
+    /// When it was exported: its log reaches then.
+    pub as_of: DateTime<Utc>,
+    pub events: Arc<dyn TableProvider>,
+    pub event_context: Arc<dyn TableProvider>,
+}
+
+/// One organization's audit log, merged from every source, and what it covers.
+pub struct OrgLog {
+    /// Each grant event once, with the source it was first read from.
+    pub events: BTreeMap<String, (LogEvent, String)>,
+    pub spans: Vec<history::SourceSpan>,
+}
+
+impl OrgLog {
+    pub fn coverage(&self, end: Micros) -> history::Coverage {
+        history::coverage(&self.spans, end)
+    }
+}
+
 /// The catalog's entry: a view over the log and the grants at its end.
 pub fn info() -> TableInfo {
     TableInfo {
@@ -108,6 +139,8 @@ pub struct OrgHistory {
     pub log_start: Option<Micros>,
     /// The state's time: the history ends there.
     pub end: Micros,
+    /// Periods no source covers (`history_coverage`'s gaps).
+    pub gaps: Vec<(Micros, Micros)>,
 }
 
 #[derive(Debug)]
@@ -171,12 +204,178 @@ fn value(array: &StringArray, row: usize) -> Option<String> {
     array.is_valid(row).then(|| array.value(row).to_string())
 }
 
+/// What an event says, to compare the same event read from two sources.
+fn content(e: &LogEvent) -> impl PartialEq + '_ {
+    let mut objects: Vec<(bool, &str, &str)> = e
+        .objects
+        .iter()
+        .map(|o| (o.container, o.id.as_str(), o.kind.as_str()))
+        .collect();
+    objects.sort();
+    (e.time, &e.action, &e.actor_id, &e.message, objects)
+}
+
+/// Read the grant events of one audit log (`events`, `event_context`), by
+/// organization.
+async fn read_log(
+    ctx: &SessionContext,
+    events: Arc<dyn TableProvider>,
+    event_context: Arc<dyn TableProvider>,
+) -> Result<BTreeMap<String, Vec<LogEvent>>> {
+    let actions: Vec<Expr> = history::ACTIONS.iter().map(|a| lit(*a)).collect();
+    let by_action = col("action").in_list(actions, false);
+    let events = ctx
+        .read_table(events)?
+        .filter(by_action.clone())?
+        .select_columns(&["org_id", "event_id", "time", "action", "actor_id", "message"])?
+        .collect()
+        .await?;
+    let objects = ctx
+        .read_table(event_context)?
+        .filter(by_action)?
+        .select_columns(&["org_id", "event_id", "role", "object_id", "object_type"])?
+        .collect()
+        .await?;
+    // Objects by (org, event).
+    let mut named: BTreeMap<(String, String), Vec<LogObject>> = BTreeMap::new();
+    for batch in &objects {
+        let (o, e, role, id, kind) = (
+            text_column(batch, "org_id")?,
+            text_column(batch, "event_id")?,
+            text_column(batch, "role")?,
+            text_column(batch, "object_id")?,
+            text_column(batch, "object_type")?,
+        );
+        for row in 0..batch.num_rows() {
+            let (Some(org_id), Some(event), Some(id), Some(kind)) =
+                (value(&o, row), value(&e, row), value(&id, row), value(&kind, row))
+            else {
+                continue;
+            };
+            named.entry((org_id, event)).or_default().push(LogObject {
+                container: value(&role, row).as_deref() == Some("container"),
+                id,
+                kind,
+            });
+        }
+    }
+    let mut orgs: BTreeMap<String, Vec<LogEvent>> = BTreeMap::new();
+    for batch in &events {
+        let (o, e, t, a, actor, m) = (
+            text_column(batch, "org_id")?,
+            text_column(batch, "event_id")?,
+            time_column(batch, "time")?,
+            text_column(batch, "action")?,
+            text_column(batch, "actor_id")?,
+            text_column(batch, "message")?,
+        );
+        for row in 0..batch.num_rows() {
+            let (Some(org_id), Some(id), Some(action)) =
+                (value(&o, row), value(&e, row), value(&a, row))
+            else {
+                continue;
+            };
+            if t.is_null(row) {
+                return Err(plan_error(format!(
+                    "{NAME}: event {id} ({action}) has no time: its grant cannot be placed"
+                )));
+            }
+            let objects = named.remove(&(org_id.clone(), id.clone())).unwrap_or_default();
+            orgs.entry(org_id).or_default().push(LogEvent {
+                id,
+                time: t.value(row),
+                action,
+                actor_id: value(&actor, row),
+                message: value(&m, row),
+                objects,
+            });
+        }
+    }
+    Ok(orgs)
+}
+
+/// The instant the session's data is as of: where its history ends.
+pub fn data_end(state: &dyn Session) -> Result<Micros> {
+    match state.config().get_extension::<DataAsOf>() {
+        Some(as_of) => Ok(as_of.0.timestamp_micros()),
+        None => {
+            let now = state.scalar_functions().get("now").cloned().ok_or_else(|| {
+                DataFusionError::Internal(format!("{NAME}: no now() in the session"))
+            })?;
+            instant(state, now.call(vec![]), "now()")
+        }
+    }
+}
+
+/// Every audit log the session's history reads (its own, `events` and
+/// `event_context`, and `--history`'s exports), merged by organization:
+/// each event once by its id; the same id with different content in two
+/// sources is an error naming both.
+pub async fn read_logs(
+    state: &dyn Session,
+    end: Micros,
+    events: Arc<dyn TableProvider>,
+    event_context: Arc<dyn TableProvider>,
+) -> Result<BTreeMap<String, OrgLog>> {
+    let ctx = context_of(state)?;
+    let logs = state.config().get_extension::<HistoryLogs>();
+    let own = match &logs {
+        Some(logs) => logs.own.clone(),
+        None if state.config().get_extension::<DataAsOf>().is_some() => "snapshot".to_string(),
+        None => "live".to_string(),
+    };
+    let mut sources = vec![(own, end, events, event_context)];
+    for export in logs.iter().flat_map(|l| l.exports.iter()) {
+        sources.push((
+            export.source.clone(),
+            export.as_of.timestamp_micros(),
+            export.events.clone(),
+            export.event_context.clone(),
+        ));
+    }
+    let mut merged: BTreeMap<String, OrgLog> = BTreeMap::new();
+    for (source, to, events, event_context) in sources {
+        let read = read_log(&ctx, events, event_context)
+            .await
+            .map_err(|e| e.context(format!("reading the audit log of {source}")))?;
+        for (org_id, events) in read {
+            let log = merged.entry(org_id.clone()).or_insert_with(|| OrgLog {
+                events: BTreeMap::new(),
+                spans: Vec::new(),
+            });
+            log.spans.push(history::SourceSpan {
+                source: source.clone(),
+                from: events.iter().map(|e| e.time).min(),
+                to,
+                events: events.len(),
+            });
+            for event in events {
+                match log.events.get(&event.id) {
+                    Some((seen, first)) if content(seen) != content(&event) => {
+                        return Err(plan_error(format!(
+                            "{NAME}: organization {org_id}: event {} reads differently in {first} \
+                             and in {source} (time, action, actor, message or objects): one of \
+                             them is not this organization's log as the API gave it; leave it \
+                             out of --history",
+                            event.id
+                        )));
+                    }
+                    Some(_) => {}
+                    None => {
+                        log.events.insert(event.id.clone(), (event, source.clone()));
+                    }
+                }
+            }
+        }
+    }
+    Ok(merged)
+}
+
 impl GrantsHistory {
     /// Read what replay needs from the sides, and replay each organization.
     async fn replay(&self, state: &dyn Session) -> Result<Replayed> {
         let ctx = context_of(state)?;
         let side = |i: usize| self.sides[i].clone();
-        let actions: Vec<Expr> = history::ACTIONS.iter().map(|a| lit(*a)).collect();
         let read = |i: usize, filter: Option<Expr>, columns: &'static [&'static str]| {
             let ctx = ctx.clone();
             let provider = side(i);
@@ -188,19 +387,9 @@ impl GrantsHistory {
                 df.select_columns(columns)?.collect().await
             }
         };
-        let by_action = col("action").in_list(actions, false);
-        let events = read(
-            0,
-            Some(by_action.clone()),
-            &["org_id", "event_id", "time", "action", "actor_id", "message"],
-        )
-        .await?;
-        let objects = read(
-            1,
-            Some(by_action),
-            &["org_id", "event_id", "role", "object_id", "object_type"],
-        )
-        .await?;
+        // Once: the real clock's now() moves between calls.
+        let end = data_end(state)?;
+        let logs = read_logs(state, end, side(0), side(1)).await?;
         let user_grants = read(
             2,
             None,
@@ -221,71 +410,7 @@ impl GrantsHistory {
         )
         .await?;
 
-        let end = match state.config().get_extension::<DataAsOf>() {
-            Some(as_of) => as_of.0.timestamp_micros(),
-            None => {
-                let now = state.scalar_functions().get("now").cloned().ok_or_else(|| {
-                    DataFusionError::Internal(format!("{NAME}: no now() in the session"))
-                })?;
-                instant(state, now.call(vec![]), "now()")?
-            }
-        };
-
         let mut orgs: BTreeMap<String, (Vec<LogEvent>, State)> = BTreeMap::new();
-        // Objects by (org, event).
-        let mut named: BTreeMap<(String, String), Vec<LogObject>> = BTreeMap::new();
-        for batch in &objects {
-            let (o, e, role, id, kind) = (
-                text_column(batch, "org_id")?,
-                text_column(batch, "event_id")?,
-                text_column(batch, "role")?,
-                text_column(batch, "object_id")?,
-                text_column(batch, "object_type")?,
-            );
-            for row in 0..batch.num_rows() {
-                let (Some(org_id), Some(event), Some(id), Some(kind)) =
-                    (value(&o, row), value(&e, row), value(&id, row), value(&kind, row))
-                else {
-                    continue;
-                };
-                named.entry((org_id, event)).or_default().push(LogObject {
-                    container: value(&role, row).as_deref() == Some("container"),
-                    id,
-                    kind,
-                });
-            }
-        }
-        for batch in &events {
-            let (o, e, t, a, actor, m) = (
-                text_column(batch, "org_id")?,
-                text_column(batch, "event_id")?,
-                time_column(batch, "time")?,
-                text_column(batch, "action")?,
-                text_column(batch, "actor_id")?,
-                text_column(batch, "message")?,
-            );
-            for row in 0..batch.num_rows() {
-                let (Some(org_id), Some(id), Some(action)) =
-                    (value(&o, row), value(&e, row), value(&a, row))
-                else {
-                    continue;
-                };
-                if t.is_null(row) {
-                    return Err(plan_error(format!(
-                        "{NAME}: event {id} ({action}) has no time: its grant cannot be placed"
-                    )));
-                }
-                let objects = named.remove(&(org_id.clone(), id.clone())).unwrap_or_default();
-                org_entry(&mut orgs, &org_id, end).0.push(LogEvent {
-                    id,
-                    time: t.value(row),
-                    action,
-                    actor_id: value(&actor, row),
-                    message: value(&m, row),
-                    objects,
-                });
-            }
-        }
         for batch in &user_grants {
             let (o, acc, r, role, methods) = (
                 text_column(batch, "org_id")?,
@@ -344,6 +469,40 @@ impl GrantsHistory {
             }
         }
 
+        // The organizations the session reads: those of its own log or
+        // state. An export of another organization adds nothing.
+        let mut gaps_of: BTreeMap<String, Vec<(Micros, Micros)>> = BTreeMap::new();
+        let own_orgs: BTreeSet<String> = logs
+            .iter()
+            .filter(|(_, log)| log.spans.first().is_some_and(|s| s.to == end))
+            .map(|(org_id, _)| org_id.clone())
+            .chain(orgs.keys().cloned())
+            .collect();
+        for (org_id, log) in logs {
+            if !own_orgs.contains(&org_id) {
+                continue;
+            }
+            let coverage = log.coverage(end);
+            gaps_of.insert(
+                org_id.clone(),
+                coverage
+                    .periods
+                    .iter()
+                    .filter(|p| p.source.is_none())
+                    .filter_map(|p| p.from.map(|from| (from, p.to)))
+                    .collect(),
+            );
+            // Across a gap a grant or a revoke may be missing: only the
+            // stretch that reaches the end state is replayed.
+            let events = org_entry(&mut orgs, &org_id, end);
+            events.0.extend(
+                log.events
+                    .into_values()
+                    .map(|(event, _)| event)
+                    .filter(|e| coverage.answered_from.is_some_and(|from| e.time >= from)),
+            );
+        }
+
         let mut replayed = Vec::new();
         for (org_id, (events, state)) in orgs {
             let log_start = events.iter().map(|e| e.time).min();
@@ -359,6 +518,7 @@ impl GrantsHistory {
                 )));
             }
             replayed.push(OrgHistory {
+                gaps: gaps_of.remove(&org_id).unwrap_or_default(),
                 org_id,
                 intervals,
                 log_start,
@@ -567,10 +727,22 @@ impl GrantsWindow {
         for org in &replayed.orgs {
             let known = |t: Micros| org.log_start.is_some_and(|s| s <= t) && t <= org.end;
             if !known(from) || !known(to) {
+                let gaps = match org.gaps.as_slice() {
+                    [] => String::new(),
+                    gaps => format!(
+                        "; no source covers {} (history_coverage lists them), and what lies \
+                         before a gap cannot be joined to the grants after it",
+                        gaps.iter()
+                            .map(|(a, b)| format!("{} to {}", rfc3339(*a), rfc3339(*b)))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
                 return Err(plan_error(format!(
                     "{name}: organization {}'s history covers {} to {} (its earliest grant event \
-                     to the time of its data); {} is outside it: ask for a time inside it (the API \
-                     drops events older than its retention window; `orgsql export` keeps them)",
+                     read to the time of its data{gaps}); {} is outside it: ask for a time inside \
+                     it, or add exports that hold older events with --history DIR (the API drops \
+                     events older than its retention window; `orgsql export` keeps them)",
                     org.org_id,
                     org.log_start.map_or("nothing".to_string(), rfc3339),
                     rfc3339(org.end),

@@ -73,6 +73,7 @@ catalog! {
     orgsql_requests => orgsql_requests::info(),
     orgsql_listings => orgsql_listings::info(),
     grants_history => grants_history::info(),
+    history_coverage => history_coverage::info(),
 }
 
 /// Tables whose answer's shape no captured response confirms (a public

@@ -340,3 +340,203 @@ async fn past_the_retention_window_starts_are_unknown_not_guessed() {
         .expect_err("before the log");
     assert!(err.to_string().contains("history covers"), "{err}");
 }
+
+/// The CSV standard output of `command` with `args`, which must succeed.
+fn csv_of(mut command: std::process::Command, args: &[&str], what: &str) -> String {
+    let output = command
+        .args(["--format", "csv"])
+        .args(args)
+        .output()
+        .expect("runs");
+    String::from_utf8_lossy(&common::succeeded(&output, what)).into_owned()
+}
+
+/// An API that keeps 180 days of log, read with an export made while it
+/// still held older events (`--history`): the grants at an instant before
+/// the window, and during a period across it, are what a session reading
+/// the whole log says; `history_coverage` names each source; two exports
+/// holding the same events count each event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_extend_the_history_past_the_retention_window() {
+    let spec = common::spec(40, 200);
+    let whole = common::emulator(spec.clone(), Faults::default(), None).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (first, second) = (tmp.path().join("2026-01"), tmp.path().join("2026-02"));
+    common::export_to(
+        whole.client_config(),
+        &first,
+        Some(&["events", "event_context"]),
+    )
+    .await;
+    // A second export of the same log: every event in both.
+    common::export_to(
+        whole.client_config(),
+        &second,
+        Some(&["events", "event_context"]),
+    )
+    .await;
+    let windowed = orgsql::emulator::Emulator::start(orgsql::emulator::EmulatorConfig {
+        org: spec.clone(),
+        retention_days: Some(180),
+        ..Default::default()
+    })
+    .await
+    .expect("emulator starts");
+
+    let before_window = (spec.now - Duration::days(300)).to_rfc3339();
+    let across = (spec.now - Duration::days(400)).to_rfc3339();
+    let at = format!(
+        "SELECT org_id, account_id, resource_id, role, assignment_methods, known_from \
+         FROM grants_at('{before_window}') ORDER BY 1, 2, 3, 4"
+    );
+    let during = format!(
+        "SELECT org_id, account_id, resource_id, role, held_from, held_until, granted_by \
+         FROM grants_during('{across}', '{before_window}') ORDER BY 1, 2, 3, 4"
+    );
+    let truth = csv_of(
+        common::orgsql_on(&whole),
+        &["-c", &at, "-c", &during],
+        "whole log",
+    );
+    assert!(truth.lines().count() > 4, "grants held then: {truth}");
+
+    let first_dir = first.to_string_lossy().to_string();
+    let one = csv_of(
+        common::orgsql_on(&windowed),
+        &["--history", &first_dir, "-c", &at, "-c", &during],
+        "windowed, one export",
+    );
+    assert_eq!(one, truth);
+    let all_dir = tmp.path().to_string_lossy().to_string();
+    let both = csv_of(
+        common::orgsql_on(&windowed),
+        &["--history", &all_dir, "-c", &at, "-c", &during],
+        "windowed, a folder of two exports",
+    );
+    assert_eq!(both, truth, "the same events in two exports count once");
+
+    // Without the exports, that instant is before the log: refused.
+    let output = common::orgsql_on(&windowed)
+        .args(["-c", &at])
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("history covers"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // The sources, each named, and no gap: the exports reach the window.
+    let coverage = csv_of(
+        common::orgsql_on(&windowed),
+        &[
+            "--history",
+            &all_dir,
+            "-c",
+            "SELECT kind, source, events > 0 AS read FROM history_coverage ORDER BY source",
+        ],
+        "history_coverage",
+    );
+    let rows: Vec<&str> = coverage.lines().skip(1).collect();
+    let second_dir = second.to_string_lossy().to_string();
+    assert_eq!(
+        rows,
+        [
+            format!("source,{first_dir},true"),
+            format!("source,{second_dir},true"),
+            "source,live,true".to_string(),
+        ],
+        "{coverage}"
+    );
+}
+
+/// The demo's organization behind a 180-day window: priya.jackson's org
+/// admin from 2025-01-05 began before the window, so the log alone cannot
+/// date it (`before_log`); with an export of the whole log it is the event
+/// that granted it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_dates_a_grant_the_window_dropped() {
+    let full = orgsql::emulator::Emulator::start(orgsql::emulator::EmulatorConfig::demo())
+        .await
+        .expect("emulator starts");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    common::export_to(
+        full.client_config(),
+        tmp.path(),
+        Some(&["events", "event_context"]),
+    )
+    .await;
+    let windowed = orgsql::emulator::Emulator::start(orgsql::emulator::EmulatorConfig {
+        retention_days: Some(180),
+        ..orgsql::emulator::EmulatorConfig::demo()
+    })
+    .await
+    .expect("emulator starts");
+    let priya = "SELECT g.known_from, CAST(g.valid_from AS VARCHAR) AS valid_from \
+                 FROM grants_history g JOIN users u USING (org_id, account_id) \
+                 WHERE u.email LIKE 'priya.jackson@%' AND g.role = 'atlassian/org-admin' \
+                 AND g.group_id IS NULL";
+    let without = csv_of(common::orgsql_on(&windowed), &["-c", priya], "no --history");
+    assert_eq!(
+        without.lines().skip(1).collect::<Vec<_>>(),
+        ["before_log,"],
+        "{without}"
+    );
+    let dir = tmp.path().to_string_lossy().to_string();
+    let with = csv_of(
+        common::orgsql_on(&windowed),
+        &["--history", &dir, "-c", priya],
+        "--history",
+    );
+    let rows: Vec<&str> = with.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{with}");
+    assert!(rows[0].starts_with("event,2025-01-05"), "{with}");
+}
+
+/// An export whose events bear the live log's ids with other content (here:
+/// the same organization generated a day earlier, every time shifted) is
+/// not this log: the history refuses it, naming both sources.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_event_id_reading_differently_is_an_error_naming_both() {
+    let spec = common::spec(20, 50);
+    let shifted = orgsql::emulator::OrgSpec {
+        now: spec.now - Duration::days(1),
+        ..spec.clone()
+    };
+    let other = common::emulator(shifted, Faults::default(), None).await;
+    let live = common::emulator(spec, Faults::default(), None).await;
+    assert_eq!(
+        other.org().id,
+        live.org().id,
+        "one organization, generated twice"
+    );
+    assert_eq!(
+        other.org().events[0].id,
+        live.org().events[0].id,
+        "the same ids"
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    common::export_to(
+        other.client_config(),
+        tmp.path(),
+        Some(&["events", "event_context"]),
+    )
+    .await;
+    let dir = tmp.path().to_string_lossy().to_string();
+    let output = common::orgsql_on(&live)
+        .args([
+            "--history",
+            &dir,
+            "-c",
+            "SELECT count(*) FROM grants_history",
+        ])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("reads differently in live") && stderr.contains(&format!("and in {dir}")),
+        "{stderr}"
+    );
+}

@@ -53,7 +53,8 @@ async fn an_export_read_back_answers_as_the_live_org() {
             "seats",
             "orgsql_requests",
             "orgsql_listings",
-            "grants_history"
+            "grants_history",
+            "history_coverage"
         ]
     );
     assert_eq!(manifest.tables.len(), exported.len());

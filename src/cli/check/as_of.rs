@@ -9,7 +9,7 @@ use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
 
 use super::{Checked, Control};
-use crate::tables::grants_history::DataAsOf;
+use crate::tables::grants_history::{DataAsOf, HistoryLogs};
 
 /// The table a control about grants reads, replaced by its state at TIME.
 const GRANTS: &str = "user_role_assignments";
@@ -28,6 +28,10 @@ pub async fn context_at(
         .write()
         .config_mut()
         .set_extension(Arc::new(DataAsOf(data_time)));
+    // The history reads what the session's does (`--history`'s exports).
+    if let Some(logs) = ctx.state().config().get_extension::<HistoryLogs>() {
+        past.state_ref().write().config_mut().set_extension(logs);
+    }
     let names = ctx
         .catalog("datafusion")
         .and_then(|c| c.schema("public"))

@@ -343,6 +343,20 @@ fn peak_rss_mb() -> Option<f64> {
 
 /// `orgsql emulator` in a child process without rate limits, and the
 /// connection line it prints (base_url, org_id, api_key).
+/// orgsql pointed at an emulator process (`emulator_process`'s connection
+/// line): its base URL, organization and key.
+fn orgsql_on(
+    binary: impl AsRef<std::ffi::OsStr>,
+    connection: &serde_json::Value,
+) -> std::process::Command {
+    let text = |key: &str| connection[key].as_str().expect(key).to_string();
+    let mut command = std::process::Command::new(binary);
+    command
+        .args(["--base-url", &text("base_url"), "--org-id", &text("org_id")])
+        .env("ATLASSIAN_API_KEY", text("api_key"));
+    command
+}
+
 fn emulator_process(users: usize, events: usize) -> (std::process::Child, serde_json::Value) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_orgsql"))
@@ -508,7 +522,6 @@ async fn storage() {
     const EVENTS: usize = 100_000;
     const RUNS: usize = 3;
     let (mut child, connection) = emulator_process(50, EVENTS);
-    let text = |key: &str| connection[key].as_str().expect(key).to_string();
     let server = s3server::S3Server::start(&["bench"]).await;
     let disk = tempfile::tempdir().expect("temp dir");
     let mut timings: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
@@ -520,11 +533,8 @@ async fn storage() {
         .into_iter()
         .enumerate()
         {
-            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_orgsql"));
-            command
-                .args(["--base-url", &text("base_url"), "--org-id", &text("org_id")])
-                .env("ATLASSIAN_API_KEY", text("api_key"))
-                .args(["export", "--tables", "events", "--out", &out]);
+            let mut command = orgsql_on(env!("CARGO_BIN_EXE_orgsql"), &connection);
+            command.args(["export", "--tables", "events", "--out", &out]);
             server.env(&mut command, s3server::SECRET_KEY);
             let started = Instant::now();
             let output = tokio::task::spawn_blocking(move || command.output())
@@ -568,17 +578,13 @@ async fn storage_read() {
     const RUNS: usize = 5;
     let binary = orgsql_binary();
     let (mut child, connection) = emulator_process(100, EVENTS);
-    let text = |key: &str| connection[key].as_str().expect(key).to_string();
     let server = s3server::S3Server::start(&["bench"]).await;
     let disk = tempfile::tempdir().expect("temp dir");
     let local = disk.path().join("snap").display().to_string();
     let prefix = "s3://bench/read/".to_string();
     for out in [&local, &prefix] {
-        let mut command = std::process::Command::new(&binary);
-        command
-            .args(["--base-url", &text("base_url"), "--org-id", &text("org_id")])
-            .env("ATLASSIAN_API_KEY", text("api_key"))
-            .args(["export", "--tables", "events,event_context", "--out", out]);
+        let mut command = orgsql_on(&binary, &connection);
+        command.args(["export", "--tables", "events,event_context", "--out", out]);
         server.env(&mut command, s3server::SECRET_KEY);
         let output = tokio::task::spawn_blocking(move || command.output())
             .await
@@ -669,14 +675,11 @@ fn snapshot() {
     const RUNS: usize = 7;
     let binary = orgsql_binary();
     let (mut child, connection) = emulator_process(100, EVENTS);
-    let text = |key: &str| connection[key].as_str().expect(key).to_string();
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path().join("snap");
     let cache = tmp.path().join("cache");
     let out = dir.display().to_string();
-    let exported = std::process::Command::new(&binary)
-        .args(["--base-url", &text("base_url"), "--org-id", &text("org_id")])
-        .env("ATLASSIAN_API_KEY", text("api_key"))
+    let exported = orgsql_on(&binary, &connection)
         .args(["export", "--tables", "events,event_context", "--out", &out])
         .output()
         .expect("orgsql runs");
@@ -755,12 +758,9 @@ fn history() {
     const RUNS: usize = 5;
     let binary = orgsql_binary();
     let (mut child, connection) = emulator_process(USERS, EVENTS);
-    let text = |key: &str| connection[key].as_str().expect(key).to_string();
     let tmp = tempfile::tempdir().expect("temp dir");
     let out = tmp.path().join("snap").display().to_string();
-    let exported = std::process::Command::new(&binary)
-        .args(["--base-url", &text("base_url"), "--org-id", &text("org_id")])
-        .env("ATLASSIAN_API_KEY", text("api_key"))
+    let exported = orgsql_on(&binary, &connection)
         .args([
             "export",
             "--tables",
@@ -829,13 +829,10 @@ fn verify() {
     const RUNS: usize = 7;
     let binary = orgsql_binary();
     let (mut child, connection) = emulator_process(100, EVENTS);
-    let text = |key: &str| connection[key].as_str().expect(key).to_string();
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path().join("snap");
     let out = dir.display().to_string();
-    let exported = std::process::Command::new(&binary)
-        .args(["--base-url", &text("base_url"), "--org-id", &text("org_id")])
-        .env("ATLASSIAN_API_KEY", text("api_key"))
+    let exported = orgsql_on(&binary, &connection)
         .args(["export", "--tables", "events", "--out", &out])
         .output()
         .expect("orgsql runs");
@@ -919,11 +916,8 @@ fn sheets() {
     for rows in [10_000, 50_000, 100_000] {
         let users = (rows as f64 / GRANTS_PER_USER).ceil() as usize;
         let (mut child, connection) = emulator_process(users, 10);
-        let text = |key: &str| connection[key].as_str().expect(key).to_string();
         let dir = tmp.path().join(format!("review-{rows}"));
-        let started = std::process::Command::new(&binary)
-            .args(["--base-url", &text("base_url"), "--org-id", &text("org_id")])
-            .env("ATLASSIAN_API_KEY", text("api_key"))
+        let started = orgsql_on(&binary, &connection)
             .args(["review", "start", "--by", "product", "--out"])
             .arg(&dir)
             .output()

@@ -617,7 +617,7 @@ impl Remote {
             Err(e) => return Err(explain("reading", &location, e)),
         };
         let mut stream = found.into_stream();
-        let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        let mut context = ring::digest::Context::new(&ring::digest::SHA256);
         let mut bytes = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| explain("reading", &location, e))?;
@@ -995,53 +995,3 @@ pub fn explain(doing: &str, location: &str, error: object_store::Error) -> DataF
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct StorageError(String);
-
-#[cfg(test)]
-mod tests {
-    use super::Location;
-
-    fn parsed(text: &str) -> Result<Location, String> {
-        text.parse::<Location>().map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn a_location_is_a_folder_or_a_bucket_prefix_decided_once() {
-        assert_eq!(parsed("snap/"), Ok(Location::Folder("snap/".into())));
-        assert_eq!(
-            parsed("file:///tmp/snap"),
-            Ok(Location::Folder("/tmp/snap".into()))
-        );
-        for text in ["s3://audit/atlassian", "s3://audit/atlassian/"] {
-            let Ok(Location::Bucket(url)) = parsed(text) else {
-                panic!("{text}: not a bucket");
-            };
-            assert_eq!(url.as_str(), "s3://audit/atlassian/");
-        }
-        let bucket = parsed("gs://audit/x").expect("gs");
-        assert_eq!(bucket.to_string(), "gs://audit/x");
-        assert_eq!(bucket.file("manifest.json"), "gs://audit/x/manifest.json");
-        assert_eq!(
-            bucket.join("org_id=1").file("manifest.json"),
-            "gs://audit/x/org_id=1/manifest.json"
-        );
-        let folder = parsed("snap").expect("folder");
-        assert_eq!(
-            folder.join("org_id=1").file("events/a.parquet"),
-            std::path::Path::new("snap/org_id=1/events/a.parquet")
-                .display()
-                .to_string()
-        );
-    }
-
-    #[test]
-    fn a_location_that_is_neither_is_refused_with_what_to_do() {
-        let typo = parsed("s3:/audit/x").expect_err("typo");
-        assert!(typo.contains("did you mean s3://"), "{typo}");
-        let http = parsed("https://example.com/x").expect_err("http");
-        assert!(http.contains("reads and writes https:// nowhere"), "{http}");
-        let no_bucket = parsed("s3:///x").expect_err("no bucket");
-        assert!(no_bucket.contains("names no bucket"), "{no_bucket}");
-        let relative = parsed("file://snap").expect_err("relative file URL");
-        assert!(relative.contains("absolute path"), "{relative}");
-    }
-}

@@ -1,15 +1,15 @@
 //! The Atlassian Admin API client: auth, base URL, paging, retries, errors.
 
 pub mod budgets;
-mod cache;
-mod client;
-mod error;
-mod listings;
-mod log;
+pub mod cache;
+pub mod client;
+pub mod error;
+pub mod listings;
+pub mod log;
 mod orgs;
-mod pacer;
-mod paging;
-mod retry;
+pub mod pacer;
+pub mod paging;
+pub mod retry;
 
 pub use client::{
     Client, ClientConfig, CountBy, CursorIn, DEFAULT_CACHE_TTL, DEFAULT_CONCURRENCY, Keep, Page,

@@ -23,7 +23,7 @@ pub const NOTABLE_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Default)]
 pub struct Pacer {
-    budgets: Mutex<HashMap<String, Budget>>,
+    pub budgets: Mutex<HashMap<String, Budget>>,
     /// Woken when an answer arrives: it may say more is left.
     answered: Notify,
 }
@@ -37,15 +37,15 @@ pub struct Wait {
 }
 
 #[derive(Debug)]
-struct Budget {
+pub struct Budget {
     /// Requests sent whose answer has not come.
-    in_flight: u32,
+    pub in_flight: u32,
     /// Requests sent in all; a request's number is this count when it went.
     sent: u64,
     /// Requests the newest answer says are left, less those sent since.
-    remaining: Option<u32>,
+    pub remaining: Option<u32>,
     /// When the period the newest answer spoke of ends.
-    reset: Option<Instant>,
+    pub reset: Option<Instant>,
     /// The period's size, from `X-RateLimit-Limit`.
     limit: Option<u32>,
     /// Sent while no answer told what is left (the period just began).
@@ -63,7 +63,7 @@ struct Budget {
 }
 
 impl Budget {
-    fn new(now: Instant) -> Self {
+    pub fn new(now: Instant) -> Self {
         Self {
             in_flight: 0,
             sent: 0,
@@ -80,7 +80,7 @@ impl Budget {
     }
 }
 
-enum Decision {
+pub enum Decision {
     Go,
     /// Wait until then (or until an answer says more).
     Until(Instant, String),
@@ -310,7 +310,7 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn decide(budget: &mut Budget, endpoint: &str, now: Instant) -> Decision {
+pub fn decide(budget: &mut Budget, endpoint: &str, now: Instant) -> Decision {
     if let Some(hold) = budget.hold {
         if now < hold {
             return Decision::Until(hold, "the API answered 429 and asked to wait".to_string());
@@ -397,64 +397,4 @@ fn rate_headers(
         .filter(|ahead| !ahead.is_zero())
         .map(|ahead| now + ahead);
     Some((number("x-ratelimit-limit"), remaining, ahead))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_spent_budget_waits_for_its_reset_and_spreads_what_is_left() {
-        let now = Instant::now();
-        let mut budget = Budget::new(now);
-        budget.remaining = Some(4);
-        budget.reset = Some(now + Duration::from_secs(8));
-        // 4 left over 8 s: go now, then not before 2 s from now.
-        assert!(matches!(decide(&mut budget, "GET /x", now), Decision::Go));
-        match decide(&mut budget, "GET /x", now) {
-            Decision::Until(at, _) => assert_eq!(at, now + Duration::from_secs(2)),
-            _ => panic!("expected a wait"),
-        }
-        budget.remaining = Some(0);
-        match decide(&mut budget, "GET /x", now + Duration::from_secs(3)) {
-            Decision::Until(at, why) => {
-                assert_eq!(at, now + Duration::from_secs(8));
-                assert!(why.contains("spent"), "{why}");
-            }
-            _ => panic!("expected a wait"),
-        }
-        // After the reset nothing is known: the documented budget applies
-        // (the two requests above have been answered).
-        budget.in_flight = 0;
-        let later = now + Duration::from_secs(9);
-        for _ in 0..10 {
-            assert!(matches!(
-                decide(&mut budget, "GET /admin/v1/orgs/{orgId}/events", later),
-                Decision::Go
-            ));
-        }
-        assert!(matches!(
-            decide(&mut budget, "GET /admin/v1/orgs/{orgId}/events", later),
-            Decision::Answer
-        ));
-    }
-
-    /// A request the query stopped wanting (a LIMIT met, Ctrl-C) is dropped
-    /// before its answer: it no longer counts as in flight, so the next
-    /// period does not wait for it.
-    #[tokio::test]
-    async fn a_request_dropped_unanswered_is_no_longer_in_flight() {
-        let pacer = Pacer::default();
-        let endpoint = "GET /admin/v1/orgs/{orgId}/events";
-        let in_flight = |pacer: &Pacer| pacer.budgets.lock().map(|b| b[endpoint].in_flight).ok();
-        let (_, answered) = pacer.acquire(endpoint, Duration::ZERO).await.ok().unzip();
-        let (_, dropped) = pacer.acquire(endpoint, Duration::ZERO).await.ok().unzip();
-        assert_eq!(in_flight(&pacer), Some(2));
-        if let Some(request) = answered {
-            request.answered(None);
-        }
-        assert_eq!(in_flight(&pacer), Some(1));
-        drop(dropped);
-        assert_eq!(in_flight(&pacer), Some(0));
-    }
 }

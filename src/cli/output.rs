@@ -458,18 +458,3 @@ fn cut(cell: &str, width: usize) -> String {
     let pad = width.saturating_sub(measure(&kept));
     format!("{kept}{}", " ".repeat(pad))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::visible;
-
-    #[test]
-    fn control_and_formatting_characters_are_shown_not_acted_on() {
-        assert_eq!(visible("Zoë Schmidt"), "Zoë Schmidt");
-        assert_eq!(
-            visible("a\u{1b}[2Jb\u{7}c\rd\u{8}e\u{0}f\u{202e}g\nh\u{9b}i"),
-            "a\\u{1b}[2Jb\\u{7}c\\rd\\u{8}e\\u{0}f\\u{202e}g\\nh\\u{9b}i"
-        );
-        assert_eq!(visible("\u{1b}]0;owned\u{7}"), "\\u{1b}]0;owned\\u{7}");
-    }
-}

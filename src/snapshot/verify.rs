@@ -250,7 +250,7 @@ static CHECKED: Mutex<BTreeMap<PathBuf, (Stamp, String)>> = Mutex::new(BTreeMap:
 /// The size and sha256 of a local file, read in blocks.
 pub fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
     let mut file = std::fs::File::open(path)?;
-    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
     let mut buffer = vec![0; 1 << 16];
     let mut bytes = 0u64;
     loop {

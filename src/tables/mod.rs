@@ -2,8 +2,8 @@
 //! the catalog below, the one place a table is listed. Registration, `\d`,
 //! export, snapshots and `diff` all read the catalog and ask a table's kind.
 
-mod filters;
-mod provider;
+pub mod filters;
+pub mod provider;
 
 use std::sync::Arc;
 

@@ -111,9 +111,9 @@ async fn create_container(endpoint: &str, container: &str) {
     let key = base64::engine::general_purpose::STANDARD
         .decode(AZURITE_KEY)
         .expect("the key");
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key);
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
     let signature = base64::engine::general_purpose::STANDARD
-        .encode(aws_lc_rs::hmac::sign(&key, to_sign.as_bytes()).as_ref());
+        .encode(ring::hmac::sign(&key, to_sign.as_bytes()).as_ref());
     let answer = reqwest::Client::new()
         .put(format!("{endpoint}/{container}?restype=container"))
         .header("x-ms-date", date)

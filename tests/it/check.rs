@@ -582,7 +582,7 @@ async fn a_baseline_tells_new_open_and_fixed_findings() {
 
 /// The sha256 of some bytes, as lowercase hex, computed here.
 fn sha256_hex(bytes: &[u8]) -> String {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
+    ring::digest::digest(&ring::digest::SHA256, bytes)
         .as_ref()
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -127,7 +127,7 @@ fn header(headers: &HeaderMap, name: &str) -> String {
 /// and body under the test's secret, computed here from the spec (not by
 /// orgsql's code), and its body is the alert the id names.
 fn assert_signed(received: &Received) {
-    use aws_lc_rs::hmac;
+    use ring::hmac;
     let id = header(&received.headers, "webhook-id");
     let timestamp = header(&received.headers, "webhook-timestamp");
     assert!(

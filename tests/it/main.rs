@@ -43,5 +43,6 @@ mod spec;
 mod storage;
 mod tables;
 mod trust;
+mod unit;
 mod verify;
 mod watch;

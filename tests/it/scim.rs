@@ -512,8 +512,8 @@ async fn each_drift_control_alarms_on_exactly_the_demos_planted_cases() {
     let found = findings_of(&output);
     // The report names the export it judged by: its file and sha256.
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
-    let digest: String = aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
+    let digest: String = ring::digest::digest(
+        &ring::digest::SHA256,
         &std::fs::read(&idp).expect("the export"),
     )
     .as_ref()

@@ -117,14 +117,14 @@ struct Written<'a> {
 /// Pretty JSON text nested one level in an object, as a pretty printer
 /// writes it there: every line break in JSON text is the printer's (one in
 /// a string is written `\n`), so each gets the level's two spaces.
-fn nested(value: &impl Serialize) -> serde_json::Result<String> {
+pub fn nested(value: &impl Serialize) -> serde_json::Result<String> {
     Ok(serde_json::to_string_pretty(value)?.replace('\n', "\n  "))
 }
 
 /// The JSON report. Its results are written first, as text, so that the
 /// envelope can hold their sha256; the file is what a pretty printer writes
 /// of the whole.
-pub(super) fn write(
+pub fn write(
     out: &mut dyn Write,
     results: &[Checked],
     envelope: &Envelope,
@@ -135,7 +135,7 @@ pub(super) fn write(
 /// The JSON report with more of a command's own after the envelope (review
 /// verify's `title` and `review`): the results' digest does not cover them,
 /// the report's own sha256 does.
-pub(crate) fn write_with(
+pub fn write_with(
     out: &mut dyn Write,
     envelope: &Envelope,
     more: &[(&str, serde_json::Value)],
@@ -365,59 +365,5 @@ fn disagreement(result: &ReadResult, counts: Counts) -> Option<String> {
             Some("outcome skipped, but it states no reason, or has findings".to_string())
         }
         _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Text nested by `nested` is what the pretty printer writes of the
-    /// whole, line breaks in strings and empty lists included.
-    #[test]
-    fn nested_text_is_the_pretty_printers() {
-        #[derive(Serialize)]
-        struct Inner {
-            text: &'static str,
-            list: Vec<u32>,
-            empty: Vec<u32>,
-        }
-        #[derive(Serialize)]
-        struct Outer {
-            first: Vec<Inner>,
-            second: Inner,
-        }
-        let inner = || Inner {
-            text: "two\nlines \"quoted\"",
-            list: vec![1, 2],
-            empty: Vec::new(),
-        };
-        let whole = Outer {
-            first: vec![inner(), inner()],
-            second: inner(),
-        };
-        let by_parts = format!(
-            "{{\n  \"first\": {},\n  \"second\": {}\n}}",
-            nested(&whole.first).expect("printed"),
-            nested(&whole.second).expect("printed")
-        );
-        assert_eq!(
-            by_parts,
-            serde_json::to_string_pretty(&whole).expect("printed")
-        );
-    }
-
-    #[test]
-    fn a_report_written_verifies_and_a_changed_summary_does_not() {
-        let mut out = Vec::new();
-        write(&mut out, &[], &Envelope::begin("orgsql check")).expect("written");
-        let verified = verify(&out).expect("a report");
-        assert!(verified.problems.is_empty(), "{:?}", verified.problems);
-        let text = String::from_utf8_lossy(&out).replace("\"results\": 0", "\"results\": 1");
-        let verified = verify(text.as_bytes()).expect("a report");
-        assert_eq!(
-            verified.problems,
-            vec!["summary: results says 1 where the results hold 0".to_string()]
-        );
     }
 }

@@ -24,9 +24,9 @@
 //! ids; a stop before that reads the same events again, and `deliver.rs`
 //! keeps what each place took since the state was last written.
 
-mod deliver;
-mod recent;
-mod state;
+pub mod deliver;
+pub mod recent;
+pub mod state;
 
 use crate::cli::export::audit_log::StreamItem;
 use std::collections::{BTreeMap, HashSet};

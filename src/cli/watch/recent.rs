@@ -29,8 +29,8 @@ pub const RECENT_DIR: &str = "recent";
 
 /// A page of the stream: what the file holds, and what decoders read.
 #[derive(Serialize, Deserialize, Default)]
-struct Page {
-    data: Vec<Value>,
+pub struct Page {
+    pub data: Vec<Value>,
 }
 
 /// The file of `org_id`'s recent events in the state folder `dir`.
@@ -54,7 +54,7 @@ fn processed_at(event: &Value) -> Option<DateTime<Utc>> {
         .and_then(parse_time)
 }
 
-fn id(event: &Value) -> Option<&str> {
+pub fn id(event: &Value) -> Option<&str> {
     event.get("id").and_then(Value::as_str)
 }
 
@@ -136,69 +136,4 @@ fn write(path: &Path, bytes: &[u8]) -> Result<()> {
             .map_err(crate::cli::files::io_at(path))
     })
     .map_err(|e| anyhow!("{}", crate::error::message(&e)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn event(id: &str, processed: &str) -> Value {
-        json!({"id": id, "attributes": {"processedAt": processed, "action": "user_login"}})
-    }
-
-    fn page(events: &[Value]) -> bytes::Bytes {
-        serde_json::to_vec(&json!({"data": events, "meta": {"next": "c"}}))
-            .expect("JSON")
-            .into()
-    }
-
-    fn ids(body: &[u8]) -> Vec<String> {
-        let page: Page = serde_json::from_slice(body).expect("a page");
-        page.data
-            .iter()
-            .map(|e| id(e).expect("id").to_string())
-            .collect()
-    }
-
-    #[test]
-    fn keeps_a_window_of_polls_and_counts_an_event_read_again_once() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let org = "a1b588c6-8c08-42f9-b0d8-9e5b1401840d";
-        let first = update(
-            dir.path(),
-            org,
-            &[page(&[
-                event("old", "2026-12-05T11:59:59.999Z"),
-                event("edge", "2026-12-05T12:00:00.000Z"),
-            ])],
-        )
-        .expect("first poll");
-        assert_eq!(ids(&first), ["old", "edge"]);
-        // The same event read again, and one a day after `edge`.
-        let second = update(
-            dir.path(),
-            org,
-            &[page(&[
-                event("edge", "2026-12-05T12:00:00.000Z"),
-                event("new", "2026-12-06T12:00:00.000Z"),
-            ])],
-        )
-        .expect("second poll");
-        assert_eq!(ids(&second), ["edge", "new"], "24 h before the newest");
-        let stored =
-            std::fs::read(dir.path().join(RECENT_DIR).join(format!("{org}.json"))).expect("kept");
-        assert_eq!(
-            ids(&stored),
-            ["edge", "new"],
-            "what the next poll starts from"
-        );
-    }
-
-    #[test]
-    fn an_org_id_that_would_leave_the_folder_is_refused() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let err = update(dir.path(), "../x", &[page(&[])]).expect_err("refused");
-        assert!(err.to_string().contains("cannot name a file"), "{err}");
-    }
 }

@@ -1,0 +1,26 @@
+//! The library's unit tests: pure functions tested through the public API.
+
+mod api_cache;
+mod api_client;
+mod api_error;
+mod api_listings;
+mod api_pacer;
+mod api_paging;
+mod api_retry;
+mod cli_check_envelope;
+mod cli_check_json;
+mod cli_check;
+mod cli_meta;
+mod cli_output;
+mod cli_progress;
+mod cli_watch_deliver;
+mod cli_watch_recent;
+mod cli_watch_state;
+mod clock;
+mod config;
+mod history;
+mod snapshot;
+mod sql;
+mod storage;
+mod tables_filters;
+mod tables_provider;

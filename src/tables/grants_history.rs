@@ -17,8 +17,6 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMicro
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::ScalarValue;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingTable, ListingTableConfig};
 use datafusion::datasource::{MemTable, TableType};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SessionState;
@@ -217,34 +215,6 @@ fn content(e: &LogEvent) -> impl PartialEq + '_ {
     (e.time, &e.action, &e.actor_id, &e.message, objects)
 }
 
-/// `table`, read with its filter applied inside the parquet reader when it
-/// is a snapshot's parquet files: the filter's column is decoded first and
-/// the others only for the rows it keeps. A grant event is about one in ten
-/// of the log, and decoding every event's message costs more than the rest
-/// of the replay. The same rows come out either way.
-fn filtered_in_parquet(table: Arc<dyn TableProvider>) -> Result<Arc<dyn TableProvider>> {
-    let Some(listing) = table.downcast_ref::<ListingTable>() else {
-        return Ok(table);
-    };
-    let options = listing.options();
-    let Some(parquet) = options.format.downcast_ref::<ParquetFormat>() else {
-        return Ok(table);
-    };
-    if !options.table_partition_cols.is_empty() {
-        return Ok(table);
-    }
-    let mut parquet_options = parquet.options().clone();
-    parquet_options.global.pushdown_filters = true;
-    parquet_options.global.reorder_filters = true;
-    let format = ParquetFormat::default().with_options(parquet_options);
-    let mut options = options.clone();
-    options.format = Arc::new(format);
-    let config = ListingTableConfig::new_with_multi_paths(listing.table_paths().clone())
-        .with_listing_options(options)
-        .with_schema(listing.schema());
-    Ok(Arc::new(ListingTable::try_new(config)?))
-}
-
 /// Read the grant events of one audit log (`events`, `event_context`), by
 /// organization.
 async fn read_log(
@@ -255,13 +225,13 @@ async fn read_log(
     let actions: Vec<Expr> = history::ACTIONS.iter().map(|a| lit(*a)).collect();
     let by_action = col("action").in_list(actions, false);
     let events = ctx
-        .read_table(filtered_in_parquet(events)?)?
+        .read_table(events)?
         .filter(by_action.clone())?
         .select_columns(&["org_id", "event_id", "time", "action", "actor_id", "message"])?
         .collect()
         .await?;
     let objects = ctx
-        .read_table(filtered_in_parquet(event_context)?)?
+        .read_table(event_context)?
         .filter(by_action)?
         .select_columns(&["org_id", "event_id", "role", "object_id", "object_type"])?
         .collect()

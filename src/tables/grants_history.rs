@@ -4,7 +4,7 @@
 //! to)` are SQL table functions over it, one row per grant as
 //! `user_role_assignments` keys them (org, account, resource, role).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -237,7 +237,7 @@ async fn read_log(
         .collect()
         .await?;
     // Objects by (org, event).
-    let mut named: BTreeMap<(String, String), Vec<LogObject>> = BTreeMap::new();
+    let mut named: HashMap<(String, String), Vec<LogObject>> = HashMap::new();
     for batch in &objects {
         let (o, e, role, id, kind) = (
             text_column(batch, "org_id")?,

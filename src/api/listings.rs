@@ -151,6 +151,10 @@ impl ListingLog {
         lock(&self.records).len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn remembered(&self, call: &str) -> Option<Counts> {
         lock(&self.counts).get(call).copied()
     }

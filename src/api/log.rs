@@ -70,4 +70,8 @@ impl RequestLog {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }

@@ -47,7 +47,12 @@ impl Progress {
 
     /// On `target`, redrawn as on a terminal or (`terminal` false) a
     /// plain line every `every` while requests go on.
-    pub fn drawing(orgs: &Orgs, target: ProgressDrawTarget, terminal: bool, every: Duration) -> Self {
+    pub fn drawing(
+        orgs: &Orgs,
+        target: ProgressDrawTarget,
+        terminal: bool,
+        every: Duration,
+    ) -> Self {
         let bar = ProgressBar::with_draw_target(None, target);
         bar.set_style(
             ProgressStyle::with_template("{spinner} {msg} {elapsed}")

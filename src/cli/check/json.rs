@@ -124,11 +124,7 @@ pub fn nested(value: &impl Serialize) -> serde_json::Result<String> {
 /// The JSON report. Its results are written first, as text, so that the
 /// envelope can hold their sha256; the file is what a pretty printer writes
 /// of the whole.
-pub fn write(
-    out: &mut dyn Write,
-    results: &[Checked],
-    envelope: &Envelope,
-) -> std::io::Result<()> {
+pub fn write(out: &mut dyn Write, results: &[Checked], envelope: &Envelope) -> std::io::Result<()> {
     write_with(out, envelope, &[], results)
 }
 

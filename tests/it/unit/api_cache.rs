@@ -1,10 +1,10 @@
 //! Unit tests of `orgsql::api::cache` (src/api/cache.rs), here so that `cargo test`
 //! does not compile the library a second time for them.
 
+use bytes::Bytes;
 use orgsql::api::cache::*;
 use std::sync::Arc;
 use std::time::Duration;
-use bytes::Bytes;
 
 #[test]
 fn pages_beyond_the_byte_budget_are_not_kept() {

@@ -32,8 +32,7 @@ fn a_search_is_counted_by_the_same_filters() {
         count.parameters(),
         "claimStatus=managed&mfaEnabled=false&status=active&status=suspended"
     );
-    let request =
-        search(serde_json::json!({"emails": ["a@b.c"]})).counted_by(COUNT, &["status"]);
+    let request = search(serde_json::json!({"emails": ["a@b.c"]})).counted_by(COUNT, &["status"]);
     assert!(
         matches!(&request.count, CountBy::Not(why) if why.ends_with("takes no emails")),
         "{:?}",

@@ -1,8 +1,8 @@
 //! Unit tests of `orgsql::api::listings` (src/api/listings.rs), here so that `cargo test`
 //! does not compile the library a second time for them.
 
-use orgsql::api::listings::*;
 use chrono::Utc;
+use orgsql::api::listings::*;
 
 fn listing(items: u64, before: Option<u64>, after: Option<u64>, end: bool) -> ListingRecord {
     ListingRecord {

@@ -1,11 +1,11 @@
 //! Unit tests of `orgsql::api::retry` (src/api/retry.rs), here so that `cargo test`
 //! does not compile the library a second time for them.
 
-use orgsql::api::retry::*;
-use std::time::Duration;
 use chrono::{DateTime, Utc};
+use orgsql::api::retry::*;
 use reqwest::header::HeaderMap;
 use reqwest::header::HeaderValue;
+use std::time::Duration;
 
 fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
     let mut map = HeaderMap::new();
@@ -66,8 +66,7 @@ fn backoff_grows_and_stays_bounded() {
     };
     for attempt in 1..10 {
         let d = policy.delay(attempt, None, now);
-        let full =
-            (Duration::from_millis(100) * (1 << (attempt - 1))).min(Duration::from_secs(1));
+        let full = (Duration::from_millis(100) * (1 << (attempt - 1))).min(Duration::from_secs(1));
         assert!(
             d >= full / 2 && d <= full,
             "attempt {attempt}: {d:?} not in [{:?}, {full:?}]",

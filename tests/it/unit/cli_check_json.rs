@@ -1,9 +1,9 @@
 //! Unit tests of `orgsql::cli::check::json` (src/cli/check/json.rs), here so that `cargo test`
 //! does not compile the library a second time for them.
 
+use orgsql::cli::check::Envelope;
 use orgsql::cli::check::json::*;
 use serde::Serialize;
-use orgsql::cli::check::Envelope;
 
 /// Text nested by `nested` is what the pretty printer writes of the
 /// whole, line breaks in strings and empty lists included.

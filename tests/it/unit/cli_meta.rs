@@ -1,8 +1,8 @@
 //! Unit tests of `orgsql::cli::meta` (src/cli/meta.rs), here so that `cargo test`
 //! does not compile the library a second time for them.
 
-use orgsql::cli::meta::*;
 use orgsql::cli::Format;
+use orgsql::cli::meta::*;
 
 #[test]
 fn every_command_of_the_help_parses_and_every_format_is_accepted() {

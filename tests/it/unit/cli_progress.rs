@@ -1,11 +1,11 @@
 //! Unit tests of `orgsql::cli::progress` (src/cli/progress.rs), here so that `cargo test`
 //! does not compile the library a second time for them.
 
-use orgsql::cli::progress::*;
-use std::sync::{Arc, Mutex};
 use indicatif::ProgressDrawTarget;
 use orgsql::api::Orgs;
 use orgsql::api::{ApiKey, ClientConfig};
+use orgsql::cli::progress::*;
+use std::sync::{Arc, Mutex};
 
 /// A one-line terminal in memory: what is on it now.
 #[derive(Debug, Clone, Default)]

@@ -1,10 +1,10 @@
 //! Unit tests of `orgsql::clock` (src/clock.rs), here so that `cargo test`
 //! does not compile the library a second time for them.
 
-use orgsql::clock::*;
 use chrono::DateTime;
-use datafusion::error::Result;
 use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::error::Result;
+use orgsql::clock::*;
 
 #[tokio::test]
 async fn every_clock_function_answers_the_fixed_instant() -> Result<()> {

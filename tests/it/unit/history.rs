@@ -116,11 +116,7 @@ fn a_membership_grants_its_groups_roles_for_its_interval() {
     assert_eq!(i.group_id.as_deref(), Some("g"));
     assert_eq!((i.valid_from, i.valid_to), (Some(10), Some(20)));
     assert_eq!(i.known_from, KnownFrom::Event);
-    assert!(grants_at(&intervals, 15).contains(&(
-        "ann".into(),
-        "org".into(),
-        ORG_ADMIN.into()
-    )));
+    assert!(grants_at(&intervals, 15).contains(&("ann".into(), "org".into(), ORG_ADMIN.into())));
     assert!(grants_at(&intervals, 25).is_empty());
 }
 

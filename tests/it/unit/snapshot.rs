@@ -1,11 +1,11 @@
 //! Unit tests of `orgsql::snapshot` (src/snapshot.rs), here so that `cargo test`
 //! does not compile the library a second time for them.
 
-use orgsql::snapshot::*;
-use std::sync::Arc;
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::prelude::SessionContext;
+use orgsql::snapshot::*;
 use orgsql::tables::catalog;
+use std::sync::Arc;
 
 /// Two snapshots as schemas of a session, made of SQL.
 async fn snapshots(statements: &[&str]) -> SessionContext {

@@ -1,13 +1,11 @@
 //! Unit tests of `orgsql::sql` (src/sql.rs), here so that `cargo test`
 //! does not compile the library a second time for them.
 
-use orgsql::sql::*;
 use datafusion::sql::parser::{DFParser, Statement};
-use datafusion::sql::sqlparser::ast::{
-    Expr, SelectItem, SetExpr, Statement as Sql,
-};
-use datafusion::sql::sqlparser::dialect::{Dialect, GenericDialect};
 use datafusion::sql::sqlparser::ast::BinaryOperator;
+use datafusion::sql::sqlparser::ast::{Expr, SelectItem, SetExpr, Statement as Sql};
+use datafusion::sql::sqlparser::dialect::{Dialect, GenericDialect};
+use orgsql::sql::*;
 
 /// The first projected expression of `SELECT <expr>`, parsed by `dialect`.
 fn projected(sql: &str, dialect: &dyn Dialect) -> Expr {

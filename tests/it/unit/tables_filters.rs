@@ -1,14 +1,14 @@
 //! Unit tests of `orgsql::tables::filters` (src/tables/filters.rs), here so that `cargo test`
 //! does not compile the library a second time for them.
 
-use orgsql::tables::filters::*;
-use std::sync::Arc;
 use datafusion::logical_expr::{Expr, Operator};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::ScalarFunctionExpr;
 use datafusion::physical_expr::expressions::{self as physical, InListExpr};
-use datafusion::scalar::ScalarValue;
 use datafusion::prelude::{col, lit};
+use datafusion::scalar::ScalarValue;
+use orgsql::tables::filters::*;
+use std::sync::Arc;
 
 fn ts(micros: i64) -> Expr {
     Expr::Literal(

@@ -1,12 +1,12 @@
 //! Unit tests of `orgsql::tables::provider` (src/tables/provider.rs), here so that `cargo test`
 //! does not compile the library a second time for them.
 
-use orgsql::tables::provider::*;
-use std::sync::Arc;
+use datafusion::arrow::array::StringArray;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
-use datafusion::arrow::array::StringArray;
+use orgsql::tables::provider::*;
+use std::sync::Arc;
 
 /// Within one listing a key seen twice is a listing going round, unless
 /// the key holds a NULL: that names nothing, and the row is kept.

@@ -1,6 +1,7 @@
 //! The Atlassian Admin API client: auth, base URL, paging, retries, errors.
 
 pub mod budgets;
+// Public for the unit tests in tests/it/unit.
 pub mod cache;
 pub mod client;
 pub mod error;

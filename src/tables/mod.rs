@@ -2,6 +2,7 @@
 //! the catalog below, the one place a table is listed. Registration, `\d`,
 //! export, snapshots and `diff` all read the catalog and ask a table's kind.
 
+// Public for the unit tests in tests/it/unit.
 pub mod filters;
 pub mod provider;
 

@@ -24,6 +24,7 @@
 //! ids; a stop before that reads the same events again, and `deliver.rs`
 //! keeps what each place took since the state was last written.
 
+// Public for the unit tests in tests/it/unit.
 pub mod deliver;
 pub mod recent;
 pub mod state;

@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::api::cache` (src/api/cache.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::api::cache` (src/api/cache.rs).
 
 use bytes::Bytes;
 use orgsql::api::cache::*;

@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::api::client` (src/api/client.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::api::client` (src/api/client.rs).
 
 use orgsql::api::client::*;
 use reqwest::Method;

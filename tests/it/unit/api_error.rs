@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::api::error` (src/api/error.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::api::error` (src/api/error.rs).
 
 use orgsql::api::error::api_message;
 

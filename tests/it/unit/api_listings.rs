@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::api::listings` (src/api/listings.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::api::listings` (src/api/listings.rs).
 
 use chrono::Utc;
 use orgsql::api::listings::*;

@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::api::pacer` (src/api/pacer.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::api::pacer` (src/api/pacer.rs).
 
 use orgsql::api::pacer::*;
 use std::time::{Duration, Instant};

@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::api::paging` (src/api/paging.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::api::paging` (src/api/paging.rs).
 
 use orgsql::api::paging::*;
 

@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::api::retry` (src/api/retry.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::api::retry` (src/api/retry.rs).
 
 use chrono::{DateTime, Utc};
 use orgsql::api::retry::*;

@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::cli::check` (src/cli/check/mod.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::cli::check` (src/cli/check/mod.rs).
 
 use orgsql::cli::check::*;
 use std::collections::BTreeMap;

@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::cli::check::envelope` (src/cli/check/envelope.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::cli::check::envelope` (src/cli/check/envelope.rs).
 
 use orgsql::cli::check::envelope::*;
 

@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::cli::check::json` (src/cli/check/json.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::cli::check::json` (src/cli/check/json.rs).
 
 use orgsql::cli::check::Envelope;
 use orgsql::cli::check::json::*;

@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::cli::meta` (src/cli/meta.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::cli::meta` (src/cli/meta.rs).
 
 use orgsql::cli::Format;
 use orgsql::cli::meta::*;

@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::cli::output` (src/cli/output.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::cli::output` (src/cli/output.rs).
 
 use orgsql::cli::output::visible;
 

@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::cli::progress` (src/cli/progress.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::cli::progress` (src/cli/progress.rs).
 
 use indicatif::ProgressDrawTarget;
 use orgsql::api::Orgs;

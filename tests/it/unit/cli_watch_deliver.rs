@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::cli::watch::deliver` (src/cli/watch/deliver.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::cli::watch::deliver` (src/cli/watch/deliver.rs).
 
 use orgsql::cli::watch::deliver::*;
 

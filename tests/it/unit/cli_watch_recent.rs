@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::cli::watch::recent` (src/cli/watch/recent.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::cli::watch::recent` (src/cli/watch/recent.rs).
 
 use orgsql::cli::watch::recent::*;
 use serde_json::Value;

@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::cli::watch::state` (src/cli/watch/state.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::cli::watch::state` (src/cli/watch/state.rs).
 
 use orgsql::cli::watch::state::*;
 

@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::clock` (src/clock.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::clock` (src/clock.rs).
 
 use chrono::DateTime;
 use datafusion::arrow::util::pretty::pretty_format_batches;

@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::config` (src/config.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::config` (src/config.rs).
 
 use orgsql::config::*;
 

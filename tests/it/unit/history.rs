@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::history` (src/history.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::history` (src/history.rs).
 
 use orgsql::history::*;
 use std::collections::BTreeSet;

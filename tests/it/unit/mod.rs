@@ -1,4 +1,6 @@
-//! The library's unit tests: pure functions tested through the public API.
+//! The library's unit tests, a file per module, through its `pub` items.
+//! They live here, not in the library (`[lib] test = false`), so that
+//! `cargo test` compiles the library once, not a second time in test mode.
 
 mod api_cache;
 mod api_client;

@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::snapshot` (src/snapshot.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::snapshot` (src/snapshot.rs).
 
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::prelude::SessionContext;

@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::sql` (src/sql.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::sql` (src/sql.rs).
 
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast::BinaryOperator;

@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::storage` (src/storage.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::storage` (src/storage.rs).
 
 use datafusion::error::Result;
 use orgsql::storage::Location;

@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::tables::filters` (src/tables/filters.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::tables::filters` (src/tables/filters.rs).
 
 use datafusion::logical_expr::{Expr, Operator};
 use datafusion::physical_expr::PhysicalExpr;

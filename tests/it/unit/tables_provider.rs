@@ -1,5 +1,4 @@
-//! Unit tests of `orgsql::tables::provider` (src/tables/provider.rs), here so that `cargo test`
-//! does not compile the library a second time for them.
+//! Unit tests of `orgsql::tables::provider` (src/tables/provider.rs).
 
 use datafusion::arrow::array::StringArray;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};

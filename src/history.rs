@@ -8,8 +8,18 @@
 //! membership's interval meeting the interval in which the group grants the
 //! role), as the API derives `group_direct`. Where the log does not say when
 //! a grant began, the interval says so (`KnownFrom`), never guesses.
+//!
+//! Ids, ARIs and roles are interned (`Symbols`): a log of a million events
+//! names a few thousand accounts and resources over and over, and replay
+//! keys its ledgers by them; as strings, copying and comparing them (ARIs
+//! share a long prefix) was most of its time.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+// hashbrown with foldhash, as DataFusion's own hash joins: a million
+// lookups by id cost a fraction of what std's SipHash costs.
+use datafusion::common::HashMap;
 
 /// Microseconds since 1970-01-01T00:00:00Z.
 pub type Micros = i64;
@@ -34,43 +44,97 @@ pub const ACTIONS: &[&str] = &[
     "group_revoked_product_access",
 ];
 
+/// An interned string: equal strings of one `Symbols` are equal symbols.
+/// Its order is the order of first sight, not the strings' order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sym(u32);
+
+/// The strings of one history, each kept once.
+#[derive(Debug, Default)]
+pub struct Symbols {
+    index: HashMap<Arc<str>, Sym>,
+    names: Vec<Arc<str>>,
+}
+
+impl Symbols {
+    pub fn intern(&mut self, name: &str) -> Sym {
+        if let Some(sym) = self.index.get(name) {
+            return *sym;
+        }
+        // More than 4 billion distinct strings cannot be read into memory.
+        let sym = Sym(u32::try_from(self.names.len()).unwrap_or(u32::MAX));
+        let name: Arc<str> = Arc::from(name);
+        self.names.push(name.clone());
+        self.index.insert(name, sym);
+        sym
+    }
+
+    /// The string of a symbol this table made.
+    pub fn name(&self, sym: Sym) -> &str {
+        &self.names[sym.0 as usize]
+    }
+
+    /// The string of a symbol, held apart from the table (which may grow
+    /// while it is read).
+    pub fn shared_name(&self, sym: Sym) -> Arc<str> {
+        self.names[sym.0 as usize].clone()
+    }
+}
+
 /// One audit event, with the objects it names.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEvent {
-    pub id: String,
+    pub id: Sym,
     pub time: Micros,
-    pub action: String,
-    pub actor_id: Option<String>,
+    pub action: Sym,
+    pub actor_id: Option<Sym>,
     /// The summary: the only place the log names a role it granted
     /// ("user granted role for x@y (atlassian/site-admin)").
-    pub message: Option<String>,
+    pub message: Option<Sym>,
+    /// Sorted, so that the same event read from two sources compares equal.
     pub objects: Vec<LogObject>,
 }
 
 /// An object of an event: `context` (what it acted on) or `container`
 /// (where), as `event_context` has it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct LogObject {
     pub container: bool,
-    pub id: String,
-    pub kind: String,
+    pub id: Sym,
+    pub kind: Sym,
 }
 
+/// A grant as `user_role_assignments` keys it: (account, resource, role).
+pub type Grant = (Sym, Sym, Sym);
+
 /// The organization's grants at one instant (the log's end).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct State {
     pub time: Micros,
     /// The organization as a role's resource (`ari:cloud:platform::org/<id>`).
-    pub org_resource: String,
-    /// `user_role_assignments`: (account, resource, role, assignment methods).
-    pub user_grants: Vec<(String, String, String, String)>,
+    pub org_resource: Sym,
+    /// `user_role_assignments`, and whether its methods include `direct`.
+    pub user_grants: Vec<(Grant, bool)>,
     /// `group_members`: (group, account).
-    pub memberships: Vec<(String, String)>,
+    pub memberships: Vec<(Sym, Sym)>,
     /// `group_role_assignments`: (group, resource, role).
-    pub group_grants: Vec<(String, String, String)>,
+    pub group_grants: Vec<(Sym, Sym, Sym)>,
     /// The workspaces with a site: where an organization-wide site-admin
     /// role is held.
-    pub sites: Vec<String>,
+    pub sites: Vec<Sym>,
+}
+
+impl State {
+    pub fn new(time: Micros, org_resource: Sym) -> Self {
+        State {
+            time,
+            org_resource,
+            user_grants: Vec::new(),
+            memberships: Vec::new(),
+            group_grants: Vec::new(),
+            sites: Vec::new(),
+        }
+    }
 }
 
 /// How an interval's start is known.
@@ -99,20 +163,20 @@ impl KnownFrom {
 /// One grant held from one time until another (or still).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interval {
-    pub account_id: String,
+    pub account_id: Sym,
     /// The group it is held through; `None`: held directly.
-    pub group_id: Option<String>,
-    pub resource_id: String,
-    pub role: String,
+    pub group_id: Option<Sym>,
+    pub resource_id: Sym,
+    pub role: Sym,
     /// `None`: before the log began.
     pub valid_from: Option<Micros>,
     /// `None`: still held.
     pub valid_to: Option<Micros>,
-    pub granted_by: Option<String>,
-    pub revoked_by: Option<String>,
+    pub granted_by: Option<Sym>,
+    pub revoked_by: Option<Sym>,
     /// The events that show it (grant, revoke; for a group's grant, the
     /// membership's and the group role's).
-    pub event_ids: Vec<String>,
+    pub event_ids: Vec<Sym>,
     pub known_from: KnownFrom,
     /// `true`: the state at the log's end no longer holds it and no event
     /// took it away: ended at that state's time, not at a known instant.
@@ -129,14 +193,18 @@ impl Interval {
     pub fn overlaps(&self, from: Micros, to: Micros) -> bool {
         self.valid_from.is_none_or(|f| f < to) && self.valid_to.is_none_or(|t| from < t)
     }
+
+    pub fn grant(&self) -> Grant {
+        (self.account_id, self.resource_id, self.role)
+    }
 }
 
 /// An interval being replayed, keyed by what it grants.
 #[derive(Debug, Clone)]
 struct Open {
     from: Option<Micros>,
-    granted_by: Option<String>,
-    event_ids: Vec<String>,
+    granted_by: Option<Sym>,
+    event_ids: Vec<Sym>,
     known_from: KnownFrom,
 }
 
@@ -145,21 +213,21 @@ struct Open {
 struct Span {
     open: Open,
     to: Option<Micros>,
-    revoked_by: Option<String>,
+    revoked_by: Option<Sym>,
     /// Ended by the end state's lacking it, not by an event.
     unlogged: bool,
 }
 
 /// Intervals of one kind of key (a direct grant, a membership, a group's
 /// role), replayed in time order.
-struct Ledger<K: Ord + Clone> {
+struct Ledger<K: Ord + Copy> {
     open: BTreeMap<K, Open>,
     closed: Vec<(K, Span)>,
     /// Keys the log named at all.
     seen: BTreeSet<K>,
 }
 
-impl<K: Ord + Clone> Ledger<K> {
+impl<K: Ord + Copy> Ledger<K> {
     fn new() -> Self {
         Ledger {
             open: BTreeMap::new(),
@@ -169,17 +237,17 @@ impl<K: Ord + Clone> Ledger<K> {
     }
 
     fn grant(&mut self, key: K, e: &LogEvent) {
-        self.seen.insert(key.clone());
+        self.seen.insert(key);
         match self.open.get_mut(&key) {
             // Granted again while held (a second grant path): one interval.
-            Some(open) => open.event_ids.push(e.id.clone()),
+            Some(open) => open.event_ids.push(e.id),
             None => {
                 self.open.insert(
                     key,
                     Open {
                         from: Some(e.time),
-                        granted_by: e.actor_id.clone(),
-                        event_ids: vec![e.id.clone()],
+                        granted_by: e.actor_id,
+                        event_ids: vec![e.id],
                         known_from: KnownFrom::Event,
                     },
                 );
@@ -188,8 +256,8 @@ impl<K: Ord + Clone> Ledger<K> {
     }
 
     fn revoke(&mut self, key: K, e: &LogEvent) {
-        let first = self.seen.insert(key.clone());
-        let open = match self.open.remove(&key) {
+        let first = self.seen.insert(key);
+        let mut open = match self.open.remove(&key) {
             Some(open) => open,
             // Taken away with no grant before it in the log: held since
             // before the log. A revoke of what was already taken away
@@ -202,14 +270,13 @@ impl<K: Ord + Clone> Ledger<K> {
             },
             None => return,
         };
-        let mut open = open;
-        open.event_ids.push(e.id.clone());
+        open.event_ids.push(e.id);
         self.closed.push((
             key,
             Span {
                 open,
                 to: Some(e.time),
-                revoked_by: e.actor_id.clone(),
+                revoked_by: e.actor_id,
                 unlogged: false,
             },
         ));
@@ -246,7 +313,7 @@ impl<K: Ord + Clone> Ledger<K> {
                 (None, KnownFrom::BeforeLog)
             };
             self.open.insert(
-                key.clone(),
+                *key,
                 Open {
                     from,
                     granted_by: None,
@@ -282,18 +349,18 @@ pub fn role_of_message(message: &str) -> Option<&str> {
     (!role.is_empty()).then_some(role)
 }
 
-fn context_of<'e>(e: &'e LogEvent, kind: &str) -> Option<&'e str> {
+fn context_of(e: &LogEvent, kind: Sym) -> Option<Sym> {
     e.objects
         .iter()
         .find(|o| !o.container && o.kind == kind)
-        .map(|o| o.id.as_str())
+        .map(|o| o.id)
 }
 
-fn container_of<'e>(e: &'e LogEvent, kind: &str) -> Option<&'e str> {
+fn container_of(e: &LogEvent, kind: Sym) -> Option<Sym> {
     e.objects
         .iter()
         .find(|o| o.container && o.kind == kind)
-        .map(|o| o.id.as_str())
+        .map(|o| o.id)
 }
 
 /// An event replay could not read (a grant event without the objects or
@@ -305,24 +372,57 @@ pub struct Unread {
 }
 
 /// The intervals of one organization: `events` in any order, `end` the
-/// state when the log was read. Every interval open at `end.time` is one
-/// `end` holds, and every grant `end` holds is open then: at `end.time`
-/// the intervals are `end` exactly.
-pub fn replay(events: &[LogEvent], end: &State) -> (Vec<Interval>, Vec<Unread>) {
-    let mut order: Vec<&LogEvent> = events.iter().filter(|e| e.time <= end.time).collect();
-    order.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.id.cmp(&b.id)));
+/// state when the log was read, both of `symbols`. Every interval open at
+/// `end.time` is one `end` holds, and every grant `end` holds is open then:
+/// at `end.time` the intervals are `end` exactly. The intervals come
+/// ordered by account, resource, role, group (as strings) and time.
+pub fn replay(
+    events: &[LogEvent],
+    end: &State,
+    symbols: &mut Symbols,
+) -> (Vec<Interval>, Vec<Unread>) {
+    let [users, groups, sites, products, org_admin, site_admin, product_user] = [
+        "users",
+        "groups",
+        "sites",
+        "products",
+        ORG_ADMIN,
+        SITE_ADMIN,
+        PRODUCT_USER,
+    ]
+    .map(|name| symbols.intern(name));
+    // Each event with the role its message names.
+    let mut order: Vec<(&LogEvent, Option<Sym>)> = events
+        .iter()
+        .filter(|e| e.time <= end.time)
+        .map(|e| {
+            let message = e.message.map(|m| symbols.shared_name(m));
+            let role = message
+                .as_deref()
+                .and_then(role_of_message)
+                .map(|role| symbols.intern(role));
+            (e, role)
+        })
+        .collect();
+    let symbols = &*symbols;
+    order.sort_by(|(a, _), (b, _)| {
+        a.time
+            .cmp(&b.time)
+            .then_with(|| symbols.name(a.id).cmp(symbols.name(b.id)))
+    });
     // Direct grants (account, resource, role), memberships (group,
     // account), a group's roles (group, resource, role).
-    let mut direct: Ledger<(String, String, String)> = Ledger::new();
-    let mut members: Ledger<(String, String)> = Ledger::new();
-    let mut group_roles: Ledger<(String, String, String)> = Ledger::new();
+    let mut direct: Ledger<Grant> = Ledger::new();
+    let mut members: Ledger<(Sym, Sym)> = Ledger::new();
+    let mut group_roles: Ledger<(Sym, Sym, Sym)> = Ledger::new();
     let mut unread = Vec::new();
-    for e in order {
+    for (e, role_in_message) in order {
+        let action = symbols.name(e.action);
         let skip = |reason: &str| Unread {
-            event_id: e.id.clone(),
-            reason: format!("{}: {reason}", e.action),
+            event_id: symbols.name(e.id).to_string(),
+            reason: format!("{action}: {reason}"),
         };
-        let grant = match e.action.as_str() {
+        let grant = match action {
             "added_org_admin"
             | "user_granted_role"
             | "user_added_to_group"
@@ -336,26 +436,20 @@ pub fn replay(events: &[LogEvent], end: &State) -> (Vec<Interval>, Vec<Unread>) 
             | "group_revoked_product_access" => false,
             _ => continue,
         };
-        let user = context_of(e, "users").map(str::to_string);
-        let group = context_of(e, "groups").map(str::to_string);
-        let site = container_of(e, "sites").map(str::to_string);
-        // (resource, role) pairs a role event names.
-        let role_targets = |role: &str| -> Vec<(String, String)> {
-            match (&site, role) {
-                (Some(site), _) => vec![(site.clone(), role.to_string())],
-                (None, SITE_ADMIN) => end
-                    .sites
-                    .iter()
-                    .map(|s| (s.clone(), role.to_string()))
-                    .collect(),
-                (None, _) => vec![(end.org_resource.clone(), role.to_string())],
+        let user = context_of(e, users);
+        let group = context_of(e, groups);
+        let site = container_of(e, sites);
+        // The resources a role event names.
+        let role_resources = |role: Sym| -> Vec<Sym> {
+            match site {
+                Some(site) => vec![site],
+                None if role == site_admin => end.sites.clone(),
+                None => vec![end.org_resource],
             }
         };
-        let apply = |ledger: &mut Ledger<(String, String, String)>,
-                     who: String,
-                     targets: Vec<(String, String)>| {
-            for (resource, role) in targets {
-                let key = (who.clone(), resource, role);
+        let apply = |ledger: &mut Ledger<Grant>, who: Sym, role: Sym, resources: Vec<Sym>| {
+            for resource in resources {
+                let key = (who, resource, role);
                 if grant {
                     ledger.grant(key, e);
                 } else {
@@ -363,29 +457,23 @@ pub fn replay(events: &[LogEvent], end: &State) -> (Vec<Interval>, Vec<Unread>) 
                 }
             }
         };
-        match e.action.as_str() {
+        match action {
             "added_org_admin" | "removed_org_admin" => match user {
-                Some(user) => apply(
-                    &mut direct,
-                    user,
-                    vec![(end.org_resource.clone(), ORG_ADMIN.to_string())],
-                ),
+                Some(user) => apply(&mut direct, user, org_admin, vec![end.org_resource]),
                 None => unread.push(skip("no user in its context")),
             },
-            "user_granted_role" | "user_revoked_role" => {
-                match (user, e.message.as_deref().and_then(role_of_message)) {
-                    (Some(user), Some(role)) => apply(&mut direct, user, role_targets(role)),
-                    (None, _) => unread.push(skip("no user in its context")),
-                    (_, None) => unread.push(skip("its message names no role")),
+            "user_granted_role" | "user_revoked_role" => match (user, role_in_message) {
+                (Some(user), Some(role)) => {
+                    apply(&mut direct, user, role, role_resources(role));
                 }
-            }
+                (None, _) => unread.push(skip("no user in its context")),
+                (_, None) => unread.push(skip("its message names no role")),
+            },
             "user_granted_product_access" | "user_revoked_product_access" => {
-                match (user, context_of(e, "products")) {
-                    (Some(user), Some(product)) => apply(
-                        &mut direct,
-                        user,
-                        vec![(product.to_string(), PRODUCT_USER.to_string())],
-                    ),
+                match (user, context_of(e, products)) {
+                    (Some(user), Some(product)) => {
+                        apply(&mut direct, user, product_user, vec![product]);
+                    }
                     _ => unread.push(skip("no user and product in its context")),
                 }
             }
@@ -402,19 +490,18 @@ pub fn replay(events: &[LogEvent], end: &State) -> (Vec<Interval>, Vec<Unread>) 
             _ => {
                 // A group's role taken away: the product access kind names
                 // the product, the others their role in the message.
-                let role = if e.action == "group_revoked_product_access" {
-                    Some(PRODUCT_USER)
+                let role = if action == "group_revoked_product_access" {
+                    Some(product_user)
                 } else {
-                    e.message.as_deref().and_then(role_of_message)
+                    role_in_message
                 };
-                let product = context_of(e, "products").map(str::to_string);
                 match (group, role) {
                     (Some(group), Some(role)) => {
-                        let targets = match product {
-                            Some(p) => vec![(p, role.to_string())],
-                            None => role_targets(role),
+                        let resources = match context_of(e, products) {
+                            Some(product) => vec![product],
+                            None => role_resources(role),
                         };
-                        apply(&mut group_roles, group, targets);
+                        apply(&mut group_roles, group, role, resources);
                     }
                     _ => unread.push(skip("no group and role it names")),
                 }
@@ -425,33 +512,29 @@ pub fn replay(events: &[LogEvent], end: &State) -> (Vec<Interval>, Vec<Unread>) 
     // The end state. A grant held directly is one whose methods say so; a
     // grant held only another way (inferred, or a group the end state
     // does not explain) is kept as held directly, so that the end is exact.
-    let held_members: BTreeSet<(String, String)> = end.memberships.iter().cloned().collect();
-    let held_group_roles: BTreeSet<(String, String, String)> =
-        end.group_grants.iter().cloned().collect();
-    let through_groups: BTreeSet<(String, String, String)> = {
-        let mut by_group: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
+    let held_members: BTreeSet<(Sym, Sym)> = end.memberships.iter().copied().collect();
+    let held_group_roles: BTreeSet<(Sym, Sym, Sym)> = end.group_grants.iter().copied().collect();
+    let through_groups: BTreeSet<Grant> = {
+        let mut by_group: BTreeMap<Sym, Vec<(Sym, Sym)>> = BTreeMap::new();
         for (g, r, role) in &end.group_grants {
-            by_group.entry(g).or_default().push((r, role));
+            by_group.entry(*g).or_default().push((*r, *role));
         }
         end.memberships
             .iter()
             .flat_map(|(g, a)| {
                 by_group
-                    .get(g.as_str())
+                    .get(g)
                     .into_iter()
                     .flatten()
-                    .map(move |(r, role)| (a.clone(), r.to_string(), role.to_string()))
+                    .map(move |(r, role)| (*a, *r, *role))
             })
             .collect()
     };
-    let held_direct: BTreeSet<(String, String, String)> = end
+    let held_direct: BTreeSet<Grant> = end
         .user_grants
         .iter()
-        .filter(|(a, r, role, methods)| {
-            methods.split(',').any(|m| m.trim() == "direct")
-                || !through_groups.contains(&(a.clone(), r.clone(), role.clone()))
-        })
-        .map(|(a, r, role, _)| (a.clone(), r.clone(), role.clone()))
+        .filter(|(grant, direct)| *direct || !through_groups.contains(grant))
+        .map(|(grant, _)| *grant)
         .collect();
     direct.settle(&held_direct, end.time);
     members.settle(&held_members, end.time);
@@ -477,7 +560,7 @@ pub fn replay(events: &[LogEvent], end: &State) -> (Vec<Interval>, Vec<Unread>) 
 
     // Through groups: each membership meets each interval in which its
     // group granted a role.
-    let mut roles_of: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    let mut roles_of: BTreeMap<Sym, Vec<_>> = BTreeMap::new();
     for ((group, resource, role), span) in group_roles.all() {
         roles_of
             .entry(group)
@@ -485,21 +568,19 @@ pub fn replay(events: &[LogEvent], end: &State) -> (Vec<Interval>, Vec<Unread>) 
             .push((resource, role, span));
     }
     for ((group, account), member) in members.all() {
-        let (m, m_to, m_by, m_unlogged) =
-            (&member.open, member.to, &member.revoked_by, member.unlogged);
+        let m = &member.open;
         for (resource, role, span) in roles_of.get(&group).into_iter().flatten() {
-            let (r, r_to, r_by, r_unlogged) =
-                (&span.open, &span.to, &span.revoked_by, &span.unlogged);
+            let r = &span.open;
             // The later start, None (before the log) being the earliest.
             let (from, start) = match (m.from, r.from) {
                 (Some(a), Some(b)) if b > a => (r.from, r),
                 (None, Some(_)) => (r.from, r),
                 _ => (m.from, m),
             };
-            let (to, revoked_by, unlogged) = match (m_to, *r_to) {
-                (Some(a), Some(b)) if b < a => (Some(b), r_by.clone(), *r_unlogged),
-                (None, Some(b)) => (Some(b), r_by.clone(), *r_unlogged),
-                _ => (m_to, m_by.clone(), m_unlogged),
+            let (to, revoked_by, unlogged) = match (member.to, span.to) {
+                (Some(a), Some(b)) if b < a => (Some(b), span.revoked_by, span.unlogged),
+                (None, Some(b)) => (Some(b), span.revoked_by, span.unlogged),
+                _ => (member.to, member.revoked_by, member.unlogged),
             };
             if let (Some(f), Some(t)) = (from, to)
                 && f >= t
@@ -507,15 +588,15 @@ pub fn replay(events: &[LogEvent], end: &State) -> (Vec<Interval>, Vec<Unread>) 
                 continue;
             }
             let mut event_ids = m.event_ids.clone();
-            event_ids.extend(r.event_ids.iter().cloned());
+            event_ids.extend_from_slice(&r.event_ids);
             out.push(Interval {
-                account_id: account.clone(),
-                group_id: Some(group.clone()),
-                resource_id: resource.clone(),
-                role: role.clone(),
+                account_id: account,
+                group_id: Some(group),
+                resource_id: *resource,
+                role: *role,
                 valid_from: from,
                 valid_to: to,
-                granted_by: start.granted_by.clone(),
+                granted_by: start.granted_by,
                 revoked_by,
                 event_ids,
                 known_from: start.known_from,
@@ -523,33 +604,39 @@ pub fn replay(events: &[LogEvent], end: &State) -> (Vec<Interval>, Vec<Unread>) 
             });
         }
     }
+    // By the strings, not the symbols (whose order is the reading's): the
+    // same history always comes in the same order.
+    let text = |sym: Sym| symbols.name(sym);
     out.sort_by(|a, b| {
         (
-            &a.account_id,
-            &a.resource_id,
-            &a.role,
-            &a.group_id,
+            text(a.account_id),
+            text(a.resource_id),
+            text(a.role),
+            a.group_id.map(text),
             a.valid_from,
+            a.valid_to,
         )
             .cmp(&(
-                &b.account_id,
-                &b.resource_id,
-                &b.role,
-                &b.group_id,
+                text(b.account_id),
+                text(b.resource_id),
+                text(b.role),
+                b.group_id.map(text),
                 b.valid_from,
+                b.valid_to,
             ))
     });
     (out, unread)
 }
 
-/// The grants held at `at`: (account, resource, role) each once.
-pub fn grants_at(intervals: &[Interval], at: Micros) -> BTreeSet<(String, String, String)> {
+/// The grants held at `at`, each once.
+pub fn grants_at(intervals: &[Interval], at: Micros) -> BTreeSet<Grant> {
     intervals
         .iter()
         .filter(|i| i.covers(at))
-        .map(|i| (i.account_id.clone(), i.resource_id.clone(), i.role.clone()))
+        .map(Interval::grant)
         .collect()
 }
+
 
 /// One audit log a history reads: the session's own (live or a snapshot's)
 /// or an export's (`--history`), and the span it covers: from its earliest

@@ -4,7 +4,7 @@
 //! to)` are SQL table functions over it, one row per grant as
 //! `user_role_assignments` keys them (org, account, resource, role).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -16,7 +16,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMicrosecondType};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::ScalarValue;
+use datafusion::common::{HashMap, ScalarValue};
 use datafusion::datasource::{MemTable, TableType};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SessionState;
@@ -28,7 +28,7 @@ use datafusion::prelude::{SessionContext, col, lit};
 
 use super::provider::{Column, schema_from};
 use super::{Kind, TableInfo};
-use crate::history::{self, Interval, LogEvent, LogObject, Micros, State};
+use crate::history::{self, Interval, LogEvent, LogObject, Micros, State, Sym, Symbols};
 
 pub const NAME: &str = "grants_history";
 
@@ -67,8 +67,9 @@ pub struct ExportLog {
 
 /// One organization's audit log, merged from every source, and what it covers.
 pub struct OrgLog {
-    /// Each grant event once, with the source it was first read from.
-    pub events: BTreeMap<String, (LogEvent, String)>,
+    /// Each grant event once, by its id, with the source (an index of
+    /// `spans`) it was first read from.
+    pub events: HashMap<Sym, (LogEvent, usize)>,
     pub spans: Vec<history::SourceSpan>,
 }
 
@@ -130,6 +131,8 @@ fn columns() -> Vec<Column> {
 /// The replayed history of each organization a session reads.
 pub struct Replayed {
     pub orgs: Vec<OrgHistory>,
+    /// The strings of the intervals' ids.
+    pub symbols: Symbols,
 }
 
 pub struct OrgHistory {
@@ -200,19 +203,8 @@ fn time_column(batch: &RecordBatch, name: &str) -> Result<TimestampMicrosecondAr
         .clone())
 }
 
-fn value(array: &StringArray, row: usize) -> Option<String> {
-    array.is_valid(row).then(|| array.value(row).to_string())
-}
-
-/// What an event says, to compare the same event read from two sources.
-fn content(e: &LogEvent) -> impl PartialEq + '_ {
-    let mut objects: Vec<(bool, &str, &str)> = e
-        .objects
-        .iter()
-        .map(|o| (o.container, o.id.as_str(), o.kind.as_str()))
-        .collect();
-    objects.sort();
-    (e.time, &e.action, &e.actor_id, &e.message, objects)
+fn value(array: &StringArray, row: usize) -> Option<&str> {
+    array.is_valid(row).then(|| array.value(row))
 }
 
 /// Read the grant events of one audit log (`events`, `event_context`), by
@@ -221,6 +213,7 @@ async fn read_log(
     ctx: &SessionContext,
     events: Arc<dyn TableProvider>,
     event_context: Arc<dyn TableProvider>,
+    symbols: &mut Symbols,
 ) -> Result<BTreeMap<String, Vec<LogEvent>>> {
     let actions: Vec<Expr> = history::ACTIONS.iter().map(|a| lit(*a)).collect();
     let by_action = col("action").in_list(actions, false);
@@ -237,7 +230,7 @@ async fn read_log(
         .collect()
         .await?;
     // Objects by (org, event).
-    let mut named: HashMap<(String, String), Vec<LogObject>> = HashMap::new();
+    let mut named: HashMap<(Sym, Sym), Vec<LogObject>> = HashMap::new();
     for batch in &objects {
         let (o, e, role, id, kind) = (
             text_column(batch, "org_id")?,
@@ -252,14 +245,15 @@ async fn read_log(
             else {
                 continue;
             };
-            named.entry((org_id, event)).or_default().push(LogObject {
-                container: value(&role, row).as_deref() == Some("container"),
-                id,
-                kind,
+            let key = (symbols.intern(org_id), symbols.intern(event));
+            named.entry(key).or_default().push(LogObject {
+                container: value(&role, row) == Some("container"),
+                id: symbols.intern(id),
+                kind: symbols.intern(kind),
             });
         }
     }
-    let mut orgs: BTreeMap<String, Vec<LogEvent>> = BTreeMap::new();
+    let mut orgs: HashMap<Sym, Vec<LogEvent>> = HashMap::new();
     for batch in &events {
         let (o, e, t, a, actor, m) = (
             text_column(batch, "org_id")?,
@@ -280,18 +274,23 @@ async fn read_log(
                     "{NAME}: event {id} ({action}) has no time: its grant cannot be placed"
                 )));
             }
-            let objects = named.remove(&(org_id.clone(), id.clone())).unwrap_or_default();
+            let (org_id, id) = (symbols.intern(org_id), symbols.intern(id));
+            let mut objects = named.remove(&(org_id, id)).unwrap_or_default();
+            objects.sort_unstable();
             orgs.entry(org_id).or_default().push(LogEvent {
                 id,
                 time: t.value(row),
-                action,
-                actor_id: value(&actor, row),
-                message: value(&m, row),
+                action: symbols.intern(action),
+                actor_id: value(&actor, row).map(|a| symbols.intern(a)),
+                message: value(&m, row).map(|m| symbols.intern(m)),
                 objects,
             });
         }
     }
-    Ok(orgs)
+    Ok(orgs
+        .into_iter()
+        .map(|(org_id, events)| (symbols.name(org_id).to_string(), events))
+        .collect())
 }
 
 /// The instant the session's data is as of: where its history ends.
@@ -316,6 +315,7 @@ pub async fn read_logs(
     end: Micros,
     events: Arc<dyn TableProvider>,
     event_context: Arc<dyn TableProvider>,
+    symbols: &mut Symbols,
 ) -> Result<BTreeMap<String, OrgLog>> {
     let ctx = context_of(state)?;
     let logs = state.config().get_extension::<HistoryLogs>();
@@ -335,14 +335,15 @@ pub async fn read_logs(
     }
     let mut merged: BTreeMap<String, OrgLog> = BTreeMap::new();
     for (source, to, events, event_context) in sources {
-        let read = read_log(&ctx, events, event_context)
+        let read = read_log(&ctx, events, event_context, symbols)
             .await
             .map_err(|e| e.context(format!("reading the audit log of {source}")))?;
         for (org_id, events) in read {
             let log = merged.entry(org_id.clone()).or_insert_with(|| OrgLog {
-                events: BTreeMap::new(),
+                events: HashMap::new(),
                 spans: Vec::new(),
             });
+            let this = log.spans.len();
             log.spans.push(history::SourceSpan {
                 source: source.clone(),
                 from: events.iter().map(|e| e.time).min(),
@@ -351,18 +352,19 @@ pub async fn read_logs(
             });
             for event in events {
                 match log.events.get(&event.id) {
-                    Some((seen, first)) if content(seen) != content(&event) => {
+                    Some((seen, first)) if *seen != event => {
                         return Err(plan_error(format!(
-                            "{NAME}: organization {org_id}: event {} reads differently in {first} \
+                            "{NAME}: organization {org_id}: event {} reads differently in {} \
                              and in {source} (time, action, actor, message or objects): one of \
                              them is not this organization's log as the API gave it; leave it \
                              out of --history",
-                            event.id
+                            symbols.name(event.id),
+                            log.spans[*first].source,
                         )));
                     }
                     Some(_) => {}
                     None => {
-                        log.events.insert(event.id.clone(), (event, source.clone()));
+                        log.events.insert(event.id, (event, this));
                     }
                 }
             }
@@ -389,7 +391,8 @@ impl GrantsHistory {
         };
         // Once: the real clock's now() moves between calls.
         let end = data_end(state)?;
-        let logs = read_logs(state, end, side(0), side(1)).await?;
+        let mut symbols = Symbols::default();
+        let logs = read_logs(state, end, side(0), side(1), &mut symbols).await?;
         let user_grants = read(
             2,
             None,
@@ -411,6 +414,7 @@ impl GrantsHistory {
         .await?;
 
         let mut orgs: BTreeMap<String, (Vec<LogEvent>, State)> = BTreeMap::new();
+        let symbols = &mut symbols;
         for batch in &user_grants {
             let (o, acc, r, role, methods) = (
                 text_column(batch, "org_id")?,
@@ -423,8 +427,13 @@ impl GrantsHistory {
                 if let (Some(org_id), Some(a), Some(r), Some(role)) =
                     (value(&o, row), value(&acc, row), value(&r, row), value(&role, row))
                 {
-                    let methods = value(&methods, row).unwrap_or_default();
-                    org_entry(&mut orgs, &org_id, end).1.user_grants.push((a, r, role, methods));
+                    let direct = value(&methods, row)
+                        .is_some_and(|m| m.split(',').any(|m| m.trim() == "direct"));
+                    let grant = (symbols.intern(a), symbols.intern(r), symbols.intern(role));
+                    org_entry(&mut orgs, org_id, end, symbols)
+                        .1
+                        .user_grants
+                        .push((grant, direct));
                 }
             }
         }
@@ -438,7 +447,11 @@ impl GrantsHistory {
                 if let (Some(org_id), Some(g), Some(a)) =
                     (value(&o, row), value(&g, row), value(&acc, row))
                 {
-                    org_entry(&mut orgs, &org_id, end).1.memberships.push((g, a));
+                    let membership = (symbols.intern(g), symbols.intern(a));
+                    org_entry(&mut orgs, org_id, end, symbols)
+                        .1
+                        .memberships
+                        .push(membership);
                 }
             }
         }
@@ -453,7 +466,11 @@ impl GrantsHistory {
                 if let (Some(org_id), Some(g), Some(r), Some(role)) =
                     (value(&o, row), value(&g, row), value(&r, row), value(&role, row))
                 {
-                    org_entry(&mut orgs, &org_id, end).1.group_grants.push((g, r, role));
+                    let grant = (symbols.intern(g), symbols.intern(r), symbols.intern(role));
+                    org_entry(&mut orgs, org_id, end, symbols)
+                        .1
+                        .group_grants
+                        .push(grant);
                 }
             }
         }
@@ -464,7 +481,8 @@ impl GrantsHistory {
             );
             for row in 0..batch.num_rows() {
                 if let (Some(org_id), Some(w)) = (value(&o, row), value(&w, row)) {
-                    org_entry(&mut orgs, &org_id, end).1.sites.push(w);
+                    let site = symbols.intern(w);
+                    org_entry(&mut orgs, org_id, end, symbols).1.sites.push(site);
                 }
             }
         }
@@ -494,7 +512,7 @@ impl GrantsHistory {
             );
             // Across a gap a grant or a revoke may be missing: only the
             // stretch that reaches the end state is replayed.
-            let events = org_entry(&mut orgs, &org_id, end);
+            let events = org_entry(&mut orgs, &org_id, end, symbols);
             events.0.extend(
                 log.events
                     .into_values()
@@ -506,7 +524,7 @@ impl GrantsHistory {
         let mut replayed = Vec::new();
         for (org_id, (events, state)) in orgs {
             let log_start = events.iter().map(|e| e.time).min();
-            let (intervals, unread) = history::replay(&events, &state);
+            let (intervals, unread) = history::replay(&events, &state, symbols);
             if let Some(first) = unread.first() {
                 return Err(plan_error(format!(
                     "{NAME}: organization {org_id}: {} grant event(s) of the audit log could not be read, \
@@ -525,7 +543,10 @@ impl GrantsHistory {
                 end: state.time,
             });
         }
-        Ok(Replayed { orgs: replayed })
+        Ok(Replayed {
+            orgs: replayed,
+            symbols: std::mem::take(symbols),
+        })
     }
 }
 
@@ -534,16 +555,11 @@ fn org_entry<'a>(
     orgs: &'a mut BTreeMap<String, (Vec<LogEvent>, State)>,
     id: &str,
     end: Micros,
+    symbols: &mut Symbols,
 ) -> &'a mut (Vec<LogEvent>, State) {
     orgs.entry(id.to_string()).or_insert_with(|| {
-        (
-            Vec::new(),
-            State {
-                time: end,
-                org_resource: format!("ari:cloud:platform::org/{id}"),
-                ..State::default()
-            },
-        )
+        let org_resource = symbols.intern(&format!("ari:cloud:platform::org/{id}"));
+        (Vec::new(), State::new(end, org_resource))
     })
 }
 
@@ -555,7 +571,7 @@ fn times(values: impl Iterator<Item = Option<Micros>>) -> ArrayRef {
     )
 }
 
-fn texts(values: impl Iterator<Item = Option<String>>) -> ArrayRef {
+fn texts<S: AsRef<str>>(values: impl Iterator<Item = Option<S>>) -> ArrayRef {
     Arc::new(values.collect::<StringArray>())
 }
 
@@ -565,22 +581,25 @@ fn history_batch(replayed: &Replayed, schema: &SchemaRef) -> Result<RecordBatch>
         .iter()
         .flat_map(|o| o.intervals.iter().map(move |i| (o.org_id.as_str(), i)))
         .collect();
+    let name = |sym: Sym| replayed.symbols.name(sym);
     let columns = vec![
-        texts(rows.iter().map(|(o, _)| Some(o.to_string()))),
-        texts(rows.iter().map(|(_, i)| Some(i.account_id.clone()))),
-        texts(rows.iter().map(|(_, i)| i.group_id.clone())),
-        texts(rows.iter().map(|(_, i)| Some(i.resource_id.clone()))),
-        texts(rows.iter().map(|(_, i)| Some(i.role.clone()))),
+        texts(rows.iter().map(|(o, _)| Some(*o))),
+        texts(rows.iter().map(|(_, i)| Some(name(i.account_id)))),
+        texts(rows.iter().map(|(_, i)| i.group_id.map(name))),
+        texts(rows.iter().map(|(_, i)| Some(name(i.resource_id)))),
+        texts(rows.iter().map(|(_, i)| Some(name(i.role)))),
         times(rows.iter().map(|(_, i)| i.valid_from)),
         times(rows.iter().map(|(_, i)| i.valid_to)),
-        texts(rows.iter().map(|(_, i)| i.granted_by.clone())),
-        texts(rows.iter().map(|(_, i)| i.revoked_by.clone())),
-        texts(rows.iter().map(|(_, i)| Some(i.event_ids.join(",")))),
-        texts(rows.iter().map(|(_, i)| Some(i.known_from.as_str().to_string()))),
+        texts(rows.iter().map(|(_, i)| i.granted_by.map(name))),
+        texts(rows.iter().map(|(_, i)| i.revoked_by.map(name))),
         texts(rows.iter().map(|(_, i)| {
-            i.valid_to.map(|_| {
-                if i.ended_unlogged { "snapshot" } else { "event" }.to_string()
-            })
+            let ids: Vec<&str> = i.event_ids.iter().map(|e| name(*e)).collect();
+            Some(ids.join(","))
+        })),
+        texts(rows.iter().map(|(_, i)| Some(i.known_from.as_str()))),
+        texts(rows.iter().map(|(_, i)| {
+            i.valid_to
+                .map(|_| if i.ended_unlogged { "snapshot" } else { "event" })
         })),
     ];
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
@@ -723,7 +742,7 @@ impl GrantsWindow {
             Window::During(from, to) => (from, to, "grants_during"),
         };
         // One row per grant: (org, account, resource, role) -> intervals.
-        let mut grants: BTreeMap<(&str, &str, &str, &str), Vec<&Interval>> = BTreeMap::new();
+        let mut grants: HashMap<(&str, history::Grant), Vec<&Interval>> = HashMap::new();
         for org in &replayed.orgs {
             let known = |t: Micros| org.log_start.is_some_and(|s| s <= t) && t <= org.end;
             if !known(from) || !known(to) {
@@ -756,39 +775,44 @@ impl GrantsWindow {
                 };
                 if held {
                     grants
-                        .entry((&org.org_id, &i.account_id, &i.resource_id, &i.role))
+                        .entry((&org.org_id, i.grant()))
                         .or_default()
                         .push(i);
                 }
             }
         }
         let during = matches!(self.window, Window::During(..));
-        let rows: Vec<_> = grants.into_iter().collect();
-        let first = |held: &[&Interval]| -> Option<Interval> {
+        let name = |sym: Sym| replayed.symbols.name(sym);
+        // In the grants' order as strings.
+        let mut rows: Vec<_> = grants
+            .into_iter()
+            .map(|((org, (account, resource, role)), held)| {
+                ((org, name(account), name(resource), name(role)), held)
+            })
+            .collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        fn first<'a>(held: &[&'a Interval]) -> Option<&'a Interval> {
             held.iter()
                 .min_by_key(|i| (i.valid_from.is_some(), i.valid_from))
-                .map(|i| (*i).clone())
-        };
+                .copied()
+        }
         let mut columns: Vec<ArrayRef> = vec![
-            texts(rows.iter().map(|(k, _)| Some(k.0.to_string()))),
-            texts(rows.iter().map(|(k, _)| Some(k.1.to_string()))),
-            texts(rows.iter().map(|(k, _)| Some(k.2.to_string()))),
-            texts(rows.iter().map(|(k, _)| Some(k.3.to_string()))),
+            texts(rows.iter().map(|(k, _)| Some(k.0))),
+            texts(rows.iter().map(|(k, _)| Some(k.1))),
+            texts(rows.iter().map(|(k, _)| Some(k.2))),
+            texts(rows.iter().map(|(k, _)| Some(k.3))),
             texts(rows.iter().map(|(_, held)| {
                 let direct = held.iter().any(|i| i.group_id.is_none());
                 let group = held.iter().any(|i| i.group_id.is_some());
-                Some(
-                    match (direct, group) {
-                        (true, true) => "direct,group_direct",
-                        (true, false) => "direct",
-                        _ => "group_direct",
-                    }
-                    .to_string(),
-                )
+                Some(match (direct, group) {
+                    (true, true) => "direct,group_direct",
+                    (true, false) => "direct",
+                    _ => "group_direct",
+                })
             })),
             texts(rows.iter().map(|(_, held)| {
                 let groups: BTreeSet<&str> =
-                    held.iter().filter_map(|i| i.group_id.as_deref()).collect();
+                    held.iter().filter_map(|i| i.group_id.map(name)).collect();
                 (!groups.is_empty()).then(|| groups.into_iter().collect::<Vec<_>>().join(","))
             })),
             times(rows.iter().map(|(_, held)| first(held).and_then(|i| i.valid_from))),
@@ -804,11 +828,12 @@ impl GrantsWindow {
         }
         columns.push(texts(
             rows.iter()
-                .map(|(_, held)| first(held).and_then(|i| i.granted_by)),
+                .map(|(_, held)| first(held).and_then(|i| i.granted_by).map(name)),
         ));
-        columns.push(texts(rows.iter().map(|(_, held)| {
-            first(held).map(|i| i.known_from.as_str().to_string())
-        })));
+        columns.push(texts(
+            rows.iter()
+                .map(|(_, held)| first(held).map(|i| i.known_from.as_str())),
+        ));
         Ok(RecordBatch::try_new(schema.clone(), columns)?)
     }
 }

@@ -85,7 +85,9 @@ impl TableProvider for HistoryCoverage {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let end = data_end(state)?;
-        let logs = read_logs(state, end, self.sides[0].clone(), self.sides[1].clone()).await?;
+        let mut symbols = crate::history::Symbols::default();
+        let (events, event_context) = (self.sides[0].clone(), self.sides[1].clone());
+        let logs = read_logs(state, end, events, event_context, &mut symbols).await?;
         let mut rows = Vec::new();
         for (org_id, log) in &logs {
             for period in log.coverage(end).periods {

@@ -48,41 +48,48 @@ fn no_source_reaching_the_end_answers_nothing() {
     assert_eq!((gap.from, gap.to), (Some(30), 100));
 }
 
-fn event(id: &str, time: Micros, action: &str, objects: &[(bool, &str, &str)]) -> LogEvent {
+fn event(
+    s: &mut Symbols,
+    id: &str,
+    time: Micros,
+    action: &str,
+    objects: &[(bool, &str, &str)],
+) -> LogEvent {
+    let mut objects: Vec<LogObject> = objects
+        .iter()
+        .map(|(container, kind, id)| LogObject {
+            container: *container,
+            id: s.intern(id),
+            kind: s.intern(kind),
+        })
+        .collect();
+    objects.sort();
     LogEvent {
-        id: id.to_string(),
+        id: s.intern(id),
         time,
-        action: action.to_string(),
-        actor_id: Some("boss".to_string()),
+        action: s.intern(action),
+        actor_id: Some(s.intern("boss")),
         message: None,
-        objects: objects
-            .iter()
-            .map(|(container, kind, id)| LogObject {
-                container: *container,
-                id: id.to_string(),
-                kind: kind.to_string(),
-            })
-            .collect(),
+        objects,
     }
 }
 
-fn state(time: Micros) -> State {
-    State {
-        time,
-        org_resource: "org".to_string(),
-        ..State::default()
-    }
+fn state(s: &mut Symbols, time: Micros) -> State {
+    State::new(time, s.intern("org"))
 }
 
 #[test]
 fn a_revoke_without_a_grant_began_before_the_log() {
+    let s = &mut Symbols::default();
     let events = [event(
+        s,
         "e1",
         10,
         "removed_org_admin",
         &[(false, "users", "ann")],
     )];
-    let (intervals, unread) = replay(&events, &state(100));
+    let end = state(s, 100);
+    let (intervals, unread) = replay(&events, &end, s);
     assert!(unread.is_empty());
     assert_eq!(intervals.len(), 1);
     let i = &intervals[0];
@@ -93,61 +100,65 @@ fn a_revoke_without_a_grant_began_before_the_log() {
 
 #[test]
 fn a_membership_grants_its_groups_roles_for_its_interval() {
+    let s = &mut Symbols::default();
     let events = [
         event(
+            s,
             "e1",
             10,
             "user_added_to_group",
             &[(false, "groups", "g"), (false, "users", "ann")],
         ),
         event(
+            s,
             "e2",
             20,
             "user_removed_from_group",
             &[(false, "groups", "g"), (false, "users", "ann")],
         ),
     ];
-    let mut end = state(100);
-    end.group_grants = vec![("g".into(), "org".into(), ORG_ADMIN.into())];
-    let (intervals, _) = replay(&events, &end);
+    let mut end = state(s, 100);
+    end.group_grants = vec![(s.intern("g"), s.intern("org"), s.intern(ORG_ADMIN))];
+    let (intervals, _) = replay(&events, &end, s);
     assert_eq!(intervals.len(), 1);
     let i = &intervals[0];
-    assert_eq!(i.group_id.as_deref(), Some("g"));
+    assert_eq!(i.group_id.map(|g| s.name(g)), Some("g"));
     assert_eq!((i.valid_from, i.valid_to), (Some(10), Some(20)));
     assert_eq!(i.known_from, KnownFrom::Event);
-    assert!(grants_at(&intervals, 15).contains(&("ann".into(), "org".into(), ORG_ADMIN.into())));
+    let ann_admin = (s.intern("ann"), s.intern("org"), s.intern(ORG_ADMIN));
+    assert!(grants_at(&intervals, 15).contains(&ann_admin));
     assert!(grants_at(&intervals, 25).is_empty());
 }
 
 #[test]
 fn the_end_state_is_exact_at_its_time() {
+    let s = &mut Symbols::default();
     // Granted by the log and gone without an event; held with no event.
     let events = [event(
+        s,
         "e1",
         10,
         "user_granted_product_access",
         &[(false, "users", "ann"), (false, "products", "site-1")],
     )];
-    let mut end = state(100);
-    end.user_grants = vec![(
-        "bob".into(),
-        "org".into(),
-        "atlassian/user-access-admin".into(),
-        "direct".into(),
-    )];
-    let (intervals, _) = replay(&events, &end);
-    let at_end = grants_at(&intervals, 100);
-    assert_eq!(
-        at_end,
-        BTreeSet::from([(
-            "bob".to_string(),
-            "org".to_string(),
-            "atlassian/user-access-admin".to_string()
-        )])
+    let mut end = state(s, 100);
+    let bob_admin = (
+        s.intern("bob"),
+        s.intern("org"),
+        s.intern("atlassian/user-access-admin"),
     );
-    let ann = intervals.iter().find(|i| i.account_id == "ann").unwrap();
+    end.user_grants = vec![(bob_admin, true)];
+    let (intervals, _) = replay(&events, &end, s);
+    assert_eq!(grants_at(&intervals, 100), BTreeSet::from([bob_admin]));
+    let ann = intervals
+        .iter()
+        .find(|i| s.name(i.account_id) == "ann")
+        .unwrap();
     assert!(ann.ended_unlogged && ann.valid_to == Some(100));
-    let bob = intervals.iter().find(|i| i.account_id == "bob").unwrap();
+    let bob = intervals
+        .iter()
+        .find(|i| s.name(i.account_id) == "bob")
+        .unwrap();
     assert_eq!(bob.known_from, KnownFrom::BeforeLog);
 }
 
@@ -162,4 +173,28 @@ fn a_role_is_read_from_the_message() {
         Some("atlassian/admin")
     );
     assert_eq!(role_of_message("user granted role for a@b.c"), None);
+}
+
+#[test]
+fn a_role_granted_in_a_message_is_held_on_the_site_it_names() {
+    let s = &mut Symbols::default();
+    let mut granted = event(
+        s,
+        "e1",
+        10,
+        "user_granted_role",
+        &[(false, "users", "ann"), (true, "sites", "site-1")],
+    );
+    granted.message = Some(s.intern("user granted role for ann@x.y (atlassian/admin on acme)"));
+    let mut end = state(s, 100);
+    let ann_admin = (s.intern("ann"), s.intern("site-1"), s.intern("atlassian/admin"));
+    end.user_grants = vec![(ann_admin, true)];
+    let (intervals, unread) = replay(&[granted], &end, s);
+    assert!(unread.is_empty(), "{unread:?}");
+    assert_eq!(intervals.len(), 1, "{intervals:?}");
+    assert_eq!(intervals[0].grant(), ann_admin);
+    assert_eq!(
+        (intervals[0].valid_from, intervals[0].known_from),
+        (Some(10), KnownFrom::Event)
+    );
 }

@@ -74,6 +74,27 @@ impl Symbols {
         &self.names[sym.0 as usize]
     }
 
+    /// Room for `more` strings without growing.
+    pub fn reserve(&mut self, more: usize) {
+        self.index.reserve(more);
+        self.names.reserve(more);
+    }
+
+    /// Each symbol's place in the order of its string, for the symbols
+    /// given (others get `u32::MAX`): sorting by these sorts by the strings
+    /// without comparing them again.
+    pub fn ranks(&self, used: impl IntoIterator<Item = Sym>) -> Vec<u32> {
+        let mut used: Vec<Sym> = used.into_iter().collect();
+        used.sort_unstable();
+        used.dedup();
+        used.sort_unstable_by(|a, b| self.name(*a).cmp(self.name(*b)));
+        let mut ranks = vec![u32::MAX; self.names.len()];
+        for (rank, sym) in (0u32..).zip(used) {
+            ranks[sym.0 as usize] = rank;
+        }
+        ranks
+    }
+
     /// The string of a symbol, held apart from the table (which may grow
     /// while it is read).
     pub fn shared_name(&self, sym: Sym) -> Arc<str> {
@@ -381,7 +402,15 @@ pub fn replay(
     end: &State,
     symbols: &mut Symbols,
 ) -> (Vec<Interval>, Vec<Unread>) {
-    let [users, groups, sites, products, org_admin, site_admin, product_user] = [
+    let [
+        users,
+        groups,
+        sites,
+        products,
+        org_admin,
+        site_admin,
+        product_user,
+    ] = [
         "users",
         "groups",
         "sites",
@@ -440,16 +469,16 @@ pub fn replay(
         let group = context_of(e, groups);
         let site = container_of(e, sites);
         // The resources a role event names.
-        let role_resources = |role: Sym| -> Vec<Sym> {
-            match site {
-                Some(site) => vec![site],
-                None if role == site_admin => end.sites.clone(),
-                None => vec![end.org_resource],
+        let role_resources = |role: Sym| -> &[Sym] {
+            match &site {
+                Some(site) => std::slice::from_ref(site),
+                None if role == site_admin => &end.sites,
+                None => std::slice::from_ref(&end.org_resource),
             }
         };
-        let apply = |ledger: &mut Ledger<Grant>, who: Sym, role: Sym, resources: Vec<Sym>| {
+        let apply = |ledger: &mut Ledger<Grant>, who: Sym, role: Sym, resources: &[Sym]| {
             for resource in resources {
-                let key = (who, resource, role);
+                let key = (who, *resource, role);
                 if grant {
                     ledger.grant(key, e);
                 } else {
@@ -459,7 +488,12 @@ pub fn replay(
         };
         match action {
             "added_org_admin" | "removed_org_admin" => match user {
-                Some(user) => apply(&mut direct, user, org_admin, vec![end.org_resource]),
+                Some(user) => apply(
+                    &mut direct,
+                    user,
+                    org_admin,
+                    std::slice::from_ref(&end.org_resource),
+                ),
                 None => unread.push(skip("no user in its context")),
             },
             "user_granted_role" | "user_revoked_role" => match (user, role_in_message) {
@@ -472,7 +506,7 @@ pub fn replay(
             "user_granted_product_access" | "user_revoked_product_access" => {
                 match (user, context_of(e, products)) {
                     (Some(user), Some(product)) => {
-                        apply(&mut direct, user, product_user, vec![product]);
+                        apply(&mut direct, user, product_user, &[product]);
                     }
                     _ => unread.push(skip("no user and product in its context")),
                 }
@@ -496,13 +530,10 @@ pub fn replay(
                     role_in_message
                 };
                 match (group, role) {
-                    (Some(group), Some(role)) => {
-                        let resources = match context_of(e, products) {
-                            Some(product) => vec![product],
-                            None => role_resources(role),
-                        };
-                        apply(&mut group_roles, group, role, resources);
-                    }
+                    (Some(group), Some(role)) => match context_of(e, products) {
+                        Some(product) => apply(&mut group_roles, group, role, &[product]),
+                        None => apply(&mut group_roles, group, role, role_resources(role)),
+                    },
                     _ => unread.push(skip("no group and role it names")),
                 }
             }
@@ -606,24 +637,21 @@ pub fn replay(
     }
     // By the strings, not the symbols (whose order is the reading's): the
     // same history always comes in the same order.
-    let text = |sym: Sym| symbols.name(sym);
-    out.sort_by(|a, b| {
+    let ranks = symbols.ranks(out.iter().flat_map(|i| {
+        [i.account_id, i.resource_id, i.role]
+            .into_iter()
+            .chain(i.group_id)
+    }));
+    let rank = |sym: Sym| ranks[sym.0 as usize];
+    out.sort_by_key(|i| {
         (
-            text(a.account_id),
-            text(a.resource_id),
-            text(a.role),
-            a.group_id.map(text),
-            a.valid_from,
-            a.valid_to,
+            rank(i.account_id),
+            rank(i.resource_id),
+            rank(i.role),
+            i.group_id.map(rank),
+            i.valid_from,
+            i.valid_to,
         )
-            .cmp(&(
-                text(b.account_id),
-                text(b.resource_id),
-                text(b.role),
-                b.group_id.map(text),
-                b.valid_from,
-                b.valid_to,
-            ))
     });
     (out, unread)
 }
@@ -636,7 +664,6 @@ pub fn grants_at(intervals: &[Interval], at: Micros) -> BTreeSet<Grant> {
         .map(Interval::grant)
         .collect()
 }
-
 
 /// One audit log a history reads: the session's own (live or a snapshot's)
 /// or an export's (`--history`), and the span it covers: from its earliest

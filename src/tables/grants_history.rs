@@ -207,6 +207,24 @@ fn value(array: &StringArray, row: usize) -> Option<&str> {
     array.is_valid(row).then(|| array.value(row))
 }
 
+/// A column's values interned, the last one remembered: the organization
+/// of every row, and an event's several objects, come in runs.
+#[derive(Default)]
+struct Run<'a>(Option<(&'a str, Sym)>);
+
+impl<'a> Run<'a> {
+    fn intern(&mut self, symbols: &mut Symbols, name: &'a str) -> Sym {
+        match self.0 {
+            Some((last, sym)) if last == name => sym,
+            _ => {
+                let sym = symbols.intern(name);
+                self.0 = Some((name, sym));
+                sym
+            }
+        }
+    }
+}
+
 /// Read the grant events of one audit log (`events`, `event_context`), by
 /// organization.
 async fn read_log(
@@ -217,18 +235,23 @@ async fn read_log(
 ) -> Result<BTreeMap<String, Vec<LogEvent>>> {
     let actions: Vec<Expr> = history::ACTIONS.iter().map(|a| lit(*a)).collect();
     let by_action = col("action").in_list(actions, false);
+    let started = std::time::Instant::now();
     let events = ctx
         .read_table(events)?
         .filter(by_action.clone())?
         .select_columns(&["org_id", "event_id", "time", "action", "actor_id", "message"])?
-        .collect()
-        .await?;
+        .collect();
     let objects = ctx
         .read_table(event_context)?
         .filter(by_action)?
         .select_columns(&["org_id", "event_id", "role", "object_id", "object_type"])?
-        .collect()
-        .await?;
+        .collect();
+    // Both at once: neither scan alone keeps every core busy.
+    let (events, objects) = futures::try_join!(events, objects)?;
+    let scanned = started.elapsed();
+    let event_rows: usize = events.iter().map(RecordBatch::num_rows).sum();
+    // Each event's id and message are strings of their own.
+    symbols.reserve(2 * event_rows);
     // Objects by (org, event).
     let mut named: HashMap<(Sym, Sym), Vec<LogObject>> = HashMap::new();
     for batch in &objects {
@@ -239,17 +262,18 @@ async fn read_log(
             text_column(batch, "object_id")?,
             text_column(batch, "object_type")?,
         );
+        let (mut orgs, mut events, mut kinds) = (Run::default(), Run::default(), Run::default());
         for row in 0..batch.num_rows() {
             let (Some(org_id), Some(event), Some(id), Some(kind)) =
                 (value(&o, row), value(&e, row), value(&id, row), value(&kind, row))
             else {
                 continue;
             };
-            let key = (symbols.intern(org_id), symbols.intern(event));
+            let key = (orgs.intern(symbols, org_id), events.intern(symbols, event));
             named.entry(key).or_default().push(LogObject {
                 container: value(&role, row) == Some("container"),
                 id: symbols.intern(id),
-                kind: symbols.intern(kind),
+                kind: kinds.intern(symbols, kind),
             });
         }
     }
@@ -263,6 +287,7 @@ async fn read_log(
             text_column(batch, "actor_id")?,
             text_column(batch, "message")?,
         );
+        let mut org_ids = Run::default();
         for row in 0..batch.num_rows() {
             let (Some(org_id), Some(id), Some(action)) =
                 (value(&o, row), value(&e, row), value(&a, row))
@@ -274,7 +299,7 @@ async fn read_log(
                     "{NAME}: event {id} ({action}) has no time: its grant cannot be placed"
                 )));
             }
-            let (org_id, id) = (symbols.intern(org_id), symbols.intern(id));
+            let (org_id, id) = (org_ids.intern(symbols, org_id), symbols.intern(id));
             let mut objects = named.remove(&(org_id, id)).unwrap_or_default();
             objects.sort_unstable();
             orgs.entry(org_id).or_default().push(LogEvent {
@@ -287,6 +312,14 @@ async fn read_log(
             });
         }
     }
+    tracing::debug!(
+        target: "orgsql::history",
+        "read {} grant events and {} of their objects: scans {} ms, interning {} ms",
+        event_rows,
+        objects.iter().map(RecordBatch::num_rows).sum::<usize>(),
+        scanned.as_millis(),
+        (started.elapsed() - scanned).as_millis()
+    );
     Ok(orgs
         .into_iter()
         .map(|(org_id, events)| (symbols.name(org_id).to_string(), events))
@@ -524,7 +557,15 @@ impl GrantsHistory {
         let mut replayed = Vec::new();
         for (org_id, (events, state)) in orgs {
             let log_start = events.iter().map(|e| e.time).min();
+            let started = std::time::Instant::now();
             let (intervals, unread) = history::replay(&events, &state, symbols);
+            tracing::debug!(
+                target: "orgsql::history",
+                "organization {org_id}: {} events replayed into {} intervals in {} ms",
+                events.len(),
+                intervals.len(),
+                started.elapsed().as_millis()
+            );
             if let Some(first) = unread.first() {
                 return Err(plan_error(format!(
                     "{NAME}: organization {org_id}: {} grant event(s) of the audit log could not be read, \
@@ -866,9 +907,16 @@ impl TableProvider for GrantsWindow {
         let history = provider.downcast_ref::<GrantsHistory>().ok_or_else(|| {
             DataFusionError::Internal(format!("{NAME} is not the replayed history"))
         })?;
+        let started = std::time::Instant::now();
         let replayed = history.replay(state).await?;
         let schema = self.schema();
         let batch = self.batch(&replayed, &schema)?;
+        tracing::debug!(
+            target: "orgsql::history",
+            "{} grants from the replayed history in {} ms",
+            batch.num_rows(),
+            started.elapsed().as_millis()
+        );
         memory_scan(schema, batch)?
             .scan(state, projection, filters, limit)
             .await

@@ -187,7 +187,11 @@ fn a_role_granted_in_a_message_is_held_on_the_site_it_names() {
     );
     granted.message = Some(s.intern("user granted role for ann@x.y (atlassian/admin on acme)"));
     let mut end = state(s, 100);
-    let ann_admin = (s.intern("ann"), s.intern("site-1"), s.intern("atlassian/admin"));
+    let ann_admin = (
+        s.intern("ann"),
+        s.intern("site-1"),
+        s.intern("atlassian/admin"),
+    );
     end.user_grants = vec![(ann_admin, true)];
     let (intervals, unread) = replay(&[granted], &end, s);
     assert!(unread.is_empty(), "{unread:?}");

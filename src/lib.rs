@@ -1,10 +1,8 @@
 //! orgsql: an Atlassian Cloud organization as SQL tables on Apache DataFusion.
 
-pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod emulator;
 pub mod error;
 pub mod history;
 pub mod idp;
@@ -15,8 +13,12 @@ pub mod snapshot;
 pub mod sql;
 pub mod storage;
 pub mod tables;
-pub mod text;
 mod yielding;
+
+// The Admin API client, its emulator and terminal-safe text: a crate of their
+// own (crates/admin-api) that compiles beside DataFusion; here at the paths
+// they always had.
+pub use orgsql_admin_api::{api, emulator, text};
 
 use datafusion::error::Result;
 use datafusion::execution::SessionStateBuilder;

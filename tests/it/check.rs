@@ -183,7 +183,7 @@ async fn the_pack_on_the_demo_org_alarms_exactly_on_its_findings() {
         v
     };
 
-    // Facts the generator plants (src/emulator/org.rs).
+    // Facts the generator plants (crates/admin-api/src/emulator/org.rs).
     assert_eq!(alarms("unverified_domains"), vec!["acme-eu.com"]);
     assert_eq!(
         alarms("groups_with_roles_no_members"),

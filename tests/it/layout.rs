@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 type Module = Vec<String>;
 
 /// Every module file under `src/` (the library; `main.rs` is the binary
-/// on top of it) and the modules its code names.
-fn modules(root: &Path) -> BTreeMap<Module, PathBuf> {
+/// on top of it) and the modules its code names. `skip_lib` leaves out the
+/// root file (`lib.rs`), for a crate whose modules another re-exports.
+fn modules(root: &Path, skip_lib: bool) -> BTreeMap<Module, PathBuf> {
     fn walk(dir: &Path, prefix: &Module, found: &mut BTreeMap<Module, PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
@@ -35,6 +36,9 @@ fn modules(root: &Path) -> BTreeMap<Module, PathBuf> {
     }
     let mut found = BTreeMap::new();
     walk(root, &Vec::new(), &mut found);
+    if skip_lib {
+        found.remove(&Module::new());
+    }
     found
 }
 
@@ -137,8 +141,16 @@ fn named(
 
 #[test]
 fn no_module_imports_one_that_imports_it_back() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let all = modules(&src);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut all = modules(&root.join("src"), false);
+    // The Admin API crate's modules are orgsql's `api`, `emulator` and `text`
+    // (re-exported at those paths): one graph, as before they moved.
+    let admin_api = modules(&root.join("crates/admin-api/src"), true);
+    assert!(
+        admin_api.contains_key(&vec!["api".to_string(), "client".to_string()]),
+        "crates/admin-api/src/api/client.rs found"
+    );
+    all.extend(admin_api);
     assert!(all.len() > 30, "{} modules found", all.len());
     let mut edges: BTreeMap<Module, BTreeSet<Module>> = BTreeMap::new();
     for (module, path) in &all {
@@ -154,6 +166,8 @@ fn no_module_imports_one_that_imports_it_back() {
         ("cli::runner", "cli::meta"),
         ("cli::export::bucket", "cli::export::folder"),
         ("cli::check::command", "session"),
+        ("emulator::routes", "emulator::org"),
+        ("session", "api"),
     ] {
         assert!(
             edges

@@ -1,4 +1,4 @@
-//! Unit tests of `orgsql::api::cache` (src/api/cache.rs).
+//! Unit tests of `orgsql::api::cache` (crates/admin-api/src/api/cache.rs).
 
 use bytes::Bytes;
 use orgsql::api::cache::*;

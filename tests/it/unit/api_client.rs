@@ -1,4 +1,4 @@
-//! Unit tests of `orgsql::api::client` (src/api/client.rs).
+//! Unit tests of `orgsql::api::client` (crates/admin-api/src/api/client.rs).
 
 use orgsql::api::client::*;
 use reqwest::Method;

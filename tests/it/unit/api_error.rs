@@ -1,4 +1,4 @@
-//! Unit tests of `orgsql::api::error` (src/api/error.rs).
+//! Unit tests of `orgsql::api::error` (crates/admin-api/src/api/error.rs).
 
 use orgsql::api::error::api_message;
 

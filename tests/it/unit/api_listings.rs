@@ -1,4 +1,4 @@
-//! Unit tests of `orgsql::api::listings` (src/api/listings.rs).
+//! Unit tests of `orgsql::api::listings` (crates/admin-api/src/api/listings.rs).
 
 use chrono::Utc;
 use orgsql::api::listings::*;

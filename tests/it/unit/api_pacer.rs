@@ -1,4 +1,4 @@
-//! Unit tests of `orgsql::api::pacer` (src/api/pacer.rs).
+//! Unit tests of `orgsql::api::pacer` (crates/admin-api/src/api/pacer.rs).
 
 use orgsql::api::pacer::*;
 use std::time::{Duration, Instant};

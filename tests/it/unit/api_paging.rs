@@ -1,4 +1,4 @@
-//! Unit tests of `orgsql::api::paging` (src/api/paging.rs).
+//! Unit tests of `orgsql::api::paging` (crates/admin-api/src/api/paging.rs).
 
 use orgsql::api::paging::*;
 

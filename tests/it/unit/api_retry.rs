@@ -1,4 +1,4 @@
-//! Unit tests of `orgsql::api::retry` (src/api/retry.rs).
+//! Unit tests of `orgsql::api::retry` (crates/admin-api/src/api/retry.rs).
 
 use chrono::{DateTime, Utc};
 use orgsql::api::retry::*;

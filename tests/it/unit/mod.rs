@@ -1,6 +1,8 @@
 //! The library's unit tests, a file per module, through its `pub` items.
 //! They live here, not in the library (`[lib] test = false`), so that
 //! `cargo test` compiles the library once, not a second time in test mode.
+//! The same for the Admin API crate (crates/admin-api): `api_*` test it
+//! through orgsql's re-export, `orgsql::api`.
 
 mod api_cache;
 mod api_client;
